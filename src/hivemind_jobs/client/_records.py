@@ -1,0 +1,150 @@
+"""Conversions between the job aggregate and the storage rows."""
+
+from __future__ import annotations
+
+import json
+import typing
+import uuid
+from typing import Any
+
+from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.invocation import Invocation
+from hivemind_jobs.core.job import BackgroundJob, LockInfo, MiddlewareEntry, PropertyValue, property_type_of
+from hivemind_jobs.core.priority import Priority
+from hivemind_jobs.core.states import Awaiting, Enqueued, State, UnknownState, state_class
+from hivemind_jobs.errors import SerializationError
+from hivemind_jobs.storage.protocol import JobInsert, JobRecord, JobUpdate, PropertyRow, QueuePointer, StateRow
+
+__all__ = [
+    "job_from_record",
+    "job_to_insert",
+    "job_to_update",
+    "property_rows",
+    "state_from_row",
+    "state_to_row",
+]
+
+
+def _field_hints(cls: type[State]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:
+        return {}
+
+
+def encode_state_fields(state: State, codec: Codec) -> str:
+    hints = _field_hints(type(state)) if not isinstance(state, UnknownState) else {}
+    fields = state.persisted_fields()
+    if isinstance(state, UnknownState):
+        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    encoded = {
+        name: codec.encode(value, hints.get(name, Any), path=f"{state.name}.{name}") for name, value in fields.items()
+    }
+    return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def state_to_row(state: State, codec: Codec) -> StateRow:
+    assert state.elected_at is not None, "only applied states are stored"
+    return StateRow(state.sequence, state.name, state.elected_at, state.reason, encode_state_fields(state, codec))
+
+
+def state_from_row(row: StateRow, codec: Codec) -> State:
+    """Restore a state; an unregistered name or fields that no longer fit give an UnknownState."""
+    try:
+        raw: dict[str, Any] = json.loads(row.fields) if row.fields else {}
+    except ValueError:
+        raw = {"$invalid": row.fields}
+    cls = state_class(row.name)
+    state: State
+    if cls is None:
+        state = UnknownState(stored_name=row.name, raw_fields=raw, reason=row.reason)
+    else:
+        hints = _field_hints(cls)
+        try:
+            values = {
+                name: codec.decode(value, hints.get(name, Any), path=f"{row.name}.{name}")
+                for name, value in raw.items()
+                if name in hints
+            }
+            state = cls(reason=row.reason, **values)
+        except (SerializationError, TypeError):
+            state = UnknownState(stored_name=row.name, raw_fields=raw, reason=row.reason)
+    state.sequence = row.sequence
+    state.elected_at = row.elected_at
+    return state
+
+
+def property_rows(job: BackgroundJob, names: typing.Iterable[str]) -> tuple[PropertyRow, ...]:
+    rows = []
+    for name in sorted(names):
+        value: PropertyValue = job.properties[name]
+        rows.append(PropertyRow(name, property_type_of(name, value), value))
+    return tuple(rows)
+
+
+def job_from_record(record: JobRecord, environment: str, codec: Codec) -> BackgroundJob:
+    lock = None
+    if record.locked_by is not None and record.locked_at is not None and record.lock_heartbeat is not None:
+        lock = LockInfo(record.locked_by, record.locked_at, record.lock_heartbeat)
+    return BackgroundJob(
+        environment=environment,
+        job_id=record.id,
+        queue=record.queue,
+        priority=Priority(record.priority),
+        invocation=Invocation.from_json(record.invocation),
+        execution_id=uuid.UUID(record.execution_id),
+        states=[state_from_row(row, codec) for row in record.states],
+        properties={row.name: row.value for row in record.properties},
+        middleware=MiddlewareEntry.list_from_json(record.middleware),
+        created_at=record.created_at,
+        modified_at=record.modified_at,
+        lock=lock,
+    )
+
+
+def queue_pointer(job: BackgroundJob) -> QueuePointer | None:
+    state = job.state
+    if not isinstance(state, Enqueued):
+        return None
+    return QueuePointer(job.queue, int(job.priority), str(job.execution_id), state.delay_until)
+
+
+def job_to_insert(job: BackgroundJob, codec: Codec, lock_owner: str | None = None) -> JobInsert:
+    state = job.state
+    return JobInsert(
+        queue=job.queue,
+        priority=int(job.priority),
+        execution_id=str(job.execution_id),
+        invocation=job.invocation.to_json(),
+        middleware=MiddlewareEntry.list_to_json(job.middleware),
+        states=tuple(state_to_row(item, codec) for item in job.states),
+        properties=property_rows(job, job.properties),
+        enqueue=queue_pointer(job),
+        awaiting_parent=state.parent_id if isinstance(state, Awaiting) else None,
+        lock_owner=lock_owner,
+    )
+
+
+def job_to_update(
+    job: BackgroundJob, codec: Codec, *, holder: str, lock_timeout: typing.Any, release_lock: bool
+) -> JobUpdate:
+    new_states = job._unsaved_states
+    state_changed = bool(new_states)
+    pointer = queue_pointer(job) if (state_changed or job._moved) else None
+    state = job.state
+    return JobUpdate(
+        job_id=job.id,
+        holder=holder,
+        expected_execution_id=str(job._saved_execution_id),
+        lock_timeout=lock_timeout,
+        queue=job.queue,
+        priority=int(job.priority),
+        execution_id=str(job.execution_id),
+        new_states=tuple(state_to_row(item, codec) for item in new_states),
+        set_properties=property_rows(job, job._changed_properties),
+        removed_properties=tuple(sorted(job._removed_properties)),
+        enqueue=pointer,
+        dequeue=state_changed and pointer is None,
+        awaiting_parent=state.parent_id if state_changed and isinstance(state, Awaiting) else None,
+        release_lock=release_lock,
+    )

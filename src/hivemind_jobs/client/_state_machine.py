@@ -1,0 +1,256 @@
+"""Elections, saves and continuation triggers: the rules every state change goes through.
+
+Changing state *applies* the state (history, sequence, new execution id), raises
+:class:`JobStateApplied`, then asks :class:`StateElection`; an answer is applied and elected in
+turn, at most ``max_election_hops`` times. Saving writes the job with everything the new state
+implies in one transaction: its queue entry, its link to a parent it waits on (checked against the
+parent's state inside the same transaction, so a parent that already finished releases the child
+at once) and the release of its own waiting children.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from hivemind_jobs.client._records import job_from_record, job_to_insert, job_to_update
+from hivemind_jobs.client.events import JobSaved, JobSaving, JobStateApplied, StateElection
+from hivemind_jobs.core.job import BackgroundJob, LockInfo
+from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, State, state_class
+from hivemind_jobs.errors import JobLockReleasedError, JobLockStaleError, JobNotFoundError, StateElectionLoopError
+from hivemind_jobs.storage.protocol import (
+    ContinuationLink,
+    ContinuationMark,
+    JobGet,
+    JobLockRelease,
+    Transaction,
+    UpdateOutcome,
+)
+
+if TYPE_CHECKING:
+    from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.client.jobs import BackgroundJobClient
+
+__all__ = [
+    "CONTINUATION_REQUESTER",
+    "Scope",
+    "decide",
+    "elect",
+    "ensure_locked",
+    "release_lock",
+    "save_locked",
+    "save_new",
+]
+
+#: the lock holder used while a parent's transition releases its children (inside one transaction)
+CONTINUATION_REQUESTER = "hivemind:continuations"
+
+Decision = Literal["trigger", "delete", "wait", "stale"]
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """One storage transaction of one environment, and a client bound to it for handlers."""
+
+    env: Environment
+    tx: Transaction
+    jobs: BackgroundJobClient
+
+
+async def elect(job: BackgroundJob, state: State, env: Environment, jobs: BackgroundJobClient) -> bool:
+    """Apply ``state`` and run the election; True when ``state`` is still the job's state at the end."""
+    mediator = env.mediator
+    limit = env.options.max_election_hops
+    chain = [state.name]
+    current = state
+    while True:
+        previous = job._apply_state(current, env.clock.now())
+        await mediator.publish(JobStateApplied(job, current, previous, env.name))
+        answer = await mediator.request(StateElection(job, previous, current, jobs))
+        if answer is None or answer is current:
+            return job.state is state
+        if not isinstance(answer, State):
+            raise TypeError(f"a StateElection handler answered {answer!r}; answer a State or None")
+        chain.append(answer.name)
+        if len(chain) > limit:
+            raise StateElectionLoopError(
+                f"election of {state.name} for job {job._id} did not settle after {limit} hops "
+                f"({' -> '.join(chain)}); a StateElection handler keeps answering new states. "
+                "Make it answer None once its state is elected, or raise Options.max_election_hops"
+            )
+        current = answer
+
+
+def _parent_is_final(state_name: str) -> bool:
+    cls = state_class(state_name)
+    return cls is not None and cls.final
+
+
+def decide(child: State, parent_id: int, parent_state: str) -> Decision:
+    """What a parent reaching ``parent_state`` means for a child in state ``child``."""
+    if not isinstance(child, Awaiting) or child.parent_id != parent_id:
+        return "stale"
+    final = _parent_is_final(parent_state)
+    matches = final if child.on_states is None else parent_state in child.on_states
+    if matches:
+        return "trigger"
+    if child.delete_on_other_state and final:
+        return "delete"
+    return "wait"
+
+
+async def _apply_decision(
+    child: BackgroundJob, decision: Decision, parent_id: int, parent_state: str, scope: Scope
+) -> None:
+    awaiting = child.state
+    assert isinstance(awaiting, Awaiting)
+    if decision == "trigger":
+        delay_until = scope.env.clock.now() + awaiting.delay if awaiting.delay else None
+        reason = f"parent job {parent_id} reached {parent_state}"
+        await elect(child, Enqueued(delay_until=delay_until, reason=reason), scope.env, scope.jobs)
+    else:
+        reason = f"parent job {parent_id} ended in {parent_state}, which this continuation does not wait for"
+        await elect(child, Deleted(reason=reason), scope.env, scope.jobs)
+
+
+async def _resolve_awaiting(job: BackgroundJob, scope: Scope) -> None:
+    """An Awaiting job whose parent already reached a matching state moves on before it is written."""
+    state = job.state
+    if not isinstance(state, Awaiting):
+        return
+    if job._id is not None and state.parent_id == job._id:
+        raise ValueError(f"job {job._id} cannot wait for itself")
+    parent = await scope.tx.job_get(JobGet(state.parent_id, for_update=True))
+    if parent is None:
+        raise JobNotFoundError(state.parent_id, scope.env.name)
+    parent_state = parent.states[-1].name
+    decision = decide(state, parent.id, parent_state)
+    if decision in ("trigger", "delete"):
+        await _apply_decision(job, decision, parent.id, parent_state, scope)
+
+
+async def save_new(jobs: list[BackgroundJob], scope: Scope) -> None:
+    """Insert new jobs (each already elected into its initial state)."""
+    env = scope.env
+    for job in jobs:
+        await _resolve_awaiting(job, scope)
+        await env.mediator.publish(JobSaving(job, True, scope.jobs))
+    inserted = await scope.tx.job_insert([job_to_insert(job, env.codec) for job in jobs])
+    for job, row in zip(jobs, inserted, strict=True):
+        job._mark_saved(row.id, row.created_at, row.created_at, None)
+        await env.mediator.publish(JobSaved(job, True, True, scope.jobs))
+
+
+def _raise_for(outcome: UpdateOutcome, job: BackgroundJob, holder: str, scope: Scope) -> None:
+    job_id = job.id
+    if outcome is UpdateOutcome.NOT_FOUND:
+        raise JobNotFoundError(job_id, scope.env.name)
+    if outcome is UpdateOutcome.LOCK_EXPIRED:
+        raise JobLockStaleError(
+            f"the lock of {holder!r} on job {job_id} expired (no heartbeat within "
+            f"{scope.env.options.lock_timeout}); nothing was saved. Call heartbeat() more often than the lock timeout"
+        )
+    if outcome is UpdateOutcome.EXECUTION_CHANGED:
+        raise JobLockStaleError(f"job {job_id} changed since {holder!r} locked it; nothing was saved")
+    raise JobLockStaleError(f"{holder!r} no longer holds the lock on job {job_id}; nothing was saved")
+
+
+async def save_locked(job: BackgroundJob, holder: str, scope: Scope, *, keep_lock: bool, depth: int = 0) -> None:
+    """Write a job locked by ``holder`` (fenced by execution id, holder and lock freshness)."""
+    env = scope.env
+    state_changed = bool(job._unsaved_states)
+    if state_changed:
+        await _resolve_awaiting(job, scope)
+    await env.mediator.publish(JobSaving(job, False, scope.jobs))
+    update = job_to_update(
+        job, env.codec, holder=holder, lock_timeout=env.options.lock_timeout, release_lock=not keep_lock
+    )
+    result = await scope.tx.job_update(update)
+    if result.outcome is not UpdateOutcome.SAVED:
+        _raise_for(result.outcome, job, holder, scope)
+    assert result.modified_at is not None
+    lock = None
+    if keep_lock and job.lock is not None and result.lock_heartbeat is not None:
+        lock = LockInfo(holder, job.lock.locked_at, result.lock_heartbeat)
+    job._mark_saved(job.id, result.modified_at, None, lock)
+    await env.mediator.publish(JobSaved(job, False, state_changed, scope.jobs))
+    if result.children:
+        await _trigger_children(job, result.children, scope, depth)
+    if result.fired:
+        await _process_fired(job.id, result.fired, scope, depth)
+
+
+async def release_lock(job_id: int, holder: str, scope: Scope) -> bool:
+    """Release ``holder``'s lock; triggers that fired while the job was locked run now."""
+    released = await scope.tx.job_lock_release(JobLockRelease(job_id, holder))
+    if released.fired:
+        await _process_fired(job_id, released.fired, scope, 0)
+    return released.released
+
+
+def _check_depth(depth: int, scope: Scope) -> None:
+    limit = scope.env.options.max_continuation_depth
+    if depth >= limit:
+        raise StateElectionLoopError(
+            f"continuations cascaded more than {limit} levels deep in one transaction; check for a cycle "
+            "or raise Options.max_continuation_depth"
+        )
+
+
+async def _trigger_children(parent: BackgroundJob, child_ids: tuple[int, ...], scope: Scope, depth: int) -> None:
+    _check_depth(depth + 1, scope)
+    parent_state = parent.state.name
+    marks: list[ContinuationMark] = []
+    for child_id in child_ids:
+        record = await scope.tx.job_get(JobGet(child_id, lock_requester=CONTINUATION_REQUESTER))
+        if record is None:
+            marks.append(ContinuationMark(parent.id, child_id, delete=True))
+            continue
+        if not record.lock_acquired:
+            # Someone holds the child: the trigger runs when that lock is released.
+            marks.append(ContinuationMark(parent.id, child_id, fired_state=parent_state))
+            continue
+        child = job_from_record(record, scope.env.name, scope.env.codec)
+        decision = decide(child.state, parent.id, parent_state)
+        if decision == "wait":
+            await release_lock(child_id, CONTINUATION_REQUESTER, scope)
+            continue
+        marks.append(ContinuationMark(parent.id, child_id, delete=True))
+        if decision == "stale":
+            await release_lock(child_id, CONTINUATION_REQUESTER, scope)
+            continue
+        await _apply_decision(child, decision, parent.id, parent_state, scope)
+        await save_locked(child, CONTINUATION_REQUESTER, scope, keep_lock=False, depth=depth + 1)
+    if marks:
+        await scope.tx.continuation_mark(marks)
+
+
+async def _process_fired(child_id: int, links: tuple[ContinuationLink, ...], scope: Scope, depth: int) -> None:
+    """Run the triggers that fired while ``child_id`` was locked by someone else."""
+    _check_depth(depth + 1, scope)
+    for link in links:
+        fired_state = link.fired_state
+        assert fired_state is not None
+        record = await scope.tx.job_get(JobGet(child_id, lock_requester=CONTINUATION_REQUESTER))
+        if record is None:
+            return
+        if not record.lock_acquired:
+            return  # locked again meanwhile: the next release handles the remaining links
+        child = job_from_record(record, scope.env.name, scope.env.codec)
+        decision = decide(child.state, link.parent_id, fired_state)
+        if decision == "wait":
+            # What fired does not release this child: wait for the parent's next transition.
+            await scope.tx.continuation_mark([ContinuationMark(link.parent_id, child_id, fired_state=None)])
+            await release_lock(child_id, CONTINUATION_REQUESTER, scope)
+            continue
+        await scope.tx.continuation_mark([ContinuationMark(link.parent_id, child_id, delete=True)])
+        if decision == "stale":
+            await release_lock(child_id, CONTINUATION_REQUESTER, scope)
+            continue
+        await _apply_decision(child, decision, link.parent_id, fired_state, scope)
+        await save_locked(child, CONTINUATION_REQUESTER, scope, keep_lock=False, depth=depth + 1)
+
+
+def ensure_locked(locked: bool, job_id: int) -> None:
+    if not locked:
+        raise JobLockReleasedError(f"this handle no longer holds the lock on job {job_id}; lock the job again")

@@ -1,0 +1,132 @@
+"""An environment: a named, isolated HiveMind instance (storage + options + mediator)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING
+
+from hivemind_jobs.core.clock import Clock
+from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.invocation import Activator
+from hivemind_jobs.core.names import validate_environment_name
+from hivemind_jobs.core.options import Options
+from hivemind_jobs.errors import TransactionError
+from hivemind_jobs.mediator import Mediator
+from hivemind_jobs.storage import Storage, StorageInfo
+from hivemind_jobs.storage import Transaction as StorageTransaction
+
+if TYPE_CHECKING:
+    from hivemind_jobs.client.jobs import BackgroundJobClient
+
+__all__ = ["Environment", "Transaction"]
+
+
+class Environment:
+    """One environment's storage, options and handlers; reach its jobs through :attr:`jobs`."""
+
+    def __init__(
+        self,
+        name: str,
+        storage: Storage,
+        *,
+        options: Options,
+        mediator: Mediator,
+        codec: Codec,
+        clock: Clock,
+        activator: Activator,
+    ) -> None:
+        self.name = validate_environment_name(name)
+        self.storage = storage
+        self.options = options
+        self.mediator = mediator
+        self.codec = codec
+        self.clock = clock
+        self.activator = activator
+        self._jobs: BackgroundJobClient | None = None
+
+    def __repr__(self) -> str:
+        return f"<Environment {self.name!r} {self.storage.info.url}>"
+
+    @property
+    def info(self) -> StorageInfo:
+        return self.storage.info
+
+    @property
+    def jobs(self) -> BackgroundJobClient:
+        """The background-job client of this environment (each call in its own transaction)."""
+        if self._jobs is None:
+            from hivemind_jobs.client.jobs import BackgroundJobClient
+
+            self._jobs = BackgroundJobClient(self)
+        return self._jobs
+
+    def transaction(self) -> Transaction:
+        """``async with env.transaction() as tx:`` - everything done through ``tx`` commits together."""
+        return Transaction(self)
+
+    async def open(self) -> None:
+        await self.storage.open()
+
+    async def close(self) -> None:
+        await self.storage.close()
+
+
+class Transaction:
+    """A transaction spanning any number of client calls of one environment.
+
+    Every call made through :attr:`jobs` runs in it. On a clean exit of the ``async with`` block it
+    commits, on an exception it rolls back; :meth:`commit` and :meth:`rollback` end it early.
+    Nothing it writes is visible to other connections before it commits.
+    """
+
+    def __init__(self, environment: Environment) -> None:
+        self.environment = environment
+        self._context: AbstractAsyncContextManager[StorageTransaction] | None = None
+        self._storage_tx: StorageTransaction | None = None
+        self._jobs: BackgroundJobClient | None = None
+        self._done = False
+
+    @property
+    def jobs(self) -> BackgroundJobClient:
+        if self._jobs is None:
+            from hivemind_jobs.client.jobs import BackgroundJobClient
+
+            self._jobs = BackgroundJobClient(self.environment, transaction=self)
+        return self._jobs
+
+    @property
+    def storage_transaction(self) -> StorageTransaction:
+        if self._storage_tx is None:
+            raise TransactionError("the transaction is not open; use `async with hive.transaction() as tx:`")
+        if self._done:
+            raise TransactionError("the transaction has already been committed or rolled back")
+        return self._storage_tx
+
+    @property
+    def is_active(self) -> bool:
+        return self._storage_tx is not None and not self._done
+
+    async def __aenter__(self) -> Transaction:
+        if self._context is not None:
+            raise TransactionError("a Transaction object can be entered once; open a new one")
+        self._context = self.environment.storage.transaction()
+        self._storage_tx = await self._context.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._context is not None
+        self._done = True
+        await self._context.__aexit__(exc_type, exc, tb)
+
+    async def commit(self) -> None:
+        transaction = self.storage_transaction
+        self._done = True
+        await transaction.commit()
+
+    async def rollback(self) -> None:
+        transaction = self.storage_transaction
+        self._done = True
+        await transaction.rollback()

@@ -1,0 +1,621 @@
+"""The background-job client: create, read, lock, transition, cancel and delete jobs.
+
+Creation options live in their own namespace, :meth:`BackgroundJobClient.options`, so they never
+collide with the job's own arguments, which the type checker checks against the function::
+
+    await jobs.create(send_invoice, invoice_id, reminder=True)
+    await jobs.options(queue="billing", priority=Priority.HIGH, delay=timedelta(minutes=5)).create(
+        send_invoice, invoice_id
+    )
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
+
+from hivemind_jobs.client._records import encode_state_fields, job_from_record
+from hivemind_jobs.client._state_machine import Scope, elect, release_lock, save_locked, save_new
+from hivemind_jobs.client.context import JobContext
+from hivemind_jobs.client.environment import Environment, Transaction
+from hivemind_jobs.client.locked import LockAttempt, LockedJob
+from hivemind_jobs.core.clock import utc
+from hivemind_jobs.core.continuations import After
+from hivemind_jobs.core.invocation import build_invocation
+from hivemind_jobs.core.job import BackgroundJob, Middleware, MiddlewareEntry, PropertyValue, property_type_of
+from hivemind_jobs.core.names import (
+    DEFAULT_QUEUE,
+    validate_data_name,
+    validate_property_name,
+    validate_queue_name,
+    validate_requester,
+)
+from hivemind_jobs.core.priority import Priority, coerce_priority
+from hivemind_jobs.core.states import (
+    Awaiting,
+    Created,
+    Deleted,
+    Enqueued,
+    Executing,
+    Idle,
+    State,
+    SystemDeleted,
+    SystemDeleting,
+)
+from hivemind_jobs.errors import (
+    ConfigurationError,
+    JobDataNotFoundError,
+    JobLockedError,
+    JobLockTimeoutError,
+    JobNotFoundError,
+    TransactionError,
+)
+from hivemind_jobs.storage import Transaction as StorageTransaction
+from hivemind_jobs.storage.protocol import (
+    JobActionInsert,
+    JobDataGet,
+    JobDataSet,
+    JobGet,
+    JobLogList,
+    JobLogRow,
+    QueueStat,
+)
+
+__all__ = [
+    "BackgroundJobClient",
+    "CancelResult",
+    "CreateOptions",
+    "DeleteResult",
+    "JobCall",
+    "JobLogEntry",
+    "call",
+]
+
+P = ParamSpec("P")
+T = TypeVar("T")
+#: marks an option that was not passed (None is a meaningful value for several options)
+UNSET: Any = object()
+_MAX_LOG_PAGE = 10_000
+
+
+# ----------------------------------------------------------------------------- value types
+
+
+@dataclass(frozen=True)
+class CreateOptions:
+    """How new jobs are created; see :meth:`BackgroundJobClient.options`."""
+
+    queue: str = DEFAULT_QUEUE
+    priority: Priority = Priority.NORMAL
+    delay: timedelta | None = None
+    delay_until: datetime | None = None
+    after: After | None = None
+    properties: Mapping[str, PropertyValue] = field(default_factory=dict)
+    middleware: tuple[Middleware, ...] = ()
+    state: State | None = None
+
+    def initial_state(self, now: datetime) -> State:
+        if self.state is not None:
+            return dataclasses.replace(self.state)  # a fresh object: a state is applied once
+        if self.after is not None:
+            return Awaiting(
+                parent_id=self.after.parent_id,
+                on_states=self.after.on_states(),
+                delete_on_other_state=self.after.delete_on_other_state,
+                delay=self.after.delay,
+            )
+        if self.delay is not None:
+            return Enqueued(delay_until=now + self.delay)
+        if self.delay_until is not None:
+            return Enqueued(delay_until=self.delay_until)
+        return Enqueued()
+
+
+class CancelResult(Enum):
+    CANCELLED = "cancelled"  # the job was not running: it is Idle now
+    REQUESTED = "requested"  # the job is running: its drone was asked to stop it
+    NOT_CANCELLABLE = "not_cancellable"  # the job has already finished (or is idle)
+
+
+class DeleteResult(Enum):
+    DELETED = "deleted"
+    REQUESTED = "requested"  # the job is running: its drone was asked to stop and delete it
+    ALREADY_DELETED = "already_deleted"
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogEntry:
+    id: int
+    job_id: int
+    level: int
+    message: str
+    logger: str | None
+    exception_type: str | None
+    exception_message: str | None
+    traceback: str | None
+    created_at: datetime
+
+    @property
+    def level_name(self) -> str:
+        return logging.getLevelName(self.level)
+
+
+@dataclass(frozen=True, slots=True)
+class JobCall:
+    """A job to create with :meth:`BackgroundJobClient.create_many`; build it with :func:`call`."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+
+
+@overload
+def call(function: Callable[Concatenate[JobContext, P], Any], /, *args: P.args, **kwargs: P.kwargs) -> JobCall: ...
+@overload
+def call(function: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> JobCall: ...
+def call(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobCall:
+    """A type-checked job call for :meth:`BackgroundJobClient.create_many`."""
+    return JobCall(function, args, kwargs)
+
+
+class _ImplicitBinding:
+    """Binds a client to a storage transaction the client itself opened (for handlers)."""
+
+    def __init__(self, storage_transaction: StorageTransaction) -> None:
+        self.storage_transaction = storage_transaction
+
+
+def _check_job_id(job_id: object) -> int:
+    if not isinstance(job_id, int) or isinstance(job_id, bool) or job_id <= 0:
+        raise ConfigurationError(f"a job id is a positive int, got {job_id!r}")
+    return job_id
+
+
+def _new_requester() -> str:
+    return f"client-{uuid.uuid4().hex[:12]}"
+
+
+# ----------------------------------------------------------------------------- the client
+
+
+class BackgroundJobClient:
+    """Background jobs of one environment.
+
+    Obtained as ``hive.jobs`` (each call in its own transaction) or ``tx.jobs`` (every call in the
+    transaction ``tx``).
+    """
+
+    def __init__(
+        self,
+        environment: Environment,
+        *,
+        transaction: Transaction | _ImplicitBinding | None = None,
+        options: CreateOptions | None = None,
+    ) -> None:
+        self._env = environment
+        self._binding = transaction
+        self._options = options or CreateOptions()
+
+    def __repr__(self) -> str:
+        bound = " (in a transaction)" if self._binding is not None else ""
+        return f"<BackgroundJobClient environment={self._env.name!r}{bound}>"
+
+    @property
+    def environment(self) -> Environment:
+        return self._env
+
+    @property
+    def create_options(self) -> CreateOptions:
+        return self._options
+
+    # ------------------------------------------------------------------ scopes
+    @asynccontextmanager
+    async def _write_scope(self) -> AsyncIterator[Scope]:
+        if self._binding is not None:
+            yield Scope(self._env, self._binding.storage_transaction, self)
+            return
+        async with self._env.storage.transaction() as storage_tx:
+            bound = BackgroundJobClient(self._env, transaction=_ImplicitBinding(storage_tx), options=self._options)
+            yield Scope(self._env, storage_tx, bound)
+
+    @asynccontextmanager
+    async def _read_scope(self) -> AsyncIterator[StorageTransaction]:
+        if self._binding is not None:
+            yield self._binding.storage_transaction
+            return
+        async with self._env.storage.transaction(readonly=True) as storage_tx:
+            yield storage_tx
+
+    # ------------------------------------------------------------------ options
+    def options(
+        self,
+        *,
+        queue: str = UNSET,
+        priority: Priority | int | str = UNSET,
+        delay: timedelta | None = UNSET,
+        delay_until: datetime | None = UNSET,
+        after: After | None = UNSET,
+        properties: Mapping[str, PropertyValue | None] | None = UNSET,
+        middleware: Iterable[Middleware] | None = UNSET,
+        state: State | None = UNSET,
+    ) -> BackgroundJobClient:
+        """A client that creates jobs with these options (merged over this client's).
+
+        ``delay``/``delay_until`` create the job Enqueued but not fetched before then; ``after``
+        creates it Awaiting a parent; ``state`` creates it in any other state (``Idle()`` ...).
+        """
+        current = self._options
+        changes: dict[str, Any] = {}
+        if queue is not UNSET:
+            changes["queue"] = validate_queue_name(queue)
+        if priority is not UNSET:
+            changes["priority"] = coerce_priority(priority)
+        if delay is not UNSET:
+            if delay is not None and (not isinstance(delay, timedelta) or delay < timedelta(0)):
+                raise ConfigurationError(f"delay must be a non-negative timedelta, got {delay!r}")
+            changes["delay"] = delay
+        if delay_until is not UNSET:
+            if delay_until is not None:
+                if not isinstance(delay_until, datetime):
+                    raise ConfigurationError(f"delay_until must be a datetime, got {delay_until!r}")
+                try:
+                    delay_until = utc(delay_until)
+                except ValueError as error:
+                    raise ConfigurationError(f"delay_until: {error}") from None
+            changes["delay_until"] = delay_until
+        if after is not UNSET:
+            if after is not None and not isinstance(cast(object, after), After):
+                raise ConfigurationError(f"after must be hivemind_jobs.After(parent_id, on=...), got {after!r}")
+            changes["after"] = after
+        if properties is not UNSET:
+            merged = dict(current.properties)
+            for name, value in (properties or {}).items():
+                validate_property_name(name)
+                if value is None:
+                    merged.pop(name, None)
+                    continue
+                property_type_of(name, value)
+                merged[name] = utc(value) if isinstance(value, datetime) else value
+            changes["properties"] = merged
+        if middleware is not UNSET:
+            entries = tuple(middleware or ())
+            for entry in entries:
+                MiddlewareEntry.from_spec(entry, self._env.codec)  # validate now
+            changes["middleware"] = current.middleware + entries
+        if state is not UNSET:
+            if state is not None and not isinstance(state, State):
+                raise ConfigurationError(f"state must be a State instance such as Idle(), got {state!r}")
+            if isinstance(state, Created):
+                raise ConfigurationError("jobs always start in Created; pass the state to move to after it")
+            changes["state"] = state
+        options = dataclasses.replace(current, **changes)
+        chosen = [
+            name
+            for name, value in (
+                ("delay", options.delay),
+                ("delay_until", options.delay_until),
+                ("after", options.after),
+                ("state", options.state),
+            )
+            if value is not None
+        ]
+        if len(chosen) > 1:
+            raise ConfigurationError(
+                f"options {' and '.join(chosen)} both decide the initial state; use only one of delay, "
+                "delay_until, after and state"
+            )
+        return BackgroundJobClient(self._env, transaction=self._binding, options=options)
+
+    # ------------------------------------------------------------------ creation
+    def _build(self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> BackgroundJob:
+        env = self._env
+        invocation = build_invocation(function, args, kwargs, env.codec, (JobContext,))
+        options = self._options
+        job = BackgroundJob(
+            environment=env.name,
+            job_id=None,
+            queue=options.queue,
+            priority=options.priority,
+            invocation=invocation,
+            execution_id=uuid.uuid4(),
+            states=(),
+            properties=options.properties,
+            middleware=[MiddlewareEntry.from_spec(entry, env.codec) for entry in options.middleware],
+            created_at=None,
+            modified_at=None,
+            lock=None,
+        )
+        job._apply_state(Created(), env.clock.now())
+        return job
+
+    @overload
+    async def create(
+        self, function: Callable[Concatenate[JobContext, P], Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> int: ...
+    @overload
+    async def create(self, function: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> int: ...
+    async def create(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> int:
+        """Create a job that runs ``function(*args, **kwargs)``; returns its id.
+
+        The arguments are bound and checked against the signature and type hints first: nothing is
+        written when they do not fit. A parameter annotated :class:`JobContext` is injected at
+        execution and is not passed here.
+        """
+        return (await self._create([self._build(function, args, kwargs)]))[0]
+
+    async def create_many(self, calls: Iterable[JobCall]) -> list[int]:
+        """Create many jobs in one transaction and one storage round trip (all or nothing)."""
+        jobs = [self._build(item.function, item.args, item.kwargs) for item in calls]
+        if not jobs:
+            return []
+        return await self._create(jobs)
+
+    async def _create(self, jobs: list[BackgroundJob]) -> list[int]:
+        env = self._env
+        async with self._write_scope() as scope:
+            for job in jobs:
+                await elect(job, self._options.initial_state(env.clock.now()), env, scope.jobs)
+            await save_new(jobs, scope)
+        return [job.id for job in jobs]
+
+    # ------------------------------------------------------------------ reading
+    async def try_get(self, job_id: int) -> BackgroundJob | None:
+        _check_job_id(job_id)
+        async with self._read_scope() as tx:
+            record = await tx.job_get(JobGet(job_id))
+        return None if record is None else job_from_record(record, self._env.name, self._env.codec)
+
+    async def get(self, job_id: int) -> BackgroundJob:
+        job = await self.try_get(job_id)
+        if job is None:
+            raise JobNotFoundError(job_id, self._env.name)
+        return job
+
+    async def count_by_state(self) -> dict[str, int]:
+        """How many jobs are in each current state."""
+        async with self._read_scope() as tx:
+            return await tx.job_state_counts()
+
+    async def queue_stats(self) -> list[QueueStat]:
+        """Per queue and priority: jobs ready to be fetched and jobs delayed."""
+        async with self._read_scope() as tx:
+            return await tx.queue_stats()
+
+    # ------------------------------------------------------------------ locking
+    async def _lock(self, job_id: int, requester: str) -> tuple[BackgroundJob, bool]:
+        _check_job_id(job_id)
+        validate_requester(requester)
+        async with self._write_scope() as scope:
+            record = await scope.tx.job_get(JobGet(job_id, lock_requester=requester))
+        if record is None:
+            raise JobNotFoundError(job_id, self._env.name)
+        return job_from_record(record, self._env.name, self._env.codec), record.lock_acquired
+
+    async def try_lock(self, job_id: int, requester: str | None = None) -> LockedJob | None:
+        """Lock the job for ``requester`` (a random one by default); None when someone else holds it."""
+        holder = requester or _new_requester()
+        job, acquired = await self._lock(job_id, holder)
+        return LockedJob(job, self, holder) if acquired else None
+
+    def get_with_lock(self, job_id: int, requester: str | None = None) -> LockAttempt:
+        """The job, locked for ``requester``; raises JobLockedError when someone else holds the lock.
+
+        ``await`` it, or use it as ``async with jobs.get_with_lock(job_id) as job:`` (the lock is
+        released at the end of the block).
+        """
+        holder = requester or _new_requester()
+
+        async def acquire() -> LockedJob:
+            job, acquired = await self._lock(job_id, holder)
+            if not acquired:
+                raise JobLockedError(job_id, job.locked_by, holder)
+            return LockedJob(job, self, holder)
+
+        return LockAttempt(acquire)
+
+    async def wait_for_lock(
+        self,
+        job_id: int,
+        requester: str | None = None,
+        *,
+        timeout: timedelta | float = 30.0,  # noqa: ASYNC109 - a lock wait with a deadline, like asyncio.wait_for
+        poll_interval: timedelta | float | None = None,
+    ) -> LockedJob:
+        """Poll until the lock is ours; raises JobLockTimeoutError after ``timeout``."""
+        if self._binding is not None and self._env.storage.capabilities.single_writer:
+            raise TransactionError(
+                "wait_for_lock inside a transaction on a single-writer database would block the holder from "
+                "ever saving; wait outside the transaction"
+            )
+        seconds = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
+        poll = poll_interval if poll_interval is not None else self._env.options.wait_for_lock_poll
+        poll_seconds = poll.total_seconds() if isinstance(poll, timedelta) else float(poll)
+        if seconds < 0 or poll_seconds <= 0:
+            raise ConfigurationError("timeout must be >= 0 and poll_interval > 0")
+        holder = requester or _new_requester()
+        deadline = time.monotonic() + seconds
+        while True:
+            locked = await self.try_lock(job_id, holder)
+            if locked is not None:
+                return locked
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise JobLockTimeoutError(f"job {job_id} stayed locked by someone else for {seconds:g} s")
+            await asyncio.sleep(min(poll_seconds, remaining))
+
+    # ------------------------------------------------------------------ state changes
+    async def change_state(self, job_id: int, state: State, *, requester: str | None = None) -> bool:
+        """Lock the job, elect ``state``, save and release, in one transaction.
+
+        Returns True when ``state`` is the job's state afterwards (no handler replaced it).
+        Raises JobLockedError when someone else holds the lock.
+        """
+        holder = requester or _new_requester()
+        validate_requester(holder)
+        _check_job_id(job_id)
+        async with self._write_scope() as scope:
+            job = await self._lock_in(scope, job_id, holder)
+            stays = await elect(job, state, self._env, scope.jobs)
+            await save_locked(job, holder, scope, keep_lock=False)
+        return stays
+
+    async def _lock_in(self, scope: Scope, job_id: int, holder: str) -> BackgroundJob:
+        record = await scope.tx.job_get(JobGet(job_id, lock_requester=holder))
+        if record is None:
+            raise JobNotFoundError(job_id, self._env.name)
+        job = job_from_record(record, self._env.name, self._env.codec)
+        if not record.lock_acquired:
+            raise JobLockedError(job_id, job.locked_by, holder)
+        return job
+
+    async def _stop(
+        self, job_id: int, target: State, can_stop: Callable[[State], bool], requester: str | None
+    ) -> bool | None:
+        """Move the job to ``target`` if ``can_stop(its state)``; ask its drone if it is running.
+
+        Returns True (moved), None (asked the drone), False (not in a stoppable state).
+        """
+        holder = requester or _new_requester()
+        validate_requester(holder)
+        _check_job_id(job_id)
+        env = self._env
+        async with self._write_scope() as scope:
+            record = await scope.tx.job_get(JobGet(job_id, lock_requester=holder))
+            if record is None:
+                raise JobNotFoundError(job_id, env.name)
+            job = job_from_record(record, env.name, env.codec)
+            if not record.lock_acquired:
+                if isinstance(job.state, Executing | Enqueued):
+                    payload = {
+                        "state": target.name,
+                        "reason": target.reason,
+                        "fields": json.loads(encode_state_fields(target, env.codec)),
+                    }
+                    await scope.tx.job_action_insert(
+                        JobActionInsert(job_id, str(job.execution_id), "stop", json.dumps(payload), holder)
+                    )
+                    return None
+                raise JobLockedError(job_id, job.locked_by, holder)
+            if not can_stop(job.state):
+                await release_lock(job_id, holder, scope)
+                return False
+            await elect(job, target, env, scope.jobs)
+            await save_locked(job, holder, scope, keep_lock=False)
+            return True
+
+    async def cancel(self, job_id: int, *, reason: str | None = None, requester: str | None = None) -> CancelResult:
+        """Stop a job that has not finished: waiting jobs become Idle; a running job's drone is asked."""
+        state = Idle(reason=reason or "cancelled")
+        moved = await self._stop(
+            job_id, state, lambda current: isinstance(current, Enqueued | Awaiting | Executing), requester
+        )
+        if moved is None:
+            return CancelResult.REQUESTED
+        return CancelResult.CANCELLED if moved else CancelResult.NOT_CANCELLABLE
+
+    async def delete(self, job_id: int, *, reason: str | None = None, requester: str | None = None) -> DeleteResult:
+        """Soft-delete a job (state Deleted; retention removes it later); a running job is stopped first."""
+        state = Deleted(reason=reason or "deleted")
+        moved = await self._stop(
+            job_id, state, lambda current: not isinstance(current, Deleted | SystemDeleting | SystemDeleted), requester
+        )
+        if moved is None:
+            return DeleteResult.REQUESTED
+        return DeleteResult.DELETED if moved else DeleteResult.ALREADY_DELETED
+
+    # ------------------------------------------------------------------ data
+    async def set_data(self, job_id: int, name: str, value: object) -> None:
+        """Store a named JSON value with the job, written at once (in this client's transaction)."""
+        _check_job_id(job_id)
+        validate_data_name(name)
+        text = self._env.codec.dumps(value, path=f"job data {name!r}")
+        async with self._write_scope() as scope:
+            stored = await scope.tx.job_data_set(JobDataSet(job_id, name, text))
+        if not stored:
+            raise JobNotFoundError(job_id, self._env.name)
+
+    async def _data_text(self, job_id: int, name: str) -> str | None:
+        _check_job_id(job_id)
+        validate_data_name(name)
+        async with self._read_scope() as tx:
+            return await tx.job_data_get(JobDataGet(job_id, name))
+
+    @overload
+    async def get_data(self, job_id: int, name: str, type_hint: type[T]) -> T: ...
+    @overload
+    async def get_data(self, job_id: int, name: str, type_hint: Any = ...) -> Any: ...
+    async def get_data(self, job_id: int, name: str, type_hint: Any = Any) -> Any:
+        """The job data item ``name`` decoded as ``type_hint``; raises JobDataNotFoundError if missing."""
+        text = await self._data_text(job_id, name)
+        if text is None:
+            raise JobDataNotFoundError(f"job {job_id} has no data item {name!r}")
+        return self._env.codec.loads(text, type_hint, path=f"job data {name!r}")
+
+    async def try_get_data(self, job_id: int, name: str, type_hint: Any = Any, default: Any = None) -> Any:
+        text = await self._data_text(job_id, name)
+        if text is None:
+            return default
+        return self._env.codec.loads(text, type_hint, path=f"job data {name!r}")
+
+    # ------------------------------------------------------------------ logs
+    async def add_log(
+        self,
+        job_id: int,
+        message: str,
+        *,
+        level: int = logging.INFO,
+        logger: str | None = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        """Persist a log record with the job."""
+        _check_job_id(job_id)
+        if not isinstance(message, str):
+            raise ConfigurationError(f"log message must be a string, got {type(message).__name__}")
+        row = JobLogRow(
+            job_id=job_id,
+            level=int(level),
+            message=message,
+            logger=logger,
+            exception_type=f"{type(exception).__module__}.{type(exception).__qualname__}" if exception else None,
+            exception_message=str(exception) if exception else None,
+            traceback="".join(traceback.format_exception(exception)) if exception else None,
+        )
+        async with self._write_scope() as scope:
+            written = await scope.tx.job_log_insert([row])
+        if written != 1:
+            raise JobNotFoundError(job_id, self._env.name)
+
+    async def get_logs(
+        self, job_id: int, *, min_level: int = logging.NOTSET, after_id: int = 0, limit: int = 1000
+    ) -> list[JobLogEntry]:
+        """Log records of the job, oldest first; page with ``after_id`` (the last id you have)."""
+        _check_job_id(job_id)
+        if not 1 <= limit <= _MAX_LOG_PAGE:
+            raise ConfigurationError(f"limit must be between 1 and {_MAX_LOG_PAGE}, got {limit}")
+        async with self._read_scope() as tx:
+            records = await tx.job_log_list(JobLogList(job_id, int(min_level), int(after_id), limit))
+        return [
+            JobLogEntry(
+                r.id,
+                r.job_id,
+                r.level,
+                r.message,
+                r.logger,
+                r.exception_type,
+                r.exception_message,
+                r.traceback,
+                r.created_at,
+            )
+            for r in records
+        ]

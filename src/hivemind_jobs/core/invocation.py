@@ -1,0 +1,396 @@
+"""What a job runs: a function or method stored by name, with its arguments as JSON.
+
+Supported callables, none of which needs a decorator or a base class:
+
+- a module-level function, sync or async;
+- a static method or class method (``MyJobs.run`` / ``MyJobs.build``);
+- an instance method, written ``instance(MyJob).run``: the class is stored and activated (by default
+  constructed without arguments) each time the job executes.
+
+Arguments are bound to the signature when the job is created, checked against the type hints,
+encoded with the :class:`~hivemind_jobs.core.codec.Codec` and stored by parameter name. Parameters
+annotated with an injected type (the execution context) are left out and supplied at execution.
+Lambdas, nested functions, ``functools.partial`` objects and methods bound to a live instance are
+refused: they cannot be found again by name in another process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import typing
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar, cast
+
+from hivemind_jobs.core.codec import Codec, JSONValue, qualified_name
+from hivemind_jobs.errors import ArgumentBindingError, JobDefinitionError, SerializationError
+
+__all__ = [
+    "Activator",
+    "AllowList",
+    "DefaultActivator",
+    "Invocation",
+    "PreparedCall",
+    "build_invocation",
+    "instance",
+    "prepare_call",
+]
+
+T = TypeVar("T")
+_FORMAT_VERSION = 1
+
+
+class Activator(Protocol):
+    """Creates the instance an instance-method job runs on (plug in a DI container here)."""
+
+    def activate(self, cls: type[T]) -> T: ...
+
+
+class DefaultActivator:
+    """Constructs the class without arguments."""
+
+    def activate(self, cls: type[T]) -> T:
+        try:
+            return cls()
+        except TypeError as error:
+            raise JobDefinitionError(
+                f"{cls.__module__}.{cls.__qualname__} cannot be constructed without arguments ({error}); "
+                "give it a no-argument constructor or configure an activator: HiveMind(activator=...)"
+            ) from error
+
+
+class _InstanceMethodRef:
+    """``instance(MyJob).run``: names a method to run on an instance activated at execution."""
+
+    __slots__ = ("cls", "method_name")
+
+    def __init__(self, cls: type, method_name: str) -> None:
+        self.cls = cls
+        self.method_name = method_name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise JobDefinitionError(
+            f"instance({self.cls.__qualname__}).{self.method_name} only names a job target; create a job with it"
+        )
+
+    def __repr__(self) -> str:
+        return f"instance({self.cls.__qualname__}).{self.method_name}"
+
+
+class _InstanceProxy:
+    __slots__ = ("_cls",)
+
+    def __init__(self, cls: type) -> None:
+        self._cls = cls
+
+    def __getattr__(self, name: str) -> _InstanceMethodRef:
+        attribute = inspect.getattr_static(self._cls, name, None)
+        if attribute is None or not inspect.isfunction(attribute):
+            raise JobDefinitionError(f"{self._cls.__qualname__}.{name} is not an instance method")
+        return _InstanceMethodRef(self._cls, name)
+
+
+def instance(cls: type[T]) -> T:
+    """Name an instance method as a job target: ``jobs.create(instance(Writer).run, "text")``.
+
+    The type checker sees an instance of ``cls``, so the method's arguments are checked; at run time
+    the class is activated once per execution.
+    """
+    if not isinstance(cls, type):
+        raise JobDefinitionError(f"instance() takes a class, got {cls!r}")
+    return cast(T, _InstanceProxy(cls))
+
+
+@dataclass(frozen=True)
+class AllowList:
+    """Which invocation targets a process may import and run (a worker's configuration).
+
+    ``modules`` are module names or prefixes (``"myapp"`` allows ``myapp`` and ``myapp.jobs``);
+    ``targets`` are exact ``module:qualname`` strings. ``allow_all`` trusts every stored target.
+    """
+
+    modules: Sequence[str] = ()
+    targets: Sequence[str] = ()
+    allow_all: bool = False
+
+    def permits(self, target: str) -> bool:
+        if self.allow_all or target in self.targets:
+            return True
+        module = target.partition(":")[0]
+        return any(module == prefix or module.startswith(prefix + ".") for prefix in self.modules)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The stored description of a job's call.
+
+    ``target`` is ``module:qualname`` of the function (or of the class, for instance methods with
+    ``method`` set). ``arguments`` maps parameter names to encoded JSON values.
+    """
+
+    target: str
+    method: str | None
+    is_async: bool
+    arguments: Mapping[str, JSONValue] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        document: dict[str, Any] = {"v": _FORMAT_VERSION, "target": self.target, "async": self.is_async}
+        if self.method is not None:
+            document["method"] = self.method
+        document["args"] = dict(self.arguments)
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Invocation:
+        try:
+            document = json.loads(text)
+            return cls(
+                target=document["target"],
+                method=document.get("method"),
+                is_async=bool(document.get("async", False)),
+                arguments=document.get("args", {}),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise SerializationError(f"stored invocation is malformed: {error}") from error
+
+    @property
+    def display_name(self) -> str:
+        return f"{self.target}.{self.method}" if self.method else self.target
+
+    def describe(self, max_length: int = 120) -> str:
+        """A short human-readable call, e.g. ``myapp.jobs:send(to='a@b.c')``."""
+        arguments = ", ".join(
+            f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in self.arguments.items()
+        )
+        text = f"{self.display_name}({arguments})"
+        return text if len(text) <= max_length else text[: max_length - 3] + "..."
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    """A resolved invocation ready to call: ``function(*args, **kwargs)``."""
+
+    function: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    is_async: bool
+    instance: object | None = None
+
+
+# ---------------------------------------------------------------------------------------- building
+
+
+def _describe_target(func: object) -> str:
+    return getattr(func, "__qualname__", None) or repr(func)
+
+
+def _classify(func: Any) -> tuple[str, str | None, Callable[..., Any], bool]:
+    """Return (target, method, signature source, drop_first_parameter)."""
+    if isinstance(func, _InstanceMethodRef):
+        function = inspect.getattr_static(func.cls, func.method_name)
+        return _checked_name(func.cls), func.method_name, function, True
+    if inspect.ismethod(func):
+        owner = func.__self__
+        if isinstance(owner, type):  # a class method
+            target = _checked_name(func)
+            if _import_target(target, None) != func:
+                raise JobDefinitionError(f"{target} does not resolve back to the same class method")
+            return target, None, func, False
+        cls = type(owner)
+        raise JobDefinitionError(
+            f"{_describe_target(func)} is bound to a live {cls.__qualname__} instance, whose state cannot be "
+            f"stored; use instance({cls.__qualname__}).{func.__name__} to run it on an instance activated "
+            "for each execution"
+        )
+    if inspect.isfunction(func):
+        target = _checked_name(func)
+        owner_path, _, attribute = func.__qualname__.rpartition(".")
+        if owner_path:
+            owner = _import_target(f"{func.__module__}:{owner_path}", None)
+            if isinstance(owner, type) and inspect.isfunction(inspect.getattr_static(owner, attribute, None)):
+                raise JobDefinitionError(
+                    f"{owner.__qualname__}.{attribute} is an instance method; use "
+                    f"instance({owner.__qualname__}).{attribute} so HiveMind activates {owner.__qualname__} per run"
+                )
+        if _import_target(target, None) is not func:
+            raise JobDefinitionError(f"{target} does not resolve back to the same function; is the name reused?")
+        return target, None, func, False
+    raise JobDefinitionError(
+        f"{func!r} cannot be a job: use a module-level function, a static or class method, or "
+        "instance(SomeClass).method (lambdas, partials and callable objects cannot be found by name)"
+    )
+
+
+def _checked_name(obj: object) -> str:
+    try:
+        name = qualified_name(obj)
+    except SerializationError as error:
+        raise JobDefinitionError(str(error)) from None
+    return name
+
+
+def _import_target(target: str, allow: AllowList | None) -> Any:
+    """Import ``module:qualname``; with ``allow`` given, refuse targets it does not permit."""
+    if allow is not None and not allow.permits(target):
+        raise JobDefinitionError(
+            f"job target {target} is not allowed in this process; allow its module in the worker's "
+            "configuration (AllowList(modules=[...]))"
+        )
+    module_name, _, qualname = target.partition(":")
+    if not module_name or not qualname:
+        raise JobDefinitionError(f"malformed job target {target!r}; expected 'module:qualname'")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as error:
+        raise JobDefinitionError(f"cannot import module {module_name!r} of job target {target}: {error}") from error
+    for part in qualname.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise JobDefinitionError(f"job target {target} not found: {module_name} has no {qualname}") from None
+    return obj
+
+
+def _signature(function: Callable[..., Any], drop_first: bool) -> inspect.Signature:
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError) as error:
+        raise JobDefinitionError(f"cannot read the signature of {_describe_target(function)}: {error}") from error
+    if drop_first:
+        parameters = list(signature.parameters.values())
+        if not parameters or parameters[0].kind not in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        ):
+            raise JobDefinitionError(f"{_describe_target(function)} has no 'self' parameter")
+        signature = signature.replace(parameters=parameters[1:])
+    return signature
+
+
+def _type_hints(function: Callable[..., Any]) -> dict[str, Any]:
+    target = inspect.unwrap(function)
+    try:
+        return typing.get_type_hints(target)
+    except Exception:
+        return {}
+
+
+def _injected_names(hints: Mapping[str, Any], injected: tuple[type, ...]) -> set[str]:
+    names = set()
+    for name, hint in hints.items():
+        if isinstance(hint, type) and issubclass(hint, injected):
+            names.add(name)
+    return names
+
+
+def build_invocation(
+    func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], codec: Codec, injected: tuple[type, ...]
+) -> Invocation:
+    """Bind, check and encode a call; raises before anything is stored."""
+    target, method, function, drop_first = _classify(func)
+    signature = _signature(function, drop_first)
+    hints = _type_hints(function)
+    injected_names = _injected_names(hints, injected)
+    visible = signature.replace(
+        parameters=[parameter for name, parameter in signature.parameters.items() if name not in injected_names]
+    )
+    display = f"{target}.{method}" if method else target
+    try:
+        bound = visible.bind(*args, **kwargs)
+    except TypeError as error:
+        raise ArgumentBindingError(f"arguments do not fit {display}{visible}: {error}") from None
+    arguments: dict[str, JSONValue] = {}
+    for name, value in bound.arguments.items():
+        parameter = visible.parameters[name]
+        hint = hints.get(name, Any)
+        try:
+            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                arguments[name] = [
+                    codec.encode(item, hint, path=f"argument *{name}[{i}]") for i, item in enumerate(value)
+                ]
+            elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                arguments[name] = {
+                    key: codec.encode(item, hint, path=f"argument **{name}[{key!r}]") for key, item in value.items()
+                }
+            else:
+                arguments[name] = codec.encode(value, hint, path=f"argument {name!r}")
+        except SerializationError as error:
+            raise ArgumentBindingError(f"{display}: {error}") from None
+    is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
+    return Invocation(target=target, method=method, is_async=is_async, arguments=arguments)
+
+
+# ---------------------------------------------------------------------------------------- running
+
+
+def _injection_for(hint: Any, injections: Mapping[type, object]) -> object | None:
+    if not isinstance(hint, type):
+        return None
+    return next((value for kind, value in injections.items() if issubclass(hint, kind)), None)
+
+
+def prepare_call(
+    invocation: Invocation,
+    *,
+    codec: Codec,
+    activator: Activator,
+    allow: AllowList,
+    injections: Mapping[type, object],
+) -> PreparedCall:
+    """Resolve an invocation on a worker: import (if allowed), activate, decode, inject.
+
+    ``injections`` maps an injectable type to the value passed for parameters annotated with it.
+    Raises :class:`JobDefinitionError` / :class:`SerializationError` when the job cannot run here;
+    both are fatal (retrying cannot help).
+    """
+    resolved = _import_target(invocation.target, allow)
+    instance_object: object | None = None
+    if invocation.method is not None:
+        if not isinstance(resolved, type):
+            raise JobDefinitionError(f"job target {invocation.target} is no longer a class")
+        function = inspect.getattr_static(resolved, invocation.method, None)
+        if not inspect.isfunction(function):
+            raise JobDefinitionError(f"{invocation.display_name} is no longer an instance method")
+        signature = _signature(function, drop_first=True)
+        hints = _type_hints(function)
+        instance_object = activator.activate(resolved)
+        callable_object: Callable[..., Any] = getattr(instance_object, invocation.method)
+    else:
+        if not callable(resolved):
+            raise JobDefinitionError(f"job target {invocation.target} is no longer callable")
+        callable_object = resolved
+        signature = _signature(resolved, drop_first=False)
+        hints = _type_hints(resolved)
+    values: OrderedDict[str, Any] = OrderedDict()
+    for name, parameter in signature.parameters.items():
+        hint = hints.get(name, Any)
+        injected = _injection_for(hint, injections)
+        if injected is not None:
+            values[name] = injected
+        elif name in invocation.arguments:
+            stored = invocation.arguments[name]
+            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
+                values[name] = tuple(codec.decode(item, hint, path=f"argument *{name}") for item in stored)
+            elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
+                values[name] = {
+                    key: codec.decode(item, hint, path=f"argument **{name}") for key, item in stored.items()
+                }
+            else:
+                values[name] = codec.decode(stored, hint, path=f"argument {name!r}")
+    unknown = set(invocation.arguments) - set(signature.parameters)
+    if unknown:
+        raise JobDefinitionError(
+            f"{invocation.display_name} no longer has parameter(s) {sorted(unknown)}; the stored job cannot run"
+        )
+    bound = inspect.BoundArguments(signature, values)
+    try:
+        signature.bind(*bound.args, **bound.kwargs)
+    except TypeError as error:
+        raise JobDefinitionError(
+            f"stored arguments no longer fit {invocation.display_name}{signature}: {error}"
+        ) from None
+    is_async = inspect.iscoroutinefunction(inspect.unwrap(callable_object))
+    return PreparedCall(callable_object, bound.args, dict(bound.kwargs), is_async, instance_object)

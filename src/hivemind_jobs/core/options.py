@@ -1,0 +1,53 @@
+"""Per-environment options."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from hivemind_jobs.core.names import validate_state_name
+from hivemind_jobs.core.retry import RetryPolicy
+from hivemind_jobs.errors import ConfigurationError
+
+__all__ = ["Options"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Options of one environment. Every timing can go down to seconds (tests use 1-3 s locks).
+
+    - ``retention``: how long completed jobs are kept (None keeps them forever);
+      ``retention_states``: which current states count as completed.
+    - ``lock_timeout``: a job lock without a heartbeat for this long is expired (the lock monitor
+      rescues it); saves with an expired lock fail.
+    - ``retry``: the default retry policy of background jobs.
+    - ``max_election_hops``: how many times election handlers may replace a state in one change.
+    - ``max_continuation_depth``: how deep one transition may cascade through continuations.
+    - ``job_log_level``: the lowest level of job log records that is persisted.
+    """
+
+    retention: timedelta | None = timedelta(days=30)
+    retention_states: tuple[str, ...] = ("Succeeded", "Deleted")
+    lock_timeout: timedelta = timedelta(minutes=1)
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    max_election_hops: int = 10
+    max_continuation_depth: int = 50
+    job_log_level: int = logging.INFO
+    wait_for_lock_poll: timedelta = timedelta(milliseconds=250)
+
+    def __post_init__(self) -> None:
+        if self.retention is not None and self.retention < timedelta(0):
+            raise ConfigurationError(f"Options.retention must be >= 0 or None, got {self.retention}")
+        for name in self.retention_states:
+            validate_state_name(name)
+        if self.lock_timeout < timedelta(seconds=1):
+            raise ConfigurationError(f"Options.lock_timeout must be at least 1 second, got {self.lock_timeout}")
+        if self.max_election_hops < 1:
+            raise ConfigurationError("Options.max_election_hops must be at least 1")
+        if self.max_continuation_depth < 1:
+            raise ConfigurationError("Options.max_continuation_depth must be at least 1")
+        if self.wait_for_lock_poll <= timedelta(0):
+            raise ConfigurationError("Options.wait_for_lock_poll must be positive")
+        if not isinstance(self.job_log_level, int) or isinstance(self.job_log_level, bool):
+            raise ConfigurationError("Options.job_log_level must be a logging level (int)")

@@ -1,0 +1,166 @@
+"""Every error HiveMind raises derives from :class:`HiveMindError`.
+
+Each error also subclasses the builtin a caller would naturally catch (``ValueError`` for bad
+input, ``LookupError`` for something missing, ``TimeoutError`` for waits), so code that does not
+know HiveMind still handles it sensibly. Messages say what was wrong and what to do about it.
+
+::
+
+    HiveMindError
+    ├── ConfigurationError (ValueError)          bad option, URL or environment setup
+    │   └── InvalidNameError                     queue / property / environment / state name
+    ├── JobDefinitionError (TypeError)           the callable cannot be a job
+    │   └── ArgumentBindingError                 arguments do not fit the signature or its types
+    ├── SerializationError (TypeError)           a value cannot be stored as JSON or read back
+    ├── JobNotFoundError (LookupError)           no job with that id in this environment
+    ├── JobDataNotFoundError (LookupError)       no job data item with that name
+    ├── JobLockError                             lock problems
+    │   ├── JobLockedError                       held by another requester
+    │   ├── JobLockStaleError                    our lock expired or was taken over before the save
+    │   ├── JobLockReleasedError                 the handle no longer holds the lock
+    │   └── JobLockTimeoutError (TimeoutError)   wait_for_lock gave up
+    ├── StateError
+    │   ├── InvalidTransitionError (ValueError)  a transition the state machine forbids
+    │   ├── StateElectionLoopError (RuntimeError) handlers kept replacing each other's states
+    │   └── StateRegistrationError (TypeError)   a custom state class is malformed or clashes
+    ├── StorageError                             the database refused or failed
+    │   ├── SchemaError                          schema missing, behind or newer than this code
+    │   ├── ConcurrencyConflictError             a compare-and-set lost against another writer
+    │   └── StorageClosedError (RuntimeError)    used after close
+    ├── TransactionError (RuntimeError)          misuse of a transaction (finished, nested, deadlock)
+    └── SyncFacadeError (RuntimeError)           blocking facade called inside a running event loop
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArgumentBindingError",
+    "ConcurrencyConflictError",
+    "ConfigurationError",
+    "HiveMindError",
+    "InvalidNameError",
+    "InvalidTransitionError",
+    "JobDataNotFoundError",
+    "JobDefinitionError",
+    "JobLockError",
+    "JobLockReleasedError",
+    "JobLockStaleError",
+    "JobLockTimeoutError",
+    "JobLockedError",
+    "JobNotFoundError",
+    "SchemaError",
+    "SerializationError",
+    "StateElectionLoopError",
+    "StateError",
+    "StateRegistrationError",
+    "StorageClosedError",
+    "StorageError",
+    "SyncFacadeError",
+    "TransactionError",
+]
+
+
+class HiveMindError(Exception):
+    """Root of every error raised by HiveMind."""
+
+
+class ConfigurationError(HiveMindError, ValueError):
+    """An option, URL or environment setting is invalid."""
+
+
+class InvalidNameError(ConfigurationError):
+    """A queue, property, environment, state or data name does not match its pattern."""
+
+
+class JobDefinitionError(HiveMindError, TypeError):
+    """The callable cannot become a job (not importable, a lambda, a bound instance...)."""
+
+
+class ArgumentBindingError(JobDefinitionError):
+    """The job arguments do not bind to the function's signature or do not match its type hints."""
+
+
+class SerializationError(HiveMindError, TypeError):
+    """A value cannot be encoded to JSON, or stored JSON cannot be decoded to the expected type."""
+
+
+class JobNotFoundError(HiveMindError, LookupError):
+    """No background job with the given id exists in this environment."""
+
+    def __init__(self, job_id: int, environment: str) -> None:
+        super().__init__(f"background job {job_id} does not exist in environment {environment!r}")
+        self.job_id = job_id
+        self.environment = environment
+
+
+class JobDataNotFoundError(HiveMindError, LookupError):
+    """The job has no data item with the requested name."""
+
+
+class JobLockError(HiveMindError):
+    """Base class of job lock errors."""
+
+
+class JobLockedError(JobLockError):
+    """The job is locked by another requester."""
+
+    def __init__(self, job_id: int, holder: str | None, requester: str) -> None:
+        super().__init__(
+            f"background job {job_id} is locked by {holder!r}, so {requester!r} cannot lock it; "
+            "retry later or use wait_for_lock()"
+        )
+        self.job_id = job_id
+        self.holder = holder
+        self.requester = requester
+
+
+class JobLockStaleError(JobLockError):
+    """Our lock expired (no heartbeat within the lock timeout) or was taken over before the save."""
+
+
+class JobLockReleasedError(JobLockError):
+    """The locked-job handle was saved with keep_lock=False or released; lock the job again."""
+
+
+class JobLockTimeoutError(JobLockError, TimeoutError):
+    """wait_for_lock() did not get the lock within its timeout."""
+
+
+class StateError(HiveMindError):
+    """Base class of state machine errors."""
+
+
+class InvalidTransitionError(StateError, ValueError):
+    """The state machine does not allow this transition."""
+
+
+class StateElectionLoopError(StateError, RuntimeError):
+    """Election handlers kept answering new states past the environment's hop limit."""
+
+
+class StateRegistrationError(StateError, TypeError):
+    """A custom state class is malformed or its name clashes with another state."""
+
+
+class StorageError(HiveMindError):
+    """The storage backend failed or refused an operation."""
+
+
+class SchemaError(StorageError):
+    """The database schema is missing, behind, or newer than this version of HiveMind."""
+
+
+class ConcurrencyConflictError(StorageError):
+    """A compare-and-set write lost against a concurrent writer."""
+
+
+class StorageClosedError(StorageError, RuntimeError):
+    """The storage was used after it was closed."""
+
+
+class TransactionError(HiveMindError, RuntimeError):
+    """A transaction was misused: used after it finished, or opened where it would deadlock."""
+
+
+class SyncFacadeError(HiveMindError, RuntimeError):
+    """The blocking facade was called from inside a running event loop."""

@@ -1,0 +1,141 @@
+"""``HiveMind``: the application object holding every environment of a process."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType, TracebackType
+
+from hivemind_jobs.client.environment import Environment, Transaction
+from hivemind_jobs.client.jobs import BackgroundJobClient
+from hivemind_jobs.core.clock import Clock, SystemClock
+from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.invocation import Activator, DefaultActivator
+from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_environment_name, validate_table_prefix
+from hivemind_jobs.core.options import Options
+from hivemind_jobs.errors import ConfigurationError
+from hivemind_jobs.mediator import Mediator
+from hivemind_jobs.storage import open_storage, redact_url
+
+__all__ = ["DEFAULT_URL", "HiveMind"]
+
+DEFAULT_URL = "sqlite:///hivemind.db"
+
+
+class HiveMind:
+    """Environments, each with its own storage and options, and the handlers they share.
+
+    ``HiveMind()`` has one environment, ``main``, on ``./hivemind.db`` (SQLite). Open it with
+    ``async with hive:`` (or ``await hive.open()``) before use::
+
+        hive = HiveMind()
+        hive.add_environment("tenant_a", "sqlite:///tenant_a.db", options=Options(retention=timedelta(days=7)))
+        async with hive:
+            await hive.jobs.create(send_report, "weekly")
+            await hive.env("tenant_a").jobs.create(send_report, "daily")
+    """
+
+    def __init__(
+        self,
+        url: str = DEFAULT_URL,
+        *,
+        environment: str = DEFAULT_ENVIRONMENT,
+        options: Options | None = None,
+        table_prefix: str | None = None,
+        activator: Activator | None = None,
+        clock: Clock | None = None,
+        codec: Codec | None = None,
+    ) -> None:
+        self.mediator = Mediator()
+        self.activator: Activator = activator or DefaultActivator()
+        self.clock: Clock = clock or SystemClock()
+        self.codec = codec or Codec()
+        self._environments: dict[str, Environment] = {}
+        self.default_environment = validate_environment_name(environment)
+        self.add_environment(environment, url, options=options, table_prefix=table_prefix)
+
+    def __repr__(self) -> str:
+        return f"<HiveMind environments={list(self._environments)}>"
+
+    # ------------------------------------------------------------------ environments
+    def add_environment(
+        self, name: str, url: str, *, options: Options | None = None, table_prefix: str | None = None
+    ) -> Environment:
+        """Add an isolated environment with its own storage (URL) and options.
+
+        Environments may share a database: each one has its own tables (``table_prefix``, by
+        default ``hm_<name>_``). Open the hive (again) to open environments added later.
+        """
+        validate_environment_name(name)
+        if name in self._environments:
+            raise ConfigurationError(f"environment {name!r} already exists")
+        if options is not None and not isinstance(options, Options):
+            raise ConfigurationError(f"options must be hivemind_jobs.Options, got {options!r}")
+        prefix = validate_table_prefix(table_prefix if table_prefix is not None else f"hm_{name}_")
+        storage = open_storage(url, environment=name, table_prefix=prefix)
+        for other in self._environments.values():
+            if other.info.url == storage.info.url and other.info.table_prefix == prefix:
+                raise ConfigurationError(
+                    f"environments {other.name!r} and {name!r} would share the tables {prefix}* in "
+                    f"{redact_url(storage.info.url)}; give one of them another table_prefix"
+                )
+        environment = Environment(
+            name,
+            storage,
+            options=options or Options(),
+            mediator=Mediator(parent=self.mediator),
+            codec=self.codec,
+            clock=self.clock,
+            activator=self.activator,
+        )
+        self._environments[name] = environment
+        return environment
+
+    def env(self, name: str | None = None) -> Environment:
+        """The named environment (the default one without a name)."""
+        key = self.default_environment if name is None else name
+        try:
+            return self._environments[key]
+        except KeyError:
+            validate_environment_name(key)
+            raise ConfigurationError(
+                f"no environment {key!r}; known: {', '.join(sorted(self._environments))}"
+            ) from None
+
+    @property
+    def environments(self) -> Mapping[str, Environment]:
+        return MappingProxyType(self._environments)
+
+    @property
+    def jobs(self) -> BackgroundJobClient:
+        """The background-job client of the default environment."""
+        return self.env().jobs
+
+    def transaction(self, environment: str | None = None) -> Transaction:
+        """``async with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together."""
+        return self.env(environment).transaction()
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> None:
+        """Open every environment's storage (creating or migrating SQLite schemas)."""
+        opened: list[Environment] = []
+        try:
+            for environment in self._environments.values():
+                await environment.open()
+                opened.append(environment)
+        except BaseException:
+            for environment in opened:
+                await environment.close()
+            raise
+
+    async def close(self) -> None:
+        for environment in self._environments.values():
+            await environment.close()
+
+    async def __aenter__(self) -> HiveMind:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()

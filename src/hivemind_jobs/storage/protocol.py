@@ -1,0 +1,397 @@
+"""The storage interface: the only thing the engine knows about databases.
+
+A backend implements :class:`Storage` (one environment's tables in one database) and
+:class:`Transaction` (the operations). Operations are named ``noun_verb`` and take one parameter
+object, so this module reads like a table of contents of what HiveMind asks of a database.
+Dialect differences are declared in :class:`Capabilities`, never detected with ``isinstance``.
+
+Semantics every backend must keep (``testing/conformance`` checks them):
+
+- Timestamps are timezone-aware UTC ``datetime`` values at the boundary.
+- ``now`` inside an operation is the database clock; lock freshness and due times are compared
+  with it inside SQL.
+- Worker writes are fenced: they only apply while ``execution_id`` and the lock holder still match.
+- Nothing written in a transaction is visible to other connections before ``commit``.
+- One environment's operations never read or change another environment's rows.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from hivemind_jobs.core.job import PropertyType, PropertyValue
+
+__all__ = [
+    "Capabilities",
+    "ClaimedJob",
+    "ContinuationLink",
+    "ContinuationMark",
+    "JobActionInsert",
+    "JobActionList",
+    "JobActionRecord",
+    "JobDataGet",
+    "JobDataSet",
+    "JobGet",
+    "JobHeartbeat",
+    "JobInsert",
+    "JobInserted",
+    "JobLockRelease",
+    "JobLockReleased",
+    "JobLogList",
+    "JobLogRecord",
+    "JobLogRow",
+    "JobRecord",
+    "JobUpdate",
+    "JobUpdated",
+    "PropertyRow",
+    "QueueClaim",
+    "QueuePointer",
+    "QueueStat",
+    "StateRow",
+    "Storage",
+    "Transaction",
+    "UpdateOutcome",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a backend can do; the engine picks strategies from these flags."""
+
+    dialect: str
+    #: one writer at a time per database file (SQLite): transactions are serialized in-process
+    single_writer: bool
+    skip_locked: bool
+    listen_notify: bool
+    returning_on_update: bool
+    transactional_ddl: bool
+
+
+# ----------------------------------------------------------------------------- rows and records
+
+
+@dataclass(frozen=True, slots=True)
+class StateRow:
+    sequence: int
+    name: str
+    elected_at: datetime
+    reason: str | None
+    fields: str  # JSON object of the state's persisted fields
+
+
+@dataclass(frozen=True, slots=True)
+class PropertyRow:
+    name: str
+    type: PropertyType
+    value: PropertyValue
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePointer:
+    """A queue entry: the job may be claimed from ``queue`` once ``execute_after`` has passed."""
+
+    queue: str
+    priority: int
+    execution_id: str
+    execute_after: datetime | None = None  # None: now (database clock)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRecord:
+    id: int
+    queue: str
+    priority: int
+    execution_id: str
+    invocation: str
+    middleware: str
+    created_at: datetime
+    modified_at: datetime
+    locked_by: str | None
+    locked_at: datetime | None
+    lock_heartbeat: datetime | None
+    states: tuple[StateRow, ...]
+    properties: tuple[PropertyRow, ...]
+    #: with JobGet.lock_requester: whether the requester holds the lock now
+    lock_acquired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuationLink:
+    """A child waiting on a parent; ``fired_state`` is set when the parent's trigger found it locked."""
+
+    parent_id: int
+    child_id: int
+    fired_state: str | None = None
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True, slots=True)
+class JobInsert:
+    queue: str
+    priority: int
+    execution_id: str
+    invocation: str
+    middleware: str
+    states: tuple[StateRow, ...]
+    properties: tuple[PropertyRow, ...]
+    enqueue: QueuePointer | None = None
+    awaiting_parent: int | None = None
+    lock_owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobInserted:
+    id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobGet:
+    job_id: int
+    #: try to take the lock for this requester (a lock held by someone else is never taken)
+    lock_requester: str | None = None
+    #: lock the row for the rest of the transaction (parents read while registering a child)
+    for_update: bool = False
+
+
+class UpdateOutcome(enum.Enum):
+    SAVED = "saved"
+    NOT_FOUND = "not_found"
+    LOCK_LOST = "lock_lost"  # another holder, or no lock at all
+    LOCK_EXPIRED = "lock_expired"  # still ours, but no heartbeat within the lock timeout
+    EXECUTION_CHANGED = "execution_changed"  # fencing token mismatch
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdate:
+    """Save a locked job: fenced by (id, expected execution id, holder, lock freshness)."""
+
+    job_id: int
+    holder: str
+    expected_execution_id: str
+    lock_timeout: timedelta
+    queue: str
+    priority: int
+    execution_id: str
+    new_states: tuple[StateRow, ...] = ()
+    set_properties: tuple[PropertyRow, ...] = ()
+    removed_properties: tuple[str, ...] = ()
+    #: replace the job's queue entry (None with ``dequeue``: remove it)
+    enqueue: QueuePointer | None = None
+    dequeue: bool = False
+    awaiting_parent: int | None = None
+    release_lock: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobUpdated:
+    outcome: UpdateOutcome
+    modified_at: datetime | None = None
+    lock_heartbeat: datetime | None = None
+    #: when the state changed: children waiting on this job (not yet fired)
+    children: tuple[int, ...] = ()
+    #: when the lock was released: parents whose trigger fired while this job was locked
+    fired: tuple[ContinuationLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobLockRelease:
+    job_id: int
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobLockReleased:
+    released: bool
+    fired: tuple[ContinuationLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobHeartbeat:
+    job_ids: tuple[int, ...]
+    holder: str
+    lock_timeout: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuationMark:
+    """Set a link's ``fired_state`` (None: waiting again), or with ``delete`` remove the link."""
+
+    parent_id: int
+    child_id: int
+    fired_state: str | None = None
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobDataGet:
+    job_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobDataSet:
+    job_id: int
+    name: str
+    value: str  # JSON
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogRow:
+    job_id: int
+    level: int
+    message: str
+    logger: str | None = None
+    exception_type: str | None = None
+    exception_message: str | None = None
+    traceback: str | None = None
+    created_at: datetime | None = None  # None: now (database clock)
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogRecord:
+    id: int
+    job_id: int
+    level: int
+    message: str
+    logger: str | None
+    exception_type: str | None
+    exception_message: str | None
+    traceback: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogList:
+    job_id: int
+    min_level: int = 0
+    after_id: int = 0
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class JobActionInsert:
+    """A request to a running job's drone (cancel with a requested state, ...)."""
+
+    job_id: int
+    execution_id: str
+    kind: str
+    payload: str  # JSON
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobActionRecord:
+    id: int
+    job_id: int
+    execution_id: str
+    kind: str
+    payload: str
+    requested_by: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobActionList:
+    job_ids: tuple[int, ...]
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class QueueClaim:
+    """Claim up to ``limit`` due jobs: groups in order, then priority, then due time, then id.
+
+    Claimed entries leave the queue and their jobs are locked by ``owner`` (still Enqueued: the
+    claimer moves them to Executing). Jobs locked by someone else are skipped.
+    """
+
+    groups: tuple[tuple[str, ...], ...]
+    limit: int
+    owner: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedJob:
+    job_id: int
+    queue: str
+    priority: int
+    execution_id: str
+    execute_after: datetime
+    enqueued_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStat:
+    queue: str
+    priority: int
+    ready: int
+    delayed: int
+
+
+# ----------------------------------------------------------------------------- interfaces
+
+
+class Transaction(Protocol):
+    """The operations, all inside one database transaction (or one read snapshot per call)."""
+
+    async def job_insert(self, params: Sequence[JobInsert]) -> list[JobInserted]: ...
+    async def job_get(self, params: JobGet) -> JobRecord | None: ...
+    async def job_update(self, params: JobUpdate) -> JobUpdated: ...
+    async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased: ...
+    async def job_heartbeat(self, params: JobHeartbeat) -> frozenset[int]: ...
+    async def job_state_counts(self) -> dict[str, int]: ...
+    async def job_data_get(self, params: JobDataGet) -> str | None: ...
+    async def job_data_set(self, params: JobDataSet) -> bool: ...
+    async def job_log_insert(self, params: Sequence[JobLogRow]) -> int: ...
+    async def job_log_list(self, params: JobLogList) -> list[JobLogRecord]: ...
+    async def job_action_insert(self, params: JobActionInsert) -> int: ...
+    async def job_action_list(self, params: JobActionList) -> list[JobActionRecord]: ...
+    async def job_action_delete(self, params: Sequence[int]) -> int: ...
+    async def continuation_list(self, params: int) -> list[ContinuationLink]: ...
+    async def continuation_mark(self, params: Sequence[ContinuationMark]) -> None: ...
+    async def queue_claim(self, params: QueueClaim) -> list[ClaimedJob]: ...
+    async def queue_stats(self) -> list[QueueStat]: ...
+    async def clock_now(self) -> datetime: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StorageInfo:
+    """What to show about a storage in logs and pages (passwords already removed)."""
+
+    url: str
+    environment: str
+    table_prefix: str
+    schema_version: int = 0
+    extras: dict[str, str] = field(default_factory=dict)
+
+
+class Storage(Protocol):
+    """One environment's tables in one database."""
+
+    capabilities: Capabilities
+
+    @property
+    def info(self) -> StorageInfo: ...
+
+    async def open(self) -> None:
+        """Connect and make sure the schema is current (or fail with SchemaError)."""
+        ...
+
+    async def close(self) -> None: ...
+
+    def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction: committed on clean exit unless already finished, rolled back on error.
+
+        Nothing happens in the database until the first operation, so an unused transaction
+        costs nothing. With ``readonly`` every operation reads a consistent snapshot.
+        """
+        ...

@@ -1,0 +1,391 @@
+"""SQLite storage: stdlib ``sqlite3``, one writer thread per database file per process.
+
+Every environment that uses the same file in this process shares one writer connection (SQLite
+allows one writer per file anyway) and one reader connection. A write transaction holds the writer
+from its first operation to its commit; readers see committed data only (WAL). Writes use
+``BEGIN IMMEDIATE`` so that lock waits happen up front, bounded by the busy timeout.
+
+URL: ``sqlite:///relative/path.db`` or ``sqlite:////absolute/path.db``, with optional query
+parameters ``synchronous`` (``NORMAL`` default, or ``FULL``) and ``busy_timeout`` (seconds, 30).
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import os
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from hivemind_jobs.errors import ConfigurationError, SchemaError, TransactionError
+from hivemind_jobs.storage.protocol import (
+    Capabilities,
+    ClaimedJob,
+    ContinuationLink,
+    ContinuationMark,
+    JobActionInsert,
+    JobActionList,
+    JobActionRecord,
+    JobDataGet,
+    JobDataSet,
+    JobGet,
+    JobHeartbeat,
+    JobInsert,
+    JobInserted,
+    JobLockRelease,
+    JobLockReleased,
+    JobLogList,
+    JobLogRecord,
+    JobLogRow,
+    JobRecord,
+    JobUpdate,
+    JobUpdated,
+    QueueClaim,
+    QueueStat,
+    StorageInfo,
+    Transaction,
+)
+from hivemind_jobs.storage.sql import QueryBook, load_migrations
+from hivemind_jobs.storage.sqlite import operations as ops
+from hivemind_jobs.storage.sqlite.worker import ConnectionWorker, TransactionToken
+
+__all__ = ["SQLiteStorage"]
+
+R = TypeVar("R")
+_PACKAGE = __name__.rpartition(".")[0]
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
+
+#: write transactions open in the current task, per database file: opening a second one there
+#: would wait for the first forever, so it is refused with a clear error instead.
+_open_writes: contextvars.ContextVar[tuple[tuple[str, TransactionToken], ...]] = contextvars.ContextVar(
+    "hivemind_sqlite_open_writes", default=()
+)
+
+
+class _Engine:
+    """The writer and reader threads of one database file (shared by environments)."""
+
+    def __init__(self, path: Path, synchronous: str, busy_timeout: float) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self.users = 0
+        name = path.name
+        self.writer = ConnectionWorker(f"hivemind-sqlite-writer:{name}", self._connect_writer, "BEGIN IMMEDIATE")
+        try:
+            self.reader = ConnectionWorker(f"hivemind-sqlite-reader:{name}", self._connect_reader, "BEGIN")
+        except BaseException:
+            self.writer.close()
+            raise
+
+    def _configure(self, connection: sqlite3.Connection) -> sqlite3.Connection:
+        connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+        connection.execute("PRAGMA foreign_keys = ON")
+        connection.execute(f"PRAGMA synchronous = {self.synchronous}")
+        return connection
+
+    def _connect_writer(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            connection.close()
+            raise ConfigurationError(f"SQLite file {self.path} cannot use WAL journaling (got {mode})")
+        return self._configure(connection)
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        uri = f"{self.path.as_uri()}?mode=ro"
+        connection = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, timeout=self.busy_timeout
+        )
+        return self._configure(connection)
+
+    def close(self) -> None:
+        self.writer.close()
+        self.reader.close()
+
+
+_engines: dict[Path, _Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def _acquire_engine(path: Path, synchronous: str, busy_timeout: float) -> _Engine:
+    with _engines_lock:
+        engine = _engines.get(path)
+        if engine is None:
+            engine = _Engine(path, synchronous, busy_timeout)
+            _engines[path] = engine
+        elif engine.synchronous != synchronous:
+            raise ConfigurationError(
+                f"SQLite file {path} is already open in this process with synchronous={engine.synchronous}; "
+                f"use the same setting for every environment on one file (got {synchronous})"
+            )
+        engine.users += 1
+        return engine
+
+
+def _release_engine(engine: _Engine) -> None:
+    with _engines_lock:
+        engine.users -= 1
+        if engine.users > 0:
+            return
+        _engines.pop(engine.path, None)
+    engine.close()
+
+
+def parse_sqlite_url(url: str) -> tuple[Path, str, float]:
+    """``sqlite:///path?synchronous=FULL&busy_timeout=5`` -> (absolute path, synchronous, timeout)."""
+    parts = urlsplit(url)
+    if parts.scheme != "sqlite":
+        raise ConfigurationError(f"not an SQLite URL: {url!r}")
+    if parts.netloc not in ("", "localhost"):
+        raise ConfigurationError(
+            f"SQLite URLs have no host: use sqlite:///relative.db or sqlite:////abs.db, got {url!r}"
+        )
+    raw_path = unquote(parts.path)
+    if not raw_path or raw_path == "/":
+        raise ConfigurationError(f"SQLite URL {url!r} names no file; use sqlite:///hivemind.db")
+    if raw_path in ("/:memory:", ":memory:"):
+        raise ConfigurationError(
+            "in-memory SQLite cannot be shared by HiveMind's writer and reader connections; use a file "
+            "(a temporary one in tests)"
+        )
+    # sqlite:///rel.db -> "/rel.db" (relative); sqlite:////abs.db -> "//abs.db" (absolute)
+    path = Path(raw_path[1:]) if raw_path.startswith("/") else Path(raw_path)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    unknown = set(query) - {"synchronous", "busy_timeout"}
+    if unknown:
+        raise ConfigurationError(f"unknown SQLite URL option(s) {sorted(unknown)}; known: synchronous, busy_timeout")
+    synchronous = query.get("synchronous", ["NORMAL"])[-1].upper()
+    if synchronous not in _SYNCHRONOUS:
+        raise ConfigurationError(f"synchronous must be one of {_SYNCHRONOUS}, got {synchronous!r}")
+    try:
+        busy_timeout = float(query.get("busy_timeout", ["30"])[-1])
+    except ValueError:
+        raise ConfigurationError("busy_timeout must be a number of seconds") from None
+    if busy_timeout <= 0:
+        raise ConfigurationError("busy_timeout must be positive")
+    return Path(os.path.abspath(path)), synchronous, busy_timeout
+
+
+class SQLiteStorage:
+    """One environment's tables (``table_prefix``) in one SQLite file."""
+
+    capabilities = Capabilities(
+        dialect="sqlite",
+        single_writer=True,
+        skip_locked=False,
+        listen_notify=False,
+        returning_on_update=True,
+        transactional_ddl=True,
+    )
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        environment: str,
+        table_prefix: str,
+        synchronous: str = "NORMAL",
+        busy_timeout: float = 30.0,
+    ) -> None:
+        self.path = Path(os.path.abspath(path))
+        self.environment = environment
+        self.queries = QueryBook.load(_PACKAGE, table_prefix)
+        self._synchronous = synchronous
+        self._busy_timeout = busy_timeout
+        self._engine: _Engine | None = None
+        self._schema_version = 0
+
+    @classmethod
+    def from_url(cls, url: str, *, environment: str, table_prefix: str) -> SQLiteStorage:
+        path, synchronous, busy_timeout = parse_sqlite_url(url)
+        return cls(
+            path, environment=environment, table_prefix=table_prefix, synchronous=synchronous, busy_timeout=busy_timeout
+        )
+
+    @property
+    def info(self) -> StorageInfo:
+        return StorageInfo(
+            url=f"sqlite:///{self.path}",
+            environment=self.environment,
+            table_prefix=self.queries.prefix,
+            schema_version=self._schema_version,
+            extras={"synchronous": self._synchronous},
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> None:
+        if self._engine is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        engine = _acquire_engine(self.path, self._synchronous, self._busy_timeout)
+        try:
+            self._schema_version = await engine.writer.submit(TransactionToken(), self._migrate, single=True)
+        except BaseException:
+            _release_engine(engine)
+            raise
+        self._engine = engine
+
+    def _migrate(self, connection: sqlite3.Connection) -> int:
+        q = self.queries
+        connection.execute(q["schema_version_create"])
+        current = int(connection.execute(q["schema_version_current"]).fetchone()[0])
+        migrations = load_migrations(_PACKAGE)
+        if current > len(migrations):
+            raise SchemaError(
+                f"the tables with prefix {q.prefix!r} in {self.path} are at schema version {current}, newer than "
+                f"this HiveMind knows ({len(migrations)}); upgrade hivemind-jobs"
+            )
+        for migration in migrations[current:]:
+            for statement in migration.statements(q.prefix):
+                connection.execute(statement)
+            connection.execute(
+                q["schema_version_insert"], {"version": migration.version, "name": migration.name, "now": ops.now_us()}
+            )
+        return len(migrations)
+
+    async def close(self) -> None:
+        engine, self._engine = self._engine, None
+        if engine is not None:
+            _release_engine(engine)
+
+    def _require_engine(self) -> _Engine:
+        if self._engine is None:
+            raise TransactionError(
+                f"the storage of environment {self.environment!r} is not open; use `async with hive:`"
+            )
+        return self._engine
+
+    # ------------------------------------------------------------------ transactions
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Transaction]:
+        engine = self._require_engine()
+        key = str(engine.path)
+        context_token = None
+        if not readonly:
+            for open_key, open_token in _open_writes.get():
+                if open_key == key and not open_token.finished:
+                    raise TransactionError(
+                        f"this task already has a write transaction open on {engine.path}; a second one would "
+                        "wait for it forever. Make the call through the open transaction (tx.jobs...) or after it ends"
+                    )
+        token = TransactionToken()
+        if not readonly:
+            context_token = _open_writes.set((*_open_writes.get(), (key, token)))
+        transaction = SQLiteTransaction(self, engine.reader if readonly else engine.writer, token)
+        try:
+            yield transaction
+        except BaseException:
+            await transaction.rollback()
+            raise
+        else:
+            if not transaction.finished:
+                await transaction.commit()
+        finally:
+            if context_token is not None:
+                _open_writes.reset(context_token)
+
+
+class SQLiteTransaction:
+    """The operations of :class:`~hivemind_jobs.storage.protocol.Transaction` on SQLite."""
+
+    def __init__(self, storage: SQLiteStorage, worker: ConnectionWorker, token: TransactionToken) -> None:
+        self._queries = storage.queries
+        self._worker = worker
+        self._token = token
+        self._used = False
+        self._finished = False
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    async def _run(self, operation: Callable[..., R], params: Any = None, *, with_params: bool = True) -> R:
+        if self._finished:
+            raise TransactionError("the transaction has already been committed or rolled back")
+        self._used = True
+        bound = (
+            functools.partial(operation, q=self._queries, params=params)
+            if with_params
+            else functools.partial(operation, q=self._queries)
+        )
+        result: R = await self._worker.submit(self._token, lambda connection: bound(connection))
+        return result
+
+    async def commit(self) -> None:
+        if self._finished:
+            raise TransactionError("the transaction has already been committed or rolled back")
+        self._finished = True
+        if self._used:
+            await self._worker.finish(self._token, commit=True)
+
+    async def rollback(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._used:
+            await self._worker.finish(self._token, commit=False)
+
+    # ------------------------------------------------------------------ operations
+    async def job_insert(self, params: Sequence[JobInsert]) -> list[JobInserted]:
+        return await self._run(ops.job_insert, list(params))
+
+    async def job_get(self, params: JobGet) -> JobRecord | None:
+        return await self._run(ops.job_get, params)
+
+    async def job_update(self, params: JobUpdate) -> JobUpdated:
+        return await self._run(ops.job_update, params)
+
+    async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased:
+        return await self._run(ops.job_lock_release, params)
+
+    async def job_heartbeat(self, params: JobHeartbeat) -> frozenset[int]:
+        return await self._run(ops.job_heartbeat, params)
+
+    async def job_state_counts(self) -> dict[str, int]:
+        return await self._run(ops.job_state_counts, with_params=False)
+
+    async def job_data_get(self, params: JobDataGet) -> str | None:
+        return await self._run(ops.job_data_get, params)
+
+    async def job_data_set(self, params: JobDataSet) -> bool:
+        return await self._run(ops.job_data_set, params)
+
+    async def job_log_insert(self, params: Sequence[JobLogRow]) -> int:
+        return await self._run(ops.job_log_insert, list(params))
+
+    async def job_log_list(self, params: JobLogList) -> list[JobLogRecord]:
+        return await self._run(ops.job_log_list, params)
+
+    async def job_action_insert(self, params: JobActionInsert) -> int:
+        return await self._run(ops.job_action_insert, params)
+
+    async def job_action_list(self, params: JobActionList) -> list[JobActionRecord]:
+        return await self._run(ops.job_action_list, params)
+
+    async def job_action_delete(self, params: Sequence[int]) -> int:
+        return await self._run(ops.job_action_delete, list(params))
+
+    async def continuation_list(self, params: int) -> list[ContinuationLink]:
+        return await self._run(functools.partial(ops.continuation_list, job_id=params), with_params=False)
+
+    async def continuation_mark(self, params: Sequence[ContinuationMark]) -> None:
+        await self._run(ops.continuation_mark, list(params))
+
+    async def queue_claim(self, params: QueueClaim) -> list[ClaimedJob]:
+        return await self._run(ops.queue_claim, params)
+
+    async def queue_stats(self) -> list[QueueStat]:
+        return await self._run(ops.queue_stats, with_params=False)
+
+    async def clock_now(self) -> datetime:
+        result: datetime = await self._run(ops.clock_now, with_params=False)
+        return result

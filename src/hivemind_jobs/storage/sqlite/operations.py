@@ -1,0 +1,463 @@
+"""The storage operations for SQLite, as plain functions run on a connection's own thread.
+
+Each function is one unit of work: it may run several statements, and runs them without a thread
+hop in between. Times are integer microseconds; ``now`` is read once per operation in the thread
+that owns the database connection (the database clock for SQLite).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+from hivemind_jobs.core.clock import from_microseconds, to_microseconds
+from hivemind_jobs.core.job import PropertyType, PropertyValue
+from hivemind_jobs.storage.protocol import (
+    ClaimedJob,
+    ContinuationLink,
+    ContinuationMark,
+    JobActionInsert,
+    JobActionList,
+    JobActionRecord,
+    JobDataGet,
+    JobDataSet,
+    JobGet,
+    JobHeartbeat,
+    JobInsert,
+    JobInserted,
+    JobLockRelease,
+    JobLockReleased,
+    JobLogList,
+    JobLogRecord,
+    JobLogRow,
+    JobRecord,
+    JobUpdate,
+    JobUpdated,
+    PropertyRow,
+    QueueClaim,
+    QueueStat,
+    StateRow,
+    UpdateOutcome,
+)
+from hivemind_jobs.storage.sql import SQL
+
+Queries = Mapping[str, SQL]
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def _us(delta: timedelta) -> int:
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def _opt_dt(value: int | None) -> Any:
+    return from_microseconds(value) if value is not None else None
+
+
+# ----------------------------------------------------------------------------- conversions
+
+
+def _state_params(job_id: int, state: StateRow) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "sequence": state.sequence,
+        "name": state.name,
+        "elected_at": to_microseconds(state.elected_at),
+        "reason": state.reason,
+        "fields": state.fields,
+    }
+
+
+def _property_params(job_id: int, row: PropertyRow) -> dict[str, Any]:
+    params: dict[str, Any] = {
+        "job_id": job_id,
+        "name": row.name,
+        "type": row.type.value,
+        "text_value": None,
+        "int_value": None,
+        "float_value": None,
+        "bool_value": None,
+        "datetime_value": None,
+    }
+    value: Any = row.value
+    if row.type is PropertyType.TEXT:
+        params["text_value"] = value
+    elif row.type is PropertyType.UUID:
+        params["text_value"] = str(value)
+    elif row.type is PropertyType.INT:
+        params["int_value"] = value
+    elif row.type is PropertyType.FLOAT:
+        params["float_value"] = value
+    elif row.type is PropertyType.BOOL:
+        params["bool_value"] = 1 if value else 0
+    else:
+        params["datetime_value"] = to_microseconds(value)
+    return params
+
+
+def _property_from_row(row: Sequence[Any]) -> PropertyRow:
+    name, kind, text_value, int_value, float_value, bool_value, datetime_value = row
+    property_type = PropertyType(kind)
+    value: PropertyValue
+    if property_type is PropertyType.TEXT:
+        value = text_value
+    elif property_type is PropertyType.UUID:
+        value = uuid.UUID(text_value)
+    elif property_type is PropertyType.INT:
+        value = int_value
+    elif property_type is PropertyType.FLOAT:
+        value = float(float_value)
+    elif property_type is PropertyType.BOOL:
+        value = bool(bool_value)
+    else:
+        value = from_microseconds(datetime_value)
+    return PropertyRow(name, property_type, value)
+
+
+def _queue_params(
+    job_id: int, queue: str, priority: int, execution_id: str, execute_after: Any, now: int
+) -> dict[str, Any]:
+    return {
+        "job_id": job_id,
+        "queue": queue,
+        "priority": priority,
+        "execution_id": execution_id,
+        "execute_after": to_microseconds(execute_after) if execute_after is not None else None,
+        "now": now,
+    }
+
+
+def _links(rows: list[Any]) -> tuple[ContinuationLink, ...]:
+    return tuple(ContinuationLink(parent_id, child_id, fired_state) for parent_id, child_id, fired_state in rows)
+
+
+# ----------------------------------------------------------------------------- jobs
+
+
+def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[JobInsert]) -> list[JobInserted]:
+    now = now_us()
+    inserted: list[JobInserted] = []
+    for job in params:
+        current = job.states[-1]
+        row = con.execute(
+            q["job_insert"],
+            {
+                "queue": job.queue,
+                "priority": job.priority,
+                "execution_id": job.execution_id,
+                "state_name": current.name,
+                "state_sequence": current.sequence,
+                "state_elected_at": to_microseconds(current.elected_at),
+                "invocation": job.invocation,
+                "middleware": job.middleware,
+                "lock_owner": job.lock_owner,
+                "now": now,
+            },
+        ).fetchone()
+        job_id = int(row[0])
+        con.executemany(q["job_state_insert"], [_state_params(job_id, state) for state in job.states])
+        if job.properties:
+            con.executemany(q["job_property_upsert"], [_property_params(job_id, prop) for prop in job.properties])
+        if job.enqueue is not None:
+            pointer = job.enqueue
+            con.execute(
+                q["queue_upsert"],
+                _queue_params(
+                    job_id, pointer.queue, pointer.priority, pointer.execution_id, pointer.execute_after, now
+                ),
+            )
+        if job.awaiting_parent is not None:
+            con.execute(q["continuation_insert"], {"parent_id": job.awaiting_parent, "child_id": job_id, "now": now})
+        inserted.append(JobInserted(job_id, from_microseconds(now)))
+    return inserted
+
+
+def job_get(con: sqlite3.Connection, q: Queries, params: JobGet) -> JobRecord | None:
+    acquired = False
+    if params.lock_requester is not None:
+        cursor = con.execute(
+            q["job_lock"], {"job_id": params.job_id, "requester": params.lock_requester, "now": now_us()}
+        )
+        acquired = cursor.rowcount == 1
+    row = con.execute(q["job_select"], {"job_id": params.job_id}).fetchone()
+    if row is None:
+        return None
+    states = tuple(
+        StateRow(sequence, name, from_microseconds(elected_at), reason, fields)
+        for sequence, name, elected_at, reason, fields in con.execute(q["job_state_select"], {"job_id": params.job_id})
+    )
+    properties = tuple(
+        _property_from_row(prop) for prop in con.execute(q["job_property_select"], {"job_id": params.job_id})
+    )
+    (
+        job_id,
+        queue,
+        priority,
+        execution_id,
+        invocation,
+        middleware,
+        created_at,
+        modified_at,
+        locked_by,
+        locked_at,
+        heartbeat,
+    ) = row
+    return JobRecord(
+        id=job_id,
+        queue=queue,
+        priority=priority,
+        execution_id=execution_id,
+        invocation=invocation,
+        middleware=middleware,
+        created_at=from_microseconds(created_at),
+        modified_at=from_microseconds(modified_at),
+        locked_by=locked_by,
+        locked_at=_opt_dt(locked_at),
+        lock_heartbeat=_opt_dt(heartbeat),
+        states=states,
+        properties=properties,
+        lock_acquired=acquired,
+    )
+
+
+def _diagnose(con: sqlite3.Connection, q: Queries, params: JobUpdate, now: int) -> UpdateOutcome:
+    row = con.execute(q["job_fence_check"], {"job_id": params.job_id}).fetchone()
+    if row is None:
+        return UpdateOutcome.NOT_FOUND
+    execution_id, locked_by, heartbeat = row
+    if locked_by != params.holder:
+        return UpdateOutcome.LOCK_LOST
+    if execution_id != params.expected_execution_id:
+        return UpdateOutcome.EXECUTION_CHANGED
+    if heartbeat is None or heartbeat < now - _us(params.lock_timeout):
+        return UpdateOutcome.LOCK_EXPIRED
+    return UpdateOutcome.LOCK_LOST  # pragma: no cover - the update and this check ran in one transaction
+
+
+def job_update(con: sqlite3.Connection, q: Queries, params: JobUpdate) -> JobUpdated:
+    now = now_us()
+    current = params.new_states[-1] if params.new_states else None
+    cursor = con.execute(
+        q["job_update"],
+        {
+            "job_id": params.job_id,
+            "queue": params.queue,
+            "priority": params.priority,
+            "execution_id": params.execution_id,
+            "state_name": current.name if current else None,
+            "state_sequence": current.sequence if current else None,
+            "state_elected_at": to_microseconds(current.elected_at) if current else None,
+            "release_lock": 1 if params.release_lock else 0,
+            "expected_execution_id": params.expected_execution_id,
+            "holder": params.holder,
+            "lock_timeout_us": _us(params.lock_timeout),
+            "now": now,
+        },
+    )
+    if cursor.rowcount != 1:
+        return JobUpdated(_diagnose(con, q, params, now))
+    job_id = params.job_id
+    if params.new_states:
+        con.executemany(q["job_state_insert"], [_state_params(job_id, state) for state in params.new_states])
+    if params.set_properties:
+        con.executemany(q["job_property_upsert"], [_property_params(job_id, prop) for prop in params.set_properties])
+    if params.removed_properties:
+        con.executemany(
+            q["job_property_delete"], [{"job_id": job_id, "name": name} for name in params.removed_properties]
+        )
+    if params.enqueue is not None:
+        pointer = params.enqueue
+        con.execute(
+            q["queue_upsert"],
+            _queue_params(job_id, pointer.queue, pointer.priority, pointer.execution_id, pointer.execute_after, now),
+        )
+    elif params.dequeue:
+        con.execute(q["queue_delete"], {"job_id": job_id})
+    if params.awaiting_parent is not None:
+        con.execute(q["continuation_insert"], {"parent_id": params.awaiting_parent, "child_id": job_id, "now": now})
+    children: tuple[int, ...] = ()
+    if params.new_states:
+        children = tuple(
+            link.child_id for link in _links(con.execute(q["continuation_children"], {"parent_id": job_id}).fetchall())
+        )
+    fired: tuple[ContinuationLink, ...] = ()
+    if params.release_lock:
+        fired = _links(con.execute(q["continuation_fired_for_child"], {"child_id": job_id}).fetchall())
+    return JobUpdated(
+        UpdateOutcome.SAVED,
+        modified_at=from_microseconds(now),
+        lock_heartbeat=None if params.release_lock else from_microseconds(now),
+        children=children,
+        fired=fired,
+    )
+
+
+def job_lock_release(con: sqlite3.Connection, q: Queries, params: JobLockRelease) -> JobLockReleased:
+    cursor = con.execute(q["job_lock_release"], {"job_id": params.job_id, "holder": params.holder})
+    if cursor.rowcount != 1:
+        return JobLockReleased(False)
+    fired = _links(con.execute(q["continuation_fired_for_child"], {"child_id": params.job_id}).fetchall())
+    return JobLockReleased(True, fired)
+
+
+def job_heartbeat(con: sqlite3.Connection, q: Queries, params: JobHeartbeat) -> frozenset[int]:
+    now = now_us()
+    timeout = _us(params.lock_timeout)
+    alive = set()
+    for job_id in params.job_ids:
+        row = con.execute(
+            q["job_heartbeat"], {"job_id": job_id, "holder": params.holder, "now": now, "lock_timeout_us": timeout}
+        ).fetchone()
+        if row is not None:
+            alive.add(int(row[0]))
+    return frozenset(alive)
+
+
+def job_state_counts(con: sqlite3.Connection, q: Queries) -> dict[str, int]:
+    return {name: int(count) for name, count in con.execute(q["job_state_counts"])}
+
+
+# ----------------------------------------------------------------------------- data, logs, actions
+
+
+def job_data_get(con: sqlite3.Connection, q: Queries, params: JobDataGet) -> str | None:
+    row = con.execute(q["job_data_select"], {"job_id": params.job_id, "name": params.name}).fetchone()
+    return None if row is None else str(row[0])
+
+
+def job_data_set(con: sqlite3.Connection, q: Queries, params: JobDataSet) -> bool:
+    cursor = con.execute(
+        q["job_data_upsert"], {"job_id": params.job_id, "name": params.name, "value": params.value, "now": now_us()}
+    )
+    return cursor.rowcount == 1
+
+
+def job_log_insert(con: sqlite3.Connection, q: Queries, params: Sequence[JobLogRow]) -> int:
+    now = now_us()
+    before = con.total_changes
+    con.executemany(
+        q["job_log_insert"],
+        [
+            {
+                "job_id": row.job_id,
+                "level": row.level,
+                "logger": row.logger,
+                "message": row.message,
+                "exception_type": row.exception_type,
+                "exception_message": row.exception_message,
+                "traceback": row.traceback,
+                "created_at": to_microseconds(row.created_at) if row.created_at is not None else None,
+                "now": now,
+            }
+            for row in params
+        ],
+    )
+    return con.total_changes - before
+
+
+def job_log_list(con: sqlite3.Connection, q: Queries, params: JobLogList) -> list[JobLogRecord]:
+    rows = con.execute(
+        q["job_log_select"],
+        {"job_id": params.job_id, "min_level": params.min_level, "after_id": params.after_id, "limit": params.limit},
+    )
+    return [
+        JobLogRecord(log_id, job_id, level, message, logger, exc_type, exc_message, trace, from_microseconds(created))
+        for log_id, job_id, level, message, logger, exc_type, exc_message, trace, created in rows
+    ]
+
+
+def job_action_insert(con: sqlite3.Connection, q: Queries, params: JobActionInsert) -> int:
+    row = con.execute(
+        q["job_action_insert"],
+        {
+            "job_id": params.job_id,
+            "execution_id": params.execution_id,
+            "kind": params.kind,
+            "payload": params.payload,
+            "requested_by": params.requested_by,
+            "now": now_us(),
+        },
+    ).fetchone()
+    return int(row[0])
+
+
+def job_action_list(con: sqlite3.Connection, q: Queries, params: JobActionList) -> list[JobActionRecord]:
+    rows = con.execute(q["job_action_select"], {"job_ids": json.dumps(list(params.job_ids)), "limit": params.limit})
+    return [
+        JobActionRecord(action_id, job_id, execution_id, kind, payload, requested_by, from_microseconds(created))
+        for action_id, job_id, execution_id, kind, payload, requested_by, created in rows
+    ]
+
+
+def job_action_delete(con: sqlite3.Connection, q: Queries, params: Sequence[int]) -> int:
+    before = con.total_changes
+    con.executemany(q["job_action_delete"], [{"id": action_id} for action_id in params])
+    return con.total_changes - before
+
+
+def continuation_list(con: sqlite3.Connection, q: Queries, job_id: int) -> list[ContinuationLink]:
+    return list(_links(con.execute(q["continuation_list"], {"job_id": job_id}).fetchall()))
+
+
+def continuation_mark(con: sqlite3.Connection, q: Queries, params: Sequence[ContinuationMark]) -> None:
+    for mark in params:
+        key = {"parent_id": mark.parent_id, "child_id": mark.child_id}
+        if mark.delete:
+            con.execute(q["continuation_delete"], key)
+        else:
+            con.execute(q["continuation_fire"], {**key, "fired_state": mark.fired_state})
+
+
+# ----------------------------------------------------------------------------- queue
+
+
+def queue_claim(con: sqlite3.Connection, q: Queries, params: QueueClaim) -> list[ClaimedJob]:
+    now = now_us()
+    claimed: list[ClaimedJob] = []
+    seen: set[str] = set()
+    for group in params.groups:
+        remaining = params.limit - len(claimed)
+        if remaining <= 0:
+            break
+        candidates: list[tuple[Any, ...]] = []
+        for queue in group:
+            if queue in seen:
+                continue
+            seen.add(queue)
+            candidates.extend(con.execute(q["queue_peek"], {"queue": queue, "now": now, "limit": remaining}).fetchall())
+        candidates.sort(key=lambda row: (row[2], row[4], row[0]))  # priority, due time, id
+        for job_id, queue, priority, execution_id, execute_after, enqueued_at in candidates:
+            if len(claimed) >= params.limit:
+                break
+            key = {"job_id": job_id, "execution_id": execution_id}
+            con.execute(q["queue_take"], key)
+            if con.execute(q["queue_lock_claimed"], {**key, "owner": params.owner, "now": now}).rowcount == 1:
+                claimed.append(
+                    ClaimedJob(
+                        job_id,
+                        queue,
+                        priority,
+                        execution_id,
+                        from_microseconds(execute_after),
+                        from_microseconds(enqueued_at),
+                    )
+                )
+    return claimed
+
+
+def queue_stats(con: sqlite3.Connection, q: Queries) -> list[QueueStat]:
+    return [
+        QueueStat(queue, priority, int(ready or 0), int(delayed or 0))
+        for queue, priority, ready, delayed in con.execute(q["queue_stats"], {"now": now_us()})
+    ]
+
+
+def clock_now(con: sqlite3.Connection, q: Queries) -> Any:
+    return from_microseconds(now_us())

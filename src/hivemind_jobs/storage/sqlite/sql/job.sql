@@ -1,0 +1,88 @@
+-- name: job_insert
+INSERT INTO "{p}job" (
+    queue, priority, execution_id, state_name, state_sequence, state_elected_at,
+    invocation, middleware, locked_by, locked_at, lock_heartbeat, created_at, modified_at
+) VALUES (
+    :queue, :priority, :execution_id, :state_name, :state_sequence, :state_elected_at,
+    :invocation, :middleware, :lock_owner,
+    CASE WHEN :lock_owner IS NULL THEN NULL ELSE :now END,
+    CASE WHEN :lock_owner IS NULL THEN NULL ELSE :now END,
+    :now, :now
+)
+RETURNING id;
+
+-- name: job_select
+SELECT id, queue, priority, execution_id, invocation, middleware, created_at, modified_at,
+       locked_by, locked_at, lock_heartbeat
+FROM "{p}job"
+WHERE id = :job_id;
+
+-- name: job_lock
+UPDATE "{p}job"
+SET locked_by = :requester, locked_at = CASE WHEN locked_by IS NULL THEN :now ELSE locked_at END,
+    lock_heartbeat = :now
+WHERE id = :job_id AND (locked_by IS NULL OR locked_by = :requester);
+
+-- name: job_update
+UPDATE "{p}job"
+SET queue = :queue,
+    priority = :priority,
+    execution_id = :execution_id,
+    state_name = COALESCE(:state_name, state_name),
+    state_sequence = COALESCE(:state_sequence, state_sequence),
+    state_elected_at = COALESCE(:state_elected_at, state_elected_at),
+    locked_by = CASE WHEN :release_lock THEN NULL ELSE locked_by END,
+    locked_at = CASE WHEN :release_lock THEN NULL ELSE locked_at END,
+    lock_heartbeat = CASE WHEN :release_lock THEN NULL ELSE :now END,
+    modified_at = :now
+WHERE id = :job_id
+  AND execution_id = :expected_execution_id
+  AND locked_by = :holder
+  AND lock_heartbeat >= :now - :lock_timeout_us;
+
+-- name: job_fence_check
+SELECT execution_id, locked_by, lock_heartbeat FROM "{p}job" WHERE id = :job_id;
+
+-- name: job_lock_release
+UPDATE "{p}job"
+SET locked_by = NULL, locked_at = NULL, lock_heartbeat = NULL
+WHERE id = :job_id AND locked_by = :holder;
+
+-- name: job_heartbeat
+UPDATE "{p}job"
+SET lock_heartbeat = :now
+WHERE id = :job_id AND locked_by = :holder AND lock_heartbeat >= :now - :lock_timeout_us
+RETURNING id;
+
+-- name: job_state_counts
+SELECT state_name, COUNT(*) FROM "{p}job" GROUP BY state_name;
+
+-- name: job_state_insert
+INSERT INTO "{p}job_state" (job_id, sequence, name, elected_at, reason, fields)
+VALUES (:job_id, :sequence, :name, :elected_at, :reason, :fields);
+
+-- name: job_state_select
+SELECT sequence, name, elected_at, reason, fields
+FROM "{p}job_state"
+WHERE job_id = :job_id
+ORDER BY sequence;
+
+-- name: job_property_upsert
+INSERT INTO "{p}job_property" (job_id, name, type, text_value, int_value, float_value, bool_value, datetime_value)
+VALUES (:job_id, :name, :type, :text_value, :int_value, :float_value, :bool_value, :datetime_value)
+ON CONFLICT (job_id, name) DO UPDATE SET
+    type = excluded.type,
+    text_value = excluded.text_value,
+    int_value = excluded.int_value,
+    float_value = excluded.float_value,
+    bool_value = excluded.bool_value,
+    datetime_value = excluded.datetime_value;
+
+-- name: job_property_delete
+DELETE FROM "{p}job_property" WHERE job_id = :job_id AND name = :name;
+
+-- name: job_property_select
+SELECT name, type, text_value, int_value, float_value, bool_value, datetime_value
+FROM "{p}job_property"
+WHERE job_id = :job_id
+ORDER BY name;

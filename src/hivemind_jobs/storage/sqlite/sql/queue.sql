@@ -1,0 +1,38 @@
+-- name: queue_upsert
+INSERT INTO "{p}queue" (job_id, queue, priority, execute_after, execution_id, enqueued_at)
+VALUES (:job_id, :queue, :priority, COALESCE(:execute_after, :now), :execution_id, :now)
+ON CONFLICT (job_id) DO UPDATE SET
+    queue = excluded.queue,
+    priority = excluded.priority,
+    execute_after = excluded.execute_after,
+    execution_id = excluded.execution_id,
+    enqueued_at = excluded.enqueued_at;
+
+-- name: queue_delete
+DELETE FROM "{p}queue" WHERE job_id = :job_id;
+
+-- Candidates of one queue, in claim order; jobs locked by someone are skipped. Entries whose
+-- execution id is stale are taken too and then dropped by queue_lock_claimed.
+-- name: queue_peek
+SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at
+FROM "{p}queue" AS q
+JOIN "{p}job" AS j ON j.id = q.job_id AND j.locked_by IS NULL
+WHERE q.queue = :queue AND q.execute_after <= :now
+ORDER BY q.priority, q.execute_after, q.job_id
+LIMIT :limit;
+
+-- name: queue_take
+DELETE FROM "{p}queue" WHERE job_id = :job_id AND execution_id = :execution_id;
+
+-- name: queue_lock_claimed
+UPDATE "{p}job"
+SET locked_by = :owner, locked_at = :now, lock_heartbeat = :now
+WHERE id = :job_id AND execution_id = :execution_id AND locked_by IS NULL;
+
+-- name: queue_stats
+SELECT queue, priority,
+       SUM(CASE WHEN execute_after <= :now THEN 1 ELSE 0 END),
+       SUM(CASE WHEN execute_after > :now THEN 1 ELSE 0 END)
+FROM "{p}queue"
+GROUP BY queue, priority
+ORDER BY queue, priority;

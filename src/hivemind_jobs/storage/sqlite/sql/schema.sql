@@ -1,0 +1,12 @@
+-- name: schema_version_create
+CREATE TABLE IF NOT EXISTS "{p}schema_version" (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+);
+
+-- name: schema_version_current
+SELECT COALESCE(MAX(version), 0) FROM "{p}schema_version";
+
+-- name: schema_version_insert
+INSERT INTO "{p}schema_version" (version, name, applied_at) VALUES (:version, :name, :now);

@@ -1,0 +1,215 @@
+"""A thread that owns one sqlite3 connection and runs whole units of work on it.
+
+Each submitted item is a plain function of the connection. Items carry the token of the
+transaction they belong to: while a transaction is open, items of other transactions wait in a
+backlog, so a transaction spanning several ``await`` points is never interleaved with another one
+on the same connection. A transaction begins lazily with its first item (``BEGIN IMMEDIATE`` for
+the writer, ``BEGIN`` for a reader) and ends with a commit or rollback item. An item submitted
+with ``single=True`` is a complete transaction on its own: begin, run, commit in one hop.
+
+Results go back to the submitting event loop with ``call_soon_threadsafe``, so one worker serves
+any number of loops (the blocking facade runs its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import sqlite3
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+from hivemind_jobs.errors import StorageClosedError, StorageError
+
+__all__ = ["ConnectionWorker", "TransactionToken"]
+
+_OP: Final = "op"
+_COMMIT: Final = "commit"
+_ROLLBACK: Final = "rollback"
+_STOP: Final = "stop"
+
+
+class TransactionToken:
+    """Identity of one transaction on one worker."""
+
+    __slots__ = ("__weakref__", "began", "finished")
+
+    def __init__(self) -> None:
+        self.began = False
+        self.finished = False
+
+
+@dataclass(slots=True)
+class _Item:
+    kind: str
+    token: TransactionToken | None
+    function: Callable[[sqlite3.Connection], Any] | None
+    future: asyncio.Future[Any] | None
+    loop: asyncio.AbstractEventLoop | None
+    single: bool = False
+
+
+def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class ConnectionWorker:
+    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], begin_sql: str) -> None:
+        self._connect = connect
+        self._begin_sql = begin_sql
+        self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._ready = threading.Event()
+        self._startup_error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+        self._ready.wait()
+        if self._startup_error is not None:
+            raise self._startup_error
+
+    # ------------------------------------------------------------------ submission (any thread)
+    def submit(
+        self, token: TransactionToken, function: Callable[[sqlite3.Connection], Any], *, single: bool = False
+    ) -> asyncio.Future[Any]:
+        return self._submit(_OP, token, function, single=single)
+
+    def finish(self, token: TransactionToken, *, commit: bool) -> asyncio.Future[Any]:
+        return self._submit(_COMMIT if commit else _ROLLBACK, token, None)
+
+    def _submit(
+        self,
+        kind: str,
+        token: TransactionToken,
+        function: Callable[[sqlite3.Connection], Any] | None,
+        *,
+        single: bool = False,
+    ) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        with self._lock:
+            if self._closed:
+                raise StorageClosedError("the SQLite storage is closed")
+            self._inbox.put(_Item(kind, token, function, future, loop, single))
+        return future
+
+    def close(self, timeout: float = 10.0) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._inbox.put(_Item(_STOP, None, None, None, None))
+        self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ the thread
+    def _run(self) -> None:
+        try:
+            connection = self._connect()
+        except BaseException as error:
+            self._startup_error = error
+            self._ready.set()
+            return
+        self._ready.set()
+        current: TransactionToken | None = None
+        backlog: deque[_Item] = deque()
+        try:
+            while True:
+                item = backlog.popleft() if current is None and backlog else self._inbox.get()
+                if item.kind == _STOP:
+                    self._abort(connection)  # an abandoned open transaction is rolled back
+                    closed = StorageClosedError("the SQLite storage was closed")
+                    for pending in backlog:
+                        self._reply(pending, None, closed)
+                    while True:
+                        try:
+                            self._reply(self._inbox.get_nowait(), None, closed)
+                        except queue.Empty:
+                            break
+                    return
+                if current is not None and item.token is not current:
+                    backlog.append(item)
+                    continue
+                current = self._handle(connection, item, current)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
+
+    def _handle(
+        self, connection: sqlite3.Connection, item: _Item, current: TransactionToken | None
+    ) -> TransactionToken | None:
+        token = item.token
+        assert token is not None
+        if item.kind in (_COMMIT, _ROLLBACK):
+            error: BaseException | None = None
+            if token.began and not token.finished:
+                try:
+                    connection.execute("COMMIT" if item.kind == _COMMIT else "ROLLBACK")
+                except sqlite3.Error as failure:
+                    error = _storage_error(failure)
+                    self._abort(connection)
+            token.finished = True
+            self._reply(item, None, error)
+            return None
+        # an operation
+        if token.finished:
+            self._reply(item, None, StorageError("the transaction has already finished"))
+            return current
+        if not token.began:
+            try:
+                connection.execute(self._begin_sql)
+            except sqlite3.Error as failure:
+                self._reply(item, None, _storage_error(failure))
+                return None
+            token.began = True
+        try:
+            assert item.function is not None
+            result = item.function(connection)
+        except BaseException as failure:
+            if item.single:
+                self._abort(connection)
+                token.finished = True
+                self._reply(item, None, _storage_error(failure) if isinstance(failure, sqlite3.Error) else failure)
+                return None
+            self._reply(item, None, _storage_error(failure) if isinstance(failure, sqlite3.Error) else failure)
+            return token
+        if item.single:
+            try:
+                connection.execute("COMMIT")
+            except sqlite3.Error as failure:
+                self._abort(connection)
+                token.finished = True
+                self._reply(item, None, _storage_error(failure))
+                return None
+            token.finished = True
+            self._reply(item, result, None)
+            return None
+        self._reply(item, result, None)
+        return token
+
+    @staticmethod
+    def _abort(connection: sqlite3.Connection) -> None:
+        if connection.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                connection.execute("ROLLBACK")
+
+    @staticmethod
+    def _reply(item: _Item, result: Any, error: BaseException | None) -> None:
+        if item.future is None or item.loop is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+            item.loop.call_soon_threadsafe(_deliver, item.future, result, error)
+
+
+def _storage_error(failure: sqlite3.Error) -> StorageError:
+    error = StorageError(f"SQLite: {failure}")
+    error.__cause__ = failure
+    return error

@@ -1,0 +1,39 @@
+"""Storage URLs: which backend serves them, and how to show them without secrets."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from hivemind_jobs.errors import ConfigurationError
+
+__all__ = ["BACKENDS", "redact_url", "url_scheme"]
+
+#: URL scheme -> "module:class" of the backend, imported only when an environment uses it.
+BACKENDS: dict[str, str] = {
+    "sqlite": "hivemind_jobs.storage.sqlite.backend:SQLiteStorage",
+}
+
+
+def url_scheme(url: str) -> str:
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"storage URL {redact_url(str(url))!r} has no scheme; use e.g. sqlite:///hivemind.db")
+    scheme = urlsplit(url).scheme.lower()
+    base = scheme.split("+", 1)[0]
+    if base not in BACKENDS:
+        raise ConfigurationError(f"no storage backend for {scheme!r} URLs (known: {', '.join(sorted(BACKENDS))})")
+    return base
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***`` (for logs, errors and pages)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
