@@ -17,7 +17,13 @@ from hivemind_jobs.client._records import job_from_record, job_to_insert, job_to
 from hivemind_jobs.client.events import JobSaved, JobSaving, JobStateApplied, StateElection
 from hivemind_jobs.core.job import BackgroundJob, LockInfo
 from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, State, state_class
-from hivemind_jobs.errors import JobLockReleasedError, JobLockStaleError, JobNotFoundError, StateElectionLoopError
+from hivemind_jobs.errors import (
+    InvalidTransitionError,
+    JobLockReleasedError,
+    JobLockStaleError,
+    JobNotFoundError,
+    StateElectionLoopError,
+)
 from hivemind_jobs.storage.protocol import (
     ContinuationLink,
     ContinuationMark,
@@ -119,7 +125,7 @@ async def _resolve_awaiting(job: BackgroundJob, scope: Scope) -> None:
     if not isinstance(state, Awaiting):
         return
     if job._id is not None and state.parent_id == job._id:
-        raise ValueError(f"job {job._id} cannot wait for itself")
+        raise InvalidTransitionError(f"job {job._id} cannot wait for itself")
     parent = await scope.tx.job_get(JobGet(state.parent_id, for_update=True))
     if parent is None:
         raise JobNotFoundError(state.parent_id, scope.env.name)

@@ -62,9 +62,13 @@ class After:
 
     def on_states(self) -> list[str] | None:
         """The parent state names that trigger the child; None means any final state."""
-        items: list[Continue | str | type[State]] = (
-            [self.on] if isinstance(self.on, Continue | str | type) else list(self.on)
-        )
+        on: object = self.on
+        if isinstance(on, Continue | str | type):
+            items: list[object] = [on]
+        elif isinstance(on, Iterable):
+            items = list(on)
+        else:
+            raise ConfigurationError(f"After(on=...) takes Continue flags, state names or State classes, got {on!r}")
         names: list[str] = []
         for item in items:
             if isinstance(item, Continue):

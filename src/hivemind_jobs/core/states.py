@@ -110,7 +110,10 @@ class State:
             cls.state_name = validate_state_name(name or cls.__name__)
         if final is not None:
             cls.final = final
-        dataclasses.dataclass(kw_only=True, eq=False, repr=False)(cls)
+        try:
+            dataclasses.dataclass(kw_only=True, eq=False, repr=False)(cls)
+        except (TypeError, ValueError) as error:
+            raise StateRegistrationError(f"state {cls.__qualname__} is not a valid dataclass: {error}") from error
         for field in dataclasses.fields(cls):
             if field.name in ("sequence", "elected_at") and field.init:
                 raise StateRegistrationError(f"{cls.__qualname__} must not redefine {field.name!r}")
@@ -134,9 +137,10 @@ class State:
         }
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{key}={value!r}" for key, value in self.persisted_fields().items())
-        extra = f", reason={self.reason!r}" if self.reason else ""
-        return f"{self.name}({fields}{extra})" if fields or extra else f"{self.name}()"
+        parts = [f"{key}={value!r}" for key, value in self.persisted_fields().items()]
+        if self.reason:
+            parts.append(f"reason={self.reason!r}")
+        return f"{self.name}({', '.join(parts)})"
 
 
 class Created(State):

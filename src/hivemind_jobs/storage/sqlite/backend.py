@@ -11,7 +11,7 @@ parameters ``synchronous`` (``NORMAL`` default, or ``FULL``) and ``busy_timeout`
 
 from __future__ import annotations
 
-import contextvars
+import asyncio
 import functools
 import os
 import sqlite3
@@ -61,12 +61,6 @@ R = TypeVar("R")
 _PACKAGE = __name__.rpartition(".")[0]
 _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")
 
-#: write transactions open in the current task, per database file: opening a second one there
-#: would wait for the first forever, so it is refused with a clear error instead.
-_open_writes: contextvars.ContextVar[tuple[tuple[str, TransactionToken], ...]] = contextvars.ContextVar(
-    "hivemind_sqlite_open_writes", default=()
-)
-
 
 class _Engine:
     """The writer and reader threads of one database file (shared by environments)."""
@@ -76,6 +70,9 @@ class _Engine:
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         self.users = 0
+        #: open write transactions and the task that opened each: a task that opens a second one
+        #: would wait for its own first one forever, so that is refused with a clear error instead.
+        self.open_writes: set[TransactionToken] = set()
         name = path.name
         self.writer = ConnectionWorker(f"hivemind-sqlite-writer:{name}", self._connect_writer, "BEGIN IMMEDIATE")
         try:
@@ -268,18 +265,18 @@ class SQLiteStorage:
     @asynccontextmanager
     async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Transaction]:
         engine = self._require_engine()
-        key = str(engine.path)
-        context_token = None
-        if not readonly:
-            for open_key, open_token in _open_writes.get():
-                if open_key == key and not open_token.finished:
-                    raise TransactionError(
-                        f"this task already has a write transaction open on {engine.path}; a second one would "
-                        "wait for it forever. Make the call through the open transaction (tx.jobs...) or after it ends"
-                    )
         token = TransactionToken()
         if not readonly:
-            context_token = _open_writes.set((*_open_writes.get(), (key, token)))
+            owner = asyncio.current_task()
+            if owner is not None and any(
+                other.owner is owner and not other.finished for other in list(engine.open_writes)
+            ):
+                raise TransactionError(
+                    f"this task already has a write transaction open on {engine.path}; a second one would "
+                    "wait for it forever. Make the call through the open transaction (tx.jobs...) or after it ends"
+                )
+            token.owner = owner
+            engine.open_writes.add(token)
         transaction = SQLiteTransaction(self, engine.reader if readonly else engine.writer, token)
         try:
             yield transaction
@@ -290,8 +287,7 @@ class SQLiteStorage:
             if not transaction.finished:
                 await transaction.commit()
         finally:
-            if context_token is not None:
-                _open_writes.reset(context_token)
+            engine.open_writes.discard(token)
 
 
 class SQLiteTransaction:

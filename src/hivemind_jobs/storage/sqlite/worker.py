@@ -36,11 +36,12 @@ _STOP: Final = "stop"
 class TransactionToken:
     """Identity of one transaction on one worker."""
 
-    __slots__ = ("__weakref__", "began", "finished")
+    __slots__ = ("__weakref__", "began", "finished", "owner")
 
     def __init__(self) -> None:
         self.began = False
         self.finished = False
+        self.owner: object = None
 
 
 @dataclass(slots=True)

@@ -1,0 +1,61 @@
+"""The blocking facade: the same names for code without an event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import hivemind_jobs as hm
+from tests import sample_jobs as jobs
+
+
+def test_blocking_facade_mirrors_the_async_api(tmp_path: Path) -> None:
+    with hm.SyncHiveMind(f"sqlite:///{tmp_path / 'sync.db'}") as hive:
+        job_id = hive.jobs.create(jobs.hello_world, "sync world")
+        assert hive.jobs.get(job_id).invocation.arguments == {"message": "sync world"}
+        with hive.jobs.get_with_lock(job_id, requester="me") as job:
+            assert job.change_state(hm.Idle(reason="pause"))
+            job.set_property("note", "synced")
+            job.save()
+        stored = hive.jobs.get(job_id)
+        assert isinstance(stored.state, hm.Idle) and stored.properties == {"note": "synced"}
+        with hive.transaction() as tx:
+            parent = tx.jobs.create(jobs.do_stuff)
+            tx.jobs.options(after=hm.After(parent)).create(jobs.do_stuff)
+        with pytest.raises(ZeroDivisionError), hive.transaction() as tx:
+            tx.jobs.create(jobs.do_stuff)
+            _ = 1 / 0
+        assert hive.jobs.count_by_state() == {"Idle": 1, "Enqueued": 1, "Awaiting": 1}
+        hive.jobs.set_data(job_id, "k", [1])
+        assert hive.jobs.get_data(job_id, "k") == [1]
+        hive.jobs.add_log(job_id, "hello")
+        assert [entry.message for entry in hive.jobs.get_logs(job_id)] == ["hello"]
+        assert hive.jobs.cancel(parent) is hm.CancelResult.CANCELLED
+        with pytest.raises(hm.ArgumentBindingError):
+            hive.jobs.create(jobs.add, "not an int")  # type: ignore[arg-type]
+
+
+def test_environments_added_before_open(tmp_path: Path) -> None:
+    hive = hm.SyncHiveMind(f"sqlite:///{tmp_path / 'a.db'}")
+    other = hive.add_environment("other", f"sqlite:///{tmp_path / 'b.db'}")
+    with hive:
+        job_id = other.jobs.create(jobs.do_stuff)
+        assert hive.env("other").jobs.get(job_id).environment == "other"
+    with pytest.raises(hm.StorageClosedError):
+        _ = hive.jobs
+
+
+async def test_refuses_inside_a_running_event_loop(tmp_path: Path) -> None:
+    hive = hm.SyncHiveMind(f"sqlite:///{tmp_path / 'sync.db'}")
+    with pytest.raises(hm.SyncFacadeError, match="inside a running event loop"):
+        hive.open()
+    await asyncio.to_thread(hive.open)  # from a thread without a loop it works
+    try:
+        with pytest.raises(hm.SyncFacadeError, match="use the async API"):
+            hive.jobs.create(jobs.do_stuff)
+        job_id = await asyncio.to_thread(hive.jobs.create, jobs.do_stuff)
+        assert job_id == 1
+    finally:
+        await asyncio.to_thread(hive.close)

@@ -1,0 +1,108 @@
+"""Transactions span any number of client calls; nothing is visible elsewhere before commit."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+import hivemind_jobs as hm
+from tests import sample_jobs as jobs
+
+
+def raw_job_count(db_url: str) -> int:
+    """Count jobs through a second, independent SQLite connection."""
+    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as connection:
+        return int(connection.execute('SELECT COUNT(*) FROM "hm_main_job"').fetchone()[0])
+
+
+async def test_commit_on_clean_exit_and_invisible_before(hive: hm.HiveMind, db_url: str) -> None:
+    async with hive.transaction() as tx:
+        first = await tx.jobs.create(jobs.do_stuff)
+        second = await tx.jobs.options(queue="other").create(jobs.do_stuff)
+        await tx.jobs.set_data(first, "k", 1)
+        assert await tx.jobs.get_data(first, "k") == 1  # the transaction sees its own writes
+        assert await hive.jobs.try_get(first) is None  # another connection of this process does not
+        assert raw_job_count(db_url) == 0  # nor does another connection altogether
+    assert raw_job_count(db_url) == 2
+    assert (await hive.jobs.get(second)).queue == "other"
+
+
+async def test_rollback_on_exception(hive: hm.HiveMind, db_url: str) -> None:
+    with pytest.raises(KeyError):
+        async with hive.transaction() as tx:
+            await tx.jobs.create(jobs.do_stuff)
+            await tx.jobs.create(jobs.do_stuff)
+            raise KeyError("abort")
+    assert raw_job_count(db_url) == 0
+    assert await hive.jobs.queue_stats() == []  # the queue entries went with them
+
+
+async def test_explicit_rollback_and_commit(hive: hm.HiveMind, db_url: str) -> None:
+    async with hive.transaction() as tx:
+        await tx.jobs.create(jobs.do_stuff)
+        await tx.rollback()
+        with pytest.raises(hm.TransactionError):
+            await tx.jobs.create(jobs.do_stuff)
+    assert raw_job_count(db_url) == 0
+    async with hive.transaction() as tx:
+        await tx.jobs.create(jobs.do_stuff)
+        await tx.commit()
+        assert raw_job_count(db_url) == 1
+    assert raw_job_count(db_url) == 1
+
+
+async def test_the_seed_resubmit_example(hive: hm.HiveMind) -> None:
+    job_id = await hive.jobs.options(state=hm.Failed(message="first attempt")).create(jobs.do_stuff)
+    async with hive.transaction() as tx, tx.jobs.get_with_lock(job_id, requester="ResubmitHandler") as failed_job:
+        if isinstance(failed_job.state, hm.Failed) and await failed_job.change_state(
+            hm.Deleted(reason="Job is being resubmitted")
+        ):
+            await failed_job.save()
+            new_job_id = await tx.jobs.create(jobs.do_stuff)
+            await tx.jobs.options(after=hm.After(new_job_id, on=hm.Continue.SUCCEEDED)).create(jobs.do_stuff)
+    assert (await hive.jobs.count_by_state()) == {"Deleted": 1, "Enqueued": 1, "Awaiting": 1}
+
+
+async def test_opening_a_second_write_transaction_in_the_same_task_is_refused(hive: hm.HiveMind) -> None:
+    async with hive.transaction() as tx:
+        await tx.jobs.create(jobs.do_stuff)
+        with pytest.raises(hm.TransactionError, match="already has a write transaction open"):
+            await hive.jobs.create(jobs.do_stuff)  # would wait for `tx` forever
+        await tx.jobs.create(jobs.do_stuff)  # the open transaction is still usable
+    assert (await hive.jobs.count_by_state()) == {"Enqueued": 2}
+
+
+async def test_other_tasks_wait_for_the_transaction(hive: hm.HiveMind) -> None:
+    import asyncio
+
+    order: list[str] = []
+
+    async def outside() -> None:
+        await hive.jobs.create(jobs.do_stuff)
+        order.append("outside committed")
+
+    async with hive.transaction() as tx:
+        await tx.jobs.create(jobs.do_stuff)
+        task = asyncio.create_task(outside())
+        await asyncio.sleep(0.1)
+        order.append("transaction still open")
+    await task
+    assert order == ["transaction still open", "outside committed"]
+
+
+async def test_a_transaction_object_is_entered_once(hive: hm.HiveMind) -> None:
+    tx = hive.transaction()
+    async with tx:
+        pass
+    with pytest.raises(hm.TransactionError):
+        async with tx:
+            pass
+    with pytest.raises(hm.TransactionError, match="not open"):
+        await hive.transaction().jobs.create(jobs.do_stuff)
+
+
+async def test_storage_must_be_opened(db_url: str) -> None:
+    hive = hm.HiveMind(db_url)
+    with pytest.raises(hm.TransactionError, match="async with hive"):
+        await hive.jobs.create(jobs.do_stuff)

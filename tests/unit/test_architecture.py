@@ -1,0 +1,141 @@
+"""Layering, public API and SQL files: the architecture stays visible and enforced."""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+import hivemind_jobs
+from hivemind_jobs.storage.sql import load_migrations, parse_named_queries, read_named_queries, split_statements
+
+PACKAGE_ROOT = Path(hivemind_jobs.__file__).parent
+BACKENDS = ("hivemind_jobs.storage.sqlite", "hivemind_jobs.storage.postgres", "hivemind_jobs.storage.mysql")
+
+
+def _module_name(path: Path) -> str:
+    relative = path.relative_to(PACKAGE_ROOT.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _runtime_imports(path: Path) -> set[str]:
+    """Modules of ours imported at run time (imports under ``if TYPE_CHECKING:`` do not count)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return {name for name in found if name.startswith("hivemind_jobs")}
+
+
+MODULES = {_module_name(path): _runtime_imports(path) for path in PACKAGE_ROOT.rglob("*.py")}
+
+
+def _importers(prefix: str) -> dict[str, set[str]]:
+    return {name: imports for name, imports in MODULES.items() if name == prefix or name.startswith(prefix + ".")}
+
+
+def test_no_relative_imports() -> None:
+    for path in PACKAGE_ROOT.rglob("*.py"):
+        tree = ast.parse(path.read_text("utf-8"))
+        relative = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.level]
+        assert not relative, f"{path}: relative imports at lines {relative}"
+
+
+def test_core_imports_only_core_and_errors() -> None:
+    for module, imports in _importers("hivemind_jobs.core").items():
+        bad = {name for name in imports if not name.startswith(("hivemind_jobs.core", "hivemind_jobs.errors"))}
+        assert not bad, f"{module} imports {bad}"
+
+
+def test_storage_protocol_imports_only_core() -> None:
+    bad = {
+        name
+        for name in MODULES["hivemind_jobs.storage.protocol"]
+        if not name.startswith(("hivemind_jobs.core", "hivemind_jobs.errors"))
+    }
+    assert not bad
+
+
+def test_mediator_is_generic() -> None:
+    for module, imports in _importers("hivemind_jobs.mediator").items():
+        assert imports <= {"hivemind_jobs.errors", "hivemind_jobs.mediator.mediator"}, module
+
+
+@pytest.mark.parametrize("engine", ["client", "mediator", "middleware", "query", "colony", "recurring", "daemons"])
+def test_engine_packages_never_import_a_concrete_backend(engine: str) -> None:
+    for module, imports in _importers(f"hivemind_jobs.{engine}").items():
+        bad = {name for name in imports if name.startswith(BACKENDS)}
+        assert not bad, f"{module} imports backend {bad}"
+
+
+def test_public_api_is_sorted_complete_and_importable() -> None:
+    exported = hivemind_jobs.__all__
+    # constants, then classes, then the rest; each alphabetically (the order ruff keeps)
+    assert list(exported) == sorted(
+        exported, key=lambda name: (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
+    )
+    assert len(set(exported)) == len(exported)
+    for name in exported:
+        assert hasattr(hivemind_jobs, name), name
+    public = {name for name in vars(hivemind_jobs) if not name.startswith("_") and name[0].isupper()}
+    missing = public - set(exported)
+    assert not missing, f"public names not in __all__: {missing}"
+
+
+def test_every_dialect_defines_the_same_queries() -> None:
+    dialects = [path for path in (PACKAGE_ROOT / "storage").iterdir() if (path / "sql").is_dir()]
+    assert dialects, "no dialect folders found"
+    names = {path.name: set(read_named_queries(f"hivemind_jobs.storage.{path.name}")) for path in dialects}
+    reference = names["sqlite"]
+    for dialect, queries in names.items():
+        assert queries == reference, f"{dialect} differs: {queries ^ reference}"
+
+
+def test_every_named_query_is_used() -> None:
+    queries = read_named_queries("hivemind_jobs.storage.sqlite")
+    sources = "".join(path.read_text("utf-8") for path in (PACKAGE_ROOT / "storage").rglob("*.py"))
+    unused = {name for name in queries if f'"{name}"' not in sources}
+    assert not unused, f"named queries never used: {unused}"
+
+
+def test_sql_only_formats_the_table_prefix() -> None:
+    for path in (PACKAGE_ROOT / "storage").rglob("*.sql"):
+        text = path.read_text("utf-8")
+        placeholders = set(re.findall(r"\{[^}]*\}", text))
+        assert placeholders <= {"{p}"}, f"{path} formats {placeholders}"
+
+
+def test_migrations_are_numbered_without_gaps() -> None:
+    migrations = load_migrations("hivemind_jobs.storage.sqlite")
+    assert [migration.version for migration in migrations] == list(range(1, len(migrations) + 1))
+    assert all(migration.statements("hm_x_") for migration in migrations)
+
+
+def test_query_file_parser() -> None:
+    text = "-- name: first\nSELECT 1;\n-- a comment\n-- name: second\nSELECT\n  2\n"
+    assert parse_named_queries(text, "t") == {"first": "SELECT 1", "second": "SELECT\n  2"}
+    with pytest.raises(hivemind_jobs.SchemaError, match="twice"):
+        parse_named_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;", "t")
+    with pytest.raises(hivemind_jobs.SchemaError, match="empty"):
+        parse_named_queries("-- name: a\n-- nothing\n", "t")
+    assert split_statements("CREATE TABLE a (x INT);\n-- c\nCREATE INDEX i ON a (x);\n") == [
+        "CREATE TABLE a (x INT)",
+        "CREATE INDEX i ON a (x)",
+    ]
