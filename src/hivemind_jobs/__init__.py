@@ -81,6 +81,7 @@ from hivemind_jobs.errors import (
 )
 from hivemind_jobs.hive import HiveMind
 from hivemind_jobs.mediator import Mediator, Request
+from hivemind_jobs.middleware import CallNext, JobMiddleware
 from hivemind_jobs.sync import SyncBackgroundJobClient, SyncEnvironment, SyncHiveMind, SyncLockedJob, SyncTransaction
 
 __version__ = "0.1.0"
@@ -94,6 +95,7 @@ __all__ = [
     "Awaiting",
     "BackgroundJob",
     "BackgroundJobClient",
+    "CallNext",
     "CancelResult",
     "Clock",
     "Codec",
@@ -127,6 +129,7 @@ __all__ = [
     "JobLockTimeoutError",
     "JobLockedError",
     "JobLogEntry",
+    "JobMiddleware",
     "JobNotFoundError",
     "JobSaved",
     "JobSaving",

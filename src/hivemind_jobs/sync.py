@@ -254,8 +254,10 @@ class SyncBackgroundJobClient:
     def get_data(self, job_id: int, name: str, type_hint: Any = Any) -> Any:
         return self._runner.run("get_data()", lambda: self._client.get_data(job_id, name, type_hint))
 
-    def try_get_data(self, job_id: int, name: str, type_hint: Any = Any, default: Any = None) -> Any:
-        return self._runner.run("try_get_data()", lambda: self._client.try_get_data(job_id, name, type_hint, default))
+    def try_get_data(self, job_id: int, name: str, type_hint: Any = Any, *, default: Any = None) -> Any:
+        return self._runner.run(
+            "try_get_data()", lambda: self._client.try_get_data(job_id, name, type_hint, default=default)
+        )
 
     def add_log(
         self,

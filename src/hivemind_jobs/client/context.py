@@ -11,20 +11,22 @@ import abc
 import contextvars
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from hivemind_jobs.client.locked import LockedJob
 
 __all__ = ["JobContext", "current_job"]
 
-T = TypeVar("T")
-
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("hivemind_current_job", default=None)
 
 
 class JobContext(abc.ABC):
-    """What a running job can reach: its locked job, who runs it, its log, data and cancellation."""
+    """What a running job can reach: its locked job, who runs it, its log and cancellation.
+
+    Job data is read and written through :attr:`job` (``await ctx.job.set_data(...)``): it is
+    written at once, so a job can use it to remember progress across retries.
+    """
 
     @property
     @abc.abstractmethod
@@ -57,12 +59,6 @@ class JobContext(abc.ABC):
         """Raise ``asyncio.CancelledError``-like :class:`JobCancelled` when cancellation was asked."""
         if self.cancelled.is_set():
             raise JobCancelled(f"job {self.job.id} was asked to stop")
-
-    @abc.abstractmethod
-    async def get_data(self, name: str, type_hint: type[T] | Any = Any) -> Any: ...
-
-    @abc.abstractmethod
-    async def set_data(self, name: str, value: object) -> None: ...
 
     def activate(self) -> contextvars.Token[JobContext | None]:
         """Make this the context :func:`current_job` returns (the worker calls this)."""

@@ -149,8 +149,8 @@ class LockedJob:
     async def get_data(self, name: str, type_hint: Any = Any) -> Any:
         return await self._client.get_data(self.id, name, type_hint)
 
-    async def try_get_data(self, name: str, type_hint: Any = Any, default: Any = None) -> Any:
-        return await self._client.try_get_data(self.id, name, type_hint, default)
+    async def try_get_data(self, name: str, type_hint: Any = Any, *, default: Any = None) -> Any:
+        return await self._client.try_get_data(self.id, name, type_hint, default=default)
 
     async def set_data(self, name: str, value: object) -> None:
         await self._client.set_data(self.id, name, value)

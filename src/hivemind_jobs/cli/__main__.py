@@ -1,0 +1,3 @@
+from hivemind_jobs.cli.main import main
+
+main()

@@ -1,0 +1,36 @@
+"""``hivemind``: the command-line entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+import hivemind_jobs
+
+
+@click.group()
+@click.version_option(hivemind_jobs.__version__, prog_name="hivemind")
+def cli() -> None:
+    """HiveMind: persistent, distributed background jobs."""
+
+
+@cli.command()
+@click.option(
+    "--db",
+    "database",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="SQLite file to use (default: a new file in a temporary directory).",
+)
+def demo(database: Path | None) -> None:
+    """Show the job engine at work on embedded SQLite (no server needed)."""
+    from hivemind_jobs.cli.demo import main as run_demo
+
+    if database is not None and database.exists():
+        raise click.UsageError(f"{database} already exists; the demo starts from an empty database")
+    run_demo(database)
+
+
+def main() -> None:
+    cli()
