@@ -52,7 +52,7 @@ async def test_readme_examples_run(
     assert len(blocks) >= len(SEED_SECTIONS)
     for index, source in enumerate(blocks):
         code = compile(source, f"README.md block {index + 1}", "exec", flags=ast.PyCF_ALLOW_TOP_LEVEL_AWAIT)
-        result = eval(code, module.__dict__)  # noqa: S307 - the project's own README
+        result = eval(code, module.__dict__)
         if inspect.iscoroutine(result):
             await result
     hive = module.__dict__["hive"]

@@ -9,7 +9,7 @@ from hivemind_jobs.core.states import check_transition, registered_states, state
 from hivemind_jobs.errors import InvalidNameError, InvalidTransitionError, StateRegistrationError
 
 
-class AwaitingApproval(hm.State):
+class AwaitingSignOff(hm.State):
     approver: str
     requested_at: datetime | None = None
 
@@ -38,12 +38,12 @@ def test_builtin_states_are_registered_by_name() -> None:
 
 
 def test_custom_states_are_keyword_dataclasses_registered_by_name() -> None:
-    state = AwaitingApproval(approver="ann", reason="needs sign-off")
-    assert state.name == "AwaitingApproval" and state_class("AwaitingApproval") is AwaitingApproval
+    state = AwaitingSignOff(approver="ann", reason="needs sign-off")
+    assert state.name == "AwaitingSignOff" and state_class("AwaitingSignOff") is AwaitingSignOff
     assert state.persisted_fields() == {"approver": "ann", "requested_at": None}
     assert Parked(until=3).name == "Parked.ForLater" and Parked.final
     with pytest.raises(TypeError):
-        AwaitingApproval("positional")  # type: ignore[misc]
+        AwaitingSignOff("positional")  # type: ignore[misc]
 
 
 def test_name_clash_is_refused() -> None:

@@ -105,7 +105,7 @@ class Demo:
         await self.create("ReportWriter.write (instance)", jobs, hm.instance(ReportWriter).write, "Q3 report")
         await self.create("ReportWriter.cleanup (static)", jobs, ReportWriter.cleanup, 30)
         try:
-            await jobs.create(send_welcome_mail, 42)  # type: ignore[arg-type]
+            await jobs.create(send_welcome_mail, 42)  # type: ignore[call-overload]
         except hm.ArgumentBindingError as error:
             self.note(f"[red]refused before writing anything:[/] {error}")
 
