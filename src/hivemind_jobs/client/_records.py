@@ -25,18 +25,28 @@ __all__ = [
 ]
 
 
+_hints_by_state_class: dict[type[State], dict[str, Any]] = {}
+
+
 def _field_hints(cls: type[State]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(cls)
-    except Exception:
-        return {}
+    """Type hints of a state class's fields, computed once per class (unresolvable ones: none)."""
+    hints = _hints_by_state_class.get(cls)
+    if hints is None:
+        try:
+            hints = typing.get_type_hints(cls)
+        except Exception:
+            hints = {}
+        _hints_by_state_class[cls] = hints
+    return hints
 
 
 def encode_state_fields(state: State, codec: Codec) -> str:
-    hints = _field_hints(type(state)) if not isinstance(state, UnknownState) else {}
     fields = state.persisted_fields()
+    if not fields:
+        return "{}"
     if isinstance(state, UnknownState):
         return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+    hints = _field_hints(type(state))
     encoded = {
         name: codec.encode(value, hints.get(name, Any), path=f"{state.name}.{name}") for name, value in fields.items()
     }

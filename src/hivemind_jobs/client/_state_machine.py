@@ -56,11 +56,24 @@ Decision = Literal["trigger", "delete", "wait", "stale"]
 
 @dataclass(frozen=True, slots=True)
 class Scope:
-    """One storage transaction of one environment, and a client bound to it for handlers."""
+    """One storage transaction of one environment, and a client bound to it for handlers.
+
+    ``implicit`` scopes were opened by the client for a single call: their last operation can
+    commit in the same round trip (see :meth:`last_operation`).
+    """
 
     env: Environment
     tx: Transaction
     jobs: BackgroundJobClient
+    implicit: bool = False
+
+    def last_operation(self, *, unless_handlers_for: type | None = None) -> None:
+        """The next operation ends this call: let it commit too, unless handlers still have to run."""
+        if not self.implicit:
+            return
+        if unless_handlers_for is not None and self.env.mediator.has_handlers(unless_handlers_for):
+            return
+        self.tx.commit_after_next()
 
 
 async def elect(job: BackgroundJob, state: State, env: Environment, jobs: BackgroundJobClient) -> bool:
@@ -136,12 +149,14 @@ async def _resolve_awaiting(job: BackgroundJob, scope: Scope) -> None:
 
 
 async def save_new(jobs: list[BackgroundJob], scope: Scope) -> None:
-    """Insert new jobs (each already elected into its initial state)."""
+    """Insert new jobs (each already elected into its initial state); the scope's last operation."""
     env = scope.env
     for job in jobs:
         await _resolve_awaiting(job, scope)
         await env.mediator.publish(JobSaving(job, True, scope.jobs))
-    inserted = await scope.tx.job_insert([job_to_insert(job, env.codec) for job in jobs])
+    rows = [job_to_insert(job, env.codec) for job in jobs]
+    scope.last_operation(unless_handlers_for=JobSaved)
+    inserted = await scope.tx.job_insert(rows)
     for job, row in zip(jobs, inserted, strict=True):
         job._mark_saved(row.id, row.created_at, row.created_at, None)
         await env.mediator.publish(JobSaved(job, True, True, scope.jobs))
@@ -171,6 +186,8 @@ async def save_locked(job: BackgroundJob, holder: str, scope: Scope, *, keep_loc
     update = job_to_update(
         job, env.codec, holder=holder, lock_timeout=env.options.lock_timeout, release_lock=not keep_lock
     )
+    if depth == 0:
+        scope.last_operation(unless_handlers_for=JobSaved)
     result = await scope.tx.job_update(update)
     if result.outcome is not UpdateOutcome.SAVED:
         _raise_for(result.outcome, job, holder, scope)
@@ -186,8 +203,10 @@ async def save_locked(job: BackgroundJob, holder: str, scope: Scope, *, keep_loc
         await _process_fired(job.id, result.fired, scope, depth)
 
 
-async def release_lock(job_id: int, holder: str, scope: Scope) -> bool:
+async def release_lock(job_id: int, holder: str, scope: Scope, *, last: bool = False) -> bool:
     """Release ``holder``'s lock; triggers that fired while the job was locked run now."""
+    if last:
+        scope.last_operation()
     released = await scope.tx.job_lock_release(JobLockRelease(job_id, holder))
     if released.fired:
         await _process_fired(job_id, released.fired, scope, 0)

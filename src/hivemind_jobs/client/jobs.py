@@ -228,7 +228,7 @@ class BackgroundJobClient:
             return
         async with self._env.storage.transaction() as storage_tx:
             bound = BackgroundJobClient(self._env, transaction=_ImplicitBinding(storage_tx), options=self._options)
-            yield Scope(self._env, storage_tx, bound)
+            yield Scope(self._env, storage_tx, bound, implicit=True)
 
     @asynccontextmanager
     async def _read_scope(self) -> AsyncIterator[StorageTransaction]:
@@ -398,6 +398,7 @@ class BackgroundJobClient:
         _check_job_id(job_id)
         validate_requester(requester)
         async with self._write_scope() as scope:
+            scope.last_operation()
             record = await scope.tx.job_get(JobGet(job_id, lock_requester=requester))
         if record is None:
             raise JobNotFoundError(job_id, self._env.name)
@@ -509,7 +510,7 @@ class BackgroundJobClient:
                     return None
                 raise JobLockedError(job_id, job.locked_by, holder)
             if not can_stop(job.state):
-                await release_lock(job_id, holder, scope)
+                await release_lock(job_id, holder, scope, last=True)
                 return False
             await elect(job, target, env, scope.jobs)
             await save_locked(job, holder, scope, keep_lock=False)
@@ -542,6 +543,7 @@ class BackgroundJobClient:
         validate_data_name(name)
         text = self._env.codec.dumps(value, path=f"job data {name!r}")
         async with self._write_scope() as scope:
+            scope.last_operation()
             stored = await scope.tx.job_data_set(JobDataSet(job_id, name, text))
         if not stored:
             raise JobNotFoundError(job_id, self._env.name)
@@ -604,6 +606,7 @@ class BackgroundJobClient:
             traceback="".join(traceback.format_exception(exception)) if exception else None,
         )
         async with self._write_scope() as scope:
+            scope.last_operation()
             written = await scope.tx.job_log_insert([row])
         if written != 1:
             raise JobNotFoundError(job_id, self._env.name)

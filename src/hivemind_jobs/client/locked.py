@@ -129,6 +129,7 @@ class LockedJob:
         ensure_locked(self._locked, self.id)
         env = self._client.environment
         async with self._client._write_scope() as scope:
+            scope.last_operation()
             alive = await scope.tx.job_heartbeat(JobHeartbeat((self.id,), self._holder, env.options.lock_timeout))
         if self.id not in alive:
             self._locked = False
@@ -143,7 +144,7 @@ class LockedJob:
             return
         self._locked = False
         async with self._client._write_scope() as scope:
-            await release_lock(self.id, self._holder, scope)
+            await release_lock(self.id, self._holder, scope, last=True)
 
     # ------------------------------------------------------------------ data and logs
     async def get_data(self, name: str, type_hint: Any = Any) -> Any:

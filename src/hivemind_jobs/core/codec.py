@@ -175,26 +175,29 @@ class Codec:
     def _mismatch(self, value: Any, hint: Any, path: str) -> str | None:
         if hint is Any or hint is object:
             return None
-        expected = f"{path}: expected {_hint_name(hint)}, got {type(value).__name__} {_short(value)}"
+
+        def expected() -> str:  # formatted only when something is wrong
+            return f"{path}: expected {_hint_name(hint)}, got {type(value).__name__} {_short(value)}"
+
         if hint is type(None):
-            return None if value is None else expected
+            return None if value is None else expected()
         origin = get_origin(hint)
         args = get_args(hint)
         if _is_union(origin):
             for member in args:
                 if self._mismatch(value, _normalize(member), path) is None:
                     return None
-            return expected
+            return expected()
         if origin is Literal:
             ok = any(value == arg and type(value) is type(arg) for arg in args)
-            return None if ok else expected
+            return None if ok else expected()
         if origin is tuple:
             if not isinstance(value, tuple):
-                return expected
+                return expected()
             if len(args) == 2 and args[1] is Ellipsis:
                 return self._first_mismatch(value, [args[0]] * len(value), path)
             if args == ((),):
-                return None if not value else expected
+                return None if not value else expected()
             if args:
                 if len(args) != len(value):
                     return f"{path}: expected {len(args)} items for {_hint_name(hint)}, got {len(value)}"
@@ -202,7 +205,7 @@ class Codec:
             return None
         if origin in _DICT_ORIGINS:
             if not isinstance(value, cabc.Mapping):
-                return expected
+                return expected()
             if args:
                 key_hint, value_hint = _normalize(args[0]), _normalize(args[1])
                 for key, item in value.items():
@@ -215,11 +218,11 @@ class Codec:
         if origin in _SET_ORIGINS:
             wanted = origin if origin in (set, frozenset) else cabc.Set
             if not isinstance(value, cabc.Set) or not isinstance(value, wanted):
-                return expected
+                return expected()
             return self._first_mismatch(list(value), [args[0]] * len(value), path) if args else None
         if origin in _LIST_ORIGINS:
             if not isinstance(value, origin):
-                return expected
+                return expected()
             if args and isinstance(value, cabc.Iterable) and not isinstance(value, str | bytes):
                 items = list(value)
                 return self._first_mismatch(items, [args[0]] * len(items), path)
@@ -229,11 +232,11 @@ class Codec:
         if not isinstance(hint, type):
             return None
         if hint is float:
-            return None if isinstance(value, int | float) else expected
+            return None if isinstance(value, int | float) else expected()
         if hint is complex:
-            return None if isinstance(value, int | float | complex) else expected
+            return None if isinstance(value, int | float | complex) else expected()
         try:
-            return None if isinstance(value, hint) else expected
+            return None if isinstance(value, hint) else expected()
         except TypeError:  # non-runtime Protocols and similar: cannot check
             return None
 

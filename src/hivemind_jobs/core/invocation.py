@@ -286,10 +286,41 @@ def _injected_names(hints: Mapping[str, Any], injected: tuple[type, ...]) -> set
     return names
 
 
-def build_invocation(
-    func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], codec: Codec, injected: tuple[type, ...]
-) -> Invocation:
-    """Bind, check and encode a call; raises before anything is stored."""
+@dataclass(frozen=True)
+class _JobTarget:
+    """What creation needs to know about a callable, computed once per callable."""
+
+    target: str
+    method: str | None
+    visible: inspect.Signature  # without the injected parameters
+    hints: Mapping[str, Any]
+    is_async: bool
+
+    @property
+    def display(self) -> str:
+        return f"{self.target}.{self.method}" if self.method else self.target
+
+
+_targets: dict[Any, _JobTarget] = {}
+_TARGET_CACHE_LIMIT = 4096
+
+
+def _cache_key(func: Any, injected: tuple[type, ...]) -> Any:
+    if isinstance(func, _InstanceMethodRef):
+        return ("instance", func.cls, func.method_name, injected)
+    if inspect.ismethod(func):
+        return ("method", func.__func__, func.__self__, injected)
+    return ("function", func, injected)
+
+
+def _job_target(func: Any, injected: tuple[type, ...]) -> _JobTarget:
+    try:
+        key = _cache_key(func, injected)
+        cached = _targets.get(key)
+    except TypeError:  # unhashable callables are refused by _classify below
+        key, cached = None, None
+    if cached is not None:
+        return cached
     target, method, function, drop_first = _classify(func)
     signature = _signature(function, drop_first)
     hints = _type_hints(function)
@@ -297,7 +328,21 @@ def build_invocation(
     visible = signature.replace(
         parameters=[parameter for name, parameter in signature.parameters.items() if name not in injected_names]
     )
-    display = f"{target}.{method}" if method else target
+    is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
+    job_target = _JobTarget(target, method, visible, hints, is_async)
+    if key is not None:
+        if len(_targets) >= _TARGET_CACHE_LIMIT:
+            _targets.clear()
+        _targets[key] = job_target
+    return job_target
+
+
+def build_invocation(
+    func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], codec: Codec, injected: tuple[type, ...]
+) -> Invocation:
+    """Bind, check and encode a call; raises before anything is stored."""
+    job_target = _job_target(func, injected)
+    visible, hints, display = job_target.visible, job_target.hints, job_target.display
     try:
         bound = visible.bind(*args, **kwargs)
     except TypeError as error:
@@ -319,8 +364,9 @@ def build_invocation(
                 arguments[name] = codec.encode(value, hint, path=f"argument {name!r}")
         except SerializationError as error:
             raise ArgumentBindingError(f"{display}: {error}") from None
-    is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
-    return Invocation(target=target, method=method, is_async=is_async, arguments=arguments)
+    return Invocation(
+        target=job_target.target, method=job_target.method, is_async=job_target.is_async, arguments=arguments
+    )
 
 
 # ---------------------------------------------------------------------------------------- running

@@ -60,6 +60,21 @@ _registry: dict[str, type[State]] = {}
 _registry_lock = threading.Lock()
 
 
+_persisted_names_cache: dict[type, tuple[str, ...]] = {}
+
+
+def _persisted_names(cls: type) -> tuple[str, ...]:
+    names = _persisted_names_cache.get(cls)
+    if names is None:
+        names = tuple(
+            field.name
+            for field in dataclasses.fields(cls)
+            if field.init and field.name not in _COLUMN_FIELDS and not field.metadata.get("hivemind.transient")
+        )
+        _persisted_names_cache[cls] = names
+    return names
+
+
 def registered_states() -> Mapping[str, type[State]]:
     """All registered state classes by name (built-in and custom)."""
     with _registry_lock:
@@ -130,11 +145,7 @@ class State:
 
     def persisted_fields(self) -> dict[str, Any]:
         """The typed fields that go into the state's JSON (not the columns, not transient ones)."""
-        return {
-            field.name: getattr(self, field.name)
-            for field in dataclasses.fields(self)
-            if field.init and field.name not in _COLUMN_FIELDS and not field.metadata.get("hivemind.transient")
-        }
+        return {name: getattr(self, name) for name in _persisted_names(type(self))}
 
     def __repr__(self) -> str:
         parts = [f"{key}={value!r}" for key, value in self.persisted_fields().items()]

@@ -341,6 +341,22 @@ class QueueStat:
 class Transaction(Protocol):
     """The operations, all inside one database transaction (or one read snapshot per call)."""
 
+    @property
+    def finished(self) -> bool:
+        """Committed or rolled back: no more operations."""
+        ...
+
+    def commit_after_next(self) -> None:
+        """Commit together with the next operation when that operation needs no follow-up.
+
+        A round-trip saving hint for a caller whose next operation is its last: the transaction is
+        then finished (see :attr:`finished`) unless the result asks for more work (a saved job with
+        children to release or fired continuations, or an update that did not save). If the
+        operation fails, the transaction is rolled back. A backend may ignore the hint and commit
+        at the end as usual.
+        """
+        ...
+
     async def job_insert(self, params: Sequence[JobInsert]) -> list[JobInserted]: ...
     async def job_get(self, params: JobGet) -> JobRecord | None: ...
     async def job_update(self, params: JobUpdate) -> JobUpdated: ...

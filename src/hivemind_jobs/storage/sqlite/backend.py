@@ -50,6 +50,7 @@ from hivemind_jobs.storage.protocol import (
     QueueStat,
     StorageInfo,
     Transaction,
+    UpdateOutcome,
 )
 from hivemind_jobs.storage.sql import QueryBook, load_migrations
 from hivemind_jobs.storage.sqlite import operations as ops
@@ -225,7 +226,7 @@ class SQLiteStorage:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         engine = _acquire_engine(self.path, self._synchronous, self._busy_timeout)
         try:
-            self._schema_version = await engine.writer.submit(TransactionToken(), self._migrate, single=True)
+            self._schema_version = await engine.writer.submit(TransactionToken(), self._migrate, commit_when=_always)
         except BaseException:
             _release_engine(engine)
             raise
@@ -290,6 +291,18 @@ class SQLiteStorage:
             engine.open_writes.discard(token)
 
 
+def _always(result: object) -> bool:
+    return True
+
+
+def _update_is_final(result: JobUpdated) -> bool:
+    return result.outcome is UpdateOutcome.SAVED and not result.children and not result.fired
+
+
+def _release_is_final(result: JobLockReleased) -> bool:
+    return not result.fired
+
+
 class SQLiteTransaction:
     """The operations of :class:`~hivemind_jobs.storage.protocol.Transaction` on SQLite."""
 
@@ -299,12 +312,23 @@ class SQLiteTransaction:
         self._token = token
         self._used = False
         self._finished = False
+        self._commit_next = False
 
     @property
     def finished(self) -> bool:
         return self._finished
 
-    async def _run(self, operation: Callable[..., R], params: Any = None, *, with_params: bool = True) -> R:
+    def commit_after_next(self) -> None:
+        self._commit_next = True
+
+    async def _run(
+        self,
+        operation: Callable[..., R],
+        params: Any = None,
+        *,
+        with_params: bool = True,
+        follow_up_free: Callable[[Any], bool] = _always,
+    ) -> R:
         if self._finished:
             raise TransactionError("the transaction has already been committed or rolled back")
         self._used = True
@@ -313,7 +337,18 @@ class SQLiteTransaction:
             if with_params
             else functools.partial(operation, q=self._queries)
         )
-        result: R = await self._worker.submit(self._token, lambda connection: bound(connection))
+        commit_when = follow_up_free if self._commit_next else None
+        self._commit_next = False
+        try:
+            result: R = await self._worker.submit(
+                self._token, lambda connection: bound(connection), commit_when=commit_when
+            )
+        except BaseException:
+            if commit_when is not None:
+                self._finished = True  # the worker rolled the transaction back
+            raise
+        if commit_when is not None and commit_when(result):
+            self._finished = True
         return result
 
     async def commit(self) -> None:
@@ -338,10 +373,10 @@ class SQLiteTransaction:
         return await self._run(ops.job_get, params)
 
     async def job_update(self, params: JobUpdate) -> JobUpdated:
-        return await self._run(ops.job_update, params)
+        return await self._run(ops.job_update, params, follow_up_free=_update_is_final)
 
     async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased:
-        return await self._run(ops.job_lock_release, params)
+        return await self._run(ops.job_lock_release, params, follow_up_free=_release_is_final)
 
     async def job_heartbeat(self, params: JobHeartbeat) -> frozenset[int]:
         return await self._run(ops.job_heartbeat, params)

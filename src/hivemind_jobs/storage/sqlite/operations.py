@@ -17,6 +17,7 @@ from typing import Any
 
 from hivemind_jobs.core.clock import from_microseconds, to_microseconds
 from hivemind_jobs.core.job import PropertyType, PropertyValue
+from hivemind_jobs.errors import StorageError
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ContinuationLink,
@@ -142,41 +143,59 @@ def _links(rows: list[Any]) -> tuple[ContinuationLink, ...]:
 
 
 def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[JobInsert]) -> list[JobInserted]:
+    if not params:
+        return []
     now = now_us()
-    inserted: list[JobInserted] = []
-    for job in params:
-        current = job.states[-1]
-        row = con.execute(
-            q["job_insert"],
+    con.executemany(
+        q["job_insert"],
+        [
             {
                 "queue": job.queue,
                 "priority": job.priority,
                 "execution_id": job.execution_id,
-                "state_name": current.name,
-                "state_sequence": current.sequence,
-                "state_elected_at": to_microseconds(current.elected_at),
+                "state_name": job.states[-1].name,
+                "state_sequence": job.states[-1].sequence,
+                "state_elected_at": to_microseconds(job.states[-1].elected_at),
                 "invocation": job.invocation,
                 "middleware": job.middleware,
                 "lock_owner": job.lock_owner,
                 "now": now,
-            },
-        ).fetchone()
-        job_id = int(row[0])
-        con.executemany(q["job_state_insert"], [_state_params(job_id, state) for state in job.states])
-        if job.properties:
-            con.executemany(q["job_property_upsert"], [_property_params(job_id, prop) for prop in job.properties])
-        if job.enqueue is not None:
-            pointer = job.enqueue
-            con.execute(
-                q["queue_upsert"],
-                _queue_params(
-                    job_id, pointer.queue, pointer.priority, pointer.execution_id, pointer.execute_after, now
-                ),
-            )
-        if job.awaiting_parent is not None:
-            con.execute(q["continuation_insert"], {"parent_id": job.awaiting_parent, "child_id": job_id, "now": now})
-        inserted.append(JobInserted(job_id, from_microseconds(now)))
-    return inserted
+            }
+            for job in params
+        ],
+    )
+    # The transaction holds the only write lock and ids are AUTOINCREMENT: the rows just inserted
+    # got consecutive ids ending at the last one. Checked on the first row, to be sure.
+    last = int(con.execute(q["job_last_id"]).fetchone()[0])
+    ids = range(last - len(params) + 1, last + 1)
+    first = con.execute(q["job_execution_id"], {"job_id": ids[0]}).fetchone()
+    if first is None or first[0] != params[0].execution_id:
+        raise StorageError("SQLite did not assign consecutive ids to a batch insert; nothing was written")
+    pairs = list(zip(ids, params, strict=True))
+    con.executemany(
+        q["job_state_insert"], [_state_params(job_id, state) for job_id, job in pairs for state in job.states]
+    )
+    properties = [_property_params(job_id, prop) for job_id, job in pairs for prop in job.properties]
+    if properties:
+        con.executemany(q["job_property_upsert"], properties)
+    pointers = [
+        _queue_params(
+            job_id, job.enqueue.queue, job.enqueue.priority, job.enqueue.execution_id, job.enqueue.execute_after, now
+        )
+        for job_id, job in pairs
+        if job.enqueue is not None
+    ]
+    if pointers:
+        con.executemany(q["queue_upsert"], pointers)
+    links = [
+        {"parent_id": job.awaiting_parent, "child_id": job_id, "now": now}
+        for job_id, job in pairs
+        if job.awaiting_parent is not None
+    ]
+    if links:
+        con.executemany(q["continuation_insert"], links)
+    created = from_microseconds(now)
+    return [JobInserted(job_id, created) for job_id in ids]
 
 
 def job_get(con: sqlite3.Connection, q: Queries, params: JobGet) -> JobRecord | None:

@@ -5,7 +5,9 @@ transaction they belong to: while a transaction is open, items of other transact
 backlog, so a transaction spanning several ``await`` points is never interleaved with another one
 on the same connection. A transaction begins lazily with its first item (``BEGIN IMMEDIATE`` for
 the writer, ``BEGIN`` for a reader) and ends with a commit or rollback item. An item submitted
-with ``single=True`` is a complete transaction on its own: begin, run, commit in one hop.
+with ``commit_when`` also commits the transaction in the same hop when ``commit_when(result)`` is
+true (an operation that needs no follow-up): a whole transaction in one hop. If the operation
+fails, that transaction is rolled back.
 
 Results go back to the submitting event loop with ``call_soon_threadsafe``, so one worker serves
 any number of loops (the blocking facade runs its own).
@@ -51,7 +53,7 @@ class _Item:
     function: Callable[[sqlite3.Connection], Any] | None
     future: asyncio.Future[Any] | None
     loop: asyncio.AbstractEventLoop | None
-    single: bool = False
+    commit_when: Callable[[Any], bool] | None = None
 
 
 def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
@@ -80,9 +82,13 @@ class ConnectionWorker:
 
     # ------------------------------------------------------------------ submission (any thread)
     def submit(
-        self, token: TransactionToken, function: Callable[[sqlite3.Connection], Any], *, single: bool = False
+        self,
+        token: TransactionToken,
+        function: Callable[[sqlite3.Connection], Any],
+        *,
+        commit_when: Callable[[Any], bool] | None = None,
     ) -> asyncio.Future[Any]:
-        return self._submit(_OP, token, function, single=single)
+        return self._submit(_OP, token, function, commit_when=commit_when)
 
     def finish(self, token: TransactionToken, *, commit: bool) -> asyncio.Future[Any]:
         return self._submit(_COMMIT if commit else _ROLLBACK, token, None)
@@ -93,14 +99,14 @@ class ConnectionWorker:
         token: TransactionToken,
         function: Callable[[sqlite3.Connection], Any] | None,
         *,
-        single: bool = False,
+        commit_when: Callable[[Any], bool] | None = None,
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         with self._lock:
             if self._closed:
                 raise StorageClosedError("the SQLite storage is closed")
-            self._inbox.put(_Item(kind, token, function, future, loop, single))
+            self._inbox.put(_Item(kind, token, function, future, loop, commit_when))
         return future
 
     def close(self, timeout: float = 10.0) -> None:
@@ -174,15 +180,14 @@ class ConnectionWorker:
         try:
             assert item.function is not None
             result = item.function(connection)
+            commit = item.commit_when is not None and item.commit_when(result)
         except BaseException as failure:
-            if item.single:
+            if item.commit_when is not None:
                 self._abort(connection)
                 token.finished = True
-                self._reply(item, None, _storage_error(failure) if isinstance(failure, sqlite3.Error) else failure)
-                return None
             self._reply(item, None, _storage_error(failure) if isinstance(failure, sqlite3.Error) else failure)
-            return token
-        if item.single:
+            return None if token.finished else token
+        if commit:
             try:
                 connection.execute("COMMIT")
             except sqlite3.Error as failure:

@@ -19,8 +19,6 @@ CREATE TABLE "{p}job" (
 );
 CREATE INDEX "{p}job_by_state" ON "{p}job" (state_name, state_elected_at, id);
 CREATE INDEX "{p}job_by_queue" ON "{p}job" (queue, created_at, id);
-CREATE INDEX "{p}job_by_created" ON "{p}job" (created_at, id);
-CREATE INDEX "{p}job_by_modified" ON "{p}job" (modified_at, id);
 CREATE INDEX "{p}job_by_heartbeat" ON "{p}job" (lock_heartbeat) WHERE locked_by IS NOT NULL;
 
 CREATE TABLE "{p}job_state" (
@@ -32,7 +30,6 @@ CREATE TABLE "{p}job_state" (
     fields TEXT NOT NULL,
     PRIMARY KEY (job_id, sequence)
 ) WITHOUT ROWID;
-CREATE INDEX "{p}job_state_by_name" ON "{p}job_state" (name, elected_at, job_id);
 
 CREATE TABLE "{p}job_property" (
     job_id INTEGER NOT NULL REFERENCES "{p}job" (id) ON DELETE CASCADE,

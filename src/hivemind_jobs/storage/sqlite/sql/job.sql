@@ -8,8 +8,13 @@ INSERT INTO "{p}job" (
     CASE WHEN :lock_owner IS NULL THEN NULL ELSE :now END,
     CASE WHEN :lock_owner IS NULL THEN NULL ELSE :now END,
     :now, :now
-)
-RETURNING id;
+);
+
+-- name: job_last_id
+SELECT last_insert_rowid();
+
+-- name: job_execution_id
+SELECT execution_id FROM "{p}job" WHERE id = :job_id;
 
 -- name: job_select
 SELECT id, queue, priority, execution_id, invocation, middleware, created_at, modified_at,

@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""Job creation on SQLite next to the raw SQLite insert rate, measured in the same run.
+
+Figures (medians of --reps repetitions, a fresh database file for each measurement):
+
+- ``raw_insert_per_s``: single-row INSERT, one transaction per row, stdlib sqlite3, WAL with
+  synchronous=NORMAL (the method of ../shared/bench/raw_sqlite.py) - the engine's limit.
+- ``raw_insert_hop_per_s``: the same insert, each transaction run in one hop to a dedicated thread
+  from asyncio - the limit of any asyncio library that keeps SQLite off the event loop.
+- ``raw_batch_insert_per_s``: 1000 rows per transaction.
+- ``create_one_per_s``: ``await hive.jobs.create(fn, i)``, one job per transaction.
+- ``create_batch_per_s``: ``await hive.jobs.create_many(...)``, 1000 jobs per call and transaction.
+- ``create_in_transaction_per_s``: 1000 ``await tx.jobs.create(fn, i)`` calls per transaction.
+
+The last line printed is one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sqlite3
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from queue import SimpleQueue
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+import hivemind_jobs as hm  # noqa: E402
+
+
+def noop_job(number: int, label: str = "bench") -> None:
+    """The job every measurement creates (never run here)."""
+
+
+RAW_SCHEMA = """
+CREATE TABLE jobs(
+  id INTEGER PRIMARY KEY,
+  queue TEXT NOT NULL DEFAULT 'default',
+  priority INTEGER NOT NULL DEFAULT 0,
+  status INTEGER NOT NULL DEFAULT 0,
+  payload TEXT NOT NULL,
+  created_at REAL NOT NULL
+);
+CREATE INDEX jobs_ready ON jobs(priority, id) WHERE status = 0;
+"""
+RAW_INSERT = "INSERT INTO jobs(queue, priority, payload, created_at) VALUES ('default', 0, ?, ?)"
+
+
+def raw_connection(path: Path) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.executescript(RAW_SCHEMA)
+    return connection
+
+
+def raw_insert(path: Path, n: int) -> float:
+    connection = raw_connection(path)
+    started = time.perf_counter()
+    for i in range(n):
+        connection.execute(RAW_INSERT, (f'{{"i": {i}}}', time.time()))  # autocommit: one transaction a row
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return n / elapsed
+
+
+def raw_batch_insert(path: Path, n: int, batch: int = 1000) -> float:
+    connection = raw_connection(path)
+    started = time.perf_counter()
+    for start in range(0, n, batch):
+        connection.execute("BEGIN IMMEDIATE")
+        connection.executemany(RAW_INSERT, ((f'{{"i": {i}}}', time.time()) for i in range(start, start + batch)))
+        connection.execute("COMMIT")
+    elapsed = time.perf_counter() - started
+    connection.close()
+    return n / elapsed
+
+
+async def raw_insert_hop(path: Path, n: int) -> float:
+    """One transaction per row, each in one hop to a dedicated thread."""
+    connection = raw_connection(path)
+    loop = asyncio.get_running_loop()
+    inbox: SimpleQueue[tuple[Callable[[], Any], asyncio.Future[Any]] | None] = SimpleQueue()
+
+    def worker() -> None:
+        while (item := inbox.get()) is not None:
+            function, future = item
+            result = function()
+            loop.call_soon_threadsafe(future.set_result, result)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+
+    def insert(i: int) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute(RAW_INSERT, (f'{{"i": {i}}}', time.time()))
+        connection.execute("COMMIT")
+
+    started = time.perf_counter()
+    for i in range(n):
+        future: asyncio.Future[Any] = loop.create_future()
+        inbox.put((lambda i=i: insert(i), future))  # type: ignore[misc]
+        await future
+    elapsed = time.perf_counter() - started
+    inbox.put(None)
+    thread.join()
+    connection.close()
+    return n / elapsed
+
+
+async def create_one(path: Path, n: int) -> float:
+    async with hm.HiveMind(f"sqlite:///{path}") as hive:
+        jobs = hive.jobs
+        started = time.perf_counter()
+        for i in range(n):
+            await jobs.create(noop_job, i)
+        elapsed = time.perf_counter() - started
+        assert (await jobs.count_by_state()) == {"Enqueued": n}
+    return n / elapsed
+
+
+async def create_batch(path: Path, n: int, batch: int = 1000) -> float:
+    async with hm.HiveMind(f"sqlite:///{path}") as hive:
+        jobs = hive.jobs
+        started = time.perf_counter()
+        for start in range(0, n, batch):
+            await jobs.create_many(hm.call(noop_job, i) for i in range(start, start + batch))
+        elapsed = time.perf_counter() - started
+        assert (await jobs.count_by_state()) == {"Enqueued": n}
+    return n / elapsed
+
+
+async def create_in_transaction(path: Path, n: int, batch: int = 1000) -> float:
+    async with hm.HiveMind(f"sqlite:///{path}") as hive:
+        started = time.perf_counter()
+        for start in range(0, n, batch):
+            async with hive.transaction() as tx:
+                for i in range(start, start + batch):
+                    await tx.jobs.create(noop_job, i)
+        elapsed = time.perf_counter() - started
+        assert (await hive.jobs.count_by_state()) == {"Enqueued": n}
+    return n / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--n-one", type=int, default=3000, help="jobs created one per transaction")
+    parser.add_argument("--n-batch", type=int, default=20000, help="jobs created in batches of 1000")
+    args = parser.parse_args()
+
+    directory = Path(tempfile.mkdtemp(prefix="hivemind-bench-"))
+    counter = 0
+
+    def fresh() -> Path:
+        nonlocal counter
+        counter += 1
+        return directory / f"run{counter}.db"
+
+    results: dict[str, list[float]] = {}
+
+    def record(name: str, value: float) -> None:
+        results.setdefault(name, []).append(value)
+
+    try:
+        for rep in range(args.reps):  # the repetition loop is outermost, as in the shared harness
+            record("raw_insert_per_s", raw_insert(fresh(), args.n_one))
+            record("raw_insert_hop_per_s", asyncio.run(raw_insert_hop(fresh(), args.n_one)))
+            record("raw_batch_insert_per_s", raw_batch_insert(fresh(), args.n_batch))
+            record("create_one_per_s", asyncio.run(create_one(fresh(), args.n_one)))
+            record("create_batch_per_s", asyncio.run(create_batch(fresh(), args.n_batch)))
+            record("create_in_transaction_per_s", asyncio.run(create_in_transaction(fresh(), args.n_batch)))
+            print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+    summary = {name: round(statistics.median(values), 1) for name, values in results.items()}
+    width = max(map(len, summary))
+    print(
+        f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, medians of {args.reps}"
+    )
+    for name, value in summary.items():
+        spread = ", ".join(f"{v:,.0f}" for v in results[name])
+        print(f"  {name:<{width}}  {value:>12,.0f} /s   ({spread})")
+    summary["create_one_vs_raw_insert"] = round(summary["create_one_per_s"] / summary["raw_insert_per_s"], 3)
+    summary["create_one_vs_raw_insert_hop"] = round(summary["create_one_per_s"] / summary["raw_insert_hop_per_s"], 3)
+    summary["create_batch_vs_raw_batch_insert"] = round(
+        summary["create_batch_per_s"] / summary["raw_batch_insert_per_s"], 3
+    )
+    print(
+        "ratios: " + ", ".join(f"{k}={v}" for k, v in summary.items() if k.endswith(("_raw_insert", "_hop", "_insert")))
+    )
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
