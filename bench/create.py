@@ -35,7 +35,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-import hivemind_jobs as hm  # noqa: E402
+import hivemind_jobs as hm
 
 
 def noop_job(number: int, label: str = "bench") -> None:
@@ -186,9 +186,8 @@ def main() -> None:
 
     summary = {name: round(statistics.median(values), 1) for name, values in results.items()}
     width = max(map(len, summary))
-    print(
-        f"SQLite {sqlite3.sqlite_version}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, medians of {args.reps}"
-    )
+    python = sys.version.split()[0]
+    print(f"SQLite {sqlite3.sqlite_version}, Python {python}, {os.cpu_count()} cores, medians of {args.reps}")
     for name, value in summary.items():
         spread = ", ".join(f"{v:,.0f}" for v in results[name])
         print(f"  {name:<{width}}  {value:>12,.0f} /s   ({spread})")
