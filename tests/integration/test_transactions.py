@@ -106,3 +106,24 @@ async def test_storage_must_be_opened(db_url: str) -> None:
     hive = hm.HiveMind(db_url)
     with pytest.raises(hm.TransactionError, match="async with hive"):
         await hive.jobs.create(jobs.do_stuff)
+
+
+async def test_cancelled_calls_never_leave_the_writer_blocked(hive: hm.HiveMind) -> None:
+    """A call cancelled while its operation runs still ends its transaction (commit or rollback)."""
+    import asyncio
+
+    parent = await hive.jobs.create(jobs.do_stuff)
+    await hive.jobs.options(after=hm.After(parent)).create(jobs.do_stuff)  # saves will have follow-up work
+    for attempt in range(30):
+        task = asyncio.create_task(hive.jobs.create(jobs.do_stuff))
+        await asyncio.sleep(0.0002 * attempt)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        change = asyncio.create_task(hive.jobs.change_state(parent, hm.Idle() if attempt % 2 else hm.Enqueued()))
+        await asyncio.sleep(0.0002 * attempt)
+        change.cancel()
+        await asyncio.gather(change, return_exceptions=True)
+    # the writer is free: a normal call completes promptly
+    job_id = await asyncio.wait_for(hive.jobs.create(jobs.do_stuff), timeout=5)
+    assert (await hive.jobs.get(job_id)).state.name == "Enqueued"
+    assert (await hive.jobs.get(parent)).locked_by is None

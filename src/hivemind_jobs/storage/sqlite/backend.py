@@ -339,14 +339,11 @@ class SQLiteTransaction:
         )
         commit_when = follow_up_free if self._commit_next else None
         self._commit_next = False
-        try:
-            result: R = await self._worker.submit(
-                self._token, lambda connection: bound(connection), commit_when=commit_when
-            )
-        except BaseException:
-            if commit_when is not None:
-                self._finished = True  # the worker rolled the transaction back
-            raise
+        # On failure or cancellation the caller's context manager rolls back; the worker treats that
+        # rollback as a no-op when it already ended the transaction, so it is always safe to send.
+        result: R = await self._worker.submit(
+            self._token, lambda connection: bound(connection), commit_when=commit_when
+        )
         if commit_when is not None and commit_when(result):
             self._finished = True
         return result
