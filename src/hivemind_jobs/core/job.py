@@ -16,7 +16,7 @@ from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.names import validate_property_name, validate_queue_name
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.states import State, check_transition
-from hivemind_jobs.errors import ConfigurationError, InvalidNameError, SerializationError
+from hivemind_jobs.errors import ConfigurationError, SerializationError
 
 __all__ = [
     "BackgroundJob",
@@ -283,10 +283,7 @@ class BackgroundJob:
 
     def _move(self, queue: str | None, priority: Priority | None) -> None:
         if queue is not None:
-            try:
-                self._queue = validate_queue_name(queue)
-            except InvalidNameError:
-                raise
+            self._queue = validate_queue_name(queue)
         if priority is not None:
             self._priority = priority
         self._moved = True
