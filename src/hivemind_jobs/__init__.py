@@ -31,6 +31,16 @@ from hivemind_jobs.client import (
     call,
     current_job,
 )
+from hivemind_jobs.client.colonies import ColonyInfo, ColonyNotFoundError, DaemonLogEntry
+from hivemind_jobs.colony import (
+    Colony,
+    ColonyOptions,
+    ColonyStatus,
+    DaemonContext,
+    DaemonStatus,
+    RestartPolicy,
+    Swarm,
+)
 from hivemind_jobs.core.clock import Clock, FrozenClock, SystemClock
 from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.continuations import After, Continue
@@ -99,11 +109,19 @@ __all__ = [
     "CancelResult",
     "Clock",
     "Codec",
+    "Colony",
+    "ColonyInfo",
+    "ColonyNotFoundError",
+    "ColonyOptions",
+    "ColonyStatus",
     "ConcurrencyConflictError",
     "ConfigurationError",
     "Continue",
     "CreateOptions",
     "Created",
+    "DaemonContext",
+    "DaemonLogEntry",
+    "DaemonStatus",
     "DefaultActivator",
     "DeleteResult",
     "Deleted",
@@ -144,6 +162,7 @@ __all__ = [
     "Priority",
     "PropertyType",
     "Request",
+    "RestartPolicy",
     "RetryPolicy",
     "SchemaError",
     "SerializationError",
@@ -155,6 +174,7 @@ __all__ = [
     "StorageClosedError",
     "StorageError",
     "Succeeded",
+    "Swarm",
     "SyncBackgroundJobClient",
     "SyncEnvironment",
     "SyncFacadeError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING
 
 from hivemind_jobs.client.environment import Environment, Transaction
 from hivemind_jobs.client.jobs import BackgroundJobClient
@@ -15,6 +16,11 @@ from hivemind_jobs.core.options import Options
 from hivemind_jobs.errors import ConfigurationError
 from hivemind_jobs.mediator import Mediator
 from hivemind_jobs.storage import open_storage, redact_url
+
+if TYPE_CHECKING:
+    from hivemind_jobs.client.colonies import ColonyClient
+    from hivemind_jobs.colony import Colony, ColonyOptions
+    from hivemind_jobs.core.invocation import AllowList
 
 __all__ = ["DEFAULT_URL", "HiveMind"]
 
@@ -109,6 +115,28 @@ class HiveMind:
     def jobs(self) -> BackgroundJobClient:
         """The background-job client of the default environment."""
         return self.env().jobs
+
+    @property
+    def colonies(self) -> ColonyClient:
+        """The colonies (worker processes) of the default environment."""
+        return self.env().colonies
+
+    def colony(
+        self,
+        *,
+        name: str | None = None,
+        environment: str | None = None,
+        options: ColonyOptions | None = None,
+        allow: AllowList | None = None,
+    ) -> Colony:
+        """A worker for one environment: add swarms (and daemons), then ``await colony.run()``.
+
+        ``allow`` says which modules' jobs and middleware it may import and run (default: none,
+        so every job fails with a clear reason; pass ``AllowList(modules=["myapp"])``).
+        """
+        from hivemind_jobs.colony import Colony
+
+        return Colony(self, name=name, environment=environment, options=options, allow=allow)
 
     def transaction(self, environment: str | None = None) -> Transaction:
         """``async with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together."""

@@ -10,7 +10,8 @@ at once) and the release of its own waiting children.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from hivemind_jobs.client._records import job_from_record, job_to_insert, job_to_update
@@ -29,6 +30,7 @@ from hivemind_jobs.storage.protocol import (
     ContinuationMark,
     JobGet,
     JobLockRelease,
+    JobUpdated,
     Transaction,
     UpdateOutcome,
 )
@@ -45,6 +47,7 @@ __all__ = [
     "ensure_locked",
     "release_lock",
     "save_locked",
+    "save_locked_many",
     "save_new",
 ]
 
@@ -66,6 +69,8 @@ class Scope:
     tx: Transaction
     jobs: BackgroundJobClient
     implicit: bool = False
+    #: queues that received a job in this transaction (drones are woken once it commits)
+    enqueued: set[str] = field(default_factory=set)
 
     def last_operation(self, *, unless_handlers_for: type | None = None) -> None:
         """The next operation ends this call: let it commit too, unless handlers still have to run."""
@@ -159,6 +164,8 @@ async def save_new(jobs: list[BackgroundJob], scope: Scope) -> None:
     inserted = await scope.tx.job_insert(rows)
     for job, row in zip(jobs, inserted, strict=True):
         job._mark_saved(row.id, row.created_at, row.created_at, None)
+        if isinstance(job.state, Enqueued):
+            scope.enqueued.add(job.queue)
         await env.mediator.publish(JobSaved(job, True, True, scope.jobs))
 
 
@@ -191,16 +198,62 @@ async def save_locked(job: BackgroundJob, holder: str, scope: Scope, *, keep_loc
     result = await scope.tx.job_update(update)
     if result.outcome is not UpdateOutcome.SAVED:
         _raise_for(result.outcome, job, holder, scope)
+    await _after_save(job, holder, keep_lock, state_changed, result, scope, depth)
+
+
+async def _after_save(
+    job: BackgroundJob,
+    holder: str,
+    keep_lock: bool,
+    state_changed: bool,
+    result: JobUpdated,
+    scope: Scope,
+    depth: int,
+) -> None:
     assert result.modified_at is not None
     lock = None
     if keep_lock and job.lock is not None and result.lock_heartbeat is not None:
         lock = LockInfo(holder, job.lock.locked_at, result.lock_heartbeat)
     job._mark_saved(job.id, result.modified_at, None, lock)
-    await env.mediator.publish(JobSaved(job, False, state_changed, scope.jobs))
+    if state_changed and isinstance(job.state, Enqueued):
+        scope.enqueued.add(job.queue)
+    await scope.env.mediator.publish(JobSaved(job, False, state_changed, scope.jobs))
     if result.children:
         await _trigger_children(job, result.children, scope, depth)
     if result.fired:
         await _process_fired(job.id, result.fired, scope, depth)
+
+
+async def save_locked_many(
+    jobs: Sequence[BackgroundJob], holder: str, scope: Scope, *, keep_lock: Callable[[BackgroundJob], bool]
+) -> list[UpdateOutcome]:
+    """Write several jobs locked by ``holder`` in one round trip (the worker's batched saves).
+
+    Each job is fenced on its own: a job whose lock or execution changed is not written and its
+    outcome says why; the others are saved. Continuations of saved jobs are triggered as usual.
+    """
+    env = scope.env
+    updates = []
+    changed = []
+    for job in jobs:
+        state_changed = bool(job._unsaved_states)
+        if state_changed:
+            await _resolve_awaiting(job, scope)
+        await env.mediator.publish(JobSaving(job, False, scope.jobs))
+        changed.append(state_changed)
+        updates.append(
+            job_to_update(
+                job, env.codec, holder=holder, lock_timeout=env.options.lock_timeout, release_lock=not keep_lock(job)
+            )
+        )
+    if not updates:
+        return []
+    scope.last_operation(unless_handlers_for=JobSaved)
+    results = await scope.tx.job_update_many(updates)
+    for job, state_changed, update, result in zip(jobs, changed, updates, results, strict=True):
+        if result.outcome is UpdateOutcome.SAVED:
+            await _after_save(job, holder, not update.release_lock, state_changed, result, scope, 0)
+    return [result.outcome for result in results]
 
 
 async def release_lock(job_id: int, holder: str, scope: Scope, *, last: bool = False) -> bool:

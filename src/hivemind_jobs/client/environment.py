@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -17,6 +20,7 @@ from hivemind_jobs.storage import Storage, StorageInfo
 from hivemind_jobs.storage import Transaction as StorageTransaction
 
 if TYPE_CHECKING:
+    from hivemind_jobs.client.colonies import ColonyClient
     from hivemind_jobs.client.jobs import BackgroundJobClient
 
 __all__ = ["Environment", "Transaction"]
@@ -44,6 +48,7 @@ class Environment:
         self.clock = clock
         self.activator = activator
         self._jobs: BackgroundJobClient | None = None
+        self._wake_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[frozenset[str]], None]]] = []
 
     def __repr__(self) -> str:
         return f"<Environment {self.name!r} {self.storage.info.url}>"
@@ -61,9 +66,38 @@ class Environment:
             self._jobs = BackgroundJobClient(self)
         return self._jobs
 
+    @property
+    def colonies(self) -> ColonyClient:
+        """The colonies (worker processes) of this environment."""
+        from hivemind_jobs.client.colonies import ColonyClient
+
+        return ColonyClient(self)
+
     def transaction(self) -> Transaction:
         """``async with env.transaction() as tx:`` - everything done through ``tx`` commits together."""
         return Transaction(self)
+
+    # ------------------------------------------------------------------ in-process wake-ups
+    def add_wake_listener(self, listener: Callable[[frozenset[str]], None]) -> Callable[[], None]:
+        """Call ``listener(queues)`` (on the running loop) whenever a commit in this process enqueued
+        jobs; returns a function that removes the listener. Drones use it to start at once."""
+        entry = (asyncio.get_running_loop(), listener)
+        self._wake_listeners.append(entry)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._wake_listeners.remove(entry)
+
+        return remove
+
+    def wake(self, queues: Iterable[str]) -> None:
+        """Tell this process's drones that jobs were committed to ``queues``."""
+        if not self._wake_listeners:
+            return
+        names = frozenset(queues)
+        for loop, listener in list(self._wake_listeners):
+            with contextlib.suppress(RuntimeError):  # that loop is closed
+                loop.call_soon_threadsafe(listener, names)
 
     async def open(self) -> None:
         await self.storage.open()
@@ -86,6 +120,8 @@ class Transaction:
         self._storage_tx: StorageTransaction | None = None
         self._jobs: BackgroundJobClient | None = None
         self._done = False
+        #: queues that received jobs in this transaction (drones are woken at commit)
+        self.enqueued: set[str] = set()
 
     @property
     def jobs(self) -> BackgroundJobClient:
@@ -118,13 +154,18 @@ class Transaction:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         assert self._context is not None
+        already_done = self._done
         self._done = True
         await self._context.__aexit__(exc_type, exc, tb)
+        if exc is None and not already_done and self.enqueued:
+            self.environment.wake(self.enqueued)
 
     async def commit(self) -> None:
         transaction = self.storage_transaction
         self._done = True
         await transaction.commit()
+        if self.enqueued:
+            self.environment.wake(self.enqueued)
 
     async def rollback(self) -> None:
         transaction = self.storage_transaction

@@ -42,6 +42,7 @@ from hivemind_jobs.core.names import (
     validate_requester,
 )
 from hivemind_jobs.core.priority import Priority, coerce_priority
+from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY, RetryPolicy
 from hivemind_jobs.core.states import (
     Awaiting,
     Created,
@@ -105,6 +106,7 @@ class CreateOptions:
     properties: Mapping[str, PropertyValue] = field(default_factory=dict)
     middleware: tuple[Middleware, ...] = ()
     state: State | None = None
+    retry: RetryPolicy | None = None
 
     def initial_state(self, now: datetime) -> State:
         if self.state is not None:
@@ -173,8 +175,9 @@ def call(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobCall:
 class _ImplicitBinding:
     """Binds a client to a storage transaction the client itself opened (for handlers)."""
 
-    def __init__(self, storage_transaction: StorageTransaction) -> None:
+    def __init__(self, storage_transaction: StorageTransaction, enqueued: set[str]) -> None:
         self.storage_transaction = storage_transaction
+        self.enqueued = enqueued
 
 
 def _check_job_id(job_id: object) -> int:
@@ -224,11 +227,16 @@ class BackgroundJobClient:
     @asynccontextmanager
     async def _write_scope(self) -> AsyncIterator[Scope]:
         if self._binding is not None:
-            yield Scope(self._env, self._binding.storage_transaction, self)
+            yield Scope(self._env, self._binding.storage_transaction, self, enqueued=self._binding.enqueued)
             return
+        enqueued: set[str] = set()
         async with self._env.storage.transaction() as storage_tx:
-            bound = BackgroundJobClient(self._env, transaction=_ImplicitBinding(storage_tx), options=self._options)
-            yield Scope(self._env, storage_tx, bound, implicit=True)
+            bound = BackgroundJobClient(
+                self._env, transaction=_ImplicitBinding(storage_tx, enqueued), options=self._options
+            )
+            yield Scope(self._env, storage_tx, bound, implicit=True, enqueued=enqueued)
+        if enqueued:
+            self._env.wake(enqueued)
 
     @asynccontextmanager
     async def _read_scope(self) -> AsyncIterator[StorageTransaction]:
@@ -250,11 +258,14 @@ class BackgroundJobClient:
         properties: Mapping[str, PropertyValue | None] | None = UNSET,
         middleware: Iterable[Middleware] | None = UNSET,
         state: State | None = UNSET,
+        retry: RetryPolicy | None = UNSET,
     ) -> BackgroundJobClient:
         """A client that creates jobs with these options (merged over this client's).
 
         ``delay``/``delay_until`` create the job Enqueued but not fetched before then; ``after``
         creates it Awaiting a parent; ``state`` creates it in any other state (``Idle()`` ...).
+        ``retry`` overrides the environment's retry policy for these jobs (its numbers; fatal error
+        types always come from the environment's policy).
         """
         current = self._options
         changes: dict[str, Any] = {}
@@ -300,6 +311,10 @@ class BackgroundJobClient:
             if isinstance(state, Created):
                 raise ConfigurationError("jobs always start in Created; pass the state to move to after it")
             changes["state"] = state
+        if retry is not UNSET:
+            if retry is not None and not isinstance(retry, RetryPolicy):
+                raise ConfigurationError(f"retry must be hivemind_jobs.RetryPolicy(...), got {retry!r}")
+            changes["retry"] = retry
         options = dataclasses.replace(current, **changes)
         chosen = [
             name
@@ -331,7 +346,11 @@ class BackgroundJobClient:
             invocation=invocation,
             execution_id=uuid.uuid4(),
             states=(),
-            properties=options.properties,
+            properties=(
+                options.properties
+                if options.retry is None
+                else {**options.properties, RETRY_POLICY_PROPERTY: options.retry.to_json()}
+            ),
             middleware=[MiddlewareEntry.from_spec(entry, env.codec) for entry in options.middleware],
             created_at=None,
             modified_at=None,
@@ -431,7 +450,7 @@ class BackgroundJobClient:
         job_id: int,
         requester: str | None = None,
         *,
-        timeout: timedelta | float = 30.0,  # noqa: ASYNC109 - a lock wait with a deadline, like asyncio.wait_for
+        timeout: timedelta | float = 30.0,
         poll_interval: timedelta | float | None = None,
     ) -> LockedJob:
         """Poll until the lock is ours; raises JobLockTimeoutError after ``timeout``."""

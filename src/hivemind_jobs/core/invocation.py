@@ -37,6 +37,7 @@ __all__ = [
     "build_invocation",
     "instance",
     "prepare_call",
+    "resolve_target",
 ]
 
 T = TypeVar("T")
@@ -252,6 +253,11 @@ def _import_target(target: str, allow: AllowList | None) -> Any:
         except AttributeError:
             raise JobDefinitionError(f"job target {target} not found: {module_name} has no {qualname}") from None
     return obj
+
+
+def resolve_target(target: str, allow: AllowList) -> Any:
+    """Import ``module:qualname`` if ``allow`` permits it (middleware types, job targets)."""
+    return _import_target(target, allow)
 
 
 def _signature(function: Callable[..., Any], drop_first: bool) -> inspect.Signature:

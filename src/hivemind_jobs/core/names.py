@@ -20,6 +20,7 @@ __all__ = [
     "validate_queue_name",
     "validate_requester",
     "validate_state_name",
+    "validate_swarm_name",
     "validate_table_prefix",
 ]
 
@@ -32,6 +33,7 @@ _DATA = _QUEUE
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _STATE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,99}")
 _TABLE_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,80}")
+_SWARM = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _REQUESTER_MAX = 255
 
 
@@ -61,6 +63,11 @@ def validate_environment_name(name: object) -> str:
 
 def validate_state_name(name: object) -> str:
     return _check("state name", name, _STATE, "start with a letter, then up to 99 characters from A-Z a-z 0-9 . _ -")
+
+
+def validate_swarm_name(name: object) -> str:
+    """Swarm, colony and daemon names."""
+    return _check("name", name, _SWARM, "use 1-64 characters from A-Z a-z 0-9 . _ -")
 
 
 def validate_table_prefix(prefix: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -9,7 +10,13 @@ from datetime import timedelta
 
 from hivemind_jobs.errors import ConfigurationError, JobDefinitionError, SerializationError
 
-__all__ = ["FRAMEWORK_FATAL", "RetryPolicy"]
+__all__ = ["FRAMEWORK_FATAL", "RESCUES_PROPERTY", "RETRIES_PROPERTY", "RETRY_POLICY_PROPERTY", "RetryPolicy"]
+
+#: job properties the runtime keeps: retries after failures, rescues after lost locks, and a
+#: job's own retry policy (JSON) when it was created with one
+RETRIES_PROPERTY = "hm.retries"
+RESCUES_PROPERTY = "hm.rescues"
+RETRY_POLICY_PROPERTY = "hm.retry"
 
 FatalPredicate = Callable[[BaseException], bool]
 #: "Cannot run this" errors of the framework itself (not allowed / not found / arguments no longer
@@ -49,6 +56,35 @@ class RetryPolicy:
                 raise ConfigurationError("RetryPolicy.delays must not be empty; use None for exponential backoff")
             if any(delay < timedelta(0) for delay in self.delays):
                 raise ConfigurationError("RetryPolicy.delays must not be negative")
+
+    def to_json(self) -> str:
+        """The numeric part of the policy (fatal types stay with the environment's policy)."""
+        document: dict[str, object] = {
+            "max_retries": self.max_retries,
+            "base_delay": self.base_delay.total_seconds(),
+            "multiplier": self.multiplier,
+            "max_delay": self.max_delay.total_seconds(),
+            "jitter": self.jitter,
+        }
+        if self.delays is not None:
+            document["delays"] = [delay.total_seconds() for delay in self.delays]
+        return json.dumps(document, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str, base: RetryPolicy) -> RetryPolicy:
+        """A stored per-job policy, keeping ``base``'s fatal types and predicates."""
+        document = json.loads(text)
+        delays = document.get("delays")
+        return cls(
+            max_retries=int(document["max_retries"]),
+            base_delay=timedelta(seconds=float(document["base_delay"])),
+            multiplier=float(document["multiplier"]),
+            max_delay=timedelta(seconds=float(document["max_delay"])),
+            jitter=float(document["jitter"]),
+            delays=None if delays is None else [timedelta(seconds=float(value)) for value in delays],
+            fatal=base.fatal,
+            fatal_when=base.fatal_when,
+        )
 
     def should_retry(self, retries_done: int, error: BaseException | None) -> bool:
         if retries_done >= self.max_retries:

@@ -29,8 +29,13 @@ from hivemind_jobs.core.job import PropertyType, PropertyValue
 __all__ = [
     "Capabilities",
     "ClaimedJob",
+    "ColonyRecord",
+    "ColonyUpsert",
     "ContinuationLink",
     "ContinuationMark",
+    "DaemonLogList",
+    "DaemonLogRecord",
+    "DaemonLogRow",
     "JobActionInsert",
     "JobActionList",
     "JobActionRecord",
@@ -42,6 +47,7 @@ __all__ = [
     "JobInserted",
     "JobLockRelease",
     "JobLockReleased",
+    "JobLockTakeover",
     "JobLogList",
     "JobLogRecord",
     "JobLogRow",
@@ -335,6 +341,68 @@ class QueueStat:
     delayed: int
 
 
+@dataclass(frozen=True, slots=True)
+class JobLockTakeover:
+    """Take over up to ``limit`` locks whose heartbeat is older than ``lock_timeout`` (lock monitor)."""
+
+    lock_timeout: timedelta
+    new_holder: str
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ColonyUpsert:
+    """Write a colony's current state; ``heartbeat`` becomes the database clock's now."""
+
+    id: str
+    name: str
+    host: str
+    pid: int
+    status: str
+    state: str  # JSON: swarms, drones, daemons, counters
+    last_progress_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ColonyRecord:
+    id: str
+    name: str
+    host: str
+    pid: int
+    status: str
+    state: str
+    started_at: datetime
+    heartbeat: datetime
+    last_progress_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonLogRow:
+    colony_id: str
+    daemon: str
+    level: int
+    message: str
+    created_at: datetime | None = None  # None: now (database clock)
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonLogRecord:
+    id: int
+    colony_id: str
+    daemon: str
+    level: int
+    message: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonLogList:
+    colony_id: str
+    daemon: str | None = None
+    after_id: int = 0
+    limit: int = 1000
+
+
 # ----------------------------------------------------------------------------- interfaces
 
 
@@ -359,7 +427,17 @@ class Transaction(Protocol):
 
     async def job_insert(self, params: Sequence[JobInsert]) -> list[JobInserted]: ...
     async def job_get(self, params: JobGet) -> JobRecord | None: ...
+    async def job_get_many(self, params: Sequence[int]) -> list[JobRecord]:
+        """The jobs with these ids that exist, in the order asked (no locking)."""
+        ...
+
     async def job_update(self, params: JobUpdate) -> JobUpdated: ...
+    async def job_update_many(self, params: Sequence[JobUpdate]) -> list[JobUpdated]:
+        """Several fenced saves in one round trip; each has its own outcome (one failing fence
+        does not undo the others)."""
+        ...
+
+    async def job_lock_takeover(self, params: JobLockTakeover) -> list[int]: ...
     async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased: ...
     async def job_heartbeat(self, params: JobHeartbeat) -> frozenset[int]: ...
     async def job_state_counts(self) -> dict[str, int]: ...
@@ -374,6 +452,16 @@ class Transaction(Protocol):
     async def continuation_mark(self, params: Sequence[ContinuationMark]) -> None: ...
     async def queue_claim(self, params: QueueClaim) -> list[ClaimedJob]: ...
     async def queue_stats(self) -> list[QueueStat]: ...
+    async def colony_upsert(self, params: ColonyUpsert) -> ColonyRecord: ...
+    async def colony_get(self, params: str) -> ColonyRecord | None: ...
+    async def colony_list(self) -> list[ColonyRecord]: ...
+    async def colony_delete(self, params: Sequence[str]) -> int: ...
+    async def colony_delete_stale(self, params: timedelta) -> list[str]:
+        """Delete colonies without a heartbeat for ``params`` (their daemon logs go with them)."""
+        ...
+
+    async def daemon_log_insert(self, params: Sequence[DaemonLogRow]) -> int: ...
+    async def daemon_log_list(self, params: DaemonLogList) -> list[DaemonLogRecord]: ...
     async def clock_now(self) -> datetime: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...

@@ -18,7 +18,7 @@ import sqlite3
 import threading
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -27,8 +27,13 @@ from hivemind_jobs.errors import ConfigurationError, SchemaError, TransactionErr
 from hivemind_jobs.storage.protocol import (
     Capabilities,
     ClaimedJob,
+    ColonyRecord,
+    ColonyUpsert,
     ContinuationLink,
     ContinuationMark,
+    DaemonLogList,
+    DaemonLogRecord,
+    DaemonLogRow,
     JobActionInsert,
     JobActionList,
     JobActionRecord,
@@ -40,6 +45,7 @@ from hivemind_jobs.storage.protocol import (
     JobInserted,
     JobLockRelease,
     JobLockReleased,
+    JobLockTakeover,
     JobLogList,
     JobLogRecord,
     JobLogRow,
@@ -299,6 +305,10 @@ def _update_is_final(result: JobUpdated) -> bool:
     return result.outcome is UpdateOutcome.SAVED and not result.children and not result.fired
 
 
+def _updates_are_final(results: list[JobUpdated]) -> bool:
+    return all(_update_is_final(result) for result in results)
+
+
 def _release_is_final(result: JobLockReleased) -> bool:
     return not result.fired
 
@@ -369,8 +379,17 @@ class SQLiteTransaction:
     async def job_get(self, params: JobGet) -> JobRecord | None:
         return await self._run(ops.job_get, params)
 
+    async def job_get_many(self, params: Sequence[int]) -> list[JobRecord]:
+        return await self._run(ops.job_get_many, list(params))
+
     async def job_update(self, params: JobUpdate) -> JobUpdated:
         return await self._run(ops.job_update, params, follow_up_free=_update_is_final)
+
+    async def job_update_many(self, params: Sequence[JobUpdate]) -> list[JobUpdated]:
+        return await self._run(ops.job_update_many, list(params), follow_up_free=_updates_are_final)
+
+    async def job_lock_takeover(self, params: JobLockTakeover) -> list[int]:
+        return await self._run(ops.job_lock_takeover, params)
 
     async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased:
         return await self._run(ops.job_lock_release, params, follow_up_free=_release_is_final)
@@ -413,6 +432,27 @@ class SQLiteTransaction:
 
     async def queue_stats(self) -> list[QueueStat]:
         return await self._run(ops.queue_stats, with_params=False)
+
+    async def colony_upsert(self, params: ColonyUpsert) -> ColonyRecord:
+        return await self._run(ops.colony_upsert, params)
+
+    async def colony_get(self, params: str) -> ColonyRecord | None:
+        return await self._run(ops.colony_get, params)
+
+    async def colony_list(self) -> list[ColonyRecord]:
+        return await self._run(ops.colony_list, with_params=False)
+
+    async def colony_delete(self, params: Sequence[str]) -> int:
+        return await self._run(ops.colony_delete, list(params))
+
+    async def colony_delete_stale(self, params: timedelta) -> list[str]:
+        return await self._run(ops.colony_delete_stale, params)
+
+    async def daemon_log_insert(self, params: Sequence[DaemonLogRow]) -> int:
+        return await self._run(ops.daemon_log_insert, list(params))
+
+    async def daemon_log_list(self, params: DaemonLogList) -> list[DaemonLogRecord]:
+        return await self._run(ops.daemon_log_list, params)
 
     async def clock_now(self) -> datetime:
         result: datetime = await self._run(ops.clock_now, with_params=False)

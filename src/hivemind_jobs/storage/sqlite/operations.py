@@ -20,8 +20,13 @@ from hivemind_jobs.core.job import PropertyType, PropertyValue
 from hivemind_jobs.errors import StorageError
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
+    ColonyRecord,
+    ColonyUpsert,
     ContinuationLink,
     ContinuationMark,
+    DaemonLogList,
+    DaemonLogRecord,
+    DaemonLogRow,
     JobActionInsert,
     JobActionList,
     JobActionRecord,
@@ -33,6 +38,7 @@ from hivemind_jobs.storage.protocol import (
     JobInserted,
     JobLockRelease,
     JobLockReleased,
+    JobLockTakeover,
     JobLogList,
     JobLogRecord,
     JobLogRow,
@@ -246,6 +252,11 @@ def job_get(con: sqlite3.Connection, q: Queries, params: JobGet) -> JobRecord | 
     )
 
 
+def job_get_many(con: sqlite3.Connection, q: Queries, params: Sequence[int]) -> list[JobRecord]:
+    records = [job_get(con, q, JobGet(job_id)) for job_id in params]
+    return [record for record in records if record is not None]
+
+
 def _diagnose(con: sqlite3.Connection, q: Queries, params: JobUpdate, now: int) -> UpdateOutcome:
     row = con.execute(q["job_fence_check"], {"job_id": params.job_id}).fetchone()
     if row is None:
@@ -316,6 +327,24 @@ def job_update(con: sqlite3.Connection, q: Queries, params: JobUpdate) -> JobUpd
         children=children,
         fired=fired,
     )
+
+
+def job_update_many(con: sqlite3.Connection, q: Queries, params: Sequence[JobUpdate]) -> list[JobUpdated]:
+    return [job_update(con, q, update) for update in params]
+
+
+def job_lock_takeover(con: sqlite3.Connection, q: Queries, params: JobLockTakeover) -> list[int]:
+    now = now_us()
+    rows = con.execute(
+        q["job_lock_takeover"],
+        {
+            "new_holder": params.new_holder,
+            "now": now,
+            "cutoff": now - _us(params.lock_timeout),
+            "limit": params.limit,
+        },
+    ).fetchall()
+    return sorted(int(row[0]) for row in rows)
 
 
 def job_lock_release(con: sqlite3.Connection, q: Queries, params: JobLockRelease) -> JobLockReleased:
@@ -480,3 +509,90 @@ def queue_stats(con: sqlite3.Connection, q: Queries) -> list[QueueStat]:
 
 def clock_now(con: sqlite3.Connection, q: Queries) -> Any:
     return from_microseconds(now_us())
+
+
+# ----------------------------------------------------------------------------- colonies
+
+
+def _colony(row: Sequence[Any]) -> ColonyRecord:
+    colony_id, name, host, pid, status, state, started_at, heartbeat, progress = row
+    return ColonyRecord(
+        colony_id,
+        name,
+        host,
+        int(pid),
+        status,
+        state,
+        from_microseconds(started_at),
+        from_microseconds(heartbeat),
+        _opt_dt(progress),
+    )
+
+
+def colony_upsert(con: sqlite3.Connection, q: Queries, params: ColonyUpsert) -> ColonyRecord:
+    progress = params.last_progress_at
+    row = con.execute(
+        q["colony_upsert"],
+        {
+            "id": params.id,
+            "name": params.name,
+            "host": params.host,
+            "pid": params.pid,
+            "status": params.status,
+            "state": params.state,
+            "last_progress_at": to_microseconds(progress) if progress is not None else None,
+            "now": now_us(),
+        },
+    ).fetchone()
+    return _colony(row)
+
+
+def colony_get(con: sqlite3.Connection, q: Queries, params: str) -> ColonyRecord | None:
+    row = con.execute(q["colony_select"], {"id": params}).fetchone()
+    return None if row is None else _colony(row)
+
+
+def colony_list(con: sqlite3.Connection, q: Queries) -> list[ColonyRecord]:
+    return [_colony(row) for row in con.execute(q["colony_select_all"])]
+
+
+def colony_delete(con: sqlite3.Connection, q: Queries, params: Sequence[str]) -> int:
+    before = con.total_changes
+    con.executemany(q["colony_delete"], [{"id": colony_id} for colony_id in params])
+    return con.total_changes - before
+
+
+def colony_delete_stale(con: sqlite3.Connection, q: Queries, params: timedelta) -> list[str]:
+    rows = con.execute(q["colony_delete_stale"], {"cutoff": now_us() - _us(params)}).fetchall()
+    return sorted(str(row[0]) for row in rows)
+
+
+def daemon_log_insert(con: sqlite3.Connection, q: Queries, params: Sequence[DaemonLogRow]) -> int:
+    now = now_us()
+    before = con.total_changes
+    con.executemany(
+        q["daemon_log_insert"],
+        [
+            {
+                "colony_id": row.colony_id,
+                "daemon": row.daemon,
+                "level": row.level,
+                "message": row.message,
+                "created_at": to_microseconds(row.created_at) if row.created_at is not None else None,
+                "now": now,
+            }
+            for row in params
+        ],
+    )
+    return con.total_changes - before
+
+
+def daemon_log_list(con: sqlite3.Connection, q: Queries, params: DaemonLogList) -> list[DaemonLogRecord]:
+    rows = con.execute(
+        q["daemon_log_select"],
+        {"colony_id": params.colony_id, "daemon": params.daemon, "after_id": params.after_id, "limit": params.limit},
+    )
+    return [
+        DaemonLogRecord(log_id, colony_id, daemon, level, message, from_microseconds(created))
+        for log_id, colony_id, daemon, level, message, created in rows
+    ]

@@ -25,8 +25,11 @@ import pytest_asyncio
 from hivemind_jobs.core.job import PropertyType
 from hivemind_jobs.errors import TransactionError
 from hivemind_jobs.storage.protocol import (
+    ColonyUpsert,
     ContinuationLink,
     ContinuationMark,
+    DaemonLogList,
+    DaemonLogRow,
     JobActionInsert,
     JobActionList,
     JobDataGet,
@@ -35,6 +38,7 @@ from hivemind_jobs.storage.protocol import (
     JobHeartbeat,
     JobInsert,
     JobLockRelease,
+    JobLockTakeover,
     JobLogList,
     JobLogRow,
     JobUpdate,
@@ -84,6 +88,26 @@ def new_job(
         enqueue=QueuePointer(queue, priority, execution_id, execute_after) if enqueue else None,
         awaiting_parent=awaiting_parent,
         lock_owner=lock_owner,
+    )
+
+
+def colony_row(
+    colony_id: str,
+    *,
+    name: str = "colony",
+    status: str = "running",
+    state: dict[str, object] | None = None,
+    last_progress_at: datetime | None = None,
+) -> ColonyUpsert:
+    """A colony's state as a running colony would write it."""
+    return ColonyUpsert(
+        id=colony_id,
+        name=name,
+        host="host-1",
+        pid=4242,
+        status=status,
+        state=json.dumps(state or {}),
+        last_progress_at=last_progress_at,
     )
 
 
@@ -199,6 +223,29 @@ class StorageConformance:
             free = await tx.job_get(JobGet(job_id, lock_requester="bob"))
             assert free is not None and free.lock_acquired
 
+    async def test_get_many_keeps_order_skips_missing_and_does_not_lock(self, storage: Storage) -> None:
+        ids = await self.insert(
+            storage,
+            new_job(queue="a", properties=(PropertyRow("n", PropertyType.INT, 7),)),
+            new_job(queue="b"),
+            new_job(queue="c"),
+        )
+        await self.get(storage, ids[1], "alice")
+        async with storage.transaction() as tx:
+            assert await tx.job_get_many([]) == []
+            records = await tx.job_get_many([ids[2], ids[0] + 1000, ids[0], ids[1]])
+        assert [record.id for record in records] == [ids[2], ids[0], ids[1]]
+        assert [record.queue for record in records] == ["c", "a", "b"]
+        assert [state.name for state in records[1].states] == ["Created", "Enqueued"]
+        assert {row.name: row.value for row in records[1].properties} == {"n": 7}
+        assert [record.locked_by for record in records] == [None, None, "alice"]
+        assert not any(record.lock_acquired for record in records)
+        async with storage.transaction() as tx:
+            free = await tx.job_get(JobGet(ids[2], lock_requester="bob"))
+            held = await tx.job_get(JobGet(ids[1], lock_requester="bob"))
+        assert free is not None and free.lock_acquired
+        assert held is not None and not held.lock_acquired and held.locked_by == "alice"
+
     def _update(self, record: object, holder: str, **changes: object) -> JobUpdate:
         from hivemind_jobs.storage.protocol import JobRecord
 
@@ -261,6 +308,36 @@ class StorageConformance:
         after = await self.get(storage, job_id)
         assert after is not None and after.states == record.states  # type: ignore[attr-defined]
 
+    async def test_update_many_fences_each_save_on_its_own(self, storage: Storage) -> None:
+        ids = await self.insert(storage, *(new_job() for _ in range(4)))
+        records = [await self.get(storage, job_id, "owner") for job_id in ids]
+        executing = (state_row(2, "Executing"),)
+        moved = str(uuid.uuid4())
+        updates = [
+            self._update(records[0], "owner", new_states=executing),
+            self._update(records[1], "owner", expected_execution_id=str(uuid.uuid4()), new_states=executing),
+            self._update(records[2], "intruder", new_states=executing),
+            self._update(records[3], "owner", execution_id=moved, new_states=executing, release_lock=True),
+        ]
+        async with storage.transaction() as tx:
+            assert await tx.job_update_many([]) == []
+            results = await tx.job_update_many(updates)
+        assert [result.outcome for result in results] == [
+            UpdateOutcome.SAVED,
+            UpdateOutcome.EXECUTION_CHANGED,
+            UpdateOutcome.LOCK_LOST,
+            UpdateOutcome.SAVED,
+        ]
+        assert results[0].modified_at is not None and results[0].lock_heartbeat is not None
+        async with storage.transaction(readonly=True) as tx:
+            after = await tx.job_get_many(ids)
+        assert [record.states[-1].name for record in after] == ["Executing", "Enqueued", "Enqueued", "Executing"]
+        assert [record.locked_by for record in after] == ["owner", "owner", "owner", None]
+        assert [record.execution_id for record in after] == [
+            *(record.execution_id for record in records[:3]),  # type: ignore[attr-defined]
+            moved,
+        ]
+
     async def test_expired_lock_cannot_save_or_heartbeat(self, storage: Storage) -> None:
         [job_id] = await self.insert(storage, new_job())
         record = await self.get(storage, job_id, "owner")
@@ -283,6 +360,39 @@ class StorageConformance:
         assert alive == frozenset({ids[0]})
         after = await self.get(storage, ids[0])
         assert after.lock_heartbeat > before.lock_heartbeat  # type: ignore[attr-defined]
+
+    async def test_lock_takeover_takes_only_expired_locks(self, storage: Storage) -> None:
+        stale = await self.insert(storage, new_job(), new_job(), new_job())
+        fresh, free = await self.insert(storage, new_job(), new_job())
+        for job_id in stale:
+            await self.get(storage, job_id, "old")
+        async with storage.transaction(readonly=True) as tx:
+            before = await tx.job_get_many(stale)
+        await asyncio.sleep(0.4)
+        await self.get(storage, fresh, "busy")
+        timeout = timedelta(milliseconds=200)
+        async with storage.transaction() as tx:
+            first = await tx.job_lock_takeover(JobLockTakeover(timeout, "monitor", limit=2))
+        async with storage.transaction() as tx:
+            second = await tx.job_lock_takeover(JobLockTakeover(timeout, "monitor"))
+            third = await tx.job_lock_takeover(JobLockTakeover(timeout, "monitor"))
+        assert len(first) == 2 and set(first) <= set(stale)
+        assert sorted(first + second) == stale
+        assert third == []  # taken locks get a fresh heartbeat
+        async with storage.transaction(readonly=True) as tx:
+            after = {record.id: record for record in await tx.job_get_many([*stale, fresh, free])}
+        assert [after[job_id].locked_by for job_id in stale] == ["monitor"] * 3
+        for old in before:
+            assert old.lock_heartbeat is not None and after[old.id].lock_heartbeat is not None
+            assert after[old.id].lock_heartbeat > old.lock_heartbeat  # type: ignore[operator]
+        assert after[fresh].locked_by == "busy" and after[free].locked_by is None
+        async with storage.transaction() as tx:
+            by_old = await tx.job_update(self._update(before[0], "old"))
+            by_new = await tx.job_update(self._update(before[0], "monitor", new_states=(state_row(2, "Failed"),)))
+            released = await tx.job_lock_release(JobLockRelease(stale[1], "old"))
+        assert by_old.outcome is UpdateOutcome.LOCK_LOST
+        assert by_new.outcome is UpdateOutcome.SAVED
+        assert not released.released
 
     async def test_state_counts(self, storage: Storage) -> None:
         await self.insert(storage, new_job(), new_job(), new_job(state="Idle", enqueue=False))
@@ -400,6 +510,123 @@ class StorageConformance:
             stats = {(s.queue, s.priority): (s.ready, s.delayed) for s in await tx.queue_stats()}
         assert stats == {("q", 1): (1, 1), ("r", 4): (1, 0)}
 
+    # ------------------------------------------------------------------ colonies and daemon logs
+    async def test_colony_upsert_inserts_then_updates(self, storage: Storage) -> None:
+        async with storage.transaction() as tx:
+            assert await tx.colony_get("c-1") is None
+            first = await tx.colony_upsert(colony_row("c-1", name="alpha", status="starting", state={"swarms": []}))
+        assert (first.id, first.name, first.host, first.pid, first.status) == (
+            "c-1",
+            "alpha",
+            "host-1",
+            4242,
+            "starting",
+        )
+        assert json.loads(first.state) == {"swarms": []} and first.last_progress_at is None
+        for moment in (first.started_at, first.heartbeat):
+            assert moment.tzinfo is not None and abs(moment - _now()) < timedelta(minutes=1)
+        await asyncio.sleep(0.01)
+        progress = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+        state: dict[str, object] = {"swarms": [{"name": "default", "drones": 4}], "counters": {"done": 7}}
+        async with storage.transaction() as tx:
+            second = await tx.colony_upsert(
+                colony_row("c-1", name="alpha", status="running", state=state, last_progress_at=progress)
+            )
+        assert second.status == "running" and json.loads(second.state) == state
+        assert second.last_progress_at == progress
+        assert second.started_at == first.started_at and second.heartbeat > first.heartbeat
+        async with storage.transaction(readonly=True) as tx:
+            assert await tx.colony_get("c-1") == second
+            assert await tx.colony_get("c-2") is None
+
+    async def test_colony_list_and_delete(self, storage: Storage) -> None:
+        names = {"c-1": "beta", "c-2": "alpha", "c-3": "gamma"}
+        async with storage.transaction() as tx:
+            for colony_id, name in names.items():
+                await tx.colony_upsert(colony_row(colony_id, name=name))
+        async with storage.transaction(readonly=True) as tx:
+            listed = await tx.colony_list()
+        assert sorted((colony.id, colony.name) for colony in listed) == sorted(names.items())
+        async with storage.transaction() as tx:
+            assert await tx.colony_delete(["c-2", "missing"]) == 1
+            assert await tx.colony_delete([]) == 0
+        async with storage.transaction(readonly=True) as tx:
+            assert sorted(colony.id for colony in await tx.colony_list()) == ["c-1", "c-3"]
+            assert await tx.colony_get("c-2") is None
+            assert await tx.colony_get("c-1") is not None
+
+    async def test_colony_delete_removes_its_daemon_logs(self, storage: Storage) -> None:
+        async with storage.transaction() as tx:
+            await tx.colony_upsert(colony_row("c-1"))
+            await tx.colony_upsert(colony_row("c-2"))
+            await tx.daemon_log_insert([DaemonLogRow("c-1", "scheduler", 20, f"m{i}") for i in range(3)])
+            await tx.daemon_log_insert([DaemonLogRow("c-2", "scheduler", 20, "kept")])
+        async with storage.transaction() as tx:
+            deleted = await tx.colony_delete(["c-1"])
+        async with storage.transaction(readonly=True) as tx:
+            assert await tx.daemon_log_list(DaemonLogList("c-1")) == []
+            assert [row.message for row in await tx.daemon_log_list(DaemonLogList("c-2"))] == ["kept"]
+        assert deleted == 1  # colonies, not the log rows that went with them
+
+    async def test_colony_delete_stale_only_deletes_old_heartbeats(self, storage: Storage) -> None:
+        async with storage.transaction() as tx:
+            for colony_id in ("old", "refreshed"):
+                await tx.colony_upsert(colony_row(colony_id))
+            await tx.daemon_log_insert([DaemonLogRow("old", "scheduler", 20, "gone")])
+        await asyncio.sleep(0.4)
+        async with storage.transaction() as tx:
+            await tx.colony_upsert(colony_row("refreshed"))
+            await tx.colony_upsert(colony_row("new"))
+            await tx.daemon_log_insert([DaemonLogRow("refreshed", "scheduler", 20, "kept")])
+        async with storage.transaction() as tx:
+            deleted = await tx.colony_delete_stale(timedelta(milliseconds=200))
+            again = await tx.colony_delete_stale(timedelta(milliseconds=200))
+        assert deleted == ["old"] and again == []
+        async with storage.transaction(readonly=True) as tx:
+            assert sorted(colony.id for colony in await tx.colony_list()) == ["new", "refreshed"]
+            assert await tx.daemon_log_list(DaemonLogList("old")) == []
+            assert [row.message for row in await tx.daemon_log_list(DaemonLogList("refreshed"))] == ["kept"]
+
+    async def test_daemon_logs(self, storage: Storage) -> None:
+        moment = datetime(2030, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)
+        rows = [
+            DaemonLogRow("c-1", daemon, level, f"{daemon}-{level}")
+            for daemon, level in (
+                ("scheduler", 10),
+                ("monitor", 20),
+                ("scheduler", 30),
+                ("monitor", 40),
+                ("scheduler", 50),
+            )
+        ]
+        async with storage.transaction() as tx:
+            await tx.colony_upsert(colony_row("c-1"))
+            await tx.colony_upsert(colony_row("c-2"))
+            assert await tx.daemon_log_insert(rows) == 5
+            assert await tx.daemon_log_insert([]) == 0
+            lost = DaemonLogRow("ghost", "scheduler", 20, "lost")
+            dated = DaemonLogRow("c-2", "cleaner", 30, "dated", created_at=moment)
+            assert await tx.daemon_log_insert([lost, dated, lost]) == 1
+        async with storage.transaction(readonly=True) as tx:
+            everything = await tx.daemon_log_list(DaemonLogList("c-1"))
+            scheduler = await tx.daemon_log_list(DaemonLogList("c-1", daemon="scheduler"))
+            first_two = await tx.daemon_log_list(DaemonLogList("c-1", limit=2))
+            rest = await tx.daemon_log_list(DaemonLogList("c-1", after_id=first_two[-1].id))
+            page = await tx.daemon_log_list(DaemonLogList("c-1", daemon="scheduler", after_id=scheduler[0].id, limit=1))
+            other = await tx.daemon_log_list(DaemonLogList("c-2"))
+            ghost = await tx.daemon_log_list(DaemonLogList("ghost"))
+        assert [entry.message for entry in everything] == [row.message for row in rows]
+        assert [(entry.colony_id, entry.daemon, entry.level) for entry in everything] == [
+            (row.colony_id, row.daemon, row.level) for row in rows
+        ]
+        assert all(entry.created_at.tzinfo is not None for entry in everything)
+        assert all(abs(entry.created_at - _now()) < timedelta(minutes=1) for entry in everything)
+        assert [entry.message for entry in scheduler] == ["scheduler-10", "scheduler-30", "scheduler-50"]
+        assert len(first_two) == 2 and first_two + rest == everything
+        assert [entry.message for entry in page] == ["scheduler-30"]
+        assert [(entry.daemon, entry.message, entry.created_at) for entry in other] == [("cleaner", "dated", moment)]
+        assert ghost == []
+
     async def test_clock_is_utc_now(self, storage: Storage) -> None:
         async with storage.transaction(readonly=True) as tx:
             now = await tx.clock_now()
@@ -450,5 +677,40 @@ class StorageConformance:
             assert await self.claim(storage, (("shared",),), 10) == [mine]
             async with other.transaction(readonly=True) as tx:
                 assert await tx.job_state_counts() == {"Enqueued": 1}
+        finally:
+            await other.close()
+
+    async def test_colonies_and_lock_takeover_are_isolated(
+        self, storage: Storage, storage_factory: StorageFactory
+    ) -> None:
+        other = storage_factory("hm_other_")
+        await other.open()
+        try:
+            [job_id] = await self.insert(storage, new_job())
+            await self.get(storage, job_id, "old")
+            async with storage.transaction() as tx:
+                await tx.colony_upsert(colony_row("shared", name="mine"))
+                await tx.daemon_log_insert([DaemonLogRow("shared", "scheduler", 20, "mine")])
+            await asyncio.sleep(0.4)
+            stale = timedelta(milliseconds=200)
+            async with other.transaction() as tx:
+                assert await tx.colony_get("shared") is None
+                assert await tx.colony_list() == []
+                assert await tx.daemon_log_insert([DaemonLogRow("shared", "scheduler", 20, "theirs")]) == 0
+                assert await tx.daemon_log_list(DaemonLogList("shared")) == []
+                assert await tx.colony_delete_stale(stale) == []
+                assert await tx.colony_delete(["shared"]) == 0
+                assert await tx.job_lock_takeover(JobLockTakeover(stale, "monitor")) == []
+                theirs = await tx.colony_upsert(colony_row("shared", name="theirs"))
+            assert theirs.name == "theirs"
+            async with storage.transaction(readonly=True) as tx:
+                mine = await tx.colony_get("shared")
+                logs = await tx.daemon_log_list(DaemonLogList("shared"))
+                [record] = await tx.job_get_many([job_id])
+            assert mine is not None and mine.name == "mine"
+            assert [entry.message for entry in logs] == ["mine"]
+            assert record.locked_by == "old"
+            async with other.transaction(readonly=True) as tx:
+                assert [colony.name for colony in await tx.colony_list()] == ["theirs"]
         finally:
             await other.close()

@@ -1,0 +1,23 @@
+"""What the worker runtime (colonies, daemons) uses from the client layer.
+
+Not public API: the colony package needs the same rules as the client (elections, fenced and
+batched saves, continuation triggers) inside transactions it opens itself.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING
+
+from hivemind_jobs.client._records import job_from_record, state_from_row
+from hivemind_jobs.client._state_machine import Scope, elect, save_locked_many
+
+if TYPE_CHECKING:
+    from hivemind_jobs.client.environment import Environment
+
+__all__ = ["Scope", "elect", "job_from_record", "save_locked_many", "state_from_row", "write_scope"]
+
+
+def write_scope(environment: Environment) -> AbstractAsyncContextManager[Scope]:
+    """A write transaction of ``environment`` with a client bound to it (committed on clean exit)."""
+    return environment.jobs._write_scope()

@@ -1,0 +1,19 @@
+"""The worker runtime: colonies hosting swarms of drones and daemons."""
+
+from hivemind_jobs.colony.colony import RESCUES_PROPERTY, RETRIES_PROPERTY, Colony, ColonyStatus
+from hivemind_jobs.colony.daemons import DaemonContext, DaemonSpec, DaemonStatus
+from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
+from hivemind_jobs.colony.swarm import Swarm
+
+__all__ = [
+    "RESCUES_PROPERTY",
+    "RETRIES_PROPERTY",
+    "Colony",
+    "ColonyOptions",
+    "ColonyStatus",
+    "DaemonContext",
+    "DaemonSpec",
+    "DaemonStatus",
+    "RestartPolicy",
+    "Swarm",
+]

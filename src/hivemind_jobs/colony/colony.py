@@ -1,0 +1,843 @@
+"""The colony: one worker process's swarms of drones and its daemons, under one task group.
+
+How a job travels through a colony:
+
+1. A swarm's fetcher claims at most as many due jobs as it has free drones (plus the prefetch), in
+   its queue-group order, and in the *same transaction* moves each one to Executing (the colony
+   holds the job lock; the new execution id is the fencing token).
+2. A drone runs the job (middleware onion, async on the loop, sync in the thread pool).
+3. The completer writes outcomes in batches: Succeeded, Failed (then Enqueued again when the retry
+   policy says so), the state a client asked for when it cancelled the job, or Enqueued after a
+   shutdown. Every write is fenced by (job id, execution id, lock holder): a drone that lost its
+   lock never overwrites the outcome of a re-run.
+4. The watcher heartbeats the locks of running jobs (batched), picks up cancel requests and writes
+   job logs; a job whose lock cannot be confirmed in time is cancelled and writes nothing (fail
+   closed). The lock-monitor daemon of any colony rescues jobs of colonies that died.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import functools
+import json
+import logging
+import os
+import random
+import signal
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from hivemind_jobs.client.context import JobCancelled, JobContext
+from hivemind_jobs.client.locked import LockedJob
+from hivemind_jobs.client.worker_api import (
+    Scope,
+    elect,
+    job_from_record,
+    save_locked_many,
+    state_from_row,
+    write_scope,
+)
+from hivemind_jobs.colony.daemons import DaemonContext, DaemonFunction, DaemonSpec, DaemonSupervisor
+from hivemind_jobs.colony.execution import DroneJobContext, resolve_middleware, run_pipeline
+from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
+from hivemind_jobs.colony.swarm import QueueSpec, Swarm
+from hivemind_jobs.core.invocation import AllowList, prepare_call
+from hivemind_jobs.core.job import BackgroundJob, Middleware
+from hivemind_jobs.core.names import validate_swarm_name
+from hivemind_jobs.core.retry import RESCUES_PROPERTY, RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, RetryPolicy
+from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, Succeeded
+from hivemind_jobs.errors import ConfigurationError, HiveMindError, SerializationError
+from hivemind_jobs.storage.protocol import (
+    ClaimedJob,
+    ColonyUpsert,
+    JobActionList,
+    JobHeartbeat,
+    JobLogRow,
+    QueueClaim,
+    StateRow,
+    UpdateOutcome,
+)
+
+if TYPE_CHECKING:
+    from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.hive import HiveMind
+
+__all__ = ["RESCUES_PROPERTY", "RETRIES_PROPERTY", "Colony", "ColonyStatus"]
+
+_log = logging.getLogger("hivemind_jobs.colony")
+
+
+class ColonyStatus:
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+@dataclass(eq=False)
+class _Run:
+    """One execution in this colony."""
+
+    job: BackgroundJob
+    runner: _SwarmRunner
+    drone: str
+    context: DroneJobContext
+    due_at: datetime
+    claimed_at: float
+    last_confirmed: float
+    task: asyncio.Task[None] | None = None
+    started_at: float = 0.0
+    stop_state: State | None = None
+    interrupted: bool = False
+    lost: bool = False
+
+    def cancel(self, *, hard: bool) -> None:
+        """Ask the job to stop: sync jobs see ``ctx.cancelled``; async ones (or ``hard``) are cancelled."""
+        self.context.cancelled.set()
+        if self.task is not None and (hard or self.job.invocation.is_async):
+            self.task.cancel()
+
+
+@dataclass(eq=False)
+class _Outcome:
+    run: _Run
+    result: Any = None
+    error: BaseException | None = None
+    duration: float = 0.0
+    #: computed once: the states to elect and properties to set (re-applied on a write retry)
+    states: list[State] = field(default_factory=list)
+    properties: dict[str, int] = field(default_factory=dict)
+    notes: list[JobLogRow] = field(default_factory=list)
+
+
+class _SwarmRunner:
+    """The fetcher and drones of one swarm."""
+
+    def __init__(self, colony: Colony, swarm: Swarm) -> None:
+        self.colony = colony
+        self.swarm = swarm
+        self.path = swarm.path
+        self.groups = swarm.queue_groups()
+        self.queues = frozenset(queue for group in self.groups for queue in group)
+        self.middleware = tuple(swarm.middleware_chain())
+        self.free_drones: deque[str] = deque(f"{swarm.name}.drone-{index + 1}" for index in range(swarm.drones))
+        self.busy: dict[str, _Run] = {}
+        self.wake = asyncio.Event()
+        self.slot_free = asyncio.Event()
+        #: the completion generation during which a claim last found nothing (burst mode)
+        self.idle_since: int | None = None
+
+    def describe(self) -> dict[str, Any]:
+        drones: list[dict[str, Any]] = [{"name": name, "job_id": None} for name in self.free_drones]
+        drones += [{"name": name, "job_id": run.job.id} for name, run in self.busy.items()]
+        drones.sort(key=lambda item: str(item["name"]))
+        return {
+            "name": self.path,
+            "queues": [list(group) for group in self.groups],
+            "drones": drones,
+            "busy": len(self.busy),
+        }
+
+    async def fetch_loop(self) -> None:
+        colony = self.colony
+        options = colony.options
+        failures = 0
+        while not colony.stopping.is_set():
+            free = len(self.free_drones)
+            if free == 0:
+                self.slot_free.clear()
+                await _wait_either(self.slot_free, colony.stopping, None)
+                continue
+            generation = colony.completion_generation
+            self.wake.clear()
+            try:
+                started = await colony._claim(self, free + options.prefetch)
+                failures = 0
+            except HiveMindError as error:
+                failures += 1
+                delay = min(30.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.8, 1.2)
+                _log.warning("swarm %s could not fetch jobs (%s); retrying in %.1f s", self.path, error, delay)
+                await _wait_either(colony.stopping, colony.stopping, delay)
+                continue
+            if started:
+                self.idle_since = None
+                continue
+            self.idle_since = generation
+            poll = options.poll_interval.total_seconds() * random.uniform(
+                1 - options.poll_jitter, 1 + options.poll_jitter
+            )
+            await _wait_either(self.wake, colony.stopping, poll)
+
+    def take_drone(self) -> str:
+        return self.free_drones.popleft()
+
+    def return_drone(self, name: str) -> None:
+        self.busy.pop(name, None)
+        self.free_drones.append(name)
+        self.slot_free.set()
+
+
+async def _wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
+    """Wait until either event is set (or the timeout passes)."""
+    if first.is_set() or second.is_set():
+        return
+    waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+class Colony:
+    """A worker: swarms of drones that run jobs of one environment, and daemons.
+
+    Build it with :meth:`HiveMind.colony`, add swarms and daemons, then run it::
+
+        colony = hive.colony(name="billing-worker", allow=hm.AllowList(modules=["billing"]))
+        main = colony.swarm("main", drones=8, queues=[("critical", 0), "billing"])
+        main.swarm("reports", drones=2, queues=["reports"], dedicated=True)
+        async with hive:
+            await colony.run(handle_signals=True)     # until SIGTERM/SIGINT or colony.stop()
+
+    or ``async with colony:`` to run it in the background of a block. Only jobs whose function
+    (and middleware) lives in a module ``allow`` permits are run; others fail with a clear reason.
+    """
+
+    def __init__(
+        self,
+        hive: HiveMind,
+        *,
+        name: str | None = None,
+        environment: str | None = None,
+        options: ColonyOptions | None = None,
+        allow: AllowList | None = None,
+    ) -> None:
+        if options is not None and not isinstance(options, ColonyOptions):
+            raise ConfigurationError(f"options must be hivemind_jobs.ColonyOptions, got {options!r}")
+        if allow is not None and not isinstance(allow, AllowList):
+            raise ConfigurationError(f"allow must be hivemind_jobs.AllowList, got {allow!r}")
+        self.hive = hive
+        self.environment: Environment = hive.env(environment)
+        host = socket.gethostname()
+        self.host = host
+        self.pid = os.getpid()
+        self.id = f"{host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.name = validate_swarm_name(name) if name is not None else f"{host.split('.')[0]}-{self.pid}"[:64]
+        self.options = options or ColonyOptions()
+        self.allow = allow or AllowList()
+        self.status = ColonyStatus.STOPPED
+        self.stopping = asyncio.Event()
+        self.completion_generation = 0
+        self.processed = 0
+        self.succeeded = 0
+        self.failed = 0
+        self.rescued = 0
+        self.last_progress_at: datetime | None = None
+        self._roots: list[Swarm] = []
+        self._daemon_specs: list[DaemonSpec] = []
+        self._runners: list[_SwarmRunner] = []
+        self._running: dict[int, _Run] = {}
+        self._outcomes: list[_Outcome] = []
+        self._outcome_ready = asyncio.Event()
+        self._writing = False
+        self._executor: ThreadPoolExecutor | None = None
+        self._supervisor: DaemonSupervisor | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._started = asyncio.Event()
+        self._fast_stop = False
+
+    def __repr__(self) -> str:
+        return f"<Colony {self.name!r} id={self.id} {self.status}>"
+
+    # ------------------------------------------------------------------ configuration
+    def swarm(
+        self,
+        name: str,
+        *,
+        drones: int = 4,
+        queues: Iterable[QueueSpec] = (),
+        dedicated: bool = False,
+        work_on_global: bool | None = None,
+        middleware: Iterable[Middleware] = (),
+    ) -> Swarm:
+        """Add a root swarm (it also works the ``global`` queue unless ``work_on_global=False``)."""
+        if self.status != ColonyStatus.STOPPED:
+            raise ConfigurationError("add swarms before the colony starts")
+        if any(other.name == name for root in self._roots for other in root.walk()):
+            raise ConfigurationError(f"swarm names must be unique in a colony; {name!r} is taken")
+        swarm = Swarm.define(
+            name,
+            drones=drones,
+            queues=queues,
+            dedicated=dedicated,
+            work_on_global=work_on_global,
+            middleware=middleware,
+        )
+        self._roots.append(swarm)
+        return swarm
+
+    def daemon(
+        self,
+        name: str,
+        function: DaemonFunction,
+        *,
+        restart: RestartPolicy = RestartPolicy.ON_FAILURE,
+        priority: int = 0,
+        restart_delay: float = 1.0,
+        log_level: int = logging.WARNING,
+    ) -> None:
+        """Run ``await function(ctx)`` while the colony runs (see :class:`DaemonContext`)."""
+        if self.status != ColonyStatus.STOPPED:
+            raise ConfigurationError("add daemons before the colony starts")
+        if name.startswith("hm.") or any(spec.name == name for spec in self._daemon_specs):
+            raise ConfigurationError(f"daemon name {name!r} is taken (names starting with 'hm.' are reserved)")
+        self._daemon_specs.append(DaemonSpec(name, function, restart, priority, restart_delay, log_level))
+
+    @property
+    def swarms(self) -> list[Swarm]:
+        return [swarm for root in self._roots for swarm in root.walk()]
+
+    @property
+    def running_jobs(self) -> dict[int, str]:
+        """Job id -> drone of the jobs running now."""
+        return {job_id: run.drone for job_id, run in self._running.items()}
+
+    # ------------------------------------------------------------------ lifecycle
+    def stop(self, *, fast: bool = False) -> None:
+        """Ask the colony to stop (running jobs get the grace period unless ``fast``)."""
+        if fast:
+            self._fast_stop = True
+        self.stopping.set()
+
+    async def __aenter__(self) -> Colony:
+        self._task = asyncio.create_task(self.run(), name=f"hivemind-colony-{self.name}")
+        waiter = asyncio.ensure_future(self._started.wait())
+        await asyncio.wait([waiter, self._task], return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._task.done():
+            self._task.result()  # raise the start-up error
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.stop()
+        if self._task is not None:
+            await self._task
+
+    async def run(self, *, burst: bool = False, handle_signals: bool = False) -> None:
+        """Run until :meth:`stop` (or SIGTERM/SIGINT with ``handle_signals``); with ``burst``, return
+        as soon as no job is due and none is running."""
+        if self.status != ColonyStatus.STOPPED:
+            raise ConfigurationError(f"colony {self.name!r} is already running")
+        if not self._roots:
+            raise ConfigurationError(f"colony {self.name!r} has no swarm; add one with colony.swarm(...)")
+        self.stopping = asyncio.Event()
+        self._fast_stop = False
+        self._started = asyncio.Event()
+        self.status = ColonyStatus.STARTING
+        loop = asyncio.get_running_loop()
+        removers: list[Callable[[], object]] = []
+        if handle_signals:
+            removers.extend(self._install_signal_handlers(loop))
+        total_drones = sum(swarm.drones for swarm in self.swarms)
+        self._executor = ThreadPoolExecutor(
+            max_workers=self.options.sync_threads or max(1, total_drones), thread_name_prefix=f"hivemind-{self.name}"
+        )
+        self._runners = [_SwarmRunner(self, swarm) for swarm in self.swarms if swarm.drones > 0]
+        removers.append(self.environment.add_wake_listener(self._on_wake))
+        self._supervisor = DaemonSupervisor(self, self._builtin_daemons() + self._daemon_specs)
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._sync_state()
+            await self._supervisor.start()
+            tasks = [
+                asyncio.create_task(runner.fetch_loop(), name=f"hivemind-fetch-{runner.path}")
+                for runner in self._runners
+            ]
+            tasks.append(asyncio.create_task(self._completion_loop(), name="hivemind-completer"))
+            tasks.append(asyncio.create_task(self._watch_loop(), name="hivemind-watcher"))
+            self.status = ColonyStatus.RUNNING
+            self._started.set()
+            _log.info(
+                "colony %s (%s) running %d drones in %d swarms", self.name, self.id, total_drones, len(self._runners)
+            )
+            if burst:
+                await self._wait_until_drained()
+            else:
+                await self.stopping.wait()
+        finally:
+            self.status = ColonyStatus.STOPPING
+            self.stopping.set()
+            await self._shutdown(tasks)
+            for remove in removers:
+                remove()
+            self.status = ColonyStatus.STOPPED
+
+    def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[Callable[[], object]]:
+        removers: list[Callable[[], object]] = []
+
+        def on_signal(number: int) -> None:
+            if self.stopping.is_set():
+                _log.warning(
+                    "colony %s: second %s, stopping without waiting for jobs", self.name, signal.Signals(number).name
+                )
+                self.stop(fast=True)
+                return
+            _log.info("colony %s: %s received, stopping", self.name, signal.Signals(number).name)
+            self.stop()
+
+        for number in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(number, on_signal, number)
+                removers.append(functools.partial(loop.remove_signal_handler, number))
+        return removers
+
+    def _on_wake(self, queues: frozenset[str]) -> None:
+        for runner in self._runners:
+            if runner.queues & queues:
+                runner.wake.set()
+
+    async def _wait_until_drained(self) -> None:
+        while not self.stopping.is_set():
+            await asyncio.sleep(0.02)
+            if self._running or self._outcomes or self._writing:
+                continue
+            generation = self.completion_generation
+            if all(runner.idle_since == generation for runner in self._runners):
+                return
+
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+        options = self.options
+        grace = 0.0 if self._fast_stop else options.graceful_stop.total_seconds()
+        deadline = time.monotonic() + grace
+        fetchers = tasks[: len(self._runners)]
+        for task in fetchers:
+            task.cancel()
+        await asyncio.gather(*fetchers, return_exceptions=True)
+        pending = {run.task for run in self._running.values() if run.task is not None and not run.task.done()}
+        while pending and not self._fast_stop and (remaining := deadline - time.monotonic()) > 0:
+            _, pending = await asyncio.wait(pending, timeout=min(0.1, remaining))
+        for run in list(self._running.values()):
+            if run.task is not None and not run.task.done():
+                run.interrupted = True
+                run.cancel(hard=True)
+        pending_runs = [run.task for run in self._running.values() if run.task is not None and not run.task.done()]
+        if pending_runs:
+            await asyncio.wait(pending_runs, timeout=1.0)
+        write_timeout = options.shutdown_write_timeout.total_seconds()
+        flush_deadline = time.monotonic() + write_timeout
+        while (self._outcomes or self._writing) and time.monotonic() < flush_deadline:
+            self._outcome_ready.set()
+            await asyncio.sleep(0.02)
+        for task in tasks[len(self._runners) :]:
+            task.cancel()
+        await asyncio.gather(*tasks[len(self._runners) :], return_exceptions=True)
+        if self._outcomes:
+            _log.error(
+                "colony %s stopped with %d job outcomes unwritten (database unreachable); their locks expire and "
+                "the lock monitor re-enqueues them",
+                self.name,
+                len(self._outcomes),
+            )
+        if self._supervisor is not None:
+            await self._supervisor.stop(timeout=write_timeout)
+        self.status = ColonyStatus.STOPPED
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._sync_state(), timeout=write_timeout)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+        _log.info("colony %s stopped (%d jobs processed)", self.name, self.processed)
+
+    # ------------------------------------------------------------------ fetching
+    async def _claim(self, runner: _SwarmRunner, limit: int) -> int:
+        env = self.environment
+        holder = self.id
+        now_mono = time.monotonic()
+        started: list[_Run] = []
+        async with write_scope(env) as scope:
+            claimed = await scope.tx.queue_claim(QueueClaim(runner.groups, limit, holder))
+            if not claimed:
+                return 0
+            records = {record.id: record for record in await scope.tx.job_get_many([c.job_id for c in claimed])}
+            jobs: list[BackgroundJob] = []
+            for entry in claimed:
+                record = records.get(entry.job_id)
+                if record is None:
+                    continue
+                job = job_from_record(record, env.name, env.codec)
+                jobs.append(job)
+                if not isinstance(job.state, Enqueued) or str(job.execution_id) != entry.execution_id:
+                    continue  # stale entry: saved unchanged, which releases the lock
+                if not runner.free_drones:
+                    # more claimed than drones (prefetch): put it back at once
+                    await elect(job, Enqueued(reason="returned: no free drone"), env, scope.jobs)
+                    continue
+                drone = runner.take_drone()
+                executing = Executing(colony=self.name, swarm=runner.path, drone=drone)
+                stays = await elect(job, executing, env, scope.jobs)
+                if not stays:
+                    runner.free_drones.appendleft(drone)
+                    continue  # a handler elected something else: saved and released, not run
+                started.append(self._new_run(job, runner, drone, entry, now_mono))
+            outcomes = await save_locked_many(
+                jobs, holder, scope, keep_lock=lambda job: isinstance(job.state, Executing)
+            )
+        by_id = {job.id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
+        for run in started:
+            if by_id.get(run.job.id) is not UpdateOutcome.SAVED:
+                runner.return_drone(run.drone)
+                continue
+            runner.busy[run.drone] = run
+            self._running[run.job.id] = run
+            run.task = asyncio.create_task(self._execute(run), name=f"hivemind-job-{run.job.id}")
+        if started:
+            self.last_progress_at = env.clock.now()
+        return len(started)
+
+    def _new_run(self, job: BackgroundJob, runner: _SwarmRunner, drone: str, entry: ClaimedJob, now: float) -> _Run:
+        env = self.environment
+        locked = LockedJob(job, env.jobs, self.id)
+        context = DroneJobContext(
+            locked,
+            colony=self.name,
+            swarm=runner.path,
+            drone=drone,
+            log_level=env.options.job_log_level,
+            logger_name=f"hivemind_jobs.job.{job.id}",
+        )
+        due = max(entry.execute_after, entry.enqueued_at)
+        return _Run(job, runner, drone, context, due, now, now)
+
+    # ------------------------------------------------------------------ executing
+    async def _execute(self, run: _Run) -> None:
+        env = self.environment
+        outcome = _Outcome(run)
+        run.started_at = time.monotonic()
+        try:
+            middleware = resolve_middleware(
+                run.runner.middleware, run.job.middleware, codec=env.codec, activator=env.activator, allow=self.allow
+            )
+
+            def prepare() -> Any:
+                return prepare_call(
+                    run.job.invocation,
+                    codec=env.codec,
+                    activator=env.activator,
+                    allow=self.allow,
+                    injections={JobContext: run.context},
+                )
+
+            assert self._executor is not None
+            outcome.result = await run_pipeline(run.context, middleware, prepare, self._executor)
+        except asyncio.CancelledError as error:
+            outcome.error = error
+        except Exception as error:
+            outcome.error = error
+        finally:
+            outcome.duration = time.monotonic() - run.started_at
+            run.runner.return_drone(run.drone)
+            self._outcomes.append(outcome)
+            self._outcome_ready.set()
+
+    # ------------------------------------------------------------------ completing
+    def _retry_policy(self, job: BackgroundJob) -> RetryPolicy:
+        base = self.environment.options.retry
+        stored = job.get_property(RETRY_POLICY_PROPERTY)
+        if not isinstance(stored, str):
+            return base
+        try:
+            return RetryPolicy.from_json(stored, base)
+        except (ValueError, ConfigurationError):
+            return base
+
+    def _decide(self, outcome: _Outcome) -> None:
+        """The states an outcome leads to (computed once per outcome)."""
+        run = outcome.run
+        env = self.environment
+        job = run.job
+        error = outcome.error
+        if run.interrupted:
+            reason = f"shutdown: colony {self.name} stopped before the job finished"
+            outcome.states = [Enqueued(reason=reason)]
+            return
+        if run.stop_state is not None and error is not None:
+            outcome.states = [dataclasses.replace(run.stop_state)]
+            return
+        if error is None:
+            result = outcome.result
+            try:
+                env.codec.encode(result, path="job result")
+            except SerializationError as problem:
+                outcome.notes.append(
+                    JobLogRow(
+                        job.id, logging.WARNING, f"the result was stored as its repr: {problem}", "hivemind_jobs.drone"
+                    )
+                )
+                result = repr(result)
+            lead = env.clock.now() - run.due_at
+            outcome.states = [
+                Succeeded(
+                    result=result,
+                    duration=timedelta(seconds=outcome.duration),
+                    overhead=timedelta(seconds=max(0.0, run.started_at - run.claimed_at)),
+                    lead_time=max(timedelta(0), lead),
+                )
+            ]
+            return
+        if isinstance(error, asyncio.CancelledError):
+            error = JobCancelled(f"job {job.id} was cancelled")
+        failed = Failed.from_exception(error)
+        outcome.states = [failed]
+        policy = self._retry_policy(job)
+        retries = job.get_property(RETRIES_PROPERTY, 0)
+        retries = retries if isinstance(retries, int) else 0
+        if policy.should_retry(retries, error):
+            delay = policy.delay_for(retries + 1)
+            outcome.states.append(
+                Enqueued(
+                    delay_until=env.clock.now() + delay,
+                    reason=f"retry {retries + 1} of {policy.max_retries} in {delay.total_seconds():.3g} s",
+                )
+            )
+            outcome.properties[RETRIES_PROPERTY] = retries + 1
+        elif policy.is_fatal(error):
+            failed.reason = "fatal error: not retried"
+        else:
+            failed.reason = f"gave up after {retries} retries"
+
+    async def _completion_loop(self) -> None:
+        while True:
+            await self._outcome_ready.wait()
+            self._outcome_ready.clear()
+            while self._outcomes:
+                batch = self._outcomes[: self.options.completion_batch]
+                del self._outcomes[: len(batch)]
+                self._writing = True
+                try:
+                    await self._complete(batch)
+                finally:
+                    self._writing = False
+
+    async def _complete(self, batch: list[_Outcome]) -> None:
+        for outcome in batch:
+            if not outcome.states and not outcome.run.lost:
+                self._decide(outcome)
+        attempt = 0
+        lock_timeout = self.environment.options.lock_timeout.total_seconds()
+        first_try = time.monotonic()
+        while True:
+            try:
+                await self._write_outcomes(batch, reload=attempt > 0)
+                break
+            except HiveMindError as error:
+                attempt += 1
+                if time.monotonic() - first_try > lock_timeout:
+                    _log.error(
+                        "colony %s could not write %d job outcomes for %.0f s (%s); their locks expire and the "
+                        "lock monitor re-enqueues them",
+                        self.name,
+                        len(batch),
+                        lock_timeout,
+                        error,
+                    )
+                    break
+                await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.8, 1.2))
+        for outcome in batch:
+            self._running.pop(outcome.run.job.id, None)
+        self.completion_generation += 1
+        self.last_progress_at = self.environment.clock.now()
+
+    async def _write_outcomes(self, batch: list[_Outcome], *, reload: bool) -> None:
+        env = self.environment
+        holder = self.id
+        writable = [outcome for outcome in batch if not outcome.run.lost]
+        for outcome in batch:
+            if outcome.run.lost:
+                _log.warning(
+                    "job %s: the lock of colony %s was lost while it ran; its outcome is dropped (the job was or will "
+                    "be rescued and run again)",
+                    outcome.run.job.id,
+                    self.name,
+                )
+        logs: list[JobLogRow] = []
+        for outcome in batch:
+            logs.extend(outcome.run.context.buffer.take())
+            logs.extend(outcome.notes)
+        try:
+            async with write_scope(env) as scope:
+                if logs:
+                    await scope.tx.job_log_insert(logs)
+                jobs = await self._apply_outcomes(writable, scope, reload=reload)
+                results = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False)
+        except BaseException:
+            for outcome in batch:
+                outcome.run.context.buffer.put_back([row for row in logs if row.job_id == outcome.run.job.id])
+            raise
+        for job, result in zip(jobs, results, strict=True):
+            if result is not UpdateOutcome.SAVED:
+                _log.warning(
+                    "job %s: outcome not written, %s (another execution owns the job now)", job.id, result.value
+                )
+                continue
+            self.processed += 1
+            state = job.state
+            if isinstance(state, Succeeded):
+                self.succeeded += 1
+            elif isinstance(state, Failed):
+                self.failed += 1
+
+    async def _apply_outcomes(self, outcomes: list[_Outcome], scope: Scope, *, reload: bool) -> list[BackgroundJob]:
+        env = self.environment
+        if reload:
+            records = {r.id: r for r in await scope.tx.job_get_many([o.run.job.id for o in outcomes])}
+        jobs: list[BackgroundJob] = []
+        for outcome in outcomes:
+            job = outcome.run.job
+            if reload:
+                record = records.get(job.id)
+                if record is None:
+                    continue
+                job = job_from_record(record, env.name, env.codec)
+                outcome.run.job = job
+            for name, value in outcome.properties.items():
+                job._set_property(name, value)
+            for template in outcome.states:
+                await elect(job, dataclasses.replace(template), env, scope.jobs)
+            jobs.append(job)
+        return jobs
+
+    # ------------------------------------------------------------------ watching running jobs
+    async def _watch_loop(self) -> None:
+        env = self.environment
+        options = self.options
+        lock_timeout = env.options.lock_timeout.total_seconds()
+        heartbeat_every = options.heartbeat_every(env.options.lock_timeout)
+        fail_after = lock_timeout * (1 - options.lock_safety)
+        last_heartbeat = time.monotonic()
+        while True:
+            await asyncio.sleep(min(options.watch_interval.total_seconds(), heartbeat_every))
+            now = time.monotonic()
+            runs = [run for run in self._running.values() if not run.lost]
+            for run in runs:
+                if now - run.last_confirmed > fail_after:
+                    self._lose(run, f"its lock could not be confirmed for {now - run.last_confirmed:.1f} s")
+            runs = [run for run in runs if not run.lost]
+            if not runs:
+                continue
+            heartbeat = now - last_heartbeat >= heartbeat_every
+            try:
+                await self._watch(runs, heartbeat, now)
+                if heartbeat:
+                    last_heartbeat = now
+            except HiveMindError as error:
+                _log.warning("colony %s could not heartbeat its jobs: %s", self.name, error)
+
+    async def _watch(self, runs: list[_Run], heartbeat: bool, now: float) -> None:
+        env = self.environment
+        ids = tuple(run.job.id for run in runs)
+        logs = [row for run in runs for row in run.context.buffer.take()]
+        try:
+            async with write_scope(env) as scope:
+                alive: frozenset[int] | None = None
+                if heartbeat:
+                    alive = await scope.tx.job_heartbeat(JobHeartbeat(ids, self.id, env.options.lock_timeout))
+                actions = await scope.tx.job_action_list(JobActionList(ids))
+                if actions:
+                    await scope.tx.job_action_delete([action.id for action in actions])
+                if logs:
+                    await scope.tx.job_log_insert(logs)
+        except BaseException:
+            for run in runs:
+                run.context.buffer.put_back([row for row in logs if row.job_id == run.job.id])
+            raise
+        if alive is not None:
+            for run in runs:
+                if run.job.id in alive:
+                    run.last_confirmed = now
+                elif run.job.id in self._running and run.task is not None and not run.task.done():
+                    self._lose(run, "its lock expired or was taken over")
+        for action in actions:
+            target = self._running.get(action.job_id)
+            if target is None or action.kind != "stop" or target.lost:
+                continue
+            try:
+                payload = json.loads(action.payload)
+                row = StateRow(
+                    0, payload["state"], env.clock.now(), payload.get("reason"), json.dumps(payload["fields"])
+                )
+                state = state_from_row(row, env.codec)
+            except (ValueError, KeyError, TypeError):
+                continue
+            state.sequence = 0
+            state.elected_at = None
+            target.stop_state = state
+            target.context.buffer.add(logging.WARNING, f"stop requested by {action.requested_by}: {state.name}")
+            target.cancel(hard=False)
+
+    def _lose(self, run: _Run, why: str) -> None:
+        run.lost = True
+        _log.warning("job %s: %s; cancelling it (nothing more is written for this execution)", run.job.id, why)
+        run.cancel(hard=True)
+
+    # ------------------------------------------------------------------ state
+    def describe(self) -> dict[str, Any]:
+        return {
+            "environment": self.environment.name,
+            "swarms": [runner.describe() for runner in self._runners],
+            "daemons": self._supervisor.describe() if self._supervisor is not None else [],
+            "processed": self.processed,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "rescued": self.rescued,
+            "running": len(self._running),
+        }
+
+    async def _sync_state(self) -> None:
+        supervisor = self._supervisor
+        logs = list(supervisor.pending_logs) if supervisor is not None else []
+        async with write_scope(self.environment) as scope:
+            await scope.tx.colony_upsert(
+                ColonyUpsert(
+                    self.id,
+                    self.name,
+                    self.host,
+                    self.pid,
+                    self.status,
+                    json.dumps(self.describe(), separators=(",", ":")),
+                    self.last_progress_at,
+                )
+            )
+            if logs:
+                await scope.tx.daemon_log_insert(logs)
+        if supervisor is not None:
+            del supervisor.pending_logs[: len(logs)]
+
+    def _builtin_daemons(self) -> list[DaemonSpec]:
+        from hivemind_jobs.daemons import colony_cleanup_daemon, lock_monitor_daemon
+
+        return [
+            DaemonSpec("hm.colony-state", _state_daemon, RestartPolicy.ALWAYS, priority=-10, restart_delay=1.0),
+            DaemonSpec("hm.lock-monitor", lock_monitor_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=1.0),
+            DaemonSpec(
+                "hm.colony-cleanup", colony_cleanup_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=5.0
+            ),
+        ]
+
+
+async def _state_daemon(ctx: DaemonContext) -> None:
+    colony: Colony = ctx.colony
+    interval = colony.options.state_sync_interval.total_seconds()
+    while not await ctx.sleep(interval):
+        try:
+            await colony._sync_state()
+        except HiveMindError as error:
+            ctx.log.warning("could not write the colony state: %s", error)

@@ -1,0 +1,98 @@
+"""Options of a colony (timings, prefetch, thread pool) and of its daemons."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import timedelta
+
+from hivemind_jobs.errors import ConfigurationError
+
+__all__ = ["ColonyOptions", "RestartPolicy"]
+
+
+class RestartPolicy(enum.Enum):
+    """What a colony does when a daemon's function returns or raises."""
+
+    NEVER = "never"
+    ON_FAILURE = "on_failure"  # restart after an exception
+    ALWAYS = "always"  # restart after an exception or a return
+
+
+def _positive(name: str, value: timedelta) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ConfigurationError(f"ColonyOptions.{name} must be a positive timedelta, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ColonyOptions:
+    """How a colony fetches, watches and stops. Every timing can go down to test scale.
+
+    - ``poll_interval`` (± ``poll_jitter`` as a fraction): how often idle swarms look for due jobs
+      when nothing in this process woke them (an enqueue in the same process wakes them at once).
+    - ``prefetch``: jobs claimed per swarm beyond its free drones (0: never more than free drones).
+    - ``heartbeat_interval``: how often running jobs' locks are confirmed (None: a quarter of the
+      environment's lock timeout). ``lock_safety``: the fraction of the lock timeout kept as margin:
+      a drone that could not confirm its lock for ``lock_timeout * (1 - lock_safety)`` cancels its job
+      and writes nothing more (fail closed).
+    - ``watch_interval``: how often running jobs look for cancel requests (and flush their logs).
+    - ``lock_monitor_interval``: how often expired job locks are rescued (None: half the lock timeout).
+      ``max_rescues``: a job whose lock expired more often than this fails as poison.
+    - ``graceful_stop``: how long running jobs may finish after a stop request before they are
+      cancelled and put back to Enqueued. ``shutdown_write_timeout`` bounds every write made while
+      stopping, so a colony stops even when its database is down.
+    - ``state_sync_interval``: how often the colony's state is written; colonies without a heartbeat
+      for ``stale_colony_after`` are removed by ``colony_cleanup_interval``.
+    - ``sync_threads``: threads for synchronous jobs (None: one per drone).
+    - ``completion_batch``: most finished jobs written in one transaction.
+    """
+
+    poll_interval: timedelta = timedelta(seconds=1)
+    poll_jitter: float = 0.2
+    prefetch: int = 0
+    heartbeat_interval: timedelta | None = None
+    lock_safety: float = 0.25
+    watch_interval: timedelta = timedelta(milliseconds=500)
+    lock_monitor_interval: timedelta | None = None
+    max_rescues: int = 3
+    graceful_stop: timedelta = timedelta(seconds=10)
+    shutdown_write_timeout: timedelta = timedelta(seconds=5)
+    state_sync_interval: timedelta = timedelta(seconds=2)
+    stale_colony_after: timedelta = timedelta(minutes=5)
+    colony_cleanup_interval: timedelta = timedelta(minutes=1)
+    sync_threads: int | None = None
+    completion_batch: int = 200
+
+    def __post_init__(self) -> None:
+        for name in (
+            "poll_interval",
+            "watch_interval",
+            "graceful_stop",
+            "shutdown_write_timeout",
+            "state_sync_interval",
+            "stale_colony_after",
+            "colony_cleanup_interval",
+        ):
+            _positive(name, getattr(self, name))
+        for name in ("heartbeat_interval", "lock_monitor_interval"):
+            value = getattr(self, name)
+            if value is not None:
+                _positive(name, value)
+        if not 0 <= self.poll_jitter < 1:
+            raise ConfigurationError(f"ColonyOptions.poll_jitter must be in [0, 1), got {self.poll_jitter}")
+        if not 0 < self.lock_safety < 1:
+            raise ConfigurationError(f"ColonyOptions.lock_safety must be in (0, 1), got {self.lock_safety}")
+        if self.prefetch < 0:
+            raise ConfigurationError(f"ColonyOptions.prefetch must be >= 0, got {self.prefetch}")
+        if self.max_rescues < 0:
+            raise ConfigurationError(f"ColonyOptions.max_rescues must be >= 0, got {self.max_rescues}")
+        if self.sync_threads is not None and self.sync_threads < 1:
+            raise ConfigurationError(f"ColonyOptions.sync_threads must be >= 1, got {self.sync_threads}")
+        if self.completion_batch < 1:
+            raise ConfigurationError("ColonyOptions.completion_batch must be >= 1")
+
+    def heartbeat_every(self, lock_timeout: timedelta) -> float:
+        return (self.heartbeat_interval or lock_timeout / 4).total_seconds()
+
+    def monitor_every(self, lock_timeout: timedelta) -> float:
+        return (self.lock_monitor_interval or lock_timeout / 2).total_seconds()
