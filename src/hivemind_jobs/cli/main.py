@@ -32,5 +32,15 @@ def demo(database: Path | None) -> None:
     run_demo(database)
 
 
+def _register() -> None:
+    from hivemind_jobs.cli.worker import colonies, worker
+
+    cli.add_command(worker)
+    cli.add_command(colonies)
+
+
+_register()
+
+
 def main() -> None:
     cli()

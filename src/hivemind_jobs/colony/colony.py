@@ -464,13 +464,12 @@ class Colony:
         now_mono = time.monotonic()
         started: list[_Run] = []
         async with write_scope(env) as scope:
-            claimed = await scope.tx.queue_claim(QueueClaim(runner.groups, limit, holder))
+            claimed = await scope.tx.queue_claim(QueueClaim(runner.groups, limit, holder, with_records=True))
             if not claimed:
                 return 0
-            records = {record.id: record for record in await scope.tx.job_get_many([c.job_id for c in claimed])}
             jobs: list[BackgroundJob] = []
             for entry in claimed:
-                record = records.get(entry.job_id)
+                record = entry.record
                 if record is None:
                     continue
                 job = job_from_record(record, env.name, env.codec)

@@ -146,6 +146,36 @@ def _is_pydantic_model(cls: type) -> bool:
     return any(base.__module__.startswith("pydantic.") for base in cls.__mro__[1:]) and hasattr(cls, "model_validate")
 
 
+_UNKNOWN: Final = object()
+#: hint -> the runtime types that satisfy it, for plain classes and unions of them (None: no shortcut)
+_SIMPLE_HINTS: dict[Any, Any] = {}
+
+
+def _simple_types(hint: Any) -> tuple[type, ...] | None:
+    """The types ``isinstance`` may check instead of the full walk, when ``hint`` is that simple."""
+    if hint is Any or hint is object:
+        return (object,)
+    if _is_union(get_origin(hint)):
+        members: list[type] = []
+        for member in get_args(hint):
+            simple = _simple_types(_normalize(member))
+            if simple is None:
+                return None
+            members.extend(simple)
+        return tuple(members)
+    if not isinstance(hint, type) or get_origin(hint) is not None:
+        return None
+    if hint is float:
+        return (int, float)
+    if hint is complex:
+        return (int, float, complex)
+    try:
+        isinstance(None, hint)
+    except TypeError:
+        return None
+    return (hint,)
+
+
 class Codec:
     """Encodes values to JSON-safe structures and back, checked against type hints."""
 
@@ -168,6 +198,16 @@ class Codec:
     # ------------------------------------------------------------------ type checks
     def check(self, value: Any, hint: Any, *, path: str = "value") -> None:
         """Raise SerializationError when ``value`` does not fit ``hint`` (unknown hints pass)."""
+        if hint is Any:
+            return
+        try:
+            accepted = _SIMPLE_HINTS.get(hint, _UNKNOWN)
+            if accepted is _UNKNOWN:
+                accepted = _SIMPLE_HINTS[hint] = _simple_types(_normalize(hint))
+        except TypeError:  # an unhashable hint: take the full path
+            accepted = None
+        if accepted is not None and isinstance(value, accepted):
+            return
         problem = self._mismatch(value, _normalize(hint), path)
         if problem is not None:
             raise SerializationError(problem)

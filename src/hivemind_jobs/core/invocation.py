@@ -384,6 +384,54 @@ def _injection_for(hint: Any, injections: Mapping[type, object]) -> object | Non
     return next((value for kind, value in injections.items() if issubclass(hint, kind)), None)
 
 
+@dataclass(frozen=True)
+class _Runnable:
+    """What running needs to know about a stored target, computed once per target."""
+
+    obj: Any  # the function, or the class of an instance method
+    signature: inspect.Signature
+    hints: Mapping[str, Any]
+    is_async: bool
+
+
+_runnables: dict[tuple[str, str | None], _Runnable] = {}
+
+
+def _runnable(target: str, method: str | None, allow: AllowList) -> _Runnable:
+    if not allow.permits(target):
+        _import_target(target, allow)  # raises the "not allowed" error
+    key = (target, method)
+    cached = _runnables.get(key)
+    if cached is not None:
+        return cached
+    resolved = _import_target(target, allow)
+    if method is not None:
+        if not isinstance(resolved, type):
+            raise JobDefinitionError(f"job target {target} is no longer a class")
+        function = inspect.getattr_static(resolved, method, None)
+        if not inspect.isfunction(function):
+            raise JobDefinitionError(f"{target}.{method} is no longer an instance method")
+        runnable = _Runnable(
+            resolved,
+            _signature(function, drop_first=True),
+            _type_hints(function),
+            inspect.iscoroutinefunction(inspect.unwrap(function)),
+        )
+    else:
+        if not callable(resolved):
+            raise JobDefinitionError(f"job target {target} is no longer callable")
+        runnable = _Runnable(
+            resolved,
+            _signature(resolved, drop_first=False),
+            _type_hints(resolved),
+            inspect.iscoroutinefunction(inspect.unwrap(resolved)),
+        )
+    if len(_runnables) >= _TARGET_CACHE_LIMIT:
+        _runnables.clear()
+    _runnables[key] = runnable
+    return runnable
+
+
 def prepare_call(
     invocation: Invocation,
     *,
@@ -398,24 +446,14 @@ def prepare_call(
     Raises :class:`JobDefinitionError` / :class:`SerializationError` when the job cannot run here;
     both are fatal (retrying cannot help).
     """
-    resolved = _import_target(invocation.target, allow)
+    resolved = _runnable(invocation.target, invocation.method, allow)
     instance_object: object | None = None
+    signature, hints = resolved.signature, resolved.hints
     if invocation.method is not None:
-        if not isinstance(resolved, type):
-            raise JobDefinitionError(f"job target {invocation.target} is no longer a class")
-        function = inspect.getattr_static(resolved, invocation.method, None)
-        if not inspect.isfunction(function):
-            raise JobDefinitionError(f"{invocation.display_name} is no longer an instance method")
-        signature = _signature(function, drop_first=True)
-        hints = _type_hints(function)
-        instance_object = activator.activate(resolved)
+        instance_object = activator.activate(resolved.obj)
         callable_object: Callable[..., Any] = getattr(instance_object, invocation.method)
     else:
-        if not callable(resolved):
-            raise JobDefinitionError(f"job target {invocation.target} is no longer callable")
-        callable_object = resolved
-        signature = _signature(resolved, drop_first=False)
-        hints = _type_hints(resolved)
+        callable_object = resolved.obj
     values: OrderedDict[str, Any] = OrderedDict()
     for name, parameter in signature.parameters.items():
         hint = hints.get(name, Any)
@@ -444,5 +482,4 @@ def prepare_call(
         raise JobDefinitionError(
             f"stored arguments no longer fit {invocation.display_name}{signature}: {error}"
         ) from None
-    is_async = inspect.iscoroutinefunction(inspect.unwrap(callable_object))
-    return PreparedCall(callable_object, bound.args, dict(bound.kwargs), is_async, instance_object)
+    return PreparedCall(callable_object, bound.args, dict(bound.kwargs), resolved.is_async, instance_object)

@@ -321,6 +321,8 @@ class QueueClaim:
     groups: tuple[tuple[str, ...], ...]
     limit: int
     owner: str
+    #: also return each claimed job's full record (saves the worker a round trip)
+    with_records: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,6 +333,7 @@ class ClaimedJob:
     execution_id: str
     execute_after: datetime
     enqueued_at: datetime
+    record: JobRecord | None = None
 
 
 @dataclass(frozen=True, slots=True)

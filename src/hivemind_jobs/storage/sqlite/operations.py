@@ -7,6 +7,7 @@ that owns the database connection (the database clock for SQLite).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -204,57 +205,63 @@ def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[JobInsert])
     return [JobInserted(job_id, created) for job_id in ids]
 
 
+def _records(con: sqlite3.Connection, q: Queries, ids: Sequence[int], acquired: set[int]) -> dict[int, JobRecord]:
+    """Full records of the jobs ``ids`` (three statements whatever the count)."""
+    key = {"job_ids": json.dumps(list(ids))}
+    states: dict[int, list[StateRow]] = {}
+    for job_id, sequence, name, elected_at, reason, fields in con.execute(q["job_state_select_many"], key):
+        states.setdefault(job_id, []).append(StateRow(sequence, name, from_microseconds(elected_at), reason, fields))
+    properties: dict[int, list[PropertyRow]] = {}
+    for row in con.execute(q["job_property_select_many"], key):
+        properties.setdefault(row[0], []).append(_property_from_row(row[1:]))
+    records: dict[int, JobRecord] = {}
+    for row in con.execute(q["job_select_many"], key):
+        (
+            job_id,
+            queue,
+            priority,
+            execution_id,
+            invocation,
+            middleware,
+            created_at,
+            modified_at,
+            locked_by,
+            locked_at,
+            heartbeat,
+        ) = row
+        records[job_id] = JobRecord(
+            id=job_id,
+            queue=queue,
+            priority=priority,
+            execution_id=execution_id,
+            invocation=invocation,
+            middleware=middleware,
+            created_at=from_microseconds(created_at),
+            modified_at=from_microseconds(modified_at),
+            locked_by=locked_by,
+            locked_at=_opt_dt(locked_at),
+            lock_heartbeat=_opt_dt(heartbeat),
+            states=tuple(states.get(job_id, ())),
+            properties=tuple(properties.get(job_id, ())),
+            lock_acquired=job_id in acquired,
+        )
+    return records
+
+
 def job_get(con: sqlite3.Connection, q: Queries, params: JobGet) -> JobRecord | None:
-    acquired = False
+    acquired: set[int] = set()
     if params.lock_requester is not None:
         cursor = con.execute(
             q["job_lock"], {"job_id": params.job_id, "requester": params.lock_requester, "now": now_us()}
         )
-        acquired = cursor.rowcount == 1
-    row = con.execute(q["job_select"], {"job_id": params.job_id}).fetchone()
-    if row is None:
-        return None
-    states = tuple(
-        StateRow(sequence, name, from_microseconds(elected_at), reason, fields)
-        for sequence, name, elected_at, reason, fields in con.execute(q["job_state_select"], {"job_id": params.job_id})
-    )
-    properties = tuple(
-        _property_from_row(prop) for prop in con.execute(q["job_property_select"], {"job_id": params.job_id})
-    )
-    (
-        job_id,
-        queue,
-        priority,
-        execution_id,
-        invocation,
-        middleware,
-        created_at,
-        modified_at,
-        locked_by,
-        locked_at,
-        heartbeat,
-    ) = row
-    return JobRecord(
-        id=job_id,
-        queue=queue,
-        priority=priority,
-        execution_id=execution_id,
-        invocation=invocation,
-        middleware=middleware,
-        created_at=from_microseconds(created_at),
-        modified_at=from_microseconds(modified_at),
-        locked_by=locked_by,
-        locked_at=_opt_dt(locked_at),
-        lock_heartbeat=_opt_dt(heartbeat),
-        states=states,
-        properties=properties,
-        lock_acquired=acquired,
-    )
+        if cursor.rowcount == 1:
+            acquired.add(params.job_id)
+    return _records(con, q, [params.job_id], acquired).get(params.job_id)
 
 
 def job_get_many(con: sqlite3.Connection, q: Queries, params: Sequence[int]) -> list[JobRecord]:
-    records = [job_get(con, q, JobGet(job_id)) for job_id in params]
-    return [record for record in records if record is not None]
+    records = _records(con, q, params, set())
+    return [records[job_id] for job_id in params if job_id in records]
 
 
 def _diagnose(con: sqlite3.Connection, q: Queries, params: JobUpdate, now: int) -> UpdateOutcome:
@@ -497,6 +504,10 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: QueueClaim) -> list
                         from_microseconds(enqueued_at),
                     )
                 )
+    if params.with_records and claimed:
+        ids = [entry.job_id for entry in claimed]
+        records = _records(con, q, ids, set(ids))
+        claimed = [dataclasses.replace(entry, record=records.get(entry.job_id)) for entry in claimed]
     return claimed
 
 
@@ -557,9 +568,8 @@ def colony_list(con: sqlite3.Connection, q: Queries) -> list[ColonyRecord]:
 
 
 def colony_delete(con: sqlite3.Connection, q: Queries, params: Sequence[str]) -> int:
-    before = con.total_changes
-    con.executemany(q["colony_delete"], [{"id": colony_id} for colony_id in params])
-    return con.total_changes - before
+    # rowcount, not total_changes: the daemon logs deleted by the cascade are not colonies
+    return sum(con.execute(q["colony_delete"], {"id": colony_id}).rowcount for colony_id in params)
 
 
 def colony_delete_stale(con: sqlite3.Connection, q: Queries, params: timedelta) -> list[str]:

@@ -16,12 +16,6 @@ SELECT last_insert_rowid();
 -- name: job_execution_id
 SELECT execution_id FROM "{p}job" WHERE id = :job_id;
 
--- name: job_select
-SELECT id, queue, priority, execution_id, invocation, middleware, created_at, modified_at,
-       locked_by, locked_at, lock_heartbeat
-FROM "{p}job"
-WHERE id = :job_id;
-
 -- name: job_lock
 UPDATE "{p}job"
 SET locked_by = :requester, locked_at = CASE WHEN locked_by IS NULL THEN :now ELSE locked_at END,
@@ -66,12 +60,6 @@ SELECT state_name, COUNT(*) FROM "{p}job" GROUP BY state_name;
 INSERT INTO "{p}job_state" (job_id, sequence, name, elected_at, reason, fields)
 VALUES (:job_id, :sequence, :name, :elected_at, :reason, :fields);
 
--- name: job_state_select
-SELECT sequence, name, elected_at, reason, fields
-FROM "{p}job_state"
-WHERE job_id = :job_id
-ORDER BY sequence;
-
 -- name: job_property_upsert
 INSERT INTO "{p}job_property" (job_id, name, type, text_value, int_value, float_value, bool_value, datetime_value)
 VALUES (:job_id, :name, :type, :text_value, :int_value, :float_value, :bool_value, :datetime_value)
@@ -86,8 +74,20 @@ ON CONFLICT (job_id, name) DO UPDATE SET
 -- name: job_property_delete
 DELETE FROM "{p}job_property" WHERE job_id = :job_id AND name = :name;
 
--- name: job_property_select
-SELECT name, type, text_value, int_value, float_value, bool_value, datetime_value
+-- name: job_select_many
+SELECT id, queue, priority, execution_id, invocation, middleware, created_at, modified_at,
+       locked_by, locked_at, lock_heartbeat
+FROM "{p}job"
+WHERE id IN (SELECT value FROM json_each(:job_ids));
+
+-- name: job_state_select_many
+SELECT job_id, sequence, name, elected_at, reason, fields
+FROM "{p}job_state"
+WHERE job_id IN (SELECT value FROM json_each(:job_ids))
+ORDER BY job_id, sequence;
+
+-- name: job_property_select_many
+SELECT job_id, name, type, text_value, int_value, float_value, bool_value, datetime_value
 FROM "{p}job_property"
-WHERE job_id = :job_id
-ORDER BY name;
+WHERE job_id IN (SELECT value FROM json_each(:job_ids))
+ORDER BY job_id, name;
