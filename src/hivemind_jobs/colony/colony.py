@@ -340,9 +340,9 @@ class Colony:
             raise ConfigurationError(f"colony {self.name!r} is already running")
         if not self._roots:
             raise ConfigurationError(f"colony {self.name!r} has no swarm; add one with colony.swarm(...)")
-        self.stopping = asyncio.Event()
+        self.stopping.clear()
         self._fast_stop = False
-        self._started = asyncio.Event()
+        self._started.clear()
         self.status = ColonyStatus.STARTING
         loop = asyncio.get_running_loop()
         removers: list[Callable[[], object]] = []

@@ -82,7 +82,7 @@ class DaemonContext:
         self.name = spec.name
         self.colony = colony
         self.stopping = stopping
-        logger = logging.Logger(f"hivemind_jobs.daemon.{spec.name}", logging.NOTSET)
+        logger = logging.Logger(f"hivemind_jobs.daemon.{spec.name}", min(spec.log_level, logging.INFO))
         logger.parent = _daemon_logger_parent
         logger.addHandler(_DaemonLogHandler(colony.id, spec.name, spec.log_level, sink))
         self.log = logger

@@ -91,7 +91,7 @@ class DroneJobContext(JobContext):
         self._drone = drone
         self._cancelled = threading.Event()
         self.buffer = LogBuffer(locked.id, log_level)
-        logger = logging.Logger(logger_name, logging.NOTSET)
+        logger = logging.Logger(logger_name, log_level)
         logger.parent = _job_logger_parent
         logger.addHandler(self.buffer)
         self._logger = logger

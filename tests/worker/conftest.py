@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+
+import hivemind_jobs as hm
+from tests.worker import jobs
+
+FAST = hm.ColonyOptions(
+    poll_interval=timedelta(milliseconds=50),
+    watch_interval=timedelta(milliseconds=100),
+    graceful_stop=timedelta(seconds=2),
+    state_sync_interval=timedelta(milliseconds=200),
+)
+ALLOW = hm.AllowList(modules=["tests.worker"])
+
+
+@pytest.fixture(autouse=True)
+def clear_recorder() -> Iterator[None]:
+    jobs.RAN.clear()
+    yield
+    jobs.RAN.clear()
+
+
+@pytest_asyncio.fixture
+async def whive(tmp_path: Path) -> AsyncIterator[hm.HiveMind]:
+    """A hive whose locks expire after 2 s (test scale)."""
+    options = hm.Options(lock_timeout=timedelta(seconds=2), retry=hm.RetryPolicy(max_retries=0))
+    async with hm.HiveMind(f"sqlite:///{tmp_path / 'worker.db'}", options=options) as hive:
+        yield hive
+
+
+def colony_of(hive: hm.HiveMind, drones: int = 4, **options: object) -> hm.Colony:
+    colony = hive.colony(name="test", allow=ALLOW, options=_options(**options))
+    colony.swarm("main", drones=drones)
+    return colony
+
+
+def _options(**changes: object) -> hm.ColonyOptions:
+    import dataclasses
+
+    return dataclasses.replace(FAST, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,109 @@
+"""Jobs and middleware the in-process worker tests run (importable as ``tests.worker.jobs``)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import hivemind_jobs as hm
+
+#: what ran, in order (cleared by the tests' fixture)
+RAN: list[Any] = []
+_guard = threading.Lock()
+
+
+def record(value: Any) -> None:
+    with _guard:
+        RAN.append(value)
+
+
+def note(label: str) -> str:
+    record(label)
+    return label
+
+
+async def async_note(label: str) -> str:
+    await asyncio.sleep(0)
+    record(label)
+    return f"async {label}"
+
+
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+def boom(message: str) -> None:
+    raise ValueError(message)
+
+
+def with_context(ctx: hm.JobContext, label: str) -> dict[str, Any]:
+    ctx.log.info("info from %s", label)
+    ctx.log.debug("debug is below the threshold")
+    ctx.log.warning("warning from %s", label)
+    assert hm.current_job() is ctx
+    return {"colony": ctx.colony, "swarm": ctx.swarm, "drone": ctx.drone, "job": ctx.job.id}
+
+
+async def async_with_context(ctx: hm.JobContext) -> str:
+    assert hm.current_job() is ctx
+    ctx.job.set_property("seen", True)
+    return ctx.drone
+
+
+def unencodable() -> object:
+    return threading.Lock()
+
+
+async def flaky(ctx: hm.JobContext, failures: int) -> int:
+    """Fails ``failures`` times, then succeeds; the attempt number is kept as job data."""
+    attempt = await ctx.job.try_get_data("attempt", int, default=0) + 1
+    await ctx.job.set_data("attempt", attempt)
+    record((ctx.job.id, attempt, time.monotonic()))
+    if attempt <= failures:
+        raise RuntimeError(f"attempt {attempt} fails")
+    return attempt
+
+
+async def sleeper(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    record(("slept", seconds))
+    return "woke"
+
+
+def sync_sleeper(ctx: hm.JobContext, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        ctx.raise_if_cancelled()
+        time.sleep(0.02)
+    return "done"
+
+
+class Greeter:
+    def __init__(self) -> None:
+        self.greeting = "hello"
+
+    def greet(self, name: str) -> str:
+        record(name)
+        return f"{self.greeting} {name}"
+
+
+class Tag:
+    """Records its input before and after the job; replaces the result when asked."""
+
+    async def __call__(self, context: hm.JobContext, input: str, call_next: hm.CallNext) -> Any:
+        record(f"{input}:before")
+        result = await call_next()
+        record(f"{input}:after")
+        if input == "replace":
+            return "replaced"
+        return result
+
+
+class Skip:
+    """Skips the job (never calls call_next)."""
+
+    async def __call__(self, context: hm.JobContext, input: Any, call_next: hm.CallNext) -> Any:
+        record("skipped")
+        return "skipped by middleware"
