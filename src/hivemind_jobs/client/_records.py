@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import typing
 import uuid
@@ -40,16 +41,34 @@ def _field_hints(cls: type[State]) -> dict[str, Any]:
     return hints
 
 
+_none_defaults: dict[type[State], frozenset[str]] = {}
+
+
+def _fields_defaulting_to_none(cls: type[State]) -> frozenset[str]:
+    names = _none_defaults.get(cls)
+    if names is None:
+        names = frozenset(field.name for field in dataclasses.fields(cls) if field.default is None)
+        _none_defaults[cls] = names
+    return names
+
+
 def encode_state_fields(state: State, codec: Codec) -> str:
+    """The state's fields as JSON; fields that are None and default to None are left out."""
     fields = state.persisted_fields()
     if not fields:
         return "{}"
     if isinstance(state, UnknownState):
         return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
-    hints = _field_hints(type(state))
+    cls = type(state)
+    hints = _field_hints(cls)
+    omit = _fields_defaulting_to_none(cls)
     encoded = {
-        name: codec.encode(value, hints.get(name, Any), path=f"{state.name}.{name}") for name, value in fields.items()
+        name: codec.encode(value, hints.get(name, Any), path=f"{state.name}.{name}")
+        for name, value in fields.items()
+        if value is not None or name not in omit
     }
+    if not encoded:
+        return "{}"
     return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -60,11 +79,16 @@ def state_to_row(state: State, codec: Codec) -> StateRow:
 
 def state_from_row(row: StateRow, codec: Codec) -> State:
     """Restore a state; an unregistered name or fields that no longer fit give an UnknownState."""
+    cls = state_class(row.name)
+    if cls is not None and (not row.fields or row.fields == "{}"):
+        restored = cls(reason=row.reason)
+        restored.sequence = row.sequence
+        restored.elected_at = row.elected_at
+        return restored
     try:
         raw: dict[str, Any] = json.loads(row.fields) if row.fields else {}
     except ValueError:
         raw = {"$invalid": row.fields}
-    cls = state_class(row.name)
     state: State
     if cls is None:
         state = UnknownState(stored_name=row.name, raw_fields=raw, reason=row.reason)

@@ -34,40 +34,26 @@ __all__ = ["DroneJobContext", "LogBuffer", "ResolvedMiddleware", "resolve_middle
 _job_logger_parent = logging.getLogger("hivemind_jobs.job")
 
 
-class LogBuffer(logging.Handler):
-    """Collects a job's log records (at or above its level) until the colony writes them."""
+class LogBuffer:
+    """A job's log rows (at or above its level) waiting for the colony to write them."""
 
     def __init__(self, job_id: int, level: int) -> None:
-        super().__init__(level)
         self.job_id = job_id
+        self.level = level
         self._rows: list[JobLogRow] = []
         self._guard = threading.Lock()
 
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            message = record.getMessage()
-        except Exception:
-            message = f"{record.msg!r} % {record.args!r}"
-        error = record.exc_info[1] if record.exc_info else None
-        kind = type(error) if error is not None else None
-        row = JobLogRow(
-            job_id=self.job_id,
-            level=record.levelno,
-            message=message,
-            logger=record.name,
-            exception_type=f"{kind.__module__}.{kind.__qualname__}" if kind is not None else None,
-            exception_message=str(error) if error is not None else None,
-            traceback="".join(traceback.format_exception(error)) if error is not None else None,
-        )
+    def append(self, row: JobLogRow) -> None:
         with self._guard:
             self._rows.append(row)
 
     def add(self, level: int, message: str) -> None:
         if level >= self.level:
-            with self._guard:
-                self._rows.append(JobLogRow(self.job_id, level, message, "hivemind_jobs.drone"))
+            self.append(JobLogRow(self.job_id, level, message, "hivemind_jobs.drone"))
 
     def take(self) -> list[JobLogRow]:
+        if not self._rows:
+            return []
         with self._guard:
             rows, self._rows = self._rows, []
         return rows
@@ -77,6 +63,33 @@ class LogBuffer(logging.Handler):
         if rows:
             with self._guard:
                 self._rows[:0] = rows
+
+
+class _BufferHandler(logging.Handler):
+    """Turns a job logger's records into rows of its :class:`LogBuffer`."""
+
+    def __init__(self, buffer: LogBuffer) -> None:
+        super().__init__(buffer.level)
+        self._buffer = buffer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not break the job
+            message = f"{record.msg!r} % {record.args!r}"
+        error = record.exc_info[1] if record.exc_info else None
+        kind = type(error) if error is not None else None
+        self._buffer.append(
+            JobLogRow(
+                job_id=self._buffer.job_id,
+                level=record.levelno,
+                message=message,
+                logger=record.name,
+                exception_type=f"{kind.__module__}.{kind.__qualname__}" if kind is not None else None,
+                exception_message=str(error) if error is not None else None,
+                traceback="".join(traceback.format_exception(error)) if error is not None else None,
+            )
+        )
 
 
 class DroneJobContext(JobContext):
@@ -91,10 +104,9 @@ class DroneJobContext(JobContext):
         self._drone = drone
         self._cancelled = threading.Event()
         self.buffer = LogBuffer(locked.id, log_level)
-        logger = logging.Logger(logger_name, log_level)
-        logger.parent = _job_logger_parent
-        logger.addHandler(self.buffer)
-        self._logger = logger
+        self._log_level = log_level
+        self._logger_name = logger_name
+        self._logger: logging.Logger | None = None
 
     @property
     def job(self) -> LockedJob:
@@ -114,7 +126,13 @@ class DroneJobContext(JobContext):
 
     @property
     def log(self) -> logging.Logger:
-        return self._logger
+        logger = self._logger
+        if logger is None:  # most jobs never log: build the logger on first use
+            logger = logging.Logger(self._logger_name, self._log_level)
+            logger.parent = _job_logger_parent
+            logger.addHandler(_BufferHandler(self.buffer))
+            self._logger = logger
+        return logger
 
     @property
     def cancelled(self) -> threading.Event:

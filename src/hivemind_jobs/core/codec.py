@@ -176,6 +176,29 @@ def _simple_types(hint: Any) -> tuple[type, ...] | None:
     return (hint,)
 
 
+_SCALARS: Final = frozenset({str, int, float, bool})
+#: hint -> JSON scalar types that decode to themselves under it (None: no shortcut)
+_PASSTHROUGH: dict[Any, Any] = {}
+
+
+def _passthrough_types(hint: Any) -> frozenset[type] | None:
+    if hint is Any or hint is object:
+        return frozenset({str, int, float, bool, type(None)})
+    if _is_union(get_origin(hint)):
+        found: set[type] = set()
+        for member in get_args(hint):
+            member_types = _passthrough_types(_normalize(member))
+            if member_types is None:
+                return None
+            found |= member_types
+        return frozenset(found)
+    if hint in (str, int, float, bool, type(None)):
+        return frozenset({hint})
+    if isinstance(hint, type) and get_origin(hint) is None:
+        return frozenset()  # other classes: a scalar never decodes to itself (tagged values are dicts)
+    return None
+
+
 class Codec:
     """Encodes values to JSON-safe structures and back, checked against type hints."""
 
@@ -362,6 +385,15 @@ class Codec:
 
     # ------------------------------------------------------------------ decoding
     def decode(self, data: JSONValue, hint: Any = Any, *, path: str = "value") -> Any:
+        if data is None or type(data) in _SCALARS:
+            try:
+                passthrough = _PASSTHROUGH.get(hint, _UNKNOWN)
+                if passthrough is _UNKNOWN:
+                    passthrough = _PASSTHROUGH[hint] = _passthrough_types(_normalize(hint))
+            except TypeError:  # an unhashable hint
+                passthrough = None
+            if passthrough is not None and type(data) in passthrough:
+                return data
         try:
             return self._decode(data, _normalize(hint), path)
         except SerializationError:

@@ -7,7 +7,6 @@ that owns the database connection (the database clock for SQLite).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 import time
@@ -264,8 +263,8 @@ def job_get_many(con: sqlite3.Connection, q: Queries, params: Sequence[int]) -> 
     return [records[job_id] for job_id in params if job_id in records]
 
 
-def _diagnose(con: sqlite3.Connection, q: Queries, params: JobUpdate, now: int) -> UpdateOutcome:
-    row = con.execute(q["job_fence_check"], {"job_id": params.job_id}).fetchone()
+def _fence(row: Sequence[Any] | None, params: JobUpdate, now: int) -> UpdateOutcome:
+    """Whether a save may apply, from the job's (execution_id, locked_by, lock_heartbeat)."""
     if row is None:
         return UpdateOutcome.NOT_FOUND
     execution_id, locked_by, heartbeat = row
@@ -275,29 +274,36 @@ def _diagnose(con: sqlite3.Connection, q: Queries, params: JobUpdate, now: int) 
         return UpdateOutcome.EXECUTION_CHANGED
     if heartbeat is None or heartbeat < now - _us(params.lock_timeout):
         return UpdateOutcome.LOCK_EXPIRED
-    return UpdateOutcome.LOCK_LOST  # pragma: no cover - the update and this check ran in one transaction
+    return UpdateOutcome.SAVED
+
+
+def _diagnose(con: sqlite3.Connection, q: Queries, params: JobUpdate, now: int) -> UpdateOutcome:
+    outcome = _fence(con.execute(q["job_fence_check"], {"job_id": params.job_id}).fetchone(), params, now)
+    # the update and this check ran in one transaction: SAVED cannot come back here
+    return UpdateOutcome.LOCK_LOST if outcome is UpdateOutcome.SAVED else outcome
+
+
+def _update_params(params: JobUpdate, now: int) -> dict[str, Any]:
+    current = params.new_states[-1] if params.new_states else None
+    return {
+        "job_id": params.job_id,
+        "queue": params.queue,
+        "priority": params.priority,
+        "execution_id": params.execution_id,
+        "state_name": current.name if current else None,
+        "state_sequence": current.sequence if current else None,
+        "state_elected_at": to_microseconds(current.elected_at) if current else None,
+        "release_lock": 1 if params.release_lock else 0,
+        "expected_execution_id": params.expected_execution_id,
+        "holder": params.holder,
+        "lock_timeout_us": _us(params.lock_timeout),
+        "now": now,
+    }
 
 
 def job_update(con: sqlite3.Connection, q: Queries, params: JobUpdate) -> JobUpdated:
     now = now_us()
-    current = params.new_states[-1] if params.new_states else None
-    cursor = con.execute(
-        q["job_update"],
-        {
-            "job_id": params.job_id,
-            "queue": params.queue,
-            "priority": params.priority,
-            "execution_id": params.execution_id,
-            "state_name": current.name if current else None,
-            "state_sequence": current.sequence if current else None,
-            "state_elected_at": to_microseconds(current.elected_at) if current else None,
-            "release_lock": 1 if params.release_lock else 0,
-            "expected_execution_id": params.expected_execution_id,
-            "holder": params.holder,
-            "lock_timeout_us": _us(params.lock_timeout),
-            "now": now,
-        },
-    )
+    cursor = con.execute(q["job_update"], _update_params(params, now))
     if cursor.rowcount != 1:
         return JobUpdated(_diagnose(con, q, params, now))
     job_id = params.job_id
@@ -337,7 +343,73 @@ def job_update(con: sqlite3.Connection, q: Queries, params: JobUpdate) -> JobUpd
 
 
 def job_update_many(con: sqlite3.Connection, q: Queries, params: Sequence[JobUpdate]) -> list[JobUpdated]:
-    return [job_update(con, q, update) for update in params]
+    """The saves of a batch with a handful of statements whatever its size.
+
+    The fences are checked with one read first; inside the write transaction nothing can change
+    between that read and the writes, so every update that passed its fence applies.
+    """
+    ids = [update.job_id for update in params]
+    if len(params) < 2 or len(set(ids)) != len(ids):
+        return [job_update(con, q, update) for update in params]
+    now = now_us()
+    rows = {row[0]: row[1:] for row in con.execute(q["job_fence_check_many"], {"job_ids": json.dumps(ids)})}
+    outcomes = [_fence(rows.get(update.job_id), update, now) for update in params]
+    saved = [update for update, outcome in zip(params, outcomes, strict=True) if outcome is UpdateOutcome.SAVED]
+    con.executemany(q["job_update"], [_update_params(update, now) for update in saved])
+    states = [_state_params(u.job_id, state) for u in saved for state in u.new_states]
+    if states:
+        con.executemany(q["job_state_insert"], states)
+    properties = [_property_params(u.job_id, prop) for u in saved for prop in u.set_properties]
+    if properties:
+        con.executemany(q["job_property_upsert"], properties)
+    removed = [{"job_id": u.job_id, "name": name} for u in saved for name in u.removed_properties]
+    if removed:
+        con.executemany(q["job_property_delete"], removed)
+    pointers = [
+        _queue_params(u.job_id, p.queue, p.priority, p.execution_id, p.execute_after, now)
+        for u in saved
+        if (p := u.enqueue) is not None
+    ]
+    if pointers:
+        con.executemany(q["queue_upsert"], pointers)
+    dequeued = [{"job_id": u.job_id} for u in saved if u.enqueue is None and u.dequeue]
+    if dequeued:
+        con.executemany(q["queue_delete"], dequeued)
+    links = [
+        {"parent_id": u.awaiting_parent, "child_id": u.job_id, "now": now}
+        for u in saved
+        if u.awaiting_parent is not None
+    ]
+    if links:
+        con.executemany(q["continuation_insert"], links)
+    children: dict[int, list[int]] = {}
+    changed = [u.job_id for u in saved if u.new_states]
+    if changed:
+        for link in _links(con.execute(q["continuation_children_many"], {"job_ids": json.dumps(changed)}).fetchall()):
+            children.setdefault(link.parent_id, []).append(link.child_id)
+    fired: dict[int, list[ContinuationLink]] = {}
+    released = [u.job_id for u in saved if u.release_lock]
+    if released:
+        for link in _links(
+            con.execute(q["continuation_fired_for_children"], {"job_ids": json.dumps(released)}).fetchall()
+        ):
+            fired.setdefault(link.child_id, []).append(link)
+    modified = from_microseconds(now)
+    results: list[JobUpdated] = []
+    for update, outcome in zip(params, outcomes, strict=True):
+        if outcome is not UpdateOutcome.SAVED:
+            results.append(JobUpdated(outcome))
+            continue
+        results.append(
+            JobUpdated(
+                UpdateOutcome.SAVED,
+                modified_at=modified,
+                lock_heartbeat=None if update.release_lock else modified,
+                children=tuple(children.get(update.job_id, ())),
+                fired=tuple(fired.get(update.job_id, ())),
+            )
+        )
+    return results
 
 
 def job_lock_takeover(con: sqlite3.Connection, q: Queries, params: JobLockTakeover) -> list[int]:
@@ -507,7 +579,8 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: QueueClaim) -> list
     if params.with_records and claimed:
         ids = [entry.job_id for entry in claimed]
         records = _records(con, q, ids, set(ids))
-        claimed = [dataclasses.replace(entry, record=records.get(entry.job_id)) for entry in claimed]
+        for entry in claimed:
+            object.__setattr__(entry, "record", records.get(entry.job_id))  # fresh objects, not yet shared
     return claimed
 
 

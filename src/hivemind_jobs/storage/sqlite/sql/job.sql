@@ -91,3 +91,7 @@ SELECT job_id, name, type, text_value, int_value, float_value, bool_value, datet
 FROM "{p}job_property"
 WHERE job_id IN (SELECT value FROM json_each(:job_ids))
 ORDER BY job_id, name;
+
+-- name: job_fence_check_many
+SELECT id, execution_id, locked_by, lock_heartbeat FROM "{p}job"
+WHERE id IN (SELECT value FROM json_each(:job_ids));

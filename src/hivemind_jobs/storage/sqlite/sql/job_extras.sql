@@ -59,3 +59,13 @@ WHERE parent_id = :parent_id AND child_id = :child_id;
 
 -- name: continuation_delete
 DELETE FROM "{p}job_continuation" WHERE parent_id = :parent_id AND child_id = :child_id;
+
+-- name: continuation_children_many
+SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
+WHERE parent_id IN (SELECT value FROM json_each(:job_ids)) AND fired_state IS NULL
+ORDER BY parent_id, child_id;
+
+-- name: continuation_fired_for_children
+SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
+WHERE child_id IN (SELECT value FROM json_each(:job_ids)) AND fired_state IS NOT NULL
+ORDER BY child_id, parent_id;
