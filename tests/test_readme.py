@@ -58,7 +58,9 @@ async def test_readme_examples_run(
     hive = module.__dict__["hive"]
     counts = await _counts(hive)
     assert counts["Enqueued"] >= 10 and counts["Awaiting"] >= 3
-    assert "argument 'message': expected str, got int 42" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "argument 'message': expected str, got int 42" in printed
+    assert printed.count("Succeeded(result='report ") == 2 and "['report-worker']" in printed
     assert (tmp_path / "hivemind.db").exists() and (tmp_path / "tenants.db").exists()
 
 
