@@ -133,3 +133,17 @@ async def test_a_colony_without_swarm_or_allow_is_refused(whive: hm.HiveMind) ->
         whive.colony(allow=["tests"])  # type: ignore[arg-type]
     with pytest.raises(hm.InvalidNameError):
         whive.colony(name="bad name; drop")
+
+
+async def test_lifecycle_events_are_published(whive: hm.HiveMind) -> None:
+    seen: list[object] = []
+    statuses: list[str] = []
+    whive.mediator.subscribe(hm.JobExecuting, lambda event: seen.append(("executing", event.context.job.id)))
+    whive.mediator.subscribe(
+        hm.JobExecuted, lambda event: seen.append(("executed", event.context.job.id, event.result, event.error))
+    )
+    whive.mediator.subscribe(hm.ColonyStatusChanged, lambda event: statuses.append(event.status))
+    job_id = await whive.jobs.create(jobs.add, 20, 22)
+    await colony_of(whive).run(burst=True)
+    assert seen == [("executing", job_id), ("executed", job_id, 42, None)]
+    assert statuses == ["starting", "running", "stopping", "stopped"]

@@ -2,6 +2,7 @@
 
 from hivemind_jobs.colony.colony import RESCUES_PROPERTY, RETRIES_PROPERTY, Colony, ColonyStatus
 from hivemind_jobs.colony.daemons import DaemonContext, DaemonSpec, DaemonStatus
+from hivemind_jobs.colony.events import ColonyStatusChanged, JobExecuted, JobExecuting
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
 from hivemind_jobs.colony.swarm import Swarm
 
@@ -11,9 +12,12 @@ __all__ = [
     "Colony",
     "ColonyOptions",
     "ColonyStatus",
+    "ColonyStatusChanged",
     "DaemonContext",
     "DaemonSpec",
     "DaemonStatus",
+    "JobExecuted",
+    "JobExecuting",
     "RestartPolicy",
     "Swarm",
 ]

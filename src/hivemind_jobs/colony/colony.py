@@ -47,6 +47,7 @@ from hivemind_jobs.client.worker_api import (
     write_scope,
 )
 from hivemind_jobs.colony.daemons import DaemonContext, DaemonFunction, DaemonSpec, DaemonSupervisor
+from hivemind_jobs.colony.events import ColonyStatusChanged, JobExecuted, JobExecuting
 from hivemind_jobs.colony.execution import DroneJobContext, resolve_middleware, run_pipeline
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
 from hivemind_jobs.colony.swarm import QueueSpec, Swarm
@@ -343,7 +344,7 @@ class Colony:
         self.stopping.clear()
         self._fast_stop = False
         self._started.clear()
-        self.status = ColonyStatus.STARTING
+        await self._set_status(ColonyStatus.STARTING)
         loop = asyncio.get_running_loop()
         removers: list[Callable[[], object]] = []
         if handle_signals:
@@ -365,7 +366,7 @@ class Colony:
             ]
             tasks.append(asyncio.create_task(self._completion_loop(), name="hivemind-completer"))
             tasks.append(asyncio.create_task(self._watch_loop(), name="hivemind-watcher"))
-            self.status = ColonyStatus.RUNNING
+            await self._set_status(ColonyStatus.RUNNING)
             self._started.set()
             _log.info(
                 "colony %s (%s) running %d drones in %d swarms", self.name, self.id, total_drones, len(self._runners)
@@ -375,12 +376,21 @@ class Colony:
             else:
                 await self.stopping.wait()
         finally:
-            self.status = ColonyStatus.STOPPING
+            await self._set_status(ColonyStatus.STOPPING)
             self.stopping.set()
             await self._shutdown(tasks)
             for remove in removers:
                 remove()
-            self.status = ColonyStatus.STOPPED
+            await self._set_status(ColonyStatus.STOPPED)
+
+    async def _set_status(self, status: str) -> None:
+        if status == self.status:
+            return
+        self.status = status
+        try:
+            await self.environment.mediator.publish(ColonyStatusChanged(self, status))
+        except Exception:
+            _log.exception("a ColonyStatusChanged handler failed")
 
     def _install_signal_handlers(self, loop: asyncio.AbstractEventLoop) -> list[Callable[[], object]]:
         removers: list[Callable[[], object]] = []
@@ -450,7 +460,7 @@ class Colony:
             )
         if self._supervisor is not None:
             await self._supervisor.stop(timeout=write_timeout)
-        self.status = ColonyStatus.STOPPED
+        await self._set_status(ColonyStatus.STOPPED)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._sync_state(), timeout=write_timeout)
         if self._executor is not None:
@@ -536,6 +546,9 @@ class Colony:
                 )
 
             assert self._executor is not None
+            mediator = env.mediator
+            if mediator.has_handlers(JobExecuting):
+                await mediator.publish(JobExecuting(run.context))
             outcome.result = await run_pipeline(run.context, middleware, prepare, self._executor)
         except asyncio.CancelledError as error:
             outcome.error = error
@@ -543,6 +556,12 @@ class Colony:
             outcome.error = error
         finally:
             outcome.duration = time.monotonic() - run.started_at
+            if env.mediator.has_handlers(JobExecuted):
+                try:
+                    executed = JobExecuted(run.context, outcome.result, outcome.error, outcome.duration)
+                    await env.mediator.publish(executed)
+                except Exception:
+                    _log.exception("a JobExecuted handler failed for job %s", run.job.id)
             run.runner.return_drone(run.drone)
             self._outcomes.append(outcome)
             self._outcome_ready.set()
