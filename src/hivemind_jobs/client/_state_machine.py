@@ -225,12 +225,18 @@ async def _after_save(
 
 
 async def save_locked_many(
-    jobs: Sequence[BackgroundJob], holder: str, scope: Scope, *, keep_lock: Callable[[BackgroundJob], bool]
+    jobs: Sequence[BackgroundJob],
+    holder: str,
+    scope: Scope,
+    *,
+    keep_lock: Callable[[BackgroundJob], bool],
+    last: bool = True,
 ) -> list[UpdateOutcome]:
     """Write several jobs locked by ``holder`` in one round trip (the worker's batched saves).
 
     Each job is fenced on its own: a job whose lock or execution changed is not written and its
     outcome says why; the others are saved. Continuations of saved jobs are triggered as usual.
+    ``last=False`` when the caller has more to do in the transaction.
     """
     env = scope.env
     updates = []
@@ -248,7 +254,8 @@ async def save_locked_many(
         )
     if not updates:
         return []
-    scope.last_operation(unless_handlers_for=JobSaved)
+    if last:
+        scope.last_operation(unless_handlers_for=JobSaved)
     results = await scope.tx.job_update_many(updates)
     for job, state_changed, update, result in zip(jobs, changed, updates, results, strict=True):
         if result.outcome is UpdateOutcome.SAVED:

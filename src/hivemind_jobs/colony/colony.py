@@ -154,9 +154,11 @@ class _SwarmRunner:
         failures = 0
         while not colony.stopping.is_set():
             free = len(self.free_drones)
-            if free == 0:
+            if free == 0 or colony.completing:
+                # drones freed by finished jobs are refilled by the completer, in the same transaction
+                # that writes their outcomes; it wakes this fetcher when drones stay free
                 self.slot_free.clear()
-                await _wait_either(self.slot_free, colony.stopping, None)
+                await _wait_either(self.slot_free, colony.stopping, options.poll_interval.total_seconds())
                 continue
             generation = colony.completion_generation
             self.wake.clear()
@@ -181,10 +183,11 @@ class _SwarmRunner:
     def take_drone(self) -> str:
         return self.free_drones.popleft()
 
-    def return_drone(self, name: str) -> None:
+    def return_drone(self, name: str, *, wake: bool = True) -> None:
         self.busy.pop(name, None)
         self.free_drones.append(name)
-        self.slot_free.set()
+        if wake:
+            self.slot_free.set()
 
 
 async def _wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
@@ -307,6 +310,11 @@ class Colony:
     @property
     def swarms(self) -> list[Swarm]:
         return [swarm for root in self._roots for swarm in root.walk()]
+
+    @property
+    def completing(self) -> bool:
+        """Outcomes are waiting to be written (the completer will refill the drones they freed)."""
+        return bool(self._outcomes) or self._writing
 
     @property
     def running_jobs(self) -> dict[int, str]:
@@ -469,16 +477,33 @@ class Colony:
 
     # ------------------------------------------------------------------ fetching
     async def _claim(self, runner: _SwarmRunner, limit: int) -> int:
+        claimed: list[tuple[_Run, UpdateOutcome]] = []
+        try:
+            async with write_scope(self.environment) as scope:
+                await self._claim_in(scope, runner, limit, claimed, last=True)
+        except BaseException:
+            for run, _ in claimed:
+                run.runner.return_drone(run.drone)
+            raise
+        return self._launch(claimed)
+
+    async def _claim_in(
+        self, scope: Scope, runner: _SwarmRunner, limit: int, claimed: list[tuple[_Run, UpdateOutcome]], *, last: bool
+    ) -> None:
+        """Claim up to ``limit`` jobs for ``runner`` in ``scope`` and move them to Executing.
+
+        The runs (with their drones taken) are appended to ``claimed``; the caller launches them
+        once the transaction committed, or gives the drones back if it failed.
+        """
         env = self.environment
-        holder = self.id
+        entries = await scope.tx.queue_claim(QueueClaim(runner.groups, limit, self.id, with_records=True))
+        if not entries:
+            return
         now_mono = time.monotonic()
+        jobs: list[BackgroundJob] = []
         started: list[_Run] = []
-        async with write_scope(env) as scope:
-            claimed = await scope.tx.queue_claim(QueueClaim(runner.groups, limit, holder, with_records=True))
-            if not claimed:
-                return 0
-            jobs: list[BackgroundJob] = []
-            for entry in claimed:
+        try:
+            for entry in entries:
                 record = entry.record
                 if record is None:
                     continue
@@ -492,25 +517,34 @@ class Colony:
                     continue
                 drone = runner.take_drone()
                 executing = Executing(colony=self.name, swarm=runner.path, drone=drone)
-                stays = await elect(job, executing, env, scope.jobs)
-                if not stays:
-                    runner.free_drones.appendleft(drone)
-                    continue  # a handler elected something else: saved and released, not run
-                started.append(self._new_run(job, runner, drone, entry, now_mono))
+                run = self._new_run(job, runner, drone, entry, now_mono)
+                started.append(run)
+                if not await elect(job, executing, env, scope.jobs):
+                    started.pop()
+                    runner.return_drone(drone)  # a handler elected something else: saved and released, not run
             outcomes = await save_locked_many(
-                jobs, holder, scope, keep_lock=lambda job: isinstance(job.state, Executing)
+                jobs, self.id, scope, keep_lock=lambda job: isinstance(job.state, Executing), last=last
             )
-        by_id = {job.id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
-        for run in started:
-            if by_id.get(run.job.id) is not UpdateOutcome.SAVED:
+        except BaseException:
+            for run in started:
                 runner.return_drone(run.drone)
+            raise
+        by_id = {job.id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
+        claimed.extend((run, by_id.get(run.job.id, UpdateOutcome.NOT_FOUND)) for run in started)
+
+    def _launch(self, claimed: list[tuple[_Run, UpdateOutcome]]) -> int:
+        launched = 0
+        for run, outcome in claimed:
+            if outcome is not UpdateOutcome.SAVED:
+                run.runner.return_drone(run.drone)
                 continue
-            runner.busy[run.drone] = run
+            run.runner.busy[run.drone] = run
             self._running[run.job.id] = run
             run.task = asyncio.create_task(self._execute(run), name=f"hivemind-job-{run.job.id}")
-        if started:
-            self.last_progress_at = env.clock.now()
-        return len(started)
+            launched += 1
+        if launched:
+            self.last_progress_at = self.environment.clock.now()
+        return launched
 
     def _new_run(self, job: BackgroundJob, runner: _SwarmRunner, drone: str, entry: ClaimedJob, now: float) -> _Run:
         env = self.environment
@@ -556,15 +590,15 @@ class Colony:
             outcome.error = error
         finally:
             outcome.duration = time.monotonic() - run.started_at
+            run.runner.return_drone(run.drone, wake=False)
+            self._outcomes.append(outcome)
+            self._outcome_ready.set()
             if env.mediator.has_handlers(JobExecuted):
                 try:
                     executed = JobExecuted(run.context, outcome.result, outcome.error, outcome.duration)
                     await env.mediator.publish(executed)
                 except Exception:
                     _log.exception("a JobExecuted handler failed for job %s", run.job.id)
-            run.runner.return_drone(run.drone)
-            self._outcomes.append(outcome)
-            self._outcome_ready.set()
 
     # ------------------------------------------------------------------ completing
     def _retry_policy(self, job: BackgroundJob) -> RetryPolicy:
@@ -671,6 +705,9 @@ class Colony:
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.8, 1.2))
         for outcome in batch:
             self._running.pop(outcome.run.job.id, None)
+        for runner in self._runners:
+            if runner.free_drones:
+                runner.slot_free.set()
         self.completion_generation += 1
         self.last_progress_at = self.environment.clock.now()
 
@@ -690,16 +727,24 @@ class Colony:
         for outcome in batch:
             logs.extend(outcome.run.context.buffer.take())
             logs.extend(outcome.notes)
+        claimed: list[tuple[_Run, UpdateOutcome]] = []
         try:
             async with write_scope(env) as scope:
                 if logs:
                     await scope.tx.job_log_insert(logs)
                 jobs = await self._apply_outcomes(writable, scope, reload=reload)
-                results = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False)
+                refill = [runner for runner in self._runners if runner.free_drones and not self.stopping.is_set()]
+                results = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False, last=not refill)
+                for runner in refill:
+                    # ack and fetch: the drones these jobs freed get new jobs in the same transaction
+                    await self._claim_in(scope, runner, len(runner.free_drones), claimed, last=False)
         except BaseException:
+            for run, _ in claimed:
+                run.runner.return_drone(run.drone)
             for outcome in batch:
                 outcome.run.context.buffer.put_back([row for row in logs if row.job_id == outcome.run.job.id])
             raise
+        self._launch(claimed)
         for job, result in zip(jobs, results, strict=True):
             if result is not UpdateOutcome.SAVED:
                 _log.warning(
