@@ -8,7 +8,7 @@ import typing
 import uuid
 from typing import Any
 
-from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.codec import Codec, compact_json
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, MiddlewareEntry, PropertyValue, property_type_of
 from hivemind_jobs.core.priority import Priority
@@ -58,7 +58,7 @@ def encode_state_fields(state: State, codec: Codec) -> str:
     if not fields:
         return "{}"
     if isinstance(state, UnknownState):
-        return json.dumps(fields, separators=(",", ":"), ensure_ascii=False)
+        return compact_json(fields)
     cls = type(state)
     hints = _field_hints(cls)
     omit = _fields_defaulting_to_none(cls)
@@ -69,7 +69,7 @@ def encode_state_fields(state: State, codec: Codec) -> str:
     }
     if not encoded:
         return "{}"
-    return json.dumps(encoded, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return compact_json(encoded)
 
 
 def state_to_row(state: State, codec: Codec) -> StateRow:

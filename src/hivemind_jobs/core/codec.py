@@ -51,6 +51,7 @@ __all__ = [
     "ClassResolver",
     "Codec",
     "JSONValue",
+    "compact_json",
     "qualified_name",
     "resolve_loaded_class",
 ]
@@ -146,6 +147,14 @@ def _is_pydantic_model(cls: type) -> bool:
     return any(base.__module__.startswith("pydantic.") for base in cls.__mro__[1:]) and hasattr(cls, "model_validate")
 
 
+_COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def compact_json(value: Any) -> str:
+    """JSON text without spaces, unicode kept, NaN refused (one shared encoder: no per-call setup)."""
+    return _COMPACT.encode(value)
+
+
 _UNKNOWN: Final = object()
 #: hint -> the runtime types that satisfy it, for plain classes and unions of them (None: no shortcut)
 _SIMPLE_HINTS: dict[Any, Any] = {}
@@ -207,9 +216,7 @@ class Codec:
 
     # ------------------------------------------------------------------ text helpers
     def dumps(self, value: Any, hint: Any = Any, *, path: str = "value") -> str:
-        return json.dumps(
-            self.encode(value, hint, path=path), separators=(",", ":"), ensure_ascii=False, allow_nan=False
-        )
+        return compact_json(self.encode(value, hint, path=path))
 
     def loads(self, text: str, hint: Any = Any, *, path: str = "value") -> Any:
         try:

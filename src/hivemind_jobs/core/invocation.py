@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
-from hivemind_jobs.core.codec import Codec, JSONValue, qualified_name
+from hivemind_jobs.core.codec import Codec, JSONValue, compact_json, qualified_name
 from hivemind_jobs.errors import ArgumentBindingError, JobDefinitionError, SerializationError
 
 __all__ = [
@@ -142,7 +142,7 @@ class Invocation:
         if self.method is not None:
             document["method"] = self.method
         document["args"] = dict(self.arguments)
-        return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return compact_json(document)
 
     @classmethod
     def from_json(cls, text: str) -> Invocation:

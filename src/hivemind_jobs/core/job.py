@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar, overload
 
-from hivemind_jobs.core.codec import Codec, JSONValue, qualified_name
+from hivemind_jobs.core.codec import Codec, JSONValue, compact_json, qualified_name
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.names import validate_property_name, validate_queue_name
 from hivemind_jobs.core.priority import Priority
@@ -110,10 +110,8 @@ class MiddlewareEntry:
 
     @staticmethod
     def list_to_json(entries: Iterable[MiddlewareEntry]) -> str:
-        return json.dumps(
-            [{"type": entry.type_name, "input": entry.input, "priority": entry.priority} for entry in entries],
-            separators=(",", ":"),
-            ensure_ascii=False,
+        return compact_json(
+            [{"type": entry.type_name, "input": entry.input, "priority": entry.priority} for entry in entries]
         )
 
     @staticmethod
