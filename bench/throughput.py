@@ -12,8 +12,9 @@ database file for each measurement; the repetition loop is outermost):
   separate producer process (this script with the hidden --produce option, its own HiveMind on the
   same file) calls ``hive.jobs.create(latency_job, time.time())`` at a steady --rate for
   --lat-seconds; latency = wall clock at the job body - wall clock just before the create call.
-  ``producer_rate`` is the rate the producer achieved. Idle colonies only see other processes' jobs
-  when they poll, so --poll-ms bounds these figures.
+  ``producer_rate`` is the rate the producer achieved. An idle colony notices another process's
+  commit through the SQLite change marker (a file check every 5 ms, ``ColonyOptions.
+  change_check_interval``); --poll-ms is only the fallback full poll.
 - ``raw_limit_per_s``: the SQLite limit for the same work with no library on top: stdlib sqlite3,
   WAL with synchronous=NORMAL, --n rows; claim --raw-batch rows (``BEGIN IMMEDIATE``, ``UPDATE ...
   WHERE id IN (SELECT ... ORDER BY priority, id LIMIT b) RETURNING id``, ``COMMIT``), then mark
@@ -321,7 +322,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backend", default="sqlite", choices=BACKENDS + LATER_BACKENDS)
     parser.add_argument("--reps", type=int, default=1, help="repetitions of every figure (default 1: they are long)")
     parser.add_argument("--n", type=int, default=20000, help="jobs processed by the colony, raw loop and Huey")
-    parser.add_argument("--drones", type=int, default=8, help="drones of the colony's root swarm")
+    parser.add_argument(
+        "--drones",
+        type=int,
+        default=32,
+        help="drones of the colony's root swarm (concurrent jobs; no-op jobs need many for big batches)",
+    )
     parser.add_argument("--poll-ms", type=int, default=200, help="the colony's poll interval (ms)")
     parser.add_argument("--rate", type=float, default=200.0, help="jobs/s of the latency producer")
     parser.add_argument("--lat-seconds", type=float, default=10.0, help="how long the latency producer runs")

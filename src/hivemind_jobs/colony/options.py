@@ -30,6 +30,9 @@ class ColonyOptions:
 
     - ``poll_interval`` (± ``poll_jitter`` as a fraction): how often idle swarms look for due jobs
       when nothing in this process woke them (an enqueue in the same process wakes them at once).
+    - ``change_check_interval``: how often idle swarms look at the storage's change marker (a
+      cheap local check, no query) to start jobs enqueued by other processes at once; None turns
+      it off (then only ``poll_interval`` applies).
     - ``prefetch``: jobs claimed per swarm beyond its free drones (0: never more than free drones).
     - ``heartbeat_interval``: how often running jobs' locks are confirmed (None: a quarter of the
       environment's lock timeout). ``lock_safety``: the fraction of the lock timeout kept as margin:
@@ -49,6 +52,7 @@ class ColonyOptions:
 
     poll_interval: timedelta = timedelta(seconds=1)
     poll_jitter: float = 0.2
+    change_check_interval: timedelta | None = timedelta(milliseconds=5)
     prefetch: int = 0
     heartbeat_interval: timedelta | None = None
     lock_safety: float = 0.25
@@ -74,7 +78,7 @@ class ColonyOptions:
             "colony_cleanup_interval",
         ):
             _positive(name, getattr(self, name))
-        for name in ("heartbeat_interval", "lock_monitor_interval"):
+        for name in ("heartbeat_interval", "lock_monitor_interval", "change_check_interval"):
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)

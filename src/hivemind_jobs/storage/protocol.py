@@ -495,6 +495,14 @@ class Storage(Protocol):
 
     async def close(self) -> None: ...
 
+    def change_marker(self) -> object | None:
+        """A cheap value (no round trip) that changes when another connection may have committed.
+
+        Idle workers compare it every few milliseconds to start jobs enqueued by other processes
+        at once; None means the backend has no such signal (workers then poll, or listen).
+        """
+        ...
+
     def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Transaction]:
         """A transaction: committed on clean exit unless already finished, rolled back on error.
 

@@ -201,6 +201,7 @@ class SQLiteStorage:
         busy_timeout: float = 30.0,
     ) -> None:
         self.path = Path(os.path.abspath(path))
+        self._wal_path = Path(f"{self.path}-wal")
         self.environment = environment
         self.queries = QueryBook.load(_PACKAGE, table_prefix)
         self._synchronous = synchronous
@@ -260,6 +261,18 @@ class SQLiteStorage:
         engine, self._engine = self._engine, None
         if engine is not None:
             _release_engine(engine)
+
+    def change_marker(self) -> object | None:
+        """The WAL file's modification time and size: every commit of any process appends to it."""
+        marker: list[tuple[int, int] | None] = []
+        for path in (self._wal_path, self.path):
+            try:
+                status = os.stat(path)
+            except OSError:
+                marker.append(None)
+                continue
+            marker.append((status.st_mtime_ns, status.st_size))
+        return tuple(marker)
 
     def _require_engine(self) -> _Engine:
         if self._engine is None:
