@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from datetime import timedelta
 
@@ -131,3 +132,20 @@ async def test_a_running_colony_rescues_and_reruns_an_orphan(whive: hm.HiveMind)
         await _until(lambda: _state_is(whive, job_id, hm.Succeeded), timeout=6)
     assert jobs.RAN == ["rescued"]
     assert colony.rescued == 1
+
+
+async def test_shutdown_is_bounded_when_the_database_is_gone(whive: hm.HiveMind) -> None:
+    job_id = await whive.jobs.create(jobs.sleeper, 30.0)
+    colony = colony_of(whive, drones=1, graceful_stop=timedelta(milliseconds=300))
+    colony.options = dataclasses.replace(colony.options, shutdown_write_timeout=timedelta(milliseconds=500))
+    async with colony:
+        await _until(lambda: _state_is(whive, job_id, hm.Executing))
+        await whive.env().storage.close()  # every write from now on fails
+        stop_asked = time.monotonic()
+        colony.stop()
+    took = time.monotonic() - stop_asked
+    assert took < 0.3 + 0.5 * 3 + 1.5  # grace, then each bounded write step
+    assert colony.status == hm.ColonyStatus.STOPPED
+    await whive.env().storage.open()
+    job = await whive.jobs.get(job_id)
+    assert isinstance(job.state, hm.Executing) and job.locked_by == colony.id  # the lock monitor rescues it later
