@@ -12,7 +12,7 @@ from hivemind_jobs.core.codec import Codec, compact_json
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, MiddlewareEntry, PropertyValue, property_type_of
 from hivemind_jobs.core.priority import Priority
-from hivemind_jobs.core.states import Awaiting, Enqueued, State, UnknownState, state_class
+from hivemind_jobs.core.states import Awaiting, Enqueued, State, UnknownState, persisted_names, state_class
 from hivemind_jobs.errors import SerializationError
 from hivemind_jobs.storage.protocol import JobInsert, JobRecord, JobUpdate, PropertyRow, QueuePointer, StateRow
 
@@ -41,35 +41,35 @@ def _field_hints(cls: type[State]) -> dict[str, Any]:
     return hints
 
 
-_none_defaults: dict[type[State], frozenset[str]] = {}
+_field_plans: dict[type[State], tuple[tuple[str, Any, str, bool], ...]] = {}
 
 
-def _fields_defaulting_to_none(cls: type[State]) -> frozenset[str]:
-    names = _none_defaults.get(cls)
-    if names is None:
-        names = frozenset(field.name for field in dataclasses.fields(cls) if field.default is None)
-        _none_defaults[cls] = names
-    return names
+def _field_plan(cls: type[State]) -> tuple[tuple[str, Any, str, bool], ...]:
+    """Per persisted field: name, type hint, error path, whether None is its default (computed once)."""
+    plan = _field_plans.get(cls)
+    if plan is None:
+        hints = _field_hints(cls)
+        defaults_none = {field.name for field in dataclasses.fields(cls) if field.default is None}
+        plan = tuple(
+            (name, hints.get(name, Any), f"{cls.state_name}.{name}", name in defaults_none)
+            for name in persisted_names(cls)
+        )
+        _field_plans[cls] = plan
+    return plan
 
 
 def encode_state_fields(state: State, codec: Codec) -> str:
     """The state's fields as JSON; fields that are None and default to None are left out."""
-    fields = state.persisted_fields()
-    if not fields:
-        return "{}"
     if isinstance(state, UnknownState):
-        return compact_json(fields)
-    cls = type(state)
-    hints = _field_hints(cls)
-    omit = _fields_defaulting_to_none(cls)
-    encoded = {
-        name: codec.encode(value, hints.get(name, Any), path=f"{state.name}.{name}")
-        for name, value in fields.items()
-        if value is not None or name not in omit
-    }
-    if not encoded:
-        return "{}"
-    return compact_json(encoded)
+        fields = state.persisted_fields()
+        return compact_json(fields) if fields else "{}"
+    encoded = {}
+    for name, hint, path, omit_none in _field_plan(type(state)):
+        value = getattr(state, name)
+        if value is None and omit_none:
+            continue
+        encoded[name] = codec.encode(value, hint, path=path)
+    return compact_json(encoded) if encoded else "{}"
 
 
 def state_to_row(state: State, codec: Codec) -> StateRow:

@@ -32,6 +32,7 @@ from hivemind_jobs.storage.protocol import JobLogRow
 __all__ = ["DroneJobContext", "LogBuffer", "ResolvedMiddleware", "resolve_middleware", "run_pipeline"]
 
 _job_logger_parent = logging.getLogger("hivemind_jobs.job")
+_event_guard = threading.Lock()
 
 
 class LogBuffer:
@@ -102,7 +103,7 @@ class DroneJobContext(JobContext):
         self._colony = colony
         self._swarm = swarm
         self._drone = drone
-        self._cancelled = threading.Event()
+        self._cancelled: threading.Event | None = None
         self.buffer = LogBuffer(locked.id, log_level)
         self._log_level = log_level
         self._logger_name = logger_name
@@ -136,7 +137,13 @@ class DroneJobContext(JobContext):
 
     @property
     def cancelled(self) -> threading.Event:
-        return self._cancelled
+        event = self._cancelled
+        if event is None:  # made on first use (most jobs never look), once even across threads
+            with _event_guard:
+                if self._cancelled is None:
+                    self._cancelled = threading.Event()
+                event = self._cancelled
+        return event
 
 
 @dataclass(frozen=True, slots=True)

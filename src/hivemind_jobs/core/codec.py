@@ -147,6 +147,20 @@ def _is_pydantic_model(cls: type) -> bool:
     return any(base.__module__.startswith("pydantic.") for base in cls.__mro__[1:]) and hasattr(cls, "model_validate")
 
 
+def _same(value: Any) -> Any:
+    return value
+
+
+#: encoders for exact types on the hot path (subclasses take the general path)
+_EXACT_ENCODERS: Final[dict[type, Callable[[Any], JSONValue]]] = {
+    type(None): _same,
+    bool: _same,
+    str: _same,
+    int: _same,
+    timedelta: lambda value: {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]},
+    uuid.UUID: lambda value: {TAG: "uuid", "v": str(value)},
+}
+
 _COMPACT: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
@@ -323,6 +337,9 @@ class Codec:
         return self._encode(value, path)
 
     def _encode(self, value: Any, path: str) -> JSONValue:
+        fast = _EXACT_ENCODERS.get(type(value))
+        if fast is not None:
+            return fast(value)
         if value is None or isinstance(value, bool | str):
             return value
         if isinstance(value, enum.Enum):

@@ -48,6 +48,7 @@ __all__ = [
     "SystemDeleting",
     "UnknownState",
     "check_transition",
+    "persisted_names",
     "registered_states",
     "state_class",
 ]
@@ -73,6 +74,11 @@ def _persisted_names(cls: type) -> tuple[str, ...]:
         )
         _persisted_names_cache[cls] = names
     return names
+
+
+def persisted_names(cls: type) -> tuple[str, ...]:
+    """The names of a state class's persisted fields (not the columns, not transient ones)."""
+    return _persisted_names(cls)
 
 
 def registered_states() -> Mapping[str, type[State]]:

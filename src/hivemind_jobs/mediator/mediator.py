@@ -62,14 +62,24 @@ async def _call(handler: Callable[[Any], Any], message: Any) -> Any:
     return result
 
 
+#: bumped by every (un)registration in any mediator: cached handler lists are valid while it stands
+_epoch = 0
+_epoch_lock = threading.Lock()
+
+
+def _bump_epoch() -> None:
+    global _epoch
+    with _epoch_lock:
+        _epoch += 1
+
+
 class Mediator:
     def __init__(self, parent: Mediator | None = None) -> None:
         self._parent = parent
         self._events: dict[type, list[_Registration]] = {}
         self._requests: dict[type, list[_Registration]] = {}
         self._lock = threading.Lock()
-        self._version = 0
-        self._cache: dict[tuple[bool, type], tuple[tuple[int, ...], tuple[_Registration, ...]]] = {}
+        self._cache: dict[tuple[bool, type], tuple[int, tuple[_Registration, ...]]] = {}
 
     # ------------------------------------------------------------------ registration
     def subscribe(
@@ -94,20 +104,20 @@ class Mediator:
         registration = _Registration(handler, _priority_of(handler, priority), next(_sequence))
         with self._lock:
             table.setdefault(kind, []).append(registration)
-            self._version += 1
+            _bump_epoch()
 
         def remove() -> None:
             with self._lock:
                 registrations = table.get(kind, [])
                 if registration in registrations:
                     registrations.remove(registration)
-                    self._version += 1
+                    _bump_epoch()
 
         return remove
 
     # ------------------------------------------------------------------ dispatch
     def _handlers(self, is_event: bool, kind: type) -> tuple[_Registration, ...]:
-        version = self._full_version()
+        version = _epoch
         cached = self._cache.get((is_event, kind))
         if cached is not None and cached[0] == version:
             return cached[1]
@@ -122,14 +132,6 @@ class Mediator:
         ordered = tuple(sorted(found, key=_Registration.sort_key))
         self._cache[(is_event, kind)] = (version, ordered)
         return ordered
-
-    def _full_version(self) -> tuple[int, ...]:
-        versions: list[int] = []
-        mediator: Mediator | None = self
-        while mediator is not None:
-            versions.append(mediator._version)
-            mediator = mediator._parent
-        return tuple(versions)
 
     def has_handlers(self, kind: type) -> bool:
         return bool(self._handlers(not issubclass(kind, Request), kind))
