@@ -253,7 +253,8 @@ class Colony:
         self._roots: list[Swarm] = []
         self._daemon_specs: list[DaemonSpec] = []
         self._runners: list[_SwarmRunner] = []
-        self._running: dict[int, _Run] = {}
+        #: the runs in flight (a job can have two: a lost run still ending, and its re-run)
+        self._running: set[_Run] = set()
         self._outcomes: list[_Outcome] = []
         self._outcome_ready = asyncio.Event()
         self._writing = False
@@ -322,7 +323,7 @@ class Colony:
     @property
     def running_jobs(self) -> dict[int, str]:
         """Job id -> drone of the jobs running now."""
-        return {job_id: run.drone for job_id, run in self._running.items()}
+        return {run.job.id: run.drone for run in self._running if not run.lost}
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self, *, fast: bool = False) -> None:
@@ -464,14 +465,14 @@ class Colony:
         for task in fetchers:
             task.cancel()
         await asyncio.gather(*fetchers, return_exceptions=True)
-        pending = {run.task for run in self._running.values() if run.task is not None and not run.task.done()}
+        pending = {run.task for run in self._running if run.task is not None and not run.task.done()}
         while pending and not self._fast_stop and (remaining := deadline - time.monotonic()) > 0:
             _, pending = await asyncio.wait(pending, timeout=min(0.1, remaining))
-        for run in list(self._running.values()):
+        for run in list(self._running):
             if run.task is not None and not run.task.done():
                 run.interrupted = True
                 run.cancel(hard=True)
-        pending_runs = [run.task for run in self._running.values() if run.task is not None and not run.task.done()]
+        pending_runs = [run.task for run in self._running if run.task is not None and not run.task.done()]
         if pending_runs:
             await asyncio.wait(pending_runs, timeout=1.0)
         write_timeout = options.shutdown_write_timeout.total_seconds()
@@ -562,7 +563,10 @@ class Colony:
                 run.runner.return_drone(run.drone)
                 continue
             run.runner.busy[run.drone] = run
-            self._running[run.job.id] = run
+            for older in [other for other in self._running if other.job.id == run.job.id and not other.lost]:
+                # claimed again, so its execution changed: the earlier run here can never write
+                self._lose(older, "the job was rescued and claimed again")
+            self._running.add(run)
             run.task = asyncio.create_task(self._execute(run), name=f"hivemind-job-{run.job.id}")
             launched += 1
         if launched:
@@ -727,7 +731,7 @@ class Colony:
                     break
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.8, 1.2))
         for outcome in batch:
-            self._running.pop(outcome.run.job.id, None)
+            self._running.discard(outcome.run)
         for runner in self._runners:
             if runner.free_drones:
                 runner.slot_free.set()
@@ -812,7 +816,7 @@ class Colony:
         while True:
             await asyncio.sleep(min(options.watch_interval.total_seconds(), heartbeat_every))
             now = time.monotonic()
-            runs = [run for run in self._running.values() if not run.lost]
+            runs = [run for run in self._running if not run.lost]
             for run in runs:
                 if now - run.last_confirmed > fail_after:
                     self._lose(run, f"its lock could not be confirmed for {now - run.last_confirmed:.1f} s")
@@ -849,11 +853,11 @@ class Colony:
             for run in runs:
                 if run.job.id in alive:
                     run.last_confirmed = now
-                elif run.job.id in self._running and run.task is not None and not run.task.done():
+                elif run in self._running and run.task is not None and not run.task.done():
                     self._lose(run, "its lock expired or was taken over")
         for action in actions:
-            target = self._running.get(action.job_id)
-            if target is None or action.kind != "stop" or target.lost:
+            target = next((run for run in runs if run.job.id == action.job_id and not run.lost), None)
+            if target is None or action.kind != "stop":
                 continue
             try:
                 payload = json.loads(action.payload)
