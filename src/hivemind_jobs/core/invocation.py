@@ -20,7 +20,6 @@ import importlib
 import inspect
 import json
 import typing
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
@@ -384,6 +383,12 @@ def _injection_for(hint: Any, injections: Mapping[type, object]) -> object | Non
     return next((value for kind, value in injections.items() if issubclass(hint, kind)), None)
 
 
+_EMPTY: Any = inspect.Parameter.empty
+_VAR_POSITIONAL = inspect.Parameter.VAR_POSITIONAL
+_VAR_KEYWORD = inspect.Parameter.VAR_KEYWORD
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+
+
 @dataclass(frozen=True)
 class _Runnable:
     """What running needs to know about a stored target, computed once per target."""
@@ -392,6 +397,16 @@ class _Runnable:
     signature: inspect.Signature
     hints: Mapping[str, Any]
     is_async: bool
+    #: per parameter: name, kind, type hint, default (``inspect.Parameter.empty`` when none)
+    parameters: tuple[tuple[str, Any, Any, Any], ...] = ()
+
+    @classmethod
+    def of(cls, obj: Any, signature: inspect.Signature, hints: Mapping[str, Any], is_async: bool) -> _Runnable:
+        parameters = tuple(
+            (name, parameter.kind, hints.get(name, Any), parameter.default)
+            for name, parameter in signature.parameters.items()
+        )
+        return cls(obj, signature, hints, is_async, parameters)
 
 
 _runnables: dict[tuple[str, str | None], _Runnable] = {}
@@ -411,7 +426,7 @@ def _runnable(target: str, method: str | None, allow: AllowList) -> _Runnable:
         function = inspect.getattr_static(resolved, method, None)
         if not inspect.isfunction(function):
             raise JobDefinitionError(f"{target}.{method} is no longer an instance method")
-        runnable = _Runnable(
+        runnable = _Runnable.of(
             resolved,
             _signature(function, drop_first=True),
             _type_hints(function),
@@ -420,7 +435,7 @@ def _runnable(target: str, method: str | None, allow: AllowList) -> _Runnable:
     else:
         if not callable(resolved):
             raise JobDefinitionError(f"job target {target} is no longer callable")
-        runnable = _Runnable(
+        runnable = _Runnable.of(
             resolved,
             _signature(resolved, drop_first=False),
             _type_hints(resolved),
@@ -448,38 +463,54 @@ def prepare_call(
     """
     resolved = _runnable(invocation.target, invocation.method, allow)
     instance_object: object | None = None
-    signature, hints = resolved.signature, resolved.hints
+    signature = resolved.signature
     if invocation.method is not None:
         instance_object = activator.activate(resolved.obj)
         callable_object: Callable[..., Any] = getattr(instance_object, invocation.method)
     else:
         callable_object = resolved.obj
-    values: OrderedDict[str, Any] = OrderedDict()
-    for name, parameter in signature.parameters.items():
-        hint = hints.get(name, Any)
-        injected = _injection_for(hint, injections)
-        if injected is not None:
-            values[name] = injected
-        elif name in invocation.arguments:
-            stored = invocation.arguments[name]
-            if parameter.kind is inspect.Parameter.VAR_POSITIONAL:
-                values[name] = tuple(codec.decode(item, hint, path=f"argument *{name}") for item in stored)
-            elif parameter.kind is inspect.Parameter.VAR_KEYWORD:
-                values[name] = {
-                    key: codec.decode(item, hint, path=f"argument **{name}") for key, item in stored.items()
-                }
-            else:
-                values[name] = codec.decode(stored, hint, path=f"argument {name!r}")
-    unknown = set(invocation.arguments) - set(signature.parameters)
+    arguments = invocation.arguments
+    unknown = [name for name in arguments if name not in signature.parameters]
     if unknown:
         raise JobDefinitionError(
             f"{invocation.display_name} no longer has parameter(s) {sorted(unknown)}; the stored job cannot run"
         )
-    bound = inspect.BoundArguments(signature, values)
-    try:
-        signature.bind(*bound.args, **bound.kwargs)
-    except TypeError as error:
-        raise JobDefinitionError(
-            f"stored arguments no longer fit {invocation.display_name}{signature}: {error}"
-        ) from None
-    return PreparedCall(callable_object, bound.args, dict(bound.kwargs), resolved.is_async, instance_object)
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    #: defaults of positional parameters left out, in case a later value must still go by position
+    skipped: list[Any] = []
+    for name, kind, hint, default in resolved.parameters:
+        injected = _injection_for(hint, injections)
+        if injected is not None:
+            value: Any = injected
+        elif name in arguments:
+            stored = arguments[name]
+            if kind is _VAR_POSITIONAL:
+                args.extend(skipped)
+                skipped.clear()
+                args.extend(codec.decode(item, hint, path=f"argument *{name}") for item in stored)
+                continue
+            if kind is _VAR_KEYWORD:
+                for key, item in stored.items():
+                    if key in kwargs or key in signature.parameters:
+                        raise JobDefinitionError(f"stored argument **{name}[{key!r}] clashes with a parameter")
+                    kwargs[key] = codec.decode(item, hint, path=f"argument **{name}")
+                continue
+            value = codec.decode(stored, hint, path=f"argument {name!r}")
+        elif default is not _EMPTY:
+            if kind in _POSITIONAL:
+                skipped.append(default)
+            continue
+        elif kind in (_VAR_POSITIONAL, _VAR_KEYWORD):
+            continue
+        else:
+            raise JobDefinitionError(
+                f"stored arguments no longer fit {invocation.display_name}{signature}: missing argument {name!r}"
+            )
+        if kind is inspect.Parameter.POSITIONAL_ONLY or (kind in _POSITIONAL and not skipped):
+            args.extend(skipped)
+            skipped.clear()
+            args.append(value)
+        else:
+            kwargs[name] = value
+    return PreparedCall(callable_object, tuple(args), kwargs, resolved.is_async, instance_object)
