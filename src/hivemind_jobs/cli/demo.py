@@ -1,31 +1,40 @@
 """``hivemind demo``: HiveMind doing its main job on embedded SQLite, no server needed.
 
-It creates a mix of jobs (functions, async functions, an instance method; priorities, queues, a
-delay, a continuation, middleware, a job that fails once and succeeds on retry, a job cancelled
-while it runs, an election handler refusing a job, a few hundred quick ones), runs a colony with a
-swarm and a sub-swarm until everything settled, shows the progress live, then a summary.
+It creates a mix of jobs (sync and async functions, an instance method; priorities in one queue,
+several queues, delays, a continuation, job middleware, a job that fails once and succeeds on
+retry, two jobs cancelled while they run, an election handler refusing a job, a few hundred quick
+ones), runs a colony with a root swarm and a sub-swarm until everything settled, shows the progress
+live (a plain line per second when the output is not a terminal), then a summary read back from the
+database: jobs by state, throughput, lead times, and the history of the jobs worth a look.
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
+import math
 import tempfile
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections import Counter, deque
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 import hivemind_jobs as hm
 
 QUICK_JOBS = 400
+REPORTS = ("Q1", "Q2", "Q3", "Q4")
+DELAYS = (timedelta(seconds=2), timedelta(seconds=3))
 SETTLED = ("Succeeded", "Failed", "Idle", "Deleted")
-DEADLINE_SECONDS = 25.0
+COLUMNS = ("Enqueued", "Awaiting", "Executing", *SETTLED)
+#: the colony is stopped after this even if some jobs did not settle (the summary says so)
+DEADLINE_SECONDS = 15.0
 
 
 # ----------------------------------------------------------------------------- the demo's jobs
@@ -39,7 +48,7 @@ class Invoice:
 
 
 def send_welcome_mail(address: str) -> str:
-    return f"welcome mail sent to {address}"
+    return f"welcome mail to {address}"
 
 
 async def resize_image(ctx: hm.JobContext, image_id: int, width: int = 640) -> str:
@@ -49,7 +58,10 @@ async def resize_image(ctx: hm.JobContext, image_id: int, width: int = 640) -> s
 
 
 async def charge_invoice(ctx: hm.JobContext, invoice: Invoice) -> str:
-    """Fails on its first attempt (the payment provider times out), succeeds on the retry."""
+    """Fails on its first attempt (the payment provider times out), succeeds on the retry.
+
+    The attempt number is job data: written at once, so it survives the failed attempt.
+    """
     attempt = await ctx.job.try_get_data("attempt", int, default=0) + 1
     await ctx.job.set_data("attempt", attempt)
     if attempt == 1:
@@ -58,11 +70,19 @@ async def charge_invoice(ctx: hm.JobContext, invoice: Invoice) -> str:
 
 
 async def export_everything(ctx: hm.JobContext) -> str:
-    """A long export, cancelled by the demo while it runs."""
+    """A long async export, cancelled by the demo while it runs (its task is cancelled)."""
     for chunk in range(200):
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.05)
         ctx.log.debug("chunk %s exported", chunk)
     return "exported"
+
+
+def import_catalogue(ctx: hm.JobContext) -> str:
+    """A long sync import, cancelled by the demo while it runs: it polls for the request."""
+    for _ in range(200):
+        ctx.raise_if_cancelled()
+        time.sleep(0.05)
+    return "imported"
 
 
 def render_report(name: str) -> str:
@@ -79,6 +99,8 @@ def quick(number: int) -> int:
 
 
 class ThumbnailService:
+    """Its method is a job: the class is created for every execution."""
+
     def build(self, image_id: int) -> str:
         return f"thumbnail of image {image_id}"
 
@@ -94,11 +116,12 @@ class Timing:
 
 
 class MaintenanceWindow:
-    """Job middleware: skips the job (and says so) while a tenant is in maintenance."""
+    """Job middleware: skips the job (and says so) while its tenant is in maintenance."""
 
     async def __call__(self, ctx: hm.JobContext, input: list[str], call_next: hm.CallNext) -> Any:
-        if ctx.job.get_property("tenant") in input:
-            ctx.log.warning("tenant %s is in maintenance: job skipped", ctx.job.get_property("tenant"))
+        tenant = ctx.job.get_property("tenant")
+        if tenant in input:
+            ctx.log.warning("tenant %s is in maintenance: job skipped", tenant)
             return "skipped: maintenance"
         return await call_next()
 
@@ -112,183 +135,386 @@ class TenantPaymentEnforcer:
         return None
 
 
-# ----------------------------------------------------------------------------- the run
+# ----------------------------------------------------------------------------- creating
 
 
 @dataclass
 class Landmarks:
-    """Jobs the summary looks at."""
+    """The jobs the summary looks at."""
 
+    mail: list[int]
+    first_kinds: list[int]
     retried: int
-    cancelled: int
-    report: int
+    cancelled_async: int
+    cancelled_sync: int
+    delayed: list[int]
+    reports: list[int]
     archive: int
-    delayed: int
+    timed: int
     skipped: int
     refused: int
-    timed: int
-    mail: list[int]
     quick: list[int]
-    all_ids: list[int]
+    all_ids: list[int] = field(default_factory=list)
+
+    @property
+    def to_cancel(self) -> tuple[int, int]:
+        return (self.cancelled_async, self.cancelled_sync)
 
 
 async def create_jobs(hive: hm.HiveMind, console: Console) -> Landmarks:
     jobs = hive.jobs
-    ids: list[int] = []
-    ids.append(await jobs.create(send_welcome_mail, "ada@example.com"))
-    ids.append(await jobs.options(queue="images").create(resize_image, 7, width=320))
-    ids.append(await jobs.options(queue="images").create(hm.instance(ThumbnailService).build, 7))
-    mail = []
-    for priority in (hm.Priority.LOW, hm.Priority.CRITICAL, hm.Priority.NORMAL):
-        mail.append(await jobs.options(queue="mail", priority=priority).create(send_welcome_mail, f"{priority.name}@x"))
-    ids += mail
+    first_kinds = [
+        await jobs.create(send_welcome_mail, "ada@home.org"),  # sync function, queue global
+        await jobs.options(queue="images").create(resize_image, 7, width=320),  # async function
+        await jobs.options(queue="images").create(hm.instance(ThumbnailService).build, 7),  # instance method
+    ]
+    mail = [
+        await jobs.options(queue="mail", priority=priority).create(send_welcome_mail, f"{priority.name.lower()}@x")
+        for priority in (hm.Priority.LOW, hm.Priority.CRITICAL, hm.Priority.NORMAL)
+    ]
     retry = hm.RetryPolicy(max_retries=3, delays=[timedelta(milliseconds=500)])
     retried = await jobs.options(queue="billing", retry=retry).create(charge_invoice, Invoice(1001, "Ada", 4200))
-    cancelled = await jobs.create(export_everything)
-    delayed = await jobs.options(delay=timedelta(seconds=2)).create(send_welcome_mail, "later@example.com")
-    async with hive.transaction() as tx:  # a report and its archiving, created together
-        report = await tx.jobs.options(queue="reports").create(render_report, "Q3")
-        archive = await tx.jobs.options(after=hm.After(report, on=hm.Continue.SUCCEEDED)).create(archive_report, "Q3")
+    cancelled_async = await jobs.create(export_everything)
+    cancelled_sync = await jobs.create(import_catalogue)
+    delayed = [
+        await jobs.options(delay=delay).create(send_welcome_mail, f"in-{delay.seconds}s@example.com")
+        for delay in DELAYS
+    ]
+    async with hive.transaction() as tx:  # the reports and the archiving of the last one, created together
+        reports = [await tx.jobs.options(queue="reports").create(render_report, name) for name in REPORTS]
+        after_last = hm.After(reports[-1], on=hm.Continue.SUCCEEDED)
+        archive = await tx.jobs.options(queue="reports", after=after_last).create(archive_report, REPORTS[-1])
     timed = await jobs.options(middleware=[hm.Middleware(Timing, "resize", priority=1)]).create(resize_image, 8)
     maintenance = [hm.Middleware(MaintenanceWindow, ["acme"], priority=0)]
     skipped = await jobs.options(middleware=maintenance, properties={"tenant": "acme"}).create(quick, -1)
     refused = await jobs.options(properties={"tenant": "unpaid"}).create(quick, -2)
-    ids += [retried, cancelled, delayed, report, archive, timed, skipped, refused]
     quick_ids = await jobs.create_many([hm.call(quick, number) for number in range(QUICK_JOBS)])
-    ids += quick_ids
+    marks = Landmarks(
+        mail,
+        first_kinds,
+        retried,
+        cancelled_async,
+        cancelled_sync,
+        delayed,
+        reports,
+        archive,
+        timed,
+        skipped,
+        refused,
+        quick_ids,
+    )
+    marks.all_ids = [
+        *first_kinds,
+        *mail,
+        retried,
+        cancelled_async,
+        cancelled_sync,
+        *delayed,
+        *reports,
+        archive,
+        timed,
+        skipped,
+        refused,
+        *quick_ids,
+    ]
     try:
         await jobs.create(send_welcome_mail, 42)  # type: ignore[call-overload]
     except hm.ArgumentBindingError as error:
-        console.print(f"  [red]refused before writing anything:[/] {error}")
-    console.print(f"  created {len(ids)} jobs in queues global, mail, images, billing and reports")
-    return Landmarks(retried, cancelled, report, archive, delayed, skipped, refused, timed, mail, quick_ids, ids)
-
-
-def progress_view(counts: dict[str, int], total: int, elapsed: float, processed: int) -> Group:
-    settled = sum(counts.get(name, 0) for name in SETTLED)
-    table = Table(
-        title=f"{settled}/{total} jobs settled - {elapsed:4.1f} s - {processed / max(elapsed, 1e-3):,.0f} jobs/s"
+        console.print(f"  [red]refused before writing anything:[/] {error}", soft_wrap=True)
+    console.print(
+        f"  created {len(marks.all_ids)} jobs in queues global, mail, images, billing and reports "
+        f"({QUICK_JOBS} of them quick no-ops, {len(DELAYS)} delayed, 1 awaiting its parent)",
+        soft_wrap=True,
     )
-    for name in ("Enqueued", "Awaiting", "Executing", *SETTLED):
+    return marks
+
+
+# ----------------------------------------------------------------------------- running
+
+
+class Throughput:
+    """Jobs processed per second: since the start, and over the last second."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.samples: deque[tuple[float, int]] = deque([(self.started, 0)])
+
+    def add(self, processed: int) -> None:
+        now = time.perf_counter()
+        self.samples.append((now, processed))
+        while len(self.samples) > 2 and now - self.samples[1][0] >= 1.0:
+            self.samples.popleft()
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    @property
+    def average(self) -> float:
+        return self.samples[-1][1] / max(self.elapsed, 1e-3)
+
+    @property
+    def current(self) -> float:
+        (first_at, first), (last_at, last) = self.samples[0], self.samples[-1]
+        return (last - first) / max(last_at - first_at, 1e-3)
+
+
+def settled_count(counts: dict[str, int]) -> int:
+    return sum(counts.get(name, 0) for name in SETTLED)
+
+
+def progress_view(counts: dict[str, int], delayed: int, total: int, rate: Throughput, colony: hm.Colony) -> Group:
+    settled = settled_count(counts)
+    heading = (
+        f"[bold]{settled}/{total}[/] jobs settled - {rate.elapsed:4.1f} s - "
+        f"{rate.current:,.0f} jobs/s now, {rate.average:,.0f} jobs/s on average"
+    )
+    table = Table(show_edge=False)
+    for name in COLUMNS:
         table.add_column(name, justify="right")
-    table.add_row(*(str(counts.get(name, 0)) for name in ("Enqueued", "Awaiting", "Executing", *SETTLED)))
-    bar = "#" * int(40 * settled / max(total, 1))
-    return Group(table, f"[green]{bar:<40}[/] {100 * settled / max(total, 1):5.1f}%")
+    cells = [str(counts.get(name, 0)) for name in COLUMNS]
+    if delayed:
+        cells[0] += f" ({delayed} delayed)"
+    table.add_row(*cells)
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(ProgressBar(total=max(total, 1), completed=settled, width=60), f"{100 * settled / max(total, 1):5.1f}%")
+    swarms = "   ".join(
+        f"swarm [cyan]{swarm['name']}[/] {swarm['busy']}/{len(swarm['drones'])} drones busy"
+        for swarm in colony.describe()["swarms"]
+    )
+    return Group(heading, bar, table, swarms)
 
 
-async def run_colony(hive: hm.HiveMind, marks: Landmarks, console: Console) -> float:
+def progress_line(counts: dict[str, int], total: int, rate: Throughput) -> str:
+    """The plain progress of output that is not a terminal (logs, CI, tests)."""
+    states = ", ".join(f"{name} {counts[name]}" for name in COLUMNS if counts.get(name))
+    return f"  {rate.elapsed:4.1f} s  {settled_count(counts)}/{total} settled  ({states})  {rate.current:,.0f} jobs/s"
+
+
+@dataclass
+class RunReport:
+    elapsed: float
+    processed: int
+    cancel_requested: dict[int, datetime]
+    settled: bool
+
+
+async def run_colony(hive: hm.HiveMind, marks: Landmarks, console: Console) -> RunReport:
     colony = hive.colony(
         name="demo",
         allow=hm.AllowList(modules=[__name__]),
         options=hm.ColonyOptions(poll_interval=timedelta(milliseconds=100)),
     )
-    main = colony.swarm("main", drones=8, queues=[("mail", 0), "images", "billing"])
-    main.swarm("reporting", drones=2, queues=["reports"])
+    # the root swarm works mail first (queue priority 0), then images, billing and global together
+    root = colony.swarm("main", drones=8, queues=[("mail", 0), "images", "billing"])
+    # the sub-swarm works its own queue first, then helps with the root swarm's queues
+    root.swarm("reports", drones=2, queues=["reports"])
     total = len(marks.all_ids)
-    started = time.perf_counter()
+    cancel_requested: dict[int, datetime] = {}
+    rate = Throughput()
+    interactive = console.is_terminal
+    next_line = 0.5
+    counts: dict[str, int] = {}
+    display: AbstractContextManager[Live | None] = (
+        Live(console=console, refresh_per_second=8, transient=True) if interactive else nullcontext()
+    )
     async with colony:
-        with Live(console=console, refresh_per_second=8, transient=not console.is_terminal) as live:
-            cancel_sent = False
-            while time.perf_counter() - started < DEADLINE_SECONDS:
+        with display as live:
+            while rate.elapsed < DEADLINE_SECONDS:
                 counts = await hive.jobs.count_by_state()
-                elapsed = time.perf_counter() - started
-                live.update(progress_view(counts, total, elapsed, colony.processed))
-                if not cancel_sent and isinstance((await hive.jobs.get(marks.cancelled)).state, hm.Executing):
-                    await hive.jobs.cancel(marks.cancelled, reason="export no longer needed")
-                    cancel_sent = True
-                if sum(counts.get(name, 0) for name in SETTLED) == total:
+                delayed = sum(stat.delayed for stat in await hive.jobs.queue_stats())
+                rate.add(colony.processed)
+                if live is not None:
+                    live.update(progress_view(counts, delayed, total, rate, colony))
+                elif rate.elapsed >= next_line:
+                    console.print(progress_line(counts, total, rate), soft_wrap=True)
+                    next_line += 0.5
+                for job_id in marks.to_cancel:
+                    if job_id not in cancel_requested and isinstance((await hive.jobs.get(job_id)).state, hm.Executing):
+                        cancel_requested[job_id] = hive.clock.now()
+                        result = await hive.jobs.cancel(job_id, reason="no longer needed")
+                        if not interactive:
+                            console.print(f"  cancel job #{job_id} while it runs: {result.value}")
+                if settled_count(counts) == total:
                     break
                 await asyncio.sleep(0.15)
-    elapsed = time.perf_counter() - started
-    console.print(progress_view(await hive.jobs.count_by_state(), total, elapsed, colony.processed))
-    return elapsed
+        counts = await hive.jobs.count_by_state()
+        delayed = sum(stat.delayed for stat in await hive.jobs.queue_stats())
+        rate.add(colony.processed)
+        view = progress_view(counts, delayed, total, rate, colony)
+    console.print(view)
+    settled = settled_count(counts) == total
+    if not settled:
+        console.print(f"[yellow]stopped after {DEADLINE_SECONDS:.0f} s with jobs still unsettled[/]")
+    return RunReport(rate.elapsed, colony.processed, cancel_requested, settled)
 
 
-def started_at(job: hm.BackgroundJob) -> datetime:
-    """When the job's (last) execution started."""
-    return max(state.elected_at for state in job.states if isinstance(state, hm.Executing) and state.elected_at)
+# ----------------------------------------------------------------------------- summary
 
 
-async def summary(hive: hm.HiveMind, marks: Landmarks, elapsed: float, console: Console) -> None:
+def executions(job: hm.BackgroundJob) -> list[hm.Executing]:
+    return [state for state in job.states if isinstance(state, hm.Executing)]
+
+
+def started_at(job: hm.BackgroundJob) -> datetime | None:
+    """When the job's (last) execution started (None: it never ran)."""
+    return max((state.elected_at for state in executions(job) if state.elected_at), default=None)
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of sorted values."""
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def describe_call(job: hm.BackgroundJob) -> tuple[str, str]:
+    """(what it calls, which kind of call)."""
+    invocation = job.invocation
+    name = invocation.target.partition(":")[2]
+    if invocation.method is not None:
+        return f"{name}.{invocation.method}", "instance method"
+    return name, "async" if invocation.is_async else "sync"
+
+
+def history(job: hm.BackgroundJob) -> str:
+    return " -> ".join(state.name + (f" ({state.reason})" if state.reason else "") for state in job.states)
+
+
+def ms(delta: timedelta) -> str:
+    return f"{delta.total_seconds() * 1000:.0f} ms"
+
+
+async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: Console) -> None:
     jobs = hive.jobs
+    loaded = {job_id: await jobs.get(job_id) for job_id in marks.all_ids}
+
     counts = await jobs.count_by_state()
-    table = Table(title="Jobs by state")
-    table.add_column("state")
-    table.add_column("jobs", justify="right")
+    by_state = Table(title="Jobs by state")
+    by_state.add_column("state")
+    by_state.add_column("jobs", justify="right")
     for name, count in sorted(counts.items()):
-        table.add_row(name, str(count))
-    console.print(table)
-    lead_times = []
+        by_state.add_row(name, str(count))
+    by_swarm = Table(title="Executions by swarm")
+    by_swarm.add_column("swarm")
+    by_swarm.add_column("executions", justify="right")
+    swarm_counts = Counter(state.swarm for job in loaded.values() for state in executions(job))
+    for swarm, count in sorted(swarm_counts.items(), key=lambda item: str(item[0])):
+        by_swarm.add_row(str(swarm), str(count))
+    side_by_side = Table.grid(padding=(0, 4))
+    side_by_side.add_row(by_state, by_swarm)
+    console.print(side_by_side)
+
+    lead_times: list[float] = []
     starts: list[datetime] = []
     ends: list[datetime] = []
     for job_id in marks.quick:
-        job = await jobs.get(job_id)
+        job = loaded[job_id]
         state = job.state
-        if isinstance(state, hm.Succeeded) and state.lead_time is not None and state.elected_at is not None:
+        began = started_at(job)
+        if isinstance(state, hm.Succeeded) and state.lead_time and state.elected_at and began:
             lead_times.append(state.lead_time.total_seconds() * 1000)
             ends.append(state.elected_at)
-            starts.append(started_at(job))
-    lead_times.sort()
-    if lead_times and starts:
+            starts.append(began)
+    if lead_times:
+        lead_times.sort()
         span = max((max(ends) - min(starts)).total_seconds(), 1e-3)
-        p50 = statistics.median(lead_times)
-        p95 = lead_times[min(len(lead_times) - 1, int(len(lead_times) * 0.95))]
         console.print(
-            f"throughput: {len(lead_times)} quick jobs in {span:.2f} s = {len(lead_times) / span:,.0f} jobs/s "
-            f"(all {len(marks.all_ids)} jobs settled in {elapsed:.1f} s, the delayed one included)"
+            f"[bold]throughput[/]: {len(lead_times)} quick jobs in {span:.2f} s = "
+            f"[bold]{len(lead_times) / span:,.0f} jobs/s[/]; the colony processed {run.processed} executions "
+            f"in {run.elapsed:.1f} s (waiting for the delayed jobs included)",
+            soft_wrap=True,
         )
         console.print(
-            f"queue latency (due -> started): p50 {p50:.1f} ms, p95 {p95:.1f} ms - the quick jobs were all due at once"
+            f"[bold]queue latency[/] of the quick jobs (Succeeded.lead_time: due -> finished; all {QUICK_JOBS} "
+            f"were due at once): p50 {percentile(lead_times, 0.5):.0f} ms, p95 {percentile(lead_times, 0.95):.0f} ms, "
+            f"max {lead_times[-1]:.0f} ms",
+            soft_wrap=True,
         )
-    mail = [await jobs.get(job_id) for job_id in marks.mail]
-    mail.sort(key=started_at)
+
+    kinds = Table(title="A few jobs of each kind")
+    for name in ("job", "calls", "kind", "queue", "priority", "run by"):
+        kinds.add_column(name, no_wrap=True)
+    kinds.add_column("result", overflow="fold")
+    shown = [*marks.first_kinds, *marks.mail, marks.reports[0], marks.archive]
+    for job_id in shown:
+        job = loaded[job_id]
+        call, kind = describe_call(job)
+        ran = executions(job)
+        where = str(ran[-1].drone) if ran else "-"
+        result = job.state.result if isinstance(job.state, hm.Succeeded) else job.state.name
+        kinds.add_row(f"#{job_id}", call, kind, job.queue, job.priority.name, where, str(result))
+    console.print(kinds)
+
+    mail = [loaded[job_id] for job_id in marks.mail]
+    mail.sort(key=lambda job: started_at(job) or datetime.max.replace(tzinfo=UTC))
     console.print("[bold]mail queue, in the order run[/]: " + ", ".join(job.priority.name for job in mail))
 
-    async def history(label: str, job_id: int) -> None:
-        job = await jobs.get(job_id)
-        steps = " -> ".join(f"{state.name}" + (f" ({state.reason})" if state.reason else "") for state in job.states)
-        console.print(f"[bold]{label}[/] #{job_id}: {steps}")
+    retried = loaded[marks.retried]
+    console.print(f"[bold]retried[/] #{marks.retried}: {history(retried)}", soft_wrap=True)
+    failed_at = next((state.elected_at for state in retried.states if isinstance(state, hm.Failed)), None)
+    retry_due = next((s.delay_until for s in retried.states if isinstance(s, hm.Enqueued) and s.delay_until), None)
+    again_at = started_at(retried)
+    if isinstance(retried.state, hm.Succeeded) and failed_at and retry_due and again_at:
+        console.print(
+            f"    result: {retried.state.result}; retries: {retried.get_property('hm.retries')}", soft_wrap=True
+        )
+        console.print(
+            f"    due again {ms(retry_due - failed_at)} after failing, run again {ms(again_at - failed_at)} after "
+            "failing (jobs due before it in its queue group go first)",
+            soft_wrap=True,
+        )
 
-    await history("retried", marks.retried)
-    retried = await jobs.get(marks.retried)
-    if isinstance(retried.state, hm.Succeeded):
-        console.print(f"    result: {retried.state.result}; retries: {retried.get_property('hm.retries')}")
-    await history("cancelled while running", marks.cancelled)
-    await history("continuation", marks.archive)
-    await history("delayed 2 s", marks.delayed)
-    delayed = await jobs.get(marks.delayed)
-    due = delayed.states[1]
-    began = delayed.states[2].elected_at
-    if isinstance(due, hm.Enqueued) and due.delay_until is not None and began is not None:
-        late = (began - due.delay_until).total_seconds() * 1000
-        console.print(f"    due at {due.delay_until:%H:%M:%S.%f}, started {late:.0f} ms after (never before)")
-    await history("refused by an election handler", marks.refused)
-    skipped = await jobs.get(marks.skipped)
-    console.print(f"[bold]skipped by middleware[/] #{marks.skipped}: {skipped.state!r}")
-    for entry in await jobs.get_logs(marks.timed):
-        console.print(f"[bold]job log[/] #{marks.timed} [{entry.level_name}] {entry.message}")
+    for label, job_id in (("async", marks.cancelled_async), ("sync", marks.cancelled_sync)):
+        job = loaded[job_id]
+        console.print(f"[bold]cancelled while running ({label})[/] #{job_id}: {history(job)}", soft_wrap=True)
+        requested = run.cancel_requested.get(job_id)
+        if isinstance(job.state, hm.Idle) and requested is not None and job.state.elected_at is not None:
+            console.print(f"    final state {job.state.name}, {ms(job.state.elected_at - requested)} after the request")
+
+    console.print(f"[bold]continuation[/] #{marks.archive}: {history(loaded[marks.archive])}", soft_wrap=True)
+
+    for delay, job_id in zip(DELAYS, marks.delayed, strict=True):
+        job = loaded[job_id]
+        console.print(f"[bold]delayed {delay.seconds} s[/] #{job_id}: {history(job)}")
+        due = job.states[1]
+        began = started_at(job)
+        if isinstance(due, hm.Enqueued) and due.delay_until and job.created_at and began:
+            console.print(
+                f"    due {ms(due.delay_until - job.created_at)} after its creation, "
+                f"started {ms(began - due.delay_until)} after that"
+            )
+
+    refused = loaded[marks.refused]
+    console.print(f"[bold]refused by an election handler[/] #{marks.refused}: {history(refused)}", soft_wrap=True)
+    skipped = loaded[marks.skipped]
+    skipped_result = skipped.state.result if isinstance(skipped.state, hm.Succeeded) else None
+    console.print(f"[bold]skipped by middleware[/] #{marks.skipped}: {skipped.state.name}, result {skipped_result!r}")
+    for job_id in (marks.timed, marks.skipped):
+        for entry in await jobs.get_logs(job_id):
+            console.print(f"[bold]job log[/] #{job_id} [{entry.level_name}] {entry.message}")
+
     for info in await hive.colonies.list():
         console.print(
             f"[bold]colony[/] {info.name} ({info.id}) {info.status}: "
-            + ", ".join(f"{swarm['name']} {len(swarm['drones'])} drones" for swarm in info.swarms)
+            + ", ".join(f"swarm {swarm['name']} with {len(swarm['drones'])} drones" for swarm in info.swarms)
         )
 
 
 async def run_demo(database: Path | None, console: Console) -> None:
+    began = time.perf_counter()
     if database is None:
         database = Path(tempfile.mkdtemp(prefix="hivemind-demo-")) / "demo.db"
-    console.print(f"[bold]HiveMind demo[/] - embedded SQLite at {database}")
+    console.print(f"[bold]HiveMind demo[/] - embedded SQLite at {database}", soft_wrap=True)
+    # no retries unless a job asks for them (the invoice job does)
     options = hm.Options(lock_timeout=timedelta(seconds=10), retry=hm.RetryPolicy(max_retries=0))
     async with hm.HiveMind(f"sqlite:///{database}", options=options) as hive:
         hive.mediator.add_request_handler(hm.StateElection, TenantPaymentEnforcer())
         console.rule("[bold cyan]1. Jobs of every kind")
         marks = await create_jobs(hive, console)
-        console.rule(
-            "[bold cyan]2. A colony runs them: swarm main (mail first, then images, billing, global), sub-swarm"
-        )
-        elapsed = await run_colony(hive, marks, console)
+        console.rule("[bold cyan]2. Colony 'demo' runs them: swarm main (8 drones) and its sub-swarm reports (2)")
+        run = await run_colony(hive, marks, console)
         console.rule("[bold cyan]3. Summary")
-        await summary(hive, marks, elapsed, console)
+        await summary(hive, marks, run, console)
+    console.print(f"[bold green]demo finished[/] in {time.perf_counter() - began:.1f} s")
 
 
 def main(database: Path | None = None) -> None:

@@ -168,10 +168,16 @@ class _SwarmRunner:
             try:
                 started = await colony._claim(self, free + options.prefetch)
                 failures = 0
-            except HiveMindError as error:
+            except Exception as error:  # a fetcher never dies: it reports and retries with backoff
                 failures += 1
                 delay = min(30.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.8, 1.2)
-                _log.warning("swarm %s could not fetch jobs (%s); retrying in %.1f s", self.path, error, delay)
+                _log.warning(
+                    "swarm %s could not fetch jobs (%s); retrying in %.1f s",
+                    self.path,
+                    error,
+                    delay,
+                    exc_info=not isinstance(error, HiveMindError),
+                )
                 await _wait_either(colony.stopping, colony.stopping, delay)
                 continue
             if started:
@@ -381,6 +387,8 @@ class Colony:
             if self.options.change_check_interval is not None:
                 tasks.append(asyncio.create_task(self._change_loop(), name="hivemind-changes"))
             await self._set_status(ColonyStatus.RUNNING)
+            with contextlib.suppress(HiveMindError):
+                await self._sync_state()  # visible as running at once, not at the first periodic sync
             self._started.set()
             _log.info(
                 "colony %s (%s) running %d drones in %d swarms", self.name, self.id, total_drones, len(self._runners)
@@ -703,6 +711,10 @@ class Colony:
                 self._writing = True
                 try:
                     await self._complete(batch)
+                except Exception:  # never lose the completer: these jobs' locks expire and they are rescued
+                    _log.exception("colony %s could not complete %d jobs", self.name, len(batch))
+                    for outcome in batch:
+                        self._running.discard(outcome.run)
                 finally:
                     self._writing = False
 
@@ -717,7 +729,7 @@ class Colony:
             try:
                 await self._write_outcomes(batch, reload=attempt > 0)
                 break
-            except HiveMindError as error:
+            except Exception as error:
                 attempt += 1
                 if time.monotonic() - first_try > lock_timeout:
                     _log.error(
@@ -727,6 +739,7 @@ class Colony:
                         len(batch),
                         lock_timeout,
                         error,
+                        exc_info=not isinstance(error, HiveMindError),
                     )
                     break
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.8, 1.2))
@@ -828,8 +841,13 @@ class Colony:
                 await self._watch(runs, heartbeat, now)
                 if heartbeat:
                     last_heartbeat = now
-            except HiveMindError as error:
-                _log.warning("colony %s could not heartbeat its jobs: %s", self.name, error)
+            except Exception as error:
+                _log.warning(
+                    "colony %s could not heartbeat its jobs: %s",
+                    self.name,
+                    error,
+                    exc_info=not isinstance(error, HiveMindError),
+                )
 
     async def _watch(self, runs: list[_Run], heartbeat: bool, now: float) -> None:
         env = self.environment

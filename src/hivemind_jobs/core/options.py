@@ -20,7 +20,9 @@ class Options:
     - ``retention``: how long completed jobs are kept (None keeps them forever);
       ``retention_states``: which current states count as completed.
     - ``lock_timeout``: a job lock without a heartbeat for this long is expired (the lock monitor
-      rescues it); saves with an expired lock fail.
+      rescues it); saves with an expired lock fail. Keep it well above the longest write wait of
+      your database: several busy worker processes on one SQLite file can wait seconds for its
+      write lock, and a lock that expires meanwhile makes a finished job run again.
     - ``retry``: the default retry policy of background jobs.
     - ``max_election_hops``: how many times election handlers may replace a state in one change.
     - ``max_continuation_depth``: how deep one transition may cascade through continuations.
