@@ -128,3 +128,13 @@ def test_colony_options_are_validated() -> None:
     with pytest.raises(hm.InvalidNameError):
         hm.Swarm.define("x", drones=1, queues=["bad queue"])
     assert FAST.heartbeat_every(timedelta(seconds=8)) == 2.0
+
+
+def test_swarm_names_are_unique_across_the_colony(whive: hm.HiveMind) -> None:
+    colony = colony_of(whive)  # has a root swarm "main"
+    other = colony.swarm("other", drones=1)
+    other.swarm("child", drones=1)
+    for attempt in (lambda: colony.swarm("child"), lambda: other.swarm("main"), lambda: colony.swarm("other")):
+        with pytest.raises(hm.ConfigurationError, match="unique"):
+            attempt()
+    assert [swarm.path for swarm in colony.swarms] == ["main", "other", "other/child"]

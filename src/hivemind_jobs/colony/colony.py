@@ -257,6 +257,7 @@ class Colony:
         self.rescued = 0
         self.last_progress_at: datetime | None = None
         self._roots: list[Swarm] = []
+        self._swarm_names: set[str] = set()
         self._daemon_specs: list[DaemonSpec] = []
         self._runners: list[_SwarmRunner] = []
         #: the runs in flight (a job can have two: a lost run still ending, and its re-run)
@@ -287,8 +288,6 @@ class Colony:
         """Add a root swarm (it also works the ``global`` queue unless ``work_on_global=False``)."""
         if self.status != ColonyStatus.STOPPED:
             raise ConfigurationError("add swarms before the colony starts")
-        if any(other.name == name for root in self._roots for other in root.walk()):
-            raise ConfigurationError(f"swarm names must be unique in a colony; {name!r} is taken")
         swarm = Swarm.define(
             name,
             drones=drones,
@@ -296,6 +295,7 @@ class Colony:
             dedicated=dedicated,
             work_on_global=work_on_global,
             middleware=middleware,
+            taken=self._swarm_names,
         )
         self._roots.append(swarm)
         return swarm

@@ -37,6 +37,8 @@ class Swarm:
     middleware: tuple[Middleware, ...] = ()
     parent: Swarm | None = None
     children: list[Swarm] = field(default_factory=list)
+    #: the names taken in the whole colony (shared by every swarm of it)
+    taken: set[str] = field(default_factory=set, repr=False)
 
     @classmethod
     def define(
@@ -49,8 +51,13 @@ class Swarm:
         work_on_global: bool | None = None,
         middleware: Iterable[Middleware] = (),
         parent: Swarm | None = None,
+        taken: set[str] | None = None,
     ) -> Swarm:
+        """A swarm; ``taken`` holds the names already used in its colony (the new one is added)."""
         validate_swarm_name(name)
+        names = taken if taken is not None else set()
+        if name in names:
+            raise ConfigurationError(f"swarm names must be unique in a colony; {name!r} is taken")
         if not isinstance(drones, int) or isinstance(drones, bool) or drones < 0:
             raise ConfigurationError(f"swarm {name!r}: drones must be an int >= 0, got {drones!r}")
         parsed: list[tuple[str, int | None]] = []
@@ -68,7 +75,8 @@ class Swarm:
         for entry in entries:
             if not isinstance(entry, Middleware):
                 raise ConfigurationError(f"swarm {name!r}: middleware must be hivemind_jobs.Middleware(...)")
-        return cls(name, drones, tuple(parsed), dedicated, work_on_global, entries, parent)
+        names.add(name)
+        return cls(name, drones, tuple(parsed), dedicated, work_on_global, entries, parent, taken=names)
 
     def swarm(
         self,
@@ -81,8 +89,6 @@ class Swarm:
         middleware: Iterable[Middleware] = (),
     ) -> Swarm:
         """Add a sub-swarm; it works its own queues first, then (unless dedicated) this swarm's."""
-        if any(other.name == name for other in self.root.walk()):
-            raise ConfigurationError(f"swarm names must be unique in a colony; {name!r} is taken")
         child = Swarm.define(
             name,
             drones=drones,
@@ -91,6 +97,7 @@ class Swarm:
             work_on_global=work_on_global,
             middleware=middleware,
             parent=self,
+            taken=self.taken,
         )
         self.children.append(child)
         return child
