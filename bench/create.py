@@ -21,11 +21,8 @@ import argparse
 import asyncio
 import json
 import os
-import shutil
 import sqlite3
-import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +33,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 import hivemind_jobs as hm
+from _runs import Runs
 
 
 def noop_job(number: int, label: str = "bench") -> None:
@@ -159,19 +157,8 @@ def main() -> None:
     parser.add_argument("--n-batch", type=int, default=20000, help="jobs created in batches of 1000")
     args = parser.parse_args()
 
-    directory = Path(tempfile.mkdtemp(prefix="hivemind-bench-"))
-    counter = 0
-
-    def fresh() -> Path:
-        nonlocal counter
-        counter += 1
-        return directory / f"run{counter}.db"
-
-    results: dict[str, list[float]] = {}
-
-    def record(name: str, value: float) -> None:
-        results.setdefault(name, []).append(value)
-
+    runs = Runs()
+    fresh, record, results = runs.fresh, runs.record, runs.figures
     try:
         for rep in range(args.reps):  # the repetition loop is outermost, as in the shared harness
             record("raw_insert_per_s", raw_insert(fresh(), args.n_one))
@@ -182,9 +169,9 @@ def main() -> None:
             record("create_in_transaction_per_s", asyncio.run(create_in_transaction(fresh(), args.n_batch)))
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        runs.remove()
 
-    summary = {name: round(statistics.median(values), 1) for name, values in results.items()}
+    summary = {name: round(value, 1) for name, value in runs.medians().items()}
     width = max(map(len, summary))
     python = sys.version.split()[0]
     print(f"SQLite {sqlite3.sqlite_version}, Python {python}, {os.cpu_count()} cores, medians of {args.reps}")

@@ -39,12 +39,9 @@ import contextlib
 import importlib.util
 import json
 import os
-import shutil
 import sqlite3
-import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -58,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # job targets are stor
 
 import _jobs
 import hivemind_jobs as hm
+from _runs import Runs
 
 SCRIPT = Path(__file__).resolve()
 
@@ -356,20 +354,12 @@ def main() -> None:
     if huey_problem:
         print(f"Huey is not measured: {huey_problem}", file=sys.stderr, flush=True)
 
-    directory = Path(tempfile.mkdtemp(prefix="hivemind-bench-"))
-    counter = 0
-
-    def fresh() -> Path:
-        nonlocal counter
-        counter += 1
-        return directory / f"run{counter}.db"
-
-    results: dict[str, list[float]] = {}
+    runs = Runs()
+    fresh, directory, results = runs.fresh, runs.directory, runs.figures
 
     def record(figures: dict[str, float | None]) -> None:
         for name, value in figures.items():
-            if value is not None:
-                results.setdefault(name, []).append(value)
+            runs.record(name, value)
 
     try:
         for rep in range(args.reps):  # the repetition loop is outermost, as in the shared harness
@@ -386,9 +376,9 @@ def main() -> None:
                 record({"huey_per_s": huey_process(peer_directory, args.n)})
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
     finally:
-        shutil.rmtree(directory, ignore_errors=True)
+        runs.remove()
 
-    medians = {name: statistics.median(values) for name, values in results.items()}
+    medians = runs.medians()
     python = sys.version.split()[0]
     print(
         f"SQLite {sqlite3.sqlite_version}, Python {python}, {os.cpu_count()} cores, medians of {args.reps}; "
