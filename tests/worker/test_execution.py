@@ -147,3 +147,12 @@ async def test_lifecycle_events_are_published(whive: hm.HiveMind) -> None:
     await colony_of(whive).run(burst=True)
     assert seen == [("executing", job_id), ("executed", job_id, 42, None)]
     assert statuses == ["starting", "running", "stopping", "stopped"]
+
+
+async def test_lead_time_ends_when_the_job_starts(whive: hm.HiveMind) -> None:
+    job_id = await whive.jobs.create(jobs.sleeper, 0.5)
+    await colony_of(whive).run(burst=True)
+    state = (await whive.jobs.get(job_id)).state
+    assert isinstance(state, hm.Succeeded) and state.lead_time is not None and state.duration is not None
+    assert state.duration >= timedelta(milliseconds=500)
+    assert state.lead_time < timedelta(milliseconds=400)  # due -> started, not due -> finished

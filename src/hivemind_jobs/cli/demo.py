@@ -16,7 +16,7 @@ import tempfile
 import time
 from collections import Counter, deque
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -154,11 +154,26 @@ class Landmarks:
     skipped: int
     refused: int
     quick: list[int]
-    all_ids: list[int] = field(default_factory=list)
 
     @property
     def to_cancel(self) -> tuple[int, int]:
         return (self.cancelled_async, self.cancelled_sync)
+
+    @property
+    def all_ids(self) -> list[int]:
+        return [
+            *self.first_kinds,
+            *self.mail,
+            self.retried,
+            *self.to_cancel,
+            *self.delayed,
+            *self.reports,
+            self.archive,
+            self.timed,
+            self.skipped,
+            self.refused,
+            *self.quick,
+        ]
 
 
 async def create_jobs(hive: hm.HiveMind, console: Console) -> Landmarks:
@@ -203,20 +218,6 @@ async def create_jobs(hive: hm.HiveMind, console: Console) -> Landmarks:
         refused,
         quick_ids,
     )
-    marks.all_ids = [
-        *first_kinds,
-        *mail,
-        retried,
-        cancelled_async,
-        cancelled_sync,
-        *delayed,
-        *reports,
-        archive,
-        timed,
-        skipped,
-        refused,
-        *quick_ids,
-    ]
     try:
         await jobs.create(send_welcome_mail, 42)  # type: ignore[call-overload]
     except hm.ArgumentBindingError as error:
@@ -303,7 +304,8 @@ async def run_colony(hive: hm.HiveMind, marks: Landmarks, console: Console) -> R
     colony = hive.colony(
         name="demo",
         allow=hm.AllowList(modules=[__name__]),
-        options=hm.ColonyOptions(poll_interval=timedelta(milliseconds=100)),
+        # a short grace period keeps the demo bounded should a job still run at the deadline
+        options=hm.ColonyOptions(poll_interval=timedelta(milliseconds=100), graceful_stop=timedelta(seconds=2)),
     )
     # the root swarm works mail first (queue priority 0), then images, billing and global together
     root = colony.swarm("main", drones=8, queues=[("mail", 0), "images", "billing"])
@@ -312,11 +314,10 @@ async def run_colony(hive: hm.HiveMind, marks: Landmarks, console: Console) -> R
     total = len(marks.all_ids)
     cancel_requested: dict[int, datetime] = {}
     rate = Throughput()
-    interactive = console.is_terminal
     next_line = 0.5
     counts: dict[str, int] = {}
     display: AbstractContextManager[Live | None] = (
-        Live(console=console, refresh_per_second=8, transient=True) if interactive else nullcontext()
+        Live(console=console, refresh_per_second=8, transient=True) if console.is_terminal else nullcontext()
     )
     async with colony:
         with display as live:
@@ -333,8 +334,7 @@ async def run_colony(hive: hm.HiveMind, marks: Landmarks, console: Console) -> R
                     if job_id not in cancel_requested and isinstance((await hive.jobs.get(job_id)).state, hm.Executing):
                         cancel_requested[job_id] = hive.clock.now()
                         result = await hive.jobs.cancel(job_id, reason="no longer needed")
-                        if not interactive:
-                            console.print(f"  cancel job #{job_id} while it runs: {result.value}")
+                        console.print(f"  cancel job #{job_id} while it runs: {result.value}")
                 if settled_count(counts) == total:
                     break
                 await asyncio.sleep(0.15)
@@ -393,9 +393,9 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
     by_state.add_column("jobs", justify="right")
     for name, count in sorted(counts.items()):
         by_state.add_row(name, str(count))
-    by_swarm = Table(title="Executions by swarm")
+    by_swarm = Table(title="Jobs claimed by swarm")
     by_swarm.add_column("swarm")
-    by_swarm.add_column("executions", justify="right")
+    by_swarm.add_column("claims", justify="right")
     swarm_counts = Counter(state.swarm for job in loaded.values() for state in executions(job))
     for swarm, count in sorted(swarm_counts.items(), key=lambda item: str(item[0])):
         by_swarm.add_row(str(swarm), str(count))
@@ -424,7 +424,7 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
             soft_wrap=True,
         )
         console.print(
-            f"[bold]queue latency[/] of the quick jobs (Succeeded.lead_time: due -> finished; all {QUICK_JOBS} "
+            f"[bold]queue latency[/] of the quick jobs (Succeeded.lead_time: due -> started; all {QUICK_JOBS} "
             f"were due at once): p50 {percentile(lead_times, 0.5):.0f} ms, p95 {percentile(lead_times, 0.95):.0f} ms, "
             f"max {lead_times[-1]:.0f} ms",
             soft_wrap=True,
@@ -450,16 +450,15 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
 
     retried = loaded[marks.retried]
     console.print(f"[bold]retried[/] #{marks.retried}: {history(retried)}", soft_wrap=True)
-    failed_at = next((state.elected_at for state in retried.states if isinstance(state, hm.Failed)), None)
     retry_due = next((s.delay_until for s in retried.states if isinstance(s, hm.Enqueued) and s.delay_until), None)
     again_at = started_at(retried)
-    if isinstance(retried.state, hm.Succeeded) and failed_at and retry_due and again_at:
+    if isinstance(retried.state, hm.Succeeded) and retry_due and again_at:
         console.print(
             f"    result: {retried.state.result}; retries: {retried.get_property('hm.retries')}", soft_wrap=True
         )
         console.print(
-            f"    due again {ms(retry_due - failed_at)} after failing, run again {ms(again_at - failed_at)} after "
-            "failing (jobs due before it in its queue group go first)",
+            f"    due again at {retry_due:%H:%M:%S.%f}"[:-3] + f" UTC, started {ms(again_at - retry_due)} after that "
+            "(jobs due before it in its queue group go first)",
             soft_wrap=True,
         )
 
@@ -479,7 +478,7 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
         began = started_at(job)
         if isinstance(due, hm.Enqueued) and due.delay_until and job.created_at and began:
             console.print(
-                f"    due {ms(due.delay_until - job.created_at)} after its creation, "
+                f"    due {(due.delay_until - job.created_at).total_seconds():.1f} s after its creation, "
                 f"started {ms(began - due.delay_until)} after that"
             )
 

@@ -97,6 +97,8 @@ class _Run:
     last_confirmed: float
     task: asyncio.Task[None] | None = None
     started_at: float = 0.0
+    #: the wall clock when the drone started the job (lead time = started_on - due_at)
+    started_on: datetime | None = None
     stop_state: State | None = None
     interrupted: bool = False
     lost: bool = False
@@ -600,6 +602,7 @@ class Colony:
         env = self.environment
         outcome = _Outcome(run)
         run.started_at = time.monotonic()
+        run.started_on = env.clock.now()
         try:
             middleware = resolve_middleware(
                 run.runner.middleware, run.job.middleware, codec=env.codec, activator=env.activator, allow=self.allow
@@ -670,7 +673,7 @@ class Colony:
                     )
                 )
                 result = repr(result)
-            lead = env.clock.now() - run.due_at
+            lead = (run.started_on or env.clock.now()) - run.due_at
             outcome.states = [
                 Succeeded(
                     result=result,
