@@ -8,7 +8,7 @@ import typing
 import uuid
 from typing import Any
 
-from hivemind_jobs.core.codec import Codec, compact_json
+from hivemind_jobs.core.codec import Codec, compact_json, json_native_types
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, MiddlewareEntry, PropertyValue, property_type_of
 from hivemind_jobs.core.priority import Priority
@@ -41,17 +41,25 @@ def _field_hints(cls: type[State]) -> dict[str, Any]:
     return hints
 
 
-_field_plans: dict[type[State], tuple[tuple[str, Any, str, bool], ...]] = {}
+_FieldPlan = tuple[str, Any, str, bool, frozenset[type]]
+_field_plans: dict[type[State], tuple[_FieldPlan, ...]] = {}
 
 
-def _field_plan(cls: type[State]) -> tuple[tuple[str, Any, str, bool], ...]:
-    """Per persisted field: name, type hint, error path, whether None is its default (computed once)."""
+def _field_plan(cls: type[State]) -> tuple[_FieldPlan, ...]:
+    """Per persisted field: name, type hint, error path, whether None is its default, and the JSON
+    scalar types stored as they are under its hint (computed once per class)."""
     plan = _field_plans.get(cls)
     if plan is None:
         hints = _field_hints(cls)
         defaults_none = {field.name for field in dataclasses.fields(cls) if field.default is None}
         plan = tuple(
-            (name, hints.get(name, Any), f"{cls.state_name}.{name}", name in defaults_none)
+            (
+                name,
+                hints.get(name, Any),
+                f"{cls.state_name}.{name}",
+                name in defaults_none,
+                json_native_types(hints.get(name, Any)) - {float},  # NaN must still be refused
+            )
             for name in persisted_names(cls)
         )
         _field_plans[cls] = plan
@@ -64,11 +72,12 @@ def encode_state_fields(state: State, codec: Codec) -> str:
         fields = state.persisted_fields()
         return compact_json(fields) if fields else "{}"
     encoded = {}
-    for name, hint, path, omit_none in _field_plan(type(state)):
+    plain_codec = type(codec) is Codec  # a subclass may encode scalars its own way
+    for name, hint, path, omit_none, native in _field_plan(type(state)):
         value = getattr(state, name)
         if value is None and omit_none:
             continue
-        encoded[name] = codec.encode(value, hint, path=path)
+        encoded[name] = value if plain_codec and type(value) in native else codec.encode(value, hint, path=path)
     return compact_json(encoded) if encoded else "{}"
 
 

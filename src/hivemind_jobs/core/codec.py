@@ -52,6 +52,7 @@ __all__ = [
     "Codec",
     "JSONValue",
     "compact_json",
+    "json_native_types",
     "qualified_name",
     "resolve_loaded_class",
 ]
@@ -202,6 +203,17 @@ def _simple_types(hint: Any) -> tuple[type, ...] | None:
 _SCALARS: Final = frozenset({str, int, float, bool})
 #: hint -> JSON scalar types that decode to themselves under it (None: no shortcut)
 _PASSTHROUGH: dict[Any, Any] = {}
+
+
+def json_native_types(hint: Any) -> frozenset[type]:
+    """The exact JSON scalar types (str, int, float, bool, None) a value under ``hint`` is stored as-is."""
+    try:
+        found = _PASSTHROUGH.get(hint, _UNKNOWN)
+        if found is _UNKNOWN:
+            found = _PASSTHROUGH[hint] = _passthrough_types(_normalize(hint))
+    except TypeError:
+        return frozenset()
+    return found or frozenset()
 
 
 def _passthrough_types(hint: Any) -> frozenset[type] | None:
