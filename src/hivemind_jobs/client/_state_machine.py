@@ -89,7 +89,10 @@ async def elect(job: BackgroundJob, state: State, env: Environment, jobs: Backgr
     current = state
     while True:
         previous = job._apply_state(current, env.clock.now())
-        await mediator.publish(JobStateApplied(job, current, previous, env.name))
+        if mediator.has_handlers(JobStateApplied):
+            await mediator.publish(JobStateApplied(job, current, previous, env.name))
+        if not mediator.has_handlers(StateElection):
+            return job.state is state
         answer = await mediator.request(StateElection(job, previous, current, jobs))
         if answer is None or answer is current:
             return job.state is state
@@ -158,7 +161,8 @@ async def save_new(jobs: list[BackgroundJob], scope: Scope) -> None:
     env = scope.env
     for job in jobs:
         await _resolve_awaiting(job, scope)
-        await env.mediator.publish(JobSaving(job, True, scope.jobs))
+        if env.mediator.has_handlers(JobSaving):
+            await env.mediator.publish(JobSaving(job, True, scope.jobs))
     rows = [job_to_insert(job, env.codec) for job in jobs]
     scope.last_operation(unless_handlers_for=JobSaved)
     inserted = await scope.tx.job_insert(rows)
@@ -166,7 +170,8 @@ async def save_new(jobs: list[BackgroundJob], scope: Scope) -> None:
         job._mark_saved(row.id, row.created_at, row.created_at, None)
         if isinstance(job.state, Enqueued):
             scope.enqueued.add(job.queue)
-        await env.mediator.publish(JobSaved(job, True, True, scope.jobs))
+        if env.mediator.has_handlers(JobSaved):
+            await env.mediator.publish(JobSaved(job, True, True, scope.jobs))
 
 
 def _raise_for(outcome: UpdateOutcome, job: BackgroundJob, holder: str, scope: Scope) -> None:
@@ -189,7 +194,8 @@ async def save_locked(job: BackgroundJob, holder: str, scope: Scope, *, keep_loc
     state_changed = bool(job._unsaved_states)
     if state_changed:
         await _resolve_awaiting(job, scope)
-    await env.mediator.publish(JobSaving(job, False, scope.jobs))
+    if env.mediator.has_handlers(JobSaving):
+        await env.mediator.publish(JobSaving(job, False, scope.jobs))
     update = job_to_update(
         job, env.codec, holder=holder, lock_timeout=env.options.lock_timeout, release_lock=not keep_lock
     )
@@ -217,7 +223,8 @@ async def _after_save(
     job._mark_saved(job.id, result.modified_at, None, lock)
     if state_changed and isinstance(job.state, Enqueued):
         scope.enqueued.add(job.queue)
-    await scope.env.mediator.publish(JobSaved(job, False, state_changed, scope.jobs))
+    if scope.env.mediator.has_handlers(JobSaved):
+        await scope.env.mediator.publish(JobSaved(job, False, state_changed, scope.jobs))
     if result.children:
         await _trigger_children(job, result.children, scope, depth)
     if result.fired:
@@ -245,7 +252,8 @@ async def save_locked_many(
         state_changed = bool(job._unsaved_states)
         if state_changed:
             await _resolve_awaiting(job, scope)
-        await env.mediator.publish(JobSaving(job, False, scope.jobs))
+        if env.mediator.has_handlers(JobSaving):
+            await env.mediator.publish(JobSaving(job, False, scope.jobs))
         changed.append(state_changed)
         updates.append(
             job_to_update(

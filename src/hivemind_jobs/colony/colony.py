@@ -264,6 +264,8 @@ class Colony:
         self._runners: list[_SwarmRunner] = []
         #: the runs in flight (a job can have two: a lost run still ending, and its re-run)
         self._running: set[_Run] = set()
+        #: the newest run of each job in flight here
+        self._latest: dict[int, _Run] = {}
         self._outcomes: list[_Outcome] = []
         self._outcome_ready = asyncio.Event()
         self._writing = False
@@ -573,9 +575,11 @@ class Colony:
                 run.runner.return_drone(run.drone)
                 continue
             run.runner.busy[run.drone] = run
-            for older in [other for other in self._running if other.job.id == run.job.id and not other.lost]:
+            older = self._latest.get(run.job.id)
+            if older is not None and older in self._running and not older.lost:
                 # claimed again, so its execution changed: the earlier run here can never write
                 self._lose(older, "the job was rescued and claimed again")
+            self._latest[run.job.id] = run
             self._running.add(run)
             run.task = asyncio.create_task(self._execute(run), name=f"hivemind-job-{run.job.id}")
             launched += 1
@@ -717,7 +721,7 @@ class Colony:
                 except Exception:  # never lose the completer: these jobs' locks expire and they are rescued
                     _log.exception("colony %s could not complete %d jobs", self.name, len(batch))
                     for outcome in batch:
-                        self._running.discard(outcome.run)
+                        self._forget(outcome.run)
                 finally:
                     self._writing = False
 
@@ -747,7 +751,7 @@ class Colony:
                     break
                 await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.8, 1.2))
         for outcome in batch:
-            self._running.discard(outcome.run)
+            self._forget(outcome.run)
         for runner in self._runners:
             if runner.free_drones:
                 runner.slot_free.set()
@@ -893,6 +897,11 @@ class Colony:
             target.stop_state = state
             target.context.buffer.add(logging.WARNING, f"stop requested by {action.requested_by}: {state.name}")
             target.cancel(hard=False)
+
+    def _forget(self, run: _Run) -> None:
+        self._running.discard(run)
+        if self._latest.get(run.job.id) is run:
+            del self._latest[run.job.id]
 
     def _lose(self, run: _Run, why: str) -> None:
         run.lost = True

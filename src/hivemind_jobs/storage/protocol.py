@@ -81,7 +81,7 @@ class Capabilities:
 # ----------------------------------------------------------------------------- rows and records
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class StateRow:
     sequence: int
     name: str
@@ -90,14 +90,14 @@ class StateRow:
     fields: str  # JSON object of the state's persisted fields
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class PropertyRow:
     name: str
     type: PropertyType
     value: PropertyValue
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class QueuePointer:
     """A queue entry: the job may be claimed from ``queue`` once ``execute_after`` has passed."""
 
@@ -107,7 +107,7 @@ class QueuePointer:
     execute_after: datetime | None = None  # None: now (database clock)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class JobRecord:
     id: int
     queue: str
@@ -138,7 +138,7 @@ class ContinuationLink:
 # ----------------------------------------------------------------------------- parameters
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class JobInsert:
     queue: str
     priority: int
@@ -175,7 +175,7 @@ class UpdateOutcome(enum.Enum):
     EXECUTION_CHANGED = "execution_changed"  # fencing token mismatch
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class JobUpdate:
     """Save a locked job: fenced by (id, expected execution id, holder, lock freshness)."""
 
@@ -196,7 +196,7 @@ class JobUpdate:
     release_lock: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class JobUpdated:
     outcome: UpdateOutcome
     modified_at: datetime | None = None
@@ -325,7 +325,7 @@ class QueueClaim:
     with_records: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class ClaimedJob:
     job_id: int
     queue: str

@@ -580,7 +580,7 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: QueueClaim) -> list
         ids = [entry.job_id for entry in claimed]
         records = _records(con, q, ids, set(ids))
         for entry in claimed:
-            object.__setattr__(entry, "record", records.get(entry.job_id))  # fresh objects, not yet shared
+            entry.record = records.get(entry.job_id)
     return claimed
 
 
