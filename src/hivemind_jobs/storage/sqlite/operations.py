@@ -548,6 +548,7 @@ def continuation_mark(con: sqlite3.Connection, q: Queries, params: Sequence[Cont
 def queue_claim(con: sqlite3.Connection, q: Queries, params: QueueClaim) -> list[ClaimedJob]:
     now = now_us()
     claimed: list[ClaimedJob] = []
+    taken: list[int] = []
     seen: set[str] = set()
     for group in params.groups:
         remaining = params.limit - len(claimed)
@@ -560,12 +561,11 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: QueueClaim) -> list
             seen.add(queue)
             candidates.extend(con.execute(q["queue_peek"], {"queue": queue, "now": now, "limit": remaining}).fetchall())
         candidates.sort(key=lambda row: (row[2], row[4], row[0]))  # priority, due time, id
-        for job_id, queue, priority, execution_id, execute_after, enqueued_at in candidates:
+        for job_id, queue, priority, execution_id, execute_after, enqueued_at, current in candidates:
             if len(claimed) >= params.limit:
                 break
-            key = {"job_id": job_id, "execution_id": execution_id}
-            con.execute(q["queue_take"], key)
-            if con.execute(q["queue_lock_claimed"], {**key, "owner": params.owner, "now": now}).rowcount == 1:
+            taken.append(job_id)
+            if execution_id == current:
                 claimed.append(
                     ClaimedJob(
                         job_id,
@@ -576,6 +576,14 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: QueueClaim) -> list
                         from_microseconds(enqueued_at),
                     )
                 )
+    if not taken:
+        return []
+    # the candidates were read in this write transaction: nobody can take or lock them meanwhile
+    con.execute(q["queue_take"], {"job_ids": json.dumps(taken)})
+    con.execute(
+        q["queue_lock_claimed"],
+        {"job_ids": json.dumps([entry.job_id for entry in claimed]), "owner": params.owner, "now": now},
+    )
     if params.with_records and claimed:
         ids = [entry.job_id for entry in claimed]
         records = _records(con, q, ids, set(ids))

@@ -12,9 +12,9 @@ ON CONFLICT (job_id) DO UPDATE SET
 DELETE FROM "{p}queue" WHERE job_id = :job_id;
 
 -- Candidates of one queue, in claim order; jobs locked by someone are skipped. Entries whose
--- execution id is stale are taken too and then dropped by queue_lock_claimed.
+-- execution id is stale (not the job's) are taken too, and dropped instead of claimed.
 -- name: queue_peek
-SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at
+SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id
 FROM "{p}queue" AS q
 JOIN "{p}job" AS j ON j.id = q.job_id AND j.locked_by IS NULL
 WHERE q.queue = :queue AND q.execute_after <= :now
@@ -22,12 +22,12 @@ ORDER BY q.priority, q.execute_after, q.job_id
 LIMIT :limit;
 
 -- name: queue_take
-DELETE FROM "{p}queue" WHERE job_id = :job_id AND execution_id = :execution_id;
+DELETE FROM "{p}queue" WHERE job_id IN (SELECT value FROM json_each(:job_ids));
 
 -- name: queue_lock_claimed
 UPDATE "{p}job"
 SET locked_by = :owner, locked_at = :now, lock_heartbeat = :now
-WHERE id = :job_id AND execution_id = :execution_id AND locked_by IS NULL;
+WHERE id IN (SELECT value FROM json_each(:job_ids)) AND locked_by IS NULL;
 
 -- name: queue_stats
 SELECT queue, priority,
