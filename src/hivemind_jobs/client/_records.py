@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-import uuid
 from typing import Any
 
 from hivemind_jobs.core.codec import Codec, compact_json, json_native_types
@@ -135,7 +134,7 @@ def job_from_record(record: JobRecord, environment: str, codec: Codec) -> Backgr
         queue=record.queue,
         priority=Priority(record.priority),
         invocation=Invocation.from_json(record.invocation),
-        execution_id=uuid.UUID(record.execution_id),
+        execution_id=record.execution_id,
         states=[state_from_row(row, codec) for row in record.states],
         properties={row.name: row.value for row in record.properties},
         middleware=MiddlewareEntry.list_from_json(record.middleware),
@@ -149,7 +148,7 @@ def queue_pointer(job: BackgroundJob) -> QueuePointer | None:
     state = job.state
     if not isinstance(state, Enqueued):
         return None
-    return QueuePointer(job.queue, int(job.priority), str(job.execution_id), state.delay_until)
+    return QueuePointer(job.queue, int(job.priority), job.execution_key, state.delay_until)
 
 
 def job_to_insert(job: BackgroundJob, codec: Codec, lock_owner: str | None = None) -> JobInsert:
@@ -157,7 +156,7 @@ def job_to_insert(job: BackgroundJob, codec: Codec, lock_owner: str | None = Non
     return JobInsert(
         queue=job.queue,
         priority=int(job.priority),
-        execution_id=str(job.execution_id),
+        execution_id=job.execution_key,
         invocation=job.invocation.to_json(),
         middleware=MiddlewareEntry.list_to_json(job.middleware),
         states=tuple(state_to_row(item, codec) for item in job.states),
@@ -166,6 +165,11 @@ def job_to_insert(job: BackgroundJob, codec: Codec, lock_owner: str | None = Non
         awaiting_parent=state.parent_id if isinstance(state, Awaiting) else None,
         lock_owner=lock_owner,
     )
+
+
+def _saved_as_enqueued(job: BackgroundJob) -> bool:
+    saved = job._saved_state_count
+    return saved > 0 and isinstance(job._states[saved - 1], Enqueued)
 
 
 def job_to_update(
@@ -178,16 +182,17 @@ def job_to_update(
     return JobUpdate(
         job_id=job.id,
         holder=holder,
-        expected_execution_id=str(job._saved_execution_id),
+        expected_execution_id=job._saved_execution_key,
         lock_timeout=lock_timeout,
         queue=job.queue,
         priority=int(job.priority),
-        execution_id=str(job.execution_id),
+        execution_id=job.execution_key,
         new_states=tuple(state_to_row(item, codec) for item in new_states),
         set_properties=property_rows(job, job._changed_properties),
         removed_properties=tuple(sorted(job._removed_properties)),
         enqueue=pointer,
-        dequeue=state_changed and pointer is None,
+        # only a job saved as Enqueued can have a queue entry to remove
+        dequeue=state_changed and pointer is None and _saved_as_enqueued(job),
         awaiting_parent=state.parent_id if state_changed and isinstance(state, Awaiting) else None,
         release_lock=release_lock,
     )

@@ -524,7 +524,7 @@ class BackgroundJobClient:
                         "fields": json.loads(encode_state_fields(target, env.codec)),
                     }
                     await scope.tx.job_action_insert(
-                        JobActionInsert(job_id, str(job.execution_id), "stop", json.dumps(payload), holder)
+                        JobActionInsert(job_id, job.execution_key, "stop", json.dumps(payload), holder)
                     )
                     return None
                 raise JobLockedError(job_id, job.locked_by, holder)

@@ -545,7 +545,7 @@ class Colony:
                     continue
                 job = job_from_record(record, env.name, env.codec)
                 jobs.append(job)
-                if not isinstance(job.state, Enqueued) or str(job.execution_id) != entry.execution_id:
+                if not isinstance(job.state, Enqueued) or job.execution_key != entry.execution_id:
                     continue  # stale entry: saved unchanged, which releases the lock
                 if not runner.free_drones:
                     # more claimed than drones (prefetch): put it back at once

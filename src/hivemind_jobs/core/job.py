@@ -150,7 +150,7 @@ class BackgroundJob:
         queue: str,
         priority: Priority,
         invocation: Invocation,
-        execution_id: uuid.UUID,
+        execution_id: uuid.UUID | str,
         states: Iterable[State],
         properties: Mapping[str, PropertyValue],
         middleware: Iterable[MiddlewareEntry],
@@ -163,7 +163,8 @@ class BackgroundJob:
         self._queue = queue
         self._priority = priority
         self._invocation = invocation
-        self._execution_id = execution_id
+        #: the execution id in its canonical text form (how it is stored and compared)
+        self._execution_key = str(execution_id)
         self._states = list(states)
         self._properties = dict(properties)
         self._middleware = tuple(middleware)
@@ -172,7 +173,7 @@ class BackgroundJob:
         self._lock = lock
         # change tracking: what exists in storage
         self._saved_state_count = len(self._states) if job_id is not None else 0
-        self._saved_execution_id = execution_id
+        self._saved_execution_key = self._execution_key
         self._changed_properties: set[str] = set()
         self._removed_properties: set[str] = set()
         self._moved = False
@@ -203,7 +204,12 @@ class BackgroundJob:
     @property
     def execution_id(self) -> uuid.UUID:
         """Renewed on every applied state; queue entries and worker writes are fenced by it."""
-        return self._execution_id
+        return uuid.UUID(self._execution_key)
+
+    @property
+    def execution_key(self) -> str:
+        """The execution id as stored (canonical text)."""
+        return self._execution_key
 
     @property
     def state(self) -> State:
@@ -260,7 +266,7 @@ class BackgroundJob:
         state.sequence = previous.sequence + 1 if previous is not None else 0
         state.elected_at = now
         self._states.append(state)
-        self._execution_id = uuid.uuid4()
+        self._execution_key = str(uuid.uuid4())
         return previous
 
     def _set_property(self, name: str, value: PropertyValue | None) -> None:
@@ -303,7 +309,7 @@ class BackgroundJob:
             self._created_at = created_at
         self._lock = lock
         self._saved_state_count = len(self._states)
-        self._saved_execution_id = self._execution_id
+        self._saved_execution_key = self._execution_key
         self._changed_properties.clear()
         self._removed_properties.clear()
         self._moved = False
