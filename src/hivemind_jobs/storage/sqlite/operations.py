@@ -277,12 +277,6 @@ def _fence(row: Sequence[Any] | None, params: JobUpdate, now: int) -> UpdateOutc
     return UpdateOutcome.SAVED
 
 
-def _diagnose(con: sqlite3.Connection, q: Queries, params: JobUpdate, now: int) -> UpdateOutcome:
-    outcome = _fence(con.execute(q["job_fence_check"], {"job_id": params.job_id}).fetchone(), params, now)
-    # the update and this check ran in one transaction: SAVED cannot come back here
-    return UpdateOutcome.LOCK_LOST if outcome is UpdateOutcome.SAVED else outcome
-
-
 def _update_params(params: JobUpdate, now: int) -> dict[str, Any]:
     current = params.new_states[-1] if params.new_states else None
     return {
@@ -302,44 +296,7 @@ def _update_params(params: JobUpdate, now: int) -> dict[str, Any]:
 
 
 def job_update(con: sqlite3.Connection, q: Queries, params: JobUpdate) -> JobUpdated:
-    now = now_us()
-    cursor = con.execute(q["job_update"], _update_params(params, now))
-    if cursor.rowcount != 1:
-        return JobUpdated(_diagnose(con, q, params, now))
-    job_id = params.job_id
-    if params.new_states:
-        con.executemany(q["job_state_insert"], [_state_params(job_id, state) for state in params.new_states])
-    if params.set_properties:
-        con.executemany(q["job_property_upsert"], [_property_params(job_id, prop) for prop in params.set_properties])
-    if params.removed_properties:
-        con.executemany(
-            q["job_property_delete"], [{"job_id": job_id, "name": name} for name in params.removed_properties]
-        )
-    if params.enqueue is not None:
-        pointer = params.enqueue
-        con.execute(
-            q["queue_upsert"],
-            _queue_params(job_id, pointer.queue, pointer.priority, pointer.execution_id, pointer.execute_after, now),
-        )
-    elif params.dequeue:
-        con.execute(q["queue_delete"], {"job_id": job_id})
-    if params.awaiting_parent is not None:
-        con.execute(q["continuation_insert"], {"parent_id": params.awaiting_parent, "child_id": job_id, "now": now})
-    children: tuple[int, ...] = ()
-    if params.new_states:
-        children = tuple(
-            link.child_id for link in _links(con.execute(q["continuation_children"], {"parent_id": job_id}).fetchall())
-        )
-    fired: tuple[ContinuationLink, ...] = ()
-    if params.release_lock:
-        fired = _links(con.execute(q["continuation_fired_for_child"], {"child_id": job_id}).fetchall())
-    return JobUpdated(
-        UpdateOutcome.SAVED,
-        modified_at=from_microseconds(now),
-        lock_heartbeat=None if params.release_lock else from_microseconds(now),
-        children=children,
-        fired=fired,
-    )
+    return _update_batch(con, q, [params])[0]
 
 
 def job_update_many(con: sqlite3.Connection, q: Queries, params: Sequence[JobUpdate]) -> list[JobUpdated]:
@@ -349,8 +306,16 @@ def job_update_many(con: sqlite3.Connection, q: Queries, params: Sequence[JobUpd
     between that read and the writes, so every update that passed its fence applies.
     """
     ids = [update.job_id for update in params]
-    if len(params) < 2 or len(set(ids)) != len(ids):
-        return [job_update(con, q, update) for update in params]
+    if len(set(ids)) != len(ids):  # the same job twice: each save sees the one before it
+        return [_update_batch(con, q, [update])[0] for update in params]
+    return _update_batch(con, q, params)
+
+
+def _update_batch(con: sqlite3.Connection, q: Queries, params: Sequence[JobUpdate]) -> list[JobUpdated]:
+    """Fenced saves of distinct jobs (the single save is a batch of one)."""
+    if not params:
+        return []
+    ids = [update.job_id for update in params]
     now = now_us()
     rows = {row[0]: row[1:] for row in con.execute(q["job_fence_check_many"], {"job_ids": json.dumps(ids)})}
     outcomes = [_fence(rows.get(update.job_id), update, now) for update in params]

@@ -39,9 +39,6 @@ WHERE id = :job_id
   AND locked_by = :holder
   AND lock_heartbeat >= :now - :lock_timeout_us;
 
--- name: job_fence_check
-SELECT execution_id, locked_by, lock_heartbeat FROM "{p}job" WHERE id = :job_id;
-
 -- name: job_lock_release
 UPDATE "{p}job"
 SET locked_by = NULL, locked_at = NULL, lock_heartbeat = NULL

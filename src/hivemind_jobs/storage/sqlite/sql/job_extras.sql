@@ -38,11 +38,6 @@ INSERT INTO "{p}job_continuation" (parent_id, child_id, fired_state, created_at)
 VALUES (:parent_id, :child_id, NULL, :now)
 ON CONFLICT (parent_id, child_id) DO UPDATE SET fired_state = NULL;
 
--- name: continuation_children
-SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
-WHERE parent_id = :parent_id AND fired_state IS NULL
-ORDER BY child_id;
-
 -- name: continuation_fired_for_child
 SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
 WHERE child_id = :child_id AND fired_state IS NOT NULL
