@@ -26,6 +26,8 @@ know HiveMind still handles it sensibly. Messages say what was wrong and what to
     ├── StorageError                             the database refused or failed
     │   ├── SchemaError                          schema missing, behind or newer than this code
     │   ├── ConcurrencyConflictError             a compare-and-set lost against another writer
+    │   ├── RetryableStorageError                deadlock, serialization failure or lost connection:
+    │   │                                        running the unit of work again may succeed
     │   └── StorageClosedError (RuntimeError)    used after close
     ├── TransactionError (RuntimeError)          misuse of a transaction (finished, nested, deadlock)
     └── SyncFacadeError (RuntimeError)           blocking facade called inside a running event loop
@@ -48,6 +50,7 @@ __all__ = [
     "JobLockTimeoutError",
     "JobLockedError",
     "JobNotFoundError",
+    "RetryableStorageError",
     "SchemaError",
     "SerializationError",
     "StateElectionLoopError",
@@ -164,3 +167,8 @@ class TransactionError(HiveMindError, RuntimeError):
 
 class SyncFacadeError(HiveMindError, RuntimeError):
     """The blocking facade was called from inside a running event loop."""
+
+
+class RetryableStorageError(StorageError):
+    """A deadlock, serialization failure or lost connection; the transaction was rolled back and
+    running the whole unit of work again may succeed (the worker runtime does so with backoff)."""

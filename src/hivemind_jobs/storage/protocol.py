@@ -58,6 +58,7 @@ __all__ = [
     "QueueClaim",
     "QueuePointer",
     "QueueStat",
+    "SchemaStatus",
     "StateRow",
     "Storage",
     "Transaction",
@@ -471,6 +472,17 @@ class Transaction(Protocol):
 
 
 @dataclass(frozen=True)
+class SchemaStatus:
+    """Where an environment's tables stand: ``current`` of ``latest`` versions, migrations still
+    ``pending`` and (after an upgrade) the ones just ``applied``, named ``NNNN_description``."""
+
+    current: int
+    latest: int
+    pending: tuple[str, ...] = ()
+    applied: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class StorageInfo:
     """What to show about a storage in logs and pages (passwords already removed)."""
 
@@ -494,6 +506,18 @@ class Storage(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    async def schema_status(self) -> SchemaStatus:
+        """The schema version of this environment's tables (works on an unopened storage)."""
+        ...
+
+    async def schema_upgrade(self) -> SchemaStatus:
+        """Apply the pending migrations under a database-wide lock (works on an unopened storage)."""
+        ...
+
+    def schema_sql(self, since: int = 0) -> list[str]:
+        """The DDL of the migrations after version ``since``, for a DBA to review or run."""
+        ...
 
     def change_marker(self) -> object | None:
         """A cheap value (no round trip) that changes when another connection may have committed.

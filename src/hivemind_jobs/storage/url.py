@@ -11,6 +11,10 @@ __all__ = ["BACKENDS", "redact_url", "url_scheme"]
 #: URL scheme -> "module:class" of the backend, imported only when an environment uses it.
 BACKENDS: dict[str, str] = {
     "sqlite": "hivemind_jobs.storage.sqlite.backend:SQLiteStorage",
+    "postgresql": "hivemind_jobs.storage.postgres.backend:PostgresStorage",
+    "postgres": "hivemind_jobs.storage.postgres.backend:PostgresStorage",
+    "mysql": "hivemind_jobs.storage.mysql.backend:MySQLStorage",
+    "mariadb": "hivemind_jobs.storage.mysql.backend:MySQLStorage",
 }
 
 

@@ -54,6 +54,7 @@ from hivemind_jobs.storage.protocol import (
     JobUpdated,
     QueueClaim,
     QueueStat,
+    SchemaStatus,
     StorageInfo,
     Transaction,
     UpdateOutcome,
@@ -256,6 +257,39 @@ class SQLiteStorage:
                 q["schema_version_insert"], {"version": migration.version, "name": migration.name, "now": ops.now_us()}
             )
         return len(migrations)
+
+    async def schema_status(self) -> SchemaStatus:
+        latest = len(load_migrations(_PACKAGE))
+        current = self._schema_version if self._engine is not None else await asyncio.to_thread(self._read_version)
+        names = [f"{m.version:04d}_{m.name}" for m in load_migrations(_PACKAGE)[current:]]
+        return SchemaStatus(current=current, latest=latest, pending=tuple(names))
+
+    def _read_version(self) -> int:
+        if not self.path.exists():
+            return 0
+        connection = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
+        try:
+            row = connection.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                (f"{self.queries.prefix}schema_version",),
+            ).fetchone()
+            return 0 if row is None else int(connection.execute(self.queries["schema_version_current"]).fetchone()[0])
+        finally:
+            connection.close()
+
+    async def schema_upgrade(self) -> SchemaStatus:
+        before = await self.schema_status()
+        if self._engine is None:
+            await self.open()
+            await self.close()
+        return SchemaStatus(current=before.latest, latest=before.latest, applied=before.pending)
+
+    def schema_sql(self, since: int = 0) -> list[str]:
+        return [
+            statement
+            for migration in load_migrations(_PACKAGE)[since:]
+            for statement in migration.statements(self.queries.prefix)
+        ]
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None

@@ -1,0 +1,294 @@
+"""MySQL / MariaDB storage: aiomysql with a connection pool.
+
+URL: ``mysql://user:password@host:port/database`` (also ``mariadb://``), with optional query
+parameters ``auto_migrate=true`` (create or upgrade the tables on open; otherwise ``hivemind db
+upgrade``), ``pool_size`` (default 10) and ``connect_timeout`` (seconds). Environments sharing a
+database are kept apart by their table prefix.
+
+Sessions run in UTC with READ COMMITTED isolation (fewer gap locks for a queue table), and
+report matched rather than changed rows. Claims are ``SELECT … FOR UPDATE SKIP LOCKED`` (MySQL
+8+, MariaDB 10.6+) followed by a ``DELETE`` of the queue entries and an ``UPDATE`` of the jobs.
+There is no notification channel: idle colonies poll with jitter (and wake at once for enqueues
+made in their own process).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from hivemind_jobs.errors import ConfigurationError, StorageError
+from hivemind_jobs.storage.protocol import Capabilities
+from hivemind_jobs.storage.server.base import Connection, Driver, ServerStorage, ServerURL
+from hivemind_jobs.storage.sql import SQL, Migration, QueryBook
+
+try:
+    import aiomysql
+    import pymysql
+    from pymysql.constants import CLIENT
+except ImportError as missing:  # pragma: no cover - depends on the installed extras
+    raise ConfigurationError("the MySQL backend needs aiomysql: pip install 'hivemind-jobs[mysql]'") from missing
+
+__all__ = ["MySQLStorage"]
+
+_PACKAGE = __name__.rpartition(".")[0]
+#: deadlock, lock wait timeout, server gone / lost / shutting down, cannot connect
+_RETRY_CODES = {1213, 1205, 2006, 2013, 2003, 1053, 1927, 4031}
+_INSERT_CHUNK = 500
+_INSERT_BYTES = 4_000_000
+
+
+class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
+    """The driver's cursor, also binding a list or tuple as ``(a, b, c)`` for ``IN`` (each item
+    escaped by the driver; an empty one as ``(NULL)``, which matches nothing)."""
+
+    def _escape_args(self, args: Any, conn: Any) -> Any:
+        if isinstance(args, dict):
+            return {key: self._escape_value(value, conn) for key, value in args.items()}
+        return super()._escape_args(args, conn)
+
+    @staticmethod
+    def _escape_value(value: Any, conn: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return "(" + ",".join(conn.escape(item) for item in value) + ")" if value else "(NULL)"
+        return conn.escape(value)
+
+
+class _MySQLConnection(Connection):
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: aiomysql.Connection) -> None:
+        self.raw = raw
+
+    async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        async with self.raw.cursor() as cursor:
+            await cursor.execute(sql, params)
+            return list(await cursor.fetchall())
+
+    async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
+        async with self.raw.cursor() as cursor:
+            return int(await cursor.execute(sql, params))
+
+    async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
+        if not params:
+            return 0
+        async with self.raw.cursor() as cursor:
+            return int(await cursor.executemany(sql, params) or 0)
+
+    async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
+        async with self.raw.cursor() as cursor:
+            await cursor.execute(sql, params)
+            return int(cursor.lastrowid)
+
+    async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
+        """Multi-row INSERTs; a statement's rows get consecutive ids from its first one, which is
+        checked against the execution ids (and looked up if the server interleaved them)."""
+        head, _, values = q["job_insert"].partition("VALUES")
+        ids: list[int] = []
+        async with self.raw.cursor() as cursor:
+            start = 0
+            while start < len(params):
+                rendered: list[str] = []
+                size = 0
+                end = start
+                while end < len(params) and len(rendered) < _INSERT_CHUNK and size < _INSERT_BYTES:
+                    text = cursor.mogrify(values, params[end])  # the driver's own parameter escaping
+                    rendered.append(text)
+                    size += len(text)
+                    end += 1
+                await cursor.execute(f"{head}VALUES {','.join(rendered)}")
+                first = int(cursor.lastrowid)
+                chunk = params[start:end]
+                edges = [chunk[0]["execution_id"], chunk[-1]["execution_id"]]
+                await cursor.execute(q["job_ids_by_execution"], {"first_id": first, "execution_ids": tuple(edges)})
+                found = {execution: job_id for job_id, execution in await cursor.fetchall()}
+                if found.get(edges[0]) == first and found.get(edges[1]) == first + len(chunk) - 1:
+                    ids.extend(range(first, first + len(chunk)))
+                else:  # not consecutive (interleaved auto-increment): look every id up
+                    executions = [row["execution_id"] for row in chunk]
+                    await cursor.execute(
+                        q["job_ids_by_execution"], {"first_id": first, "execution_ids": tuple(executions)}
+                    )
+                    by_execution = {execution: job_id for job_id, execution in await cursor.fetchall()}
+                    if len(by_execution) != len(chunk):
+                        raise StorageError("MySQL did not report the ids of inserted jobs; nothing was written")
+                    ids.extend(by_execution[execution] for execution in executions)
+                start = end
+        return ids
+
+    def dt(self, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC)
+
+    def bind_dt(self, value: datetime) -> Any:
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+
+class _MySQLDriver(Driver):
+    dialect = "mysql"
+    capabilities = Capabilities(
+        dialect="mysql",
+        single_writer=False,
+        skip_locked=True,
+        listen_notify=False,
+        returning_on_update=False,
+        transactional_ddl=False,
+    )
+
+    def __init__(self, url: ServerURL, prefix: str) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._pool: aiomysql.Pool | None = None
+        self._users = 0
+        #: pooled connections already switched to READ COMMITTED
+        self._configured: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def _connect_args(self) -> dict[str, Any]:
+        try:
+            timeout = float(self.url.options.get("connect_timeout", 10))
+        except ValueError:
+            raise ConfigurationError("connect_timeout must be a number of seconds") from None
+        return {
+            "host": self.url.host,
+            "port": self.url.port,
+            "user": self.url.user or "root",
+            "password": self.url.password or "",
+            "db": self.url.database,
+            "autocommit": False,
+            "charset": "utf8mb4",
+            "client_flag": CLIENT.FOUND_ROWS,
+            "cursorclass": _Cursor,
+            "connect_timeout": timeout,
+            "init_command": "SET time_zone = '+00:00'",
+        }
+
+    async def open_pool(self) -> None:
+        self._users += 1
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await aiomysql.create_pool(
+                minsize=1, maxsize=self.url.pool_size, pool_recycle=3600, **self._connect_args()
+            )
+        except (pymysql.Error, OSError) as error:
+            self._users -= 1
+            raise StorageError(
+                f"cannot connect to MySQL at {self.url.host}:{self.url.port}/{self.url.database}: {error}"
+            ) from error
+
+    async def close_pool(self) -> None:
+        self._users -= 1
+        if self._users > 0:
+            return
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+            await pool.wait_closed()
+
+    async def acquire(self) -> Any:
+        assert self._pool is not None
+        raw = await self._pool.acquire()
+        if raw not in self._configured:
+            try:
+                async with raw.cursor() as cursor:
+                    await cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+            except BaseException:
+                raw.close()
+                await self._pool.release(raw)
+                raise
+            self._configured.add(raw)
+        return raw
+
+    async def release(self, raw: Any, *, discard: bool) -> None:
+        if discard or self._pool is None:
+            raw.close()
+        if self._pool is not None:
+            await self._pool.release(raw)
+
+    def wrap(self, raw: Any) -> Connection:
+        return _MySQLConnection(raw)
+
+    async def commit(self, raw: Any) -> None:
+        await raw.commit()
+
+    async def rollback(self, raw: Any) -> None:
+        await raw.rollback()
+
+    def is_driver_error(self, error: BaseException) -> bool:
+        return isinstance(error, pymysql.Error)
+
+    def is_retryable(self, error: BaseException) -> bool:
+        if isinstance(error, pymysql.err.InterfaceError):
+            return True
+        code = error.args[0] if isinstance(error, pymysql.Error) and error.args else None
+        return code in _RETRY_CODES
+
+    def connection_lost(self, raw: Any) -> bool:
+        return bool(raw.closed)
+
+    async def migrate(
+        self, queries: QueryBook, migrations: list[Migration], *, apply: bool
+    ) -> tuple[int, list[Migration]]:
+        assert self._pool is not None
+        lock = (
+            "hivemind-migrate:"
+            + hashlib.sha1(f"{self.url.database}.{self.prefix}".encode(), usedforsecurity=False).hexdigest()[:32]
+        )
+        raw = await self._pool.acquire()
+        try:
+            async with raw.cursor() as cursor:
+                await cursor.execute("SELECT GET_LOCK(%s, 60)", (lock,))
+                if (await cursor.fetchone())[0] != 1:
+                    raise StorageError("another process holds the HiveMind migration lock for more than 60 s")
+                try:
+                    await cursor.execute(
+                        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
+                        "AND table_name = %s",
+                        (f"{self.prefix}schema_version",),
+                    )
+                    if (await cursor.fetchone())[0] == 0:
+                        if not apply:
+                            await raw.commit()
+                            return 0, migrations
+                        await cursor.execute(queries["schema_version_create"])
+                    await cursor.execute(queries["schema_version_current"])
+                    current = int((await cursor.fetchone())[0])
+                    pending = migrations[current:]
+                    if apply:
+                        for migration in pending:
+                            for statement in migration.statements(self.prefix):
+                                await cursor.execute(statement)
+                            await cursor.execute(
+                                queries["schema_version_insert"], {"version": migration.version, "name": migration.name}
+                            )
+                            await raw.commit()
+                    await raw.commit()
+                    return current, pending
+                finally:
+                    await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+                    await cursor.fetchall()
+                    await raw.commit()
+        finally:
+            await self._pool.release(raw)
+
+    def describe(self) -> dict[str, str]:
+        return {"database": self.url.database}
+
+
+class MySQLStorage(ServerStorage):
+    """One environment's tables (``table_prefix``) in one MySQL / MariaDB database."""
+
+    package = _PACKAGE
+
+    def __init__(self, url: str, *, environment: str, table_prefix: str) -> None:
+        parsed = ServerURL.parse(url, known_options={"connect_timeout"}, default_port=3306)
+        self.driver = _MySQLDriver(parsed, table_prefix)
+        super().__init__(url, environment=environment, table_prefix=table_prefix, auto_migrate=parsed.auto_migrate)
+
+    @classmethod
+    def from_url(cls, url: str, *, environment: str, table_prefix: str) -> MySQLStorage:
+        return cls(url, environment=environment, table_prefix=table_prefix)

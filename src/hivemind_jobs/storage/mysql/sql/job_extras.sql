@@ -1,0 +1,65 @@
+-- name: job_data_select
+SELECT value FROM `{p}job_data` WHERE job_id = :job_id AND name = :name;
+
+-- name: job_data_upsert
+INSERT INTO `{p}job_data` (job_id, name, value, modified_at)
+VALUES (:job_id, :name, :value, :now)
+ON DUPLICATE KEY UPDATE value = VALUES(value), modified_at = VALUES(modified_at);
+
+-- name: job_log_insert
+INSERT INTO `{p}job_log` (job_id, level, logger, message, exception_type, exception_message, traceback, created_at)
+SELECT id, :level, :logger, :message, :exception_type, :exception_message, :traceback, :created_at
+FROM `{p}job` WHERE id = :job_id;
+
+-- name: job_log_select
+SELECT id, job_id, level, message, logger, exception_type, exception_message, traceback, created_at
+FROM `{p}job_log`
+WHERE job_id = :job_id AND level >= :min_level AND id > :after_id
+ORDER BY id
+LIMIT :limit;
+
+-- name: job_action_insert
+INSERT INTO `{p}job_action` (job_id, execution_id, kind, payload, requested_by, created_at)
+VALUES (:job_id, :execution_id, :kind, :payload, :requested_by, :now);
+
+-- name: job_action_select
+SELECT id, job_id, execution_id, kind, payload, requested_by, created_at
+FROM `{p}job_action`
+WHERE job_id IN :job_ids
+ORDER BY id
+LIMIT :limit;
+
+-- name: job_action_delete
+DELETE FROM `{p}job_action` WHERE id IN :ids;
+
+-- name: continuation_insert
+INSERT INTO `{p}job_continuation` (parent_id, child_id, fired_state, created_at)
+VALUES (:parent_id, :child_id, NULL, :now)
+ON DUPLICATE KEY UPDATE fired_state = NULL;
+
+-- name: continuation_fired_for_child
+SELECT parent_id, child_id, fired_state FROM `{p}job_continuation`
+WHERE child_id = :child_id AND fired_state IS NOT NULL
+ORDER BY parent_id;
+
+-- name: continuation_list
+SELECT parent_id, child_id, fired_state FROM `{p}job_continuation`
+WHERE parent_id = :job_id OR child_id = :job_id
+ORDER BY parent_id, child_id;
+
+-- name: continuation_fire
+UPDATE `{p}job_continuation` SET fired_state = :fired_state
+WHERE parent_id = :parent_id AND child_id = :child_id;
+
+-- name: continuation_delete
+DELETE FROM `{p}job_continuation` WHERE parent_id = :parent_id AND child_id = :child_id;
+
+-- name: continuation_children_many
+SELECT parent_id, child_id, fired_state FROM `{p}job_continuation`
+WHERE parent_id IN :job_ids AND fired_state IS NULL
+ORDER BY parent_id, child_id;
+
+-- name: continuation_fired_for_children
+SELECT parent_id, child_id, fired_state FROM `{p}job_continuation`
+WHERE child_id IN :job_ids AND fired_state IS NOT NULL
+ORDER BY child_id, parent_id;

@@ -1,0 +1,42 @@
+-- name: queue_upsert
+INSERT INTO `{p}queue` (job_id, queue, priority, execute_after, execution_id, enqueued_at)
+VALUES (:job_id, :queue, :priority, :execute_after, :execution_id, :now)
+ON DUPLICATE KEY UPDATE
+    queue = VALUES(queue),
+    priority = VALUES(priority),
+    execute_after = VALUES(execute_after),
+    execution_id = VALUES(execution_id),
+    enqueued_at = VALUES(enqueued_at);
+
+-- name: queue_delete
+DELETE FROM `{p}queue` WHERE job_id = :job_id;
+
+-- The best due entries of a queue group in claim order (the claim index sorts the same way),
+-- skipping rows other transactions hold and jobs locked by someone. Entries whose execution id
+-- is stale (not the job's) are taken too, and dropped instead of claimed. The last column is
+-- the database clock.
+-- name: queue_claim_select
+SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id,
+       UTC_TIMESTAMP(6)
+FROM `{p}queue` AS q
+JOIN `{p}job` AS j ON j.id = q.job_id AND j.locked_by IS NULL
+WHERE q.queue IN :queues AND q.execute_after <= UTC_TIMESTAMP(6)
+ORDER BY q.priority, q.execute_after, q.job_id
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- name: queue_take
+DELETE FROM `{p}queue` WHERE job_id IN :job_ids;
+
+-- name: queue_lock_claimed
+UPDATE `{p}job`
+SET locked_by = :owner, locked_at = :now, lock_heartbeat = :now
+WHERE id IN :job_ids AND locked_by IS NULL;
+
+-- name: queue_stats
+SELECT queue, priority,
+       SUM(CASE WHEN execute_after <= :now THEN 1 ELSE 0 END),
+       SUM(CASE WHEN execute_after > :now THEN 1 ELSE 0 END)
+FROM `{p}queue`
+GROUP BY queue, priority
+ORDER BY queue, priority;

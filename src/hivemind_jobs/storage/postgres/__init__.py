@@ -1,0 +1,1 @@
+"""PostgreSQL storage (psycopg 3)."""

@@ -1,0 +1,313 @@
+"""PostgreSQL storage: psycopg 3 (async) with a connection pool, LISTEN/NOTIFY wake-ups.
+
+URL: ``postgresql://user:password@host:port/database`` (also ``postgres://``), with optional
+query parameters:
+
+- ``schema``: the PostgreSQL schema holding the environment's tables (default ``public``);
+  environments sharing a schema are kept apart by their table prefix;
+- ``auto_migrate=true``: create or upgrade the tables on open (otherwise ``hivemind db upgrade``);
+- ``pool_size``: most pooled connections (default 10);
+- ``connect_timeout``, ``sslmode``, ``application_name``: passed to libpq.
+
+Every enqueue sends ``NOTIFY`` on the environment's channel with the job ids (never more than
+fits PostgreSQL's 8000-byte payload); the notification is delivered at commit. Idle colonies
+listen on one dedicated connection per storage and claim at once; the listener reconnects with
+backoff after an outage and reports a change after every reconnect, so colonies then poll once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import random
+import re
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from hivemind_jobs.errors import ConfigurationError, StorageError
+from hivemind_jobs.storage.protocol import Capabilities
+from hivemind_jobs.storage.server.base import Connection, Driver, ServerStorage, ServerURL
+from hivemind_jobs.storage.sql import SQL, Migration, QueryBook
+
+try:
+    import psycopg
+    import psycopg.errors
+    import psycopg_pool
+    from psycopg import sql as pgsql
+except ImportError as missing:  # pragma: no cover - depends on the installed extras
+    raise ConfigurationError(
+        "the PostgreSQL backend needs psycopg 3 and psycopg-pool: pip install 'hivemind-jobs[postgres]'"
+    ) from missing
+
+__all__ = ["PostgresStorage"]
+
+_PACKAGE = __name__.rpartition(".")[0]
+_log = logging.getLogger("hivemind_jobs.storage.postgres")
+_SCHEMA = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_LIBPQ_OPTIONS = {"connect_timeout", "sslmode", "application_name"}
+_NOTIFY_LIMIT = 7900  # bytes; PostgreSQL refuses payloads of 8000 bytes or more
+#: deadlock, serialization failure, lock not available, admin shutdown, cannot connect now
+_RETRY_SQLSTATES = {"40P01", "40001", "55P03", "57P01", "57P02", "57P03", "08000", "08003", "08006", "08001"}
+
+
+def _channel(schema: str, prefix: str) -> str:
+    digest = hashlib.sha1(f"{schema}.{prefix}".encode(), usedforsecurity=False).hexdigest()[:16]
+    return f"hivemind_{digest}"
+
+
+class _PgConnection(Connection):
+    __slots__ = ("channel", "raw")
+
+    def __init__(self, raw: psycopg.AsyncConnection[Any], channel: str) -> None:
+        self.raw = raw
+        self.channel = channel
+
+    async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cursor = await self.raw.execute(sql, params)
+        return await cursor.fetchall()
+
+    async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
+        cursor = await self.raw.execute(sql, params)
+        return cursor.rowcount
+
+    async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
+        if not params:
+            return 0
+        cursor = self.raw.cursor()
+        await cursor.executemany(sql, params)
+        return cursor.rowcount
+
+    async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
+        cursor = await self.raw.execute(sql, params)
+        row = await cursor.fetchone()
+        assert row is not None
+        return int(row[0])
+
+    async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
+        cursor = self.raw.cursor()
+        await cursor.executemany(q["job_insert"], params, returning=True)
+        ids: list[int] = []
+        while True:
+            row = await cursor.fetchone()
+            assert row is not None
+            ids.append(int(row[0]))
+            if not cursor.nextset():
+                break
+        return ids
+
+    async def notify(self, q: Mapping[str, SQL], job_ids: Sequence[int]) -> None:
+        payload = ",".join(map(str, job_ids))
+        if len(payload) > _NOTIFY_LIMIT:
+            payload = payload[: payload.rfind(",", 0, _NOTIFY_LIMIT)]
+        await self.raw.execute(q["queue_notify"], {"channel": self.channel, "payload": payload})
+
+    def dt(self, value: datetime) -> datetime:
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+    def bind_dt(self, value: datetime) -> Any:
+        return value
+
+
+class _PgDriver(Driver):
+    dialect = "postgresql"
+    capabilities = Capabilities(
+        dialect="postgresql",
+        single_writer=False,
+        skip_locked=True,
+        listen_notify=True,
+        returning_on_update=True,
+        transactional_ddl=True,
+    )
+
+    def __init__(self, url: ServerURL, schema: str, prefix: str) -> None:
+        self.url = url
+        self.schema = schema
+        self.prefix = prefix
+        self.channel = _channel(schema, prefix)
+        self._pool: psycopg_pool.AsyncConnectionPool[Any] | None = None
+        self._users = 0
+
+    def conninfo(self) -> dict[str, Any]:
+        info: dict[str, Any] = {
+            "host": self.url.host,
+            "port": self.url.port,
+            "dbname": self.url.database,
+            "options": f"-c TimeZone=UTC -c search_path={self.schema}",
+        }
+        if self.url.user:
+            info["user"] = self.url.user
+        if self.url.password:
+            info["password"] = self.url.password
+        info.update(self.url.options)
+        return info
+
+    async def connect(self, *, autocommit: bool = False) -> psycopg.AsyncConnection[Any]:
+        return await psycopg.AsyncConnection.connect(autocommit=autocommit, **self.conninfo())
+
+    async def open_pool(self) -> None:
+        self._users += 1
+        if self._pool is not None:
+            return
+        pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
+            kwargs=self.conninfo(),
+            min_size=1,
+            max_size=self.url.pool_size,
+            open=False,
+            name=f"hivemind-{self.prefix}",
+            timeout=30.0,
+            reconnect_timeout=3600.0,
+        )
+        try:
+            await pool.open(wait=True, timeout=float(self.url.options.get("connect_timeout", 10)))
+        except psycopg_pool.PoolTimeout as error:
+            await pool.close()
+            self._users -= 1
+            raise StorageError(
+                f"cannot connect to PostgreSQL at {self.url.host}:{self.url.port}/{self.url.database}: {error}"
+            ) from error
+        self._pool = pool
+
+    async def close_pool(self) -> None:
+        self._users -= 1
+        if self._users > 0:
+            return
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    async def acquire(self) -> Any:
+        assert self._pool is not None
+        try:
+            return await self._pool.getconn()
+        except psycopg_pool.PoolTimeout as error:
+            raise StorageError(f"no PostgreSQL connection available: {error}") from error
+
+    async def release(self, raw: Any, *, discard: bool) -> None:
+        if self._pool is None:
+            await raw.close()
+            return
+        if discard:
+            await raw.close()
+        await self._pool.putconn(raw)
+
+    def wrap(self, raw: Any) -> Connection:
+        return _PgConnection(raw, self.channel)
+
+    async def commit(self, raw: Any) -> None:
+        await raw.commit()
+
+    async def rollback(self, raw: Any) -> None:
+        await raw.rollback()
+
+    def is_driver_error(self, error: BaseException) -> bool:
+        return isinstance(error, psycopg.Error)
+
+    def is_retryable(self, error: BaseException) -> bool:
+        if isinstance(error, psycopg.OperationalError | psycopg.errors.SerializationFailure):
+            return True
+        sqlstate = getattr(error, "sqlstate", None)
+        return sqlstate in _RETRY_SQLSTATES
+
+    def connection_lost(self, raw: Any) -> bool:
+        return bool(raw.broken or raw.closed)
+
+    async def migrate(
+        self, queries: QueryBook, migrations: list[Migration], *, apply: bool
+    ) -> tuple[int, list[Migration]]:
+        assert self._pool is not None
+        async with self._pool.connection() as raw, raw.transaction():
+            lock_key = int(
+                hashlib.sha1(
+                    f"hivemind-migrate:{self.schema}.{self.prefix}".encode(), usedforsecurity=False
+                ).hexdigest()[:15],
+                16,
+            )
+            await raw.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+            exists = await (
+                await raw.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{self.prefix}schema_version"',))
+            ).fetchone()
+            if exists is None or exists[0] is None:
+                if not apply:
+                    return 0, migrations
+                await raw.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)))
+                await raw.execute(queries["schema_version_create"])
+            row = await (await raw.execute(queries["schema_version_current"])).fetchone()
+            current = int(row[0]) if row else 0
+            pending = migrations[current:]
+            if not apply:
+                return current, pending
+            for migration in pending:
+                for statement in migration.statements(self.prefix):
+                    await raw.execute(statement)
+                await raw.execute(
+                    queries["schema_version_insert"], {"version": migration.version, "name": migration.name}
+                )
+            return current, pending
+
+    def describe(self) -> dict[str, str]:
+        return {"schema": self.schema, "channel": self.channel}
+
+
+class PostgresStorage(ServerStorage):
+    """One environment's tables (``table_prefix``) in one PostgreSQL schema."""
+
+    package = _PACKAGE
+
+    def __init__(self, url: str, *, environment: str, table_prefix: str) -> None:
+        parsed = ServerURL.parse(url, known_options=_LIBPQ_OPTIONS | {"schema"}, default_port=5432)
+        schema = parsed.options.pop("schema", "public")
+        if not _SCHEMA.fullmatch(schema):
+            raise ConfigurationError(f"schema must be a letter or _ then up to 62 of A-Z a-z 0-9 _, got {schema!r}")
+        self.driver = self._pg = _PgDriver(parsed, schema, table_prefix)
+        super().__init__(url, environment=environment, table_prefix=table_prefix, auto_migrate=parsed.auto_migrate)
+        self._changes = 0
+        self._listener: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_url(cls, url: str, *, environment: str, table_prefix: str) -> PostgresStorage:
+        return cls(url, environment=environment, table_prefix=table_prefix)
+
+    async def close(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        await super().close()
+
+    def change_marker(self) -> object | None:
+        """A counter of notifications received (and of listener reconnects)."""
+        if self._listener is None and self._open:
+            self._listener = asyncio.get_running_loop().create_task(
+                self._listen(), name=f"hivemind-listen-{self.environment}"
+            )
+        return self._changes
+
+    async def _listen(self) -> None:
+        failures = 0
+        channel = pgsql.Identifier(self._pg.channel)
+        while True:
+            try:
+                connection = await self._pg.connect(autocommit=True)
+            except psycopg.Error as error:
+                failures += 1
+                delay = min(10.0, 0.2 * 2**failures) * random.uniform(0.8, 1.2)
+                _log.warning("LISTEN connection failed (%s); retrying in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                continue
+            try:
+                async with connection:
+                    await connection.execute(pgsql.SQL("LISTEN {}").format(channel))
+                    failures = 0
+                    self._changes += 1  # anything may have been missed while not listening
+                    async for _ in connection.notifies():
+                        self._changes += 1
+            except psycopg.Error as error:
+                self._changes += 1
+                failures += 1
+                delay = min(10.0, 0.2 * 2**failures) * random.uniform(0.8, 1.2)
+                _log.warning("LISTEN connection lost (%s); reconnecting in %.1f s", error, delay)
+                await asyncio.sleep(delay)

@@ -1,0 +1,52 @@
+-- name: queue_upsert
+INSERT INTO "{p}queue" (job_id, queue, priority, execute_after, execution_id, enqueued_at)
+VALUES (:job_id, :queue, :priority, :execute_after, :execution_id, :now)
+ON CONFLICT (job_id) DO UPDATE SET
+    queue = excluded.queue,
+    priority = excluded.priority,
+    execute_after = excluded.execute_after,
+    execution_id = excluded.execution_id,
+    enqueued_at = excluded.enqueued_at;
+
+-- name: queue_delete
+DELETE FROM "{p}queue" WHERE job_id = :job_id;
+
+-- The best due entries of a queue group: each queue is read through the claim index in claim
+-- order (the LATERAL keeps that an index range scan per queue), rows held by other transactions
+-- and jobs locked by someone are skipped. Entries whose execution id is stale (not the job's)
+-- are taken too, and dropped instead of claimed. The last column is the database clock.
+-- name: queue_claim_select
+SELECT c.job_id, c.queue, c.priority, c.execution_id, c.execute_after, c.enqueued_at, c.current_execution,
+       statement_timestamp()
+FROM unnest(CAST(:queues AS TEXT[])) AS g (queue)
+CROSS JOIN LATERAL (
+    SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at,
+           j.execution_id AS current_execution
+    FROM "{p}queue" AS q
+    JOIN "{p}job" AS j ON j.id = q.job_id AND j.locked_by IS NULL
+    WHERE q.queue = g.queue AND q.execute_after <= statement_timestamp()
+    ORDER BY q.priority, q.execute_after, q.job_id
+    LIMIT :limit
+    FOR UPDATE OF q, j SKIP LOCKED
+) AS c
+ORDER BY c.priority, c.execute_after, c.job_id
+LIMIT :limit;
+
+-- name: queue_take
+DELETE FROM "{p}queue" WHERE job_id = ANY(:job_ids);
+
+-- name: queue_lock_claimed
+UPDATE "{p}job"
+SET locked_by = :owner, locked_at = :now, lock_heartbeat = :now
+WHERE id = ANY(:job_ids) AND locked_by IS NULL;
+
+-- name: queue_stats
+SELECT queue, priority,
+       SUM(CASE WHEN execute_after <= :now THEN 1 ELSE 0 END),
+       SUM(CASE WHEN execute_after > :now THEN 1 ELSE 0 END)
+FROM "{p}queue"
+GROUP BY queue, priority
+ORDER BY queue, priority;
+
+-- name: queue_notify
+SELECT pg_notify(:channel, :payload);

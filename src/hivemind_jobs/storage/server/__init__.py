@@ -1,0 +1,1 @@
+"""What the server backends (PostgreSQL, MySQL/MariaDB) share."""

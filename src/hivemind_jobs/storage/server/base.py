@@ -1,0 +1,534 @@
+"""What the PostgreSQL and MySQL/MariaDB backends share: pools, transactions, migrations, retries.
+
+A backend module supplies a :class:`Driver` (connect, pool, error classification, the few
+statements that differ in shape) and its own ``sql/*.sql`` and ``migrations/*.sql``; the
+operations themselves live once, in :mod:`hivemind_jobs.storage.server.operations`.
+
+Transactions take a pooled connection at their first operation and give it back at the end.
+When the *first* operation of a transaction fails because the connection was lost or the
+database chose it as a deadlock / serialization victim, nothing of the transaction exists yet,
+so it is run again on a fresh connection after a jittered pause (counted in
+:attr:`ServerStorage.retried`). A later failure rolls the transaction back and is raised as a
+:class:`~hivemind_jobs.errors.StorageError` (``RetryableStorageError`` when running the whole unit
+of work again may succeed), which the worker runtime retries with backoff.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+import random
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, SchemaError, StorageError, TransactionError
+from hivemind_jobs.storage.protocol import (
+    Capabilities,
+    ClaimedJob,
+    ColonyRecord,
+    ColonyUpsert,
+    ContinuationLink,
+    ContinuationMark,
+    DaemonLogList,
+    DaemonLogRecord,
+    DaemonLogRow,
+    JobActionInsert,
+    JobActionList,
+    JobActionRecord,
+    JobDataGet,
+    JobDataSet,
+    JobGet,
+    JobHeartbeat,
+    JobInsert,
+    JobInserted,
+    JobLockRelease,
+    JobLockReleased,
+    JobLockTakeover,
+    JobLogList,
+    JobLogRecord,
+    JobLogRow,
+    JobRecord,
+    JobUpdate,
+    JobUpdated,
+    QueueClaim,
+    QueueStat,
+    SchemaStatus,
+    StorageInfo,
+    Transaction,
+)
+from hivemind_jobs.storage.server import operations as ops
+from hivemind_jobs.storage.sql import SQL, Migration, QueryBook, load_migrations, read_named_queries
+from hivemind_jobs.storage.url import redact_url
+
+__all__ = ["Connection", "Driver", "ServerStorage", "ServerTransaction", "ServerURL", "to_pyformat"]
+
+_log = logging.getLogger("hivemind_jobs.storage")
+R = TypeVar("R")
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+#: the longest table or index name suffix after the prefix ("job_continuation_by_child")
+_LONGEST_SUFFIX = 25
+_IDENTIFIER_MAX = 63
+_FIRST_TRY_ATTEMPTS = 4
+
+
+def to_pyformat(sql: str) -> str:
+    """``:name`` placeholders as the drivers' ``%(name)s`` (literal ``%`` doubled)."""
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+@dataclass(frozen=True)
+class ServerURL:
+    """The parts of a server URL HiveMind reads; driver options stay in ``options``."""
+
+    scheme: str
+    host: str
+    port: int | None
+    user: str | None
+    password: str | None
+    database: str
+    options: dict[str, str]
+    auto_migrate: bool
+    pool_size: int
+
+    @classmethod
+    def parse(cls, url: str, *, known_options: set[str], default_port: int) -> ServerURL:
+        parts = urlsplit(url)
+        database = parts.path.lstrip("/")
+        if not database or "/" in database:
+            raise ConfigurationError(
+                f"storage URL {redact_url(url)!r} names no database; use {parts.scheme}://user@host:port/database"
+            )
+        query = {key: values[-1] for key, values in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = set(query) - known_options - {"auto_migrate", "pool_size"}
+        if unknown:
+            raise ConfigurationError(
+                f"unknown option(s) {sorted(unknown)} in storage URL {redact_url(url)!r}; known: "
+                f"{', '.join(sorted(known_options | {'auto_migrate', 'pool_size'}))}"
+            )
+        auto = query.pop("auto_migrate", "false").lower()
+        if auto not in ("true", "false", "1", "0", "yes", "no"):
+            raise ConfigurationError(f"auto_migrate must be true or false, got {auto!r}")
+        try:
+            pool_size = int(query.pop("pool_size", "10"))
+        except ValueError:
+            raise ConfigurationError("pool_size must be a whole number") from None
+        if not 1 <= pool_size <= 1000:
+            raise ConfigurationError(f"pool_size must be between 1 and 1000, got {pool_size}")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigurationError(f"storage URL {redact_url(url)!r} has an invalid port") from None
+        return cls(
+            scheme=parts.scheme,
+            host=parts.hostname or "127.0.0.1",
+            port=port or default_port,
+            user=parts.username,
+            password=parts.password,
+            database=database,
+            options=query,
+            auto_migrate=auto in ("true", "1", "yes"),
+            pool_size=pool_size,
+        )
+
+
+class Connection(abc.ABC):
+    """One pooled connection, as the operations see it (pyformat SQL, bound parameters only)."""
+
+    @abc.abstractmethod
+    async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    @abc.abstractmethod
+    async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
+        """Run a statement; the number of rows it matched."""
+
+    @abc.abstractmethod
+    async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
+        """Run a statement once per parameter set (pipelined where the driver can); rows matched."""
+
+    @abc.abstractmethod
+    async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
+        """Run an INSERT of one row and return its generated id."""
+
+    @abc.abstractmethod
+    async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
+        """Insert job rows; their ids in the order given."""
+
+    async def notify(self, q: Mapping[str, SQL], job_ids: Sequence[int]) -> None:
+        """Tell listening colonies that these jobs were enqueued (at commit); no-op by default."""
+        del q, job_ids
+
+    @abc.abstractmethod
+    def dt(self, value: datetime) -> datetime:
+        """A datetime read from the database, as aware UTC."""
+
+    @abc.abstractmethod
+    def bind_dt(self, value: datetime) -> Any:
+        """An aware datetime as this driver binds it."""
+
+
+class Driver(abc.ABC):
+    """The dialect-specific part of a server backend."""
+
+    dialect: str
+    capabilities: Capabilities
+
+    @abc.abstractmethod
+    async def open_pool(self) -> None: ...
+
+    @abc.abstractmethod
+    async def close_pool(self) -> None: ...
+
+    @abc.abstractmethod
+    async def acquire(self) -> Any:
+        """A raw pooled connection (in a fresh transaction once used)."""
+
+    @abc.abstractmethod
+    async def release(self, raw: Any, *, discard: bool) -> None: ...
+
+    @abc.abstractmethod
+    def wrap(self, raw: Any) -> Connection: ...
+
+    @abc.abstractmethod
+    async def commit(self, raw: Any) -> None: ...
+
+    @abc.abstractmethod
+    async def rollback(self, raw: Any) -> None: ...
+
+    @abc.abstractmethod
+    def is_retryable(self, error: BaseException) -> bool:
+        """A deadlock, serialization failure or lost connection (running again may succeed)."""
+
+    @abc.abstractmethod
+    def is_driver_error(self, error: BaseException) -> bool: ...
+
+    @abc.abstractmethod
+    def connection_lost(self, raw: Any) -> bool: ...
+
+    @abc.abstractmethod
+    async def migrate(
+        self, queries: QueryBook, migrations: list[Migration], *, apply: bool
+    ) -> tuple[int, list[Migration]]:
+        """Under a database-wide lock: read the version; with ``apply`` run the pending migrations.
+
+        Returns the version before and the pending (or applied) migrations.
+        """
+
+    def describe(self) -> dict[str, str]:
+        return {}
+
+
+class ServerStorage:
+    """One environment's tables in a PostgreSQL or MySQL/MariaDB database."""
+
+    driver: Driver
+    package: str
+
+    def __init__(self, url: str, *, environment: str, table_prefix: str, auto_migrate: bool) -> None:
+        if len(table_prefix) + _LONGEST_SUFFIX > _IDENTIFIER_MAX:
+            raise ConfigurationError(
+                f"table prefix {table_prefix!r} is too long for {self.driver.dialect} identifiers: use at most "
+                f"{_IDENTIFIER_MAX - _LONGEST_SUFFIX} characters"
+            )
+        self.url = url
+        self.environment = environment
+        raw = read_named_queries(self.package)
+        self.queries = QueryBook({name: to_pyformat(sql) for name, sql in raw.items()}, table_prefix)
+        self.auto_migrate = auto_migrate
+        self.capabilities: Capabilities = self.driver.capabilities
+        self._open = False
+        self._schema_version = 0
+        #: first operations run again after a deadlock, serialization failure or lost connection
+        self.retried = 0
+
+    @property
+    def info(self) -> StorageInfo:
+        return StorageInfo(
+            url=redact_url(self.url),
+            environment=self.environment,
+            table_prefix=self.queries.prefix,
+            schema_version=self._schema_version,
+            extras={**self.driver.describe(), "retried": str(self.retried)},
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+    async def open(self) -> None:
+        if self._open:
+            return
+        await self.driver.open_pool()
+        try:
+            status = await self._migrate(apply=self.auto_migrate)
+            if status.pending:
+                raise SchemaError(
+                    f"the HiveMind tables of environment {self.environment!r} (prefix {self.queries.prefix!r}) in "
+                    f"{redact_url(self.url)} are at schema version {status.current}, this code needs "
+                    f"{status.latest}. Run `hivemind db upgrade --url '{redact_url(self.url)}' --env "
+                    f"{self.environment} --prefix {self.queries.prefix}` (or `hivemind db sql ...` for a DBA), "
+                    "or add auto_migrate=true to the URL"
+                )
+            self._schema_version = status.current
+        except BaseException:
+            await self.driver.close_pool()
+            raise
+        self._open = True
+
+    async def close(self) -> None:
+        if self._open:
+            self._open = False
+            await self.driver.close_pool()
+
+    async def _migrate(self, *, apply: bool) -> SchemaStatus:
+        migrations = load_migrations(self.package)
+        current, pending = await self.driver.migrate(self.queries, migrations, apply=apply)
+        if current > len(migrations):
+            raise SchemaError(
+                f"the tables with prefix {self.queries.prefix!r} in {redact_url(self.url)} are at schema version "
+                f"{current}, newer than this HiveMind knows ({len(migrations)}); upgrade hivemind-jobs"
+            )
+        if apply:
+            return SchemaStatus(current=len(migrations), latest=len(migrations), pending=(), applied=_names(pending))
+        return SchemaStatus(current=current, latest=len(migrations), pending=_names(pending))
+
+    async def schema_status(self) -> SchemaStatus:
+        return await self._with_pool(lambda: self._migrate(apply=False))
+
+    async def schema_upgrade(self) -> SchemaStatus:
+        return await self._with_pool(lambda: self._migrate(apply=True))
+
+    def schema_sql(self, since: int = 0) -> list[SQL]:
+        return [
+            statement
+            for migration in load_migrations(self.package)[since:]
+            for statement in migration.statements(self.queries.prefix)
+        ]
+
+    async def _with_pool(self, action: Callable[[], Awaitable[SchemaStatus]]) -> SchemaStatus:
+        if self._open:
+            return await action()
+        await self.driver.open_pool()
+        try:
+            return await action()
+        finally:
+            await self.driver.close_pool()
+
+    def change_marker(self) -> object | None:
+        return None
+
+    def _require_open(self) -> None:
+        if not self._open:
+            raise TransactionError(
+                f"the storage of environment {self.environment!r} is not open; use `async with hive:`"
+            )
+
+    # ------------------------------------------------------------------ transactions
+    @asynccontextmanager
+    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Transaction]:
+        self._require_open()
+        transaction = ServerTransaction(self)
+        try:
+            yield transaction
+        except BaseException:
+            await transaction.rollback()
+            raise
+        else:
+            if not transaction.finished:
+                await transaction.commit()
+
+    def external_transaction(self, connection: Any) -> ServerTransaction:
+        """Operations on the application's own connection, inside its own transaction (never
+        committed or rolled back here)."""
+        self._require_open()
+        return ServerTransaction(self, external=connection)
+
+    def after_commit(self, transaction: ServerTransaction) -> None:
+        """Hook for backends (PostgreSQL notifies in SQL; nothing to do by default)."""
+
+
+def _names(migrations: Sequence[Migration]) -> tuple[str, ...]:
+    return tuple(f"{migration.version:04d}_{migration.name}" for migration in migrations)
+
+
+class ServerTransaction:
+    """The operations of :class:`~hivemind_jobs.storage.protocol.Transaction` on a server database."""
+
+    def __init__(self, storage: ServerStorage, *, external: Any = None) -> None:
+        self._storage = storage
+        self._driver = storage.driver
+        self._queries = storage.queries
+        self._raw: Any = None
+        self._connection: Connection | None = None
+        self._external = external is not None
+        if external is not None:
+            self._raw = external
+            self._connection = self._driver.wrap(external)
+        self._used = False
+        self._finished = False
+
+    @property
+    def finished(self) -> bool:
+        return self._finished
+
+    def commit_after_next(self) -> None:
+        """Ignored: a server commit is one round trip either way."""
+
+    async def _connect(self) -> Connection:
+        if self._connection is None:
+            self._raw = await self._driver.acquire()
+            self._connection = self._driver.wrap(self._raw)
+        return self._connection
+
+    async def _drop_connection(self, *, discard: bool) -> None:
+        raw, self._raw, self._connection = self._raw, None, None
+        if raw is not None and not self._external:
+            await self._driver.release(raw, discard=discard)
+
+    async def _run(self, operation: Callable[..., Awaitable[R]], *args: Any) -> R:
+        if self._finished:
+            raise TransactionError("the transaction has already been committed or rolled back")
+        first = not self._used
+        self._used = True
+        attempt = 0
+        while True:
+            try:
+                connection = await self._connect()
+                return await operation(connection, self._queries, *args)
+            except Exception as error:
+                if not self._driver.is_driver_error(error):
+                    raise
+                retryable = self._driver.is_retryable(error)
+                if first and retryable and not self._external and attempt < _FIRST_TRY_ATTEMPTS:
+                    # nothing of this transaction exists yet: start it again on a fresh connection
+                    attempt += 1
+                    self._storage.retried += 1
+                    await self._rollback_quietly()
+                    await self._drop_connection(discard=True)
+                    delay = min(1.0, 0.02 * 2**attempt) * random.uniform(0.5, 1.5)
+                    _log.info("retrying a %s transaction in %.3f s: %s", self._driver.dialect, delay, error)
+                    await asyncio.sleep(delay)
+                    continue
+                kind = RetryableStorageError if retryable else StorageError
+                raise kind(f"{self._driver.dialect}: {error}".strip()) from error
+
+    async def _rollback_quietly(self) -> None:
+        if self._raw is None or self._external:
+            return
+        try:
+            await self._driver.rollback(self._raw)
+        except Exception as error:
+            if not self._driver.is_driver_error(error):
+                raise
+
+    async def commit(self) -> None:
+        if self._finished:
+            raise TransactionError("the transaction has already been committed or rolled back")
+        self._finished = True
+        if self._raw is None or self._external:
+            return
+        try:
+            await self._driver.commit(self._raw)
+        except Exception as error:
+            await self._drop_connection(discard=True)
+            if not self._driver.is_driver_error(error):
+                raise
+            kind = RetryableStorageError if self._driver.is_retryable(error) else StorageError
+            raise kind(f"{self._driver.dialect}: commit failed: {error}") from error
+        await self._drop_connection(discard=False)
+
+    async def rollback(self) -> None:
+        if self._finished:
+            return
+        self._finished = True
+        if self._raw is None or self._external:
+            return
+        await self._rollback_quietly()
+        await self._drop_connection(discard=self._driver.connection_lost(self._raw))
+
+    # ------------------------------------------------------------------ operations
+    async def job_insert(self, params: Sequence[JobInsert]) -> list[JobInserted]:
+        return await self._run(ops.job_insert, list(params))
+
+    async def job_get(self, params: JobGet) -> JobRecord | None:
+        return await self._run(ops.job_get, params)
+
+    async def job_get_many(self, params: Sequence[int]) -> list[JobRecord]:
+        return await self._run(ops.job_get_many, list(params))
+
+    async def job_update(self, params: JobUpdate) -> JobUpdated:
+        return (await self._run(ops.job_update_many, [params]))[0]
+
+    async def job_update_many(self, params: Sequence[JobUpdate]) -> list[JobUpdated]:
+        return await self._run(ops.job_update_many, list(params))
+
+    async def job_lock_takeover(self, params: JobLockTakeover) -> list[int]:
+        return await self._run(ops.job_lock_takeover, params)
+
+    async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased:
+        return await self._run(ops.job_lock_release, params)
+
+    async def job_heartbeat(self, params: JobHeartbeat) -> frozenset[int]:
+        return await self._run(ops.job_heartbeat, params)
+
+    async def job_state_counts(self) -> dict[str, int]:
+        return await self._run(ops.job_state_counts)
+
+    async def job_data_get(self, params: JobDataGet) -> str | None:
+        return await self._run(ops.job_data_get, params)
+
+    async def job_data_set(self, params: JobDataSet) -> bool:
+        return await self._run(ops.job_data_set, params)
+
+    async def job_log_insert(self, params: Sequence[JobLogRow]) -> int:
+        return await self._run(ops.job_log_insert, list(params))
+
+    async def job_log_list(self, params: JobLogList) -> list[JobLogRecord]:
+        return await self._run(ops.job_log_list, params)
+
+    async def job_action_insert(self, params: JobActionInsert) -> int:
+        return await self._run(ops.job_action_insert, params)
+
+    async def job_action_list(self, params: JobActionList) -> list[JobActionRecord]:
+        return await self._run(ops.job_action_list, params)
+
+    async def job_action_delete(self, params: Sequence[int]) -> int:
+        return await self._run(ops.job_action_delete, list(params))
+
+    async def continuation_list(self, params: int) -> list[ContinuationLink]:
+        return await self._run(ops.continuation_list, params)
+
+    async def continuation_mark(self, params: Sequence[ContinuationMark]) -> None:
+        await self._run(ops.continuation_mark, list(params))
+
+    async def queue_claim(self, params: QueueClaim) -> list[ClaimedJob]:
+        return await self._run(ops.queue_claim, params)
+
+    async def queue_stats(self) -> list[QueueStat]:
+        return await self._run(ops.queue_stats)
+
+    async def colony_upsert(self, params: ColonyUpsert) -> ColonyRecord:
+        return await self._run(ops.colony_upsert, params)
+
+    async def colony_get(self, params: str) -> ColonyRecord | None:
+        return await self._run(ops.colony_get, params)
+
+    async def colony_list(self) -> list[ColonyRecord]:
+        return await self._run(ops.colony_list)
+
+    async def colony_delete(self, params: Sequence[str]) -> int:
+        return await self._run(ops.colony_delete, list(params))
+
+    async def colony_delete_stale(self, params: timedelta) -> list[str]:
+        return await self._run(ops.colony_delete_stale, params)
+
+    async def daemon_log_insert(self, params: Sequence[DaemonLogRow]) -> int:
+        return await self._run(ops.daemon_log_insert, list(params))
+
+    async def daemon_log_list(self, params: DaemonLogList) -> list[DaemonLogRecord]:
+        return await self._run(ops.daemon_log_list, params)
+
+    async def clock_now(self) -> datetime:
+        return await self._run(ops.clock_now)
