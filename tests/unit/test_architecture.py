@@ -102,7 +102,8 @@ def test_public_api_is_sorted_complete_and_importable() -> None:
 #: dialects whose operations are written once (storage/server/operations.py) must name the same queries
 SERVER_DIALECTS = ("postgres", "mysql")
 #: queries only one server dialect has, with the reason
-DIALECT_ONLY = {"postgres": {"queue_notify"}}  # LISTEN/NOTIFY wake-ups; MySQL has no notifications
+#: postgres: LISTEN/NOTIFY wake-ups (MySQL has none) and the planner settings of the claim
+DIALECT_ONLY = {"postgres": {"queue_notify", "queue_claim_prepare"}}
 
 
 def test_every_dialect_folder_is_known() -> None:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import logging
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -158,6 +159,19 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
         """Insert job rows; their ids in the order given."""
+
+    def pipeline(self) -> AbstractAsyncContextManager[object]:
+        """Statements run inside are sent without waiting for each other where the driver can
+        (PostgreSQL pipeline mode): their row counts are then not reported. Default: no-op."""
+        return contextlib.nullcontext()
+
+    async def fetch_each(self, queries: Sequence[tuple[SQL, dict[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+        """The rows of several SELECTs (one round trip where the driver can pipeline)."""
+        return [await self.fetchall(sql, params) for sql, params in queries]
+
+    async def claim_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``queue_claim_select`` (a backend may prepare the session for it first)."""
+        return await self.fetchall(q["queue_claim_select"], params)
 
     async def notify(self, q: Mapping[str, SQL], job_ids: Sequence[int]) -> None:
         """Tell listening colonies that these jobs were enqueued (at commit); no-op by default."""

@@ -174,12 +174,8 @@ async def job_insert(c: Connection, q: Queries, params: Sequence[JobInsert]) -> 
         ],
     )
     pairs = list(zip(ids, params, strict=True))
-    await c.executemany(
-        q["job_state_insert"], [_state_params(c, job_id, state) for job_id, job in pairs for state in job.states]
-    )
+    states = [_state_params(c, job_id, state) for job_id, job in pairs for state in job.states]
     properties = [_property_params(c, job_id, prop) for job_id, job in pairs for prop in job.properties]
-    if properties:
-        await c.executemany(q["job_property_upsert"], properties)
     pointers = [
         _queue_params(
             c, job_id, job.enqueue.queue, job.enqueue.priority, job.enqueue.execution_id, job.enqueue.execute_after, now
@@ -187,16 +183,20 @@ async def job_insert(c: Connection, q: Queries, params: Sequence[JobInsert]) -> 
         for job_id, job in pairs
         if job.enqueue is not None
     ]
-    if pointers:
-        await c.executemany(q["queue_upsert"], pointers)
-        await c.notify(q, [pointer["job_id"] for pointer in pointers])
     links = [
         {"parent_id": job.awaiting_parent, "child_id": job_id, "now": bound_now}
         for job_id, job in pairs
         if job.awaiting_parent is not None
     ]
-    if links:
-        await c.executemany(q["continuation_insert"], links)
+    async with c.pipeline():
+        await c.executemany(q["job_state_insert"], states)
+        if properties:
+            await c.executemany(q["job_property_upsert"], properties)
+        if pointers:
+            await c.executemany(q["queue_upsert"], pointers)
+            await c.notify(q, [pointer["job_id"] for pointer in pointers])
+        if links:
+            await c.executemany(q["continuation_insert"], links)
     return [JobInserted(job_id, now) for job_id in ids]
 
 
@@ -205,14 +205,17 @@ async def _records(c: Connection, q: Queries, ids: Sequence[int], acquired: set[
     if not ids:
         return {}
     key = {"job_ids": list(ids)}
+    state_rows, property_rows, job_rows = await c.fetch_each(
+        [(q["job_state_select_many"], key), (q["job_property_select_many"], key), (q["job_select_many"], key)]
+    )
     states: dict[int, list[StateRow]] = {}
-    for job_id, sequence, name, elected_at, reason, fields in await c.fetchall(q["job_state_select_many"], key):
+    for job_id, sequence, name, elected_at, reason, fields in state_rows:
         states.setdefault(job_id, []).append(StateRow(sequence, name, c.dt(elected_at), reason, fields))
     properties: dict[int, list[PropertyRow]] = {}
-    for row in await c.fetchall(q["job_property_select_many"], key):
+    for row in property_rows:
         properties.setdefault(row[0], []).append(_property_from_row(c, row[1:]))
     records: dict[int, JobRecord] = {}
-    for row in await c.fetchall(q["job_select_many"], key):
+    for row in job_rows:
         (
             job_id,
             queue,
@@ -298,44 +301,51 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) 
     outcomes = [_fence(rows.get(update.job_id), update, now, c) for update in params]
     saved = [update for update, outcome in zip(params, outcomes, strict=True) if outcome is UpdateOutcome.SAVED]
     bound_now = c.bind_dt(now)
-    if saved:
-        await c.executemany(q["job_update"], [_update_params(c, update, bound_now) for update in saved])
     states = [_state_params(c, u.job_id, state) for u in saved for state in u.new_states]
-    if states:
-        await c.executemany(q["job_state_insert"], states)
     properties = [_property_params(c, u.job_id, prop) for u in saved for prop in u.set_properties]
-    if properties:
-        await c.executemany(q["job_property_upsert"], properties)
     removed = [{"job_id": u.job_id, "name": name} for u in saved for name in u.removed_properties]
-    if removed:
-        await c.executemany(q["job_property_delete"], removed)
     pointers = [
         _queue_params(c, u.job_id, p.queue, p.priority, p.execution_id, p.execute_after, now)
         for u in saved
         if (p := u.enqueue) is not None
     ]
-    if pointers:
-        await c.executemany(q["queue_upsert"], pointers)
-        await c.notify(q, [pointer["job_id"] for pointer in pointers])
     dequeued = [{"job_id": u.job_id} for u in saved if u.enqueue is None and u.dequeue]
-    if dequeued:
-        await c.executemany(q["queue_delete"], dequeued)
     links = [
         {"parent_id": u.awaiting_parent, "child_id": u.job_id, "now": bound_now}
         for u in saved
         if u.awaiting_parent is not None
     ]
-    if links:
-        await c.executemany(q["continuation_insert"], links)
-    children: dict[int, list[int]] = {}
+    async with c.pipeline():  # every write of the batch in one round trip where the driver can
+        if saved:
+            await c.executemany(q["job_update"], [_update_params(c, update, bound_now) for update in saved])
+        if states:
+            await c.executemany(q["job_state_insert"], states)
+        if properties:
+            await c.executemany(q["job_property_upsert"], properties)
+        if removed:
+            await c.executemany(q["job_property_delete"], removed)
+        if pointers:
+            await c.executemany(q["queue_upsert"], pointers)
+            await c.notify(q, [pointer["job_id"] for pointer in pointers])
+        if dequeued:
+            await c.executemany(q["queue_delete"], dequeued)
+        if links:
+            await c.executemany(q["continuation_insert"], links)
     changed = [u.job_id for u in saved if u.new_states]
-    if changed:
-        for link in _links(await c.fetchall(q["continuation_children_many"], {"job_ids": changed})):
-            children.setdefault(link.parent_id, []).append(link.child_id)
-    fired: dict[int, list[ContinuationLink]] = {}
     released = [u.job_id for u in saved if u.release_lock]
+    lookups = []
+    if changed:
+        lookups.append((q["continuation_children_many"], {"job_ids": changed}))
     if released:
-        for link in _links(await c.fetchall(q["continuation_fired_for_children"], {"job_ids": released})):
+        lookups.append((q["continuation_fired_for_children"], {"job_ids": released}))
+    found = await c.fetch_each(lookups) if lookups else []
+    children: dict[int, list[int]] = {}
+    fired: dict[int, list[ContinuationLink]] = {}
+    if changed:
+        for link in _links(found.pop(0)):
+            children.setdefault(link.parent_id, []).append(link.child_id)
+    if released:
+        for link in _links(found.pop(0)):
             fired.setdefault(link.child_id, []).append(link)
     results: list[JobUpdated] = []
     for update, outcome in zip(params, outcomes, strict=True):
@@ -524,18 +534,19 @@ async def queue_claim(c: Connection, q: Queries, params: QueueClaim) -> list[Cla
         seen.update(queues)
         if not queues:
             continue
-        rows = await c.fetchall(q["queue_claim_select"], {"queues": queues, "limit": remaining})
+        rows = await c.claim_rows(q, {"queues": queues, "limit": remaining})
         if not rows:
             continue
         now = rows[0][7]
         taken = sorted(int(row[0]) for row in rows)
-        await c.execute(q["queue_take"], {"job_ids": taken})
         fresh = [row for row in rows if row[3] == row[6]]
-        if fresh:
-            await c.execute(
-                q["queue_lock_claimed"],
-                {"job_ids": sorted(int(row[0]) for row in fresh), "owner": params.owner, "now": now},
-            )
+        async with c.pipeline():
+            await c.execute(q["queue_take"], {"job_ids": taken})
+            if fresh:
+                await c.execute(
+                    q["queue_lock_claimed"],
+                    {"job_ids": sorted(int(row[0]) for row in fresh), "owner": params.owner, "now": now},
+                )
         fresh.sort(key=lambda row: (row[2], row[4], row[0]))  # priority, due time, id
         claimed.extend(
             ClaimedJob(int(row[0]), row[1], int(row[2]), row[3], c.dt(row[4]), c.dt(row[5])) for row in fresh

@@ -11,6 +11,10 @@ ON CONFLICT (job_id) DO UPDATE SET
 -- name: queue_delete
 DELETE FROM "{p}queue" WHERE job_id = :job_id;
 
+-- For the rest of the transaction: walk indexes in order rather than sort what they find.
+-- name: queue_claim_prepare
+SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true);
+
 -- The best due entries of a queue group: each queue is read through the claim index in claim
 -- order (the LATERAL keeps that an index range scan per queue), rows held by other transactions
 -- and jobs locked by someone are skipped. Entries whose execution id is stale (not the job's)
