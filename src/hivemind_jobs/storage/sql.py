@@ -51,17 +51,25 @@ def parse_named_queries(text: str, source: str) -> dict[str, str]:
     return queries
 
 
-def _substitute(sql: str, prefix: str) -> SQL:
+def _substitute(sql: str, prefix: str, namespace: str | None = None, quote: str = '"') -> SQL:
+    """Fill in the table prefix; with a ``namespace`` (a PostgreSQL schema, a MySQL database)
+    every quoted table name is also qualified: ``"{p}job"`` becomes ``"ns"."prefix_job"``."""
+    if namespace is not None:
+        sql = sql.replace(quote + _PREFIX_TOKEN, f"{quote}{namespace}{quote}.{quote}{_PREFIX_TOKEN}")
     return SQL(sql.replace(_PREFIX_TOKEN, prefix))
 
 
 class QueryBook(Mapping[str, SQL]):
     """The named queries of one dialect with one environment's table prefix filled in."""
 
-    def __init__(self, queries: Mapping[str, str], prefix: str) -> None:
+    def __init__(
+        self, queries: Mapping[str, str], prefix: str, *, namespace: str | None = None, quote: str = '"'
+    ) -> None:
         validate_table_prefix(prefix)
         self.prefix = prefix
-        self._queries = {name: _substitute(sql, prefix) for name, sql in queries.items()}
+        self.namespace = namespace
+        self.quote = quote
+        self._queries = {name: _substitute(sql, prefix, namespace, quote) for name, sql in queries.items()}
 
     @classmethod
     def load(cls, package: str, prefix: str) -> QueryBook:
@@ -105,8 +113,8 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self, prefix: str) -> list[SQL]:
-        return [_substitute(statement, prefix) for statement in split_statements(self.sql)]
+    def statements(self, prefix: str, namespace: str | None = None, quote: str = '"') -> list[SQL]:
+        return [_substitute(statement, prefix, namespace, quote) for statement in split_statements(self.sql)]
 
 
 def split_statements(sql: str) -> list[str]:

@@ -15,6 +15,7 @@ made in their own process).
 from __future__ import annotations
 
 import hashlib
+import re
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
@@ -37,6 +38,7 @@ __all__ = ["MySQLStorage"]
 _PACKAGE = __name__.rpartition(".")[0]
 #: deadlock, lock wait timeout, server gone / lost / shutting down, cannot connect
 _RETRY_CODES = {1213, 1205, 2006, 2013, 2003, 1053, 1927, 4031}
+_DATABASE = re.compile(r"[A-Za-z0-9_$-]{1,64}")
 _INSERT_CHUNK = 500
 _INSERT_BYTES = 4_000_000
 
@@ -141,6 +143,8 @@ class _MySQLDriver(Driver):
 
     def __init__(self, url: ServerURL, prefix: str) -> None:
         self.url = url
+        self.namespace = url.database
+        self.quote = "`"
         self.prefix = prefix
         self._pool: aiomysql.Pool | None = None
         self._users = 0
@@ -278,6 +282,9 @@ class _MySQLDriver(Driver):
     def describe(self) -> dict[str, str]:
         return {"database": self.url.database}
 
+    def preamble(self) -> list[SQL]:
+        return [SQL(f"USE `{self.url.database}`")]
+
 
 class MySQLStorage(ServerStorage):
     """One environment's tables (``table_prefix``) in one MySQL / MariaDB database."""
@@ -286,6 +293,10 @@ class MySQLStorage(ServerStorage):
 
     def __init__(self, url: str, *, environment: str, table_prefix: str) -> None:
         parsed = ServerURL.parse(url, known_options={"connect_timeout"}, default_port=3306)
+        if not _DATABASE.fullmatch(parsed.database):
+            raise ConfigurationError(
+                f"MySQL database name must be 1-64 characters from A-Z a-z 0-9 _ $ -, got {parsed.database!r}"
+            )
         self.driver = _MySQLDriver(parsed, table_prefix)
         super().__init__(url, environment=environment, table_prefix=table_prefix, auto_migrate=parsed.auto_migrate)
 

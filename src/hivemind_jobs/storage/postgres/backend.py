@@ -144,7 +144,8 @@ class _PgDriver(Driver):
 
     def __init__(self, url: ServerURL, schema: str, prefix: str) -> None:
         self.url = url
-        self.schema = schema
+        self.schema = self.namespace = schema
+        self.quote = '"'
         self.prefix = prefix
         self.channel = _channel(schema, prefix)
         self._pool: psycopg_pool.AsyncConnectionPool[Any] | None = None
@@ -156,7 +157,7 @@ class _PgDriver(Driver):
             "port": self.url.port,
             "dbname": self.url.database,
             # no JIT: a queue's statements are short, compiling costs more than it saves
-            "options": f"-c TimeZone=UTC -c search_path={self.schema} -c jit=off",
+            "options": "-c TimeZone=UTC -c jit=off",
         }
         if self.url.user:
             info["user"] = self.url.user
@@ -255,6 +256,8 @@ class _PgDriver(Driver):
                     return 0, migrations
                 await raw.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)))
                 await raw.execute(queries["schema_version_create"])
+            # migrations name their tables without the schema: make it the only one searched
+            await raw.execute("SELECT set_config('search_path', %s, true)", (f'"{self.schema}"',))
             row = await (await raw.execute(queries["schema_version_current"])).fetchone()
             current = int(row[0]) if row else 0
             pending = migrations[current:]
@@ -270,6 +273,9 @@ class _PgDriver(Driver):
 
     def describe(self) -> dict[str, str]:
         return {"schema": self.schema, "channel": self.channel}
+
+    def preamble(self) -> list[SQL]:
+        return [SQL(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'), SQL(f'SET search_path TO "{self.schema}"')]
 
 
 class PostgresStorage(ServerStorage):

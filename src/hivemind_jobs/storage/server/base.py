@@ -191,6 +191,9 @@ class Driver(abc.ABC):
 
     dialect: str
     capabilities: Capabilities
+    #: the schema or database every table name is qualified with, and the identifier quote
+    namespace: str
+    quote: str
 
     @abc.abstractmethod
     async def open_pool(self) -> None: ...
@@ -236,6 +239,10 @@ class Driver(abc.ABC):
     def describe(self) -> dict[str, str]:
         return {}
 
+    def preamble(self) -> list[SQL]:
+        """Statements that make the namespace exist and current, for printed DDL."""
+        return []
+
 
 class ServerStorage:
     """One environment's tables in a PostgreSQL or MySQL/MariaDB database."""
@@ -252,7 +259,12 @@ class ServerStorage:
         self.url = url
         self.environment = environment
         raw = read_named_queries(self.package)
-        self.queries = QueryBook({name: to_pyformat(sql) for name, sql in raw.items()}, table_prefix)
+        self.queries = QueryBook(
+            {name: to_pyformat(sql) for name, sql in raw.items()},
+            table_prefix,
+            namespace=self.driver.namespace,
+            quote=self.driver.quote,
+        )
         self.auto_migrate = auto_migrate
         self.capabilities: Capabilities = self.driver.capabilities
         self._open = False
@@ -315,11 +327,16 @@ class ServerStorage:
         return await self._with_pool(lambda: self._migrate(apply=True))
 
     def schema_sql(self, since: int = 0) -> list[SQL]:
-        return [
-            statement
-            for migration in load_migrations(self.package)[since:]
-            for statement in migration.statements(self.queries.prefix)
-        ]
+        """The DDL for a DBA: namespace set-up, the migrations after ``since`` and their records
+        in the version table (so that HiveMind then sees the schema as current)."""
+        q = self.queries
+        statements: list[SQL] = [*self.driver.preamble(), q["schema_version_create"]]
+        for migration in load_migrations(self.package)[since:]:
+            statements.extend(migration.statements(q.prefix))
+            # version numbers and migration names are validated file names: safe as literals
+            record = q["schema_version_insert"].replace("%(version)s", str(int(migration.version)))
+            statements.append(SQL(record.replace("%(name)s", f"'{migration.name}'")))
+        return statements
 
     async def _with_pool(self, action: Callable[[], Awaitable[SchemaStatus]]) -> SchemaStatus:
         if self._open:
