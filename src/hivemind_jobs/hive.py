@@ -138,9 +138,12 @@ class HiveMind:
 
         return Colony(self, name=name, environment=environment, options=options, allow=allow)
 
-    def transaction(self, environment: str | None = None) -> Transaction:
-        """``async with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together."""
-        return self.env(environment).transaction()
+    def transaction(self, environment: str | None = None, *, connection: object | None = None) -> Transaction:
+        """``async with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together.
+
+        ``connection``: write the jobs in the application's own open transaction on that
+        connection instead (see :meth:`Environment.transaction`)."""
+        return self.env(environment).transaction(connection=connection)
 
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:

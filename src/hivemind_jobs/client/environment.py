@@ -73,9 +73,15 @@ class Environment:
 
         return ColonyClient(self)
 
-    def transaction(self) -> Transaction:
-        """``async with env.transaction() as tx:`` - everything done through ``tx`` commits together."""
-        return Transaction(self)
+    def transaction(self, *, connection: object | None = None) -> Transaction:
+        """``async with env.transaction() as tx:`` - everything done through ``tx`` commits together.
+
+        With ``connection`` - the application's own connection to this environment's database
+        (``psycopg.AsyncConnection``, ``aiomysql`` connection or ``sqlite3.Connection``) inside a
+        transaction it opened - jobs are written in that transaction: they commit or roll back with
+        the application's own data, when the application commits or rolls back.
+        """
+        return Transaction(self, connection=connection)
 
     # ------------------------------------------------------------------ in-process wake-ups
     def add_wake_listener(self, listener: Callable[[frozenset[str]], None]) -> Callable[[], None]:
@@ -114,8 +120,9 @@ class Transaction:
     Nothing it writes is visible to other connections before it commits.
     """
 
-    def __init__(self, environment: Environment) -> None:
+    def __init__(self, environment: Environment, *, connection: object | None = None) -> None:
         self.environment = environment
+        self.connection = connection
         self._context: AbstractAsyncContextManager[StorageTransaction] | None = None
         self._storage_tx: StorageTransaction | None = None
         self._jobs: BackgroundJobClient | None = None
@@ -146,7 +153,7 @@ class Transaction:
     async def __aenter__(self) -> Transaction:
         if self._context is not None:
             raise TransactionError("a Transaction object can be entered once; open a new one")
-        self._context = self.environment.storage.transaction()
+        self._context = self.environment.storage.transaction(connection=self.connection)
         self._storage_tx = await self._context.__aenter__()
         return self
 

@@ -527,10 +527,16 @@ class Storage(Protocol):
         """
         ...
 
-    def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Transaction]:
+    def transaction(
+        self, *, readonly: bool = False, connection: object | None = None
+    ) -> AbstractAsyncContextManager[Transaction]:
         """A transaction: committed on clean exit unless already finished, rolled back on error.
 
         Nothing happens in the database until the first operation, so an unused transaction
         costs nothing. With ``readonly`` every operation reads a consistent snapshot.
+
+        With ``connection`` (the application's own driver connection to the same database, inside
+        a transaction it opened) the operations run on that connection and are never committed or
+        rolled back here: they commit or roll back with the application's own work.
         """
         ...

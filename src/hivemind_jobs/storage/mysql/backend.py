@@ -21,7 +21,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from hivemind_jobs.errors import ConfigurationError, StorageError
+from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.protocol import Capabilities
 from hivemind_jobs.storage.server.base import Connection, Driver, ServerStorage, ServerURL
 from hivemind_jobs.storage.sql import SQL, Migration, QueryBook
@@ -66,22 +66,22 @@ class _MySQLConnection(Connection):
         self.raw = raw
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        async with self.raw.cursor() as cursor:
+        async with self.raw.cursor(_Cursor) as cursor:
             await cursor.execute(sql, params)
             return list(await cursor.fetchall())
 
     async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
-        async with self.raw.cursor() as cursor:
+        async with self.raw.cursor(_Cursor) as cursor:
             return int(await cursor.execute(sql, params))
 
     async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
         if not params:
             return 0
-        async with self.raw.cursor() as cursor:
+        async with self.raw.cursor(_Cursor) as cursor:
             return int(await cursor.executemany(sql, params) or 0)
 
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
-        async with self.raw.cursor() as cursor:
+        async with self.raw.cursor(_Cursor) as cursor:
             await cursor.execute(sql, params)
             return int(cursor.lastrowid)
 
@@ -90,7 +90,7 @@ class _MySQLConnection(Connection):
         checked against the execution ids (and looked up if the server interleaved them)."""
         head, _, values = q["job_insert"].partition("VALUES")
         ids: list[int] = []
-        async with self.raw.cursor() as cursor:
+        async with self.raw.cursor(_Cursor) as cursor:
             start = 0
             while start < len(params):
                 rendered: list[str] = []
@@ -233,6 +233,17 @@ class _MySQLDriver(Driver):
 
     def connection_lost(self, raw: Any) -> bool:
         return bool(raw.closed)
+
+    def check_external(self, connection: object) -> None:
+        if not isinstance(connection, aiomysql.Connection):
+            raise ConfigurationError(
+                f"a MySQL environment runs on an aiomysql connection, got {type(connection).__name__}"
+            )
+        if connection.get_autocommit():
+            raise TransactionError(
+                "the connection is in autocommit mode: jobs would commit on their own; use a connection with "
+                "autocommit=False (and `await connection.begin()`)"
+            )
 
     async def migrate(
         self, queries: QueryBook, migrations: list[Migration], *, apply: bool

@@ -28,7 +28,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from hivemind_jobs.errors import ConfigurationError, StorageError
+from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.protocol import Capabilities
 from hivemind_jobs.storage.server.base import Connection, Driver, ServerStorage, ServerURL
 from hivemind_jobs.storage.sql import SQL, Migration, QueryBook
@@ -38,6 +38,7 @@ try:
     import psycopg.errors
     import psycopg_pool
     from psycopg import sql as pgsql
+    from psycopg.rows import tuple_row
 except ImportError as missing:  # pragma: no cover - depends on the installed extras
     raise ConfigurationError(
         "the PostgreSQL backend needs psycopg 3 and psycopg-pool: pip install 'hivemind-jobs[postgres]'"
@@ -67,7 +68,8 @@ class _PgConnection(Connection):
         self.channel = channel
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        cursor = await self.raw.execute(sql, params)
+        cursor = self.raw.cursor(row_factory=tuple_row)  # whatever row factory the connection has
+        await cursor.execute(sql, params)
         return await cursor.fetchall()
 
     async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
@@ -82,13 +84,14 @@ class _PgConnection(Connection):
         return cursor.rowcount
 
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
-        cursor = await self.raw.execute(sql, params)
+        cursor = self.raw.cursor(row_factory=tuple_row)
+        await cursor.execute(sql, params)
         row = await cursor.fetchone()
         assert row is not None
         return int(row[0])
 
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
-        cursor = self.raw.cursor()
+        cursor = self.raw.cursor(row_factory=tuple_row)
         await cursor.executemany(q["job_insert"], params, returning=True)
         ids: list[int] = []
         while True:
@@ -106,7 +109,7 @@ class _PgConnection(Connection):
         async with self.raw.pipeline():
             cursors = []
             for sql, params in queries:
-                cursor = self.raw.cursor()
+                cursor = self.raw.cursor(row_factory=tuple_row)
                 await cursor.execute(sql, params)
                 cursors.append(cursor)
         return [await cursor.fetchall() for cursor in cursors]
@@ -235,6 +238,17 @@ class _PgDriver(Driver):
 
     def connection_lost(self, raw: Any) -> bool:
         return bool(raw.broken or raw.closed)
+
+    def check_external(self, connection: object) -> None:
+        if not isinstance(connection, psycopg.AsyncConnection):
+            raise ConfigurationError(
+                f"a PostgreSQL environment runs on a psycopg.AsyncConnection, got {type(connection).__name__}"
+            )
+        if connection.autocommit and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+            raise TransactionError(
+                "the connection is in autocommit mode outside a transaction: jobs would commit on their own; "
+                "use `async with connection.transaction():` or a connection with autocommit=False"
+            )
 
     async def migrate(
         self, queries: QueryBook, migrations: list[Migration], *, apply: bool

@@ -236,6 +236,11 @@ class Driver(abc.ABC):
         Returns the version before and the pending (or applied) migrations.
         """
 
+    @abc.abstractmethod
+    def check_external(self, connection: object) -> None:
+        """Refuse (ConfigurationError / TransactionError) an application connection that is not this
+        driver's, or is not inside a transaction."""
+
     def describe(self) -> dict[str, str]:
         return {}
 
@@ -358,9 +363,13 @@ class ServerStorage:
 
     # ------------------------------------------------------------------ transactions
     @asynccontextmanager
-    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Transaction]:
+    async def transaction(
+        self, *, readonly: bool = False, connection: object | None = None
+    ) -> AsyncIterator[Transaction]:
         self._require_open()
-        transaction = ServerTransaction(self)
+        if connection is not None:
+            self.driver.check_external(connection)
+        transaction = ServerTransaction(self, external=connection)
         try:
             yield transaction
         except BaseException:
@@ -369,15 +378,6 @@ class ServerStorage:
         else:
             if not transaction.finished:
                 await transaction.commit()
-
-    def external_transaction(self, connection: Any) -> ServerTransaction:
-        """Operations on the application's own connection, inside its own transaction (never
-        committed or rolled back here)."""
-        self._require_open()
-        return ServerTransaction(self, external=connection)
-
-    def after_commit(self, transaction: ServerTransaction) -> None:
-        """Hook for backends (PostgreSQL notifies in SQL; nothing to do by default)."""
 
 
 def _names(migrations: Sequence[Migration]) -> tuple[str, ...]:

@@ -317,8 +317,17 @@ class SQLiteStorage:
 
     # ------------------------------------------------------------------ transactions
     @asynccontextmanager
-    async def transaction(self, *, readonly: bool = False) -> AsyncIterator[Transaction]:
+    async def transaction(
+        self, *, readonly: bool = False, connection: object | None = None
+    ) -> AsyncIterator[Transaction]:
         engine = self._require_engine()
+        if connection is not None:
+            external = SQLiteExternalTransaction(self, self._check_external(connection))
+            try:
+                yield external
+            finally:
+                external.close()
+            return
         token = TransactionToken()
         if not readonly:
             owner = asyncio.current_task()
@@ -342,6 +351,24 @@ class SQLiteStorage:
                 await transaction.commit()
         finally:
             engine.open_writes.discard(token)
+
+    def _check_external(self, connection: object) -> sqlite3.Connection:
+        if not isinstance(connection, sqlite3.Connection):
+            raise ConfigurationError(
+                f"an SQLite environment runs on a sqlite3.Connection, got {type(connection).__name__}"
+            )
+        files = [row[2] for row in connection.execute("PRAGMA database_list") if row[1] == "main"]
+        if not files or not files[0] or os.path.abspath(files[0]) != str(self.path):
+            raise ConfigurationError(
+                f"the connection is not on this environment's database file {self.path} "
+                f"(it is on {files[0] if files else '?'})"
+            )
+        if connection.isolation_level is None and not connection.in_transaction:
+            raise TransactionError(
+                "the sqlite3 connection is in autocommit mode outside a transaction: jobs would commit on their own; "
+                "run `BEGIN` first or use the default isolation level"
+            )
+        return connection
 
 
 def _always(result: object) -> bool:
@@ -504,3 +531,38 @@ class SQLiteTransaction:
     async def clock_now(self) -> datetime:
         result: datetime = await self._run(ops.clock_now, with_params=False)
         return result
+
+
+class SQLiteExternalTransaction(SQLiteTransaction):
+    """Operations run directly on the application's own sqlite3 connection, in the calling thread,
+    inside the application's transaction: never committed or rolled back here."""
+
+    def __init__(self, storage: SQLiteStorage, connection: sqlite3.Connection) -> None:
+        super().__init__(storage, storage._require_engine().writer, TransactionToken())  # never used
+        self._connection: sqlite3.Connection | None = connection
+
+    def close(self) -> None:
+        self._finished = True
+        self._connection = None
+
+    async def _run(
+        self,
+        operation: Callable[..., R],
+        params: Any = None,
+        *,
+        with_params: bool = True,
+        follow_up_free: Callable[[Any], bool] = _always,
+    ) -> R:
+        if self._finished or self._connection is None:
+            raise TransactionError("the transaction has already been committed or rolled back")
+        if with_params:
+            return operation(self._connection, q=self._queries, params=params)
+        return operation(self._connection, q=self._queries)
+
+    async def commit(self) -> None:
+        if self._finished:
+            raise TransactionError("the transaction has already been committed or rolled back")
+        self._finished = True
+
+    async def rollback(self) -> None:
+        self._finished = True
