@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import random
@@ -60,6 +61,23 @@ def _channel(schema: str, prefix: str) -> str:
     return f"hivemind_{digest}"
 
 
+#: parameters that are the same for every row of a set-based statement
+_SCALARS = frozenset({"now"})
+_PLACEHOLDER = re.compile(r"%\(([a-z_0-9]+)\)s")
+
+
+@functools.lru_cache(maxsize=64)
+def _binary(sql: str) -> str:
+    """Parameters sent in binary format: arrays then need no text quoting and escaping."""
+    return _PLACEHOLDER.sub(r"%(\1)b", sql)
+
+
+def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Row dicts as one list per column (scalars once), for statements over ``unnest``."""
+    first = rows[0]
+    return {key: first[key] if key in _SCALARS else [row[key] for row in rows] for key in first}
+
+
 class _PgConnection(Connection):
     __slots__ = ("channel", "raw")
 
@@ -83,6 +101,14 @@ class _PgConnection(Connection):
         await cursor.executemany(sql, params)
         return cursor.rowcount
 
+    async def write_rows(self, q: Mapping[str, SQL], name: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Several rows as one statement over arrays (``<name>_set``, ``unnest``): far less work
+        per row than a parameter set each."""
+        if len(rows) < 2:
+            await self.executemany(q[name], rows)
+            return
+        await self.raw.execute(_binary(q[f"{name}_set"]), _columns(rows))
+
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
         cursor = self.raw.cursor(row_factory=tuple_row)
         await cursor.execute(sql, params)
@@ -91,6 +117,11 @@ class _PgConnection(Connection):
         return int(row[0])
 
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
+        if len(params) > 1:
+            cursor = self.raw.cursor(row_factory=tuple_row)
+            await cursor.execute(_binary(q["job_insert_set"]), _columns(params))
+            by_execution = {execution_id: job_id for job_id, execution_id in await cursor.fetchall()}
+            return [by_execution[row["execution_id"]] for row in params]
         cursor = self.raw.cursor(row_factory=tuple_row)
         await cursor.executemany(q["job_insert"], params, returning=True)
         ids: list[int] = []

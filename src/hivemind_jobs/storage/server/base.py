@@ -152,6 +152,10 @@ class Connection(abc.ABC):
     async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
         """Run a statement once per parameter set (pipelined where the driver can); rows matched."""
 
+    async def write_rows(self, q: Mapping[str, SQL], name: str, rows: Sequence[dict[str, Any]]) -> None:
+        """Run the write query ``name`` for every row (a backend may use one set-based statement)."""
+        await self.executemany(q[name], rows)
+
     @abc.abstractmethod
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
         """Run an INSERT of one row and return its generated id."""

@@ -189,11 +189,11 @@ async def job_insert(c: Connection, q: Queries, params: Sequence[JobInsert]) -> 
         if job.awaiting_parent is not None
     ]
     async with c.pipeline():
-        await c.executemany(q["job_state_insert"], states)
+        await c.write_rows(q, "job_state_insert", states)
         if properties:
-            await c.executemany(q["job_property_upsert"], properties)
+            await c.write_rows(q, "job_property_upsert", properties)
         if pointers:
-            await c.executemany(q["queue_upsert"], pointers)
+            await c.write_rows(q, "queue_upsert", pointers)
             await c.notify(q, [pointer["job_id"] for pointer in pointers])
         if links:
             await c.executemany(q["continuation_insert"], links)
@@ -317,15 +317,15 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) 
     ]
     async with c.pipeline():  # every write of the batch in one round trip where the driver can
         if saved:
-            await c.executemany(q["job_update"], [_update_params(c, update, bound_now) for update in saved])
+            await c.write_rows(q, "job_update", [_update_params(c, update, bound_now) for update in saved])
         if states:
-            await c.executemany(q["job_state_insert"], states)
+            await c.write_rows(q, "job_state_insert", states)
         if properties:
-            await c.executemany(q["job_property_upsert"], properties)
+            await c.write_rows(q, "job_property_upsert", properties)
         if removed:
             await c.executemany(q["job_property_delete"], removed)
         if pointers:
-            await c.executemany(q["queue_upsert"], pointers)
+            await c.write_rows(q, "queue_upsert", pointers)
             await c.notify(q, [pointer["job_id"] for pointer in pointers])
         if dequeued:
             await c.executemany(q["queue_delete"], dequeued)

@@ -8,6 +8,20 @@ ON CONFLICT (job_id) DO UPDATE SET
     execution_id = excluded.execution_id,
     enqueued_at = excluded.enqueued_at;
 
+-- name: queue_upsert_set
+INSERT INTO "{p}queue" (job_id, queue, priority, execute_after, execution_id, enqueued_at)
+SELECT r.job_id, r.queue, r.priority, r.execute_after, r.execution_id, :now
+FROM unnest(
+    CAST(:job_id AS BIGINT[]), CAST(:queue AS TEXT[]), CAST(:priority AS INTEGER[]),
+    CAST(:execute_after AS TIMESTAMPTZ[]), CAST(:execution_id AS TEXT[])
+) AS r (job_id, queue, priority, execute_after, execution_id)
+ON CONFLICT (job_id) DO UPDATE SET
+    queue = excluded.queue,
+    priority = excluded.priority,
+    execute_after = excluded.execute_after,
+    execution_id = excluded.execution_id,
+    enqueued_at = excluded.enqueued_at;
+
 -- name: queue_delete
 DELETE FROM "{p}queue" WHERE job_id = :job_id;
 
