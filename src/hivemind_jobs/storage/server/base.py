@@ -403,6 +403,7 @@ class ServerTransaction:
             self._connection = self._driver.wrap(external)
         self._used = False
         self._finished = False
+        self._interrupted = False
 
     @property
     def finished(self) -> bool:
@@ -432,7 +433,12 @@ class ServerTransaction:
             try:
                 connection = await self._connect()
                 return await operation(connection, self._queries, *args)
-            except Exception as error:
+            except BaseException as error:
+                if not isinstance(error, Exception):
+                    # cancelled mid-statement: the connection's protocol state is unknown, so it is
+                    # closed instead of rolled back (the server rolls back a closed session)
+                    self._interrupted = True
+                    raise
                 if not self._driver.is_driver_error(error):
                     raise
                 retryable = self._driver.is_retryable(error)
@@ -466,9 +472,9 @@ class ServerTransaction:
             return
         try:
             await self._driver.commit(self._raw)
-        except Exception as error:
+        except BaseException as error:
             await self._drop_connection(discard=True)
-            if not self._driver.is_driver_error(error):
+            if not isinstance(error, Exception) or not self._driver.is_driver_error(error):
                 raise
             kind = RetryableStorageError if self._driver.is_retryable(error) else StorageError
             raise kind(f"{self._driver.dialect}: commit failed: {error}") from error
@@ -480,7 +486,14 @@ class ServerTransaction:
         self._finished = True
         if self._raw is None or self._external:
             return
-        await self._rollback_quietly()
+        if self._interrupted:
+            await self._drop_connection(discard=True)
+            return
+        try:
+            await self._rollback_quietly()
+        except BaseException:
+            await self._drop_connection(discard=True)
+            raise
         await self._drop_connection(discard=self._driver.connection_lost(self._raw))
 
     # ------------------------------------------------------------------ operations
