@@ -1,17 +1,50 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
 
 import hivemind_jobs as hm
+from tests import backends
+
+
+@pytest.fixture(params=backends.selected())
+def backend_name(request: pytest.FixtureRequest) -> str:
+    """Each backend-parametrised test runs on SQLite, PostgreSQL and MariaDB."""
+    name: str = request.param
+    return name
 
 
 @pytest.fixture
-def db_url(tmp_path: Path) -> str:
+def backend_url(backend_name: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's backend (dropped afterwards)."""
+    with backends.database_url(backend_name, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def db_url(backend_url: str) -> str:
+    return backend_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """For tests about SQLite itself (its file, its URL options, its single writer)."""
     return f"sqlite:///{tmp_path / 'hive.db'}"
+
+
+@pytest.fixture
+def postgres_url(tmp_path: Path) -> Iterator[str]:
+    with backends.database_url("postgres", tmp_path) as url:
+        yield url
+
+
+@pytest.fixture
+def mariadb_url(tmp_path: Path) -> Iterator[str]:
+    with backends.database_url("mariadb", tmp_path) as url:
+        yield url
 
 
 @pytest_asyncio.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -72,7 +73,9 @@ async def test_trigger_states(
 ) -> None:
     parent = await hive.jobs.create(jobs.do_stuff)
     child = await hive.jobs.options(after=hm.After(parent, on=on)).create(jobs.do_stuff)
-    await run_to(hive, parent, *parent_states)
+    # fresh state objects: the parameters are shared by every backend's run, and a state object
+    # can be applied to one job only
+    await run_to(hive, parent, *(copy.deepcopy(state) for state in parent_states))
     assert type(await state_of(hive, child)) is expected
 
 

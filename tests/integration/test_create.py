@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -11,13 +10,12 @@ from uuid import UUID
 import pytest
 
 import hivemind_jobs as hm
+from tests import backends
 from tests import sample_jobs as jobs
 
 
 def raw_count(db_url: str, table: str) -> int:
-    path = db_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as connection:
-        return int(connection.execute(f'SELECT COUNT(*) FROM "hm_main_{table}"').fetchone()[0])
+    return backends.count(db_url, table)
 
 
 async def test_every_kind_of_callable_becomes_a_job(hive: hm.HiveMind) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 import hivemind_jobs as hm
 from hivemind_jobs.storage.protocol import JobActionList
+from tests import backends
 from tests import sample_jobs as jobs
 
 
@@ -130,12 +131,9 @@ async def test_expired_lock_cannot_save(tmp_path: Path) -> None:
 
 
 async def test_a_lock_taken_over_cannot_save(hive: hm.HiveMind, db_url: str) -> None:
-    import sqlite3
-
     job_id = await hive.jobs.create(jobs.do_stuff)
     job = await hive.jobs.get_with_lock(job_id, requester="old")
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as connection:  # as the lock monitor would
-        connection.execute('UPDATE "hm_main_job" SET locked_by = ? WHERE id = ?', ("monitor", job_id))
+    backends.raw(db_url, "UPDATE {job} SET locked_by = ? WHERE id = ?", "monitor", job_id)  # as the lock monitor would
     await job.change_state(hm.Idle())
     with pytest.raises(hm.JobLockStaleError, match="no longer holds"):
         await job.save()

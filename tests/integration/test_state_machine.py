@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
 import pytest
 
 import hivemind_jobs as hm
+from tests import backends
 from tests import sample_jobs as jobs
 
 UNPAID = UUID(int=666)
@@ -104,9 +104,8 @@ async def test_a_failing_handler_rolls_everything_back(hive: hm.HiveMind, db_url
     hive.mediator.subscribe(hm.JobSaved, refuse)
     with pytest.raises(RuntimeError, match="handler refuses"):
         await hive.jobs.create(jobs.do_stuff)
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as connection:
-        assert connection.execute('SELECT COUNT(*) FROM "hm_main_job"').fetchone()[0] == 0
-        assert connection.execute('SELECT COUNT(*) FROM "hm_main_job_data"').fetchone()[0] == 0
+    assert backends.count(db_url, "job") == 0
+    assert backends.count(db_url, "job_data") == 0
 
 
 async def test_environment_handlers_stay_in_their_environment(hive: hm.HiveMind, tmp_path: object) -> None:
@@ -132,11 +131,13 @@ async def test_custom_states_are_persisted_and_restored(hive: hm.HiveMind) -> No
 
 async def test_unknown_stored_states_are_kept_readable(hive: hm.HiveMind, db_url: str) -> None:
     job_id = await hive.jobs.create(jobs.do_stuff)
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as connection:
-        connection.execute(
-            'UPDATE "hm_main_job_state" SET name = ?, fields = ? WHERE job_id = ? AND sequence = 1',
-            ("FromTheFuture", '{"x": 1}', job_id),
-        )
+    backends.raw(
+        db_url,
+        "UPDATE {job_state} SET name = ?, fields = ? WHERE job_id = ? AND sequence = 1",
+        "FromTheFuture",
+        '{"x": 1}',
+        job_id,
+    )
     job = await hive.jobs.get(job_id)
     assert isinstance(job.state, hm.UnknownState)
     assert job.state.name == "FromTheFuture" and job.state.raw_fields == {"x": 1}

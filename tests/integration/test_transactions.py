@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import sqlite3
+from collections.abc import AsyncIterator
 
 import pytest
+import pytest_asyncio
 
 import hivemind_jobs as hm
+from tests import backends
 from tests import sample_jobs as jobs
 
 
 def raw_job_count(db_url: str) -> int:
-    """Count jobs through a second, independent SQLite connection."""
-    with sqlite3.connect(db_url.removeprefix("sqlite:///")) as connection:
-        return int(connection.execute('SELECT COUNT(*) FROM "hm_main_job"').fetchone()[0])
+    """Count jobs through a second, independent connection."""
+    return backends.count(db_url, "job")
 
 
 async def test_commit_on_clean_exit_and_invisible_before(hive: hm.HiveMind, db_url: str) -> None:
@@ -64,7 +65,15 @@ async def test_the_seed_resubmit_example(hive: hm.HiveMind) -> None:
     assert (await hive.jobs.count_by_state()) == {"Deleted": 1, "Enqueued": 1, "Awaiting": 1}
 
 
-async def test_opening_a_second_write_transaction_in_the_same_task_is_refused(hive: hm.HiveMind) -> None:
+@pytest_asyncio.fixture
+async def sqlite_hive(sqlite_url: str) -> AsyncIterator[hm.HiveMind]:
+    async with hm.HiveMind(sqlite_url) as hive:
+        yield hive
+
+
+async def test_opening_a_second_write_transaction_in_the_same_task_is_refused(sqlite_hive: hm.HiveMind) -> None:
+    """SQLite has one writer: a second write transaction of the same task would wait forever."""
+    hive = sqlite_hive
     async with hive.transaction() as tx:
         await tx.jobs.create(jobs.do_stuff)
         with pytest.raises(hm.TransactionError, match="already has a write transaction open"):
@@ -73,8 +82,21 @@ async def test_opening_a_second_write_transaction_in_the_same_task_is_refused(hi
     assert (await hive.jobs.count_by_state()) == {"Enqueued": 2}
 
 
-async def test_other_tasks_wait_for_the_transaction(hive: hm.HiveMind) -> None:
+@pytest.mark.parametrize("backend_name", ["postgres", "mariadb"])
+async def test_a_task_may_open_a_second_transaction_on_a_server(hive: hm.HiveMind) -> None:
+    """On a server database each transaction has its own connection: no waiting on oneself."""
+    async with hive.transaction() as tx:
+        await tx.jobs.create(jobs.do_stuff)
+        await hive.jobs.create(jobs.do_stuff)  # commits on its own
+        assert (await hive.jobs.count_by_state()) == {"Enqueued": 1}
+    assert (await hive.jobs.count_by_state()) == {"Enqueued": 2}
+
+
+async def test_other_tasks_wait_for_the_transaction(sqlite_hive: hm.HiveMind) -> None:
+    """SQLite's single writer: another task's write waits until the open transaction ends."""
     import asyncio
+
+    hive = sqlite_hive
 
     order: list[str] = []
 

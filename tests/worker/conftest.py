@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 import pytest_asyncio
@@ -27,10 +26,10 @@ def clear_recorder() -> Iterator[None]:
 
 
 @pytest_asyncio.fixture
-async def whive(tmp_path: Path) -> AsyncIterator[hm.HiveMind]:
+async def whive(db_url: str) -> AsyncIterator[hm.HiveMind]:
     """A hive whose locks expire after 2 s (test scale)."""
     options = hm.Options(lock_timeout=timedelta(seconds=2), retry=hm.RetryPolicy(max_retries=0))
-    async with hm.HiveMind(f"sqlite:///{tmp_path / 'worker.db'}", options=options) as hive:
+    async with hm.HiveMind(db_url, options=options) as hive:
         yield hive
 
 
