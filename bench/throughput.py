@@ -1,34 +1,66 @@
 #!/usr/bin/env python3
-"""Job processing by a colony next to the raw SQLite claim/complete limit and Huey, measured in the same run.
+"""Job processing, job creation and latency of a colony next to the raw engine limit and peer libraries.
 
-Figures (medians of --reps repetitions, default 1 because each one takes tens of seconds; a fresh
-database file for each measurement; the repetition loop is outermost):
+--backend sqlite (default), postgres or mysql (MySQL/MariaDB). Figures (medians of --reps repetitions,
+default 1 because each one takes tens of seconds; the repetition loop is outermost). Every measurement
+starts on empty tables: a fresh database file (SQLite), a fresh schema ``hmbench_<pid>_<k>`` in the
+database of --pg-url, dropped with CASCADE afterwards (PostgreSQL), or a fresh database
+``hmbench_<pid>_<k>`` next to the one of --mysql-url, dropped afterwards (MySQL); HiveMind creates its
+tables there on open (``auto_migrate=true`` is always set).
 
 - ``jobs_per_s``: one colony (one root swarm of --drones drones, the default "global" queue) works
   off --n no-op jobs that ``hive.jobs.create_many`` enqueued in calls of 1000 before it started; timed
-  from the colony's start to the moment the n-th job body runs (``startup_s``: to the first one).
-  Every state change is stored, as by default.
+  from the colony's start to the moment the n-th job body runs (``startup_s``: to the first one;
+  ``stop_s``: from the n-th job to the end of the colony's stop). Every state change is stored, as by
+  default.
+- ``enqueue_one_per_s``: --n-one ``await hive.jobs.create(noop, i)`` calls, one after the other (one
+  job and one transaction per call), from start to the last call's return.
+- ``bulk_enqueue_per_s``: --n-bulk jobs by ``await hive.jobs.create_many(...)`` in calls of 1000 jobs.
 - ``p50_ms``, ``p90_ms``, ``p99_ms``, ``max_ms``: latency with the colony running and idle while a
   separate producer process (this script with the hidden --produce option, its own HiveMind on the
-  same file) calls ``hive.jobs.create(latency_job, time.time())`` at a steady --rate for
+  same storage) calls ``hive.jobs.create(latency_job, time.time())`` at a steady --rate for
   --lat-seconds; latency = wall clock at the job body - wall clock just before the create call.
-  ``producer_rate`` is the rate the producer achieved. An idle colony notices another process's
-  commit through the SQLite change marker (a file check every 5 ms, ``ColonyOptions.
-  change_check_interval``); --poll-ms is only the fallback full poll.
-- ``raw_limit_per_s``: the SQLite limit for the same work with no library on top: stdlib sqlite3,
-  WAL with synchronous=NORMAL, --n rows; claim --raw-batch rows (``BEGIN IMMEDIATE``, ``UPDATE ...
-  WHERE id IN (SELECT ... ORDER BY priority, id LIMIT b) RETURNING id``, ``COMMIT``), then mark
-  them done in a second transaction (crash-safe), each transaction run in one hop to a dedicated
-  thread from asyncio - the limit of any asyncio library that keeps SQLite off the event loop.
+  ``producer_rate`` is the rate the producer achieved. How an idle colony notices another process's
+  enqueue: SQLite through its change marker (a file check every 5 ms, ``ColonyOptions.
+  change_check_interval``), PostgreSQL through LISTEN/NOTIFY (sent at the enqueue's commit); both
+  poll every --poll-ms only as a fallback. MySQL has no notification: the colony polls every
+  --poll-ms (± 20 % jitter), so its latency is about half the poll interval plus the claim.
+- ``raw_limit_per_s``: the engine's limit for the same work with no library on top: --n rows of
+  ``(id, queue, priority, status, payload, attempts, created_at, started_at, finished_at)`` with an
+  index for the ready rows, claimed --raw-batch rows at a time, then marked done in a second
+  transaction (crash-safe: a claimed row is never lost), timed from the first claim to the last done.
   ``raw_limit_b1_per_s``: the same with batch size 1.
-- ``huey_per_s``: Huey's SqliteHuey (1 worker thread) working off --n no-op jobs, measured by the
-  shared peer harness (../shared/bench/run_peer.py, phase ``process``, timed the same way) in a
-  subprocess; null if huey is not installed (``pip install -e '.[bench]'``). Set
-  HIVEMIND_PEER_BENCH to use another copy of the harness.
 
-Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s, ``jobs_vs_huey`` = jobs_per_s / huey_per_s.
-Skip parts with --skip process,latency,raw,huey (their figures are null). Only --backend sqlite
-exists for now. The last line printed is one JSON object with every figure.
+  - SQLite: stdlib sqlite3, WAL with synchronous=NORMAL, one loop: claim (``BEGIN IMMEDIATE``,
+    ``UPDATE ... WHERE id IN (SELECT ... ORDER BY priority, id LIMIT b) RETURNING id``, ``COMMIT``),
+    then done (``UPDATE ... SET status = 2``), each transaction run in one hop to a dedicated thread
+    from asyncio - the limit of any asyncio library that keeps SQLite off the event loop.
+  - PostgreSQL: psycopg 3 async, --raw-workers asyncio tasks in this process, each with its own
+    autocommit connection (so every statement is one transaction). Claim: ``WITH picked AS (SELECT
+    id ... WHERE status = 0 ORDER BY priority, id LIMIT b FOR UPDATE SKIP LOCKED) UPDATE ... SET
+    status = 1, started_at = now(), attempts = attempts + 1 FROM picked ... RETURNING id, payload``;
+    done: ``UPDATE ... SET status = 2, finished_at = now() WHERE id = ANY(ids)``. Partial index on
+    (priority, id) WHERE status = 0; rows prefilled with one ``INSERT ... SELECT FROM
+    generate_series``, then ``VACUUM ANALYZE``. A task stops when its claim finds nothing.
+  - MySQL/MariaDB: aiomysql, --raw-workers asyncio tasks, each with its own autocommit connection in
+    READ COMMITTED. Claim: ``BEGIN``, ``SELECT id ... WHERE status = 0 ORDER BY priority, id LIMIT b
+    FOR UPDATE SKIP LOCKED``, ``UPDATE ... SET status = 1, started_at = NOW(6), attempts = attempts
+    + 1 WHERE id IN (...)``, ``COMMIT``; done: ``UPDATE ... SET status = 2, finished_at = NOW(6)
+    WHERE id IN (...)`` (autocommit). InnoDB table with KEY (status, priority, id); rows prefilled
+    by multi-row INSERTs, then ``ANALYZE TABLE``.
+- Peers, each measured by the shared peer harness (../shared/bench/run_peer.py, phase ``process``,
+  config ``default``, --n jobs, timed the same way as ``jobs_per_s``) in a subprocess with this
+  interpreter; null (and the reason on stderr) if the library is not installed or the run fails.
+  Set HIVEMIND_PEER_BENCH to use another copy of the harness.
+
+  - ``huey_per_s`` (SQLite): Huey's SqliteHuey (1 worker thread); ``pip install -e '.[bench]'``.
+  - ``pgqueuer_per_s`` and ``procrastinate_per_s`` (PostgreSQL): PgQueuer (batch 10) and
+    Procrastinate (concurrency 1) in the public schema of the database of --pg-url (BENCH_PG_DSN);
+    the harness's adapters empty their tables first and need asyncpg besides the library.
+
+Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s, and ``jobs_vs_<peer>`` = jobs_per_s /
+<peer>_per_s for the backend's peers. Skip parts with --skip process,latency,enqueue,raw,peers (or a
+single peer by name); their figures are null. The last line printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
@@ -49,6 +81,7 @@ from datetime import timedelta
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # job targets are stored as _jobs:<name>
@@ -59,10 +92,16 @@ from _runs import Runs
 
 SCRIPT = Path(__file__).resolve()
 
-BACKENDS = ("sqlite",)
-LATER_BACKENDS = ("postgres", "mysql")
-PARTS = ("process", "latency", "raw", "huey")
+BACKENDS = ("sqlite", "postgres", "mysql")
+PEERS = {"sqlite": ("huey",), "postgres": ("pgqueuer", "procrastinate"), "mysql": ()}
+#: what the shared harness's adapter of each peer imports
+PEER_MODULES = {"huey": ("huey",), "pgqueuer": ("pgqueuer", "asyncpg"), "procrastinate": ("procrastinate", "asyncpg")}
+PARTS = ("process", "latency", "enqueue", "raw", "peers", "huey", "pgqueuer", "procrastinate")
 CHUNK = 1000
+DEFAULT_PG_URL = "postgresql://root@127.0.0.1:5432/bench?auto_migrate=true"
+DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/bench?auto_migrate=true"
+CLEANUP_TRIES = 30  # one a second: a fresh schema or database is dropped even across a server restart
+LIBPQ_OPTIONS = ("connect_timeout", "sslmode", "application_name")  # what psycopg may get from --pg-url
 WAIT_TIMEOUT = 600.0  # seconds a measurement may take before it is given up
 
 
@@ -163,6 +202,266 @@ async def raw_limit(path: Path, n: int, batch: int) -> float:
     return n / elapsed
 
 
+# ---------------------------------------------------------------- server storage: URLs, fresh namespaces
+
+
+def url_with(url: str, *, database: str | None = None, **query: str) -> str:
+    """``url`` with another database (its path) and/or some query parameters set."""
+    parts = urlsplit(url)
+    params = dict(parse_qsl(parts.query, keep_blank_values=True))
+    params.update(query)
+    path = f"/{database}" if database is not None else parts.path
+    return urlunsplit(parts._replace(path=path, query=urlencode(params)))
+
+
+def pg_conninfo(url: str, database: str | None = None) -> str:
+    """A libpq URI for psycopg (and the peers) from a HiveMind PostgreSQL URL: its HiveMind options dropped."""
+    parts = urlsplit(url)
+    params = {key: value for key, value in parse_qsl(parts.query) if key in LIBPQ_OPTIONS}
+    path = f"/{database}" if database is not None else parts.path
+    return urlunsplit(("postgresql", parts.netloc, path, urlencode(params), ""))
+
+
+def mysql_connect_args(url: str) -> dict[str, Any]:
+    """aiomysql.connect() arguments (no database) from a HiveMind MySQL URL."""
+    parts = urlsplit(url)
+    return {
+        "host": parts.hostname or "127.0.0.1",
+        "port": parts.port or 3306,
+        "user": unquote(parts.username or "root"),
+        "password": unquote(parts.password or ""),
+    }
+
+
+def url_database(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+async def pg_admin(url: str, database: str | None = None) -> Any:
+    import psycopg
+
+    return await psycopg.AsyncConnection.connect(pg_conninfo(url, database), autocommit=True)
+
+
+async def mysql_admin(url: str, database: str | None = None, **options: Any) -> Any:
+    import aiomysql
+
+    return await aiomysql.connect(**mysql_connect_args(url), db=database, autocommit=True, **options)
+
+
+async def server_prepare(args: argparse.Namespace) -> str:
+    """Create the database of --pg-url / --mysql-url if missing; return the server's name and version."""
+    if args.backend == "postgres":
+        database = url_database(args.pg_url)
+        connection = await pg_admin(args.pg_url, "postgres")
+        async with connection:
+            cursor = await connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
+            if await cursor.fetchone() is None:
+                await connection.execute(f'CREATE DATABASE "{database}"')
+                print(f"created the database {database!r}", file=sys.stderr, flush=True)
+            row = await (await connection.execute("SHOW server_version")).fetchone()
+        return f"PostgreSQL {row[0]}"
+    connection = await mysql_admin(args.mysql_url)
+    try:
+        async with connection.cursor() as cursor:
+            database = url_database(args.mysql_url)
+            await cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,))
+            if not await cursor.fetchall():
+                await cursor.execute(f"CREATE DATABASE `{database}`")
+                print(f"created the database {database!r}", file=sys.stderr, flush=True)
+            await cursor.execute("SELECT VERSION()")
+            (version,) = await cursor.fetchone()
+    finally:
+        await connection.ensure_closed()
+    return f"{'MariaDB' if 'mariadb' in version.lower() else 'MySQL'} {version}"
+
+
+class Stores:
+    """Fresh, empty storage for every measurement, removed afterwards."""
+
+    def __init__(self, args: argparse.Namespace, runs: Runs) -> None:
+        self.args = args
+        self.runs = runs
+        self._count = 0
+
+    def _name(self) -> str:
+        self._count += 1
+        return f"hmbench_{os.getpid()}_{self._count}"
+
+    @contextlib.asynccontextmanager
+    async def namespace(self) -> AsyncIterator[str]:
+        """A new PostgreSQL schema or MySQL database, dropped (with everything in it) on exit."""
+        name = self._name()
+        if self.args.backend == "postgres":
+            create, drop = f'CREATE SCHEMA "{name}"', f'DROP SCHEMA IF EXISTS "{name}" CASCADE'
+        else:
+            create, drop = f"CREATE DATABASE `{name}`", f"DROP DATABASE IF EXISTS `{name}`"
+        await self._admin(create)
+        try:
+            yield name
+        finally:
+            for attempt in range(CLEANUP_TRIES):  # the server may be restarting (or down for a moment)
+                try:
+                    await self._admin(drop)
+                    break
+                except Exception as error:
+                    if attempt == CLEANUP_TRIES - 1:
+                        print(f"could not drop {name} ({error}); drop it by hand", file=sys.stderr, flush=True)
+                    else:
+                        await asyncio.sleep(1.0)
+
+    async def _admin(self, statement: str) -> None:
+        if self.args.backend == "postgres":
+            async with await pg_admin(self.args.pg_url) as connection:
+                await connection.execute("SET lock_timeout = '60s'")
+                await connection.execute(statement)
+            return
+        connection = await mysql_admin(self.args.mysql_url)
+        try:
+            async with connection.cursor() as cursor:
+                await cursor.execute(statement)
+        finally:
+            await connection.ensure_closed()
+
+    @contextlib.asynccontextmanager
+    async def hive_url(self) -> AsyncIterator[str]:
+        """The HiveMind storage URL of a fresh, empty store."""
+        if self.args.backend == "sqlite":
+            yield f"sqlite:///{self.runs.fresh()}"
+            return
+        async with self.namespace() as name:
+            if self.args.backend == "postgres":
+                yield url_with(self.args.pg_url, schema=name, auto_migrate="true")
+            else:
+                yield url_with(self.args.mysql_url, database=name, auto_migrate="true")
+
+
+# ---------------------------------------------------------------- raw PostgreSQL and MySQL limits
+
+
+async def workers_until_empty(work: Callable[[int], Any], workers: int) -> tuple[int, float]:
+    """Run ``work(i)`` for every worker at once; the jobs they did and the seconds until the last one ended."""
+    started = time.perf_counter()
+    counts = await asyncio.gather(*(work(i) for i in range(workers)))
+    return sum(counts), time.perf_counter() - started
+
+
+async def pg_raw_limit(url: str, schema: str, n: int, batch: int, workers: int) -> float:
+    """Claim ``batch`` rows (SKIP LOCKED CTE + UPDATE RETURNING), then mark them done: two transactions."""
+    import psycopg
+
+    table = f'"{schema}".jobs'
+    async with await pg_admin(url) as connection:
+        await connection.execute(
+            f"""CREATE TABLE {table}(
+              id bigserial PRIMARY KEY,
+              queue text NOT NULL DEFAULT 'default',
+              priority int NOT NULL DEFAULT 0,
+              status smallint NOT NULL DEFAULT 0,
+              payload jsonb NOT NULL,
+              attempts int NOT NULL DEFAULT 0,
+              created_at timestamptz NOT NULL DEFAULT now(),
+              started_at timestamptz,
+              finished_at timestamptz)"""
+        )
+        await connection.execute(f"CREATE INDEX jobs_ready ON {table}(priority, id) WHERE status = 0")
+        await connection.execute(
+            f"INSERT INTO {table}(payload) SELECT jsonb_build_object('i', i) FROM generate_series(1, %s) AS i", (n,)
+        )
+        await connection.execute(f"VACUUM ANALYZE {table}")
+    claim = (
+        f"WITH picked AS (SELECT id FROM {table} WHERE status = 0 ORDER BY priority, id LIMIT %s "
+        f"FOR UPDATE SKIP LOCKED) "
+        f"UPDATE {table} AS j SET status = 1, started_at = now(), attempts = j.attempts + 1 "
+        f"FROM picked WHERE j.id = picked.id RETURNING j.id, j.payload"
+    )
+    done = f"UPDATE {table} SET status = 2, finished_at = now() WHERE id = ANY(%s)"
+    connections = [await psycopg.AsyncConnection.connect(pg_conninfo(url), autocommit=True) for _ in range(workers)]
+
+    async def work(index: int) -> int:
+        connection, count = connections[index], 0
+        while True:
+            rows = await (await connection.execute(claim, (batch,))).fetchall()
+            if not rows:
+                return count
+            # --- the no-op jobs run here ---
+            await connection.execute(done, ([row[0] for row in rows],))
+            count += len(rows)
+
+    try:
+        count, elapsed = await workers_until_empty(work, workers)
+    finally:
+        for connection in connections:
+            await connection.close()
+    assert count == n, (count, n)
+    return n / elapsed
+
+
+async def mysql_raw_limit(url: str, database: str, n: int, batch: int, workers: int) -> float:
+    """Claim ``batch`` rows (SELECT ... FOR UPDATE SKIP LOCKED + UPDATE, one transaction), then mark them done."""
+    table = f"`{database}`.jobs"
+    read_committed = "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED"
+    connection = await mysql_admin(url, database)
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(
+                f"""CREATE TABLE {table}(
+                  id BIGINT AUTO_INCREMENT PRIMARY KEY,
+                  queue VARCHAR(64) NOT NULL DEFAULT 'default',
+                  priority INT NOT NULL DEFAULT 0,
+                  status TINYINT NOT NULL DEFAULT 0,
+                  payload TEXT NOT NULL,
+                  attempts INT NOT NULL DEFAULT 0,
+                  created_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+                  started_at DATETIME(6) NULL,
+                  finished_at DATETIME(6) NULL,
+                  KEY jobs_ready (status, priority, id)
+                ) ENGINE=InnoDB"""
+            )
+            for start in range(0, n, CHUNK):
+                values = ",".join(f"('{{\"i\": {i}}}')" for i in range(start, min(n, start + CHUNK)))
+                await cursor.execute(f"INSERT INTO {table}(payload) VALUES {values}")
+            await cursor.execute(f"ANALYZE TABLE {table}")
+            await cursor.fetchall()
+    finally:
+        await connection.ensure_closed()
+    claim = f"SELECT id FROM {table} WHERE status = 0 ORDER BY priority, id LIMIT %s FOR UPDATE SKIP LOCKED"
+    connections = [await mysql_admin(url, database, init_command=read_committed) for _ in range(workers)]
+
+    async def work(index: int) -> int:
+        connection, count = connections[index], 0
+        async with connection.cursor() as cursor:
+            while True:
+                await connection.begin()
+                await cursor.execute(claim, (batch,))
+                ids = ",".join(str(row[0]) for row in await cursor.fetchall())
+                if not ids:
+                    await connection.commit()
+                    return count
+                await cursor.execute(
+                    f"UPDATE {table} SET status = 1, started_at = NOW(6), attempts = attempts + 1 WHERE id IN ({ids})"
+                )
+                await connection.commit()
+                # --- the no-op jobs run here ---
+                await cursor.execute(f"UPDATE {table} SET status = 2, finished_at = NOW(6) WHERE id IN ({ids})")
+                count += ids.count(",") + 1
+
+    try:
+        count, elapsed = await workers_until_empty(work, workers)
+    finally:
+        for connection in connections:
+            await connection.ensure_closed()
+    assert count == n, (count, n)
+    return n / elapsed
+
+
+async def server_raw_limit(stores: Stores, args: argparse.Namespace, batch: int) -> float:
+    async with stores.namespace() as name:
+        if args.backend == "postgres":
+            return await pg_raw_limit(args.pg_url, name, args.n, batch, args.raw_workers)
+        return await mysql_raw_limit(args.mysql_url, name, args.n, batch, args.raw_workers)
+
+
 # ---------------------------------------------------------------- HiveMind colony
 
 
@@ -193,9 +492,9 @@ def make_colony(hive: hm.HiveMind, args: argparse.Namespace) -> Any:
     return colony
 
 
-async def colony_process(path: Path, args: argparse.Namespace) -> dict[str, float]:
+async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float]:
     noop, _ = job_functions(args.sync_jobs)
-    hive = hm.HiveMind(f"sqlite:///{path}")
+    hive = hm.HiveMind(url)
     colony = make_colony(hive, args)
     tracker = _jobs.TRACKER
     async with hive:
@@ -226,16 +525,16 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[rank - 1]
 
 
-async def colony_latency(path: Path, args: argparse.Namespace) -> dict[str, float]:
+async def colony_latency(url: str, args: argparse.Namespace) -> dict[str, float]:
     n = int(args.rate * args.lat_seconds)
-    hive = hm.HiveMind(f"sqlite:///{path}")
+    hive = hm.HiveMind(url)
     colony = make_colony(hive, args)
     tracker = _jobs.TRACKER
     async with hive:
         tracker.arm(n, asyncio.get_running_loop())
         async with bounded("the latency run (start, producer, all jobs, stop)"), colony:
             await asyncio.sleep(2.0)  # the colony is up and idle
-            command = [sys.executable, str(SCRIPT), "--produce", str(path)]
+            command = [sys.executable, str(SCRIPT), "--produce", url]
             command += ["--rate", str(args.rate), "--lat-seconds", str(args.lat_seconds)]
             if args.sync_jobs:
                 command.append("--sync-jobs")
@@ -261,12 +560,12 @@ async def colony_latency(path: Path, args: argparse.Namespace) -> dict[str, floa
     }
 
 
-async def produce(path: Path, args: argparse.Namespace) -> None:
+async def produce(url: str, args: argparse.Namespace) -> None:
     """The latency producer (a process of its own): one create call at a time, at a steady rate."""
     _, latency_job = job_functions(args.sync_jobs)
     n = int(args.rate * args.lat_seconds)
     interval = 1 / args.rate
-    async with hm.HiveMind(f"sqlite:///{path}") as hive:
+    async with hm.HiveMind(url) as hive:
         jobs = hive.jobs
         started = time.perf_counter()
         for i in range(n):
@@ -278,7 +577,45 @@ async def produce(path: Path, args: argparse.Namespace) -> None:
     print(json.dumps({"achieved_rate": n / elapsed, "n": n}), flush=True)
 
 
-# ---------------------------------------------------------------- Huey through the shared peer harness
+async def enqueue_one(url: str, args: argparse.Namespace) -> dict[str, float]:
+    """``hive.jobs.create`` one job at a time, sequentially."""
+    noop, _ = job_functions(args.sync_jobs)
+    async with hm.HiveMind(url) as hive:
+        jobs = hive.jobs
+        started = time.perf_counter()
+        for i in range(args.n_one):
+            await jobs.create(noop, i)
+        elapsed = time.perf_counter() - started
+        states = await jobs.count_by_state()
+    if states != {"Enqueued": args.n_one}:
+        print(f"warning: after enqueueing one by one the jobs are {states}", file=sys.stderr, flush=True)
+    return {"enqueue_one_per_s": args.n_one / elapsed}
+
+
+async def bulk_enqueue(url: str, args: argparse.Namespace) -> dict[str, float]:
+    """``hive.jobs.create_many`` in calls of 1000 jobs."""
+    noop, _ = job_functions(args.sync_jobs)
+    async with hm.HiveMind(url) as hive:
+        jobs = hive.jobs
+        started = time.perf_counter()
+        for start in range(0, args.n_bulk, CHUNK):
+            await jobs.create_many(hm.call(noop, i) for i in range(start, min(args.n_bulk, start + CHUNK)))
+        elapsed = time.perf_counter() - started
+        states = await jobs.count_by_state()
+    if states != {"Enqueued": args.n_bulk}:
+        print(f"warning: after the bulk enqueue the jobs are {states}", file=sys.stderr, flush=True)
+    return {"bulk_enqueue_per_s": args.n_bulk / elapsed}
+
+
+async def on_fresh_store(
+    stores: Stores, measure: Callable[[str, argparse.Namespace], Any], args: argparse.Namespace
+) -> dict[str, float]:
+    """``measure(url, args)`` on a fresh, empty store, removed afterwards."""
+    async with stores.hive_url() as url:
+        return await measure(url, args)  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------- peers through the shared peer harness
 
 
 def peer_bench_dir() -> Path:
@@ -286,30 +623,45 @@ def peer_bench_dir() -> Path:
     return Path(override) if override else SCRIPT.parents[2] / "shared" / "bench"
 
 
-def huey_missing() -> str | None:
-    """Why Huey cannot be measured, or None if it can."""
-    if importlib.util.find_spec("huey") is None:
-        return f"huey is not installed in {sys.prefix}; install it with: pip install -e '.[bench]'"
+def peer_missing(peer: str) -> str | None:
+    """Why ``peer`` cannot be measured, or None if it can."""
+    for module in PEER_MODULES[peer]:
+        if importlib.util.find_spec(module) is None:
+            hint = "pip install -e '.[bench]'" if module == peer else f"pip install {module}"
+            return f"{module} (needed by the {peer} adapter) is not installed in {sys.prefix}; install it with: {hint}"
     if not (peer_bench_dir() / "run_peer.py").is_file():
         return f"the peer harness is not at {peer_bench_dir()} (set HIVEMIND_PEER_BENCH to its folder)"
     return None
 
 
-def huey_process(directory: Path, n: int) -> float | None:
-    """One ``process`` measurement of SqliteHuey (1 worker thread) by run_peer.py; None if it failed."""
-    results = directory / "huey-results.jsonl"
-    environment = dict(os.environ, BENCH_RESULTS=str(results), BENCH_SQLITE_DIR=str(directory / "huey"))
-    command = [sys.executable, "run_peer.py", "bench", "--adapter", "huey", "--config", "default", "--reps", "1"]
-    command += ["--n", str(n), "--skip", "enqueue_one,enqueue_many,latency"]
-    completed = subprocess.run(
-        command, cwd=peer_bench_dir(), env=environment, capture_output=True, text=True, timeout=WAIT_TIMEOUT + 180
-    )
+def peer_process(peer: str, directory: Path, n: int, environment: dict[str, str]) -> float | None:
+    """One ``process`` measurement of ``peer`` (config ``default``) by run_peer.py; None if it failed."""
+    results = directory / f"{peer}-results.jsonl"
+    environment = dict(os.environ, BENCH_RESULTS=str(results), **environment)
+    command = [sys.executable, "run_peer.py", "bench", "--adapter", peer, "--config", "default", "--reps", "1"]
+    command += ["--n", str(n), "--skip", "enqueue_one,enqueue_many,latency", "--timeout", str(WAIT_TIMEOUT)]
+    try:
+        completed = subprocess.run(
+            command, cwd=peer_bench_dir(), env=environment, capture_output=True, text=True, timeout=WAIT_TIMEOUT + 300
+        )
+    except subprocess.TimeoutExpired:
+        print(f"{peer}: run_peer.py did not finish within {WAIT_TIMEOUT + 300:.0f} s", file=sys.stderr, flush=True)
+        return None
     if completed.returncode != 0:
-        print(f"huey: run_peer.py failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-4000:]}", file=sys.stderr)
+        print(f"{peer}: run_peer.py failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-4000:]}", file=sys.stderr)
         return None
     records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    rates = [record["median"] for record in records if record["name"] == "huey[default].process"]
+    rates = [record["median"] for record in records if record["name"] == f"{peer}[default].process"]
+    if not rates:
+        print(f"{peer}: run_peer.py recorded no process figure:\n{completed.stdout[-2000:]}", file=sys.stderr)
     return rates[-1] if rates else None
+
+
+def peer_environment(peer: str, directory: Path, args: argparse.Namespace) -> dict[str, str]:
+    """The shared harness's settings (see its common.py) for one peer run."""
+    if peer == "huey":
+        return {"BENCH_SQLITE_DIR": str(directory / "huey")}
+    return {"BENCH_PG_DSN": pg_conninfo(args.pg_url)}
 
 
 # ---------------------------------------------------------------- main
@@ -317,9 +669,13 @@ def huey_process(directory: Path, n: int) -> float | None:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", default="sqlite", choices=BACKENDS + LATER_BACKENDS)
+    parser.add_argument("--backend", default="sqlite", choices=BACKENDS)
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="HiveMind URL of the PostgreSQL database to use")
+    parser.add_argument("--mysql-url", default=DEFAULT_MYSQL_URL, help="HiveMind URL of a MySQL/MariaDB database")
     parser.add_argument("--reps", type=int, default=1, help="repetitions of every figure (default 1: they are long)")
-    parser.add_argument("--n", type=int, default=20000, help="jobs processed by the colony, raw loop and Huey")
+    parser.add_argument("--n", type=int, default=20000, help="jobs processed by the colony, raw loop and peers")
+    parser.add_argument("--n-one", type=int, default=5000, help="jobs created one by one (enqueue_one_per_s)")
+    parser.add_argument("--n-bulk", type=int, default=20000, help="jobs created in calls of 1000 (bulk_enqueue_per_s)")
     parser.add_argument(
         "--drones",
         type=int,
@@ -330,17 +686,24 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=200.0, help="jobs/s of the latency producer")
     parser.add_argument("--lat-seconds", type=float, default=10.0, help="how long the latency producer runs")
     parser.add_argument("--raw-batch", type=int, default=10, help="rows claimed per transaction by the raw loop")
+    parser.add_argument(
+        "--raw-workers", type=int, default=4, help="concurrent claim loops of the raw PostgreSQL/MySQL limit"
+    )
     parser.add_argument("--sync-jobs", action="store_true", help="run synchronous job bodies (on the thread pool)")
     parser.add_argument("--skip", default="", help=f"comma list of parts not to measure: {','.join(PARTS)}")
-    parser.add_argument("--produce", metavar="DB", type=Path, help=argparse.SUPPRESS)  # the latency producer
+    parser.add_argument("--produce", metavar="URL", help=argparse.SUPPRESS)  # the latency producer
     args = parser.parse_args()
-    if args.backend in LATER_BACKENDS:
-        parser.error(f"--backend {args.backend} is not supported yet; only sqlite can be measured for now")
     args.skip = set(filter(None, args.skip.split(",")))
     if unknown := args.skip - set(PARTS):
         parser.error(f"--skip: unknown parts {sorted(unknown)}; choose from {','.join(PARTS)}")
-    if args.n < 1 or args.reps < 1 or args.rate <= 0 or args.lat_seconds <= 0 or args.raw_batch < 1:
-        parser.error("--n, --reps, --raw-batch, --rate and --lat-seconds must be positive")
+    numbers = (args.n, args.n_one, args.n_bulk, args.reps, args.rate, args.lat_seconds, args.raw_batch)
+    if min(numbers) <= 0 or args.raw_workers < 1:
+        parser.error(
+            "--n, --n-one, --n-bulk, --reps, --raw-batch, --raw-workers, --rate and --lat-seconds must be positive"
+        )
+    for option, url in (("--pg-url", args.pg_url), ("--mysql-url", args.mysql_url)):
+        if not url_database(url):
+            parser.error(f"{option} names no database")
     return args
 
 
@@ -350,39 +713,57 @@ def main() -> None:
         asyncio.run(produce(args.produce, args))
         return
 
-    huey_problem = None if "huey" in args.skip else huey_missing()
-    if huey_problem:
-        print(f"Huey is not measured: {huey_problem}", file=sys.stderr, flush=True)
+    peers = [] if "peers" in args.skip else [peer for peer in PEERS[args.backend] if peer not in args.skip]
+    for peer in list(peers):
+        if problem := peer_missing(peer):
+            print(f"{peer} is not measured: {problem}", file=sys.stderr, flush=True)
+            peers.remove(peer)
+    engine = f"SQLite {sqlite3.sqlite_version}"
+    if args.backend != "sqlite":
+        engine = asyncio.run(server_prepare(args))
 
     runs = Runs()
+    stores = Stores(args, runs)
     fresh, directory, results = runs.fresh, runs.directory, runs.figures
 
     def record(figures: dict[str, float | None]) -> None:
         for name, value in figures.items():
             runs.record(name, value)
 
+    def measure(part: Callable[[str, argparse.Namespace], Any]) -> None:
+        record(asyncio.run(on_fresh_store(stores, part, args)))
+
     try:
         for rep in range(args.reps):  # the repetition loop is outermost, as in the shared harness
             if "raw" not in args.skip:
-                record({"raw_limit_per_s": asyncio.run(raw_limit(fresh(), args.n, args.raw_batch))})
-                record({"raw_limit_b1_per_s": asyncio.run(raw_limit(fresh(), args.n, 1))})
+                if args.backend == "sqlite":
+                    record({"raw_limit_per_s": asyncio.run(raw_limit(fresh(), args.n, args.raw_batch))})
+                    record({"raw_limit_b1_per_s": asyncio.run(raw_limit(fresh(), args.n, 1))})
+                else:
+                    record({"raw_limit_per_s": asyncio.run(server_raw_limit(stores, args, args.raw_batch))})
+                    record({"raw_limit_b1_per_s": asyncio.run(server_raw_limit(stores, args, 1))})
             if "process" not in args.skip:
-                record(asyncio.run(colony_process(fresh(), args)))
+                measure(colony_process)
             if "latency" not in args.skip:
-                record(asyncio.run(colony_latency(fresh(), args)))
-            if "huey" not in args.skip and not huey_problem:
-                peer_directory = directory / f"huey{rep + 1}"
+                measure(colony_latency)
+            if "enqueue" not in args.skip:
+                measure(enqueue_one)
+                measure(bulk_enqueue)
+            for peer in peers:
+                peer_directory = directory / f"{peer}{rep + 1}"
                 peer_directory.mkdir()
-                record({"huey_per_s": huey_process(peer_directory, args.n)})
+                environment = peer_environment(peer, peer_directory, args)
+                record({f"{peer}_per_s": peer_process(peer, peer_directory, args.n, environment)})
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
     finally:
         runs.remove()
 
     medians = runs.medians()
     python = sys.version.split()[0]
+    workers = f", raw workers={args.raw_workers}" if args.backend != "sqlite" else ""
     print(
-        f"SQLite {sqlite3.sqlite_version}, Python {python}, {os.cpu_count()} cores, medians of {args.reps}; "
-        f"n={args.n}, drones={args.drones}, poll={args.poll_ms} ms, {'sync' if args.sync_jobs else 'async'} jobs"
+        f"{engine}, Python {python}, {os.cpu_count()} cores, medians of {args.reps}; n={args.n}, "
+        f"drones={args.drones}, poll={args.poll_ms} ms{workers}, {'sync' if args.sync_jobs else 'async'} jobs"
     )
     width = max(map(len, medians), default=0)
     for name, value in medians.items():
@@ -395,22 +776,29 @@ def main() -> None:
             return round(medians[numerator] / medians[denominator], 3)
         return None
 
-    ratios = {"jobs_vs_raw": ratio("jobs_per_s", "raw_limit_per_s"), "jobs_vs_huey": ratio("jobs_per_s", "huey_per_s")}
-    print(f"ratios: jobs_per_s / raw_limit_per_s (batch {args.raw_batch}) = {ratios['jobs_vs_raw']}, ", end="")
-    print(f"jobs_per_s / huey_per_s = {ratios['jobs_vs_huey']}")
-    names = ["jobs_per_s", "startup_s", "stop_s", "p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate"]
-    names += ["raw_limit_per_s", "raw_limit_b1_per_s", "huey_per_s"]
+    ratios = {"jobs_vs_raw": ratio("jobs_per_s", "raw_limit_per_s")}
+    ratios.update({f"jobs_vs_{peer}": ratio("jobs_per_s", f"{peer}_per_s") for peer in PEERS[args.backend]})
+    described = [f"jobs_per_s / raw_limit_per_s (batch {args.raw_batch}) = {ratios['jobs_vs_raw']}"]
+    described += [f"jobs_per_s / {peer}_per_s = {ratios[f'jobs_vs_{peer}']}" for peer in PEERS[args.backend]]
+    print("ratios: " + ", ".join(described))
+    names = ["jobs_per_s", "startup_s", "stop_s", "enqueue_one_per_s", "bulk_enqueue_per_s"]
+    names += ["p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate", "raw_limit_per_s", "raw_limit_b1_per_s"]
+    names += [f"{peer}_per_s" for peer in PEERS[args.backend]]
     summary: dict[str, Any] = {name: round(medians[name], 3) if name in medians else None for name in names}
     summary.update(ratios)
     summary.update(
         backend=args.backend,
+        engine=engine,
         n=args.n,
+        n_one=args.n_one,
+        n_bulk=args.n_bulk,
         reps=args.reps,
         drones=args.drones,
         poll_ms=args.poll_ms,
         rate=args.rate,
         lat_seconds=args.lat_seconds,
         raw_batch=args.raw_batch,
+        raw_workers=args.raw_workers if args.backend != "sqlite" else 1,
         sync_jobs=args.sync_jobs,
     )
     print(json.dumps(summary))
