@@ -105,17 +105,22 @@ def postgres_schema() -> Iterator[str]:
 @contextmanager
 def mariadb_database() -> Iterator[str]:
     """A fresh MariaDB database, dropped afterwards."""
+    name = _new_name()
+    _mysql_admin(f"CREATE DATABASE `{name}`")
+    try:
+        yield name
+    finally:
+        _mysql_admin(f"DROP DATABASE IF EXISTS `{name}`")  # a new connection: the server may have restarted
+
+
+def _mysql_admin(sql: str) -> None:
     import pymysql
 
-    name = _new_name()
     connection = pymysql.connect(**mysql_settings())
     try:
         with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE `{name}`")
-        yield name
+            cursor.execute(sql)
     finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
         connection.close()
 
 

@@ -172,7 +172,7 @@ class _SwarmRunner:
                 failures = 0
             except Exception as error:  # a fetcher never dies: it reports and retries with backoff
                 failures += 1
-                delay = min(30.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.8, 1.2)
+                delay = min(10.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.8, 1.2)
                 _log.warning(
                     "swarm %s could not fetch jobs (%s); retrying in %.1f s",
                     self.path,
