@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 import hivemind_jobs as hm
+from tests import backends
 from tests import sample_jobs as jobs
+
+ALLOW = hm.AllowList(modules=["tests.sample_jobs"])
 
 
 async def test_environments_on_separate_files_and_shared_files(tmp_path: Path) -> None:
@@ -115,3 +118,50 @@ async def test_synchronous_full_url_option(tmp_path: Path) -> None:
         job_id = await hive.jobs.create(jobs.do_stuff)
         assert hive.env().info.extras == {"synchronous": "FULL"}
         assert (await hive.jobs.get(job_id)).id == job_id
+
+
+async def test_mixed_backends_in_one_process(tmp_path: Path, postgres_url: str, mariadb_url: str) -> None:
+    """The seed's environments example on every backend: two tenants sharing one PostgreSQL
+    database (schema), the machine's environment on MariaDB, the process's on SQLite; each with its
+    own options, jobs and colony."""
+    import asyncio
+
+    hive = hm.HiveMind(postgres_url, environment="TenantA", options=hm.Options(retention=timedelta(days=7)))
+    hive.add_environment("TenantB", postgres_url, options=hm.Options(retention=timedelta(days=14)))
+    hive.add_environment("Machine", mariadb_url, options=hm.Options(retention=timedelta(days=1)))
+    hive.add_environment("Process", f"sqlite:///{tmp_path / 'process.db'}", options=hm.Options(retention=timedelta(0)))
+    names = ("TenantA", "TenantB", "Machine", "Process")
+    colony_options = hm.ColonyOptions(poll_interval=timedelta(milliseconds=100))
+    async with hive:
+        created: dict[str, list[int]] = {}
+        for number, name in enumerate(names, start=1):
+            created[name] = [await hive.env(name).jobs.create(jobs.add, number, n) for n in range(number * 3)]
+        for name in names:
+            assert await hive.env(name).jobs.count_by_state() == {"Enqueued": len(created[name])}
+        colonies = [
+            hive.colony(name=f"worker-{name}", environment=name, allow=ALLOW, options=colony_options) for name in names
+        ]
+        for colony in colonies:
+            colony.swarm("main", drones=2)
+        async with colonies[0], colonies[1], colonies[2], colonies[3]:
+            for _ in range(200):
+                counts = [await hive.env(name).jobs.count_by_state() for name in names]
+                if all(count == {"Succeeded": len(created[name])} for count, name in zip(counts, names, strict=True)):
+                    break
+                await asyncio.sleep(0.05)
+        for number, name in enumerate(names, start=1):
+            env = hive.env(name)
+            assert await env.jobs.count_by_state() == {"Succeeded": len(created[name])}
+            for n, job_id in enumerate(created[name]):
+                job = await env.jobs.get(job_id)
+                assert job.environment == name
+                assert isinstance(job.state, hm.Succeeded) and job.state.result == number + n
+        assert hive.env("TenantB").options.retention == timedelta(days=14)
+    schema = backends.url_schema(postgres_url)
+    tables = {
+        row[0]
+        for row in backends.raw(
+            postgres_url, "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", schema
+        )
+    }
+    assert {"hm_TenantA_job", "hm_TenantB_job"} <= tables
