@@ -33,10 +33,12 @@ def demo(database: Path | None) -> None:
 
 
 def _register() -> None:
+    from hivemind_jobs.cli.db import db
     from hivemind_jobs.cli.worker import colonies, worker
 
     cli.add_command(worker)
     cli.add_command(colonies)
+    cli.add_command(db)
 
 
 _register()
