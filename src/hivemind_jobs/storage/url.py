@@ -38,6 +38,11 @@ def redact_url(url: str) -> str:
         return url
     user = parts.username or ""
     host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    port: str | None
+    try:
+        port = str(parts.port) if parts.port is not None else None
+    except ValueError:  # not a number: keep what was written after the host
+        port = parts.netloc.rpartition(":")[2] or None
+    if port is not None:
+        host = f"{host}:{port}"
     return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))

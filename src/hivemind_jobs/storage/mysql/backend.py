@@ -80,6 +80,22 @@ class _MySQLConnection(Connection):
         async with self.raw.cursor(_Cursor) as cursor:
             return int(await cursor.executemany(sql, params) or 0)
 
+    async def write_rows(self, q: Mapping[str, SQL], name: str, rows: Sequence[dict[str, Any]]) -> None:
+        """A batch of saves as one UPDATE joined with a derived table of the rows (``<name>_set``);
+        other batch writes go through the driver's multi-row INSERT."""
+        set_sql = q.get(f"{name}_set")
+        if set_sql is None or len(rows) < 2:
+            await self.executemany(q[name], rows)
+            return
+        keys = list(rows[0])
+        async with self.raw.cursor(_Cursor) as cursor:
+            first = "SELECT " + ", ".join(f"%({key})s AS `{key}`" for key in keys)
+            rest = "SELECT " + ", ".join(f"%({key})s" for key in keys)
+            derived = " UNION ALL ".join(
+                [cursor.mogrify(first, rows[0]), *(cursor.mogrify(rest, row) for row in rows[1:])]
+            )
+            await cursor.execute(set_sql.replace("%(rows)s", derived))
+
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
         async with self.raw.cursor(_Cursor) as cursor:
             await cursor.execute(sql, params)

@@ -207,6 +207,14 @@ class _PgDriver(Driver):
         self._users += 1
         if self._pool is not None:
             return
+        try:  # one direct attempt first: a wrong database, role or host is reported at once
+            await (await self.connect()).close()
+        except psycopg.Error as error:
+            self._users -= 1
+            raise StorageError(
+                f"cannot connect to PostgreSQL at {self.url.host}:{self.url.port}/{self.url.database}: "
+                f"{str(error).strip()}"
+            ) from error
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             kwargs=self.conninfo(),
             min_size=1,

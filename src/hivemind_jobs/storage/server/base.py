@@ -21,6 +21,7 @@ import contextlib
 import logging
 import random
 import re
+import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -299,12 +300,15 @@ class ServerStorage:
         try:
             status = await self._migrate(apply=self.auto_migrate)
             if status.pending:
+                shown = redact_url(self.url)
+                options = ["--url", shown, "--env", self.environment, "--prefix", self.queries.prefix]
+                command = "hivemind db upgrade " + " ".join(shlex.quote(option) for option in options)
+                password = " (with the real password in place of ***)" if shown != self.url else ""
                 raise SchemaError(
                     f"the HiveMind tables of environment {self.environment!r} (prefix {self.queries.prefix!r}) in "
-                    f"{redact_url(self.url)} are at schema version {status.current}, this code needs "
-                    f"{status.latest}. Run `hivemind db upgrade --url '{redact_url(self.url)}' --env "
-                    f"{self.environment} --prefix {self.queries.prefix}` (or `hivemind db sql ...` for a DBA), "
-                    "or add auto_migrate=true to the URL"
+                    f"{shown} are at schema version {status.current}, this code needs {status.latest}. Run "
+                    f"`{command}`{password} (or `hivemind db sql` with the same options for a DBA), or add "
+                    "auto_migrate=true to the URL"
                 )
             self._schema_version = status.current
         except BaseException:
@@ -319,7 +323,16 @@ class ServerStorage:
 
     async def _migrate(self, *, apply: bool) -> SchemaStatus:
         migrations = load_migrations(self.package)
-        current, pending = await self.driver.migrate(self.queries, migrations, apply=apply)
+        try:
+            current, pending = await self.driver.migrate(self.queries, migrations, apply=apply)
+        except Exception as error:
+            if not self.driver.is_driver_error(error):
+                raise
+            action = "upgrade" if apply else "read"
+            raise StorageError(
+                f"could not {action} the schema of environment {self.environment!r} in {redact_url(self.url)}: "
+                f"{self.driver.dialect}: {error}"
+            ) from error
         if current > len(migrations):
             raise SchemaError(
                 f"the tables with prefix {self.queries.prefix!r} in {redact_url(self.url)} are at schema version "

@@ -309,7 +309,7 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) 
         for u in saved
         if (p := u.enqueue) is not None
     ]
-    dequeued = [{"job_id": u.job_id} for u in saved if u.enqueue is None and u.dequeue]
+    dequeued = [u.job_id for u in saved if u.enqueue is None and u.dequeue]
     links = [
         {"parent_id": u.awaiting_parent, "child_id": u.job_id, "now": bound_now}
         for u in saved
@@ -328,7 +328,7 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) 
             await c.write_rows(q, "queue_upsert", pointers)
             await c.notify(q, [pointer["job_id"] for pointer in pointers])
         if dequeued:
-            await c.executemany(q["queue_delete"], dequeued)
+            await c.execute(q["queue_take"], {"job_ids": dequeued})
         if links:
             await c.executemany(q["continuation_insert"], links)
     changed = [u.job_id for u in saved if u.new_states]

@@ -285,11 +285,20 @@ class SQLiteStorage:
         return SchemaStatus(current=before.latest, latest=before.latest, applied=before.pending)
 
     def schema_sql(self, since: int = 0) -> list[str]:
-        return [
-            statement
-            for migration in load_migrations(_PACKAGE)[since:]
-            for statement in migration.statements(self.queries.prefix)
-        ]
+        """The DDL for a DBA, with the records of the versions it creates (so HiveMind then sees
+        the file as current)."""
+        q = self.queries
+        statements: list[str] = [q["schema_version_create"]]
+        for migration in load_migrations(_PACKAGE)[since:]:
+            statements.extend(migration.statements(q.prefix))
+            # version numbers and migration names are validated file names: safe as literals
+            statements.append(
+                q["schema_version_insert"]
+                .replace(":version", str(int(migration.version)))
+                .replace(":name", f"'{migration.name}'")
+                .replace(":now", "CAST(strftime('%s', 'now') AS INTEGER) * 1000000")
+            )
+        return statements
 
     async def close(self) -> None:
         engine, self._engine = self._engine, None

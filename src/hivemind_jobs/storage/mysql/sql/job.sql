@@ -34,6 +34,22 @@ SET queue = :queue,
     modified_at = :now
 WHERE id = :job_id;
 
+-- Several saves as one statement: :rows is a derived table of the saves (one SELECT per row,
+-- UNION ALL, every value escaped by the driver), joined on the job id.
+-- name: job_update_set
+UPDATE `{p}job` AS j
+JOIN (:rows) AS u ON j.id = u.job_id
+SET j.queue = u.queue,
+    j.priority = u.priority,
+    j.execution_id = u.execution_id,
+    j.state_name = COALESCE(u.state_name, j.state_name),
+    j.state_sequence = COALESCE(u.state_sequence, j.state_sequence),
+    j.state_elected_at = COALESCE(u.state_elected_at, j.state_elected_at),
+    j.locked_at = CASE WHEN u.release_lock THEN NULL ELSE j.locked_at END,
+    j.locked_by = CASE WHEN u.release_lock THEN NULL ELSE j.locked_by END,
+    j.lock_heartbeat = CASE WHEN u.release_lock THEN NULL ELSE u.now END,
+    j.modified_at = u.now;
+
 -- name: job_fence_check_many
 SELECT id, execution_id, locked_by, lock_heartbeat, UTC_TIMESTAMP(6) FROM `{p}job`
 WHERE id IN :job_ids

@@ -8,9 +8,6 @@ ON DUPLICATE KEY UPDATE
     execution_id = VALUES(execution_id),
     enqueued_at = VALUES(enqueued_at);
 
--- name: queue_delete
-DELETE FROM `{p}queue` WHERE job_id = :job_id;
-
 -- The best due entries of a queue group in claim order (the claim index sorts the same way),
 -- skipping rows other transactions hold and jobs locked by someone. Entries whose execution id
 -- is stale (not the job's) are taken too, and dropped instead of claimed. The last column is

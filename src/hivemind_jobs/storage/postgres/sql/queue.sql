@@ -22,9 +22,6 @@ ON CONFLICT (job_id) DO UPDATE SET
     execution_id = excluded.execution_id,
     enqueued_at = excluded.enqueued_at;
 
--- name: queue_delete
-DELETE FROM "{p}queue" WHERE job_id = :job_id;
-
 -- For the rest of the transaction: walk indexes in order rather than sort what they find.
 -- name: queue_claim_prepare
 SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true);
