@@ -109,7 +109,6 @@ DIALECT_ONLY = {
         "queue_notify",
         "queue_claim_prepare",
         "job_insert_set",
-        "job_update_set",
         "job_state_insert_set",
         "job_property_upsert_set",
         "queue_upsert_set",

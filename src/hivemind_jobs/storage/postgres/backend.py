@@ -136,8 +136,12 @@ class _PgConnection(Connection):
     def pipeline(self) -> AbstractAsyncContextManager[object]:
         return self.raw.pipeline()
 
-    async def fetch_each(self, queries: Sequence[tuple[SQL, dict[str, Any]]]) -> list[list[tuple[Any, ...]]]:
+    async def fetch_each(
+        self, queries: Sequence[tuple[SQL, dict[str, Any]]], *, writes: Sequence[tuple[SQL, dict[str, Any]]] = ()
+    ) -> list[list[tuple[Any, ...]]]:
         async with self.raw.pipeline():
+            for sql, params in writes:
+                await self.raw.execute(sql, params)
             cursors = []
             for sql, params in queries:
                 cursor = self.raw.cursor(row_factory=tuple_row)

@@ -170,8 +170,13 @@ class Connection(abc.ABC):
         (PostgreSQL pipeline mode): their row counts are then not reported. Default: no-op."""
         return contextlib.nullcontext()
 
-    async def fetch_each(self, queries: Sequence[tuple[SQL, dict[str, Any]]]) -> list[list[tuple[Any, ...]]]:
-        """The rows of several SELECTs (one round trip where the driver can pipeline)."""
+    async def fetch_each(
+        self, queries: Sequence[tuple[SQL, dict[str, Any]]], *, writes: Sequence[tuple[SQL, dict[str, Any]]] = ()
+    ) -> list[list[tuple[Any, ...]]]:
+        """The rows of several SELECTs, after running ``writes`` (one round trip for all where the
+        driver can pipeline)."""
+        for sql, params in writes:
+            await self.execute(sql, params)
         return [await self.fetchall(sql, params) for sql, params in queries]
 
     async def claim_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:

@@ -200,13 +200,21 @@ async def job_insert(c: Connection, q: Queries, params: Sequence[JobInsert]) -> 
     return [JobInserted(job_id, now) for job_id in ids]
 
 
-async def _records(c: Connection, q: Queries, ids: Sequence[int], acquired: set[int]) -> dict[int, JobRecord]:
-    """Full records of the jobs ``ids`` (three statements whatever the count)."""
+async def _records(
+    c: Connection,
+    q: Queries,
+    ids: Sequence[int],
+    acquired: set[int],
+    *,
+    writes: Sequence[tuple[SQL, dict[str, Any]]] = (),
+) -> dict[int, JobRecord]:
+    """Full records of the jobs ``ids`` (three statements whatever the count), after ``writes``."""
     if not ids:
         return {}
     key = {"job_ids": list(ids)}
     state_rows, property_rows, job_rows = await c.fetch_each(
-        [(q["job_state_select_many"], key), (q["job_property_select_many"], key), (q["job_select_many"], key)]
+        [(q["job_state_select_many"], key), (q["job_property_select_many"], key), (q["job_select_many"], key)],
+        writes=writes,
     )
     states: dict[int, list[StateRow]] = {}
     for job_id, sequence, name, elected_at, reason, fields in state_rows:
@@ -523,9 +531,13 @@ async def continuation_mark(c: Connection, q: Queries, params: Sequence[Continua
 
 async def queue_claim(c: Connection, q: Queries, params: QueueClaim) -> list[ClaimedJob]:
     """Per queue group: lock the best due entries (skipping rows other transactions hold and jobs
-    locked by someone), delete them, and lock their jobs for the owner."""
+    locked by someone); then delete them, lock their jobs for the owner and read the records, in
+    one round trip where the driver pipelines. (The groups' queues are distinct, so deferring the
+    deletes cannot claim an entry twice.)"""
     claimed: list[ClaimedJob] = []
+    taken: list[int] = []
     seen: set[str] = set()
+    now: Any = None
     for group in params.groups:
         remaining = params.limit - len(claimed)
         if remaining <= 0:
@@ -537,25 +549,28 @@ async def queue_claim(c: Connection, q: Queries, params: QueueClaim) -> list[Cla
         rows = await c.claim_rows(q, {"queues": queues, "limit": remaining})
         if not rows:
             continue
-        now = rows[0][7]
-        taken = sorted(int(row[0]) for row in rows)
+        now = rows[0][7] if now is None else now
+        taken.extend(int(row[0]) for row in rows)
         fresh = [row for row in rows if row[3] == row[6]]
-        async with c.pipeline():
-            await c.execute(q["queue_take"], {"job_ids": taken})
-            if fresh:
-                await c.execute(
-                    q["queue_lock_claimed"],
-                    {"job_ids": sorted(int(row[0]) for row in fresh), "owner": params.owner, "now": now},
-                )
         fresh.sort(key=lambda row: (row[2], row[4], row[0]))  # priority, due time, id
         claimed.extend(
             ClaimedJob(int(row[0]), row[1], int(row[2]), row[3], c.dt(row[4]), c.dt(row[5])) for row in fresh
         )
-    if params.with_records and claimed:
-        ids = [entry.job_id for entry in claimed]
-        records = await _records(c, q, ids, set(ids))
-        for entry in claimed:
-            entry.record = records.get(entry.job_id)
+    if not taken:
+        return []
+    writes: list[tuple[SQL, dict[str, Any]]] = [(q["queue_take"], {"job_ids": sorted(taken)})]
+    if claimed:
+        ids = sorted(entry.job_id for entry in claimed)
+        writes.append((q["queue_lock_claimed"], {"job_ids": ids, "owner": params.owner, "now": now}))
+    if not (params.with_records and claimed):
+        async with c.pipeline():
+            for sql, values in writes:
+                await c.execute(sql, values)
+        return claimed
+    ids = [entry.job_id for entry in claimed]
+    records = await _records(c, q, ids, set(ids), writes=writes)
+    for entry in claimed:
+        entry.record = records.get(entry.job_id)
     return claimed
 
 
