@@ -32,6 +32,7 @@ from hivemind_jobs.client.environment import Environment, Transaction
 from hivemind_jobs.client.locked import LockAttempt, LockedJob
 from hivemind_jobs.core.clock import utc
 from hivemind_jobs.core.continuations import After
+from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import build_invocation
 from hivemind_jobs.core.job import BackgroundJob, Middleware, MiddlewareEntry, PropertyValue, property_type_of
 from hivemind_jobs.core.names import (
@@ -344,7 +345,7 @@ class BackgroundJobClient:
             queue=options.queue,
             priority=options.priority,
             invocation=invocation,
-            execution_id=uuid.uuid4(),
+            execution_id=new_execution_key(),
             states=(),
             properties=(
                 options.properties

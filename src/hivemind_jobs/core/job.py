@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any, TypeVar, overload
 
 from hivemind_jobs.core.codec import Codec, JSONValue, compact_json, qualified_name
+from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.names import validate_property_name, validate_queue_name
 from hivemind_jobs.core.priority import Priority
@@ -266,7 +267,7 @@ class BackgroundJob:
         state.sequence = previous.sequence + 1 if previous is not None else 0
         state.elected_at = now
         self._states.append(state)
-        self._execution_key = str(uuid.uuid4())
+        self._execution_key = new_execution_key()
         return previous
 
     def _set_property(self, name: str, value: PropertyValue | None) -> None:
