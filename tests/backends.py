@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -58,8 +59,15 @@ def url_database(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
+_IDENTIFIER = re.compile(r"hmt_[0-9a-f]{12}")
+
+
 def _new_name() -> str:
-    return f"hmt_{uuid.uuid4().hex[:12]}"
+    """A unique schema or database name; a plain identifier, safe to quote into DDL."""
+    name = f"hmt_{uuid.uuid4().hex[:12]}"
+    if not _IDENTIFIER.fullmatch(name):  # pragma: no cover - guards the DDL below
+        raise ValueError(f"not a simple identifier: {name!r}")
+    return name
 
 
 @functools.cache
@@ -91,10 +99,12 @@ def require(backend: str) -> None:
 
 @contextmanager
 def postgres_schema() -> Iterator[str]:
-    """A fresh PostgreSQL schema name (created by the storage on open), dropped afterwards."""
+    """A fresh, empty PostgreSQL schema, dropped (CASCADE) afterwards."""
     import psycopg
 
     name = _new_name()
+    with psycopg.connect(PG_URL, autocommit=True) as connection:
+        connection.execute(f'CREATE SCHEMA "{name}"')
     try:
         yield name
     finally:

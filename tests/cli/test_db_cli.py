@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import shlex
 import sqlite3
@@ -18,7 +17,6 @@ import textwrap
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,10 +24,11 @@ from click.testing import CliRunner, Result
 
 import hivemind_jobs as hm
 from hivemind_jobs.cli.main import cli
+from tests import backends
 
-PG_URL = os.environ.get("HIVEMIND_TEST_PG_URL", "postgresql://root@127.0.0.1:5432/test")
-MYSQL_URL = os.environ.get("HIVEMIND_TEST_MYSQL_URL", "mysql://root@127.0.0.1:3306/test")
-BACKENDS = ("sqlite", "postgres", "mariadb")
+PG_URL = backends.PG_URL
+MYSQL_URL = backends.MYSQL_URL
+BACKENDS = backends.selected()  # HIVEMIND_TEST_BACKENDS
 #: a password that must never appear in any output
 SECRET = "s3cret-pw"
 
@@ -37,32 +36,7 @@ SECRET = "s3cret-pw"
 # ----------------------------------------------------------------------------- databases
 
 
-def _mysql_settings() -> dict[str, Any]:
-    parts = urlsplit(MYSQL_URL)
-    return {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 3306,
-        "user": parts.username or "root",
-        "password": parts.password or "",
-    }
-
-
-def _require(backend: str) -> None:
-    """Skip (under CI=true: fail) when the backend's server cannot be reached."""
-    try:
-        if backend == "postgres":
-            import psycopg
-
-            psycopg.connect(PG_URL, connect_timeout=5).close()
-        elif backend == "mariadb":
-            import pymysql
-
-            pymysql.connect(connect_timeout=5, **_mysql_settings()).close()
-    except Exception as error:
-        problem = f"{backend} server unreachable: {error}"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
+_mysql_settings = backends.mysql_settings
 
 
 def _pg_admin(sql: str) -> None:
@@ -86,7 +60,9 @@ def _mysql_admin(sql: str) -> None:
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
     name: str = request.param
-    _require(name)
+    if name not in BACKENDS:  # named by a parametrize of its own
+        pytest.skip(f"{name} is not in HIVEMIND_TEST_BACKENDS")
+    backends.require(name)  # skip, or under CI=true fail, when its server is unreachable
     return name
 
 

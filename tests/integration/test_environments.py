@@ -40,10 +40,9 @@ async def test_environments_on_separate_files_and_shared_files(tmp_path: Path) -
     assert {"hm_TenantA_job", "hm_TenantB_job"} <= tables
 
 
-async def test_one_environment_can_neither_see_nor_change_anothers_jobs(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'one.db'}"
-    hive = hm.HiveMind(url, environment="a")
-    hive.add_environment("b", url)
+async def test_one_environment_can_neither_see_nor_change_anothers_jobs(db_url: str) -> None:
+    hive = hm.HiveMind(db_url, environment="a")
+    hive.add_environment("b", db_url)
     async with hive:
         a, b = hive.env("a").jobs, hive.env("b").jobs
         only_in_a = [await a.create(jobs.do_stuff) for _ in range(3)]
@@ -94,11 +93,9 @@ def test_environment_configuration_errors(tmp_path: Path) -> None:
         hive.add_environment("other", f"{url}?journal=DELETE")
 
 
-async def test_per_environment_lock_timeout(tmp_path: Path) -> None:
-    hive = hm.HiveMind(f"sqlite:///{tmp_path / 'x.db'}", options=hm.Options(lock_timeout=timedelta(seconds=1)))
-    hive.add_environment(
-        "patient", f"sqlite:///{tmp_path / 'x.db'}", options=hm.Options(lock_timeout=timedelta(minutes=5))
-    )
+async def test_per_environment_lock_timeout(db_url: str) -> None:
+    hive = hm.HiveMind(db_url, options=hm.Options(lock_timeout=timedelta(seconds=1)))
+    hive.add_environment("patient", db_url, options=hm.Options(lock_timeout=timedelta(minutes=5)))
     async with hive:
         quick = await hive.jobs.get_with_lock(await hive.jobs.create(jobs.do_stuff), "holder")
         slow = await hive.env("patient").jobs.get_with_lock(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -115,9 +114,9 @@ async def test_save_keeping_the_lock_then_heartbeat(hive: hm.HiveMind) -> None:
         await job.save()
 
 
-async def test_expired_lock_cannot_save(tmp_path: Path) -> None:
+async def test_expired_lock_cannot_save(db_url: str) -> None:
     options = hm.Options(lock_timeout=timedelta(seconds=1))
-    async with hm.HiveMind(f"sqlite:///{tmp_path / 'h.db'}", options=options) as hive:
+    async with hm.HiveMind(db_url, options=options) as hive:
         job_id = await hive.jobs.create(jobs.do_stuff)
         job = await hive.jobs.get_with_lock(job_id, requester="slow")
         await job.change_state(hm.Idle())

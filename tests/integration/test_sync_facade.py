@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
@@ -11,8 +10,8 @@ import hivemind_jobs as hm
 from tests import sample_jobs as jobs
 
 
-def test_blocking_facade_mirrors_the_async_api(tmp_path: Path) -> None:
-    with hm.SyncHiveMind(f"sqlite:///{tmp_path / 'sync.db'}") as hive:
+def test_blocking_facade_mirrors_the_async_api(db_url: str) -> None:
+    with hm.SyncHiveMind(db_url) as hive:
         job_id = hive.jobs.create(jobs.hello_world, "sync world")
         assert hive.jobs.get(job_id).invocation.arguments == {"message": "sync world"}
         with hive.jobs.get_with_lock(job_id, requester="me") as job:
@@ -37,9 +36,9 @@ def test_blocking_facade_mirrors_the_async_api(tmp_path: Path) -> None:
             hive.jobs.create(jobs.add, "not an int")  # type: ignore[arg-type]
 
 
-def test_environments_added_before_open(tmp_path: Path) -> None:
-    hive = hm.SyncHiveMind(f"sqlite:///{tmp_path / 'a.db'}")
-    other = hive.add_environment("other", f"sqlite:///{tmp_path / 'b.db'}")
+def test_environments_added_before_open(db_url: str) -> None:
+    hive = hm.SyncHiveMind(db_url)
+    other = hive.add_environment("other", db_url)  # a second environment: its own tables, same database
     with hive:
         job_id = other.jobs.create(jobs.do_stuff)
         assert hive.env("other").jobs.get(job_id).environment == "other"
@@ -47,8 +46,8 @@ def test_environments_added_before_open(tmp_path: Path) -> None:
         _ = hive.jobs
 
 
-async def test_refuses_inside_a_running_event_loop(tmp_path: Path) -> None:
-    hive = hm.SyncHiveMind(f"sqlite:///{tmp_path / 'sync.db'}")
+async def test_refuses_inside_a_running_event_loop(db_url: str) -> None:
+    hive = hm.SyncHiveMind(db_url)
     with pytest.raises(hm.SyncFacadeError, match="inside a running event loop"):
         hive.open()
     await asyncio.to_thread(hive.open)  # from a thread without a loop it works
