@@ -443,6 +443,12 @@ class Colony:
         assert self.options.change_check_interval is not None
         interval = self.options.change_check_interval.total_seconds()
         storage = self.environment.storage
+        unsubscribe = storage.subscribe_changes(self._on_storage_change)
+        if unsubscribe is not None:  # the storage calls back (PostgreSQL NOTIFY): nothing to check
+            try:
+                await asyncio.Event().wait()
+            finally:
+                unsubscribe()
         if storage.change_marker() is None:
             return
         while True:
@@ -454,6 +460,12 @@ class Colony:
             for runner in idle:
                 if runner.marker != marker:
                     runner.wake.set()
+
+    def _on_storage_change(self) -> None:
+        # every fetcher, idle or claiming: one whose claim is in flight claims once more at once,
+        # so an enqueue committed after its claim's snapshot is not left to the poll
+        for runner in self._runners:
+            runner.wake.set()
 
     def _on_wake(self, queues: frozenset[str]) -> None:
         for runner in self._runners:

@@ -18,7 +18,7 @@ Semantics every backend must keep (``testing/conformance`` checks them):
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -525,6 +525,12 @@ class Storage(Protocol):
         Idle workers compare it every few milliseconds to start jobs enqueued by other processes
         at once; None means the backend has no such signal (workers then poll, or listen).
         """
+        ...
+
+    def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """Call ``callback`` (on the running loop) whenever another connection committed work to
+        claim; returns a function that unsubscribes, or None when the backend has no such push
+        (workers then use :meth:`change_marker` or poll)."""
         ...
 
     def transaction(

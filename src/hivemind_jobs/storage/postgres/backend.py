@@ -24,7 +24,7 @@ import hashlib
 import logging
 import random
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
@@ -348,6 +348,7 @@ class PostgresStorage(ServerStorage):
         self.driver = self._pg = _PgDriver(parsed, schema, table_prefix)
         super().__init__(url, environment=environment, table_prefix=table_prefix, auto_migrate=parsed.auto_migrate)
         self._changes = 0
+        self._callbacks: list[Callable[[], None]] = []
         self._listener: asyncio.Task[None] | None = None
 
     @classmethod
@@ -362,13 +363,35 @@ class PostgresStorage(ServerStorage):
                 await listener
         await super().close()
 
+    def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        """``callback`` runs for every notification (and after every listener reconnect)."""
+        self._start_listener()
+        self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def _changed(self) -> None:
+        self._changes += 1
+        for callback in list(self._callbacks):
+            try:
+                callback()
+            except Exception:
+                _log.exception("a change callback failed")
+
     def change_marker(self) -> object | None:
         """A counter of notifications received (and of listener reconnects)."""
+        self._start_listener()
+        return self._changes
+
+    def _start_listener(self) -> None:
         if self._listener is None and self._open:
             self._listener = asyncio.get_running_loop().create_task(
                 self._listen(), name=f"hivemind-listen-{self.environment}"
             )
-        return self._changes
 
     async def _listen(self) -> None:
         failures = 0
@@ -386,11 +409,11 @@ class PostgresStorage(ServerStorage):
                 async with connection:
                     await connection.execute(pgsql.SQL("LISTEN {}").format(channel))
                     failures = 0
-                    self._changes += 1  # anything may have been missed while not listening
+                    self._changed()  # anything may have been missed while not listening
                     async for _ in connection.notifies():
-                        self._changes += 1
+                        self._changed()
             except psycopg.Error as error:
-                self._changes += 1
+                self._changed()
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures) * random.uniform(0.8, 1.2)
                 _log.warning("LISTEN connection lost (%s); reconnecting in %.1f s", error, delay)

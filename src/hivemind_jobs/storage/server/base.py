@@ -374,6 +374,9 @@ class ServerStorage:
         finally:
             await self.driver.close_pool()
 
+    def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        return None
+
     def change_marker(self) -> object | None:
         return None
 

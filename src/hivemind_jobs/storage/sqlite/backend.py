@@ -305,6 +305,9 @@ class SQLiteStorage:
         if engine is not None:
             _release_engine(engine)
 
+    def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        return None
+
     def change_marker(self) -> object | None:
         """The WAL file's modification time and size: every commit of any process appends to it."""
         marker: list[tuple[int, int] | None] = []
