@@ -120,6 +120,10 @@ class _MySQLConnection(Connection):
                 await cursor.execute(f"{head}VALUES {','.join(rendered)}")
                 first = int(cursor.lastrowid)
                 chunk = params[start:end]
+                if len(chunk) == 1:  # one row: the id the server reported is exactly its id
+                    ids.append(first)
+                    start = end
+                    continue
                 edges = [chunk[0]["execution_id"], chunk[-1]["execution_id"]]
                 await cursor.execute(q["job_ids_by_execution"], {"first_id": first, "execution_ids": tuple(edges)})
                 found = {execution: job_id for job_id, execution in await cursor.fetchall()}
