@@ -341,20 +341,18 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) 
             await c.executemany(q["continuation_insert"], links)
     changed = [u.job_id for u in saved if u.new_states]
     released = [u.job_id for u in saved if u.release_lock]
-    lookups = []
-    if changed:
-        lookups.append((q["continuation_children_many"], {"job_ids": changed}))
-    if released:
-        lookups.append((q["continuation_fired_for_children"], {"job_ids": released}))
-    found = await c.fetch_each(lookups) if lookups else []
     children: dict[int, list[int]] = {}
     fired: dict[int, list[ContinuationLink]] = {}
-    if changed:
-        for link in _links(found.pop(0)):
-            children.setdefault(link.parent_id, []).append(link.child_id)
-    if released:
-        for link in _links(found.pop(0)):
-            fired.setdefault(link.child_id, []).append(link)
+    if changed or released:
+        # one query for both: children waiting on changed jobs, fired parents of released ones
+        rows = await c.fetchall(
+            q["continuation_links_many"], {"changed_ids": changed or [0], "released_ids": released or [0]}
+        )
+        for link in _links(rows):
+            if link.fired_state is None:
+                children.setdefault(link.parent_id, []).append(link.child_id)
+            else:
+                fired.setdefault(link.child_id, []).append(link)
     results: list[JobUpdated] = []
     for update, outcome in zip(params, outcomes, strict=True):
         if outcome is not UpdateOutcome.SAVED:

@@ -55,12 +55,12 @@ WHERE parent_id = :parent_id AND child_id = :child_id;
 -- name: continuation_delete
 DELETE FROM "{p}job_continuation" WHERE parent_id = :parent_id AND child_id = :child_id;
 
--- name: continuation_children_many
+-- Children waiting on the jobs whose state changed, and parents whose trigger fired while the
+-- released jobs were locked (fired_state tells them apart).
+-- name: continuation_links_many
 SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
-WHERE parent_id = ANY(:job_ids) AND fired_state IS NULL
+WHERE parent_id = ANY(:changed_ids) AND fired_state IS NULL
+UNION ALL
+SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
+WHERE child_id = ANY(:released_ids) AND fired_state IS NOT NULL
 ORDER BY parent_id, child_id;
-
--- name: continuation_fired_for_children
-SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
-WHERE child_id = ANY(:job_ids) AND fired_state IS NOT NULL
-ORDER BY child_id, parent_id;
