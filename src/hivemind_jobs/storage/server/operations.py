@@ -345,10 +345,10 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) 
     fired: dict[int, list[ContinuationLink]] = {}
     if changed or released:
         # one query for both: children waiting on changed jobs, fired parents of released ones
-        rows = await c.fetchall(
+        link_rows = await c.fetchall(
             q["continuation_links_many"], {"changed_ids": changed or [0], "released_ids": released or [0]}
         )
-        for link in _links(rows):
+        for link in _links(link_rows):
             if link.fired_state is None:
                 children.setdefault(link.parent_id, []).append(link.child_id)
             else:
