@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
 from hivemind_jobs.core.clock import from_microseconds, to_microseconds
-from hivemind_jobs.core.job import PropertyType, PropertyValue
 from hivemind_jobs.errors import StorageError
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
@@ -51,6 +49,7 @@ from hivemind_jobs.storage.protocol import (
     StateRow,
     UpdateOutcome,
 )
+from hivemind_jobs.storage.rows import property_from_row, property_params
 from hivemind_jobs.storage.sql import SQL
 
 Queries = Mapping[str, SQL]
@@ -83,49 +82,11 @@ def _state_params(job_id: int, state: StateRow) -> dict[str, Any]:
 
 
 def _property_params(job_id: int, row: PropertyRow) -> dict[str, Any]:
-    params: dict[str, Any] = {
-        "job_id": job_id,
-        "name": row.name,
-        "type": row.type.value,
-        "text_value": None,
-        "int_value": None,
-        "float_value": None,
-        "bool_value": None,
-        "datetime_value": None,
-    }
-    value: Any = row.value
-    if row.type is PropertyType.TEXT:
-        params["text_value"] = value
-    elif row.type is PropertyType.UUID:
-        params["text_value"] = str(value)
-    elif row.type is PropertyType.INT:
-        params["int_value"] = value
-    elif row.type is PropertyType.FLOAT:
-        params["float_value"] = value
-    elif row.type is PropertyType.BOOL:
-        params["bool_value"] = 1 if value else 0
-    else:
-        params["datetime_value"] = to_microseconds(value)
-    return params
+    return property_params(job_id, row, to_microseconds)
 
 
 def _property_from_row(row: Sequence[Any]) -> PropertyRow:
-    name, kind, text_value, int_value, float_value, bool_value, datetime_value = row
-    property_type = PropertyType(kind)
-    value: PropertyValue
-    if property_type is PropertyType.TEXT:
-        value = text_value
-    elif property_type is PropertyType.UUID:
-        value = uuid.UUID(text_value)
-    elif property_type is PropertyType.INT:
-        value = int_value
-    elif property_type is PropertyType.FLOAT:
-        value = float(float_value)
-    elif property_type is PropertyType.BOOL:
-        value = bool(bool_value)
-    else:
-        value = from_microseconds(datetime_value)
-    return PropertyRow(name, property_type, value)
+    return property_from_row(row, from_microseconds)
 
 
 def _queue_params(

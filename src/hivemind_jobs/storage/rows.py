@@ -1,0 +1,65 @@
+"""Typed job properties as table rows, shared by every backend's operations.
+
+A property is one row with one value column per type; a backend only says how it stores a
+datetime (integer microseconds on SQLite, a native timestamp on the servers).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from hivemind_jobs.core.job import PropertyType, PropertyValue
+from hivemind_jobs.storage.protocol import PropertyRow
+
+__all__ = ["property_from_row", "property_params"]
+
+
+def property_params(job_id: int, row: PropertyRow, encode_datetime: Callable[[datetime], Any]) -> dict[str, Any]:
+    """The bound parameters of ``job_property_upsert`` for one property."""
+    params: dict[str, Any] = {
+        "job_id": job_id,
+        "name": row.name,
+        "type": row.type.value,
+        "text_value": None,
+        "int_value": None,
+        "float_value": None,
+        "bool_value": None,
+        "datetime_value": None,
+    }
+    value: Any = row.value
+    if row.type is PropertyType.TEXT:
+        params["text_value"] = value
+    elif row.type is PropertyType.UUID:
+        params["text_value"] = str(value)
+    elif row.type is PropertyType.INT:
+        params["int_value"] = value
+    elif row.type is PropertyType.FLOAT:
+        params["float_value"] = value
+    elif row.type is PropertyType.BOOL:
+        params["bool_value"] = 1 if value else 0
+    else:
+        params["datetime_value"] = encode_datetime(value)
+    return params
+
+
+def property_from_row(row: Sequence[Any], decode_datetime: Callable[[Any], datetime]) -> PropertyRow:
+    """A property from ``(name, type, text, int, float, bool, datetime)`` columns."""
+    name, kind, text_value, int_value, float_value, bool_value, datetime_value = row
+    property_type = PropertyType(kind)
+    value: PropertyValue
+    if property_type is PropertyType.TEXT:
+        value = text_value
+    elif property_type is PropertyType.UUID:
+        value = uuid.UUID(text_value)
+    elif property_type is PropertyType.INT:
+        value = int(int_value)
+    elif property_type is PropertyType.FLOAT:
+        value = float(float_value)
+    elif property_type is PropertyType.BOOL:
+        value = bool(bool_value)
+    else:
+        value = decode_datetime(datetime_value)
+    return PropertyRow(name, property_type, value)
