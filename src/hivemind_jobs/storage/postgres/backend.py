@@ -97,6 +97,8 @@ class _PgConnection(Connection):
     async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
         if not params:
             return 0
+        if len(params) == 1:  # executemany runs a pipeline: not worth it for one row
+            return await self.execute(sql, params[0])
         cursor = self.raw.cursor()
         await cursor.executemany(sql, params)
         return cursor.rowcount
@@ -122,18 +124,17 @@ class _PgConnection(Connection):
             await cursor.execute(_binary(q["job_insert_set"]), _columns(params))
             by_execution = {execution_id: job_id for job_id, execution_id in await cursor.fetchall()}
             return [by_execution[row["execution_id"]] for row in params]
+        if not params:
+            return []
         cursor = self.raw.cursor(row_factory=tuple_row)
-        await cursor.executemany(q["job_insert"], params, returning=True)
-        ids: list[int] = []
-        while True:
-            row = await cursor.fetchone()
-            assert row is not None
-            ids.append(int(row[0]))
-            if not cursor.nextset():
-                break
-        return ids
+        await cursor.execute(q["job_insert"], params[0])
+        row = await cursor.fetchone()
+        assert row is not None
+        return [int(row[0])]
 
     def pipeline(self) -> AbstractAsyncContextManager[object]:
+        # fewer round trips; on a loopback connection about even with psycopg's pipeline cost,
+        # a clear gain once the database is a network hop away
         return self.raw.pipeline()
 
     async def fetch_each(
