@@ -1,7 +1,8 @@
-"""Typed job properties as table rows, shared by every backend's operations.
+"""Rows shared by every backend's operations: states and typed properties as parameters, and the
+fence of a save.
 
-A property is one row with one value column per type; a backend only says how it stores a
-datetime (integer microseconds on SQLite, a native timestamp on the servers).
+A backend only says how it stores a datetime (integer microseconds on SQLite, a native timestamp
+on the servers). A property is one row with one value column per type.
 """
 
 from __future__ import annotations
@@ -12,9 +13,37 @@ from datetime import datetime
 from typing import Any
 
 from hivemind_jobs.core.job import PropertyType, PropertyValue
-from hivemind_jobs.storage.protocol import PropertyRow
+from hivemind_jobs.storage.protocol import JobUpdate, PropertyRow, StateRow, UpdateOutcome
 
-__all__ = ["property_from_row", "property_params"]
+__all__ = ["fence_outcome", "property_from_row", "property_params", "state_params"]
+
+
+def state_params(job_id: int, state: StateRow, encode_datetime: Callable[[datetime], Any]) -> dict[str, Any]:
+    """The bound parameters of ``job_state_insert`` for one state."""
+    return {
+        "job_id": job_id,
+        "sequence": state.sequence,
+        "name": state.name,
+        "elected_at": encode_datetime(state.elected_at),
+        "reason": state.reason,
+        "fields": state.fields,
+    }
+
+
+def fence_outcome(row: Sequence[Any] | None, update: JobUpdate, cutoff: Any) -> UpdateOutcome:
+    """Whether a save may apply, from the job's ``(execution_id, locked_by, lock_heartbeat)``: the
+    heartbeat (in the backend's time unit) must not be older than ``cutoff`` (database clock minus
+    the save's lock timeout)."""
+    if row is None:
+        return UpdateOutcome.NOT_FOUND
+    execution_id, locked_by, heartbeat = row
+    if locked_by != update.holder:
+        return UpdateOutcome.LOCK_LOST
+    if execution_id != update.expected_execution_id:
+        return UpdateOutcome.EXECUTION_CHANGED
+    if heartbeat is None or heartbeat < cutoff:
+        return UpdateOutcome.LOCK_EXPIRED
+    return UpdateOutcome.SAVED
 
 
 def property_params(job_id: int, row: PropertyRow, encode_datetime: Callable[[datetime], Any]) -> dict[str, Any]:

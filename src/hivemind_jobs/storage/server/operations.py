@@ -46,7 +46,7 @@ from hivemind_jobs.storage.protocol import (
     StateRow,
     UpdateOutcome,
 )
-from hivemind_jobs.storage.rows import property_from_row, property_params
+from hivemind_jobs.storage.rows import fence_outcome, property_from_row, property_params, state_params
 from hivemind_jobs.storage.sql import SQL
 
 if TYPE_CHECKING:
@@ -66,14 +66,7 @@ async def clock_now(c: Connection, q: Queries) -> datetime:
 
 
 def _state_params(c: Connection, job_id: int, state: StateRow) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "sequence": state.sequence,
-        "name": state.name,
-        "elected_at": c.bind_dt(state.elected_at),
-        "reason": state.reason,
-        "fields": state.fields,
-    }
+    return state_params(job_id, state, c.bind_dt)
 
 
 def _property_params(c: Connection, job_id: int, row: PropertyRow) -> dict[str, Any]:
@@ -236,19 +229,6 @@ async def job_get_many(c: Connection, q: Queries, params: Sequence[int]) -> list
     return [records[job_id] for job_id in params if job_id in records]
 
 
-def _fence(row: Sequence[Any] | None, params: JobUpdate, now: datetime, c: Connection) -> UpdateOutcome:
-    if row is None:
-        return UpdateOutcome.NOT_FOUND
-    execution_id, locked_by, heartbeat = row
-    if locked_by != params.holder:
-        return UpdateOutcome.LOCK_LOST
-    if execution_id != params.expected_execution_id:
-        return UpdateOutcome.EXECUTION_CHANGED
-    if heartbeat is None or c.dt(heartbeat) < now - params.lock_timeout:
-        return UpdateOutcome.LOCK_EXPIRED
-    return UpdateOutcome.SAVED
-
-
 async def job_update_many(c: Connection, q: Queries, params: Sequence[JobUpdate]) -> list[JobUpdated]:
     ids = [update.job_id for update in params]
     if len(set(ids)) != len(ids):  # the same job twice: each save sees the one before it
@@ -266,8 +246,8 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) 
         now = c.dt(fence_rows[0][4])
     else:
         return [JobUpdated(UpdateOutcome.NOT_FOUND) for _ in params]
-    rows = {row[0]: row[1:4] for row in fence_rows}
-    outcomes = [_fence(rows.get(update.job_id), update, now, c) for update in params]
+    rows = {job_id: (execution, holder, _opt(c, heartbeat)) for job_id, execution, holder, heartbeat, _ in fence_rows}
+    outcomes = [fence_outcome(rows.get(u.job_id), u, now - u.lock_timeout) for u in params]
     saved = [update for update, outcome in zip(params, outcomes, strict=True) if outcome is UpdateOutcome.SAVED]
     bound_now = c.bind_dt(now)
     states = [_state_params(c, u.job_id, state) for u in saved for state in u.new_states]

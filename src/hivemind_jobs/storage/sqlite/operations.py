@@ -49,7 +49,7 @@ from hivemind_jobs.storage.protocol import (
     StateRow,
     UpdateOutcome,
 )
-from hivemind_jobs.storage.rows import property_from_row, property_params
+from hivemind_jobs.storage.rows import fence_outcome, property_from_row, property_params, state_params
 from hivemind_jobs.storage.sql import SQL
 
 Queries = Mapping[str, SQL]
@@ -71,14 +71,7 @@ def _opt_dt(value: int | None) -> Any:
 
 
 def _state_params(job_id: int, state: StateRow) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "sequence": state.sequence,
-        "name": state.name,
-        "elected_at": to_microseconds(state.elected_at),
-        "reason": state.reason,
-        "fields": state.fields,
-    }
+    return state_params(job_id, state, to_microseconds)
 
 
 def _property_params(job_id: int, row: PropertyRow) -> dict[str, Any]:
@@ -224,20 +217,6 @@ def job_get_many(con: sqlite3.Connection, q: Queries, params: Sequence[int]) -> 
     return [records[job_id] for job_id in params if job_id in records]
 
 
-def _fence(row: Sequence[Any] | None, params: JobUpdate, now: int) -> UpdateOutcome:
-    """Whether a save may apply, from the job's (execution_id, locked_by, lock_heartbeat)."""
-    if row is None:
-        return UpdateOutcome.NOT_FOUND
-    execution_id, locked_by, heartbeat = row
-    if locked_by != params.holder:
-        return UpdateOutcome.LOCK_LOST
-    if execution_id != params.expected_execution_id:
-        return UpdateOutcome.EXECUTION_CHANGED
-    if heartbeat is None or heartbeat < now - _us(params.lock_timeout):
-        return UpdateOutcome.LOCK_EXPIRED
-    return UpdateOutcome.SAVED
-
-
 def _update_params(params: JobUpdate, now: int) -> dict[str, Any]:
     current = params.new_states[-1] if params.new_states else None
     return {
@@ -279,7 +258,7 @@ def _update_batch(con: sqlite3.Connection, q: Queries, params: Sequence[JobUpdat
     ids = [update.job_id for update in params]
     now = now_us()
     rows = {row[0]: row[1:] for row in con.execute(q["job_fence_check_many"], {"job_ids": json.dumps(ids)})}
-    outcomes = [_fence(rows.get(update.job_id), update, now) for update in params]
+    outcomes = [fence_outcome(rows.get(u.job_id), u, now - _us(u.lock_timeout)) for u in params]
     saved = [update for update, outcome in zip(params, outcomes, strict=True) if outcome is UpdateOutcome.SAVED]
     con.executemany(q["job_update"], [_update_params(update, now) for update in saved])
     states = [_state_params(u.job_id, state) for u in saved for state in u.new_states]
