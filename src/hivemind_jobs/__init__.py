@@ -32,6 +32,7 @@ from hivemind_jobs.client import (
     current_job,
 )
 from hivemind_jobs.client.colonies import ColonyInfo, ColonyNotFoundError, DaemonLogEntry
+from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
 from hivemind_jobs.colony import (
     Colony,
     ColonyOptions,
@@ -82,6 +83,7 @@ from hivemind_jobs.errors import (
     JobLockStaleError,
     JobLockTimeoutError,
     JobNotFoundError,
+    QueryError,
     SchemaError,
     SerializationError,
     StateElectionLoopError,
@@ -95,6 +97,7 @@ from hivemind_jobs.errors import (
 from hivemind_jobs.hive import HiveMind
 from hivemind_jobs.mediator import Mediator, Request
 from hivemind_jobs.middleware import CallNext, JobMiddleware
+from hivemind_jobs.query import Condition, Order, any_of, job, not_, past_state, prop, state, where
 from hivemind_jobs.sync import SyncBackgroundJobClient, SyncEnvironment, SyncHiveMind, SyncLockedJob, SyncTransaction
 
 __version__ = "0.1.0"
@@ -108,6 +111,7 @@ __all__ = [
     "Awaiting",
     "BackgroundJob",
     "BackgroundJobClient",
+    "BulkResult",
     "CallNext",
     "CancelResult",
     "Clock",
@@ -119,6 +123,7 @@ __all__ = [
     "ColonyStatus",
     "ColonyStatusChanged",
     "ConcurrencyConflictError",
+    "Condition",
     "ConfigurationError",
     "Continue",
     "CreateOptions",
@@ -155,18 +160,22 @@ __all__ = [
     "JobLogEntry",
     "JobMiddleware",
     "JobNotFoundError",
+    "JobPage",
     "JobSaved",
     "JobSaving",
     "JobStateApplied",
     "LockAttempt",
     "LockInfo",
     "LockedJob",
+    "LockedJobs",
     "Mediator",
     "Middleware",
     "MiddlewareEntry",
     "Options",
+    "Order",
     "Priority",
     "PropertyType",
+    "QueryError",
     "Request",
     "RestartPolicy",
     "RetryPolicy",
@@ -194,7 +203,14 @@ __all__ = [
     "TransactionError",
     "UnknownState",
     "__version__",
+    "any_of",
     "call",
     "current_job",
     "instance",
+    "job",
+    "not_",
+    "past_state",
+    "prop",
+    "state",
+    "where",
 ]

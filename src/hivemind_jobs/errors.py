@@ -8,7 +8,8 @@ know HiveMind still handles it sensibly. Messages say what was wrong and what to
 
     HiveMindError
     ├── ConfigurationError (ValueError)          bad option, URL or environment setup
-    │   └── InvalidNameError                     queue / property / environment / state name
+    │   ├── InvalidNameError                     queue / property / environment / state name
+    │   └── QueryError                           a query, its order, page or limits are invalid
     ├── JobDefinitionError (TypeError)           the callable cannot be a job
     │   └── ArgumentBindingError                 arguments do not fit the signature or its types
     ├── SerializationError (TypeError)           a value cannot be stored as JSON or read back
@@ -50,6 +51,7 @@ __all__ = [
     "JobLockTimeoutError",
     "JobLockedError",
     "JobNotFoundError",
+    "QueryError",
     "RetryableStorageError",
     "SchemaError",
     "SerializationError",
@@ -69,6 +71,10 @@ class HiveMindError(Exception):
 
 class ConfigurationError(HiveMindError, ValueError):
     """An option, URL or environment setting is invalid."""
+
+
+class QueryError(ConfigurationError):
+    """A job query, its order, page or limits are invalid (nothing was read or changed)."""
 
 
 class InvalidNameError(ConfigurationError):

@@ -12,6 +12,7 @@ collide with the job's own arguments, which the type checker checks against the 
 from __future__ import annotations
 
 import asyncio
+import copy
 import dataclasses
 import json
 import logging
@@ -26,10 +27,11 @@ from enum import Enum
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
 from hivemind_jobs.client._records import encode_state_fields, job_from_record
-from hivemind_jobs.client._state_machine import Scope, elect, release_lock, save_locked, save_new
+from hivemind_jobs.client._state_machine import Scope, elect, release_lock, save_locked, save_locked_many, save_new
 from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.client.environment import Environment, Transaction
 from hivemind_jobs.client.locked import LockAttempt, LockedJob
+from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
 from hivemind_jobs.core.clock import utc
 from hivemind_jobs.core.continuations import After
 from hivemind_jobs.core.ids import new_execution_key
@@ -57,12 +59,18 @@ from hivemind_jobs.core.states import (
 )
 from hivemind_jobs.errors import (
     ConfigurationError,
+    InvalidTransitionError,
     JobDataNotFoundError,
     JobLockedError,
     JobLockTimeoutError,
     JobNotFoundError,
+    QueryError,
     TransactionError,
 )
+from hivemind_jobs.query.conditions import Condition, check_text
+from hivemind_jobs.query.conditions import job as job_target
+from hivemind_jobs.query.conditions import where as all_of
+from hivemind_jobs.query.order import MAX_LOCK, MAX_PAGE, Order, decode_cursor, encode_cursor, parse_order
 from hivemind_jobs.storage import Transaction as StorageTransaction
 from hivemind_jobs.storage.protocol import (
     JobActionInsert,
@@ -71,7 +79,11 @@ from hivemind_jobs.storage.protocol import (
     JobGet,
     JobLogList,
     JobLogRow,
+    JobQueues,
+    JobRecord,
+    JobSearch,
     QueueStat,
+    UpdateOutcome,
 )
 
 __all__ = [
@@ -189,6 +201,36 @@ def _check_job_id(job_id: object) -> int:
 
 def _new_requester() -> str:
     return f"client-{uuid.uuid4().hex[:12]}"
+
+
+def _check_where(where: object) -> Condition | None:
+    if where is not None and not isinstance(where, Condition):
+        raise QueryError(
+            f"expected a query such as hm.where(hm.prop('tenant') == 'acme', hm.state == hm.Failed), got {where!r}"
+        )
+    return where
+
+
+def _check_count(name: str, value: object, maximum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= maximum:
+        raise QueryError(f"{name} must be a whole number from 1 to {maximum}, got {value!r}")
+    return value
+
+
+#: the deepest offset a page may reach; deeper pages continue from a cursor (``after=``)
+_MAX_OFFSET = 1_000_000
+
+
+def _sort_value(record: JobRecord, order: Order) -> Any:
+    return getattr(record, order.key)
+
+
+def _fresh(state: State) -> State:
+    """A not yet applied copy of ``state`` (a state object is applied to one job only)."""
+    clone = copy.copy(state)
+    clone.sequence = -1
+    clone.elected_at = None
+    return clone
 
 
 # ----------------------------------------------------------------------------- the client
@@ -412,6 +454,228 @@ class BackgroundJobClient:
         """Per queue and priority: jobs ready to be fetched and jobs delayed."""
         async with self._read_scope() as tx:
             return await tx.queue_stats()
+
+    # ------------------------------------------------------------------ queries
+    async def search(
+        self,
+        where: Condition | None = None,
+        *,
+        order_by: str | Order = "id",
+        limit: int = 100,
+        page: int | None = None,
+        after: str | None = None,
+    ) -> JobPage:
+        """The jobs matching ``where`` in ``order_by`` order (``"-created"``, ``"priority"``,
+        ``"property:tenant"`` ...; ties by id), at most ``limit`` (up to 10,000).
+
+        Page through results with ``page`` (1-based, for shallow pages) or, for deep pages, with
+        ``after=`` the previous page's ``next_cursor`` (keyset: as fast on page 1,000 as on page 1).
+        """
+        condition = _check_where(where)
+        order = parse_order(order_by)
+        _check_count("limit", limit, MAX_PAGE)
+        offset = 0
+        if page is not None and after is not None:
+            raise QueryError("pass either page= or after=, not both")
+        if page is not None:
+            _check_count("page", page, _MAX_OFFSET)
+            offset = (page - 1) * limit
+            if offset > _MAX_OFFSET:
+                raise QueryError(
+                    f"page {page} of {limit} starts past job {_MAX_OFFSET:,}; continue from a cursor "
+                    "(after=page.next_cursor) for deep pages"
+                )
+        keyset = None
+        if after is not None:
+            if not order.keyset:
+                raise QueryError(f"order_by {str(order)!r} has no cursor; page through it with page=")
+            keyset = decode_cursor(order, after)
+        async with self._read_scope() as tx:
+            records = await tx.job_search(JobSearch(condition, order, limit, offset, keyset))
+        env = self._env
+        jobs = [job_from_record(record, env.name, env.codec) for record in records]
+        cursor = None
+        if len(records) == limit and order.keyset:
+            last = records[-1]
+            cursor = encode_cursor(order, _sort_value(last, order), last.id)
+        return JobPage(jobs, cursor)
+
+    async def count(self, where: Condition | None = None) -> int:
+        """How many jobs match ``where`` (all jobs without it)."""
+        condition = _check_where(where)
+        async with self._read_scope() as tx:
+            return await tx.job_count(condition)
+
+    async def search_and_lock(
+        self,
+        where: Condition | None = None,
+        *,
+        limit: int = 100,
+        requester: str | None = None,
+        order_by: str | Order = "id",
+    ) -> LockedJobs:
+        """Lock up to ``limit`` (at most 1,000) unlocked jobs matching ``where`` for ``requester``.
+
+        Jobs locked by others, and rows another transaction is locking right now, are skipped, so
+        several consumers can share the work. ``async with`` the result releases the locks still
+        held at the end; each :class:`LockedJob` can change, save and release on its own.
+        """
+        condition = _check_where(where)
+        order = parse_order(order_by)
+        _check_count("limit", limit, MAX_LOCK)
+        holder = requester or _new_requester()
+        validate_requester(holder)
+        async with self._write_scope() as scope:
+            scope.last_operation()
+            records = await scope.tx.job_search(JobSearch(condition, order, limit, lock_requester=holder))
+        env = self._env
+        return LockedJobs(
+            [LockedJob(job_from_record(record, env.name, env.codec), self, holder) for record in records], holder
+        )
+
+    async def queues(self, prefix: str | None = None) -> list[str]:
+        """The distinct queue names jobs are in (starting with ``prefix``), sorted."""
+        if prefix is not None:
+            if not isinstance(prefix, str):
+                raise QueryError(f"prefix must be a string, got {prefix!r}")
+            check_text(prefix, "queue prefix")
+        async with self._read_scope() as tx:
+            return await tx.job_queues(JobQueues(prefix or None))
+
+    # ------------------------------------------------------------------ bulk operations
+    async def _bulk(
+        self,
+        where: Condition | None,
+        change: Callable[[BackgroundJob, Scope], Any],
+        *,
+        batch_size: int,
+        requester: str | None,
+    ) -> BulkResult:
+        """Lock, change and save the unlocked jobs matching ``where`` in batches of ``batch_size``
+        (one transaction per batch unless this client is bound to one). ``change`` answers
+        whether it changed the job; jobs it leaves alone are released unchanged."""
+        condition = _check_where(where)
+        _check_count("batch_size", batch_size, MAX_LOCK)
+        holder = requester or _new_requester()
+        validate_requester(holder)
+        env = self._env
+        changed = unchanged = batches = 0
+        last_id = 0
+        while True:
+            after_last = job_target.id > last_id
+            batch_where = after_last if condition is None else all_of(condition, after_last)
+            async with self._write_scope() as scope:
+                records = await scope.tx.job_search(JobSearch(batch_where, Order(), batch_size, lock_requester=holder))
+                if not records:
+                    break
+                batches += 1
+                to_save = []
+                for record in records:
+                    job = job_from_record(record, env.name, env.codec)
+                    if await change(job, scope):
+                        to_save.append(job)
+                    else:
+                        await release_lock(job.id, holder, scope)
+                        unchanged += 1
+                if to_save:
+                    outcomes = await save_locked_many(to_save, holder, scope, keep_lock=lambda _job: False, last=False)
+                    changed += sum(1 for outcome in outcomes if outcome is UpdateOutcome.SAVED)
+                    unchanged += sum(1 for outcome in outcomes if outcome is not UpdateOutcome.SAVED)
+            last_id = records[-1].id
+            if len(records) < batch_size:
+                break
+        return BulkResult(changed, unchanged, batches)
+
+    def _electing(self, state: State, applies: Callable[[State], bool]) -> Callable[[BackgroundJob, Scope], Any]:
+        env = self._env
+
+        async def change(job: BackgroundJob, scope: Scope) -> bool:
+            if not applies(job.state):
+                return False
+            try:
+                await elect(job, _fresh(state), env, scope.jobs)
+            except InvalidTransitionError:
+                return False
+            return True
+
+        return change
+
+    async def change_state_where(
+        self,
+        where: Condition | None,
+        state: State,
+        *,
+        batch_size: int = 500,
+        requester: str | None = None,
+    ) -> BulkResult:
+        """Elect ``state`` (election handlers run) for every unlocked job matching ``where``."""
+        if not isinstance(state, State):
+            raise QueryError(f"state must be a State instance such as hm.Enqueued(), got {state!r}")
+        return await self._bulk(
+            where, self._electing(state, lambda _current: True), batch_size=batch_size, requester=requester
+        )
+
+    async def requeue_where(
+        self,
+        where: Condition | None,
+        *,
+        queue: str | None = None,
+        priority: Priority | int | str | None = None,
+        batch_size: int = 500,
+        requester: str | None = None,
+    ) -> BulkResult:
+        """Enqueue every unlocked job matching ``where`` again (optionally in another queue or
+        priority): failed, succeeded, idle or deleted jobs run once more."""
+        target_queue = validate_queue_name(queue) if queue is not None else None
+        target_priority = coerce_priority(priority) if priority is not None else None
+        elect_enqueued = self._electing(Enqueued(reason="requeued"), lambda _current: True)
+
+        async def change(job: BackgroundJob, scope: Scope) -> bool:
+            if target_queue is not None or target_priority is not None:
+                job._move(target_queue, target_priority)
+            return bool(await elect_enqueued(job, scope))
+
+        return await self._bulk(where, change, batch_size=batch_size, requester=requester)
+
+    async def delete_where(
+        self,
+        where: Condition | None,
+        *,
+        reason: str | None = None,
+        batch_size: int = 500,
+        requester: str | None = None,
+    ) -> BulkResult:
+        """Soft-delete (state Deleted) every unlocked job matching ``where`` that is not deleted yet;
+        running jobs are locked by their drone and skipped (cancel them first)."""
+        state = Deleted(reason=reason or "deleted")
+        return await self._bulk(
+            where,
+            self._electing(state, lambda current: not isinstance(current, Deleted | SystemDeleting | SystemDeleted)),
+            batch_size=batch_size,
+            requester=requester,
+        )
+
+    async def set_property_where(
+        self,
+        where: Condition | None,
+        name: str,
+        value: PropertyValue | None,
+        *,
+        batch_size: int = 500,
+        requester: str | None = None,
+    ) -> BulkResult:
+        """Set the property ``name`` (None removes it) on every unlocked job matching ``where``."""
+        validate_property_name(name)
+        if value is not None:
+            property_type_of(name, value)
+
+        async def change(job: BackgroundJob, _scope: Scope) -> bool:
+            if job.get_property(name) == value and (value is None or type(job.get_property(name)) is type(value)):
+                return False
+            job._set_property(name, value)
+            return True
+
+        return await self._bulk(where, change, batch_size=batch_size, requester=requester)
 
     # ------------------------------------------------------------------ locking
     async def _lock(self, job_id: int, requester: str) -> tuple[BackgroundJob, bool]:

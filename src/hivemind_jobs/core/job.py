@@ -65,6 +65,12 @@ def property_type_of(name: str, value: object) -> PropertyType:
                 f"property {name!r}: text of {len(value)} characters is longer than {_TEXT_MAX}; "
                 "store large values as job data instead"
             )
+        if "\x00" in value:
+            raise ConfigurationError(f"property {name!r}: text must not contain NUL characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ConfigurationError(f"property {name!r}: text is not valid Unicode (lone surrogate)") from None
         return PropertyType.TEXT
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:

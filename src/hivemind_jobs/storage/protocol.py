@@ -22,9 +22,13 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hivemind_jobs.core.job import PropertyType, PropertyValue
+
+if TYPE_CHECKING:
+    from hivemind_jobs.query.conditions import Condition
+    from hivemind_jobs.query.order import Order
 
 __all__ = [
     "Capabilities",
@@ -51,7 +55,9 @@ __all__ = [
     "JobLogList",
     "JobLogRecord",
     "JobLogRow",
+    "JobQueues",
     "JobRecord",
+    "JobSearch",
     "JobUpdate",
     "JobUpdated",
     "PropertyRow",
@@ -355,6 +361,31 @@ class JobLockTakeover:
 
 
 @dataclass(frozen=True, slots=True)
+class JobSearch:
+    """Matching jobs in ``order`` (None: by id), at most ``limit``, skipping ``offset`` or continuing
+    after the keyset ``after`` = (sort value, id) of the previous page's last job.
+
+    With ``lock_requester`` only unlocked jobs are taken: they are locked for the requester
+    (``lock_acquired`` set), and rows other transactions hold are skipped, not waited for.
+    """
+
+    condition: Condition | None = None
+    order: Order | None = None
+    limit: int = 100
+    offset: int = 0
+    after: tuple[Any, int] | None = None
+    lock_requester: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobQueues:
+    """The distinct queue names of the jobs (starting with ``prefix``), sorted, at most ``limit``."""
+
+    prefix: str | None = None
+    limit: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
 class ColonyUpsert:
     """Write a colony's current state; ``heartbeat`` becomes the database clock's now."""
 
@@ -445,6 +476,9 @@ class Transaction(Protocol):
     async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased: ...
     async def job_heartbeat(self, params: JobHeartbeat) -> frozenset[int]: ...
     async def job_state_counts(self) -> dict[str, int]: ...
+    async def job_search(self, params: JobSearch) -> list[JobRecord]: ...
+    async def job_count(self, params: Condition | None) -> int: ...
+    async def job_queues(self, params: JobQueues) -> list[str]: ...
     async def job_data_get(self, params: JobDataGet) -> str | None: ...
     async def job_data_set(self, params: JobDataSet) -> bool: ...
     async def job_log_insert(self, params: Sequence[JobLogRow]) -> int: ...

@@ -20,14 +20,28 @@ from typing import NewType
 from hivemind_jobs.core.names import validate_table_prefix
 from hivemind_jobs.errors import SchemaError
 
-__all__ = ["SQL", "Migration", "QueryBook", "load_migrations", "parse_named_queries", "split_statements"]
+__all__ = [
+    "SQL",
+    "Migration",
+    "QueryBook",
+    "load_migrations",
+    "parse_named_queries",
+    "split_statements",
+    "to_pyformat",
+]
 
 #: SQL text that came from the project's own .sql files (never built from values).
 SQL = NewType("SQL", str)
 
 _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z][a-z0-9_]*)\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 _PREFIX_TOKEN = "{p}"  # noqa: S105 - a placeholder in SQL files, not a secret
+
+
+def to_pyformat(sql: str) -> str:
+    """``:name`` placeholders as the server drivers' ``%(name)s`` (literal ``%`` doubled)."""
+    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
 def parse_named_queries(text: str, source: str) -> dict[str, str]:
@@ -70,6 +84,10 @@ class QueryBook(Mapping[str, SQL]):
         self.namespace = namespace
         self.quote = quote
         self._queries = {name: _substitute(sql, prefix, namespace, quote) for name, sql in queries.items()}
+
+    def table(self, name: str) -> str:
+        """The quoted (and qualified) name of this environment's table ``name`` (``"job"``)."""
+        return _substitute(f"{self.quote}{_PREFIX_TOKEN}{name}{self.quote}", self.prefix, self.namespace, self.quote)
 
     @classmethod
     def load(cls, package: str, prefix: str) -> QueryBook:

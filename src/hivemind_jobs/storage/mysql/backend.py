@@ -61,6 +61,7 @@ class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
 
 class _MySQLConnection(Connection):
     __slots__ = ("raw",)
+    dialect = "mysql"
 
     def __init__(self, raw: aiomysql.Connection) -> None:
         self.raw = raw

@@ -80,6 +80,7 @@ def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 class _PgConnection(Connection):
     __slots__ = ("channel", "raw")
+    dialect = "postgresql"
 
     def __init__(self, raw: psycopg.AsyncConnection[Any], channel: str) -> None:
         self.raw = raw

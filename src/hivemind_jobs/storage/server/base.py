@@ -20,13 +20,12 @@ import asyncio
 import contextlib
 import logging
 import random
-import re
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, SchemaError, StorageError, TransactionError
@@ -55,7 +54,9 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRecord,
     JobLogRow,
+    JobQueues,
     JobRecord,
+    JobSearch,
     JobUpdate,
     JobUpdated,
     QueueClaim,
@@ -65,23 +66,20 @@ from hivemind_jobs.storage.protocol import (
     Transaction,
 )
 from hivemind_jobs.storage.server import operations as ops
-from hivemind_jobs.storage.sql import SQL, Migration, QueryBook, load_migrations, read_named_queries
+from hivemind_jobs.storage.sql import SQL, Migration, QueryBook, load_migrations, read_named_queries, to_pyformat
 from hivemind_jobs.storage.url import redact_url
+
+if TYPE_CHECKING:
+    from hivemind_jobs.query.conditions import Condition
 
 __all__ = ["Connection", "Driver", "ServerStorage", "ServerTransaction", "ServerURL", "to_pyformat"]
 
 _log = logging.getLogger("hivemind_jobs.storage")
 R = TypeVar("R")
-_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 #: the longest table or index name suffix after the prefix ("job_continuation_by_child")
 _LONGEST_SUFFIX = 25
 _IDENTIFIER_MAX = 63
 _FIRST_TRY_ATTEMPTS = 4
-
-
-def to_pyformat(sql: str) -> str:
-    """``:name`` placeholders as the drivers' ``%(name)s`` (literal ``%`` doubled)."""
-    return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
 
 
 @dataclass(frozen=True)
@@ -141,6 +139,9 @@ class ServerURL:
 
 class Connection(abc.ABC):
     """One pooled connection, as the operations see it (pyformat SQL, bound parameters only)."""
+
+    #: the SQL dialect compiled queries are written in
+    dialect: ClassVar[Literal["postgresql", "mysql"]]
 
     @abc.abstractmethod
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
@@ -544,6 +545,15 @@ class ServerTransaction:
 
     async def job_state_counts(self) -> dict[str, int]:
         return await self._run(ops.job_state_counts)
+
+    async def job_search(self, params: JobSearch) -> list[JobRecord]:
+        return await self._run(ops.job_search, params)
+
+    async def job_count(self, params: Condition | None) -> int:
+        return await self._run(ops.job_count, params)
+
+    async def job_queues(self, params: JobQueues) -> list[str]:
+        return await self._run(ops.job_queues, params)
 
     async def job_data_get(self, params: JobDataGet) -> str | None:
         return await self._run(ops.job_data_get, params)

@@ -13,6 +13,9 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from hivemind_jobs.query.compiler import Compiled, Dialect, compile_count, compile_lock, compile_queues, compile_search
+from hivemind_jobs.query.conditions import Condition
+from hivemind_jobs.query.order import Order
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ColonyRecord,
@@ -37,7 +40,9 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRecord,
     JobLogRow,
+    JobQueues,
     JobRecord,
+    JobSearch,
     JobUpdate,
     JobUpdated,
     PropertyRow,
@@ -47,7 +52,7 @@ from hivemind_jobs.storage.protocol import (
     UpdateOutcome,
 )
 from hivemind_jobs.storage.rows import fence_outcome, property_from_row, property_params, state_params
-from hivemind_jobs.storage.sql import SQL
+from hivemind_jobs.storage.sql import SQL, QueryBook, to_pyformat
 
 if TYPE_CHECKING:
     from datetime import timedelta
@@ -367,6 +372,50 @@ async def job_heartbeat(c: Connection, q: Queries, params: JobHeartbeat) -> froz
 
 async def job_state_counts(c: Connection, q: Queries) -> dict[str, int]:
     return {name: int(count) for name, count in await c.fetchall(q["job_state_counts"])}
+
+
+def _dialect(c: Connection, q: Queries) -> Dialect:
+    assert isinstance(q, QueryBook)
+    return Dialect(c.dialect, q.table, c.bind_dt)
+
+
+def _sql(compiled: Compiled) -> SQL:
+    return SQL(to_pyformat(compiled.sql))
+
+
+async def job_search(c: Connection, q: Queries, params: JobSearch) -> list[JobRecord]:
+    """Matching jobs in order; with a lock requester, unlocked matches are locked for it and rows
+    other transactions hold are skipped (``FOR UPDATE SKIP LOCKED``)."""
+    dialect = _dialect(c, q)
+    compiled = compile_search(
+        dialect,
+        params.condition,
+        params.order or Order(),
+        limit=params.limit,
+        offset=params.offset,
+        after=params.after,
+        lock=params.lock_requester is not None,
+    )
+    ids = [int(row[0]) for row in await c.fetchall(_sql(compiled), compiled.params)]
+    acquired: set[int] = set()
+    writes: list[tuple[SQL, dict[str, Any]]] = []
+    if ids and params.lock_requester is not None:
+        now = await clock_now(c, q)
+        lock = compile_lock(dialect, sorted(ids), params.lock_requester, c.bind_dt(now))
+        writes.append((_sql(lock), lock.params))
+        acquired = set(ids)
+    records = await _records(c, q, ids, acquired, writes=writes)
+    return [records[job_id] for job_id in ids if job_id in records]
+
+
+async def job_count(c: Connection, q: Queries, params: Condition | None) -> int:
+    compiled = compile_count(_dialect(c, q), params)
+    return int((await c.fetchall(_sql(compiled), compiled.params))[0][0])
+
+
+async def job_queues(c: Connection, q: Queries, params: JobQueues) -> list[str]:
+    compiled = compile_queues(_dialect(c, q), params.prefix, params.limit)
+    return [str(row[0]) for row in await c.fetchall(_sql(compiled), compiled.params)]
 
 
 # ----------------------------------------------------------------------------- data, logs, actions

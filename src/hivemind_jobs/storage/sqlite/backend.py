@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hivemind_jobs.errors import ConfigurationError, SchemaError, TransactionError
@@ -49,7 +49,9 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRecord,
     JobLogRow,
+    JobQueues,
     JobRecord,
+    JobSearch,
     JobUpdate,
     JobUpdated,
     QueueClaim,
@@ -62,6 +64,9 @@ from hivemind_jobs.storage.protocol import (
 from hivemind_jobs.storage.sql import QueryBook, load_migrations
 from hivemind_jobs.storage.sqlite import operations as ops
 from hivemind_jobs.storage.sqlite.worker import ConnectionWorker, TransactionToken
+
+if TYPE_CHECKING:
+    from hivemind_jobs.query.conditions import Condition
 
 __all__ = ["SQLiteStorage"]
 
@@ -485,6 +490,15 @@ class SQLiteTransaction:
 
     async def job_state_counts(self) -> dict[str, int]:
         return await self._run(ops.job_state_counts, with_params=False)
+
+    async def job_search(self, params: JobSearch) -> list[JobRecord]:
+        return await self._run(ops.job_search, params)
+
+    async def job_count(self, params: Condition | None) -> int:
+        return await self._run(ops.job_count, params)
+
+    async def job_queues(self, params: JobQueues) -> list[str]:
+        return await self._run(ops.job_queues, params)
 
     async def job_data_get(self, params: JobDataGet) -> str | None:
         return await self._run(ops.job_data_get, params)

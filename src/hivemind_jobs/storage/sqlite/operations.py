@@ -16,6 +16,9 @@ from typing import Any
 
 from hivemind_jobs.core.clock import from_microseconds, to_microseconds
 from hivemind_jobs.errors import StorageError
+from hivemind_jobs.query.compiler import Dialect, compile_count, compile_lock, compile_queues, compile_search
+from hivemind_jobs.query.conditions import Condition
+from hivemind_jobs.query.order import Order
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ColonyRecord,
@@ -40,7 +43,9 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRecord,
     JobLogRow,
+    JobQueues,
     JobRecord,
+    JobSearch,
     JobUpdate,
     JobUpdated,
     PropertyRow,
@@ -50,7 +55,7 @@ from hivemind_jobs.storage.protocol import (
     UpdateOutcome,
 )
 from hivemind_jobs.storage.rows import fence_outcome, property_from_row, property_params, state_params
-from hivemind_jobs.storage.sql import SQL
+from hivemind_jobs.storage.sql import SQL, QueryBook
 
 Queries = Mapping[str, SQL]
 
@@ -354,6 +359,45 @@ def job_heartbeat(con: sqlite3.Connection, q: Queries, params: JobHeartbeat) -> 
 
 def job_state_counts(con: sqlite3.Connection, q: Queries) -> dict[str, int]:
     return {name: int(count) for name, count in con.execute(q["job_state_counts"])}
+
+
+def _dialect(q: Queries) -> Dialect:
+    assert isinstance(q, QueryBook)
+    return Dialect("sqlite", q.table, to_microseconds)
+
+
+def job_search(con: sqlite3.Connection, q: Queries, params: JobSearch) -> list[JobRecord]:
+    """Matching jobs in order; with a lock requester, the unlocked ones among them get locked
+    (the write transaction holds the database, so nobody else can take them meanwhile)."""
+    dialect = _dialect(q)
+    locking = params.lock_requester is not None
+    compiled = compile_search(
+        dialect,
+        params.condition,
+        params.order or Order(),
+        limit=params.limit,
+        offset=params.offset,
+        after=params.after,
+        lock=locking,
+    )
+    ids = [row[0] for row in con.execute(compiled.sql, compiled.params)]
+    acquired: set[int] = set()
+    if ids and params.lock_requester is not None:
+        lock = compile_lock(dialect, ids, params.lock_requester, now_us())
+        con.execute(lock.sql, lock.params)
+        acquired = set(ids)
+    records = _records(con, q, ids, acquired)
+    return [records[job_id] for job_id in ids if job_id in records]
+
+
+def job_count(con: sqlite3.Connection, q: Queries, params: Condition | None) -> int:
+    compiled = compile_count(_dialect(q), params)
+    return int(con.execute(compiled.sql, compiled.params).fetchone()[0])
+
+
+def job_queues(con: sqlite3.Connection, q: Queries, params: JobQueues) -> list[str]:
+    compiled = compile_queues(_dialect(q), params.prefix, params.limit)
+    return [row[0] for row in con.execute(compiled.sql, compiled.params)]
 
 
 # ----------------------------------------------------------------------------- data, logs, actions

@@ -1,0 +1,34 @@
+"""Queries over jobs: typed conditions, orders, pages and keyset cursors (backend-neutral)."""
+
+from hivemind_jobs.query.conditions import (
+    MAX_CONDITIONS,
+    MAX_IN_VALUES,
+    MAX_TEXT,
+    Condition,
+    any_of,
+    job,
+    not_,
+    past_state,
+    prop,
+    state,
+    where,
+)
+from hivemind_jobs.query.order import MAX_LOCK, MAX_PAGE, Order, parse_order
+
+__all__ = [
+    "MAX_CONDITIONS",
+    "MAX_IN_VALUES",
+    "MAX_LOCK",
+    "MAX_PAGE",
+    "MAX_TEXT",
+    "Condition",
+    "Order",
+    "any_of",
+    "job",
+    "not_",
+    "parse_order",
+    "past_state",
+    "prop",
+    "state",
+    "where",
+]

@@ -1,0 +1,284 @@
+"""Conditions and orders compiled to SQL for SQLite, PostgreSQL and MySQL/MariaDB.
+
+The SQL text holds only table names (from the environment's validated prefix), fixed keywords and
+``:qN`` placeholders; every value, property name, pattern and JSON path is a bound parameter.
+Every leaf compiles to a predicate that is never NULL, so ``NOT`` means "does not hold", as in the
+pure-Python semantics.
+
+Property and past-state conditions are ``IN``/``EXISTS`` subqueries, so the planner can drive the
+search from the property index (``name, value, job_id``) or from the job table, whichever is
+cheaper.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from hivemind_jobs.query.conditions import (
+    All,
+    AnyOf,
+    Compare,
+    Condition,
+    Not,
+    Op,
+    PastState,
+    Target,
+    TargetKind,
+    ValueKind,
+    like_parts,
+)
+from hivemind_jobs.query.order import Order
+
+__all__ = ["Compiled", "Dialect", "compile_count", "compile_lock", "compile_queues", "compile_search"]
+
+DialectName = Literal["sqlite", "postgresql", "mysql"]
+
+_JOB_COLUMNS = {
+    "id": "j.id",
+    "queue": "j.queue",
+    "priority": "j.priority",
+    "created_at": "j.created_at",
+    "modified_at": "j.modified_at",
+}
+_PROPERTY_COLUMNS = {
+    ValueKind.TEXT: "text_value",
+    ValueKind.INT: "int_value",
+    ValueKind.FLOAT: "float_value",
+    ValueKind.BOOL: "bool_value",
+    ValueKind.DATETIME: "datetime_value",
+}
+_OPERATORS = {Op.EQ: "=", Op.NE: "<>", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
+_FALSE = "(1=0)"
+_TRUE = "(1=1)"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the databases: names, time binding, row values, locking syntax."""
+
+    name: DialectName
+    #: ``"job"`` -> the environment's quoted (and qualified) table name
+    table: Callable[[str], str]
+    #: an aware UTC datetime as the driver binds it
+    bind_dt: Callable[[datetime], Any]
+
+
+@dataclass
+class Compiled:
+    sql: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class _Compiler:
+    def __init__(self, dialect: Dialect) -> None:
+        self.d = dialect
+        self.params: dict[str, Any] = {}
+
+    def bind(self, value: Any) -> str:
+        key = f"q{len(self.params)}"
+        self.params[key] = value
+        return f":{key}"
+
+    def stored(self, kind: ValueKind | None, value: Any) -> Any:
+        if kind is ValueKind.DATETIME:
+            return self.d.bind_dt(value)
+        if kind is ValueKind.BOOL:
+            return 1 if value else 0
+        return value
+
+    # ------------------------------------------------------------------ conditions
+    def condition(self, node: Condition, alias: str | None = None) -> str:
+        if isinstance(node, All):
+            return "(" + " AND ".join(self.condition(item, alias) for item in node.items) + ")" if node.items else _TRUE
+        if isinstance(node, AnyOf):
+            return "(" + " OR ".join(self.condition(item, alias) for item in node.items) + ")" if node.items else _FALSE
+        if isinstance(node, Not):
+            return f"(NOT {self.condition(node.item, alias)})"
+        if isinstance(node, PastState):
+            inner = self.condition(node.condition, "ps")
+            return (
+                f"EXISTS (SELECT 1 FROM {self.d.table('job_state')} ps WHERE ps.job_id = j.id "
+                f"AND ps.sequence <> j.state_sequence AND {inner})"
+            )
+        assert isinstance(node, Compare), node
+        return self.compare(node, alias)
+
+    def compare(self, node: Compare, alias: str | None) -> str:
+        target = node.target
+        if target.kind is TargetKind.JOB:
+            return self.predicate(_JOB_COLUMNS[target.name], node)
+        if target.kind is TargetKind.PROPERTY:
+            return self.property(node)
+        if alias is None:  # the current state
+            if target.kind is TargetKind.STATE and target.name == "name":
+                return self.predicate("j.state_name", node)
+            if target.kind is TargetKind.STATE and target.name == "elected_at":
+                return self.predicate("j.state_elected_at", node)
+            inner = self.state_level(node, "cs")
+            return (
+                f"EXISTS (SELECT 1 FROM {self.d.table('job_state')} cs WHERE cs.job_id = j.id "
+                f"AND cs.sequence = j.state_sequence AND {inner})"
+            )
+        return self.state_level(node, alias)
+
+    def state_level(self, node: Compare, alias: str) -> str:
+        target = node.target
+        if target.kind is TargetKind.STATE_FIELD:
+            return self.state_field(node, alias)
+        column = f"{alias}.{target.name}"
+        if target.name != "reason":
+            return self.predicate(column, node)
+        if node.op is Op.EXISTS:
+            return f"({column} IS NOT NULL)"
+        if node.op is Op.MISSING:
+            return f"({column} IS NULL)"
+        return f"({column} IS NOT NULL AND {self.predicate(column, node)})"
+
+    def state_field(self, node: Compare, alias: str) -> str:
+        name = node.target.name
+        dialect = self.d.name
+        if dialect == "sqlite":
+            path = self.bind(f'$."{name}"')
+            kind = f"COALESCE(json_type({alias}.fields, {path}), 'null')"
+            value, text = f"json_extract({alias}.fields, {path})", "'text'"
+        elif dialect == "postgresql":
+            key = self.bind(name)
+            kind = f"COALESCE(jsonb_typeof(CAST({alias}.fields AS jsonb) -> CAST({key} AS text)), 'null')"
+            value, text = f'((CAST({alias}.fields AS jsonb) ->> CAST({key} AS text)) COLLATE "C")', "'string'"
+        else:
+            extract = f"JSON_EXTRACT({alias}.fields, {self.bind(f'$.{name}')})"
+            kind = f"COALESCE(JSON_TYPE({extract}), 'NULL')"
+            value, text = f"(JSON_UNQUOTE({extract}) COLLATE utf8mb4_nopad_bin)", "'STRING'"
+        null = "'NULL'" if dialect == "mysql" else "'null'"
+        if node.op is Op.EXISTS:
+            return f"({kind} <> {null})"
+        if node.op is Op.MISSING:
+            return f"({kind} = {null})"
+        return f"({kind} = {text} AND {self.predicate(value, node)})"
+
+    def property(self, node: Compare) -> str:
+        table = self.d.table("job_property")
+        name = self.bind(node.target.name)
+        if node.op in (Op.EXISTS, Op.MISSING):
+            negate = "NOT " if node.op is Op.MISSING else ""
+            return f"(j.id {negate}IN (SELECT p.job_id FROM {table} p WHERE p.name = {name}))"
+        assert node.kind is not None
+        column = f"p.{_PROPERTY_COLUMNS[node.kind]}"
+        return (
+            f"(j.id IN (SELECT p.job_id FROM {table} p WHERE p.name = {name} "
+            f"AND {column} IS NOT NULL AND {self.predicate(column, node)}))"
+        )
+
+    def predicate(self, column: str, node: Compare) -> str:
+        if node.op is Op.IN:
+            if not node.value:
+                return _FALSE
+            values = ", ".join(self.bind(self.stored(node.kind, item)) for item in node.value)
+            return f"({column} IN ({values}))"
+        if node.op is Op.LIKE:
+            return self.like(column, node.value)
+        return f"({column} {_OPERATORS[node.op]} {self.bind(self.stored(node.kind, node.value))})"
+
+    def like(self, column: str, pattern: str) -> str:
+        parts = like_parts(pattern)
+        if self.d.name == "sqlite":  # GLOB: case-sensitive like the servers' binary collations
+            glob = "".join(
+                "*" if part is None else "".join(f"[{c}]" if c in "*?[" else c for c in part) for part in parts
+            )
+            return f"({column} GLOB {self.bind(glob)})"
+        escaped = "".join(
+            "%" if part is None else "".join(f"!{c}" if c in "!%_" else c for c in part) for part in parts
+        )
+        return f"({column} LIKE {self.bind(escaped)} ESCAPE '!')"
+
+    # ------------------------------------------------------------------ order
+    def order_clause(self, order: Order) -> tuple[str, str]:
+        """The ORDER BY list, and a join the order needs."""
+        direction = " DESC" if order.descending else ""
+        if order.property_name is None:
+            column = _JOB_COLUMNS[order.key]
+            if column == "j.id":
+                return f"j.id{direction}", ""
+            return f"{column}{direction}, j.id{direction}", ""
+        join = (
+            f" LEFT JOIN {self.d.table('job_property')} po ON po.job_id = j.id "
+            f"AND po.name = {self.bind(order.property_name)}"
+        )
+        keys = ["po.type"] + [f"po.{column}" for column in _PROPERTY_COLUMNS.values()] + ["j.id"]
+        return "CASE WHEN po.job_id IS NULL THEN 1 ELSE 0 END, " + ", ".join(k + direction for k in keys), join
+
+    def keyset(self, order: Order, after: tuple[Any, int]) -> str:
+        value, job_id = after
+        comparison = "<" if order.descending else ">"
+        last_id = self.bind(job_id)
+        if order.key == "id":
+            return f"(j.id {comparison} {last_id})"
+        column = _JOB_COLUMNS[order.key]
+        bound = self.bind(self.d.bind_dt(value) if isinstance(value, datetime) else value)
+        if self.d.name == "mysql":
+            return f"({column} {comparison} {bound} OR ({column} = {bound} AND j.id {comparison} {last_id}))"
+        return f"(({column}, j.id) {comparison} ({bound}, {last_id}))"
+
+
+def compile_search(
+    dialect: Dialect,
+    condition: Condition | None,
+    order: Order,
+    *,
+    limit: int,
+    offset: int = 0,
+    after: tuple[Any, int] | None = None,
+    lock: bool = False,
+) -> Compiled:
+    """``SELECT j.id`` of the matching jobs in order; with ``lock``, only unlocked jobs, their rows
+    locked and rows other transactions hold skipped (servers)."""
+    c = _Compiler(dialect)
+    clauses = [c.condition(condition)] if condition is not None else []
+    order_by, join = c.order_clause(order)
+    if after is not None:
+        clauses.append(c.keyset(order, after))
+    if lock:
+        clauses.append("j.locked_by IS NULL")
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    sql = f"SELECT j.id FROM {dialect.table('job')} j{join}{where} ORDER BY {order_by} LIMIT {c.bind(limit)}"
+    if offset:
+        sql += f" OFFSET {c.bind(offset)}"
+    if lock and dialect.name == "postgresql":
+        sql += " FOR UPDATE OF j SKIP LOCKED"
+    elif lock and dialect.name == "mysql":
+        sql += " FOR UPDATE SKIP LOCKED"
+    return Compiled(sql, c.params)
+
+
+def compile_count(dialect: Dialect, condition: Condition | None) -> Compiled:
+    c = _Compiler(dialect)
+    where = f" WHERE {c.condition(condition)}" if condition is not None else ""
+    return Compiled(f"SELECT COUNT(*) FROM {dialect.table('job')} j{where}", c.params)
+
+
+def compile_lock(dialect: Dialect, job_ids: list[int], requester: str, now: Any) -> Compiled:
+    """Lock the still unlocked jobs ``job_ids`` for ``requester`` (``now``: bound time)."""
+    c = _Compiler(dialect)
+    ids = ", ".join(c.bind(job_id) for job_id in job_ids)
+    moment = c.bind(now)
+    return Compiled(
+        f"UPDATE {dialect.table('job')} SET locked_by = {c.bind(requester)}, locked_at = {moment}, "
+        f"lock_heartbeat = {moment} WHERE id IN ({ids}) AND locked_by IS NULL",
+        c.params,
+    )
+
+
+def compile_queues(dialect: Dialect, prefix: str | None, limit: int) -> Compiled:
+    """The distinct queue names (starting with ``prefix``), in order."""
+    c = _Compiler(dialect)
+    where = ""
+    if prefix:
+        node = Compare(Target(TargetKind.JOB, "queue"), Op.LIKE, prefix.replace("\\", "\\\\").replace("*", "\\*") + "*")
+        where = f" WHERE {c.predicate('j.queue', node)}"
+    return Compiled(
+        f"SELECT DISTINCT j.queue FROM {dialect.table('job')} j{where} ORDER BY j.queue LIMIT {c.bind(limit)}",
+        c.params,
+    )
