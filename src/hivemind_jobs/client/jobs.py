@@ -529,8 +529,16 @@ class BackgroundJobClient:
             scope.last_operation()
             records = await scope.tx.job_search(JobSearch(condition, order, limit, lock_requester=holder))
         env = self._env
+
+        async def release(job_ids: list[int]) -> None:
+            async with self._write_scope() as scope:
+                for job_id in job_ids:
+                    await release_lock(job_id, holder, scope)
+
         return LockedJobs(
-            [LockedJob(job_from_record(record, env.name, env.codec), self, holder) for record in records], holder
+            [LockedJob(job_from_record(record, env.name, env.codec), self, holder) for record in records],
+            holder,
+            release,
         )
 
     async def queues(self, prefix: str | None = None) -> list[str]:

@@ -138,6 +138,10 @@ class LockedJob:
                 "without heartbeat, or taken over)"
             )
 
+    def _forget_lock(self) -> None:
+        """The lock was released elsewhere (with others, in one transaction)."""
+        self._locked = False
+
     async def release(self) -> None:
         """Release the lock without saving (unsaved changes are discarded)."""
         if not self._locked:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -36,9 +35,10 @@ class JobPage:
 class LockedJobs:
     """Jobs a search locked for one requester; ``async with`` releases the locks still held at the end."""
 
-    def __init__(self, jobs: list[LockedJob], requester: str) -> None:
+    def __init__(self, jobs: list[LockedJob], requester: str, release: Callable[[list[int]], Awaitable[None]]) -> None:
         self.jobs = jobs
         self.requester = requester
+        self._release = release
 
     def __iter__(self) -> Iterator[LockedJob]:
         return iter(self.jobs)
@@ -53,8 +53,12 @@ class LockedJobs:
         return f"<LockedJobs {len(self.jobs)} locked by {self.requester!r}>"
 
     async def release(self) -> None:
-        """Release every lock still held (unsaved changes are discarded)."""
-        await asyncio.gather(*(job.release() for job in self.jobs if job.is_locked))
+        """Release every lock still held, in one transaction (unsaved changes are discarded)."""
+        held = [job for job in self.jobs if job.is_locked]
+        if held:
+            await self._release([job.id for job in held])
+            for job in held:
+                job._forget_lock()
 
     async def __aenter__(self) -> LockedJobs:
         return self

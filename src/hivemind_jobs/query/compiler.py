@@ -92,7 +92,7 @@ class _Compiler:
     # ------------------------------------------------------------------ conditions
     def condition(self, node: Condition, alias: str | None = None) -> str:
         if isinstance(node, All):
-            return "(" + " AND ".join(self.condition(item, alias) for item in node.items) + ")" if node.items else _TRUE
+            return "(" + " AND ".join(self.all_items(node.items, alias)) + ")" if node.items else _TRUE
         if isinstance(node, AnyOf):
             return "(" + " OR ".join(self.condition(item, alias) for item in node.items) + ")" if node.items else _FALSE
         if isinstance(node, Not):
@@ -105,6 +105,23 @@ class _Compiler:
             )
         assert isinstance(node, Compare), node
         return self.compare(node, alias)
+
+    def all_items(self, items: tuple[Condition, ...], alias: str | None) -> list[str]:
+        """The AND-ed items; comparisons on the same property and type share one subquery (a job
+        has one row per property), so ``a <= prop < b`` is one index range, not two scans."""
+        groups: dict[tuple[str, ValueKind | None], list[Compare]] = {}
+        for item in items:
+            if isinstance(item, Compare) and item.target.kind is TargetKind.PROPERTY and item.kind is not None:
+                groups.setdefault((item.target.name, item.kind), []).append(item)
+        parts = []
+        for item in items:
+            if isinstance(item, Compare) and item.target.kind is TargetKind.PROPERTY and item.kind is not None:
+                group = groups.pop((item.target.name, item.kind), None)
+                if group is not None:
+                    parts.append(self.property_values(group))
+                continue
+            parts.append(self.condition(item, alias))
+        return parts
 
     def compare(self, node: Compare, alias: str | None) -> str:
         target = node.target
@@ -160,16 +177,24 @@ class _Compiler:
         return f"({kind} = {text} AND {self.predicate(value, node)})"
 
     def property(self, node: Compare) -> str:
-        table = self.d.table("job_property")
-        name = self.bind(node.target.name)
         if node.op in (Op.EXISTS, Op.MISSING):
             negate = "NOT " if node.op is Op.MISSING else ""
-            return f"(j.id {negate}IN (SELECT p.job_id FROM {table} p WHERE p.name = {name}))"
-        assert node.kind is not None
-        column = f"p.{_PROPERTY_COLUMNS[node.kind]}"
+            return (
+                f"(j.id {negate}IN (SELECT p.job_id FROM {self.d.table('job_property')} p "
+                f"WHERE p.name = {self.bind(node.target.name)}))"
+            )
+        return self.property_values([node])
+
+    def property_values(self, nodes: list[Compare]) -> str:
+        """Comparisons of one property with values of one type, all holding on its row."""
+        first = nodes[0]
+        assert first.kind is not None
+        name = self.bind(first.target.name)
+        column = f"p.{_PROPERTY_COLUMNS[first.kind]}"
+        predicates = " AND ".join(self.predicate(column, node) for node in nodes)
         return (
-            f"(j.id IN (SELECT p.job_id FROM {table} p WHERE p.name = {name} "
-            f"AND {column} IS NOT NULL AND {self.predicate(column, node)}))"
+            f"(j.id IN (SELECT p.job_id FROM {self.d.table('job_property')} p WHERE p.name = {name} "
+            f"AND {column} IS NOT NULL AND {predicates}))"
         )
 
     def predicate(self, column: str, node: Compare) -> str:
