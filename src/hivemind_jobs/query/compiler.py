@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from hivemind_jobs.query.conditions import (
     All,
@@ -72,6 +72,16 @@ class Compiled:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+def _merges(item: Condition) -> TypeGuard[Compare]:
+    """A comparison with a property value (it can share the property's subquery)."""
+    return (
+        isinstance(item, Compare)
+        and item.target.kind is TargetKind.PROPERTY
+        and item.kind is not None
+        and not (item.op is Op.IN and not item.value)
+    )
+
+
 class _Compiler:
     def __init__(self, dialect: Dialect) -> None:
         self.d = dialect
@@ -111,11 +121,11 @@ class _Compiler:
         has one row per property), so ``a <= prop < b`` is one index range, not two scans."""
         groups: dict[tuple[str, ValueKind | None], list[Compare]] = {}
         for item in items:
-            if isinstance(item, Compare) and item.target.kind is TargetKind.PROPERTY and item.kind is not None:
+            if _merges(item):
                 groups.setdefault((item.target.name, item.kind), []).append(item)
         parts = []
         for item in items:
-            if isinstance(item, Compare) and item.target.kind is TargetKind.PROPERTY and item.kind is not None:
+            if _merges(item):
                 group = groups.pop((item.target.name, item.kind), None)
                 if group is not None:
                     parts.append(self.property_values(group))
@@ -183,6 +193,8 @@ class _Compiler:
                 f"(j.id {negate}IN (SELECT p.job_id FROM {self.d.table('job_property')} p "
                 f"WHERE p.name = {self.bind(node.target.name)}))"
             )
+        if node.op is Op.IN and not node.value:
+            return _FALSE
         return self.property_values([node])
 
     def property_values(self, nodes: list[Compare]) -> str:
