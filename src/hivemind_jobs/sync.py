@@ -24,6 +24,7 @@ from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.client.environment import Environment, Transaction
 from hivemind_jobs.client.jobs import UNSET, BackgroundJobClient, CancelResult, DeleteResult, JobCall, JobLogEntry
 from hivemind_jobs.client.locked import LockedJob
+from hivemind_jobs.client.search import BulkResult, JobPage
 from hivemind_jobs.core.clock import Clock
 from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.continuations import After
@@ -36,6 +37,7 @@ from hivemind_jobs.core.states import State
 from hivemind_jobs.errors import StorageClosedError, SyncFacadeError
 from hivemind_jobs.hive import DEFAULT_URL, HiveMind
 from hivemind_jobs.mediator import Mediator
+from hivemind_jobs.query import Condition, Order
 from hivemind_jobs.storage.protocol import QueueStat
 
 __all__ = ["SyncBackgroundJobClient", "SyncEnvironment", "SyncHiveMind", "SyncLockedJob", "SyncTransaction"]
@@ -216,6 +218,87 @@ class SyncBackgroundJobClient:
 
     def queue_stats(self) -> list[QueueStat]:
         return self._runner.run("queue_stats()", self._client.queue_stats)
+
+    def search(
+        self,
+        where: Condition | None = None,
+        *,
+        order_by: str | Order = "id",
+        limit: int = 100,
+        page: int | None = None,
+        after: str | None = None,
+    ) -> JobPage:
+        return self._runner.run(
+            "search()",
+            lambda: self._client.search(where, order_by=order_by, limit=limit, page=page, after=after),
+        )
+
+    def count(self, where: Condition | None = None) -> int:
+        return self._runner.run("count()", lambda: self._client.count(where))
+
+    def queues(self, prefix: str | None = None) -> list[str]:
+        return self._runner.run("queues()", lambda: self._client.queues(prefix))
+
+    def search_and_lock(
+        self,
+        where: Condition | None = None,
+        *,
+        limit: int = 100,
+        requester: str | None = None,
+        order_by: str | Order = "id",
+    ) -> list[SyncLockedJob]:
+        """Locked jobs; release each (``release()``/``save()``) when done."""
+        locked = self._runner.run(
+            "search_and_lock()",
+            lambda: self._client.search_and_lock(where, limit=limit, requester=requester, order_by=order_by),
+        )
+        return [SyncLockedJob(job, self._runner) for job in locked]
+
+    def change_state_where(
+        self, where: Condition | None, state: State, *, batch_size: int = 500, requester: str | None = None
+    ) -> BulkResult:
+        return self._runner.run(
+            "change_state_where()",
+            lambda: self._client.change_state_where(where, state, batch_size=batch_size, requester=requester),
+        )
+
+    def requeue_where(
+        self,
+        where: Condition | None,
+        *,
+        queue: str | None = None,
+        priority: Priority | int | str | None = None,
+        batch_size: int = 500,
+        requester: str | None = None,
+    ) -> BulkResult:
+        return self._runner.run(
+            "requeue_where()",
+            lambda: self._client.requeue_where(
+                where, queue=queue, priority=priority, batch_size=batch_size, requester=requester
+            ),
+        )
+
+    def delete_where(
+        self, where: Condition | None, *, reason: str | None = None, batch_size: int = 500, requester: str | None = None
+    ) -> BulkResult:
+        return self._runner.run(
+            "delete_where()",
+            lambda: self._client.delete_where(where, reason=reason, batch_size=batch_size, requester=requester),
+        )
+
+    def set_property_where(
+        self,
+        where: Condition | None,
+        name: str,
+        value: PropertyValue | None,
+        *,
+        batch_size: int = 500,
+        requester: str | None = None,
+    ) -> BulkResult:
+        return self._runner.run(
+            "set_property_where()",
+            lambda: self._client.set_property_where(where, name, value, batch_size=batch_size, requester=requester),
+        )
 
     def try_lock(self, job_id: int, requester: str | None = None) -> SyncLockedJob | None:
         locked = self._runner.run("try_lock()", lambda: self._client.try_lock(job_id, requester))
