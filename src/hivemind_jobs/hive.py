@@ -128,15 +128,17 @@ class HiveMind:
         environment: str | None = None,
         options: ColonyOptions | None = None,
         allow: AllowList | None = None,
+        properties: Mapping[str, str | int | float | bool] | None = None,
     ) -> Colony:
         """A worker for one environment: add swarms (and daemons), then ``await colony.run()``.
 
         ``allow`` says which modules' jobs and middleware it may import and run (default: none,
         so every job fails with a clear reason; pass ``AllowList(modules=["myapp"])``).
+        ``properties`` (text, int, float, bool) describe the colony to colony queries.
         """
         from hivemind_jobs.colony import Colony
 
-        return Colony(self, name=name, environment=environment, options=options, allow=allow)
+        return Colony(self, name=name, environment=environment, options=options, allow=allow, properties=properties)
 
     def transaction(self, environment: str | None = None, *, connection: object | None = None) -> Transaction:
         """``async with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together.

@@ -9,11 +9,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from hivemind_jobs.errors import ConfigurationError, HiveMindError
+from hivemind_jobs.errors import ConfigurationError, HiveMindError, QueryError
+from hivemind_jobs.query.colonies import check_colony_condition, colony_matches, parse_colony_order
+from hivemind_jobs.query.order import MAX_PAGE
 from hivemind_jobs.storage.protocol import ColonyRecord, DaemonLogList
 
 if TYPE_CHECKING:
     from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.query.conditions import Condition
 
 __all__ = ["ColonyClient", "ColonyInfo", "ColonyNotFoundError", "DaemonLogEntry"]
 
@@ -41,6 +44,24 @@ class ColonyInfo:
     @property
     def daemons(self) -> list[dict[str, Any]]:
         return list(self.state.get("daemons", []))
+
+    @property
+    def properties(self) -> dict[str, Any]:
+        """The properties the colony was started with."""
+        found = self.state.get("properties")
+        return dict(found) if isinstance(found, dict) else {}
+
+    def matches(self, condition: Condition) -> bool:
+        """Whether this colony satisfies a colony condition (``hivemind_jobs.query.colony``)."""
+        fields = {
+            "id": self.id,
+            "name": self.name,
+            "host": self.host,
+            "status": self.status,
+            "started_at": self.started_at,
+            "heartbeat": self.heartbeat,
+        }
+        return colony_matches(condition, fields, self.properties, self.daemons)
 
     @classmethod
     def from_record(cls, record: ColonyRecord) -> ColonyInfo:
@@ -97,6 +118,25 @@ class ColonyClient:
     async def list(self) -> builtins.list[ColonyInfo]:
         async with self._env.storage.transaction(readonly=True) as tx:
             return [ColonyInfo.from_record(record) for record in await tx.colony_list()]
+
+    async def search(
+        self, where: Condition | None = None, *, order_by: str = "name", limit: int = 100
+    ) -> builtins.list[ColonyInfo]:
+        """The colonies matching ``where`` (``colony.status == "running"``, ``colony.prop("region") ==
+        "eu"``, ``colony.daemon(daemon.status == "faulted")`` ...), in order (ties by id)."""
+        condition = check_colony_condition(where)
+        key, descending = parse_colony_order(order_by)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_PAGE:
+            raise QueryError(f"limit must be a whole number from 1 to {MAX_PAGE}, got {limit!r}")
+        found = [info for info in await self.list() if condition is None or info.matches(condition)]
+        found.sort(key=lambda info: info.id, reverse=descending)
+        found.sort(key=lambda info: getattr(info, key), reverse=descending)
+        return found[:limit]
+
+    async def count(self, where: Condition | None = None) -> int:
+        """How many colonies match ``where``."""
+        condition = check_colony_condition(where)
+        return sum(1 for info in await self.list() if condition is None or info.matches(condition))
 
     async def delete_stale(self, older_than: timedelta) -> builtins.list[str]:
         """Remove colonies without a heartbeat for ``older_than``; returns their ids."""

@@ -67,7 +67,7 @@ from hivemind_jobs.errors import (
     QueryError,
     TransactionError,
 )
-from hivemind_jobs.query.conditions import Condition, check_text
+from hivemind_jobs.query.conditions import Condition, TargetKind, check_text, target_kinds
 from hivemind_jobs.query.conditions import job as job_target
 from hivemind_jobs.query.conditions import where as all_of
 from hivemind_jobs.query.order import MAX_LOCK, MAX_PAGE, Order, decode_cursor, encode_cursor, parse_order
@@ -208,6 +208,8 @@ def _check_where(where: object) -> Condition | None:
         raise QueryError(
             f"expected a query such as hm.where(hm.prop('tenant') == 'acme', hm.state == hm.Failed), got {where!r}"
         )
+    if where is not None and target_kinds(where) & {TargetKind.COLONY, TargetKind.COLONY_PROPERTY, TargetKind.DAEMON}:
+        raise QueryError("colony conditions go to hive.colonies.search(...), not to a job search")
     return where
 
 

@@ -30,7 +30,7 @@ import socket
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -52,8 +52,8 @@ from hivemind_jobs.colony.execution import DroneJobContext, resolve_middleware, 
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
 from hivemind_jobs.colony.swarm import QueueSpec, Swarm
 from hivemind_jobs.core.invocation import AllowList, prepare_call
-from hivemind_jobs.core.job import BackgroundJob, Middleware
-from hivemind_jobs.core.names import validate_swarm_name
+from hivemind_jobs.core.job import BackgroundJob, Middleware, PropertyType, property_type_of
+from hivemind_jobs.core.names import validate_property_name, validate_swarm_name
 from hivemind_jobs.core.retry import RESCUES_PROPERTY, RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, RetryPolicy
 from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, Succeeded
 from hivemind_jobs.errors import ConfigurationError, HiveMindError, SerializationError
@@ -82,6 +82,18 @@ class ColonyStatus:
     RUNNING = "running"
     STOPPING = "stopping"
     STOPPED = "stopped"
+
+
+def _colony_properties(properties: Mapping[str, object]) -> dict[str, str | int | float | bool]:
+    """Checked colony properties (text, int, float or bool: they are stored as JSON)."""
+    checked: dict[str, str | int | float | bool] = {}
+    for name, value in properties.items():
+        validate_property_name(name)
+        kind = property_type_of(name, value)
+        if kind not in (PropertyType.TEXT, PropertyType.INT, PropertyType.FLOAT, PropertyType.BOOL):
+            raise ConfigurationError(f"colony property {name!r}: use text, int, float or bool, got {value!r}")
+        checked[name] = value  # type: ignore[assignment]  # one of the four, checked above
+    return checked
 
 
 @dataclass(eq=False)
@@ -236,6 +248,7 @@ class Colony:
         environment: str | None = None,
         options: ColonyOptions | None = None,
         allow: AllowList | None = None,
+        properties: Mapping[str, str | int | float | bool] | None = None,
     ) -> None:
         if options is not None and not isinstance(options, ColonyOptions):
             raise ConfigurationError(f"options must be hivemind_jobs.ColonyOptions, got {options!r}")
@@ -250,6 +263,7 @@ class Colony:
         self.name = validate_swarm_name(name) if name is not None else f"{host.split('.')[0]}-{self.pid}"[:64]
         self.options = options or ColonyOptions()
         self.allow = allow or AllowList()
+        self.properties = _colony_properties(properties or {})
         self.status = ColonyStatus.STOPPED
         self.stopping = asyncio.Event()
         self.completion_generation = 0
@@ -924,6 +938,7 @@ class Colony:
     def describe(self) -> dict[str, Any]:
         return {
             "environment": self.environment.name,
+            "properties": dict(self.properties),
             "swarms": [runner.describe() for runner in self._runners],
             "daemons": self._supervisor.describe() if self._supervisor is not None else [],
             "processed": self.processed,

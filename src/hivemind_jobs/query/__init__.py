@@ -1,5 +1,6 @@
 """Queries over jobs: typed conditions, orders, pages and keyset cursors (backend-neutral)."""
 
+from hivemind_jobs.query.colonies import colony, daemon
 from hivemind_jobs.query.conditions import (
     MAX_CONDITIONS,
     MAX_IN_VALUES,
@@ -24,6 +25,8 @@ __all__ = [
     "Condition",
     "Order",
     "any_of",
+    "colony",
+    "daemon",
     "job",
     "not_",
     "parse_order",

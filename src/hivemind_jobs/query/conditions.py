@@ -104,6 +104,9 @@ class TargetKind(enum.StrEnum):
     STATE = "state"  # a column of a state: name, elected_at, reason
     STATE_FIELD = "state_field"  # a persisted field of a state (JSON), as text
     PROPERTY = "property"  # a typed property
+    COLONY = "colony"  # a column of a colony: id, name, host, status, started_at, heartbeat
+    COLONY_PROPERTY = "colony_property"  # a property of a colony
+    DAEMON = "daemon"  # a daemon of a colony: name, status
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +123,8 @@ class Target:
             return f"prop({self.name!r})"
         if self.kind is TargetKind.STATE_FIELD:
             return f"state.field({self.name!r})"
+        if self.kind is TargetKind.COLONY_PROPERTY:
+            return f"colony.prop({self.name!r})"
         return f"{self.kind.value}.{self.name}"
 
 
@@ -196,6 +201,27 @@ class PastState(Condition):
 
     def leaves(self) -> int:
         return self.condition.leaves()
+
+
+@dataclass(frozen=True, slots=True)
+class AnyDaemon(Condition):
+    """Some daemon of the colony satisfies ``condition`` (built from ``daemon``)."""
+
+    condition: Condition
+
+    def leaves(self) -> int:
+        return self.condition.leaves()
+
+
+def target_kinds(node: Condition) -> set[TargetKind]:
+    """The kinds of target a condition tests (to check it fits what is searched)."""
+    if isinstance(node, All | AnyOf):
+        return set().union(*(target_kinds(item) for item in node.items))
+    if isinstance(node, Not | PastState | AnyDaemon):
+        inner = node.item if isinstance(node, Not) else node.condition
+        return target_kinds(inner) | ({TargetKind.STATE} if isinstance(node, PastState) else set())
+    assert isinstance(node, Compare)
+    return {node.target.kind}
 
 
 def _check_condition(item: object) -> Condition:
