@@ -22,6 +22,7 @@ SEED_SECTIONS = [
     "Background job continuations",
     "Background job execution middleware",
     "Typed properties",
+    "Query API",
     "Background jobs as state machines",
     "Implementing background jobs",
     "Environments",
