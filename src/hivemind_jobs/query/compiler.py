@@ -188,11 +188,7 @@ class _Compiler:
 
     def property(self, node: Compare) -> str:
         if node.op in (Op.EXISTS, Op.MISSING):
-            negate = "NOT " if node.op is Op.MISSING else ""
-            return (
-                f"(j.id {negate}IN (SELECT p.job_id FROM {self.d.table('job_property')} p "
-                f"WHERE p.name = {self.bind(node.target.name)}))"
-            )
+            return self.has_property(f"p.name = {self.bind(node.target.name)}", negate=node.op is Op.MISSING)
         if node.op is Op.IN and not node.value:
             return _FALSE
         return self.property_values([node])
@@ -204,10 +200,21 @@ class _Compiler:
         name = self.bind(first.target.name)
         column = f"p.{_PROPERTY_COLUMNS[first.kind]}"
         predicates = " AND ".join(self.predicate(column, node) for node in nodes)
-        return (
-            f"(j.id IN (SELECT p.job_id FROM {self.d.table('job_property')} p WHERE p.name = {name} "
-            f"AND {column} IS NOT NULL AND {predicates}))"
-        )
+        return self.has_property(f"p.name = {name} AND {column} IS NOT NULL AND {predicates}")
+
+    def has_property(self, where: str, *, negate: bool = False) -> str:
+        """The job has (or, negated, has not) a property row matching ``where``.
+
+        PostgreSQL gets a correlated ``EXISTS``: it plans it as a semi-join (or anti-join) at the
+        top level and as an index probe per row under OR/NOT, where an uncorrelated ``IN`` would
+        become a hashed subplan that falls back to rescanning once it outgrows ``work_mem``.
+        SQLite and MariaDB run the uncorrelated ``IN`` once (an ephemeral index, materialization).
+        """
+        table = self.d.table("job_property")
+        if self.d.name == "postgresql":
+            exists = f"EXISTS (SELECT 1 FROM {table} p WHERE p.job_id = j.id AND {where})"
+            return f"(NOT {exists})" if negate else f"({exists})"
+        return f"(j.id {'NOT ' if negate else ''}IN (SELECT p.job_id FROM {table} p WHERE {where}))"
 
     def predicate(self, column: str, node: Compare) -> str:
         if node.op is Op.IN:
