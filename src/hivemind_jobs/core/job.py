@@ -47,6 +47,20 @@ class PropertyType(StrEnum):
 _TEXT_MAX = 4000
 
 
+def text_problem(value: str, limit: int) -> str | None:
+    """What keeps ``value`` from being stored and compared alike on every backend, if anything:
+    longer than ``limit``, a NUL character, or a lone surrogate (not valid Unicode)."""
+    if len(value) > limit:
+        return f"text of {len(value)} characters is longer than {limit}"
+    if "\x00" in value:
+        return "text must not contain NUL characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "text is not valid Unicode (lone surrogate)"
+    return None
+
+
 def property_type_of(name: str, value: object) -> PropertyType:
     """The storage type of a property value; anything else is a clear error."""
     if isinstance(value, bool):
@@ -60,17 +74,10 @@ def property_type_of(name: str, value: object) -> PropertyType:
             raise ConfigurationError(f"property {name!r}: {value!r} cannot be stored; use a finite number")
         return PropertyType.FLOAT
     if isinstance(value, str):
-        if len(value) > _TEXT_MAX:
-            raise ConfigurationError(
-                f"property {name!r}: text of {len(value)} characters is longer than {_TEXT_MAX}; "
-                "store large values as job data instead"
-            )
-        if "\x00" in value:
-            raise ConfigurationError(f"property {name!r}: text must not contain NUL characters")
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise ConfigurationError(f"property {name!r}: text is not valid Unicode (lone surrogate)") from None
+        problem = text_problem(value, _TEXT_MAX)
+        if problem is not None:
+            hint = "; store large values as job data instead" if len(value) > _TEXT_MAX else ""
+            raise ConfigurationError(f"property {name!r}: {problem}{hint}")
         return PropertyType.TEXT
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:

@@ -31,8 +31,17 @@ from hivemind_jobs.query.conditions import (
     like_parts,
 )
 from hivemind_jobs.query.order import Order
+from hivemind_jobs.storage.protocol import JobSearch
 
-__all__ = ["Compiled", "Dialect", "compile_count", "compile_lock", "compile_queues", "compile_search"]
+__all__ = [
+    "Compiled",
+    "Dialect",
+    "compile_count",
+    "compile_job_search",
+    "compile_lock",
+    "compile_queues",
+    "compile_search",
+]
 
 DialectName = Literal["sqlite", "postgresql", "mysql"]
 
@@ -295,6 +304,19 @@ def compile_search(
     elif lock and dialect.name == "mysql":
         sql += " FOR UPDATE SKIP LOCKED"
     return Compiled(sql, c.params)
+
+
+def compile_job_search(dialect: Dialect, search: JobSearch) -> Compiled:
+    """:func:`compile_search` for a storage ``job_search`` operation."""
+    return compile_search(
+        dialect,
+        search.condition,
+        search.order or Order(),
+        limit=search.limit,
+        offset=search.offset,
+        after=search.after,
+        lock=search.lock_requester is not None,
+    )
 
 
 def compile_count(dialect: Dialect, condition: Condition | None) -> Compiled:

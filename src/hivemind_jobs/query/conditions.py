@@ -34,6 +34,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hivemind_jobs.core.clock import utc
+from hivemind_jobs.core.job import text_problem
 from hivemind_jobs.core.names import validate_property_name, validate_state_name
 from hivemind_jobs.core.priority import Priority, coerce_priority
 from hivemind_jobs.errors import ConfigurationError, QueryError
@@ -294,14 +295,9 @@ def _text(target: Target, value: object) -> str:
 
 def check_text(value: str, what: str) -> str:
     """Text every backend can store and compare: bounded, no NUL, valid Unicode."""
-    if len(value) > MAX_TEXT:
-        raise QueryError(f"{what}: text of {len(value)} characters is longer than {MAX_TEXT}")
-    if "\x00" in value:
-        raise QueryError(f"{what}: text must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise QueryError(f"{what}: text is not valid Unicode (lone surrogate)") from None
+    problem = text_problem(value, MAX_TEXT)
+    if problem is not None:
+        raise QueryError(f"{what}: {problem}")
     return value
 
 

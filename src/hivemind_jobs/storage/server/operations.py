@@ -13,9 +13,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hivemind_jobs.query.compiler import Compiled, Dialect, compile_count, compile_lock, compile_queues, compile_search
+from hivemind_jobs.query.compiler import (
+    Compiled,
+    Dialect,
+    compile_count,
+    compile_job_search,
+    compile_lock,
+    compile_queues,
+)
 from hivemind_jobs.query.conditions import Condition
-from hivemind_jobs.query.order import Order
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ColonyRecord,
@@ -387,15 +393,7 @@ async def job_search(c: Connection, q: Queries, params: JobSearch) -> list[JobRe
     """Matching jobs in order; with a lock requester, unlocked matches are locked for it and rows
     other transactions hold are skipped (``FOR UPDATE SKIP LOCKED``)."""
     dialect = _dialect(c, q)
-    compiled = compile_search(
-        dialect,
-        params.condition,
-        params.order or Order(),
-        limit=params.limit,
-        offset=params.offset,
-        after=params.after,
-        lock=params.lock_requester is not None,
-    )
+    compiled = compile_job_search(dialect, params)
     ids = [int(row[0]) for row in await c.fetchall(_sql(compiled), compiled.params)]
     acquired: set[int] = set()
     writes: list[tuple[SQL, dict[str, Any]]] = []

@@ -16,9 +16,8 @@ from typing import Any
 
 from hivemind_jobs.core.clock import from_microseconds, to_microseconds
 from hivemind_jobs.errors import StorageError
-from hivemind_jobs.query.compiler import Dialect, compile_count, compile_lock, compile_queues, compile_search
+from hivemind_jobs.query.compiler import Dialect, compile_count, compile_job_search, compile_lock, compile_queues
 from hivemind_jobs.query.conditions import Condition
-from hivemind_jobs.query.order import Order
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ColonyRecord,
@@ -370,16 +369,7 @@ def job_search(con: sqlite3.Connection, q: Queries, params: JobSearch) -> list[J
     """Matching jobs in order; with a lock requester, the unlocked ones among them get locked
     (the write transaction holds the database, so nobody else can take them meanwhile)."""
     dialect = _dialect(q)
-    locking = params.lock_requester is not None
-    compiled = compile_search(
-        dialect,
-        params.condition,
-        params.order or Order(),
-        limit=params.limit,
-        offset=params.offset,
-        after=params.after,
-        lock=locking,
-    )
+    compiled = compile_job_search(dialect, params)
     ids = [row[0] for row in con.execute(compiled.sql, compiled.params)]
     acquired: set[int] = set()
     if ids and params.lock_requester is not None:
