@@ -11,6 +11,7 @@ must all agree.
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -414,7 +415,7 @@ def test_queries_return_what_the_oracle_returns(db_url: str) -> None:
     try:
 
         @settings(
-            max_examples=40,
+            max_examples=int(os.environ.get("HIVEMIND_QUERY_EXAMPLES", "40")),
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
             database=None,
