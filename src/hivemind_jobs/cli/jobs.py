@@ -1,0 +1,796 @@
+"""``hivemind jobs``: list, inspect, count, requeue and delete background jobs from the shell.
+
+The jobs are those of one environment, named like ``hivemind db`` does: a storage URL with an
+environment and a table prefix (``--url``/``--env``/``--prefix``), or an application's HiveMind
+(``--app module:attribute``). Filters (``--state``, ``--queue``, ``--priority``, ``--property``,
+``--since``, ``--until``) become one query of :mod:`hivemind_jobs.query`.
+
+Every error is one line ``Error: ...`` on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import dataclasses
+import enum
+import functools
+import json
+import math
+import re
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+import hivemind_jobs as hm
+from hivemind_jobs.cli.db import DbCommandError, _one_line, _reported, _safe_url
+from hivemind_jobs.cli.worker import load_app
+from hivemind_jobs.client.environment import Environment
+from hivemind_jobs.client.jobs import BackgroundJobClient
+from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_queue_name, validate_state_name
+from hivemind_jobs.core.priority import coerce_priority
+from hivemind_jobs.core.states import registered_states
+from hivemind_jobs.errors import HiveMindError
+from hivemind_jobs.hive import DEFAULT_URL
+from hivemind_jobs.query import MAX_PAGE, Condition, parse_order
+from hivemind_jobs.query.conditions import PropertyQueryValue
+from hivemind_jobs.query.order import decode_cursor
+from hivemind_jobs.storage.sqlite.backend import SQLiteStorage
+
+__all__ = ["Filters", "jobs", "parse_moment", "parse_property", "typed_value"]
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+_INT = re.compile(r"[+-]?\d+")
+_FLOAT = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][+-]?\d+)?")
+_DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
+_DURATION = re.compile(r"(?:\d+[smhdw])+")
+_DURATION_PART = re.compile(r"(\d+)([smhdw])")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_PRIORITY_NAMES = ", ".join(priority.name.lower() for priority in hm.Priority)
+_TEXT_WIDTH = 60
+#: the width of tables written to a pipe or file: wide enough that rows are never wrapped
+_PIPE_WIDTH = 10_000
+
+
+def _bad(option: str, value: str, message: str) -> DbCommandError:
+    return DbCommandError(f"{option} {value!r}: {message}")
+
+
+# ----------------------------------------------------------------------------- parsing values
+
+
+def typed_value(raw: str) -> PropertyQueryValue:
+    """A ``--property`` value as the type it compares with: ``true``/``false`` a bool, a whole
+    number an int, a decimal a float, an ISO-8601 datetime with offset a datetime, ``"quoted"``
+    or anything else text. A datetime without offset is refused (it names no moment)."""
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        return raw[1:-1]
+    if raw.lower() in ("true", "false"):
+        return raw.lower() == "true"
+    if _INT.fullmatch(raw):
+        return int(raw)
+    if _FLOAT.fullmatch(raw):
+        return float(raw)
+    if _DATE_ONLY.fullmatch(raw):
+        return raw
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    if moment.tzinfo is None:
+        raise ValueError(
+            "a datetime needs a UTC offset (e.g. 2024-05-01T12:00:00Z or +02:00); "
+            "to compare it as text, quote it: name='\"...\"'"
+        )
+    return moment
+
+
+def parse_property(spec: str) -> Condition:
+    """``name=value`` (typed, see :func:`typed_value`) or ``name=~pattern`` (``*``: any characters)."""
+    name, equals, raw = spec.partition("=")
+    if not equals or not name:
+        raise _bad("--property", spec, "expected NAME=VALUE or NAME=~PATTERN, e.g. --property tenant=acme")
+    try:
+        if raw.startswith("~"):
+            return hm.prop(name).like(raw[1:])
+        return hm.prop(name) == typed_value(raw)
+    except (HiveMindError, ValueError) as error:
+        raise _bad("--property", spec, str(error)) from None
+
+
+def parse_duration(text: str) -> timedelta | None:
+    """``30m``, ``2h``, ``7d``, ``1h30m`` (units s, m, h, d, w) or None when it is no duration."""
+    if not _DURATION.fullmatch(text):
+        return None
+    parts = {_UNITS[unit]: 0 for unit in _UNITS}
+    for amount, unit in _DURATION_PART.findall(text):
+        parts[_UNITS[unit]] += int(amount)
+    return timedelta(**parts)
+
+
+def parse_moment(option: str, text: str, now: datetime) -> datetime:
+    """A duration meaning that long before ``now``, or an ISO-8601 datetime with offset."""
+    try:
+        duration = parse_duration(text)
+        if duration is not None:
+            return now - duration
+    except OverflowError:
+        raise _bad(option, text, "that is further back than any date") from None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise _bad(
+            option,
+            text,
+            "expected a duration such as 30m, 2h, 7d or 1h30m (units s, m, h, d, w) "
+            "or an ISO-8601 datetime with offset such as 2024-05-01T12:00:00+00:00",
+        ) from None
+    if moment.tzinfo is None:
+        raise _bad(option, text, "the datetime needs a UTC offset, e.g. 2024-05-01T12:00:00Z or +02:00")
+    return moment
+
+
+def parse_priority(option: str, text: str) -> hm.Priority:
+    try:
+        return coerce_priority(int(text) if text.isdigit() else text)
+    except HiveMindError:
+        raise _bad(option, text, f"not a priority; use one of {_PRIORITY_NAMES} or 0-4 (0 runs first)") from None
+
+
+def _state_name(text: str) -> str:
+    """A registered state name written in another case becomes that name (``failed``: Failed)."""
+    known = registered_states()
+    if text in known:
+        return text
+    matches = [name for name in known if name.lower() == text.lower()]
+    return matches[0] if len(matches) == 1 else text
+
+
+# ----------------------------------------------------------------------------- filters
+
+
+@dataclass(frozen=True)
+class Filters:
+    """The filter options of a command; all given ones must hold, repeated ones are alternatives
+    (except ``--property``, where each must hold)."""
+
+    states: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+    priorities: tuple[str, ...] = ()
+    properties: tuple[str, ...] = ()
+    since: str | None = None
+    until: str | None = None
+
+    @property
+    def given(self) -> bool:
+        return any((self.states, self.queues, self.priorities, self.properties, self.since, self.until))
+
+    def condition(self, now: datetime) -> Condition | None:
+        """The query (None without filters), or a one-line error naming the bad option."""
+        parts: list[Condition] = []
+        if self.states:
+            parts.append(self._states())
+        if self.queues:
+            parts.append(self._queues())
+        if self.priorities:
+            parts.append(hm.job.priority.in_([parse_priority("--priority", text) for text in self.priorities]))
+        parts.extend(parse_property(spec) for spec in self.properties)
+        parts.extend(self._created(now))
+        return hm.where(*parts) if parts else None
+
+    def _states(self) -> Condition:
+        names = []
+        for text in self.states:
+            try:
+                names.append(validate_state_name(_state_name(text)))
+            except HiveMindError as error:
+                raise _bad("--state", text, str(error)) from None
+        return hm.state.is_(*names)
+
+    def _queues(self) -> Condition:
+        exact: list[str] = []
+        alternatives: list[Condition] = []
+        for text in self.queues:
+            try:
+                if "*" in text:
+                    validate_queue_name(text.replace("*", "x"))
+                    alternatives.append(hm.job.queue.like(text))
+                else:
+                    exact.append(validate_queue_name(text))
+            except HiveMindError as error:
+                raise _bad("--queue", text, str(error)) from None
+        if exact:
+            alternatives.append(hm.job.queue.in_(exact))
+        return hm.any_of(*alternatives)
+
+    def _created(self, now: datetime) -> list[Condition]:
+        since = parse_moment("--since", self.since, now) if self.since is not None else None
+        until = parse_moment("--until", self.until, now) if self.until is not None else None
+        if since is not None and until is not None and since >= until:
+            raise DbCommandError(
+                f"--since {self.since!r} is not before --until {self.until!r}, so no job could match; swap them?"
+            )
+        parts: list[Condition] = []
+        for option, text, moment in (("--since", self.since, since), ("--until", self.until, until)):
+            if moment is None or text is None:
+                continue
+            try:
+                parts.append(hm.job.created_at >= moment if option == "--since" else hm.job.created_at < moment)
+            except HiveMindError as error:
+                raise _bad(option, text, str(error)) from None
+        return parts
+
+
+def _filter_options(command: F) -> F:
+    """Adds the filter options; the command receives them as ``filters: Filters``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        filters = Filters(
+            states=kwargs.pop("states"),
+            queues=kwargs.pop("queues"),
+            priorities=kwargs.pop("priorities"),
+            properties=kwargs.pop("properties"),
+            since=kwargs.pop("since"),
+            until=kwargs.pop("until"),
+        )
+        return command(*args, filters=filters, **kwargs)
+
+    options = [
+        click.option(
+            "--state",
+            "states",
+            multiple=True,
+            metavar="NAME",
+            help="Current state, e.g. Failed or failed (repeat: any of).",
+        ),
+        click.option(
+            "--queue",
+            "queues",
+            multiple=True,
+            metavar="QUEUE",
+            help="Queue; with * a pattern, e.g. mail* (repeat: any of).",
+        ),
+        click.option(
+            "--priority",
+            "priorities",
+            multiple=True,
+            metavar="P",
+            help=f"Priority: {_PRIORITY_NAMES} or 0-4 (repeat: any of).",
+        ),
+        click.option(
+            "--property",
+            "properties",
+            multiple=True,
+            metavar="NAME=VALUE",
+            help="Property equals VALUE: true/false is a bool, 42 an int, 4.2 a float, an ISO-8601 datetime with "
+            'offset a datetime (one without offset is refused), "quoted" or anything else text; '
+            "NAME=~PATTERN matches text with * as any characters (repeat: all must hold).",
+        ),
+        click.option(
+            "--since",
+            metavar="WHEN",
+            default=None,
+            help="Created at or after WHEN: a duration ago (30m, 2h, 7d, 1h30m) or an ISO-8601 datetime with offset.",
+        ),
+        click.option("--until", metavar="WHEN", default=None, help="Created before WHEN (like --since)."),
+    ]
+    result: Any = wrapper
+    for option in reversed(options):
+        result = option(result)
+    return result  # type: ignore[no-any-return]
+
+
+# ----------------------------------------------------------------------------- the environment
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the jobs are: a storage URL (with environment and prefix) or an application."""
+
+    url: str | None
+    app_path: str | None
+    environment: str | None
+    prefix: str | None
+
+
+def _source_options(command: F) -> F:
+    """Adds ``--url``/``--env``/``--prefix``/``--app``; the command receives ``source: Source``."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        source = Source(kwargs.pop("url"), kwargs.pop("app_path"), kwargs.pop("environment"), kwargs.pop("prefix"))
+        return command(*args, source=source, **kwargs)
+
+    options = [
+        click.option(
+            "--url",
+            default=None,
+            metavar="URL",
+            help=f"Storage URL (default {DEFAULT_URL}): sqlite:///path.db, "
+            "postgresql://user@host:port/db?schema=name, mysql://user@host:port/db.",
+        ),
+        click.option(
+            "--env",
+            "environment",
+            default=None,
+            metavar="NAME",
+            help=f"Environment (default: {DEFAULT_ENVIRONMENT!r}, with --app the app's default one).",
+        ),
+        click.option("--prefix", default=None, metavar="PREFIX", help="Table prefix with --url (default: hm_<env>_)."),
+        click.option(
+            "--app",
+            "app_path",
+            default=None,
+            metavar="MODULE:ATTR",
+            help="An application's HiveMind (or Colony) to use instead of --url.",
+        ),
+    ]
+    result: Any = wrapper
+    for option in reversed(options):
+        result = option(result)
+    return result  # type: ignore[no-any-return]
+
+
+def _environment(source: Source) -> Environment:
+    """The (unopened) environment the command works on."""
+    if source.app_path is not None:
+        if source.url is not None:
+            raise DbCommandError("give either --url or --app, not both")
+        if source.prefix is not None:
+            raise DbCommandError("--prefix goes with --url; with --app the app's environments set their prefixes")
+        with _reported(None):
+            app = load_app(source.app_path)
+            hive: hm.HiveMind = app.hive if isinstance(app, hm.Colony) else app
+            return hive.env(source.environment)
+    url = source.url if source.url is not None else DEFAULT_URL
+    with _reported(url):
+        try:
+            environment = source.environment if source.environment is not None else DEFAULT_ENVIRONMENT
+            hive = hm.HiveMind(url, environment=environment, table_prefix=source.prefix)
+        except HiveMindError:
+            raise
+        except ValueError as error:  # urllib's own complaints (a port that is not a number, ...)
+            raise DbCommandError(f"invalid storage URL {_safe_url(url)!r}: {_one_line(error, url)}") from error
+    return hive.env()
+
+
+def _check_exists(environment: Environment) -> None:
+    """A job command reads an existing SQLite file; it does not create an empty one."""
+    storage = environment.storage
+    if isinstance(storage, SQLiteStorage) and not storage.path.exists():
+        raise DbCommandError(
+            f"no SQLite database at {storage.path}; name the application's database with --url sqlite:///PATH "
+            "or --app module:attribute"
+        )
+
+
+def _run(source: Source, action: Callable[[BackgroundJobClient], Awaitable[T]]) -> T:
+    """Open the environment, run ``action`` on its jobs, close it; errors as one line, exit 2."""
+    environment = _environment(source)
+    _check_exists(environment)
+
+    async def call() -> T:
+        await environment.open()
+        try:
+            return await action(environment.jobs)
+        finally:
+            await environment.close()
+
+    with _reported(source.url, environment.info.url):
+        return asyncio.run(call())
+
+
+# ----------------------------------------------------------------------------- plain values
+
+
+def plain(value: Any) -> Any:
+    """``value`` as plain JSON: datetimes ISO-8601, durations in seconds, UUIDs and decimals as
+    text, bytes as base64, enums by value, dataclasses as objects; anything else as its text."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, uuid.UUID | Decimal):
+        return str(value)
+    if isinstance(value, bytes | bytearray):
+        return base64.b64encode(bytes(value)).decode()
+    if isinstance(value, enum.Enum):
+        return plain(value.value)
+    if isinstance(value, Mapping):
+        return {str(key): plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [plain(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {field.name: plain(getattr(value, field.name)) for field in dataclasses.fields(value)}
+    return str(value)
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment is not None else "-"
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _shown_value(value: Any) -> str:
+    """A property value as ``--property`` takes it (text that would read as another type is quoted)."""
+    if isinstance(value, str):
+        try:
+            reads_as_text = typed_value(value) == value and not value.startswith("~")
+        except ValueError:
+            reads_as_text = False
+        return value if reads_as_text and value and not any(char.isspace() for char in value) else json.dumps(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def _properties_text(properties: Mapping[str, Any]) -> str:
+    return " ".join(f"{name}={_shown_value(value)}" for name, value in sorted(properties.items()))
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _TEXT_WIDTH else text[: _TEXT_WIDTH - 3] + "..."
+
+
+def _job_summary(job: hm.BackgroundJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "queue": job.queue,
+        "priority": job.priority.name.lower(),
+        "state": job.state.name,
+        "reason": job.state.reason,
+        "created_at": _iso(job.created_at),
+        "modified_at": _iso(job.modified_at),
+        "properties": plain(dict(job.properties)),
+        "function": job.invocation.display_name,
+        "locked_by": job.locked_by,
+    }
+
+
+def _state_dict(state: hm.State) -> dict[str, Any]:
+    return {
+        "sequence": state.sequence,
+        "name": state.name,
+        "reason": state.reason,
+        "elected_at": _iso(state.elected_at),
+        "fields": plain(state.persisted_fields()),
+    }
+
+
+def _job_details(job: hm.BackgroundJob) -> dict[str, Any]:
+    invocation = job.invocation
+    lock = job.lock
+    return {
+        "id": job.id,
+        "environment": job.environment,
+        "queue": job.queue,
+        "priority": job.priority.name.lower(),
+        "priority_value": int(job.priority),
+        "state": _state_dict(job.state),
+        "states": [_state_dict(state) for state in job.states],
+        "properties": plain(dict(job.properties)),
+        "invocation": {
+            "function": invocation.display_name,
+            "target": invocation.target,
+            "method": invocation.method,
+            "is_async": invocation.is_async,
+            "args": plain(dict(invocation.arguments)),
+        },
+        "lock": (
+            None
+            if lock is None
+            else {"owner": lock.owner, "locked_at": _iso(lock.locked_at), "heartbeat": _iso(lock.heartbeat)}
+        ),
+        "execution_id": str(job.execution_id),
+        "created_at": _iso(job.created_at),
+        "modified_at": _iso(job.modified_at),
+    }
+
+
+def _console() -> Console:
+    console = Console(highlight=False)
+    return console if console.is_terminal else Console(highlight=False, width=_PIPE_WIDTH)
+
+
+def _jobs_table(page: list[hm.BackgroundJob]) -> Table:
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("id", "queue", "priority", "state", "created (UTC)", "modified (UTC)", "properties"):
+        table.add_column(column, justify="right" if column == "id" else "left", no_wrap=column != "properties")
+    for job in page:
+        table.add_row(
+            Text(str(job.id)),
+            Text(job.queue),
+            Text(job.priority.name.lower()),
+            Text(job.state.name),
+            Text(_when(job.created_at)),
+            Text(_when(job.modified_at)),
+            Text(_clip(_properties_text(job.properties))),
+        )
+    return table
+
+
+def _echo_json(document: Any) -> None:
+    click.echo(json.dumps(document, ensure_ascii=False))
+
+
+def _plural(count: int, word: str, words: str) -> str:
+    return f"{count} {word if count == 1 else words}"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+# ----------------------------------------------------------------------------- commands
+
+
+@click.group()
+def jobs() -> None:
+    """List, inspect, count, requeue and delete the background jobs of one environment.
+
+    The database is named like `hivemind db` does: --url URL (default sqlite:///hivemind.db) with
+    --env and --prefix, or --app module:attribute for an application's HiveMind. Errors print one
+    line `Error: ...` on stderr and exit with status 2.
+
+    \b
+    Filters (ls, count, requeue, delete; all given ones must hold):
+      --state Failed --state Deleted   current state is any of them
+      --queue mail --queue 'report*'   queue is any of them (* is any characters)
+      --priority high --priority 0     priority is any of them (critical high normal low none, 0-4)
+      --property tenant=acme           text; n=5 int; price=4.5 float; urgent=true bool;
+      --property 'due=2024-05-01T00:00:00Z'   datetime (an offset is required);
+      --property 'code="42"'           quoted: text;  name=~'acme*' a pattern over text
+      --since 2h --until 30m           created in that window (s m h d w, or ISO-8601 with offset)
+    """
+
+
+def _check_paging(order: str, after: str | None, page_number: int | None) -> None:
+    """``--order``, ``--after`` and ``--page`` checked before anything is read."""
+    try:
+        parsed = parse_order(order)
+    except HiveMindError as error:
+        raise _bad("--order", order, str(error)) from None
+    if after is None:
+        return
+    if page_number is not None:
+        raise DbCommandError("give either --after CURSOR or --page N, not both")
+    if not parsed.keyset:
+        raise _bad("--after", after, f"--order {order} has no cursor; page through it with --page N")
+    try:
+        decode_cursor(parsed, after)
+    except HiveMindError:
+        raise _bad(
+            "--after",
+            after,
+            f"not a cursor printed by `hivemind jobs ls --order {order}` (a cursor continues the order it came from)",
+        ) from None
+
+
+@jobs.command("ls", short_help="List the jobs matching the filters, newest first.")
+@click.option(
+    "--order",
+    default="-created",
+    show_default=True,
+    metavar="ORDER",
+    help="id, created, modified, queue, priority or property:NAME; a leading - sorts descending.",
+)
+@click.option(
+    "--limit", default=50, show_default=True, type=click.IntRange(1, MAX_PAGE), help="Jobs per page (at most 10000)."
+)
+@click.option("--after", default=None, metavar="CURSOR", help="Continue after a previous page (its printed cursor).")
+@click.option(
+    "--page", "page_number", default=None, type=click.IntRange(min=1), help="Page number (for --order property:NAME)."
+)
+@click.option("--json", "as_json", is_flag=True, help='Print {"jobs": [...], "next_cursor": ...} only.')
+@_filter_options
+@_source_options
+def list_jobs(
+    source: Source,
+    filters: Filters,
+    order: str,
+    limit: int,
+    after: str | None,
+    page_number: int | None,
+    as_json: bool,
+) -> None:
+    """List the jobs matching the filters, newest first; a full page prints how to get the next one."""
+    condition = filters.condition(_now())
+    _check_paging(order, after, page_number)
+
+    async def fetch(client: BackgroundJobClient) -> hm.JobPage:
+        return await client.search(condition, order_by=order, limit=limit, page=page_number, after=after)
+
+    page = _run(source, fetch)
+    if as_json:
+        _echo_json({"jobs": [_job_summary(job) for job in page.jobs], "next_cursor": page.next_cursor})
+        return
+    if not page.jobs:
+        click.echo("no jobs match the filters" if filters.given else "no jobs")
+        return
+    _console().print(_jobs_table(page.jobs))
+    if page.next_cursor is not None:
+        click.echo(f"next page: run the same command with --after {page.next_cursor}")
+    elif len(page.jobs) == limit:
+        click.echo(f"more jobs may follow: run the same command with --page {(page_number or 1) + 1}")
+
+
+def _state_lines(state: hm.State, indent: str) -> list[str]:
+    lines = []
+    if state.reason:
+        lines.append(f"{indent}reason: {state.reason}")
+    for name, value in state.persisted_fields().items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else json.dumps(plain(value), ensure_ascii=False)
+        if "\n" in text:
+            lines.append(f"{indent}{name}:")
+            lines.extend(f"{indent}  {line}" for line in text.rstrip("\n").splitlines())
+        else:
+            lines.append(f"{indent}{name}: {text}")
+    return lines
+
+
+def _show_text(job: hm.BackgroundJob) -> list[str]:
+    invocation = job.invocation
+    lock = job.lock
+    lines = [
+        f"job {job.id} in environment {job.environment!r}",
+        f"function:   {invocation.display_name}{' (async)' if invocation.is_async else ''}",
+    ]
+    lines.extend(f"  {name} = {json.dumps(value, ensure_ascii=False)}" for name, value in invocation.arguments.items())
+    lines += [
+        f"queue:      {job.queue}",
+        f"priority:   {job.priority.name.lower()} ({int(job.priority)})",
+        f"state:      {job.state.name} since {_when(job.state.elected_at)} UTC",
+        *_state_lines(job.state, "  "),
+        f"created:    {_when(job.created_at)} UTC",
+        f"modified:   {_when(job.modified_at)} UTC",
+        "locked by:  "
+        + (
+            "-"
+            if lock is None
+            else f"{lock.owner} since {_when(lock.locked_at)} UTC (heartbeat {_when(lock.heartbeat)})"
+        ),
+        "properties:" + ("" if job.properties else " -"),
+    ]
+    lines.extend(f"  {name}={_shown_value(value)}" for name, value in sorted(job.properties.items()))
+    lines.append("history (oldest first):")
+    for state in job.states:
+        lines.append(f"  #{state.sequence} {state.name} at {_when(state.elected_at)} UTC")
+        if state is not job.state:
+            lines.extend(_state_lines(state, "      "))
+    return lines
+
+
+@jobs.command(short_help="Show one job in detail.")
+@click.argument("job_id", type=int)
+@click.option("--json", "as_json", is_flag=True, help="Print the job as one JSON object.")
+@_source_options
+def show(source: Source, job_id: int, as_json: bool) -> None:
+    """Show one job: function and arguments, queue, priority, state and its history, properties, lock.
+
+    An unknown JOB_ID is an error (exit status 2).
+    """
+
+    async def fetch(client: BackgroundJobClient) -> hm.BackgroundJob:
+        return await client.get(job_id)
+
+    job = _run(source, fetch)
+    if as_json:
+        _echo_json(_job_details(job))
+        return
+    for line in _show_text(job):
+        click.echo(line)
+
+
+@jobs.command()
+@click.option("--json", "as_json", is_flag=True, help='Print {"count": N}.')
+@_filter_options
+@_source_options
+def count(source: Source, filters: Filters, as_json: bool) -> None:
+    """Count the jobs matching the filters (all jobs without filters)."""
+    condition = filters.condition(_now())
+
+    async def fetch(client: BackgroundJobClient) -> int:
+        return await client.count(condition)
+
+    number = _run(source, fetch)
+    if as_json:
+        _echo_json({"count": number})
+    else:
+        click.echo(str(number))
+
+
+def _bulk_condition(command: str, filters: Filters, all_jobs: bool) -> Condition | None:
+    """The filters' query; without filters only with --all, so a typo cannot reach every job."""
+    if all_jobs and filters.given:
+        raise DbCommandError(f"--all means every job; give either --all or filters to {command}, not both")
+    if not all_jobs and not filters.given:
+        raise DbCommandError(
+            f"{command} needs filters (--state, --queue, --priority, --property, --since, --until) "
+            f"or --all to {command} every job"
+        )
+    return filters.condition(_now())
+
+
+def _report_bulk(verb: str, result: hm.BulkResult, as_json: bool) -> None:
+    if as_json:
+        _echo_json({"changed": result.changed, "unchanged": result.unchanged, "batches": result.batches})
+        return
+    click.echo(
+        f"{verb} {_plural(result.changed, 'job', 'jobs')}; {result.unchanged} left unchanged; "
+        f"{_plural(result.batches, 'batch', 'batches')}"
+    )
+
+
+@jobs.command(short_help="Enqueue the matching jobs again.")
+@click.option("--to-queue", default=None, metavar="QUEUE", help="Move them to this queue.")
+@click.option("--to-priority", default=None, metavar="P", help=f"Give them this priority ({_PRIORITY_NAMES}, 0-4).")
+@click.option("--all", "all_jobs", is_flag=True, help="Requeue every job (required when no filter is given).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"changed": N, "unchanged": N, "batches": N}.')
+@_filter_options
+@_source_options
+def requeue(
+    source: Source,
+    filters: Filters,
+    to_queue: str | None,
+    to_priority: str | None,
+    all_jobs: bool,
+    as_json: bool,
+) -> None:
+    """Enqueue the matching jobs again (failed, succeeded, idle or deleted ones run once more),
+    optionally in another queue or priority. Needs a filter or --all.
+
+    Jobs locked by a worker (running ones) are skipped and not counted.
+    """
+    if to_queue is not None:
+        try:
+            validate_queue_name(to_queue)
+        except HiveMindError as error:
+            raise _bad("--to-queue", to_queue, str(error)) from None
+    priority = parse_priority("--to-priority", to_priority) if to_priority is not None else None
+    condition = _bulk_condition("requeue", filters, all_jobs)
+
+    async def change(client: BackgroundJobClient) -> hm.BulkResult:
+        return await client.requeue_where(condition, queue=to_queue, priority=priority)
+
+    _report_bulk("requeued", _run(source, change), as_json)
+
+
+@jobs.command(short_help="Delete (soft) the matching jobs.")
+@click.option("--reason", default=None, help="Reason recorded with the Deleted state (default: deleted).")
+@click.option("--all", "all_jobs", is_flag=True, help="Delete every job (required when no filter is given).")
+@click.option("--json", "as_json", is_flag=True, help='Print {"changed": N, "unchanged": N, "batches": N}.')
+@_filter_options
+@_source_options
+def delete(source: Source, filters: Filters, reason: str | None, all_jobs: bool, as_json: bool) -> None:
+    """Move the matching jobs to the Deleted state (kept until retention removes them); jobs
+    already deleted are left unchanged. Needs a filter or --all.
+
+    Jobs locked by a worker (running ones) are skipped and not counted.
+    """
+    condition = _bulk_condition("delete", filters, all_jobs)
+
+    async def change(client: BackgroundJobClient) -> hm.BulkResult:
+        return await client.delete_where(condition, reason=reason)
+
+    _report_bulk("deleted", _run(source, change), as_json)
