@@ -134,6 +134,10 @@ async def test_pages_and_cursors(hive: hm.HiveMind) -> None:
     assert [job.id for job in second] == [ids[2], ids[1]]
     last = await jobs.search(order_by="-id", limit=2, after=second.next_cursor)
     assert [job.id for job in last] == [ids[0]] and last.next_cursor is None
+    full_last = await jobs.search(order_by="id", limit=2, after=(await jobs.search(limit=3)).next_cursor)
+    assert [job.id for job in full_last] == ids[3:] and full_last.next_cursor is None
+    assert (await jobs.search(limit=5)).next_cursor is None
+    assert (await jobs.search(limit=4)).next_cursor is not None
     with pytest.raises(hm.QueryError, match="belongs to order_by '-id'"):
         await jobs.search(order_by="created", after=first.next_cursor)
     with pytest.raises(hm.QueryError, match="not a cursor"):

@@ -493,11 +493,14 @@ class BackgroundJobClient:
                 raise QueryError(f"order_by {str(order)!r} has no cursor; page through it with page=")
             keyset = decode_cursor(order, after)
         async with self._read_scope() as tx:
-            records = await tx.job_search(JobSearch(condition, order, limit, offset, keyset))
+            # One row more than the page tells whether another page follows.
+            records = await tx.job_search(JobSearch(condition, order, limit + 1, offset, keyset))
+        more = len(records) > limit
+        records = records[:limit]
         env = self._env
         jobs = [job_from_record(record, env.name, env.codec) for record in records]
         cursor = None
-        if len(records) == limit and order.keyset:
+        if more and order.keyset:
             last = records[-1]
             cursor = encode_cursor(order, _sort_value(last, order), last.id)
         return JobPage(jobs, cursor)

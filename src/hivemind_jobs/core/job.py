@@ -17,6 +17,7 @@ from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.names import validate_property_name, validate_queue_name
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.states import State, check_transition
+from hivemind_jobs.core.text import text_problem
 from hivemind_jobs.errors import ConfigurationError, SerializationError
 
 __all__ = [
@@ -45,20 +46,6 @@ class PropertyType(StrEnum):
 
 
 _TEXT_MAX = 4000
-
-
-def text_problem(value: str, limit: int) -> str | None:
-    """What keeps ``value`` from being stored and compared alike on every backend, if anything:
-    longer than ``limit``, a NUL character, or a lone surrogate (not valid Unicode)."""
-    if len(value) > limit:
-        return f"text of {len(value)} characters is longer than {limit}"
-    if "\x00" in value:
-        return "text must not contain NUL characters"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "text is not valid Unicode (lone surrogate)"
-    return None
 
 
 def property_type_of(name: str, value: object) -> PropertyType:

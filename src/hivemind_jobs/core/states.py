@@ -31,7 +31,8 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final, dataclass_transform
 
 from hivemind_jobs.core.names import validate_state_name
-from hivemind_jobs.errors import InvalidTransitionError, StateRegistrationError
+from hivemind_jobs.core.text import nested_text_problem, storable_text
+from hivemind_jobs.errors import ConfigurationError, InvalidTransitionError, StateRegistrationError
 
 __all__ = [
     "TRANSIENT",
@@ -210,8 +211,8 @@ class Failed(State, final=True):
         return cls(
             reason=reason,
             exception_type=f"{kind.__module__}.{kind.__qualname__}",
-            message=str(error),
-            traceback="".join(traceback_module.format_exception(error)),
+            message=storable_text(str(error)),
+            traceback=storable_text("".join(traceback_module.format_exception(error))),
             exception=error,
         )
 
@@ -258,6 +259,7 @@ def check_transition(current: State | None, new: State) -> None:
             f"state {new.name!r} is not registered in this process, so it cannot be elected; import the "
             "module that defines it"
         )
+    _check_text(new)
     if current is None:
         if not isinstance(new, Created):
             raise InvalidTransitionError("a new job starts in Created")
@@ -268,3 +270,17 @@ def check_transition(current: State | None, new: State) -> None:
         raise InvalidTransitionError("the job was permanently deleted; it cannot change state any more")
     if isinstance(new, SystemDeleted) and not isinstance(current, SystemDeleting):
         raise InvalidTransitionError("SystemDeleted can only follow SystemDeleting")
+
+
+#: no practical bound on a state's text (tracebacks are long); only what no backend can store is refused
+_STATE_TEXT_MAX: Final = 10_000_000
+
+
+def _check_text(state: State) -> None:
+    """A state's reason and string fields must be storable text on every backend."""
+    texts = [("reason", state.reason)] if state.reason is not None else []
+    texts.extend(state.persisted_fields().items())
+    for name, value in texts:
+        problem = nested_text_problem(value, _STATE_TEXT_MAX)
+        if problem is not None:
+            raise ConfigurationError(f"{state.name}.{name}: {problem}; the state cannot be stored")

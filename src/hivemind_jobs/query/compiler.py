@@ -245,7 +245,20 @@ class _Compiler:
         escaped = "".join(
             "%" if part is None else "".join(f"!{c}" if c in "!%_" else c for c in part) for part in parts
         )
-        return f"({column} LIKE {self.bind(escaped)} ESCAPE '!')"
+        if self.d.name != "mysql":
+            return f"({column} LIKE {self.bind(escaped)} ESCAPE '!')"
+        # MariaDB's own range scan for LIKE 'prefix%' ends the range below characters beyond U+FFFF,
+        # missing 'a😀' for 'a%'. So the LIKE is hidden from the range optimizer and the index range
+        # is spelled out: [prefix, the next string after every string starting with prefix).
+        like = f"CONCAT({column}, '') LIKE {self.bind(escaped)} ESCAPE '!'"
+        prefix = parts[0] if parts and parts[0] is not None else ""
+        if not prefix:
+            return f"({like})"
+        bounds = f"{column} >= {self.bind(prefix)}"
+        following = _following_prefix(prefix)
+        if following is not None:
+            bounds += f" AND {column} < {self.bind(following)}"
+        return f"({bounds} AND {like})"
 
     # ------------------------------------------------------------------ order
     def order_clause(self, order: Order) -> tuple[str, str]:
@@ -348,3 +361,16 @@ def compile_queues(dialect: Dialect, prefix: str | None, limit: int) -> Compiled
         f"SELECT DISTINCT j.queue FROM {dialect.table('job')} j{where} ORDER BY j.queue LIMIT {c.bind(limit)}",
         c.params,
     )
+
+
+def _following_prefix(prefix: str) -> str | None:
+    """The least string greater than every string starting with ``prefix`` in code point order
+    (None when ``prefix`` is all U+10FFFF)."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code == 0xD800:  # surrogates are not characters
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None

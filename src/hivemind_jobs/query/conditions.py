@@ -34,9 +34,9 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from hivemind_jobs.core.clock import utc
-from hivemind_jobs.core.job import text_problem
 from hivemind_jobs.core.names import validate_property_name, validate_state_name
 from hivemind_jobs.core.priority import Priority, coerce_priority
+from hivemind_jobs.core.text import text_problem
 from hivemind_jobs.errors import ConfigurationError, QueryError
 
 if TYPE_CHECKING:
@@ -369,7 +369,7 @@ def property_value(name: str, value: object) -> tuple[ValueKind, Any]:
 
 def like_pattern(target: Target, pattern: object) -> str:
     text = _text(target, pattern)
-    if text.endswith("\\") and not text.endswith("\\\\"):
+    if (len(text) - len(text.rstrip("\\"))) % 2:
         raise QueryError(f"{target}.like({pattern!r}): a pattern cannot end with a lone backslash; write \\\\")
     return text
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from hivemind_jobs.core.clock import from_microseconds, to_microseconds
 from hivemind_jobs.core.names import validate_property_name
+from hivemind_jobs.core.text import text_problem
 from hivemind_jobs.errors import ConfigurationError, QueryError
 
 __all__ = ["MAX_LOCK", "MAX_PAGE", "ORDER_KEYS", "Order", "decode_cursor", "encode_cursor", "parse_order"]
@@ -85,9 +86,12 @@ def encode_cursor(order: Order, value: Any, job_id: int) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
+_MAX_CURSOR = 8000
+
+
 def decode_cursor(order: Order, cursor: str) -> tuple[Any, int]:
     """The ``(sort value, id)`` a cursor continues after; it must come from the same order."""
-    if not isinstance(cursor, str) or len(cursor) > 8000:
+    if not isinstance(cursor, str) or len(cursor) > _MAX_CURSOR:
         raise QueryError("after= takes a cursor string from a previous page's next_cursor")
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -96,7 +100,7 @@ def decode_cursor(order: Order, cursor: str) -> tuple[Any, int]:
         raise QueryError("after= is not a cursor from a previous page's next_cursor") from None
     if order_text != str(order):
         raise QueryError(f"the cursor belongs to order_by {order_text!r}, not {str(order)!r}")
-    if not isinstance(job_id, int) or isinstance(job_id, bool):
+    if not _is_int64(job_id):
         raise QueryError("after= is not a cursor from a previous page's next_cursor")
     if order.key in ("created_at", "modified_at"):
         if not isinstance(value, int) or isinstance(value, bool):
@@ -105,7 +109,14 @@ def decode_cursor(order: Order, cursor: str) -> tuple[Any, int]:
             return from_microseconds(value), job_id
         except (OverflowError, ValueError):
             raise QueryError("after= is not a cursor from a previous page's next_cursor") from None
-    expected = str if order.key == "queue" else int
-    if not isinstance(value, expected) or isinstance(value, bool) or (order.key == "id" and value != job_id):
+    if order.key == "queue":
+        valid = isinstance(value, str) and text_problem(value, _MAX_CURSOR) is None
+    else:
+        valid = _is_int64(value) and (order.key != "id" or value == job_id)
+    if not valid:
         raise QueryError("after= is not a cursor from a previous page's next_cursor")
     return value, job_id
+
+
+def _is_int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63

@@ -8,3 +8,4 @@ ALTER TABLE "{p}job_property"
     ALTER COLUMN name TYPE TEXT COLLATE "C", ALTER COLUMN text_value TYPE TEXT COLLATE "C";
 CREATE INDEX "{p}job_by_created" ON "{p}job" (created_at, id);
 CREATE INDEX "{p}job_property_bool" ON "{p}job_property" (name, bool_value, job_id) WHERE bool_value IS NOT NULL;
+CREATE INDEX "{p}job_by_state_queue" ON "{p}job" (state_name, queue, id);
