@@ -9,7 +9,8 @@ know HiveMind still handles it sensibly. Messages say what was wrong and what to
     HiveMindError
     ├── ConfigurationError (ValueError)          bad option, URL or environment setup
     │   ├── InvalidNameError                     queue / property / environment / state name
-    │   └── QueryError                           a query, its order, page or limits are invalid
+    │   ├── QueryError                           a query, its order, page or limits are invalid
+    │   └── ScheduleError                        a schedule, calendar or time zone is invalid or never fires
     ├── JobDefinitionError (TypeError)           the callable cannot be a job
     │   └── ArgumentBindingError                 arguments do not fit the signature or its types
     ├── SerializationError (TypeError)           a value cannot be stored as JSON or read back
@@ -53,6 +54,7 @@ __all__ = [
     "JobNotFoundError",
     "QueryError",
     "RetryableStorageError",
+    "ScheduleError",
     "SchemaError",
     "SerializationError",
     "StateElectionLoopError",
@@ -75,6 +77,10 @@ class ConfigurationError(HiveMindError, ValueError):
 
 class QueryError(ConfigurationError):
     """A job query, its order, page or limits are invalid (nothing was read or changed)."""
+
+
+class ScheduleError(ConfigurationError):
+    """A recurring schedule, calendar or time zone is invalid, or the schedule never fires."""
 
 
 class InvalidNameError(ConfigurationError):
