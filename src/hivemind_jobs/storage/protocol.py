@@ -55,15 +55,27 @@ __all__ = [
     "JobLogList",
     "JobLogRecord",
     "JobLogRow",
+    "JobPurge",
     "JobQueues",
     "JobRecord",
     "JobSearch",
     "JobUpdate",
     "JobUpdated",
+    "LeaseAcquire",
+    "LogPurge",
+    "OccurrenceInsert",
     "PropertyRow",
     "QueueClaim",
     "QueuePointer",
     "QueueStat",
+    "RecurringEventList",
+    "RecurringEventPrune",
+    "RecurringEventRecord",
+    "RecurringEventRow",
+    "RecurringGet",
+    "RecurringList",
+    "RecurringRecord",
+    "RecurringWrite",
     "SchemaStatus",
     "StateRow",
     "Storage",
@@ -438,6 +450,150 @@ class DaemonLogList:
     limit: int = 1000
 
 
+# ----------------------------------------------------------------------------- recurring jobs
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringRecord:
+    """A recurring job: its definition (JSON), current state, the next occurrence it waits for,
+    the background job of the occurrence running now, its statistics (JSON) and a version that
+    changes with every write (compare-and-set)."""
+
+    id: str
+    definition: str
+    state_name: str
+    state_reason: str | None
+    next_run: datetime | None
+    job_id: int | None
+    stats: str
+    version: int
+    created_at: datetime
+    modified_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringWrite:
+    """Insert a recurring job (``expected_version`` None: only if the id is free) or update it
+    when its version is still ``expected_version`` (and, with ``expected_next_run``, its stored
+    next run too). The version becomes ``expected_version + 1`` (1 on insert)."""
+
+    id: str
+    definition: str
+    state_name: str
+    state_reason: str | None
+    next_run: datetime | None
+    job_id: int | None
+    stats: str
+    expected_version: int | None = None
+    expected_next_run: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringGet:
+    id: str
+    #: lock the row for the rest of the transaction (servers: FOR UPDATE; waits for other writers)
+    for_update: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringList:
+    """Recurring jobs by id after ``after_id``; ``due`` only those waiting in ``state`` whose next
+    run has come (database clock), locked for the transaction, skipping rows others hold;
+    ``running`` only those in state ``Executing``."""
+
+    after_id: str = ""
+    limit: int = 1000
+    due: bool = False
+    running: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceInsert:
+    """Record that the occurrence ``scheduled_at`` of ``recurring_id`` was enqueued (as ``job_id``).
+    Answers False, without failing the transaction, when it was recorded before."""
+
+    recurring_id: str
+    scheduled_at: datetime
+    job_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringEventRow:
+    """A line of a recurring job's history: ``kind`` "state" (``name`` = state name) or "log"
+    (``name`` = level name); ``fields`` is JSON."""
+
+    recurring_id: str
+    kind: str
+    name: str
+    message: str | None = None
+    fields: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringEventRecord:
+    id: int
+    recurring_id: str
+    kind: str
+    name: str
+    message: str | None
+    fields: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringEventList:
+    recurring_id: str
+    kind: str | None = None
+    #: newest first, before this id (0: from the newest)
+    before_id: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringEventPrune:
+    """Delete a recurring job's ``kind`` events beyond the newest ``keep`` and/or older than
+    ``older_than`` (database clock)."""
+
+    recurring_id: str
+    kind: str
+    keep: int | None = None
+    older_than: timedelta | None = None
+
+
+# ----------------------------------------------------------------------------- maintenance
+
+
+@dataclass(frozen=True, slots=True)
+class JobPurge:
+    """Permanently delete up to ``limit`` unlocked jobs whose current state is one of ``states``
+    and was elected more than ``older_than`` ago (database clock), with everything they own."""
+
+    states: tuple[str, ...]
+    older_than: timedelta
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LogPurge:
+    """Delete up to ``limit`` of the oldest rows of ``table`` ("job_log", "daemon_log" or
+    "recurring_occurrence") created more than ``older_than`` ago (database clock)."""
+
+    table: str
+    older_than: timedelta
+    limit: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseAcquire:
+    """Take or renew the named lease for ``holder`` for ``ttl`` (database clock) unless another
+    holder's lease is still running; ``release`` gives it up instead."""
+
+    name: str
+    holder: str
+    ttl: timedelta
+    release: bool = False
+
+
 # ----------------------------------------------------------------------------- interfaces
 
 
@@ -500,6 +656,24 @@ class Transaction(Protocol):
 
     async def daemon_log_insert(self, params: Sequence[DaemonLogRow]) -> int: ...
     async def daemon_log_list(self, params: DaemonLogList) -> list[DaemonLogRecord]: ...
+    async def recurring_get(self, params: RecurringGet) -> RecurringRecord | None: ...
+    async def recurring_list(self, params: RecurringList) -> list[RecurringRecord]: ...
+    async def recurring_write(self, params: RecurringWrite) -> bool:
+        """Insert or compare-and-set update (see :class:`RecurringWrite`); False when the id was
+        taken (insert) or the row changed or vanished meanwhile (update)."""
+        ...
+
+    async def recurring_delete(self, params: str) -> bool:
+        """Delete a recurring job and its history (its occurrence keys stay until pruned)."""
+        ...
+
+    async def occurrence_insert(self, params: OccurrenceInsert) -> bool: ...
+    async def recurring_event_insert(self, params: Sequence[RecurringEventRow]) -> int: ...
+    async def recurring_event_list(self, params: RecurringEventList) -> list[RecurringEventRecord]: ...
+    async def recurring_event_prune(self, params: RecurringEventPrune) -> int: ...
+    async def job_purge(self, params: JobPurge) -> int: ...
+    async def log_purge(self, params: LogPurge) -> int: ...
+    async def lease_acquire(self, params: LeaseAcquire) -> bool: ...
     async def clock_now(self) -> datetime: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...

@@ -13,7 +13,14 @@ from datetime import datetime
 from typing import Any
 
 from hivemind_jobs.core.job import PropertyType, PropertyValue
-from hivemind_jobs.storage.protocol import JobUpdate, PropertyRow, StateRow, UpdateOutcome
+from hivemind_jobs.storage.protocol import (
+    JobUpdate,
+    LogPurge,
+    PropertyRow,
+    RecurringEventList,
+    StateRow,
+    UpdateOutcome,
+)
 
 __all__ = ["fence_outcome", "property_from_row", "property_params", "state_params"]
 
@@ -92,3 +99,22 @@ def property_from_row(row: Sequence[Any], decode_datetime: Callable[[Any], datet
     else:
         value = decode_datetime(datetime_value)
     return PropertyRow(name, property_type, value)
+
+
+PURGED_TABLES = ("job_log", "daemon_log", "recurring_occurrence")
+
+
+def purge_query(params: LogPurge) -> str:
+    """The named query that purges ``params.table`` (one of :data:`PURGED_TABLES`)."""
+    if params.table not in PURGED_TABLES:
+        raise ValueError(f"cannot purge {params.table!r}; one of {', '.join(PURGED_TABLES)}")
+    return f"{params.table}_purge"
+
+
+def event_list_params(params: RecurringEventList) -> dict[str, Any]:
+    return {
+        "recurring_id": params.recurring_id,
+        "kind": params.kind,
+        "before_id": params.before_id,
+        "limit": params.limit,
+    }

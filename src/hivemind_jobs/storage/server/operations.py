@@ -46,18 +46,37 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRecord,
     JobLogRow,
+    JobPurge,
     JobQueues,
     JobRecord,
     JobSearch,
     JobUpdate,
     JobUpdated,
+    LeaseAcquire,
+    LogPurge,
+    OccurrenceInsert,
     PropertyRow,
     QueueClaim,
     QueueStat,
+    RecurringEventList,
+    RecurringEventPrune,
+    RecurringEventRecord,
+    RecurringEventRow,
+    RecurringGet,
+    RecurringList,
+    RecurringRecord,
+    RecurringWrite,
     StateRow,
     UpdateOutcome,
 )
-from hivemind_jobs.storage.rows import fence_outcome, property_from_row, property_params, state_params
+from hivemind_jobs.storage.rows import (
+    event_list_params,
+    fence_outcome,
+    property_from_row,
+    property_params,
+    purge_query,
+    state_params,
+)
 from hivemind_jobs.storage.sql import SQL, QueryBook, to_pyformat
 
 if TYPE_CHECKING:
@@ -649,6 +668,160 @@ async def daemon_log_list(c: Connection, q: Queries, params: DaemonLogList) -> l
         DaemonLogRecord(log_id, colony_id, daemon, level, message, c.dt(created))
         for log_id, colony_id, daemon, level, message, created in rows
     ]
+
+
+# ----------------------------------------------------------------------------- recurring jobs
+
+
+def _recurring(c: Connection, row: Sequence[Any]) -> RecurringRecord:
+    rid, definition, state_name, reason, next_run, job_id, stats, version, created, modified = row
+    return RecurringRecord(
+        rid,
+        definition,
+        state_name,
+        reason,
+        c.dt(next_run) if next_run is not None else None,
+        int(job_id) if job_id is not None else None,
+        stats,
+        int(version),
+        c.dt(created),
+        c.dt(modified),
+    )
+
+
+async def recurring_get(c: Connection, q: Queries, params: RecurringGet) -> RecurringRecord | None:
+    query = "recurring_select_for_update" if params.for_update else "recurring_select"
+    rows = await c.fetchall(q[query], {"id": params.id})
+    return _recurring(c, rows[0]) if rows else None
+
+
+async def recurring_list(c: Connection, q: Queries, params: RecurringList) -> list[RecurringRecord]:
+    values: dict[str, Any] = {"after_id": params.after_id, "limit": params.limit}
+    if params.due:
+        values["now"] = c.bind_dt(await clock_now(c, q))
+        query = "recurring_select_due"
+    else:
+        query = "recurring_select_running" if params.running else "recurring_select_page"
+    return [_recurring(c, row) for row in await c.fetchall(q[query], values)]
+
+
+async def recurring_write(c: Connection, q: Queries, params: RecurringWrite) -> bool:
+    now = await clock_now(c, q)
+    values: dict[str, Any] = {
+        "id": params.id,
+        "definition": params.definition,
+        "state_name": params.state_name,
+        "state_reason": params.state_reason,
+        "next_run": c.bind_dt(params.next_run) if params.next_run is not None else None,
+        "job_id": params.job_id,
+        "stats": params.stats,
+        "now": c.bind_dt(now),
+    }
+    if params.expected_version is None:
+        return await c.execute(q["recurring_insert"], values) == 1
+    expected = params.expected_next_run
+    values["expected_version"] = params.expected_version
+    values["check_next_run"] = int(expected is not None)
+    values["expected_next_run"] = c.bind_dt(expected) if expected is not None else None
+    return await c.execute(q["recurring_update"], values) == 1
+
+
+async def recurring_delete(c: Connection, q: Queries, params: str) -> bool:
+    await c.execute(q["recurring_event_delete_all"], {"id": params})
+    return await c.execute(q["recurring_delete"], {"id": params}) == 1
+
+
+async def occurrence_insert(c: Connection, q: Queries, params: OccurrenceInsert) -> bool:
+    now = await clock_now(c, q)
+    values = {
+        "recurring_id": params.recurring_id,
+        "scheduled_at": c.bind_dt(params.scheduled_at),
+        "job_id": params.job_id,
+        "now": c.bind_dt(now),
+    }
+    return await c.execute(q["occurrence_insert"], values) == 1
+
+
+async def recurring_event_insert(c: Connection, q: Queries, params: Sequence[RecurringEventRow]) -> int:
+    if not params:
+        return 0
+    now = c.bind_dt(await clock_now(c, q))
+    return await c.executemany(
+        q["recurring_event_insert"],
+        [
+            {
+                "recurring_id": row.recurring_id,
+                "kind": row.kind,
+                "name": row.name,
+                "message": row.message,
+                "fields": row.fields,
+                "now": now,
+            }
+            for row in params
+        ],
+    )
+
+
+async def recurring_event_list(c: Connection, q: Queries, params: RecurringEventList) -> list[RecurringEventRecord]:
+    rows = await c.fetchall(q["recurring_event_select"], event_list_params(params))
+    return [
+        RecurringEventRecord(int(event_id), rid, kind, name, message, fields, c.dt(created))
+        for event_id, rid, kind, name, message, fields, created in rows
+    ]
+
+
+async def recurring_event_prune(c: Connection, q: Queries, params: RecurringEventPrune) -> int:
+    deleted = 0
+    base = {"recurring_id": params.recurring_id, "kind": params.kind}
+    if params.keep is not None:
+        rows = await c.fetchall(q["recurring_event_kept_boundary"], {**base, "keep": params.keep})
+        if rows:
+            deleted += await c.execute(q["recurring_event_prune_to"], {**base, "last_id": rows[0][0]})
+    if params.older_than is not None:
+        cutoff = c.bind_dt(await clock_now(c, q) - params.older_than)
+        deleted += await c.execute(q["recurring_event_prune_age"], {**base, "cutoff": cutoff})
+    return deleted
+
+
+# ----------------------------------------------------------------------------- maintenance
+
+
+async def job_purge(c: Connection, q: Queries, params: JobPurge) -> int:
+    cutoff = c.bind_dt(await clock_now(c, q) - params.older_than)
+    ids: list[int] = []
+    for state in params.states:
+        if len(ids) >= params.limit:
+            break
+        rows = await c.fetchall(
+            q["job_purge_select"], {"state": state, "cutoff": cutoff, "limit": params.limit - len(ids)}
+        )
+        ids.extend(int(row[0]) for row in rows)
+    if not ids:
+        return 0
+    return await c.execute(q["job_purge"], {"ids": sorted(ids)})
+
+
+async def log_purge(c: Connection, q: Queries, params: LogPurge) -> int:
+    query = purge_query(params)
+    cutoff = c.bind_dt(await clock_now(c, q) - params.older_than)
+    return await c.execute(q[query], {"cutoff": cutoff, "limit": params.limit})
+
+
+async def lease_acquire(c: Connection, q: Queries, params: LeaseAcquire) -> bool:
+    if params.release:
+        return await c.execute(q["lease_release"], {"name": params.name, "holder": params.holder}) == 1
+    now = await clock_now(c, q)
+    values = {"name": params.name, "holder": params.holder, "expires_at": c.bind_dt(now + params.ttl)}
+    if await c.execute(q["lease_insert"], values) == 1:
+        return True
+    rows = await c.fetchall(q["lease_select_for_update"], {"name": params.name})
+    if not rows:
+        return False
+    holder, expires_at = rows[0]
+    if holder != params.holder and c.dt(expires_at) >= now:
+        return False
+    await c.execute(q["lease_update"], values)
+    return True
 
 
 def utc(value: datetime) -> datetime:

@@ -49,13 +49,25 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRecord,
     JobLogRow,
+    JobPurge,
     JobQueues,
     JobRecord,
     JobSearch,
     JobUpdate,
     JobUpdated,
+    LeaseAcquire,
+    LogPurge,
+    OccurrenceInsert,
     QueueClaim,
     QueueStat,
+    RecurringEventList,
+    RecurringEventPrune,
+    RecurringEventRecord,
+    RecurringEventRow,
+    RecurringGet,
+    RecurringList,
+    RecurringRecord,
+    RecurringWrite,
     SchemaStatus,
     StorageInfo,
     Transaction,
@@ -553,6 +565,39 @@ class SQLiteTransaction:
 
     async def daemon_log_list(self, params: DaemonLogList) -> list[DaemonLogRecord]:
         return await self._run(ops.daemon_log_list, params)
+
+    async def recurring_get(self, params: RecurringGet) -> RecurringRecord | None:
+        return await self._run(ops.recurring_get, params)
+
+    async def recurring_list(self, params: RecurringList) -> list[RecurringRecord]:
+        return await self._run(ops.recurring_list, params)
+
+    async def recurring_write(self, params: RecurringWrite) -> bool:
+        return await self._run(ops.recurring_write, params)
+
+    async def recurring_delete(self, params: str) -> bool:
+        return await self._run(ops.recurring_delete, params)
+
+    async def occurrence_insert(self, params: OccurrenceInsert) -> bool:
+        return await self._run(ops.occurrence_insert, params)
+
+    async def recurring_event_insert(self, params: Sequence[RecurringEventRow]) -> int:
+        return await self._run(ops.recurring_event_insert, list(params))
+
+    async def recurring_event_list(self, params: RecurringEventList) -> list[RecurringEventRecord]:
+        return await self._run(ops.recurring_event_list, params)
+
+    async def recurring_event_prune(self, params: RecurringEventPrune) -> int:
+        return await self._run(ops.recurring_event_prune, params)
+
+    async def job_purge(self, params: JobPurge) -> int:
+        return await self._run(ops.job_purge, params)
+
+    async def log_purge(self, params: LogPurge) -> int:
+        return await self._run(ops.log_purge, params)
+
+    async def lease_acquire(self, params: LeaseAcquire) -> bool:
+        return await self._run(ops.lease_acquire, params)
 
     async def clock_now(self) -> datetime:
         result: datetime = await self._run(ops.clock_now, with_params=False)

@@ -42,14 +42,26 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRecord,
     JobLogRow,
+    JobPurge,
     JobQueues,
     JobRecord,
     JobSearch,
     JobUpdate,
     JobUpdated,
+    LeaseAcquire,
+    LogPurge,
+    OccurrenceInsert,
     PropertyRow,
     QueueClaim,
     QueueStat,
+    RecurringEventList,
+    RecurringEventPrune,
+    RecurringEventRecord,
+    RecurringEventRow,
+    RecurringGet,
+    RecurringList,
+    RecurringRecord,
+    RecurringWrite,
     StateRow,
     UpdateOutcome,
 )
@@ -626,3 +638,151 @@ def daemon_log_list(con: sqlite3.Connection, q: Queries, params: DaemonLogList) 
         DaemonLogRecord(log_id, colony_id, daemon, level, message, from_microseconds(created))
         for log_id, colony_id, daemon, level, message, created in rows
     ]
+
+
+# ----------------------------------------------------------------------------- recurring jobs
+
+
+def _recurring(row: Sequence[Any]) -> RecurringRecord:
+    rid, definition, state_name, reason, next_run, job_id, stats, version, created, modified = row
+    return RecurringRecord(
+        rid,
+        definition,
+        state_name,
+        reason,
+        _opt_dt(next_run),
+        job_id,
+        stats,
+        int(version),
+        from_microseconds(created),
+        from_microseconds(modified),
+    )
+
+
+def recurring_get(con: sqlite3.Connection, q: Queries, params: RecurringGet) -> RecurringRecord | None:
+    row = con.execute(q["recurring_select"], {"id": params.id}).fetchone()
+    return None if row is None else _recurring(row)
+
+
+def recurring_list(con: sqlite3.Connection, q: Queries, params: RecurringList) -> list[RecurringRecord]:
+    name = "recurring_select_due" if params.due else "recurring_select_running" if params.running else None
+    values = {"after_id": params.after_id, "limit": params.limit, "now": now_us()}
+    rows = con.execute(q[name or "recurring_select_page"], values)
+    return [_recurring(row) for row in rows]
+
+
+def recurring_write(con: sqlite3.Connection, q: Queries, params: RecurringWrite) -> bool:
+    now = now_us()
+    values: dict[str, Any] = {
+        "id": params.id,
+        "definition": params.definition,
+        "state_name": params.state_name,
+        "state_reason": params.state_reason,
+        "next_run": to_microseconds(params.next_run) if params.next_run is not None else None,
+        "job_id": params.job_id,
+        "stats": params.stats,
+        "now": now,
+    }
+    if params.expected_version is None:
+        return con.execute(q["recurring_insert"], values).rowcount == 1
+    expected = params.expected_next_run
+    values["expected_version"] = params.expected_version
+    values["check_next_run"] = int(expected is not None)
+    values["expected_next_run"] = to_microseconds(expected) if expected is not None else None
+    return con.execute(q["recurring_update"], values).rowcount == 1
+
+
+def recurring_delete(con: sqlite3.Connection, q: Queries, params: str) -> bool:
+    con.execute(q["recurring_event_delete_all"], {"id": params})
+    return con.execute(q["recurring_delete"], {"id": params}).rowcount == 1
+
+
+def occurrence_insert(con: sqlite3.Connection, q: Queries, params: OccurrenceInsert) -> bool:
+    values = {
+        "recurring_id": params.recurring_id,
+        "scheduled_at": to_microseconds(params.scheduled_at),
+        "job_id": params.job_id,
+        "now": now_us(),
+    }
+    return con.execute(q["occurrence_insert"], values).rowcount == 1
+
+
+def recurring_event_insert(con: sqlite3.Connection, q: Queries, params: Sequence[RecurringEventRow]) -> int:
+    now = now_us()
+    before = con.total_changes
+    con.executemany(
+        q["recurring_event_insert"],
+        [
+            {
+                "recurring_id": row.recurring_id,
+                "kind": row.kind,
+                "name": row.name,
+                "message": row.message,
+                "fields": row.fields,
+                "now": now,
+            }
+            for row in params
+        ],
+    )
+    return con.total_changes - before
+
+
+def recurring_event_list(con: sqlite3.Connection, q: Queries, params: RecurringEventList) -> list[RecurringEventRecord]:
+    rows = con.execute(
+        q["recurring_event_select"],
+        {
+            "recurring_id": params.recurring_id,
+            "kind": params.kind,
+            "before_id": params.before_id,
+            "limit": params.limit,
+        },
+    )
+    return [
+        RecurringEventRecord(event_id, rid, kind, name, message, fields, from_microseconds(created))
+        for event_id, rid, kind, name, message, fields, created in rows
+    ]
+
+
+def recurring_event_prune(con: sqlite3.Connection, q: Queries, params: RecurringEventPrune) -> int:
+    deleted = 0
+    base = {"recurring_id": params.recurring_id, "kind": params.kind}
+    if params.keep is not None:
+        deleted += con.execute(q["recurring_event_prune_keep"], {**base, "keep": params.keep}).rowcount
+    if params.older_than is not None:
+        cutoff = now_us() - _us(params.older_than)
+        deleted += con.execute(q["recurring_event_prune_age"], {**base, "cutoff": cutoff}).rowcount
+    return deleted
+
+
+# ----------------------------------------------------------------------------- maintenance
+
+
+def job_purge(con: sqlite3.Connection, q: Queries, params: JobPurge) -> int:
+    cutoff = now_us() - _us(params.older_than)
+    deleted = 0
+    for state in params.states:
+        if deleted >= params.limit:
+            break
+        values = {"state": state, "cutoff": cutoff, "limit": params.limit - deleted}
+        deleted += con.execute(q["job_purge"], values).rowcount
+    return deleted
+
+
+_PURGED_TABLES = {
+    "job_log": "job_log_purge",
+    "daemon_log": "daemon_log_purge",
+    "recurring_occurrence": "recurring_occurrence_purge",
+}
+
+
+def log_purge(con: sqlite3.Connection, q: Queries, params: LogPurge) -> int:
+    query = _PURGED_TABLES[params.table]
+    return con.execute(q[query], {"cutoff": now_us() - _us(params.older_than), "limit": params.limit}).rowcount
+
+
+def lease_acquire(con: sqlite3.Connection, q: Queries, params: LeaseAcquire) -> bool:
+    if params.release:
+        return con.execute(q["lease_release"], {"name": params.name, "holder": params.holder}).rowcount == 1
+    now = now_us()
+    values = {"name": params.name, "holder": params.holder, "expires_at": now + _us(params.ttl), "now": now}
+    return con.execute(q["lease_take"], values).rowcount == 1
