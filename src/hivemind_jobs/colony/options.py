@@ -48,6 +48,11 @@ class ColonyOptions:
       for ``stale_colony_after`` are removed by ``colony_cleanup_interval``.
     - ``sync_threads``: threads for synchronous jobs (None: one per drone).
     - ``completion_batch``: most finished jobs written in one transaction.
+    - ``scheduler_interval``: how often the colony enqueues due recurring-job occurrences and
+      notices finished ones (every colony runs the scheduler; the database keeps it exactly once).
+    - ``maintenance_interval``: how often retention cleanup runs (completed jobs, job logs, daemon
+      logs, old occurrence keys), ``maintenance_batch`` rows per transaction, by at most
+      ``maintenance_concurrency`` colonies of the environment at a time (leases in the database).
     """
 
     poll_interval: timedelta = timedelta(seconds=1)
@@ -66,6 +71,10 @@ class ColonyOptions:
     colony_cleanup_interval: timedelta = timedelta(minutes=1)
     sync_threads: int | None = None
     completion_batch: int = 200
+    scheduler_interval: timedelta = timedelta(seconds=1)
+    maintenance_interval: timedelta = timedelta(minutes=1)
+    maintenance_batch: int = 1000
+    maintenance_concurrency: int = 1
 
     def __post_init__(self) -> None:
         for name in (
@@ -76,6 +85,8 @@ class ColonyOptions:
             "state_sync_interval",
             "stale_colony_after",
             "colony_cleanup_interval",
+            "scheduler_interval",
+            "maintenance_interval",
         ):
             _positive(name, getattr(self, name))
         for name in ("heartbeat_interval", "lock_monitor_interval", "change_check_interval"):
@@ -94,6 +105,14 @@ class ColonyOptions:
             raise ConfigurationError(f"ColonyOptions.sync_threads must be >= 1, got {self.sync_threads}")
         if self.completion_batch < 1:
             raise ConfigurationError("ColonyOptions.completion_batch must be >= 1")
+        if not 1 <= self.maintenance_batch <= 100_000:
+            raise ConfigurationError(
+                f"ColonyOptions.maintenance_batch must be in 1..100000, got {self.maintenance_batch}"
+            )
+        if self.maintenance_concurrency < 1:
+            raise ConfigurationError(
+                f"ColonyOptions.maintenance_concurrency must be >= 1, got {self.maintenance_concurrency}"
+            )
 
     def heartbeat_every(self, lock_timeout: timedelta) -> float:
         return (self.heartbeat_interval or lock_timeout / 4).total_seconds()

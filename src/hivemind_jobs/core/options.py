@@ -27,6 +27,11 @@ class Options:
     - ``max_election_hops``: how many times election handlers may replace a state in one change.
     - ``max_continuation_depth``: how deep one transition may cascade through continuations.
     - ``job_log_level``: the lowest level of job log records that is persisted.
+    - ``job_log_retention``: job log records older than this are removed (None: they live as
+      long as their job); ``daemon_log_retention`` the same for colonies' daemon logs.
+    - ``catch_up_window``: how late a recurring occurrence may still be enqueued; with
+      ``clock_skew_allowance`` it bounds ``occurrence_key_retention``, how long the key of an
+      enqueued occurrence (the exactly-once guard) is kept.
     """
 
     retention: timedelta | None = timedelta(days=30)
@@ -37,6 +42,11 @@ class Options:
     max_continuation_depth: int = 50
     job_log_level: int = logging.INFO
     wait_for_lock_poll: timedelta = timedelta(milliseconds=250)
+    job_log_retention: timedelta | None = None
+    daemon_log_retention: timedelta = timedelta(days=7)
+    catch_up_window: timedelta = timedelta(days=1)
+    clock_skew_allowance: timedelta = timedelta(minutes=5)
+    occurrence_key_retention: timedelta = timedelta(days=7)
 
     def __post_init__(self) -> None:
         if self.retention is not None and self.retention < timedelta(0):
@@ -51,5 +61,20 @@ class Options:
             raise ConfigurationError("Options.max_continuation_depth must be at least 1")
         if self.wait_for_lock_poll <= timedelta(0):
             raise ConfigurationError("Options.wait_for_lock_poll must be positive")
+        if self.job_log_retention is not None and self.job_log_retention <= timedelta(0):
+            raise ConfigurationError(
+                f"Options.job_log_retention must be positive or None, got {self.job_log_retention}"
+            )
+        for name in ("daemon_log_retention", "catch_up_window", "occurrence_key_retention"):
+            if getattr(self, name) <= timedelta(0):
+                raise ConfigurationError(f"Options.{name} must be positive, got {getattr(self, name)}")
+        if self.clock_skew_allowance < timedelta(0):
+            raise ConfigurationError(f"Options.clock_skew_allowance must be >= 0, got {self.clock_skew_allowance}")
+        if self.occurrence_key_retention < self.catch_up_window + self.clock_skew_allowance:
+            raise ConfigurationError(
+                f"Options.occurrence_key_retention ({self.occurrence_key_retention}) must be at least "
+                f"catch_up_window + clock_skew_allowance ({self.catch_up_window + self.clock_skew_allowance}): "
+                "a key pruned earlier could let an occurrence be enqueued twice"
+            )
         if not isinstance(self.job_log_level, int) or isinstance(self.job_log_level, bool):
             raise ConfigurationError("Options.job_log_level must be a logging level (int)")
