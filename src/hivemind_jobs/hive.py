@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hivemind_jobs.client.colonies import ColonyClient
     from hivemind_jobs.colony import Colony, ColonyOptions
     from hivemind_jobs.core.invocation import AllowList
+    from hivemind_jobs.recurring.client import RecurringJobClient
 
 __all__ = ["DEFAULT_URL", "HiveMind"]
 
@@ -115,6 +116,11 @@ class HiveMind:
     def jobs(self) -> BackgroundJobClient:
         """The background-job client of the default environment."""
         return self.env().jobs
+
+    @property
+    def recurring(self) -> RecurringJobClient:
+        """The recurring-job client of the default environment."""
+        return self.env().recurring
 
     @property
     def colonies(self) -> ColonyClient:

@@ -22,6 +22,8 @@ from hivemind_jobs.storage import Transaction as StorageTransaction
 if TYPE_CHECKING:
     from hivemind_jobs.client.colonies import ColonyClient
     from hivemind_jobs.client.jobs import BackgroundJobClient
+    from hivemind_jobs.recurring.calendars import CalendarRegistry
+    from hivemind_jobs.recurring.client import RecurringJobClient
 
 __all__ = ["Environment", "Transaction"]
 
@@ -48,6 +50,8 @@ class Environment:
         self.clock = clock
         self.activator = activator
         self._jobs: BackgroundJobClient | None = None
+        self._recurring: RecurringJobClient | None = None
+        self._calendars: CalendarRegistry | None = None
         self._wake_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[frozenset[str]], None]]] = []
 
     def __repr__(self) -> str:
@@ -65,6 +69,24 @@ class Environment:
 
             self._jobs = BackgroundJobClient(self)
         return self._jobs
+
+    @property
+    def recurring(self) -> RecurringJobClient:
+        """The recurring jobs of this environment."""
+        if self._recurring is None:
+            from hivemind_jobs.recurring.client import RecurringJobClient
+
+            self._recurring = RecurringJobClient(self)
+        return self._recurring
+
+    @property
+    def calendars(self) -> CalendarRegistry:
+        """Calendars recurring schedules can name: the built-ins and those registered here."""
+        if self._calendars is None:
+            from hivemind_jobs.recurring.calendars import CalendarRegistry
+
+            self._calendars = CalendarRegistry()
+        return self._calendars
 
     @property
     def colonies(self) -> ColonyClient:
@@ -126,6 +148,8 @@ class Transaction:
         self._context: AbstractAsyncContextManager[StorageTransaction] | None = None
         self._storage_tx: StorageTransaction | None = None
         self._jobs: BackgroundJobClient | None = None
+        self._recurring: RecurringJobClient | None = None
+        self._calendars: CalendarRegistry | None = None
         self._done = False
         #: queues that received jobs in this transaction (drones are woken at commit)
         self.enqueued: set[str] = set()

@@ -970,6 +970,7 @@ class Colony:
 
     def _builtin_daemons(self) -> list[DaemonSpec]:
         from hivemind_jobs.daemons import colony_cleanup_daemon, lock_monitor_daemon
+        from hivemind_jobs.daemons.scheduler import scheduler_daemon
 
         return [
             DaemonSpec("hm.colony-state", _state_daemon, RestartPolicy.ALWAYS, priority=-10, restart_delay=1.0),
@@ -977,6 +978,7 @@ class Colony:
             DaemonSpec(
                 "hm.colony-cleanup", colony_cleanup_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=5.0
             ),
+            DaemonSpec("hm.scheduler", scheduler_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=1.0),
         ]
 
 

@@ -499,7 +499,7 @@ class RecurringGet:
 class RecurringList:
     """Recurring jobs by id after ``after_id``; ``due`` only those waiting in ``state`` whose next
     run has come (database clock), locked for the transaction, skipping rows others hold;
-    ``running`` only those in state ``Executing``."""
+    ``running`` only those with an occurrence running (``job_id`` set)."""
 
     after_id: str = ""
     limit: int = 1000

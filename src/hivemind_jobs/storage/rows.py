@@ -101,14 +101,20 @@ def property_from_row(row: Sequence[Any], decode_datetime: Callable[[Any], datet
     return PropertyRow(name, property_type, value)
 
 
-PURGED_TABLES = ("job_log", "daemon_log", "recurring_occurrence")
+#: table -> the named query that purges it
+PURGE_QUERIES = {
+    "job_log": "job_log_purge",
+    "daemon_log": "daemon_log_purge",
+    "recurring_occurrence": "recurring_occurrence_purge",
+}
 
 
 def purge_query(params: LogPurge) -> str:
-    """The named query that purges ``params.table`` (one of :data:`PURGED_TABLES`)."""
-    if params.table not in PURGED_TABLES:
-        raise ValueError(f"cannot purge {params.table!r}; one of {', '.join(PURGED_TABLES)}")
-    return f"{params.table}_purge"
+    """The named query that purges ``params.table`` (one of :data:`PURGE_QUERIES`)."""
+    query = PURGE_QUERIES.get(params.table)
+    if query is None:
+        raise ValueError(f"cannot purge {params.table!r}; one of {', '.join(PURGE_QUERIES)}")
+    return query
 
 
 def event_list_params(params: RecurringEventList) -> dict[str, Any]:

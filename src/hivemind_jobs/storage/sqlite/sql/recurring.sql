@@ -13,7 +13,7 @@ ORDER BY id LIMIT :limit;
 
 -- name: recurring_select_running
 SELECT id, definition, state_name, state_reason, next_run, job_id, stats, version, created_at, modified_at
-FROM "{p}recurring_job" WHERE state_name = 'Executing' AND id > :after_id ORDER BY id LIMIT :limit;
+FROM "{p}recurring_job" WHERE job_id IS NOT NULL AND id > :after_id ORDER BY id LIMIT :limit;
 
 -- name: recurring_insert
 INSERT INTO "{p}recurring_job"
