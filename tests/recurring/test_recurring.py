@@ -15,7 +15,7 @@ import pytest
 
 import hivemind_jobs as hm
 from tests.recurring import procs
-from tests.sample_jobs import do_stuff
+from tests.sample_jobs import add
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -39,17 +39,17 @@ async def test_create_update_read(hive: hm.HiveMind) -> None:
     recurring = hive.recurring
     schedule = hm.cron("*/5 * * * *", tz="Europe/Berlin")
     assert await recurring.options(queue="reports", properties={"tenant": "t1"}).create_or_update(
-        "nightly.report", schedule, do_stuff, 3
+        "nightly.report", schedule, add, 3
     )
     job = await recurring.get("nightly.report")
     assert (job.state, job.queue, dict(job.properties), job.job_id) == ("Enqueued", "reports", {"tenant": "t1"}, None)
     assert job.next_run is not None and job.next_run > datetime.now(UTC) - timedelta(seconds=1)
     assert job.next_run.minute % 5 == 0 and job.next_run.second == 0
-    assert job.schedule == schedule and "do_stuff" in job.display_name
+    assert job.schedule == schedule and job.display_name.endswith(":add")
     assert job.stats == hm.RecurringStats()
 
     updated = hm.every(seconds=30)
-    assert not await recurring.options(priority="high").create_or_update("nightly.report", updated, do_stuff, 4)
+    assert not await recurring.options(priority="high").create_or_update("nightly.report", updated, add, 4)
     again = await recurring.get("nightly.report")
     assert again.schedule == updated and again.priority == hm.Priority.HIGH and again.queue == "global"
     assert again.version > job.version and again.created_at == job.created_at
@@ -62,10 +62,10 @@ async def test_create_update_read(hive: hm.HiveMind) -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        (lambda r: r.create_or_update("bad id!", hm.every(seconds=5), do_stuff, 1), "invalid recurring job id"),
-        (lambda r: r.create_or_update("a", "* * * * *", do_stuff, 1), "hm.cron"),
-        (lambda r: r.create_or_update("a", hm.every(seconds=5), do_stuff, "x"), "x"),
-        (lambda r: r.options(misfire="sometimes").create_or_update("a", hm.every(seconds=5), do_stuff, 1), "misfire"),
+        (lambda r: r.create_or_update("bad id!", hm.every(seconds=5), add, 1), "invalid recurring job id"),
+        (lambda r: r.create_or_update("a", "* * * * *", add, 1), "hm.cron"),
+        (lambda r: r.create_or_update("a", hm.every(seconds=5), add, "x"), "x"),
+        (lambda r: r.options(misfire="sometimes").create_or_update("a", hm.every(seconds=5), add, 1), "misfire"),
         (lambda r: r.get("missing"), "no recurring job"),
         (lambda r: r.trigger("missing"), "no recurring job"),
     ],
@@ -79,7 +79,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(hive: hm.HiveMind, ca
 
 async def test_one_occurrence_at_a_time_and_stats(hive: hm.HiveMind) -> None:
     recurring = hive.recurring
-    await recurring.options(properties={"kind": "tick"}).create_or_update("tick", hm.every(seconds=1), do_stuff, 1)
+    await recurring.options(properties={"kind": "tick"}).create_or_update("tick", hm.every(seconds=1), add, 1)
     scheduled = await _wait_until_due(hive, "tick")
     report = await recurring.run_pass()
     assert report.enqueued == 1
@@ -96,17 +96,20 @@ async def test_one_occurrence_at_a_time_and_stats(hive: hm.HiveMind) -> None:
     assert await hive.jobs.count(hm.prop("hm.recurring_id") == "tick") == 1
 
     await _finish(hive, job.job_id)
-    report = await recurring.run_pass()
-    assert report.completed == 1
+    report = await recurring.run_pass()  # records the run, then enqueues the occurrence that waited
+    assert (report.completed, report.enqueued) == (1, 1)
     after = await recurring.get("tick")
-    assert after.stats.runs == 1 and after.stats.succeeded == 1 and after.stats.last_outcome == "Succeeded"
-    assert after.stats.last_scheduled == scheduled and after.stats.last_completed is not None
-    assert after.job_id is None
+    assert after.stats.succeeded == 1 and after.stats.last_outcome == "Succeeded" and after.stats.runs == 2
+    assert after.stats.last_completed is not None and after.stats.last_completed >= scheduled
+    assert after.job_id not in (None, job.job_id) and after.state == "Executing"
+    second = await hive.jobs.get(after.job_id)
+    assert second.properties["hm.scheduled_at"] == after.stats.last_scheduled
+    assert after.stats.last_scheduled == scheduled + timedelta(seconds=1)  # the next occurrence, not a later one
 
 
 async def test_failed_runs_are_counted_and_scheduling_goes_on(hive: hm.HiveMind) -> None:
     recurring = hive.recurring
-    await recurring.create_or_update("flaky", hm.every(seconds=1), do_stuff, 1)
+    await recurring.create_or_update("flaky", hm.every(seconds=1), add, 1)
     await _wait_until_due(hive, "flaky")
     await recurring.run_pass()
     job = await recurring.get("flaky")
@@ -120,12 +123,12 @@ async def test_failed_runs_are_counted_and_scheduling_goes_on(hive: hm.HiveMind)
 @pytest.mark.parametrize("policy", ["run_once", "skip", "fail", "idle"])
 async def test_misfire_policies(hive: hm.HiveMind, policy: str) -> None:
     recurring = hive.recurring.options(misfire=policy, misfire_threshold=timedelta(milliseconds=500))
-    await recurring.create_or_update("late", hm.every(seconds=1), do_stuff, 1)
+    await recurring.create_or_update("late", hm.every(seconds=1), add, 1)
     first = await _wait_until_due(hive, "late")
     await asyncio.sleep(3.2)  # no scheduler runs: about four occurrences are missed
     report = await hive.recurring.run_pass()
     job = await hive.recurring.get("late")
-    occurrences = await hive.jobs.search(hm.prop("hm.recurring_id") == "late")
+    occurrences = (await hive.jobs.search(hm.prop("hm.recurring_id") == "late")).jobs
     stats = job.stats
     assert stats.misfired == 1
     missed = stats.skipped + len(occurrences)
@@ -149,7 +152,7 @@ async def test_misfire_policies(hive: hm.HiveMind, policy: str) -> None:
 
 async def test_pause_resume_trigger_delete(hive: hm.HiveMind) -> None:
     recurring = hive.recurring
-    await recurring.create_or_update("ops", hm.cron("0 3 * * *", tz="America/New_York"), do_stuff, 1)
+    await recurring.create_or_update("ops", hm.cron("0 3 * * *", tz="America/New_York"), add, 1)
     assert await recurring.pause("ops", reason="maintenance window")
     assert not await recurring.pause("ops")
     paused = await recurring.get("ops")
@@ -176,12 +179,12 @@ async def test_pause_resume_trigger_delete(hive: hm.HiveMind) -> None:
 
 async def test_update_waits_for_or_cancels_the_running_occurrence(hive: hm.HiveMind) -> None:
     recurring = hive.recurring
-    await recurring.create_or_update("busy", hm.every(seconds=60), do_stuff, 1)
+    await recurring.create_or_update("busy", hm.every(seconds=60), add, 1)
     job_id = await recurring.trigger("busy")
     await hive.jobs.change_state(job_id, hm.Executing(colony="test", swarm="main", drone="d1"))
     waiting = recurring.options(update_timeout=timedelta(milliseconds=600))
     with pytest.raises(hm.JobLockTimeoutError, match="did not end"):
-        await waiting.create_or_update("busy", hm.every(seconds=30), do_stuff, 2)
+        await waiting.create_or_update("busy", hm.every(seconds=30), add, 2)
     assert (await recurring.get("busy")).schedule == hm.every(seconds=60)
 
     async def finish_soon() -> None:
@@ -190,7 +193,7 @@ async def test_update_waits_for_or_cancels_the_running_occurrence(hive: hm.HiveM
 
     finisher = asyncio.create_task(finish_soon())
     assert not await recurring.options(update_timeout=timedelta(seconds=5)).create_or_update(
-        "busy", hm.every(seconds=30), do_stuff, 2
+        "busy", hm.every(seconds=30), add, 2
     )
     await finisher
     job = await recurring.get("busy")
@@ -204,7 +207,7 @@ async def test_update_waits_for_or_cancels_the_running_occurrence(hive: hm.HiveM
 
 async def test_history_is_pruned_per_job(hive: hm.HiveMind) -> None:
     recurring = hive.recurring.options(keep_states=3)
-    await recurring.create_or_update("short", hm.every(seconds=60), do_stuff, 1)
+    await recurring.create_or_update("short", hm.every(seconds=60), add, 1)
     for _ in range(3):
         job_id = await recurring.trigger("short")
         await _finish(hive, job_id)
@@ -261,3 +264,27 @@ async def test_four_colonies_run_every_occurrence_exactly_once(db_url: str, tmp_
     assert job.stats.skipped == 0 and job.stats.misfired == 0
     # an occurrence enqueued just before the colonies stopped counts as a run without a side row
     assert len(times) <= job.stats.runs <= len(times) + 1
+
+
+async def test_search_recurring_jobs(hive: hm.HiveMind) -> None:
+    recurring = hive.recurring
+    await recurring.options(properties={"team": "billing"}, priority="high").create_or_update(
+        "billing.invoices", hm.every(minutes=5), add, 1
+    )
+    await recurring.options(properties={"team": "ops"}).create_or_update("ops.backup", hm.every(hours=1), add, 1)
+    await recurring.create_or_update("ops.cleanup", hm.every(hours=2), add, 1)
+    await recurring.pause("ops.cleanup")
+    r = hm.recurring_job
+    assert [job.id for job in await recurring.search(r.prop("team") == "billing")] == ["billing.invoices"]
+    assert [job.id for job in await recurring.search(r.id.like("ops.*"))] == ["ops.backup", "ops.cleanup"]
+    assert [job.id for job in await recurring.search(r.state == "Idle")] == ["ops.cleanup"]
+    assert [job.id for job in await recurring.search(~r.prop("team").exists())] == ["ops.cleanup"]
+    assert await recurring.count(r.priority == int(hm.Priority.HIGH)) == 1
+    ordered = await recurring.search(order_by="next_run")
+    assert [job.id for job in ordered] == ["billing.invoices", "ops.backup", "ops.cleanup"]  # paused: no next run
+    with pytest.raises(hm.QueryError, match="cannot order"):
+        await recurring.search(order_by="colour")
+    with pytest.raises(hm.QueryError, match="recurring"):
+        await recurring.search(hm.prop("team") == "ops")
+    with pytest.raises(hm.QueryError, match=r"hive\.recurring\.search"):
+        await hive.jobs.search(r.prop("team") == "ops")

@@ -210,6 +210,8 @@ def _check_where(where: object) -> Condition | None:
         )
     if where is not None and target_kinds(where) & {TargetKind.COLONY, TargetKind.COLONY_PROPERTY, TargetKind.DAEMON}:
         raise QueryError("colony conditions go to hive.colonies.search(...), not to a job search")
+    if where is not None and target_kinds(where) & {TargetKind.RECURRING, TargetKind.RECURRING_PROPERTY}:
+        raise QueryError("recurring-job conditions go to hive.recurring.search(...), not to a job search")
     return where
 
 
@@ -270,7 +272,9 @@ class BackgroundJobClient:
 
     # ------------------------------------------------------------------ scopes
     @asynccontextmanager
-    async def _write_scope(self) -> AsyncIterator[Scope]:
+    async def _write_scope(self, *, implicit: bool = True) -> AsyncIterator[Scope]:
+        """A write transaction with a client bound to it. ``implicit`` (one call's own transaction):
+        its last operation may commit in the same round trip; pass False to run several."""
         if self._binding is not None:
             yield Scope(self._env, self._binding.storage_transaction, self, enqueued=self._binding.enqueued)
             return
@@ -279,7 +283,7 @@ class BackgroundJobClient:
             bound = BackgroundJobClient(
                 self._env, transaction=_ImplicitBinding(storage_tx, enqueued), options=self._options
             )
-            yield Scope(self._env, storage_tx, bound, implicit=True, enqueued=enqueued)
+            yield Scope(self._env, storage_tx, bound, implicit=implicit, enqueued=enqueued)
         if enqueued:
             self._env.wake(enqueued)
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 __all__ = ["Scope", "elect", "job_from_record", "save_locked_many", "state_from_row", "write_scope"]
 
 
-def write_scope(environment: Environment) -> AbstractAsyncContextManager[Scope]:
-    """A write transaction of ``environment`` with a client bound to it (committed on clean exit)."""
-    return environment.jobs._write_scope()
+def write_scope(environment: Environment, *, implicit: bool = True) -> AbstractAsyncContextManager[Scope]:
+    """A write transaction of ``environment`` with a client bound to it (committed on clean exit);
+    ``implicit=False`` when the caller runs more operations after a job save."""
+    return environment.jobs._write_scope(implicit=implicit)

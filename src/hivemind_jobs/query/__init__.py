@@ -15,6 +15,7 @@ from hivemind_jobs.query.conditions import (
     where,
 )
 from hivemind_jobs.query.order import MAX_LOCK, MAX_PAGE, Order, parse_order
+from hivemind_jobs.query.recurring import recurring_job
 
 __all__ = [
     "MAX_CONDITIONS",
@@ -32,6 +33,7 @@ __all__ = [
     "parse_order",
     "past_state",
     "prop",
+    "recurring_job",
     "state",
     "where",
 ]

@@ -191,22 +191,31 @@ def _holds(node: Compare, present: bool, value: object) -> bool:
     return _OPS[node.op](value, node.value)
 
 
+_PROPERTY_KINDS = (TargetKind.COLONY_PROPERTY, TargetKind.RECURRING_PROPERTY)
+
+
+def evaluate(node: Condition, fields: Mapping[str, Any], properties: Mapping[str, Any], nested: list[Any]) -> bool:
+    """Whether a row (its ``fields``, ``properties`` and ``nested`` daemon rows) satisfies ``node``:
+    the in-process evaluation of colony and recurring-job conditions."""
+    if isinstance(node, All):
+        return all(evaluate(item, fields, properties, nested) for item in node.items)
+    if isinstance(node, AnyOf):
+        return any(evaluate(item, fields, properties, nested) for item in node.items)
+    if isinstance(node, Not):
+        return not evaluate(node.item, fields, properties, nested)
+    if isinstance(node, AnyDaemon):
+        return any(evaluate(node.condition, item, {}, []) for item in nested if isinstance(item, Mapping))
+    assert isinstance(node, Compare)
+    if node.target.kind in _PROPERTY_KINDS:
+        return _holds(node, node.target.name in properties, properties.get(node.target.name))
+    return _holds(node, node.target.name in fields, fields.get(node.target.name))
+
+
 def colony_matches(
     node: Condition, fields: Mapping[str, Any], properties: Mapping[str, Any], daemons: list[Any]
 ) -> bool:
     """Whether a colony (its ``fields``, ``properties`` and ``daemons`` as stored) satisfies ``node``."""
-    if isinstance(node, All):
-        return all(colony_matches(item, fields, properties, daemons) for item in node.items)
-    if isinstance(node, AnyOf):
-        return any(colony_matches(item, fields, properties, daemons) for item in node.items)
-    if isinstance(node, Not):
-        return not colony_matches(node.item, fields, properties, daemons)
-    if isinstance(node, AnyDaemon):
-        return any(colony_matches(node.condition, item, {}, []) for item in daemons if isinstance(item, Mapping))
-    assert isinstance(node, Compare)
-    if node.target.kind is TargetKind.COLONY_PROPERTY:
-        return _holds(node, node.target.name in properties, properties.get(node.target.name))
-    return _holds(node, node.target.name in fields, fields.get(node.target.name))
+    return evaluate(node, fields, properties, daemons)
 
 
 def parse_colony_order(order_by: str) -> tuple[str, bool]:

@@ -108,6 +108,8 @@ class TargetKind(enum.StrEnum):
     COLONY = "colony"  # a column of a colony: id, name, host, status, started_at, heartbeat
     COLONY_PROPERTY = "colony_property"  # a property of a colony
     DAEMON = "daemon"  # a daemon of a colony: name, status
+    RECURRING = "recurring"  # a column of a recurring job: id, state, queue, priority, next_run, ...
+    RECURRING_PROPERTY = "recurring_property"  # a property of a recurring job
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,8 @@ class Target:
             return f"state.field({self.name!r})"
         if self.kind is TargetKind.COLONY_PROPERTY:
             return f"colony.prop({self.name!r})"
+        if self.kind is TargetKind.RECURRING_PROPERTY:
+            return f"recurring_job.prop({self.name!r})"
         return f"{self.kind.value}.{self.name}"
 
 

@@ -11,12 +11,12 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from hivemind_jobs.recurring.schedule import Schedule
-
 from hivemind_jobs.core.job import Middleware, MiddlewareEntry, PropertyValue
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY, RetryPolicy
-from hivemind_jobs.errors import ConfigurationError, HiveMindError, JobLockTimeoutError, JobNotFoundError
+from hivemind_jobs.errors import ConfigurationError, HiveMindError, JobLockTimeoutError, JobNotFoundError, QueryError
+from hivemind_jobs.query.conditions import Condition
+from hivemind_jobs.query.recurring import check_recurring_condition, recurring_matches
 from hivemind_jobs.recurring.engine import (
     complete_if_finished,
     enqueue_occurrence,
@@ -35,6 +35,7 @@ from hivemind_jobs.recurring.model import (
     RecurringStats,
     validate_recurring_id,
 )
+from hivemind_jobs.recurring.schedule import Schedule
 from hivemind_jobs.storage.protocol import (
     RecurringEventList,
     RecurringEventRecord,
@@ -44,15 +45,31 @@ from hivemind_jobs.storage.protocol import (
 )
 
 if TYPE_CHECKING:
-    from hivemind_jobs.recurring.calendars import CalendarRegistry
-
     from hivemind_jobs.client._state_machine import Scope
     from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.recurring.calendars import CalendarRegistry
     from hivemind_jobs.recurring.engine import PassReport
 
 __all__ = ["RecurringJobClient", "RecurringNotFoundError"]
 
 _UNSET: Any = object()
+_ORDER_KEYS = ("id", "state", "queue", "priority", "next_run", "created_at", "modified_at", "runs", "last_outcome")
+
+
+def _fields(job: RecurringJob) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "state": job.state,
+        "queue": job.queue,
+        "priority": int(job.priority),
+        "next_run": job.next_run,
+        "created_at": job.created_at,
+        "modified_at": job.modified_at,
+        "runs": job.stats.runs,
+        "last_outcome": job.stats.last_outcome,
+    }
+
+
 OnRunning = Literal["wait", "cancel"]
 
 
@@ -271,6 +288,28 @@ class RecurringJobClient:
                     return found
                 after = page[-1].id
 
+    async def search(self, where: Condition | None = None, *, order_by: str = "id") -> builtins.list[RecurringJob]:
+        """The recurring jobs matching ``where`` (built from ``hm.recurring_job``: id, state, queue,
+        priority, next_run, created_at, modified_at, runs, last_outcome, ``prop(name)``), ordered
+        by ``order_by`` (one of those columns, ``-`` for descending; ties by id)."""
+        condition = check_recurring_condition(where)
+        descending = order_by.startswith("-") if isinstance(order_by, str) else False
+        key = order_by.removeprefix("-") if isinstance(order_by, str) else None
+        if key not in _ORDER_KEYS:
+            raise QueryError(f"cannot order recurring jobs by {order_by!r}; use one of {', '.join(_ORDER_KEYS)}")
+        found = []
+        for job in await self.list():
+            fields = _fields(job)
+            if condition is None or recurring_matches(condition, fields, job.properties):
+                found.append((fields, job))
+        found.sort(key=lambda pair: pair[1].id, reverse=descending)
+        found.sort(key=lambda pair: (pair[0][key] is None, pair[0][key] or 0) if key != "id" else 0, reverse=descending)
+        return [job for _, job in found]
+
+    async def count(self, where: Condition | None = None) -> int:
+        """How many recurring jobs match ``where``."""
+        return len(await self.search(where))
+
     async def history(
         self, recurring_id: str, *, kind: Literal["state", "log"] | None = None, limit: int = 100
     ) -> builtins.list[RecurringEventRecord]:
@@ -356,7 +395,7 @@ class RecurringJobClient:
 
         validate_recurring_id(recurring_id)
         for _ in range(20):
-            async with write_scope(self._env) as scope:
+            async with write_scope(self._env, implicit=False) as scope:
                 record = await scope.tx.recurring_get(RecurringGet(recurring_id, for_update=True))
                 if record is None:
                     raise RecurringNotFoundError(recurring_id, self._env.name)
@@ -376,7 +415,7 @@ class RecurringJobClient:
         """Record the job's finished run now (instead of waiting for a colony's scheduler)."""
         from hivemind_jobs.client.worker_api import write_scope
 
-        async with write_scope(self._env) as scope:
+        async with write_scope(self._env, implicit=False) as scope:
             record = await scope.tx.recurring_get(RecurringGet(recurring_id, for_update=True))
             if record is None or record.job_id is None:
                 return False

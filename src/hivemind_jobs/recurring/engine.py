@@ -51,9 +51,8 @@ from hivemind_jobs.storage.protocol import (
 )
 
 if TYPE_CHECKING:
-    from hivemind_jobs.recurring.calendars import CalendarRegistry
-
     from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.recurring.calendars import CalendarRegistry
 
 __all__ = ["PassReport", "complete_if_finished", "enqueue_occurrence", "record_to_job", "scheduler_pass"]
 
@@ -344,7 +343,7 @@ async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch
             running = await tx.recurring_list(RecurringList(after_id=after, limit=batch, running=True))
         for record in running:
             try:
-                async with write_scope(env) as scope:
+                async with write_scope(env, implicit=False) as scope:
                     current = await scope.tx.recurring_get(RecurringGet(record.id, for_update=True))
                     if current is None or current.job_id != record.job_id or current.job_id is None:
                         continue
@@ -358,7 +357,7 @@ async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch
         after = running[-1].id
     after = ""
     while True:
-        async with write_scope(env) as scope:
+        async with write_scope(env, implicit=False) as scope:
             due = await scope.tx.recurring_list(RecurringList(after_id=after, limit=batch, due=True))
             if not due:
                 break

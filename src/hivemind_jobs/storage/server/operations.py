@@ -718,12 +718,21 @@ async def recurring_write(c: Connection, q: Queries, params: RecurringWrite) -> 
         "now": c.bind_dt(now),
     }
     if params.expected_version is None:
-        return await c.execute(q["recurring_insert"], values) == 1
+        return await _insert_if_absent(c, q, "recurring_exists", "recurring_insert", values)
     expected = params.expected_next_run
     values["expected_version"] = params.expected_version
     values["check_next_run"] = int(expected is not None)
     values["expected_next_run"] = c.bind_dt(expected) if expected is not None else None
     return await c.execute(q["recurring_update"], values) == 1
+
+
+async def _insert_if_absent(c: Connection, q: Queries, exists: str, insert: str, values: dict[str, Any]) -> bool:
+    """Insert the row (query ``insert``) unless its key exists (query ``exists``, read for update).
+    PostgreSQL's insert also says ON CONFLICT DO NOTHING; MySQL's INSERT IGNORE would warn, and
+    its ON DUPLICATE KEY counts a found row as changed, so the read decides there."""
+    if await c.fetchall(q[exists], values):
+        return False
+    return await c.execute(q[insert], values) == 1
 
 
 async def recurring_delete(c: Connection, q: Queries, params: str) -> bool:
@@ -739,7 +748,7 @@ async def occurrence_insert(c: Connection, q: Queries, params: OccurrenceInsert)
         "job_id": params.job_id,
         "now": c.bind_dt(now),
     }
-    return await c.execute(q["occurrence_insert"], values) == 1
+    return await _insert_if_absent(c, q, "occurrence_exists", "occurrence_insert", values)
 
 
 async def recurring_event_insert(c: Connection, q: Queries, params: Sequence[RecurringEventRow]) -> int:
@@ -812,7 +821,7 @@ async def lease_acquire(c: Connection, q: Queries, params: LeaseAcquire) -> bool
         return await c.execute(q["lease_release"], {"name": params.name, "holder": params.holder}) == 1
     now = await clock_now(c, q)
     values = {"name": params.name, "holder": params.holder, "expires_at": c.bind_dt(now + params.ttl)}
-    if await c.execute(q["lease_insert"], values) == 1:
+    if await _insert_if_absent(c, q, "lease_exists", "lease_insert", values):
         return True
     rows = await c.fetchall(q["lease_select_for_update"], {"name": params.name})
     if not rows:

@@ -20,7 +20,7 @@ SELECT id, definition, state_name, state_reason, next_run, job_id, stats, versio
 FROM `{p}recurring_job` WHERE job_id IS NOT NULL AND id > :after_id ORDER BY id LIMIT :limit;
 
 -- name: recurring_insert
-INSERT IGNORE INTO `{p}recurring_job`
+INSERT INTO `{p}recurring_job`
     (id, definition, state_name, state_reason, next_run, job_id, stats, version, created_at, modified_at)
 VALUES (:id, :definition, :state_name, :state_reason, :next_run, :job_id, :stats, 1, :now, :now);
 
@@ -37,7 +37,7 @@ DELETE FROM `{p}recurring_job` WHERE id = :id;
 DELETE FROM `{p}recurring_event` WHERE recurring_id = :id;
 
 -- name: occurrence_insert
-INSERT IGNORE INTO `{p}recurring_occurrence` (recurring_id, scheduled_at, job_id, created_at)
+INSERT INTO `{p}recurring_occurrence` (recurring_id, scheduled_at, job_id, created_at)
 VALUES (:recurring_id, :scheduled_at, :job_id, :now);
 
 -- name: recurring_event_insert
@@ -81,7 +81,7 @@ DELETE FROM `{p}daemon_log` WHERE created_at < :cutoff ORDER BY id LIMIT :limit;
 DELETE FROM `{p}recurring_occurrence` WHERE created_at < :cutoff ORDER BY created_at LIMIT :limit;
 
 -- name: lease_insert
-INSERT IGNORE INTO `{p}lease` (name, holder, expires_at) VALUES (:name, :holder, :expires_at);
+INSERT INTO `{p}lease` (name, holder, expires_at) VALUES (:name, :holder, :expires_at);
 
 -- name: lease_select_for_update
 SELECT holder, expires_at FROM `{p}lease` WHERE name = :name FOR UPDATE;
@@ -91,3 +91,12 @@ UPDATE `{p}lease` SET holder = :holder, expires_at = :expires_at WHERE name = :n
 
 -- name: lease_release
 DELETE FROM `{p}lease` WHERE name = :name AND holder = :holder;
+
+-- name: recurring_exists
+SELECT 1 FROM `{p}recurring_job` WHERE id = :id FOR UPDATE;
+
+-- name: occurrence_exists
+SELECT 1 FROM `{p}recurring_occurrence` WHERE recurring_id = :recurring_id AND scheduled_at = :scheduled_at FOR UPDATE;
+
+-- name: lease_exists
+SELECT 1 FROM `{p}lease` WHERE name = :name FOR UPDATE;

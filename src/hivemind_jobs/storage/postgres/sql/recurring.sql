@@ -101,3 +101,12 @@ UPDATE "{p}lease" SET holder = :holder, expires_at = :expires_at WHERE name = :n
 
 -- name: lease_release
 DELETE FROM "{p}lease" WHERE name = :name AND holder = :holder;
+
+-- name: recurring_exists
+SELECT 1 FROM "{p}recurring_job" WHERE id = :id FOR UPDATE;
+
+-- name: occurrence_exists
+SELECT 1 FROM "{p}recurring_occurrence" WHERE recurring_id = :recurring_id AND scheduled_at = :scheduled_at FOR UPDATE;
+
+-- name: lease_exists
+SELECT 1 FROM "{p}lease" WHERE name = :name FOR UPDATE;
