@@ -251,6 +251,14 @@ async def test_four_colonies_run_every_occurrence_exactly_once(db_url: str, tmp_
                 errors.append(stderr.decode()[-3000:])
         assert not errors, errors
         job = await hive.recurring.get("every-second")
+        occurrences = (await hive.jobs.search(hm.prop("hm.recurring_id") == "every-second", limit=1000)).jobs
+        outcomes = Counter(occurrence.state.name for occurrence in occurrences)
+        failures = [
+            (occurrence.properties["hm.scheduled_at"], occurrence.states[-1])
+            for occurrence in occurrences
+            if occurrence.state.name not in ("Succeeded", "Enqueued", "Executing")
+        ]
+    assert not failures, failures
     ran = procs.runs(side)
     counts = Counter(scheduled for _, scheduled in ran)
     duplicates = {when: n for when, n in counts.items() if n > 1}
@@ -259,7 +267,7 @@ async def test_four_colonies_run_every_occurrence_exactly_once(db_url: str, tmp_
     times = sorted(counts)
     assert times[0] == first
     # every second from the first occurrence to the last one ran: none skipped
-    assert times == list(range(first, times[-1] + 1, 1_000_000)), times
+    assert times == list(range(first, times[-1] + 1, 1_000_000)), (times, outcomes, job.stats)
     assert len(times) >= OCCURRENCES
     assert job.stats.skipped == 0 and job.stats.misfired == 0
     # an occurrence enqueued just before the colonies stopped counts as a run without a side row

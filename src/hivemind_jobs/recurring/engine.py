@@ -234,8 +234,13 @@ async def process_due(scope: Scope, job: RecurringJob, now: datetime, calendars:
         await write(scope, job, state="Idle", reason=reason, next_run=None, stats=stats, check_next_run=True)
         await scope.tx.recurring_event_insert(events)
         return "idle"
-    base = scheduled if settings.next_run_base is NextRunBase.SCHEDULED else now
-    following = next_after(job, max(base, latest), calendars)
+    # Within the threshold every occurrence runs in turn (cron semantics); after a misfire the
+    # schedule continues after the latest missed one. For the other bases this is provisional:
+    # the next run is computed again when the run ends.
+    if settings.next_run_base is not NextRunBase.SCHEDULED:
+        following = next_after(job, now, calendars)
+    else:
+        following = next_after(job, scheduled if policy is None else latest, calendars)
     if policy is Misfire.SKIP:
         stats = replace(stats, skipped=stats.skipped + count)
         events.append(state_event(job.id, "Enqueued", next_run=following.isoformat()))
