@@ -296,3 +296,34 @@ async def test_search_recurring_jobs(hive: hm.HiveMind) -> None:
         await recurring.search(hm.prop("team") == "ops")
     with pytest.raises(hm.QueryError, match=r"hive\.recurring\.search"):
         await hive.jobs.search(r.prop("team") == "ops")
+
+
+async def test_colonies_down_then_back_misfire_decides(db_url: str, tmp_path: Path) -> None:
+    """A per-second job; its only colony stops for five seconds and comes back: with run_once and
+    a one-second threshold the latest missed occurrence runs once, the others are counted skipped."""
+    side = str(tmp_path / "side.db")
+    procs.create_side_table(side)
+    async with hm.HiveMind(db_url) as hive:
+        recurring = hive.recurring.options(misfire="run_once", misfire_threshold=timedelta(seconds=1))
+        await recurring.create_or_update("per-second", hm.every(seconds=1), procs.record_occurrence, side)
+
+        async def run_colony(seconds: float) -> None:
+            colony = hive.colony(name="only", allow=hm.AllowList(modules=["tests.recurring"]), options=procs.FAST)
+            colony.swarm("main", drones=2)
+            task = asyncio.create_task(colony.run())
+            await asyncio.sleep(seconds)
+            colony.stop()
+            await task
+
+        await run_colony(3)
+        before = (await hive.recurring.get("per-second")).stats
+        await asyncio.sleep(5)  # every colony is down
+        await run_colony(2)
+        after = await hive.recurring.get("per-second")
+        logs = [event.message or "" for event in await hive.recurring.history("per-second", kind="log")]
+    assert before.misfired == 0 and before.skipped == 0 and before.succeeded >= 2
+    assert after.stats.misfired == 1, after.stats
+    assert 3 <= after.stats.skipped <= 6, after.stats
+    assert any("policy run_once" in message for message in logs), logs
+    counts = Counter(scheduled for _, scheduled in procs.runs(side))
+    assert max(counts.values()) == 1  # nothing ran twice
