@@ -16,13 +16,12 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from hivemind_jobs.recurring.schedule import Schedule
-
 from hivemind_jobs.core.clock import from_microseconds, to_microseconds
 from hivemind_jobs.core.job import PropertyType, PropertyValue, property_type_of
 from hivemind_jobs.core.names import validate_property_name
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.errors import ConfigurationError, SerializationError
+from hivemind_jobs.recurring.schedule import Schedule
 
 __all__ = [
     "RECURRING_ID_PROPERTY",
