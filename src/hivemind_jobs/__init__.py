@@ -116,7 +116,14 @@ from hivemind_jobs.recurring import (
     cron,
     every,
 )
-from hivemind_jobs.sync import SyncBackgroundJobClient, SyncEnvironment, SyncHiveMind, SyncLockedJob, SyncTransaction
+from hivemind_jobs.sync import (
+    SyncBackgroundJobClient,
+    SyncEnvironment,
+    SyncHiveMind,
+    SyncLockedJob,
+    SyncRecurringJobClient,
+    SyncTransaction,
+)
 
 __version__ = "0.1.0"
 
@@ -226,6 +233,7 @@ __all__ = [
     "SyncFacadeError",
     "SyncHiveMind",
     "SyncLockedJob",
+    "SyncRecurringJobClient",
     "SyncTransaction",
     "SystemClock",
     "SystemDeleted",

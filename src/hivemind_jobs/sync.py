@@ -14,6 +14,7 @@ event loop is refused (it would freeze that loop): use the async API there.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import datetime, timedelta
@@ -38,9 +39,20 @@ from hivemind_jobs.errors import StorageClosedError, SyncFacadeError
 from hivemind_jobs.hive import DEFAULT_URL, HiveMind
 from hivemind_jobs.mediator import Mediator
 from hivemind_jobs.query import Condition, Order
-from hivemind_jobs.storage.protocol import QueueStat
+from hivemind_jobs.recurring.calendars import CalendarRegistry
+from hivemind_jobs.recurring.client import RecurringJobClient
+from hivemind_jobs.recurring.model import RecurringJob
+from hivemind_jobs.recurring.schedule import Schedule
+from hivemind_jobs.storage.protocol import QueueStat, RecurringEventRecord
 
-__all__ = ["SyncBackgroundJobClient", "SyncEnvironment", "SyncHiveMind", "SyncLockedJob", "SyncTransaction"]
+__all__ = [
+    "SyncBackgroundJobClient",
+    "SyncEnvironment",
+    "SyncHiveMind",
+    "SyncLockedJob",
+    "SyncRecurringJobClient",
+    "SyncTransaction",
+]
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -361,6 +373,60 @@ class SyncBackgroundJobClient:
         )
 
 
+class SyncRecurringJobClient:
+    """Blocking counterpart of :class:`~hivemind_jobs.RecurringJobClient` (same method names)."""
+
+    def __init__(self, client: RecurringJobClient, runner: _Runner) -> None:
+        self._client = client
+        self._runner = runner
+
+    @property
+    def calendars(self) -> CalendarRegistry:
+        return self._client.calendars
+
+    def options(self, **options: Any) -> SyncRecurringJobClient:
+        """The same keywords as :meth:`RecurringJobClient.options`."""
+        return SyncRecurringJobClient(self._client.options(**options), self._runner)
+
+    def create_or_update(
+        self, recurring_id: str, schedule: Schedule, function: Callable[..., Any], /, *args: Any, **kwargs: Any
+    ) -> bool:
+        return self._runner.run(
+            "create_or_update()",
+            lambda: self._client.create_or_update(recurring_id, schedule, function, *args, **kwargs),
+        )
+
+    def get(self, recurring_id: str) -> RecurringJob:
+        return self._runner.run("get()", lambda: self._client.get(recurring_id))
+
+    def try_get(self, recurring_id: str) -> RecurringJob | None:
+        return self._runner.run("try_get()", lambda: self._client.try_get(recurring_id))
+
+    def list(self, *, prefix: str | None = None, state: str | None = None) -> builtins.list[RecurringJob]:
+        return self._runner.run("list()", lambda: self._client.list(prefix=prefix, state=state))
+
+    def search(self, where: Condition | None = None, *, order_by: str = "id") -> builtins.list[RecurringJob]:
+        return self._runner.run("search()", lambda: self._client.search(where, order_by=order_by))
+
+    def count(self, where: Condition | None = None) -> int:
+        return self._runner.run("count()", lambda: self._client.count(where))
+
+    def history(self, recurring_id: str, *, kind: Any = None, limit: int = 100) -> builtins.list[RecurringEventRecord]:
+        return self._runner.run("history()", lambda: self._client.history(recurring_id, kind=kind, limit=limit))
+
+    def pause(self, recurring_id: str, *, reason: str | None = None) -> bool:
+        return self._runner.run("pause()", lambda: self._client.pause(recurring_id, reason=reason))
+
+    def resume(self, recurring_id: str) -> bool:
+        return self._runner.run("resume()", lambda: self._client.resume(recurring_id))
+
+    def trigger(self, recurring_id: str) -> int:
+        return self._runner.run("trigger()", lambda: self._client.trigger(recurring_id))
+
+    def delete(self, recurring_id: str) -> bool:
+        return self._runner.run("delete()", lambda: self._client.delete(recurring_id))
+
+
 class SyncTransaction:
     """Blocking counterpart of :class:`~hivemind_jobs.Transaction`: ``with hive.transaction() as tx:``."""
 
@@ -408,6 +474,10 @@ class SyncEnvironment:
     @property
     def jobs(self) -> SyncBackgroundJobClient:
         return SyncBackgroundJobClient(self._environment.jobs, self._runner)
+
+    @property
+    def recurring(self) -> SyncRecurringJobClient:
+        return SyncRecurringJobClient(self._environment.recurring, self._runner)
 
     def transaction(self) -> SyncTransaction:
         return SyncTransaction(self._environment.transaction(), self._runner)
@@ -465,6 +535,10 @@ class SyncHiveMind:
     @property
     def jobs(self) -> SyncBackgroundJobClient:
         return SyncBackgroundJobClient(self.hive.jobs, self._loop())
+
+    @property
+    def recurring(self) -> SyncRecurringJobClient:
+        return SyncRecurringJobClient(self.hive.recurring, self._loop())
 
     def transaction(self, environment: str | None = None) -> SyncTransaction:
         return SyncTransaction(self.hive.transaction(environment), self._loop())

@@ -327,3 +327,17 @@ async def test_colonies_down_then_back_misfire_decides(db_url: str, tmp_path: Pa
     assert any("policy run_once" in message for message in logs), logs
     counts = Counter(scheduled for _, scheduled in procs.runs(side))
     assert max(counts.values()) == 1  # nothing ran twice
+
+
+def test_the_blocking_facade_has_recurring_jobs(sqlite_url: str) -> None:
+    with hm.SyncHiveMind(sqlite_url) as blocking:
+        recurring = blocking.recurring
+        assert recurring.options(queue="sync").create_or_update("blocking", hm.every(hours=1), add, 1)
+        assert recurring.get("blocking").queue == "sync"
+        assert [job.id for job in recurring.search(hm.recurring_job.queue == "sync")] == ["blocking"]
+        job_id = recurring.trigger("blocking")
+        assert blocking.jobs.get(job_id).get_property("hm.recurring_id") == "blocking"
+        assert recurring.pause("blocking") and recurring.resume("blocking")
+        assert recurring.history("blocking", kind="state")[0].name == "Enqueued"
+        assert recurring.delete("blocking") and recurring.try_get("blocking") is None
+        assert blocking.jobs.get(job_id).state.name == "Idle"  # its occurrence had not started: cancelled

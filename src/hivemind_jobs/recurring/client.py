@@ -373,7 +373,7 @@ class RecurringJobClient:
         validate_recurring_id(recurring_id)
         if await self.try_get(recurring_id) is None:
             return False
-        await self._wait_until_idle(recurring_id)
+        await self._wait_until_idle(recurring_id, deleting=True)
         async with self._env.storage.transaction() as tx:
             return await tx.recurring_delete(recurring_id)
 
@@ -405,7 +405,9 @@ class RecurringJobClient:
                 if idle_only and job.job_id is not None:
                     if await complete_if_finished(scope, job, self.calendars):
                         continue  # finished meanwhile: change the updated row
-                    raise JobLockTimeoutError(f"recurring job {recurring_id!r} started a new run meanwhile; try again")
+                    occurrence = await scope.jobs.try_get(job.job_id)
+                    if occurrence is not None and occurrence.state.name == "Executing":
+                        raise JobLockTimeoutError(f"recurring job {recurring_id!r} started a run meanwhile; try again")
                 await change(scope, job)
                 await prune_history(scope, job)
                 return True
@@ -421,8 +423,10 @@ class RecurringJobClient:
                 return False
             return await complete_if_finished(scope, record_to_job(record, self._env.name), self.calendars)
 
-    async def _wait_until_idle(self, recurring_id: str) -> None:
-        """Until no occurrence of the job runs: wait for it (or cancel it first), at most the update timeout."""
+    async def _wait_until_idle(self, recurring_id: str, *, deleting: bool = False) -> None:
+        """Until no occurrence of the job runs: wait for it (or cancel it first), at most the update
+        timeout. An occurrence that has not started is left to run as it was created, or, when the
+        job is being deleted, cancelled."""
         options = self._options
         deadline = None if options.update_timeout is None else time.monotonic() + options.update_timeout.total_seconds()
         cancelled = False
@@ -432,10 +436,15 @@ class RecurringJobClient:
                 return
             if await self._complete(recurring_id):
                 continue
-            if options.on_running == "cancel" and not cancelled:
+            occurrence = await self._env.jobs.try_get(job.job_id)
+            started = occurrence is not None and occurrence.state.name == "Executing"
+            if not started and not deleting:
+                return
+            if (options.on_running == "cancel" or not started) and not cancelled:
                 with contextlib.suppress(HiveMindError):  # it may have ended meanwhile
                     await self._env.jobs.cancel(job.job_id, reason=f"recurring job {recurring_id} is being changed")
                 cancelled = True
+                continue
             if deadline is not None and time.monotonic() >= deadline:
                 raise JobLockTimeoutError(
                     f"recurring job {recurring_id!r}: its run (job {job.job_id}) did not end within "
