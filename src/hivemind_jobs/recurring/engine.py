@@ -346,7 +346,13 @@ async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch
     while True:
         async with env.storage.transaction(readonly=True) as tx:
             running = await tx.recurring_list(RecurringList(after_id=after, limit=batch, running=True))
-        for record in running:
+            ended = []
+            for record in running:  # a write transaction only for the runs that ended
+                assert record.job_id is not None
+                occurrence = await tx.job_get(JobGet(record.job_id))
+                if occurrence is None or occurrence.states[-1].name in ENDED_STATES:
+                    ended.append(record)
+        for record in ended:
             try:
                 async with write_scope(env, implicit=False) as scope:
                     current = await scope.tx.recurring_get(RecurringGet(record.id, for_update=True))
@@ -360,6 +366,10 @@ async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch
         if len(running) < batch:
             break
         after = running[-1].id
+    if env.storage.capabilities.single_writer:  # look before taking the only write lock
+        async with env.storage.transaction(readonly=True) as tx:
+            if not await tx.recurring_list(RecurringList(limit=1, due=True)):
+                return report
     after = ""
     while True:
         async with write_scope(env, implicit=False) as scope:
