@@ -16,8 +16,11 @@ from hivemind_jobs.core.job import PropertyType, PropertyValue
 from hivemind_jobs.storage.protocol import (
     JobUpdate,
     LogPurge,
+    OccurrenceInsert,
     PropertyRow,
     RecurringEventList,
+    RecurringEventRow,
+    RecurringWrite,
     StateRow,
     UpdateOutcome,
 )
@@ -124,3 +127,44 @@ def event_list_params(params: RecurringEventList) -> dict[str, Any]:
         "before_id": params.before_id,
         "limit": params.limit,
     }
+
+
+def recurring_write_params(params: RecurringWrite, now: Any, bind: Callable[[datetime], Any]) -> dict[str, Any]:
+    """The parameters of ``recurring_insert`` / ``recurring_update`` (times through ``bind``)."""
+    expected = params.expected_next_run
+    return {
+        "id": params.id,
+        "definition": params.definition,
+        "state_name": params.state_name,
+        "state_reason": params.state_reason,
+        "next_run": bind(params.next_run) if params.next_run is not None else None,
+        "job_id": params.job_id,
+        "stats": params.stats,
+        "now": now,
+        "expected_version": params.expected_version,
+        "check_next_run": int(expected is not None),
+        "expected_next_run": bind(expected) if expected is not None else None,
+    }
+
+
+def occurrence_params(params: OccurrenceInsert, now: Any, bind: Callable[[datetime], Any]) -> dict[str, Any]:
+    return {
+        "recurring_id": params.recurring_id,
+        "scheduled_at": bind(params.scheduled_at),
+        "job_id": params.job_id,
+        "now": now,
+    }
+
+
+def event_params(rows: Sequence[RecurringEventRow], now: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "recurring_id": row.recurring_id,
+            "kind": row.kind,
+            "name": row.name,
+            "message": row.message,
+            "fields": row.fields,
+            "now": now,
+        }
+        for row in rows
+    ]

@@ -71,10 +71,13 @@ from hivemind_jobs.storage.protocol import (
 )
 from hivemind_jobs.storage.rows import (
     event_list_params,
+    event_params,
     fence_outcome,
+    occurrence_params,
     property_from_row,
     property_params,
     purge_query,
+    recurring_write_params,
     state_params,
 )
 from hivemind_jobs.storage.sql import SQL, QueryBook, to_pyformat
@@ -706,23 +709,9 @@ async def recurring_list(c: Connection, q: Queries, params: RecurringList) -> li
 
 
 async def recurring_write(c: Connection, q: Queries, params: RecurringWrite) -> bool:
-    now = await clock_now(c, q)
-    values: dict[str, Any] = {
-        "id": params.id,
-        "definition": params.definition,
-        "state_name": params.state_name,
-        "state_reason": params.state_reason,
-        "next_run": c.bind_dt(params.next_run) if params.next_run is not None else None,
-        "job_id": params.job_id,
-        "stats": params.stats,
-        "now": c.bind_dt(now),
-    }
+    values = recurring_write_params(params, c.bind_dt(await clock_now(c, q)), c.bind_dt)
     if params.expected_version is None:
         return await _insert_if_absent(c, q, "recurring_exists", "recurring_insert", values)
-    expected = params.expected_next_run
-    values["expected_version"] = params.expected_version
-    values["check_next_run"] = int(expected is not None)
-    values["expected_next_run"] = c.bind_dt(expected) if expected is not None else None
     return await c.execute(q["recurring_update"], values) == 1
 
 
@@ -741,34 +730,14 @@ async def recurring_delete(c: Connection, q: Queries, params: str) -> bool:
 
 
 async def occurrence_insert(c: Connection, q: Queries, params: OccurrenceInsert) -> bool:
-    now = await clock_now(c, q)
-    values = {
-        "recurring_id": params.recurring_id,
-        "scheduled_at": c.bind_dt(params.scheduled_at),
-        "job_id": params.job_id,
-        "now": c.bind_dt(now),
-    }
+    values = occurrence_params(params, c.bind_dt(await clock_now(c, q)), c.bind_dt)
     return await _insert_if_absent(c, q, "occurrence_exists", "occurrence_insert", values)
 
 
 async def recurring_event_insert(c: Connection, q: Queries, params: Sequence[RecurringEventRow]) -> int:
     if not params:
         return 0
-    now = c.bind_dt(await clock_now(c, q))
-    return await c.executemany(
-        q["recurring_event_insert"],
-        [
-            {
-                "recurring_id": row.recurring_id,
-                "kind": row.kind,
-                "name": row.name,
-                "message": row.message,
-                "fields": row.fields,
-                "now": now,
-            }
-            for row in params
-        ],
-    )
+    return await c.executemany(q["recurring_event_insert"], event_params(params, c.bind_dt(await clock_now(c, q))))
 
 
 async def recurring_event_list(c: Connection, q: Queries, params: RecurringEventList) -> list[RecurringEventRecord]:

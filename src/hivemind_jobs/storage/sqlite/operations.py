@@ -65,7 +65,16 @@ from hivemind_jobs.storage.protocol import (
     StateRow,
     UpdateOutcome,
 )
-from hivemind_jobs.storage.rows import fence_outcome, property_from_row, property_params, state_params
+from hivemind_jobs.storage.rows import (
+    event_list_params,
+    event_params,
+    fence_outcome,
+    occurrence_params,
+    property_from_row,
+    property_params,
+    recurring_write_params,
+    state_params,
+)
 from hivemind_jobs.storage.sql import SQL, QueryBook
 
 Queries = Mapping[str, SQL]
@@ -672,24 +681,9 @@ def recurring_list(con: sqlite3.Connection, q: Queries, params: RecurringList) -
 
 
 def recurring_write(con: sqlite3.Connection, q: Queries, params: RecurringWrite) -> bool:
-    now = now_us()
-    values: dict[str, Any] = {
-        "id": params.id,
-        "definition": params.definition,
-        "state_name": params.state_name,
-        "state_reason": params.state_reason,
-        "next_run": to_microseconds(params.next_run) if params.next_run is not None else None,
-        "job_id": params.job_id,
-        "stats": params.stats,
-        "now": now,
-    }
-    if params.expected_version is None:
-        return con.execute(q["recurring_insert"], values).rowcount == 1
-    expected = params.expected_next_run
-    values["expected_version"] = params.expected_version
-    values["check_next_run"] = int(expected is not None)
-    values["expected_next_run"] = to_microseconds(expected) if expected is not None else None
-    return con.execute(q["recurring_update"], values).rowcount == 1
+    values = recurring_write_params(params, now_us(), to_microseconds)
+    query = "recurring_insert" if params.expected_version is None else "recurring_update"
+    return con.execute(q[query], values).rowcount == 1
 
 
 def recurring_delete(con: sqlite3.Connection, q: Queries, params: str) -> bool:
@@ -698,44 +692,20 @@ def recurring_delete(con: sqlite3.Connection, q: Queries, params: str) -> bool:
 
 
 def occurrence_insert(con: sqlite3.Connection, q: Queries, params: OccurrenceInsert) -> bool:
-    values = {
-        "recurring_id": params.recurring_id,
-        "scheduled_at": to_microseconds(params.scheduled_at),
-        "job_id": params.job_id,
-        "now": now_us(),
-    }
+    values = occurrence_params(params, now_us(), to_microseconds)
     return con.execute(q["occurrence_insert"], values).rowcount == 1
 
 
 def recurring_event_insert(con: sqlite3.Connection, q: Queries, params: Sequence[RecurringEventRow]) -> int:
-    now = now_us()
     before = con.total_changes
-    con.executemany(
-        q["recurring_event_insert"],
-        [
-            {
-                "recurring_id": row.recurring_id,
-                "kind": row.kind,
-                "name": row.name,
-                "message": row.message,
-                "fields": row.fields,
-                "now": now,
-            }
-            for row in params
-        ],
-    )
+    con.executemany(q["recurring_event_insert"], event_params(params, now_us()))
     return con.total_changes - before
 
 
 def recurring_event_list(con: sqlite3.Connection, q: Queries, params: RecurringEventList) -> list[RecurringEventRecord]:
     rows = con.execute(
         q["recurring_event_select"],
-        {
-            "recurring_id": params.recurring_id,
-            "kind": params.kind,
-            "before_id": params.before_id,
-            "limit": params.limit,
-        },
+        event_list_params(params),
     )
     return [
         RecurringEventRecord(event_id, rid, kind, name, message, fields, from_microseconds(created))
