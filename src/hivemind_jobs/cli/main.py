@@ -35,12 +35,14 @@ def demo(database: Path | None) -> None:
 def _register() -> None:
     from hivemind_jobs.cli.db import db
     from hivemind_jobs.cli.jobs import jobs
+    from hivemind_jobs.cli.recurring import recurring
     from hivemind_jobs.cli.worker import colonies, worker
 
     cli.add_command(worker)
     cli.add_command(colonies)
     cli.add_command(db)
     cli.add_command(jobs)
+    cli.add_command(recurring)
 
 
 _register()
