@@ -153,6 +153,10 @@ async def test_misfire_policies(hive: hm.HiveMind, policy: str) -> None:
 async def test_pause_resume_trigger_delete(hive: hm.HiveMind) -> None:
     recurring = hive.recurring
     await recurring.create_or_update("ops", hm.cron("0 3 * * *", tz="America/New_York"), add, 1)
+    for bad in ("a\x00b", "a\ud800", "x" * 4001):
+        with pytest.raises(hm.ConfigurationError, match="pause reason"):
+            await recurring.pause("ops", reason=bad)
+    assert (await recurring.get("ops")).state == "Enqueued"
     assert await recurring.pause("ops", reason="maintenance window")
     assert not await recurring.pause("ops")
     paused = await recurring.get("ops")

@@ -8,12 +8,13 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from hivemind_jobs.core.job import Middleware, MiddlewareEntry, PropertyValue
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY, RetryPolicy
+from hivemind_jobs.core.text import text_problem
 from hivemind_jobs.errors import ConfigurationError, HiveMindError, JobLockTimeoutError, JobNotFoundError, QueryError
 from hivemind_jobs.query.conditions import Condition
 from hivemind_jobs.query.recurring import check_recurring_condition, recurring_matches
@@ -54,6 +55,10 @@ __all__ = ["RecurringJobClient", "RecurringNotFoundError"]
 
 _UNSET: Any = object()
 _ORDER_KEYS = ("id", "state", "queue", "priority", "next_run", "created_at", "modified_at", "runs", "last_outcome")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 def _fields(job: RecurringJob) -> dict[str, Any]:
@@ -241,7 +246,7 @@ class RecurringJobClient:
                         state_event(recurring_id, "Scheduling", "created"),
                         state_event(recurring_id, "Idle", "created paused")
                         if paused
-                        else state_event(recurring_id, "Enqueued", next_run=str(next_run)),
+                        else state_event(recurring_id, "Enqueued", next_run=_iso(next_run)),
                     ]
                 )
                 return True
@@ -253,7 +258,7 @@ class RecurringJobClient:
             if job.state == "Enqueued" and (schedule_changed or next_run is None):
                 next_run = definition.schedule.next_after(await scope.tx.clock_now(), self.calendars)
             await write(scope, job, definition=definition, next_run=next_run)
-            await scope.tx.recurring_event_insert([state_event(job.id, job.state, "updated", next_run=str(next_run))])
+            await scope.tx.recurring_event_insert([state_event(job.id, job.state, "updated", next_run=_iso(next_run))])
 
         await self._change(recurring_id, change, idle_only=True)
         return False
@@ -325,6 +330,10 @@ class RecurringJobClient:
     # ------------------------------------------------------------------ actions
     async def pause(self, recurring_id: str, *, reason: str | None = None) -> bool:
         """Stop scheduling (Idle); a running occurrence finishes. False when it was paused already."""
+        if reason is not None:
+            problem = text_problem(reason, 4000) if isinstance(reason, str) else "it is not text"
+            if problem is not None:
+                raise ConfigurationError(f"pause reason: {problem}")
 
         async def change(scope: Scope, job: RecurringJob) -> None:
             why = reason or "paused"
@@ -340,7 +349,7 @@ class RecurringJobClient:
             next_run = job.schedule.next_after(await scope.tx.clock_now(), self.calendars)
             state = "Executing" if job.job_id is not None else "Enqueued"
             await write(scope, job, state=state, reason=None, next_run=next_run)
-            await scope.tx.recurring_event_insert([state_event(job.id, "Enqueued", "resumed", next_run=str(next_run))])
+            await scope.tx.recurring_event_insert([state_event(job.id, "Enqueued", "resumed", next_run=_iso(next_run))])
 
         return await self._change(recurring_id, change, unless=lambda job: job.state != "Idle")
 
