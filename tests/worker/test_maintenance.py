@@ -22,7 +22,7 @@ import pytest
 
 import hivemind_jobs as hm
 from hivemind_jobs.daemons import maintenance
-from hivemind_jobs.daemons.maintenance import MaintenanceReport, lease_name, maintenance_daemon, run_maintenance
+from hivemind_jobs.daemons.maintenance import MaintenanceReport, lease_name, run_maintenance
 from hivemind_jobs.errors import StorageError
 from hivemind_jobs.storage.protocol import ColonyUpsert, DaemonLogRow, LeaseAcquire, OccurrenceInsert
 from tests import backends
@@ -289,15 +289,7 @@ async def test_a_held_lease_bounds_how_many_passes_run(db_url: str) -> None:
         assert (await pass_of(hive, concurrency=1)).lease == lease_name(0)
 
 
-async def test_concurrent_passes_share_out_the_leases(db_url: str, request: pytest.FixtureRequest) -> None:
-    if db_url.startswith("mysql"):
-        request.applymarker(
-            pytest.mark.xfail(
-                reason="MySQL lease_acquire reads, then inserts a missing lease: two colonies taking a free "
-                "lease at once collide on the key (StorageError 1062) instead of one being told no",
-                raises=hm.StorageError,
-            )
-        )
+async def test_concurrent_passes_share_out_the_leases(db_url: str) -> None:
     async with hives(db_url) as (hive, old):
         environment = hive.env()
 
@@ -395,7 +387,7 @@ async def test_the_daemon_cleans_up_while_the_colony_keeps_working(
                 hm.call(jobs.add, i, 0) for i in range(start, start + 400)
             )
         colony = worker(hive, maintenance_interval=timedelta(milliseconds=300), maintenance_batch=100)
-        colony.daemon("maintenance", maintenance_daemon)
+        # every colony runs the maintenance daemon (hm.maintenance)
         new: list[int] = []
         async with colony:
             deadline = time.monotonic() + 20
@@ -428,12 +420,12 @@ async def test_the_daemon_retries_after_an_error(
     async with hives(db_url) as (hive, old):
         await old.jobs.options(state=hm.Succeeded()).create_many(hm.call(jobs.add, i, 0) for i in range(10))
         colony = worker(hive, maintenance_interval=timedelta(milliseconds=200))
-        colony.daemon("maintenance", maintenance_daemon)
+        # every colony runs the maintenance daemon (hm.maintenance)
         async with colony:
             await until(lambda: _no_jobs(db_url))
         warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
         assert any("maintenance could not run" in message and "went away" in message for message in warnings)
-        logs = await hive.colonies.daemon_logs(colony.id, daemon="maintenance")
+        logs = await hive.colonies.daemon_logs(colony.id, daemon="hm.maintenance")
         assert any("went away" in entry.message for entry in logs)  # persisted with the colony
 
 

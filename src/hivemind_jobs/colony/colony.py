@@ -969,7 +969,7 @@ class Colony:
             del supervisor.pending_logs[: len(logs)]
 
     def _builtin_daemons(self) -> list[DaemonSpec]:
-        from hivemind_jobs.daemons import colony_cleanup_daemon, lock_monitor_daemon
+        from hivemind_jobs.daemons import colony_cleanup_daemon, lock_monitor_daemon, maintenance_daemon
         from hivemind_jobs.daemons.scheduler import scheduler_daemon
 
         return [
@@ -979,6 +979,7 @@ class Colony:
                 "hm.colony-cleanup", colony_cleanup_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=5.0
             ),
             DaemonSpec("hm.scheduler", scheduler_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=1.0),
+            DaemonSpec("hm.maintenance", maintenance_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=5.0),
         ]
 
 

@@ -59,6 +59,9 @@ class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
         return conn.escape(value)
 
 
+_DUPLICATE_KEY = 1062  # ER_DUP_ENTRY
+
+
 class _MySQLConnection(Connection):
     __slots__ = ("raw",)
     dialect = "mysql"
@@ -96,6 +99,16 @@ class _MySQLConnection(Connection):
                 [cursor.mogrify(first, rows[0]), *(cursor.mogrify(rest, row) for row in rows[1:])]
             )
             await cursor.execute(set_sql.replace("%(rows)s", derived))
+
+    async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
+        # INSERT IGNORE would warn and ON DUPLICATE KEY counts a found row (CLIENT.FOUND_ROWS) as
+        # changed; a duplicate key only fails the statement, not the transaction.
+        try:
+            return await self.execute(sql, params) == 1
+        except pymysql.err.IntegrityError as error:
+            if error.args and error.args[0] == _DUPLICATE_KEY:
+                return False
+            raise
 
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
         async with self.raw.cursor(_Cursor) as cursor:
@@ -209,10 +222,13 @@ class _MySQLDriver(Driver):
         self._users -= 1
         if self._users > 0:
             return
-        pool, self._pool = self._pool, None
+        # The pool stays reachable until it is closed: a transaction ending meanwhile must still
+        # hand its connection back, or wait_closed() would wait for it forever.
+        pool = self._pool
         if pool is not None:
             pool.close()
             await pool.wait_closed()
+            self._pool = None
 
     async def acquire(self) -> Any:
         assert self._pool is not None

@@ -112,6 +112,9 @@ class _PgConnection(Connection):
             return
         await self.raw.execute(_binary(q[f"{name}_set"]), _columns(rows))
 
+    async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
+        return await self.execute(sql, params) == 1  # the statement says ON CONFLICT DO NOTHING
+
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
         cursor = self.raw.cursor(row_factory=tuple_row)
         await cursor.execute(sql, params)

@@ -171,6 +171,10 @@ class Connection(abc.ABC):
         await self.executemany(q[name], rows)
 
     @abc.abstractmethod
+    async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
+        """Run an INSERT of one row; False, without failing the transaction, when its key exists."""
+
+    @abc.abstractmethod
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
         """Run an INSERT of one row and return its generated id."""
 

@@ -711,17 +711,8 @@ async def recurring_list(c: Connection, q: Queries, params: RecurringList) -> li
 async def recurring_write(c: Connection, q: Queries, params: RecurringWrite) -> bool:
     values = recurring_write_params(params, c.bind_dt(await clock_now(c, q)), c.bind_dt)
     if params.expected_version is None:
-        return await _insert_if_absent(c, q, "recurring_exists", "recurring_insert", values)
+        return await c.insert_if_absent(q["recurring_insert"], values)
     return await c.execute(q["recurring_update"], values) == 1
-
-
-async def _insert_if_absent(c: Connection, q: Queries, exists: str, insert: str, values: dict[str, Any]) -> bool:
-    """Insert the row (query ``insert``) unless its key exists (query ``exists``, read for update).
-    PostgreSQL's insert also says ON CONFLICT DO NOTHING; MySQL's INSERT IGNORE would warn, and
-    its ON DUPLICATE KEY counts a found row as changed, so the read decides there."""
-    if await c.fetchall(q[exists], values):
-        return False
-    return await c.execute(q[insert], values) == 1
 
 
 async def recurring_delete(c: Connection, q: Queries, params: str) -> bool:
@@ -731,7 +722,7 @@ async def recurring_delete(c: Connection, q: Queries, params: str) -> bool:
 
 async def occurrence_insert(c: Connection, q: Queries, params: OccurrenceInsert) -> bool:
     values = occurrence_params(params, c.bind_dt(await clock_now(c, q)), c.bind_dt)
-    return await _insert_if_absent(c, q, "occurrence_exists", "occurrence_insert", values)
+    return await c.insert_if_absent(q["occurrence_insert"], values)
 
 
 async def recurring_event_insert(c: Connection, q: Queries, params: Sequence[RecurringEventRow]) -> int:
@@ -790,7 +781,7 @@ async def lease_acquire(c: Connection, q: Queries, params: LeaseAcquire) -> bool
         return await c.execute(q["lease_release"], {"name": params.name, "holder": params.holder}) == 1
     now = await clock_now(c, q)
     values = {"name": params.name, "holder": params.holder, "expires_at": c.bind_dt(now + params.ttl)}
-    if await _insert_if_absent(c, q, "lease_exists", "lease_insert", values):
+    if await c.insert_if_absent(q["lease_insert"], values):
         return True
     rows = await c.fetchall(q["lease_select_for_update"], {"name": params.name})
     if not rows:

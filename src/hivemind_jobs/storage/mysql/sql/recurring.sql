@@ -64,7 +64,7 @@ DELETE FROM `{p}recurring_event` WHERE recurring_id = :recurring_id AND kind = :
 -- name: job_purge_select
 SELECT id FROM `{p}job`
 WHERE state_name = :state AND state_elected_at < :cutoff AND locked_by IS NULL
-ORDER BY state_name, state_elected_at, id
+ORDER BY state_elected_at, id
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
@@ -91,12 +91,3 @@ UPDATE `{p}lease` SET holder = :holder, expires_at = :expires_at WHERE name = :n
 
 -- name: lease_release
 DELETE FROM `{p}lease` WHERE name = :name AND holder = :holder;
-
--- name: recurring_exists
-SELECT 1 FROM `{p}recurring_job` WHERE id = :id FOR UPDATE;
-
--- name: occurrence_exists
-SELECT 1 FROM `{p}recurring_occurrence` WHERE recurring_id = :recurring_id AND scheduled_at = :scheduled_at FOR UPDATE;
-
--- name: lease_exists
-SELECT 1 FROM `{p}lease` WHERE name = :name FOR UPDATE;

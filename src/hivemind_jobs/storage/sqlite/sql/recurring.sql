@@ -66,7 +66,7 @@ WHERE recurring_id = :recurring_id AND kind = :kind AND created_at < :cutoff;
 DELETE FROM "{p}job" WHERE id IN (
     SELECT id FROM "{p}job"
     WHERE state_name = :state AND state_elected_at < :cutoff AND locked_by IS NULL
-    ORDER BY state_name, state_elected_at, id
+    ORDER BY state_elected_at, id
     LIMIT :limit
 );
 
