@@ -169,8 +169,12 @@ async def measure(url: str, args: argparse.Namespace) -> dict[str, Any]:
     figures: dict[str, Any] = {}
     figures["load_s"] = await load(url, args)
     await check_load(url, args)
-    async with hm.HiveMind(url) as hive:
-        environment = hive.env()
+    # The measured colony's own maintenance daemon must not remove the old jobs before the measured
+    # pass does: its environment keeps completed jobs (retention=None); the pass runs in a second
+    # HiveMind on the same database with the default retention.
+    keeping = hm.Options(retention=None)
+    async with hm.HiveMind(url, options=keeping) as hive, hm.HiveMind(url) as cleaner:
+        environment = cleaner.env()
         colony = hive.colony(name="bench", allow=hm.AllowList(modules=["_jobs"]), options=colony_options(args))
         colony.swarm("main", drones=args.drones)
         tracker = _jobs.TRACKER
