@@ -79,14 +79,37 @@ class _DaemonTargets:
         return "daemon"
 
 
-class _ColonyTargets:
-    """A colony: ``colony.id``, ``.name``, ``.host``, ``.status``, ``.started_at``,
-    ``.heartbeat``, ``colony.prop(name)`` and ``colony.daemon(...)``."""
+class RowTargets:
+    """Targets of a kind of row evaluated in the process (colonies, recurring jobs): text and time
+    columns, and typed properties."""
 
     __slots__ = ()
+    _kind: TargetKind
+    _property_kind: TargetKind
 
     def _text(self, name: str) -> _TextField:
-        return _TextField(Target(TargetKind.COLONY, name), ValueKind.TEXT, _text)
+        return _TextField(Target(self._kind, name), ValueKind.TEXT, _text)
+
+    def _moment(self, name: str) -> _Field[datetime]:
+        return _Field(Target(self._kind, name), ValueKind.DATETIME, _datetime)
+
+    def prop(self, name: str) -> PropertyTarget:
+        """A typed property of the row."""
+        try:
+            validate_property_name(name)
+        except ConfigurationError as error:
+            raise QueryError(str(error)) from None
+        return PropertyTarget(Target(self._property_kind, name), None, None)
+
+
+class _ColonyTargets(RowTargets):
+    """A colony: ``colony.id``, ``.name``, ``.host``, ``.status``, ``.started_at``,
+    ``.heartbeat``, ``colony.prop(name)`` (the properties it was started with) and
+    ``colony.daemon(...)``."""
+
+    __slots__ = ()
+    _kind = TargetKind.COLONY
+    _property_kind = TargetKind.COLONY_PROPERTY
 
     @property
     def id(self) -> _TextField:
@@ -106,19 +129,11 @@ class _ColonyTargets:
 
     @property
     def started_at(self) -> _Field[datetime]:
-        return _Field(Target(TargetKind.COLONY, "started_at"), ValueKind.DATETIME, _datetime)
+        return self._moment("started_at")
 
     @property
     def heartbeat(self) -> _Field[datetime]:
-        return _Field(Target(TargetKind.COLONY, "heartbeat"), ValueKind.DATETIME, _datetime)
-
-    def prop(self, name: str) -> PropertyTarget:
-        """A property the colony was started with (``hive.colony(properties=...)``)."""
-        try:
-            validate_property_name(name)
-        except ConfigurationError as error:
-            raise QueryError(str(error)) from None
-        return PropertyTarget(Target(TargetKind.COLONY_PROPERTY, name), None, None)
+        return self._moment("heartbeat")
 
     def daemon(self, *conditions: Condition) -> Condition:
         """Some daemon of the colony satisfies all ``conditions`` (built from :data:`daemon`)."""

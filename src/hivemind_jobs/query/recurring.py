@@ -18,19 +18,15 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from hivemind_jobs.core.names import validate_property_name
-from hivemind_jobs.errors import ConfigurationError, QueryError
-from hivemind_jobs.query.colonies import evaluate
+from hivemind_jobs.errors import QueryError
+from hivemind_jobs.query.colonies import RowTargets, evaluate
 from hivemind_jobs.query.conditions import (
     Condition,
-    PropertyTarget,
     Target,
     TargetKind,
     ValueKind,
-    _datetime,
     _Field,
     _int,
-    _text,
     _TextField,
     target_kinds,
 )
@@ -40,17 +36,14 @@ __all__ = ["check_recurring_condition", "recurring_job", "recurring_matches"]
 _KINDS = {TargetKind.RECURRING, TargetKind.RECURRING_PROPERTY}
 
 
-class _RecurringTargets:
-    """A recurring job: ``recurring.id``, ``.state``, ``.queue``, ``.priority``, ``.next_run``,
-    ``.created_at``, ``.modified_at``, ``.runs``, ``.last_outcome`` and ``recurring.prop(name)``."""
+class _RecurringTargets(RowTargets):
+    """A recurring job: ``recurring_job.id``, ``.state``, ``.queue``, ``.priority``, ``.next_run``,
+    ``.created_at``, ``.modified_at``, ``.runs``, ``.last_outcome`` and ``recurring_job.prop(name)``
+    (the properties it gives its occurrences)."""
 
     __slots__ = ()
-
-    def _text(self, name: str) -> _TextField:
-        return _TextField(Target(TargetKind.RECURRING, name), ValueKind.TEXT, _text)
-
-    def _moment(self, name: str) -> _Field[datetime]:
-        return _Field(Target(TargetKind.RECURRING, name), ValueKind.DATETIME, _datetime)
+    _kind = TargetKind.RECURRING
+    _property_kind = TargetKind.RECURRING_PROPERTY
 
     @property
     def id(self) -> _TextField:
@@ -87,14 +80,6 @@ class _RecurringTargets:
     @property
     def modified_at(self) -> _Field[datetime]:
         return self._moment("modified_at")
-
-    def prop(self, name: str) -> PropertyTarget:
-        """A property the recurring job gives its occurrences."""
-        try:
-            validate_property_name(name)
-        except ConfigurationError as error:
-            raise QueryError(str(error)) from None
-        return PropertyTarget(Target(TargetKind.RECURRING_PROPERTY, name), None, None)
 
     def __repr__(self) -> str:
         return "recurring_job"
