@@ -345,3 +345,19 @@ def test_the_blocking_facade_has_recurring_jobs(sqlite_url: str) -> None:
         assert recurring.history("blocking", kind="state")[0].name == "Enqueued"
         assert recurring.delete("blocking") and recurring.try_get("blocking") is None
         assert blocking.jobs.get(job_id).state.name == "Idle"  # its occurrence had not started: cancelled
+
+
+class Archived(hm.State, name="RecurringTestArchived", final=True):
+    """A custom final state: it ends an occurrence like Succeeded does."""
+
+
+async def test_a_custom_final_state_ends_the_run(hive: hm.HiveMind) -> None:
+    recurring = hive.recurring
+    await recurring.create_or_update("archiving", hm.every(hours=1), add, 1)
+    job_id = await recurring.trigger("archiving")
+    await hive.jobs.change_state(job_id, hm.Executing(colony="test", swarm="main", drone="d1"))
+    assert (await recurring.run_pass()).completed == 0  # still running
+    await hive.jobs.change_state(job_id, Archived())
+    assert (await recurring.run_pass()).completed == 1
+    job = await recurring.get("archiving")
+    assert (job.job_id, job.stats.last_outcome, job.state) == (None, "RecurringTestArchived", "Enqueued")

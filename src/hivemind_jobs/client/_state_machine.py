@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from hivemind_jobs.client._records import job_from_record, job_to_insert, job_to_update
 from hivemind_jobs.client.events import JobSaved, JobSaving, JobStateApplied, StateElection
 from hivemind_jobs.core.job import BackgroundJob, LockInfo
-from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, State, state_class
+from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, State, is_final_state
 from hivemind_jobs.errors import (
     InvalidTransitionError,
     JobLockReleasedError,
@@ -108,16 +108,11 @@ async def elect(job: BackgroundJob, state: State, env: Environment, jobs: Backgr
         current = answer
 
 
-def _parent_is_final(state_name: str) -> bool:
-    cls = state_class(state_name)
-    return cls is not None and cls.final
-
-
 def decide(child: State, parent_id: int, parent_state: str) -> Decision:
     """What a parent reaching ``parent_state`` means for a child in state ``child``."""
     if not isinstance(child, Awaiting) or child.parent_id != parent_id:
         return "stale"
-    final = _parent_is_final(parent_state)
+    final = is_final_state(parent_state)
     matches = final if child.on_states is None else parent_state in child.on_states
     if matches:
         return "trigger"

@@ -49,6 +49,7 @@ __all__ = [
     "SystemDeleting",
     "UnknownState",
     "check_transition",
+    "is_final_state",
     "persisted_names",
     "registered_states",
     "state_class",
@@ -80,6 +81,12 @@ def _persisted_names(cls: type) -> tuple[str, ...]:
 def persisted_names(cls: type) -> tuple[str, ...]:
     """The names of a state class's persisted fields (not the columns, not transient ones)."""
     return _persisted_names(cls)
+
+
+def is_final_state(name: str) -> bool:
+    """Whether ``name`` is a registered state class marked final (Succeeded, Failed, Deleted ...)."""
+    cls = state_class(name)
+    return cls is not None and cls.final
 
 
 def registered_states() -> Mapping[str, type[State]]:

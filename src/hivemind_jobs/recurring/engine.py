@@ -28,7 +28,7 @@ from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, MiddlewareEntry, PropertyValue
 from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY
-from hivemind_jobs.core.states import Created, Enqueued, Executing, Failed, State
+from hivemind_jobs.core.states import Created, Enqueued, Executing, Failed, State, is_final_state
 from hivemind_jobs.errors import ConcurrencyConflictError, HiveMindError, ScheduleError
 from hivemind_jobs.recurring.model import (
     RECURRING_ID_PROPERTY,
@@ -58,8 +58,6 @@ __all__ = ["PassReport", "complete_if_finished", "enqueue_occurrence", "record_t
 
 log = logging.getLogger("hivemind_jobs.recurring")
 
-#: states of an occurrence job after which the recurring job moves on
-ENDED_STATES = frozenset({"Succeeded", "Failed", "Deleted", "Idle", "SystemDeleting", "SystemDeleted"})
 #: a keyword argument left out (None is a value)
 _KEEP: Any = object()
 #: most missed occurrences counted one by one before jumping ahead
@@ -80,6 +78,11 @@ def record_to_job(record: RecurringRecord, environment: str) -> RecurringJob:
         created_at=record.created_at,
         modified_at=record.modified_at,
     )
+
+
+def run_ended(state_name: str) -> bool:
+    """Whether an occurrence job in this state has ended: a final state, or Idle (cancelled)."""
+    return state_name == "Idle" or is_final_state(state_name)
 
 
 def state_event(recurring_id: str, name: str, message: str | None = None, **fields: object) -> RecurringEventRow:
@@ -205,14 +208,15 @@ async def process_due(scope: Scope, job: RecurringJob, now: datetime, calendars:
     """Enqueue (or skip, fail, pause) the due occurrence of ``job``; returns what was done."""
     assert job.next_run is not None
     settings = job.settings
-    count, latest = missed(job, now, calendars)
     late = now - job.next_run
     events: list[RecurringEventRow] = []
     stats = job.stats
     policy = None
+    count, latest = 1, job.next_run
     if late > settings.misfire_threshold:
+        count, latest = missed(job, now, calendars)
         policy = settings.misfire
-        if now - latest > env_catch_up(scope) and policy is Misfire.RUN_ONCE:
+        if now - latest > scope.env.options.catch_up_window and policy is Misfire.RUN_ONCE:
             policy = Misfire.SKIP
     if policy is None:
         scheduled, skipped = job.next_run, 0
@@ -273,17 +277,13 @@ async def process_due(scope: Scope, job: RecurringJob, now: datetime, calendars:
     return "failed" if failed is not None else "enqueued"
 
 
-def env_catch_up(scope: Scope) -> timedelta:
-    return scope.env.options.catch_up_window
-
-
 async def complete_if_finished(scope: Scope, job: RecurringJob, calendars: CalendarRegistry) -> bool:
     """When the running occurrence of ``job`` has ended, record its outcome and schedule the next
     occurrence (Scheduling -> Enqueued); True when it did."""
     assert job.job_id is not None
     record = await scope.tx.job_get(JobGet(job.job_id))
     occurrence = None if record is None else job_from_record(record, scope.env.name, scope.env.codec)
-    if occurrence is not None and occurrence.state.name not in ENDED_STATES:
+    if occurrence is not None and not run_ended(occurrence.state.name):
         return False
     now = await scope.tx.clock_now()
     outcome = "Missing" if occurrence is None else occurrence.state.name
@@ -350,7 +350,7 @@ async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch
             for record in running:  # a write transaction only for the runs that ended
                 assert record.job_id is not None
                 occurrence = await tx.job_get(JobGet(record.job_id))
-                if occurrence is None or occurrence.states[-1].name in ENDED_STATES:
+                if occurrence is None or run_ended(occurrence.states[-1].name):
                     ended.append(record)
         for record in ended:
             try:
