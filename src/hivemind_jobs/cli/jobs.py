@@ -377,13 +377,18 @@ def _check_exists(environment: Environment) -> None:
 
 def _run(source: Source, action: Callable[[BackgroundJobClient], Awaitable[T]]) -> T:
     """Open the environment, run ``action`` on its jobs, close it; errors as one line, exit 2."""
+    return run_in_environment(source, lambda environment: action(environment.jobs))
+
+
+def run_in_environment(source: Source, action: Callable[[Environment], Awaitable[T]]) -> T:
+    """Open the environment, run ``action`` on it, close it; errors as one line, exit 2."""
     environment = _environment(source)
     _check_exists(environment)
 
     async def call() -> T:
         await environment.open()
         try:
-            return await action(environment.jobs)
+            return await action(environment)
         finally:
             await environment.close()
 

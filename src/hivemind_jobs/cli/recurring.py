@@ -9,10 +9,8 @@ Every error is one line ``Error: ...`` on stderr and exit status 2 (a declined `
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -21,18 +19,17 @@ import click
 from rich.table import Table
 from rich.text import Text
 
-from hivemind_jobs.cli.db import DbCommandError, _reported
+from hivemind_jobs.cli.db import DbCommandError
 from hivemind_jobs.cli.jobs import (
     Source,
     _bad,
-    _check_exists,
     _console,
     _echo_json,
-    _environment,
     _shown_value,
     _source_options,
     _when,
     plain,
+    run_in_environment,
 )
 from hivemind_jobs.client.environment import Environment
 from hivemind_jobs.core.invocation import Invocation
@@ -112,22 +109,6 @@ def _timeout(text: str) -> timedelta:
 
 
 # ----------------------------------------------------------------------------- the environment
-
-
-def _run(source: Source, action: Callable[[Environment], Awaitable[T]]) -> T:
-    """Open the environment, run ``action`` on it, close it; errors as one line, exit 2."""
-    environment = _environment(source)
-    _check_exists(environment)
-
-    async def call() -> T:
-        await environment.open()
-        try:
-            return await action(environment)
-        finally:
-            await environment.close()
-
-    with _reported(source.url, environment.info.url):
-        return asyncio.run(call())
 
 
 @dataclass(frozen=True)
@@ -370,7 +351,7 @@ def list_recurring(source: Source, id_prefix: str, state: str | None, as_json: b
         found = await environment.recurring.list(prefix=prefix or None, state=wanted)
         return [await _shown(environment, job) for job in found]
 
-    rows = _run(source, fetch)
+    rows = run_in_environment(source, fetch)
     if as_json:
         _echo_json({"recurring_jobs": [_summary(shown) for shown in rows]})
         return
@@ -404,7 +385,7 @@ def show(source: Source, recurring_id: str, history_text: str, as_json: bool) ->
     async def fetch(environment: Environment) -> Shown:
         return await _shown(environment, await environment.recurring.get(recurring_id), history)
 
-    shown = _run(source, fetch)
+    shown = run_in_environment(source, fetch)
     if as_json:
         _echo_json(_details(shown))
         return
@@ -423,7 +404,7 @@ def trigger(source: Source, recurring_id: str) -> None:
     async def change(environment: Environment) -> int:
         return await environment.recurring.trigger(recurring_id)
 
-    click.echo(str(_run(source, change)))
+    click.echo(str(run_in_environment(source, change)))
 
 
 @recurring.command(short_help="Stop scheduling it (Idle).")
@@ -443,7 +424,7 @@ def pause(source: Source, recurring_id: str, reason: str | None) -> None:
     async def change(environment: Environment) -> bool:
         return await environment.recurring.pause(recurring_id, reason=why)
 
-    if _run(source, change):
+    if run_in_environment(source, change):
         click.echo(f"paused recurring job {recurring_id!r}")
     else:
         click.echo(f"recurring job {recurring_id!r} was paused already")
@@ -462,7 +443,7 @@ def resume(source: Source, recurring_id: str) -> None:
             return None
         return await environment.recurring.get(recurring_id)
 
-    resumed = _run(source, change)
+    resumed = run_in_environment(source, change)
     if resumed is None:
         click.echo(f"recurring job {recurring_id!r} was not paused")
     else:
@@ -505,7 +486,9 @@ def delete(source: Source, recurring_id: str, cancel_running: bool, timeout_text
     _recurring_id(recurring_id)
     timeout = _timeout(timeout_text)
     if not yes:
-        question = _run(source, lambda environment: _delete_question(environment, recurring_id, cancel_running))
+        question = run_in_environment(
+            source, lambda environment: _delete_question(environment, recurring_id, cancel_running)
+        )
         try:
             confirmed = click.confirm(question, default=False, err=True)
         except click.Abort:  # no answer (end of input)
@@ -523,5 +506,5 @@ def delete(source: Source, recurring_id: str, cancel_running: bool, timeout_text
         if not await client.delete(recurring_id):
             raise RecurringNotFoundError(recurring_id, environment.name)
 
-    _run(source, change)
+    run_in_environment(source, change)
     click.echo(f"deleted recurring job {recurring_id!r}")
