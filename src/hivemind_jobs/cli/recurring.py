@@ -13,7 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from rich.table import Table
@@ -41,7 +41,6 @@ from hivemind_jobs.storage.protocol import RecurringEventRecord
 
 __all__ = ["recurring"]
 
-T = TypeVar("T")
 
 #: the states a recurring job can be in (the scheduler's, not a background job's)
 STATES = ("Enqueued", "Executing", "Idle")
