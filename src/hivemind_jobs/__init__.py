@@ -70,6 +70,7 @@ from hivemind_jobs.core.states import (
 )
 from hivemind_jobs.errors import (
     ArgumentBindingError,
+    ArgumentSerializationError,
     ConcurrencyConflictError,
     ConfigurationError,
     HiveMindError,
@@ -83,6 +84,7 @@ from hivemind_jobs.errors import (
     JobLockStaleError,
     JobLockTimeoutError,
     JobNotFoundError,
+    LimitExceededError,
     QueryError,
     ScheduleError,
     SchemaError,
@@ -133,6 +135,7 @@ __all__ = [
     "After",
     "AllowList",
     "ArgumentBindingError",
+    "ArgumentSerializationError",
     "Awaiting",
     "BackgroundJob",
     "BackgroundJobClient",
@@ -189,6 +192,7 @@ __all__ = [
     "JobLogEntry",
     "JobMiddleware",
     "JobNotFoundError",
+    "LimitExceededError",
     "JobPage",
     "JobSaved",
     "JobSaving",

@@ -10,9 +10,11 @@ know HiveMind still handles it sensibly. Messages say what was wrong and what to
     ├── ConfigurationError (ValueError)          bad option, URL or environment setup
     │   ├── InvalidNameError                     queue / property / environment / state name
     │   ├── QueryError                           a query, its order, page or limits are invalid
-    │   └── ScheduleError                        a schedule, calendar or time zone is invalid or never fires
+    │   ├── ScheduleError                        a schedule, calendar or time zone is invalid or never fires
+    │   └── LimitExceededError                   a value is larger than a configured size limit
     ├── JobDefinitionError (TypeError)           the callable cannot be a job
     │   └── ArgumentBindingError                 arguments do not fit the signature or its types
+    │       └── ArgumentSerializationError       an argument's value cannot be stored (also a SerializationError)
     ├── SerializationError (TypeError)           a value cannot be stored as JSON or read back
     ├── JobNotFoundError (LookupError)           no job with that id in this environment
     ├── JobDataNotFoundError (LookupError)       no job data item with that name
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 __all__ = [
     "ArgumentBindingError",
+    "ArgumentSerializationError",
     "ConcurrencyConflictError",
     "ConfigurationError",
     "HiveMindError",
@@ -52,6 +55,7 @@ __all__ = [
     "JobLockTimeoutError",
     "JobLockedError",
     "JobNotFoundError",
+    "LimitExceededError",
     "QueryError",
     "RetryableStorageError",
     "ScheduleError",
@@ -83,6 +87,11 @@ class ScheduleError(ConfigurationError):
     """A recurring schedule, calendar or time zone is invalid, or the schedule never fires."""
 
 
+class LimitExceededError(ConfigurationError):
+    """A value (arguments, a property, job data, a log line, exception text, a result) is larger
+    than the environment's configured limit for it; nothing was written."""
+
+
 class InvalidNameError(ConfigurationError):
     """A queue, property, environment, state or data name does not match its pattern."""
 
@@ -97,6 +106,11 @@ class ArgumentBindingError(JobDefinitionError):
 
 class SerializationError(HiveMindError, TypeError):
     """A value cannot be encoded to JSON, or stored JSON cannot be decoded to the expected type."""
+
+
+class ArgumentSerializationError(ArgumentBindingError, SerializationError):
+    """A job argument's value cannot be stored as JSON (unsupported type, a cycle, text no database
+    can store): both an :class:`ArgumentBindingError` and a :class:`SerializationError`."""
 
 
 class JobNotFoundError(HiveMindError, LookupError):
