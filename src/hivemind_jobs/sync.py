@@ -438,6 +438,10 @@ class SyncTransaction:
     def jobs(self) -> SyncBackgroundJobClient:
         return SyncBackgroundJobClient(self._transaction.jobs, self._runner)
 
+    @property
+    def recurring(self) -> SyncRecurringJobClient:
+        return SyncRecurringJobClient(self._transaction.recurring, self._runner)
+
     def commit(self) -> None:
         self._runner.run("commit()", self._transaction.commit)
 

@@ -25,8 +25,13 @@ def test_blocking_facade_mirrors_the_async_api(db_url: str) -> None:
             tx.jobs.options(after=hm.After(parent)).create(jobs.do_stuff)
         with pytest.raises(ZeroDivisionError), hive.transaction() as tx:
             tx.jobs.create(jobs.do_stuff)
+            tx.recurring.create_or_update("lost", hm.every(minutes=5), jobs.do_stuff)
             _ = 1 / 0
         assert hive.jobs.count_by_state() == {"Idle": 1, "Enqueued": 1, "Awaiting": 1}
+        assert hive.recurring.try_get("lost") is None
+        with hive.transaction() as tx:
+            assert tx.recurring.create_or_update("kept", hm.every(minutes=5), jobs.do_stuff)
+        assert hive.recurring.get("kept").state == "Enqueued"
         hive.jobs.set_data(job_id, "k", [1])
         assert hive.jobs.get_data(job_id, "k") == [1]
         hive.jobs.add_log(job_id, "hello")

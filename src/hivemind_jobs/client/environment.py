@@ -149,7 +149,6 @@ class Transaction:
         self._storage_tx: StorageTransaction | None = None
         self._jobs: BackgroundJobClient | None = None
         self._recurring: RecurringJobClient | None = None
-        self._calendars: CalendarRegistry | None = None
         self._done = False
         #: queues that received jobs in this transaction (drones are woken at commit)
         self.enqueued: set[str] = set()
@@ -161,6 +160,16 @@ class Transaction:
 
             self._jobs = BackgroundJobClient(self.environment, transaction=self)
         return self._jobs
+
+    @property
+    def recurring(self) -> RecurringJobClient:
+        """Recurring jobs created, updated, paused, resumed, triggered or deleted through this client
+        are written in this transaction (reads through it see its own writes)."""
+        if self._recurring is None:
+            from hivemind_jobs.recurring.client import RecurringJobClient
+
+            self._recurring = RecurringJobClient(self.environment, transaction=self)
+        return self._recurring
 
     @property
     def storage_transaction(self) -> StorageTransaction:

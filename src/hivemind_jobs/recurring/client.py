@@ -6,7 +6,8 @@ import asyncio
 import builtins
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
@@ -15,7 +16,14 @@ from hivemind_jobs.core.job import Middleware, MiddlewareEntry, PropertyValue
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY, RetryPolicy
 from hivemind_jobs.core.text import text_problem
-from hivemind_jobs.errors import ConfigurationError, HiveMindError, JobLockTimeoutError, JobNotFoundError, QueryError
+from hivemind_jobs.errors import (
+    ConfigurationError,
+    HiveMindError,
+    JobLockTimeoutError,
+    JobNotFoundError,
+    QueryError,
+    TransactionError,
+)
 from hivemind_jobs.query.conditions import Condition
 from hivemind_jobs.query.recurring import check_recurring_condition, recurring_matches
 from hivemind_jobs.recurring.engine import (
@@ -44,10 +52,11 @@ from hivemind_jobs.storage.protocol import (
     RecurringList,
     RecurringWrite,
 )
+from hivemind_jobs.storage.protocol import Transaction as StorageTransaction
 
 if TYPE_CHECKING:
     from hivemind_jobs.client._state_machine import Scope
-    from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.client.environment import Environment, Transaction
     from hivemind_jobs.recurring.calendars import CalendarRegistry
     from hivemind_jobs.recurring.engine import PassReport
 
@@ -102,11 +111,29 @@ class _Options:
 
 
 class RecurringJobClient:
-    """Recurring jobs of one environment (``hive.recurring``). Configure with :meth:`options`."""
+    """Recurring jobs of one environment (``hive.recurring``, or ``tx.recurring`` to write in the
+    transaction ``tx``). Configure with :meth:`options`."""
 
-    def __init__(self, environment: Environment, options: _Options | None = None) -> None:
+    def __init__(
+        self, environment: Environment, options: _Options | None = None, *, transaction: Transaction | None = None
+    ) -> None:
         self._env = environment
         self._options = options or _Options()
+        self._transaction = transaction
+
+    def _write_scope(self) -> AbstractAsyncContextManager[Scope]:
+        """This client's transaction, or a new one committed at the end of the block."""
+        from hivemind_jobs.client.worker_api import write_scope
+
+        return write_scope(self._env, implicit=False, transaction=self._transaction)
+
+    @asynccontextmanager
+    async def _read_scope(self) -> AsyncIterator[StorageTransaction]:
+        if self._transaction is not None:
+            yield self._transaction.storage_transaction
+            return
+        async with self._env.storage.transaction(readonly=True) as tx:
+            yield tx
 
     @property
     def calendars(self) -> CalendarRegistry:
@@ -179,7 +206,7 @@ class RecurringJobClient:
             changes["update_timeout"] = update_timeout
         if paused is not _UNSET:
             changes["paused"] = bool(paused)
-        return RecurringJobClient(self._env, replace(current, **changes))
+        return RecurringJobClient(self._env, replace(current, **changes), transaction=self._transaction)
 
     # ------------------------------------------------------------------ definition
     def _definition(
@@ -224,8 +251,8 @@ class RecurringJobClient:
         """
         validate_recurring_id(recurring_id)
         definition = self._definition(schedule, function, args, dict(kwargs))
-        env = self._env
-        async with env.storage.transaction() as tx:
+        async with self._write_scope() as scope:
+            tx = scope.tx
             now = await tx.clock_now()
             paused = self._options.paused
             next_run = None if paused else definition.schedule.next_after(now, self.calendars)
@@ -266,7 +293,7 @@ class RecurringJobClient:
     # ------------------------------------------------------------------ reading
     async def try_get(self, recurring_id: str) -> RecurringJob | None:
         validate_recurring_id(recurring_id)
-        async with self._env.storage.transaction(readonly=True) as tx:
+        async with self._read_scope() as tx:
             record = await tx.recurring_get(RecurringGet(recurring_id))
         return None if record is None else record_to_job(record, self._env.name)
 
@@ -280,7 +307,7 @@ class RecurringJobClient:
         """Every recurring job (by id), optionally only ids starting with ``prefix`` or in ``state``."""
         found: list[RecurringJob] = []
         after = ""
-        async with self._env.storage.transaction(readonly=True) as tx:
+        async with self._read_scope() as tx:
             while True:
                 page = await tx.recurring_list(RecurringList(after_id=after, limit=1000))
                 for record in page:
@@ -324,7 +351,7 @@ class RecurringJobClient:
             raise ConfigurationError(f"kind must be 'state', 'log' or None, got {kind!r}")
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10_000:
             raise ConfigurationError(f"limit must be an int in 1..10000, got {limit!r}")
-        async with self._env.storage.transaction(readonly=True) as tx:
+        async with self._read_scope() as tx:
             return await tx.recurring_event_list(RecurringEventList(recurring_id, kind, limit=limit))
 
     # ------------------------------------------------------------------ actions
@@ -383,12 +410,16 @@ class RecurringJobClient:
         if await self.try_get(recurring_id) is None:
             return False
         await self._wait_until_idle(recurring_id, deleting=True)
-        async with self._env.storage.transaction() as tx:
-            return await tx.recurring_delete(recurring_id)
+        async with self._write_scope() as scope:
+            return await scope.tx.recurring_delete(recurring_id)
 
     async def run_pass(self) -> PassReport:
         """Record finished occurrences and enqueue due ones once, now (colonies do this on their own
-        every ``scheduler_interval``)."""
+        every ``scheduler_interval``). Not part of a transaction: a pass commits as it goes."""
+        if self._transaction is not None:
+            raise TransactionError(
+                "run_pass() commits as it goes and cannot run inside a transaction; call hive.recurring.run_pass()"
+            )
         return await scheduler_pass(self._env, self.calendars)
 
     # ------------------------------------------------------------------ helpers
@@ -400,11 +431,9 @@ class RecurringJobClient:
         unless: Callable[[RecurringJob], bool] | None = None,
         idle_only: bool = False,
     ) -> bool:
-        from hivemind_jobs.client.worker_api import write_scope
-
         validate_recurring_id(recurring_id)
         for _ in range(20):
-            async with write_scope(self._env, implicit=False) as scope:
+            async with self._write_scope() as scope:
                 record = await scope.tx.recurring_get(RecurringGet(recurring_id, for_update=True))
                 if record is None:
                     raise RecurringNotFoundError(recurring_id, self._env.name)
@@ -424,9 +453,7 @@ class RecurringJobClient:
 
     async def _complete(self, recurring_id: str) -> bool:
         """Record the job's finished run now (instead of waiting for a colony's scheduler)."""
-        from hivemind_jobs.client.worker_api import write_scope
-
-        async with write_scope(self._env, implicit=False) as scope:
+        async with self._write_scope() as scope:
             record = await scope.tx.recurring_get(RecurringGet(recurring_id, for_update=True))
             if record is None or record.job_id is None:
                 return False
@@ -436,6 +463,9 @@ class RecurringJobClient:
         """Until no occurrence of the job runs: wait for it (or cancel it first), at most the update
         timeout. An occurrence that has not started is left to run as it was created, or, when the
         job is being deleted, cancelled."""
+        if self._transaction is not None:
+            await self._check_idle_in_transaction(recurring_id, deleting=deleting)
+            return
         options = self._options
         deadline = None if options.update_timeout is None else time.monotonic() + options.update_timeout.total_seconds()
         cancelled = False
@@ -460,3 +490,22 @@ class RecurringJobClient:
                     f"{options.update_timeout}; pass on_running='cancel' or a longer update_timeout"
                 )
             await asyncio.sleep(options.poll.total_seconds())
+
+    async def _check_idle_in_transaction(self, recurring_id: str, *, deleting: bool) -> None:
+        """Inside a transaction nothing can be waited for (the run ends in another transaction):
+        a running occurrence is refused; one that has not started is left as it was created, or
+        cancelled in this transaction when the job is being deleted."""
+        assert self._transaction is not None
+        await self._complete(recurring_id)
+        job = await self.get(recurring_id)
+        if job.job_id is None:
+            return
+        jobs = self._transaction.jobs
+        occurrence = await jobs.try_get(job.job_id)
+        if occurrence is not None and occurrence.state.name == "Executing":
+            raise TransactionError(
+                f"recurring job {recurring_id!r} is running (job {job.job_id}); a transaction cannot wait for the "
+                "run to end: change it outside the transaction, or after the run"
+            )
+        if deleting and occurrence is not None and not occurrence.state.final:
+            await jobs.cancel(job.job_id, reason=f"recurring job {recurring_id} is being deleted")
