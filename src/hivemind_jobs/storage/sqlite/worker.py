@@ -11,15 +11,25 @@ fails, that transaction is rolled back.
 
 Results go back to the submitting event loop with ``call_soon_threadsafe``, so one worker serves
 any number of loops (the blocking facade runs its own).
+
+A caller cancelled while its items wait can leave them in the backlog in any interleaving: an
+operation of its transaction, then its rollback. The worker therefore never begins a transaction
+for an operation whose caller is gone, takes the items of the open transaction from the backlog
+before anything else, and handles a transaction whose rollback is already queued by rolling it
+back first. A transaction that waits longer than ``idle_timeout`` for its next item (its caller
+vanished without a rollback) is rolled back by the worker itself, with an ERROR log: the file's
+write lock is never held by a transaction nobody will finish.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +43,8 @@ _OP: Final = "op"
 _COMMIT: Final = "commit"
 _ROLLBACK: Final = "rollback"
 _STOP: Final = "stop"
+
+_log = logging.getLogger("hivemind_jobs.storage.sqlite")
 
 
 class TransactionToken:
@@ -66,9 +78,13 @@ def _deliver(future: asyncio.Future[Any], result: Any, error: BaseException | No
 
 
 class ConnectionWorker:
-    def __init__(self, name: str, connect: Callable[[], sqlite3.Connection], begin_sql: str) -> None:
+    def __init__(
+        self, name: str, connect: Callable[[], sqlite3.Connection], begin_sql: str, *, idle_timeout: float = 60.0
+    ) -> None:
+        self._name = name
         self._connect = connect
         self._begin_sql = begin_sql
+        self._idle_timeout = idle_timeout
         self._inbox: queue.SimpleQueue[_Item] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
@@ -130,7 +146,10 @@ class ConnectionWorker:
         backlog: deque[_Item] = deque()
         try:
             while True:
-                item = backlog.popleft() if current is None and backlog else self._inbox.get()
+                item = self._next(connection, current, backlog)
+                if item is None:  # the open transaction was abandoned and rolled back
+                    current = None
+                    continue
                 if item.kind == _STOP:
                     self._abort(connection)  # an abandoned open transaction is rolled back
                     closed = StorageClosedError("the SQLite storage was closed")
@@ -145,10 +164,61 @@ class ConnectionWorker:
                 if current is not None and item.token is not current:
                     backlog.append(item)
                     continue
+                if current is None and self._skip_before_begin(item, backlog):
+                    continue
                 current = self._handle(connection, item, current)
         finally:
             with contextlib.suppress(sqlite3.Error):
                 connection.close()
+
+    def _next(
+        self, connection: sqlite3.Connection, current: TransactionToken | None, backlog: deque[_Item]
+    ) -> _Item | None:
+        """The next item to look at: the open transaction's own items first (they may already wait
+        in the backlog), then the inbox; None when the open transaction waited past the bound."""
+        if current is None:
+            return backlog.popleft() if backlog else self._inbox.get()
+        for index, waiting in enumerate(backlog):
+            if waiting.token is current:
+                del backlog[index]
+                return waiting
+        deadline = time.monotonic() + self._idle_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                item = self._inbox.get(timeout=max(remaining, 0.0)) if remaining > 0 else self._inbox.get_nowait()
+            except queue.Empty:
+                _log.error(
+                    "%s: a transaction waited %.0f s for its next operation (its caller is gone); rolled back so "
+                    "that the database is not left locked",
+                    self._name,
+                    self._idle_timeout,
+                )
+                self._abort(connection)
+                current.finished = True
+                return None
+            if item.token is current or item.kind == _STOP:
+                return item
+            backlog.append(item)
+
+    def _skip_before_begin(self, item: _Item, backlog: deque[_Item]) -> bool:
+        """Whether ``item`` (no transaction open) needs no transaction: its caller was cancelled, or
+        its transaction's rollback is already queued. Then the transaction is never begun: its
+        queued items are answered at once (the rollback first), so it can never hold the lock."""
+        token = item.token
+        if token is None or token.began or item.kind != _OP:
+            return False
+        rolled_back = any(waiting.token is token and waiting.kind == _ROLLBACK for waiting in backlog)
+        if not rolled_back:
+            # nobody waits for a cancelled one; its caller's rollback (then a no-op) follows
+            return item.future is not None and item.future.cancelled()
+        token.finished = True
+        gone = StorageError("the transaction was rolled back before it began")
+        for waiting in [item, *[other for other in backlog if other.token is token]]:
+            if waiting is not item:
+                backlog.remove(waiting)
+            self._reply(waiting, None, None if waiting.kind == _ROLLBACK else gone)
+        return True
 
     def _handle(
         self, connection: sqlite3.Connection, item: _Item, current: TransactionToken | None
