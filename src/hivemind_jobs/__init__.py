@@ -50,6 +50,7 @@ from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.continuations import After, Continue
 from hivemind_jobs.core.invocation import Activator, AllowList, DefaultActivator, Invocation, instance
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, Middleware, MiddlewareEntry, PropertyType
+from hivemind_jobs.core.limits import Limits
 from hivemind_jobs.core.options import Options
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.retry import RetryPolicy
@@ -197,6 +198,7 @@ __all__ = [
     "JobSaving",
     "JobStateApplied",
     "LimitExceededError",
+    "Limits",
     "LockAttempt",
     "LockInfo",
     "LockedJob",

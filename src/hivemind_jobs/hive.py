@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from hivemind_jobs.client.environment import Environment, Transaction
 from hivemind_jobs.client.jobs import BackgroundJobClient
@@ -15,7 +16,7 @@ from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_environment_n
 from hivemind_jobs.core.options import Options
 from hivemind_jobs.errors import ConfigurationError
 from hivemind_jobs.mediator import Mediator
-from hivemind_jobs.storage import open_storage, redact_url
+from hivemind_jobs.storage import StorageInfo, open_storage, redact_url
 
 if TYPE_CHECKING:
     from hivemind_jobs.client.colonies import ColonyClient
@@ -80,10 +81,20 @@ class HiveMind:
         prefix = validate_table_prefix(table_prefix if table_prefix is not None else f"hm_{name}_")
         storage = open_storage(url, environment=name, table_prefix=prefix)
         for other in self._environments.values():
-            if other.info.url == storage.info.url and other.info.table_prefix == prefix:
+            if not _same_database(other.info, storage.info):
+                continue
+            if other.info.table_prefix == prefix:
                 raise ConfigurationError(
                     f"environments {other.name!r} and {name!r} would share the tables {prefix}* in "
                     f"{redact_url(storage.info.url)}; give one of them another table_prefix"
+                )
+            if other.info.table_prefix.lower() == prefix.lower():
+                # SQLite ignores case in table names, MySQL/MariaDB in constraint names: the second
+                # would share the first one's tables, or half-create its own (errno 121)
+                raise ConfigurationError(
+                    f"environments {other.name!r} and {name!r} would share tables in {redact_url(storage.info.url)}: "
+                    f"their table prefixes {other.info.table_prefix!r} and {prefix!r} differ only in case, which "
+                    f"SQLite and MySQL/MariaDB do not tell apart; give {name!r} another name or another table_prefix"
                 )
         environment = Environment(
             name,
@@ -178,3 +189,25 @@ class HiveMind:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+_DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306}
+
+
+def _same_database(a: StorageInfo, b: StorageInfo) -> bool:
+    """Whether two storages name the same database (and PostgreSQL schema), whatever their URL
+    options (``auto_migrate``, ``pool_size``...) or scheme spelling."""
+    return a.url == b.url or _database_key(a) == _database_key(b)
+
+
+def _database_key(info: StorageInfo) -> tuple[object, ...]:
+    parts = urlsplit(info.url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        return (scheme, parts.path)
+    family = "postgresql" if scheme.startswith("postgres") else "mysql"
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(scheme)
+    except ValueError:
+        port = None
+    return (family, (parts.hostname or "").lower(), port, parts.path.strip("/"), info.extras.get("schema"))

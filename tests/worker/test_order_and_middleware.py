@@ -56,8 +56,9 @@ async def test_delayed_jobs_never_start_early(whive: hm.HiveMind) -> None:
     job = await whive.jobs.get(job_id)
     assert isinstance(job.state, hm.Succeeded)
     enqueued = job.states[1]
-    assert isinstance(enqueued, hm.Enqueued) and enqueued.delay_until is not None
-    assert job.states[2].elected_at is not None and job.states[2].elected_at >= enqueued.delay_until
+    assert isinstance(enqueued, hm.Enqueued) and enqueued.delay == timedelta(milliseconds=800)
+    assert enqueued.elected_at is not None and job.states[2].elected_at is not None
+    assert job.states[2].elected_at >= enqueued.elected_at + enqueued.delay
 
 
 async def test_an_enqueue_in_this_process_wakes_idle_drones(whive: hm.HiveMind) -> None:

@@ -20,13 +20,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import click
 
 import hivemind_jobs as hm
 from hivemind_jobs.cli.worker import load_app
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_environment_name, validate_table_prefix
+from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import HiveMindError, StorageError
 from hivemind_jobs.storage import Storage, open_storage, redact_url
 from hivemind_jobs.storage.protocol import SchemaStatus
@@ -44,9 +45,13 @@ EXIT_ERROR = 2
 
 
 class DbCommandError(click.ClickException):
-    """A one-line ``Error: ...`` on stderr, exit status 2 (1 is taken: migrations pending)."""
+    """A one-line ``Error: ...`` on stderr, exit status 2 (1 is taken: migrations pending); any
+    password in the message is shown as ``***``."""
 
     exit_code = EXIT_ERROR
+
+    def __init__(self, message: str) -> None:
+        super().__init__(redact_secrets(message))
 
 
 @dataclass(frozen=True)
@@ -72,13 +77,21 @@ def _safe_url(url: str) -> str:
         return "<unparseable URL>"
 
 
-def _password(url: str | None) -> str | None:
+def _passwords(url: str | None) -> list[str]:
+    """The passwords ``url`` gives (user info, ``?password=``), as written and percent-decoded (a
+    driver may quote either), longest first."""
     if url is None:
-        return None
+        return []
     try:
-        return urlsplit(url).password or None
+        parts = urlsplit(url)
+        given = [parts.password or ""]
     except ValueError:
-        return None
+        return []
+    for key, values in parse_qs(parts.query).items():
+        if key.lower().endswith(("password", "passwd", "pwd")):
+            given.extend(values)
+    found = {form for password in given if password for form in (password, unquote(password))}
+    return sorted(found, key=len, reverse=True)
 
 
 def _one_line(error: BaseException | str, url: str | None) -> str:
@@ -86,8 +99,8 @@ def _one_line(error: BaseException | str, url: str | None) -> str:
     message = "; ".join(line.strip() for line in text.splitlines() if line.strip())
     if not message and isinstance(error, BaseException):
         message = type(error).__name__
-    password = _password(url)
-    if password:
+    message = redact_secrets(message)
+    for password in _passwords(url):
         message = message.replace(password, "***")
     return message
 

@@ -361,6 +361,18 @@ def started_at(job: hm.BackgroundJob) -> datetime | None:
     return max((state.elected_at for state in executions(job) if state.elected_at), default=None)
 
 
+def due_at(state: hm.State) -> datetime | None:
+    """When an Enqueued state was due: its absolute time, or its elected time plus its relative delay
+    (an estimate on this machine's clock: the database measured the delay on its own)."""
+    if not isinstance(state, hm.Enqueued):
+        return None
+    if state.delay_until is not None:
+        return state.delay_until
+    if state.delay is not None and state.elected_at is not None:
+        return state.elected_at + state.delay
+    return None
+
+
 def percentile(ordered: list[float], fraction: float) -> float:
     """Nearest-rank percentile of sorted values."""
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
@@ -450,7 +462,9 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
 
     retried = loaded[marks.retried]
     console.print(f"[bold]retried[/] #{marks.retried}: {history(retried)}", soft_wrap=True)
-    retry_due = next((s.delay_until for s in retried.states if isinstance(s, hm.Enqueued) and s.delay_until), None)
+    retry_due = next(
+        (due for s in retried.states if isinstance(s, hm.Enqueued) and s.delay and (due := due_at(s))), None
+    )
     again_at = started_at(retried)
     if isinstance(retried.state, hm.Succeeded) and retry_due and again_at:
         console.print(
@@ -474,12 +488,12 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
     for delay, job_id in zip(DELAYS, marks.delayed, strict=True):
         job = loaded[job_id]
         console.print(f"[bold]delayed {delay.seconds} s[/] #{job_id}: {history(job)}")
-        due = job.states[1]
+        due = due_at(job.states[1])
         began = started_at(job)
-        if isinstance(due, hm.Enqueued) and due.delay_until and job.created_at and began:
+        if due and job.created_at and began:
             console.print(
-                f"    due {(due.delay_until - job.created_at).total_seconds():.1f} s after its creation, "
-                f"started {ms(began - due.delay_until)} after that"
+                f"    due {(due - job.created_at).total_seconds():.1f} s after its creation, "
+                f"started {ms(began - due)} after that"
             )
 
     refused = loaded[marks.refused]

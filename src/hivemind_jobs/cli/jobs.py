@@ -499,6 +499,8 @@ def _job_details(job: hm.BackgroundJob) -> dict[str, Any]:
             "method": invocation.method,
             "is_async": invocation.is_async,
             "args": plain(dict(invocation.arguments)),
+            "problem": invocation.problem,
+            "stored": invocation.raw if invocation.problem is not None else None,
         },
         "lock": (
             None
@@ -662,6 +664,10 @@ def _show_text(job: hm.BackgroundJob) -> list[str]:
         f"function:   {invocation.display_name}{' (async)' if invocation.is_async else ''}",
     ]
     lines.extend(f"  {name} = {json.dumps(value, ensure_ascii=False)}" for name, value in invocation.arguments.items())
+    if invocation.problem is not None:
+        # a stored call this build cannot decode: say why, and show the text as stored
+        lines.append(f"  cannot run: {invocation.problem}")
+        lines.append(f"  stored: {_clip(json.dumps(invocation.raw, ensure_ascii=False))}")
     lines += [
         f"queue:      {job.queue}",
         f"priority:   {job.priority.name.lower()} ({int(job.priority)})",

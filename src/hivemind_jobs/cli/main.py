@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+import traceback
 from pathlib import Path
+from types import TracebackType
 
 import click
 
 import hivemind_jobs
+from hivemind_jobs.core.text import redact_secrets
 
 
 @click.group()
@@ -48,5 +52,12 @@ def _register() -> None:
 _register()
 
 
+def _print_without_secrets(kind: type[BaseException], error: BaseException, trace: TracebackType | None) -> None:
+    sys.stderr.write(redact_secrets("".join(traceback.format_exception(kind, error, trace))))
+
+
 def main() -> None:
+    # an error no command reports as one line (a bug, an application's own failure) still prints
+    # its traceback, but a connection string in it shows no password
+    sys.excepthook = _print_without_secrets
     cli()

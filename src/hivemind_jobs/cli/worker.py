@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 import hivemind_jobs as hm
+from hivemind_jobs.core.text import redact_secrets
 
 __all__ = ["load_app", "parse_swarm", "run_worker"]
 
@@ -32,7 +33,9 @@ def load_app(path: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except ImportError as error:
-        raise click.BadParameter(f"cannot import {module_name!r}: {error}", param_hint="APP") from error
+        raise click.BadParameter(
+            f"cannot import {module_name!r}: {redact_secrets(str(error))}", param_hint="APP"
+        ) from error
     target: Any = module
     for part in attribute.split("."):
         try:
@@ -147,7 +150,7 @@ def worker(app_path: str, **options: Any) -> None:
     try:
         processed = asyncio.run(run_worker(app, options))
     except hm.HiveMindError as error:
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(redact_secrets(str(error))) from error
     click.echo(f"colony stopped after {processed} jobs", err=True)
 
 
@@ -170,7 +173,10 @@ def colonies(app_path: str | None, url: str | None, environment: str | None, as_
         hive = app.hive if isinstance(app, hm.Colony) else app
     else:
         assert url is not None
-        hive = hm.HiveMind(url, environment=environment or "main")
+        try:
+            hive = hm.HiveMind(url, environment=environment or "main")
+        except (hm.HiveMindError, ValueError) as error:  # ValueError: urllib's own (a port that is no number)
+            raise click.ClickException(redact_secrets(str(error))) from error
 
     async def fetch() -> list[hm.ColonyInfo]:
         async with hive:
@@ -179,7 +185,7 @@ def colonies(app_path: str | None, url: str | None, environment: str | None, as_
     try:
         infos = asyncio.run(fetch())
     except hm.HiveMindError as error:
-        raise click.ClickException(str(error)) from error
+        raise click.ClickException(redact_secrets(str(error))) from error
     if as_json:
         click.echo(
             json.dumps(

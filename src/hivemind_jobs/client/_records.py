@@ -109,7 +109,7 @@ def state_from_row(row: StateRow, codec: Codec) -> State:
                 if name in hints
             }
             state = cls(reason=row.reason, **values)
-        except (SerializationError, TypeError):
+        except (SerializationError, TypeError, ValueError):  # ValueError: the state's own checks refused them
             state = UnknownState(stored_name=row.name, raw_fields=raw, reason=row.reason)
     state.sequence = row.sequence
     state.elected_at = row.elected_at
@@ -125,30 +125,50 @@ def property_rows(job: BackgroundJob, names: typing.Iterable[str]) -> tuple[Prop
 
 
 def job_from_record(record: JobRecord, environment: str, codec: Codec) -> BackgroundJob:
+    """The job of a stored row; never raises for a call this build cannot decode (an invocation or
+    middleware list that is not JSON, of an unknown format version or malformed): the job reads with
+    ``job.invocation.problem`` set, so it can be shown, deleted or requeued, and fails instead of running."""
     lock = None
     if record.locked_by is not None and record.locked_at is not None and record.lock_heartbeat is not None:
         lock = LockInfo(record.locked_by, record.locked_at, record.lock_heartbeat)
+    invocation = Invocation.from_stored(record.invocation)
+    middleware, middleware_problem = MiddlewareEntry.read_list(record.middleware)
+    if middleware_problem is not None and invocation.problem is None:
+        # running without the middleware the job was created with could skip what it enforces
+        invocation = invocation.with_problem(middleware_problem, record.invocation)
+    try:
+        priority = Priority(record.priority)
+    except ValueError:
+        priority = Priority.NONE  # read (and saved again) as the lowest; the job fails instead of running
+        if invocation.problem is None:
+            invocation = invocation.with_problem(
+                f"stored priority {record.priority!r} is not one of 0-4", record.invocation
+            )
     return BackgroundJob(
         environment=environment,
         job_id=record.id,
         queue=record.queue,
-        priority=Priority(record.priority),
-        invocation=Invocation.from_json(record.invocation),
+        priority=priority,
+        invocation=invocation,
         execution_id=record.execution_id,
         states=[state_from_row(row, codec) for row in record.states],
         properties={row.name: row.value for row in record.properties},
-        middleware=MiddlewareEntry.list_from_json(record.middleware),
+        middleware=middleware,
         created_at=record.created_at,
         modified_at=record.modified_at,
         lock=lock,
     )
 
 
-def queue_pointer(job: BackgroundJob) -> QueuePointer | None:
+def queue_pointer(job: BackgroundJob, *, keep_due: bool = False) -> QueuePointer | None:
+    """The queue entry of an Enqueued job; a relative delay goes to storage as is, to be measured
+    on the database clock. ``keep_due``: the job only moved, its entry keeps its due time."""
     state = job.state
     if not isinstance(state, Enqueued):
         return None
-    return QueuePointer(job.queue, int(job.priority), job.execution_key, state.delay_until)
+    return QueuePointer(
+        job.queue, int(job.priority), job.execution_key, state.delay_until, delay=state.delay, keep_due=keep_due
+    )
 
 
 def job_to_insert(job: BackgroundJob, codec: Codec, lock_owner: str | None = None) -> JobInsert:
@@ -177,7 +197,7 @@ def job_to_update(
 ) -> JobUpdate:
     new_states = job._unsaved_states
     state_changed = bool(new_states)
-    pointer = queue_pointer(job) if (state_changed or job._moved) else None
+    pointer = queue_pointer(job, keep_due=not state_changed) if (state_changed or job._moved) else None
     state = job.state
     return JobUpdate(
         job_id=job.id,

@@ -127,9 +127,9 @@ async def _apply_decision(
     awaiting = child.state
     assert isinstance(awaiting, Awaiting)
     if decision == "trigger":
-        delay_until = scope.env.clock.now() + awaiting.delay if awaiting.delay else None
         reason = f"parent job {parent_id} reached {parent_state}"
-        await elect(child, Enqueued(delay_until=delay_until, reason=reason), scope.env, scope.jobs)
+        # relative: due ``delay`` after the trigger by the database clock, whatever this node's clock says
+        await elect(child, Enqueued(delay=awaiting.delay or None, reason=reason), scope.env, scope.jobs)
     else:
         reason = f"parent job {parent_id} ended in {parent_state}, which this continuation does not wait for"
         await elect(child, Deleted(reason=reason), scope.env, scope.jobs)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
+from datetime import timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING
 
@@ -14,7 +17,7 @@ from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.invocation import Activator
 from hivemind_jobs.core.names import validate_environment_name
 from hivemind_jobs.core.options import Options
-from hivemind_jobs.errors import TransactionError
+from hivemind_jobs.errors import HiveMindError, TransactionError
 from hivemind_jobs.mediator import Mediator
 from hivemind_jobs.storage import Storage, StorageInfo
 from hivemind_jobs.storage import Transaction as StorageTransaction
@@ -26,6 +29,10 @@ if TYPE_CHECKING:
     from hivemind_jobs.recurring.client import RecurringJobClient
 
 __all__ = ["Environment", "Transaction"]
+
+_clock_log = logging.getLogger("hivemind_jobs.clock")
+#: while a clock stays off, its WARNING is repeated at most this often (seconds) per environment
+CLOCK_SKEW_WARNING_INTERVAL = 600.0
 
 
 class Environment:
@@ -53,6 +60,8 @@ class Environment:
         self._recurring: RecurringJobClient | None = None
         self._calendars: CalendarRegistry | None = None
         self._wake_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[frozenset[str]], None]]] = []
+        self._clock_warned_at: float | None = None  # time.monotonic() of the last skew warning
+        self._clock_skewed = False
 
     def __repr__(self) -> str:
         return f"<Environment {self.name!r} {self.storage.info.url}>"
@@ -127,8 +136,69 @@ class Environment:
             with contextlib.suppress(RuntimeError):  # that loop is closed
                 loop.call_soon_threadsafe(listener, names)
 
+    # ------------------------------------------------------------------ clock skew
+    async def check_clock(self, tx: StorageTransaction) -> timedelta | None:
+        """Compare this process's clock with the database's (one query in ``tx``); log a WARNING on
+        the ``hivemind_jobs.clock`` logger when they differ by more than
+        ``Options.clock_skew_warning`` (repeated at most every ten minutes while it lasts).
+
+        Returns the skew (positive: this process's clock is ahead), or None when the check is off.
+        """
+        if self.options.clock_skew_warning is None:
+            return None
+        before = self.clock.now()
+        database_now = await tx.clock_now()
+        after = self.clock.now()
+        # the database read its clock somewhere between the two local readings
+        half_round_trip = (after - before) / 2
+        skew = before + half_round_trip - database_now
+        self.note_clock_skew(skew, uncertainty=half_round_trip)
+        return skew
+
+    def note_clock_skew(self, skew: timedelta, *, uncertainty: timedelta = timedelta(0)) -> None:
+        """Warn (rate-limited) when ``skew`` (this clock minus the database's, known within
+        ``uncertainty``) is surely beyond ``Options.clock_skew_warning``."""
+        threshold = self.options.clock_skew_warning
+        if threshold is None:
+            return
+        if abs(skew) - abs(uncertainty) > threshold:
+            self._clock_skewed = True
+            now = time.monotonic()
+            if self._clock_warned_at is not None and now - self._clock_warned_at < CLOCK_SKEW_WARNING_INTERVAL:
+                return
+            self._clock_warned_at = now
+            direction = "ahead of" if skew > timedelta(0) else "behind"
+            _clock_log.warning(
+                "the clock of this process is %.3f s %s the database clock of environment %r (%s), more than "
+                "Options.clock_skew_warning (%.3f s). Due times, delays and locks use the database clock, but "
+                "the times this process stamps (state elected_at, lead times) are off by as much: synchronize "
+                "this machine's clock (NTP)",
+                abs(skew).total_seconds(),
+                direction,
+                self.name,
+                self.storage.info.url,
+                threshold.total_seconds(),
+            )
+        elif self._clock_skewed:
+            self._clock_skewed = False
+            _clock_log.info(
+                "the clock of this process is back within %.3f s of the database clock of environment %r",
+                threshold.total_seconds(),
+                self.name,
+            )
+
     async def open(self) -> None:
         await self.storage.open()
+        check_limits = getattr(self.storage, "check_limits", None)
+        if check_limits is not None:  # a backend whose statements have a size ceiling warns about the limits
+            check_limits(self.options.limits)
+        if self.options.clock_skew_warning is None:
+            return
+        try:
+            async with self.storage.transaction(readonly=True) as tx:
+                await self.check_clock(tx)
+        except HiveMindError as error:  # only a warning was at stake: the environment is usable
+            _clock_log.debug("could not compare the clock with the database of environment %r: %s", self.name, error)
 
     async def close(self) -> None:
         await self.storage.close()

@@ -57,6 +57,7 @@ from hivemind_jobs.core.states import (
     SystemDeleted,
     SystemDeleting,
 )
+from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import (
     ConfigurationError,
     InvalidTransitionError,
@@ -121,7 +122,7 @@ class CreateOptions:
     state: State | None = None
     retry: RetryPolicy | None = None
 
-    def initial_state(self, now: datetime) -> State:
+    def initial_state(self) -> State:
         if self.state is not None:
             return dataclasses.replace(self.state)  # a fresh object: a state is applied once
         if self.after is not None:
@@ -132,7 +133,8 @@ class CreateOptions:
                 delay=self.after.delay,
             )
         if self.delay is not None:
-            return Enqueued(delay_until=now + self.delay)
+            # kept relative: storage measures it on the database clock, not this process's
+            return Enqueued(delay=self.delay)
         if self.delay_until is not None:
             return Enqueued(delay_until=self.delay_until)
         return Enqueued()
@@ -386,6 +388,7 @@ class BackgroundJobClient:
     def _build(self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> BackgroundJob:
         env = self._env
         invocation = build_invocation(function, args, kwargs, env.codec, (JobContext,))
+        env.options.limits.check_arguments(invocation)  # before any write: nothing is stored when too large
         options = self._options
         job = BackgroundJob(
             environment=env.name,
@@ -418,8 +421,9 @@ class BackgroundJobClient:
         """Create a job that runs ``function(*args, **kwargs)``; returns its id.
 
         The arguments are bound and checked against the signature and type hints first: nothing is
-        written when they do not fit. A parameter annotated :class:`JobContext` is injected at
-        execution and is not passed here.
+        written when they do not fit, or when their JSON is over ``Limits.max_argument_bytes``
+        (LimitExceededError). A parameter annotated :class:`JobContext` is injected at execution
+        and is not passed here.
         """
         return (await self._create([self._build(function, args, kwargs)]))[0]
 
@@ -434,7 +438,7 @@ class BackgroundJobClient:
         env = self._env
         async with self._write_scope() as scope:
             for job in jobs:
-                await elect(job, self._options.initial_state(env.clock.now()), env, scope.jobs)
+                await elect(job, self._options.initial_state(), env, scope.jobs)
             await save_new(jobs, scope)
         return [job.id for job in jobs]
 
@@ -839,10 +843,14 @@ class BackgroundJobClient:
 
     # ------------------------------------------------------------------ data
     async def set_data(self, job_id: int, name: str, value: object) -> None:
-        """Store a named JSON value with the job, written at once (in this client's transaction)."""
+        """Store a named JSON value with the job, written at once (in this client's transaction).
+
+        Raises LimitExceededError, writing nothing, when its JSON is over ``Limits.max_data_bytes``.
+        """
         _check_job_id(job_id)
         validate_data_name(name)
         text = self._env.codec.dumps(value, path=f"job data {name!r}")
+        self._env.options.limits.check_data(job_id, name, text)
         async with self._write_scope() as scope:
             scope.last_operation()
             stored = await scope.tx.job_data_set(JobDataSet(job_id, name, text))
@@ -893,18 +901,24 @@ class BackgroundJobClient:
         logger: str | None = None,
         exception: BaseException | None = None,
     ) -> None:
-        """Persist a log record with the job."""
+        """Persist a log record with the job; a message over ``Limits.max_log_message_bytes`` (and an
+        exception's text over ``Limits.max_exception_bytes``) is cut with a visible marker."""
         _check_job_id(job_id)
         if not isinstance(message, str):
             raise ConfigurationError(f"log message must be a string, got {type(message).__name__}")
+        limits = self._env.options.limits
+        exception_message, exception_traceback = limits.exception_text(
+            redact_secrets(str(exception)) if exception else None,
+            redact_secrets("".join(traceback.format_exception(exception))) if exception else None,
+        )
         row = JobLogRow(
             job_id=job_id,
             level=int(level),
-            message=message,
+            message=limits.log_message(redact_secrets(message)),
             logger=logger,
             exception_type=f"{type(exception).__module__}.{type(exception).__qualname__}" if exception else None,
-            exception_message=str(exception) if exception else None,
-            traceback="".join(traceback.format_exception(exception)) if exception else None,
+            exception_message=exception_message,
+            traceback=exception_traceback,
         )
         async with self._write_scope() as scope:
             scope.last_operation()

@@ -213,6 +213,15 @@ class _SwarmRunner:
             self.slot_free.set()
 
 
+def _undecodable_failure(problem: str) -> Failed:
+    """The end of a job whose stored call this build cannot decode (not retried: it never will)."""
+    return Failed(
+        exception_type=f"{SerializationError.__module__}.{SerializationError.__qualname__}",
+        message=problem,
+        reason=f"not run: {problem}",
+    )
+
+
 async def _wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
     """Wait until either event is set (or the timeout passes)."""
     if first.is_set() or second.is_set():
@@ -539,31 +548,36 @@ class Colony:
 
     # ------------------------------------------------------------------ fetching
     async def _claim(self, runner: _SwarmRunner, limit: int) -> int:
+        """Claim and launch jobs; returns how many were launched or taken out of the queue as unrunnable."""
         claimed: list[tuple[_Run, UpdateOutcome]] = []
         try:
             async with write_scope(self.environment) as scope:
-                await self._claim_in(scope, runner, limit, claimed, last=True)
+                removed = await self._claim_in(scope, runner, limit, claimed, last=True)
         except BaseException:
             for run, _ in claimed:
                 run.runner.return_drone(run.drone)
             raise
-        return self._launch(claimed)
+        # jobs failed as undecodable count as progress, so the fetcher claims again at once
+        return self._launch(claimed) + removed
 
     async def _claim_in(
         self, scope: Scope, runner: _SwarmRunner, limit: int, claimed: list[tuple[_Run, UpdateOutcome]], *, last: bool
-    ) -> None:
+    ) -> int:
         """Claim up to ``limit`` jobs for ``runner`` in ``scope`` and move them to Executing.
 
         The runs (with their drones taken) are appended to ``claimed``; the caller launches them
-        once the transaction committed, or gives the drones back if it failed.
+        once the transaction committed, or gives the drones back if it failed. A claimed job whose
+        stored call cannot be decoded fails here, in the same transaction (retrying cannot help, and
+        left in the queue it would come first again and again); returns how many did.
         """
         env = self.environment
         entries = await scope.tx.queue_claim(QueueClaim(runner.groups, limit, self.id, with_records=True))
         if not entries:
-            return
+            return 0
         now_mono = time.monotonic()
         jobs: list[BackgroundJob] = []
         started: list[_Run] = []
+        undecodable: list[BackgroundJob] = []
         try:
             for entry in entries:
                 record = entry.record
@@ -573,6 +587,11 @@ class Colony:
                 jobs.append(job)
                 if not isinstance(job.state, Enqueued) or job.execution_key != entry.execution_id:
                     continue  # stale entry: saved unchanged, which releases the lock
+                problem = job.invocation.problem
+                if problem is not None:
+                    await elect(job, _undecodable_failure(problem), env, scope.jobs)
+                    undecodable.append(job)
+                    continue
                 if not runner.free_drones:
                     # more claimed than drones (prefetch): put it back at once
                     await elect(job, Enqueued(reason="returned: no free drone"), env, scope.jobs)
@@ -593,6 +612,9 @@ class Colony:
             raise
         by_id = {job.id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
         claimed.extend((run, by_id.get(run.job.id, UpdateOutcome.NOT_FOUND)) for run in started)
+        for job in undecodable:
+            _log.warning("job %s cannot run and failed: %s", job.id, job.invocation.problem)
+        return sum(1 for job in undecodable if by_id.get(job.id) is UpdateOutcome.SAVED)
 
     def _launch(self, claimed: list[tuple[_Run, UpdateOutcome]]) -> int:
         launched = 0
@@ -695,14 +717,18 @@ class Colony:
         if error is None:
             result = outcome.result
             try:
-                env.codec.encode(result, path="job result")
+                encoded = env.codec.encode(result, path="job result")
             except SerializationError as problem:
                 outcome.notes.append(
                     JobLogRow(
                         job.id, logging.WARNING, f"the result was stored as its repr: {problem}", "hivemind_jobs.drone"
                     )
                 )
-                result = repr(result)
+                result = encoded = repr(result)
+            oversized = env.options.limits.oversized_result(encoded)
+            if oversized is not None:  # the job's side effects happened: it succeeds, without the value
+                result, warning = oversized
+                outcome.notes.append(JobLogRow(job.id, logging.WARNING, warning, "hivemind_jobs.drone"))
             lead = (run.started_on or env.clock.now()) - run.due_at
             outcome.states = [
                 Succeeded(
@@ -716,6 +742,7 @@ class Colony:
         if isinstance(error, asyncio.CancelledError):
             error = JobCancelled(f"job {job.id} was cancelled")
         failed = Failed.from_exception(error)
+        failed.message, failed.traceback = env.options.limits.exception_text(failed.message, failed.traceback)
         outcome.states = [failed]
         policy = self._retry_policy(job)
         retries = job.get_property(RETRIES_PROPERTY, 0)
@@ -724,7 +751,7 @@ class Colony:
             delay = policy.delay_for(retries + 1)
             outcome.states.append(
                 Enqueued(
-                    delay_until=env.clock.now() + delay,
+                    delay=delay,  # measured on the database clock when the retry is saved
                     reason=f"retry {retries + 1} of {policy.max_retries} in {delay.total_seconds():.3g} s",
                 )
             )
@@ -965,6 +992,7 @@ class Colony:
             )
             if logs:
                 await scope.tx.daemon_log_insert(logs)
+            await self.environment.check_clock(scope.tx)  # after the writes: the transaction is under way
         if supervisor is not None:
             del supervisor.pending_logs[: len(logs)]
 

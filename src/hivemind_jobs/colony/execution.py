@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import functools
 import inspect
 import logging
@@ -25,6 +26,8 @@ from hivemind_jobs.client.locked import LockedJob
 from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.invocation import Activator, AllowList, PreparedCall, resolve_target
 from hivemind_jobs.core.job import Middleware, MiddlewareEntry
+from hivemind_jobs.core.limits import Limits
+from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import JobDefinitionError
 from hivemind_jobs.middleware import JobMiddleware
 from hivemind_jobs.storage.protocol import JobLogRow
@@ -36,15 +39,21 @@ _event_guard = threading.Lock()
 
 
 class LogBuffer:
-    """A job's log rows (at or above its level) waiting for the colony to write them."""
+    """A job's log rows (at or above its level) waiting for the colony to write them.
 
-    def __init__(self, job_id: int, level: int) -> None:
+    Rows are cut to the environment's :class:`Limits` as they come in: a job that logs a huge
+    message (or an exception with a huge text) keeps running, its row ends with a marker.
+    """
+
+    def __init__(self, job_id: int, level: int, limits: Limits | None = None) -> None:
         self.job_id = job_id
         self.level = level
+        self.limits = limits if limits is not None else Limits()
         self._rows: list[JobLogRow] = []
         self._guard = threading.Lock()
 
     def append(self, row: JobLogRow) -> None:
+        row = _within_limits(row, self.limits)
         with self._guard:
             self._rows.append(row)
 
@@ -66,6 +75,14 @@ class LogBuffer:
                 self._rows[:0] = rows
 
 
+def _within_limits(row: JobLogRow, limits: Limits) -> JobLogRow:
+    message = limits.log_message(row.message)
+    exception_message, traceback_text = limits.exception_text(row.exception_message, row.traceback)
+    if message is row.message and exception_message is row.exception_message and traceback_text is row.traceback:
+        return row
+    return dataclasses.replace(row, message=message, exception_message=exception_message, traceback=traceback_text)
+
+
 class _BufferHandler(logging.Handler):
     """Turns a job logger's records into rows of its :class:`LogBuffer`."""
 
@@ -84,11 +101,11 @@ class _BufferHandler(logging.Handler):
             JobLogRow(
                 job_id=self._buffer.job_id,
                 level=record.levelno,
-                message=message,
+                message=redact_secrets(message),
                 logger=record.name,
                 exception_type=f"{kind.__module__}.{kind.__qualname__}" if kind is not None else None,
-                exception_message=str(error) if error is not None else None,
-                traceback="".join(traceback.format_exception(error)) if error is not None else None,
+                exception_message=redact_secrets(str(error)) if error is not None else None,
+                traceback=redact_secrets("".join(traceback.format_exception(error))) if error is not None else None,
             )
         )
 
@@ -104,7 +121,8 @@ class DroneJobContext(JobContext):
         self._swarm = swarm
         self._drone = drone
         self._cancelled: threading.Event | None = None
-        self.buffer = LogBuffer(locked.id, log_level)
+        # the environment's limits, reached through the client the locked job saves with
+        self.buffer = LogBuffer(locked.id, log_level, locked._client.environment.options.limits)
         self._log_level = log_level
         self._logger_name = logger_name
         self._logger: logging.Logger | None = None

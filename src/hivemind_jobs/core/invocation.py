@@ -16,16 +16,24 @@ refused: they cannot be found again by name in another process.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import json
+import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
 from hivemind_jobs.core.codec import Codec, JSONValue, compact_json, qualified_name
-from hivemind_jobs.errors import ArgumentBindingError, JobDefinitionError, SerializationError
+from hivemind_jobs.core.text import storable_text
+from hivemind_jobs.errors import (
+    ArgumentBindingError,
+    ArgumentSerializationError,
+    JobDefinitionError,
+    SerializationError,
+)
 
 __all__ = [
     "Activator",
@@ -110,6 +118,12 @@ class AllowList:
 
     ``modules`` are module names or prefixes (``"myapp"`` allows ``myapp`` and ``myapp.jobs``);
     ``targets`` are exact ``module:qualname`` strings. ``allow_all`` trusts every stored target.
+
+    A stored target is checked twice: by name before anything is imported (:meth:`permits`), and
+    once resolved, by what it is. Only a function, a class method or a class runs, reached through
+    classes only, and it must be *defined* in an allowed module (its own ``__module__``) or be listed
+    in ``targets`` under its own ``__module__:__qualname__``; so a name such as ``myapp.jobs:os.system``
+    or a function that ``myapp.jobs`` imported from elsewhere is refused.
     """
 
     modules: Sequence[str] = ()
@@ -117,9 +131,13 @@ class AllowList:
     allow_all: bool = False
 
     def permits(self, target: str) -> bool:
+        """Whether ``target`` may be imported at all (a check of the name only)."""
         if self.allow_all or target in self.targets:
             return True
-        module = target.partition(":")[0]
+        return self.permits_module(target.partition(":")[0])
+
+    def permits_module(self, module: str) -> bool:
+        """Whether ``module`` is one of ``modules`` or inside one of them."""
         return any(module == prefix or module.startswith(prefix + ".") for prefix in self.modules)
 
 
@@ -129,32 +147,90 @@ class Invocation:
 
     ``target`` is ``module:qualname`` of the function (or of the class, for instance methods with
     ``method`` set). ``arguments`` maps parameter names to encoded JSON values.
+
+    A job read from storage whose call this build cannot decode (text that is not JSON, a format
+    version it does not know, a malformed middleware list) still reads: its invocation has
+    ``problem`` saying what is wrong and ``raw`` holding the stored text, and such a job fails
+    instead of running. The parts that could be read (``target`` at least, when present) are kept.
     """
 
     target: str
     method: str | None
     is_async: bool
     arguments: Mapping[str, JSONValue] = field(default_factory=dict)
+    #: why this stored invocation cannot run (None: it can)
+    problem: str | None = field(default=None, kw_only=True)
+    #: the stored text, kept when ``problem`` is set (written back unchanged)
+    raw: str | None = field(default=None, kw_only=True, repr=False)
 
     def to_json(self) -> str:
+        if self.raw is not None:
+            return self.raw
+        cached: str | None = self.__dict__.get("_json")
+        if cached is not None:
+            return cached
         document: dict[str, Any] = {"v": _FORMAT_VERSION, "target": self.target, "async": self.is_async}
         if self.method is not None:
             document["method"] = self.method
         document["args"] = dict(self.arguments)
-        return compact_json(document)
+        text = compact_json(document)
+        object.__setattr__(self, "_json", text)  # creation checks it, the insert writes it: encode once
+        return text
 
     @classmethod
     def from_json(cls, text: str) -> Invocation:
+        """Decode a stored invocation; raises :class:`SerializationError` when it is malformed."""
+        invocation = cls.from_stored(text)
+        if invocation.problem is not None:
+            raise SerializationError(invocation.problem)
+        return invocation
+
+    @classmethod
+    def from_stored(cls, text: str) -> Invocation:
+        """Decode a stored invocation without raising: a malformed one comes back with ``problem`` set."""
         try:
             document = json.loads(text)
-            return cls(
-                target=document["target"],
-                method=document.get("method"),
-                is_async=bool(document.get("async", False)),
-                arguments=document.get("args", {}),
+        except (ValueError, TypeError, RecursionError) as error:
+            return cls.undecodable(text, f"stored invocation is not valid JSON ({error})")
+        if not isinstance(document, dict):
+            return cls.undecodable(text, f"stored invocation is a JSON {type(document).__name__}, not an object")
+        target = document.get("target")
+        version = document.get("v", _FORMAT_VERSION)
+        if version != _FORMAT_VERSION or isinstance(version, bool):
+            return cls.undecodable(
+                text,
+                f"stored invocation has format version {_clip(repr(version))}, but this hivemind_jobs reads only "
+                f"version {_FORMAT_VERSION}; run it on a worker with a hivemind_jobs that reads its version",
+                target,
             )
-        except (ValueError, KeyError, TypeError) as error:
-            raise SerializationError(f"stored invocation is malformed: {error}") from error
+        method = document.get("method")
+        is_async = document.get("async", False)
+        arguments = document.get("args", {})
+        if not isinstance(target, str) or not target:
+            return cls.undecodable(text, "stored invocation has no target ('module:qualname' text)")
+        if method is not None and not isinstance(method, str):
+            return cls.undecodable(text, "stored invocation's method is not text", target)
+        if not isinstance(is_async, bool):
+            return cls.undecodable(text, "stored invocation's 'async' flag is not true or false", target)
+        if not isinstance(arguments, dict):
+            return cls.undecodable(text, "stored invocation's arguments are not a JSON object", target)
+        return cls(target=target, method=method, is_async=is_async, arguments=arguments)
+
+    @classmethod
+    def undecodable(cls, raw: str, problem: str, target: object = None) -> Invocation:
+        """A stored invocation that cannot run: ``problem`` says why; ``raw`` is kept as stored."""
+        return cls(
+            target=target if isinstance(target, str) and target else "<undecodable>",
+            method=None,
+            is_async=False,
+            arguments={},
+            problem=storable_text(_clip(problem)),
+            raw=raw,
+        )
+
+    def with_problem(self, problem: str, raw: str) -> Invocation:
+        """This invocation, marked as unable to run; ``raw`` is its stored text (kept as it was)."""
+        return dataclasses.replace(self, problem=storable_text(_clip(problem)), raw=raw)
 
     @property
     def display_name(self) -> str:
@@ -162,11 +238,21 @@ class Invocation:
 
     def describe(self, max_length: int = 120) -> str:
         """A short human-readable call, e.g. ``myapp.jobs:send(to='a@b.c')``."""
+        if self.problem is not None:
+            text = f"{self.display_name} (cannot run: {self.problem})"
+            return text if len(text) <= max_length else text[: max_length - 3] + "..."
         arguments = ", ".join(
             f"{name}={json.dumps(value, ensure_ascii=False)}" for name, value in self.arguments.items()
         )
         text = f"{self.display_name}({arguments})"
         return text if len(text) <= max_length else text[: max_length - 3] + "..."
+
+
+_PROBLEM_LIMIT = 500
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _PROBLEM_LIMIT else text[: _PROBLEM_LIMIT - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -233,12 +319,32 @@ def _checked_name(obj: object) -> str:
 
 
 def _import_target(target: str, allow: AllowList | None) -> Any:
-    """Import ``module:qualname``; with ``allow`` given, refuse targets it does not permit."""
+    """Import ``module:qualname``; with ``allow`` given, refuse targets it does not permit.
+
+    Without ``allow`` (creation: the name comes from the callable itself) the path is followed as it
+    is; with a restricting ``allow`` the name is checked before the import and what it resolves to
+    afterwards (see :class:`AllowList`).
+    """
     if allow is not None and not allow.permits(target):
         raise JobDefinitionError(
             f"job target {target} is not allowed in this process; allow its module in the worker's "
             "configuration (AllowList(modules=[...]))"
         )
+    strict = allow is not None and not allow.allow_all
+    resolved, _ = _walk(target, strict=strict)
+    if strict:
+        assert allow is not None
+        _check_resolved(target, resolved, allow)
+    return resolved
+
+
+def _walk(target: str, *, strict: bool) -> tuple[Any, str | None]:
+    """Import the module of ``target`` and follow its qualname.
+
+    Returns the object and, when the path went through something other than a class (a module, a
+    function, an instance), what it was; ``strict`` refuses such a path at once instead, before
+    any attribute of the foreign object is read.
+    """
     module_name, _, qualname = target.partition(":")
     if not module_name or not qualname:
         raise JobDefinitionError(f"malformed job target {target!r}; expected 'module:qualname'")
@@ -246,12 +352,61 @@ def _import_target(target: str, allow: AllowList | None) -> Any:
         obj: Any = importlib.import_module(module_name)
     except ImportError as error:
         raise JobDefinitionError(f"cannot import module {module_name!r} of job target {target}: {error}") from error
-    for part in qualname.split("."):
+    detour: str | None = None
+    parts = qualname.split(".")
+    for index, part in enumerate(parts):
+        if index > 0 and detour is None and not isinstance(obj, type):
+            detour = f"its path goes through {_kind_of(obj)} ({module_name}:{'.'.join(parts[:index])})"
+            if strict:
+                raise _not_allowed(target, detour)
         try:
             obj = getattr(obj, part)
         except AttributeError:
             raise JobDefinitionError(f"job target {target} not found: {module_name} has no {qualname}") from None
-    return obj
+    return obj, detour
+
+
+def _kind_of(obj: object) -> str:
+    if isinstance(obj, types.ModuleType):
+        return f"the module {obj.__name__}"
+    if isinstance(obj, (types.BuiltinFunctionType, types.BuiltinMethodType)) or inspect.ismethoddescriptor(obj):
+        return f"the built-in {getattr(obj, '__module__', None) or 'builtins'}.{getattr(obj, '__qualname__', obj)}"
+    if inspect.isfunction(obj):
+        return f"the function {obj.__module__}.{obj.__qualname__}"
+    return f"a {type(obj).__module__}.{type(obj).__qualname__} object"
+
+
+def _home_of(obj: object) -> tuple[str, str] | None:
+    """Where a job target is defined (``__module__``, ``__qualname__``); None for anything that is not a
+    function, a method bound to a class (a class method) or a class."""
+    if inspect.ismethod(obj):
+        if not isinstance(obj.__self__, type) or not inspect.isfunction(obj.__func__):
+            return None
+        obj = obj.__func__
+    elif not (inspect.isfunction(obj) or isinstance(obj, type)):
+        return None
+    module, qualname = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str):
+        return None
+    return module, qualname
+
+
+def _check_resolved(target: str, resolved: object, allow: AllowList) -> None:
+    """Refuse what ``target`` resolved to unless it is defined where ``allow`` permits."""
+    home = _home_of(resolved)
+    if home is None:
+        raise _not_allowed(target, f"it resolves to {_kind_of(resolved)}, not a function or class")
+    module, qualname = home
+    if allow.permits_module(module) or f"{module}:{qualname}" in allow.targets:
+        return
+    raise _not_allowed(target, f"it resolves to {module}:{qualname}, which is defined outside the allowed modules")
+
+
+def _not_allowed(target: str, why: str) -> JobDefinitionError:
+    return JobDefinitionError(
+        f"job target {target} is not allowed in this process: {why}; only functions and classes defined in an "
+        "allowed module run (AllowList(modules=[...]) or its exact 'module:qualname' in AllowList(targets=[...]))"
+    )
 
 
 def resolve_target(target: str, allow: AllowList) -> Any:
@@ -368,10 +523,43 @@ def build_invocation(
             else:
                 arguments[name] = codec.encode(value, hint, path=f"argument {name!r}")
         except SerializationError as error:
-            raise ArgumentBindingError(f"{display}: {error}") from None
-    return Invocation(
+            raise ArgumentSerializationError(f"{display}: {error}") from None
+        except RecursionError:
+            raise ArgumentSerializationError(
+                f"{display}: argument {name!r} is nested too deeply or contains itself (a cycle); "
+                "pass data without cycles"
+            ) from None
+        except UnicodeEncodeError as error:
+            raise ArgumentSerializationError(
+                f"{display}: argument {name!r} holds text that cannot be stored ({error})"
+            ) from None
+    invocation = Invocation(
         target=job_target.target, method=job_target.method, is_async=job_target.is_async, arguments=arguments
     )
+    _check_storable(invocation, display)
+    return invocation
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _check_storable(invocation: Invocation, display: str) -> None:
+    """Refuse arguments whose JSON no database can store (it is kept on the invocation for the insert)."""
+    try:
+        text = invocation.to_json()
+    except (ValueError, TypeError, RecursionError) as error:
+        raise ArgumentSerializationError(f"{display}: the arguments cannot be written as JSON ({error})") from None
+    if not _utf8(text):
+        name = next((name for name, value in invocation.arguments.items() if not _utf8(compact_json(value))), None)
+        where = f"argument {name!r}" if name is not None else "an argument"
+        raise ArgumentSerializationError(
+            f"{display}: {where} holds text that is not valid Unicode (a lone surrogate); no database can store it"
+        )
 
 
 # ---------------------------------------------------------------------------------------- running
@@ -399,14 +587,18 @@ class _Runnable:
     is_async: bool
     #: per parameter: name, kind, type hint, default (``inspect.Parameter.empty`` when none)
     parameters: tuple[tuple[str, Any, Any, Any], ...] = ()
+    #: how the stored path left the classes on its way, when it did (only ``allow_all`` runs it)
+    detour: str | None = None
 
     @classmethod
-    def of(cls, obj: Any, signature: inspect.Signature, hints: Mapping[str, Any], is_async: bool) -> _Runnable:
+    def of(
+        cls, obj: Any, signature: inspect.Signature, hints: Mapping[str, Any], is_async: bool, detour: str | None
+    ) -> _Runnable:
         parameters = tuple(
             (name, parameter.kind, hints.get(name, Any), parameter.default)
             for name, parameter in signature.parameters.items()
         )
-        return cls(obj, signature, hints, is_async, parameters)
+        return cls(obj, signature, hints, is_async, parameters, detour)
 
 
 _runnables: dict[tuple[str, str | None], _Runnable] = {}
@@ -416,10 +608,18 @@ def _runnable(target: str, method: str | None, allow: AllowList) -> _Runnable:
     if not allow.permits(target):
         _import_target(target, allow)  # raises the "not allowed" error
     key = (target, method)
+    strict = not allow.allow_all
     cached = _runnables.get(key)
     if cached is not None:
+        # the cache is shared by every allow list of the process: check this one's verdict again
+        if strict:
+            if cached.detour is not None:
+                raise _not_allowed(target, cached.detour)
+            _check_resolved(target, cached.obj, allow)
         return cached
-    resolved = _import_target(target, allow)
+    resolved, detour = _walk(target, strict=strict)
+    if strict:
+        _check_resolved(target, resolved, allow)
     if method is not None:
         if not isinstance(resolved, type):
             raise JobDefinitionError(f"job target {target} is no longer a class")
@@ -431,6 +631,7 @@ def _runnable(target: str, method: str | None, allow: AllowList) -> _Runnable:
             _signature(function, drop_first=True),
             _type_hints(function),
             inspect.iscoroutinefunction(inspect.unwrap(function)),
+            detour,
         )
     else:
         if not callable(resolved):
@@ -440,6 +641,7 @@ def _runnable(target: str, method: str | None, allow: AllowList) -> _Runnable:
             _signature(resolved, drop_first=False),
             _type_hints(resolved),
             inspect.iscoroutinefunction(inspect.unwrap(resolved)),
+            detour,
         )
     if len(_runnables) >= _TARGET_CACHE_LIMIT:
         _runnables.clear()
@@ -461,6 +663,8 @@ def prepare_call(
     Raises :class:`JobDefinitionError` / :class:`SerializationError` when the job cannot run here;
     both are fatal (retrying cannot help).
     """
+    if invocation.problem is not None:
+        raise SerializationError(f"the stored job cannot run: {invocation.problem}")
     resolved = _runnable(invocation.target, invocation.method, allow)
     instance_object: object | None = None
     signature = resolved.signature

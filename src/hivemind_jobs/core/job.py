@@ -18,7 +18,7 @@ from hivemind_jobs.core.names import validate_property_name, validate_queue_name
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.states import State, check_transition
 from hivemind_jobs.core.text import text_problem
-from hivemind_jobs.errors import ConfigurationError, SerializationError
+from hivemind_jobs.errors import ConfigurationError, LimitExceededError, SerializationError
 
 __all__ = [
     "BackgroundJob",
@@ -63,8 +63,12 @@ def property_type_of(name: str, value: object) -> PropertyType:
     if isinstance(value, str):
         problem = text_problem(value, _TEXT_MAX)
         if problem is not None:
-            hint = "; store large values as job data instead" if len(value) > _TEXT_MAX else ""
-            raise ConfigurationError(f"property {name!r}: {problem}{hint}")
+            if len(value) > _TEXT_MAX:
+                raise LimitExceededError(
+                    f"property {name!r}: {problem} (text properties hold at most {_TEXT_MAX} characters, so that "
+                    "they can be compared and indexed); store large values as job data instead"
+                )
+            raise ConfigurationError(f"property {name!r}: {problem}")
         return PropertyType.TEXT
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
@@ -117,14 +121,35 @@ class MiddlewareEntry:
 
     @staticmethod
     def list_from_json(text: str | None) -> tuple[MiddlewareEntry, ...]:
+        """Decode a stored middleware list; raises :class:`SerializationError` when it is malformed."""
+        entries, problem = MiddlewareEntry.read_list(text)
+        if problem is not None:
+            raise SerializationError(problem)
+        return entries
+
+    @staticmethod
+    def read_list(text: str | None) -> tuple[tuple[MiddlewareEntry, ...], str | None]:
+        """Decode a stored middleware list without raising: ``(entries, None)``, or ``((), problem)``
+        when the text is not a list of ``{"type": "module:qualname", "input": ..., "priority": int|null}``."""
         if not text:
-            return ()
+            return (), None
         try:
-            return tuple(
-                MiddlewareEntry(item["type"], item.get("input"), item.get("priority")) for item in json.loads(text)
-            )
-        except (ValueError, KeyError, TypeError) as error:
-            raise SerializationError(f"stored middleware list is malformed: {error}") from error
+            document = json.loads(text)
+        except (ValueError, TypeError, RecursionError) as error:
+            return (), f"stored middleware list is not valid JSON ({error})"
+        if not isinstance(document, list):
+            return (), f"stored middleware list is a JSON {type(document).__name__}, not a list"
+        entries = []
+        for index, item in enumerate(document):
+            if not isinstance(item, dict):
+                return (), f"stored middleware entry {index} is a JSON {type(item).__name__}, not an object"
+            type_name, priority = item.get("type"), item.get("priority")
+            if not isinstance(type_name, str) or not type_name:
+                return (), f"stored middleware entry {index} has no type ('module:qualname' text)"
+            if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
+                return (), f"stored middleware entry {index} ({type_name}) has a priority that is not an integer"
+            entries.append(MiddlewareEntry(type_name, item.get("input"), priority))
+        return tuple(entries), None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from hivemind_jobs.errors import InvalidNameError
 __all__ = [
     "DEFAULT_ENVIRONMENT",
     "DEFAULT_QUEUE",
+    "TABLE_PREFIX_MAX",
     "validate_data_name",
     "validate_environment_name",
     "validate_property_name",
@@ -32,7 +33,10 @@ _PROPERTY = _QUEUE
 _DATA = _QUEUE
 _ENVIRONMENT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _STATE = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,99}")
-_TABLE_PREFIX = re.compile(r"[A-Za-z0-9_-]{0,80}")
+#: SQLite has no identifier limit; the server backends allow less (``hivemind_jobs.storage.sql.max_table_prefix``:
+#: their identifier limit less the longest name their SQL writes after the prefix)
+TABLE_PREFIX_MAX: Final = 80
+_TABLE_PREFIX = re.compile(rf"[A-Za-z0-9_-]{{0,{TABLE_PREFIX_MAX}}}")
 _SWARM = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _REQUESTER_MAX = 255
 
@@ -71,7 +75,14 @@ def validate_swarm_name(name: object) -> str:
 
 
 def validate_table_prefix(prefix: object) -> str:
-    return _check("table prefix", prefix, _TABLE_PREFIX, "use up to 80 characters from A-Z a-z 0-9 _ -")
+    if isinstance(prefix, str) and len(prefix) > TABLE_PREFIX_MAX and re.fullmatch(r"[A-Za-z0-9_-]*", prefix):
+        raise InvalidNameError(
+            f"table prefix {prefix!r} is too long ({len(prefix)} characters): use at most {TABLE_PREFIX_MAX} "
+            "characters from A-Z a-z 0-9 _ -"
+        )
+    return _check(
+        "table prefix", prefix, _TABLE_PREFIX, f"use up to {TABLE_PREFIX_MAX} characters from A-Z a-z 0-9 _ -"
+    )
 
 
 def validate_requester(requester: object) -> str:

@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from hivemind_jobs.core.limits import Limits
 from hivemind_jobs.core.names import validate_state_name
 from hivemind_jobs.core.retry import RetryPolicy
 from hivemind_jobs.errors import ConfigurationError
@@ -32,6 +33,11 @@ class Options:
     - ``catch_up_window``: how late a recurring occurrence may still be enqueued; with
       ``clock_skew_allowance`` it bounds ``occurrence_key_retention``, how long the key of an
       enqueued occurrence (the exactly-once guard) is kept.
+    - ``clock_skew_warning``: a WARNING (logger ``hivemind_jobs.clock``) is logged when this
+      process's clock differs from the database's by more than this (checked when the environment
+      opens and at each colony state sync; None: never checked). Due times never depend on it.
+    - ``limits``: how large arguments, job data, results, log messages and exception text may be
+      (:class:`~hivemind_jobs.core.limits.Limits`; 1 MiB for stored values by default).
     """
 
     retention: timedelta | None = timedelta(days=30)
@@ -47,6 +53,8 @@ class Options:
     catch_up_window: timedelta = timedelta(days=1)
     clock_skew_allowance: timedelta = timedelta(minutes=5)
     occurrence_key_retention: timedelta = timedelta(days=7)
+    clock_skew_warning: timedelta | None = timedelta(seconds=10)
+    limits: Limits = field(default_factory=Limits)
 
     def __post_init__(self) -> None:
         if self.retention is not None and self.retention < timedelta(0):
@@ -68,6 +76,12 @@ class Options:
         for name in ("daemon_log_retention", "catch_up_window", "occurrence_key_retention"):
             if getattr(self, name) <= timedelta(0):
                 raise ConfigurationError(f"Options.{name} must be positive, got {getattr(self, name)}")
+        if self.clock_skew_warning is not None and (
+            not isinstance(self.clock_skew_warning, timedelta) or self.clock_skew_warning <= timedelta(0)
+        ):
+            raise ConfigurationError(
+                f"Options.clock_skew_warning must be a positive timedelta or None, got {self.clock_skew_warning!r}"
+            )
         if self.clock_skew_allowance < timedelta(0):
             raise ConfigurationError(f"Options.clock_skew_allowance must be >= 0, got {self.clock_skew_allowance}")
         if self.occurrence_key_retention < self.catch_up_window + self.clock_skew_allowance:
@@ -75,6 +89,10 @@ class Options:
                 f"Options.occurrence_key_retention ({self.occurrence_key_retention}) must be at least "
                 f"catch_up_window + clock_skew_allowance ({self.catch_up_window + self.clock_skew_allowance}): "
                 "a key pruned earlier could let an occurrence be enqueued twice"
+            )
+        if not isinstance(self.limits, Limits):
+            raise ConfigurationError(
+                f"Options.limits must be hivemind_jobs.core.limits.Limits(...), got {self.limits!r}"
             )
         if not isinstance(self.job_log_level, int) or isinstance(self.job_log_level, bool):
             raise ConfigurationError("Options.job_log_level must be a logging level (int)")

@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from typing import Any, ClassVar, Final, dataclass_transform
 
 from hivemind_jobs.core.names import validate_state_name
-from hivemind_jobs.core.text import nested_text_problem, storable_text
+from hivemind_jobs.core.text import nested_text_problem, redact_secrets, storable_text
 from hivemind_jobs.errors import ConfigurationError, InvalidTransitionError, StateRegistrationError
 
 __all__ = [
@@ -173,9 +173,24 @@ class Created(State):
 
 
 class Enqueued(State):
-    """Waiting in its queue; ``delay_until`` gates fetching (the job stays Enqueued meanwhile)."""
+    """Waiting in its queue, not fetched before it is due (the job stays Enqueued meanwhile).
 
+    ``delay`` (relative) makes it due that long after the state is saved, measured with the database
+    clock when the queue entry is written, so a node whose clock is off cannot move the due time;
+    ``delay_until`` (absolute, UTC) makes it due at that moment of the database clock. Neither:
+    due at once. ``elected_at`` is the electing process's clock, so ``elected_at + delay`` is only
+    an estimate of the due time.
+    """
+
+    delay: timedelta | None = None
     delay_until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.delay is not None:
+            if not isinstance(self.delay, timedelta) or self.delay < timedelta(0):
+                raise ConfigurationError(f"Enqueued(delay=...) must be a non-negative timedelta, got {self.delay!r}")
+            if self.delay_until is not None:
+                raise ConfigurationError("Enqueued takes delay (relative) or delay_until (absolute), not both")
 
 
 class Awaiting(State):
@@ -214,12 +229,14 @@ class Failed(State, final=True):
 
     @classmethod
     def from_exception(cls, error: BaseException, reason: str | None = None) -> Failed:
+        """The failure ``error`` caused; passwords in its message and traceback (a driver error
+        quoting its connection string) are stored as ``***``."""
         kind = type(error)
         return cls(
             reason=reason,
             exception_type=f"{kind.__module__}.{kind.__qualname__}",
-            message=storable_text(str(error)),
-            traceback=storable_text("".join(traceback_module.format_exception(error))),
+            message=storable_text(redact_secrets(str(error))),
+            traceback=storable_text(redact_secrets("".join(traceback_module.format_exception(error)))),
             exception=error,
         )
 

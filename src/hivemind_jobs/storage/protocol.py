@@ -9,7 +9,7 @@ Semantics every backend must keep (``testing/conformance`` checks them):
 
 - Timestamps are timezone-aware UTC ``datetime`` values at the boundary.
 - ``now`` inside an operation is the database clock; lock freshness and due times are compared
-  with it inside SQL.
+  with it inside SQL, and a queue entry's relative ``delay`` is added to it (never to a client's clock).
 - Worker writes are fenced: they only apply while ``execution_id`` and the lock holder still match.
 - Nothing written in a transaction is visible to other connections before ``commit``.
 - One environment's operations never read or change another environment's rows.
@@ -118,12 +118,20 @@ class PropertyRow:
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
 class QueuePointer:
-    """A queue entry: the job may be claimed from ``queue`` once ``execute_after`` has passed."""
+    """A queue entry: the job may be claimed from ``queue`` once it is due.
+
+    The due time is ``execute_after`` when given, else the database clock of the writing operation
+    plus ``delay`` (none: due at once). ``keep_due``: an entry the job already has keeps its due
+    time (a job moved to another queue or priority without a new state).
+    """
 
     queue: str
     priority: int
     execution_id: str
-    execute_after: datetime | None = None  # None: now (database clock)
+    execute_after: datetime | None = None
+    #: resolved against the database clock, never the writer's: a relative delay stays relative
+    delay: timedelta | None = None
+    keep_due: bool = False
 
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation

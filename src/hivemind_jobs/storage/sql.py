@@ -7,25 +7,39 @@ into SQL. Values are always bound parameters, written ``:name``.
 
 Migrations are files ``migrations/NNNN_description.sql``; statements end with ``;`` at the end of
 a line.
+
+Every name written after ``{p}`` (tables, indexes, constraints) is known from the files, so the
+longest table prefix a server accepts is derived from them (:func:`max_table_prefix`), and opening an
+environment first checks that none of the names it would create is already taken by another set of
+tables, ignoring case as SQLite and MySQL/MariaDB do (:func:`check_table_names`).
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import NewType
+from typing import Final, NewType
 
 from hivemind_jobs.core.names import validate_table_prefix
-from hivemind_jobs.errors import SchemaError
+from hivemind_jobs.errors import ConfigurationError, SchemaError
 
 __all__ = [
+    "IDENTIFIER_LIMITS",
+    "OWNER_MIGRATION",
     "SQL",
     "Migration",
     "QueryBook",
+    "check_owner",
+    "check_table_names",
     "load_migrations",
+    "longest_prefixed_name",
+    "max_table_prefix",
+    "owner_version",
     "parse_named_queries",
+    "prefixed_names",
     "split_statements",
     "to_pyformat",
 ]
@@ -37,6 +51,15 @@ _NAME_LINE = re.compile(r"^--\s*name:\s*([a-z][a-z0-9_]*)\s*$", re.MULTILINE)
 _MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
 _PREFIX_TOKEN = "{p}"  # noqa: S105 - a placeholder in SQL files, not a secret
+_PREFIXED = re.compile(r"\{p\}([A-Za-z0-9_]+)")
+_VERSION_TABLE = "schema_version"
+
+#: the longest identifier each server engine accepts: PostgreSQL counts bytes (63; longer names are
+#: silently cut, so two could become one), MySQL/MariaDB characters (64; longer is error 1059).
+#: Prefixes are ASCII, so bytes and characters are the same here.
+IDENTIFIER_LIMITS: Final = {"postgresql": 63, "mysql": 64}
+#: the migration that creates the table recording which environment owns a set of tables
+OWNER_MIGRATION: Final = "schema_owner"
 
 
 def to_pyformat(sql: str) -> str:
@@ -169,3 +192,87 @@ def load_migrations(package: str) -> list[Migration]:
         if migration.version != expected:
             raise SchemaError(f"{package}: migration {expected:04d} is missing (found {migration.version:04d})")
     return migrations
+
+
+@functools.cache
+def prefixed_names(package: str) -> frozenset[str]:
+    """Every name the package's SQL writes after ``{p}``: tables, indexes and constraints."""
+    texts = [migration.sql for migration in load_migrations(package)]
+    texts.extend(read_named_queries(package).values())
+    return frozenset(name for text in texts for name in _PREFIXED.findall(text))
+
+
+def longest_prefixed_name(package: str) -> str:
+    """The longest name written after ``{p}`` in the package's SQL (ties: the first in order)."""
+    return max(sorted(prefixed_names(package)), key=len)
+
+
+def max_table_prefix(package: str, dialect: str) -> int:
+    """The longest table prefix whose every generated identifier fits the dialect's limit."""
+    return IDENTIFIER_LIMITS[dialect] - len(longest_prefixed_name(package))
+
+
+def owner_version(migrations: Sequence[Migration]) -> int:
+    """The schema version from which the owner table exists."""
+    for migration in migrations:
+        if migration.name == OWNER_MIGRATION:
+            return migration.version
+    raise SchemaError(f"no migration named {OWNER_MIGRATION!r}")
+
+
+def check_table_names(
+    package: str, environment: str, prefix: str, existing: Iterable[str], *, where: str, fold_case: bool = False
+) -> bool:
+    """Refuse to go on when a name this environment's tables use is taken by another object.
+
+    ``existing`` holds the names of the tables, indexes and constraints already in the database
+    (or schema). Names are compared ignoring case: SQLite treats ``hm_TenantA_job`` and
+    ``hm_tenanta_job`` as one table and MySQL/MariaDB their constraint names as one, so the second
+    environment would share (SQLite) or half-create (MariaDB, errno 121) tables. Before this
+    environment's version table exists, every name it would create must be free; after, only the
+    exact names are its own. ``fold_case``: the server stores names in lower case
+    (``lower_case_table_names=1``), so exact case cannot be told from the catalog (the owner table
+    tells it, see :func:`check_owner`). Returns whether the version table exists.
+
+    Raises ConfigurationError before anything is created.
+    """
+    own = {prefix + name for name in prefixed_names(package)}
+    wanted = {name.lower() for name in own}
+    found = sorted({name for name in existing if name.lower() in wanted})
+
+    def key(name: str) -> str:
+        return name.lower() if fold_case else name
+
+    own_keys = {key(name) for name in own}
+    version_table = key(prefix + _VERSION_TABLE)
+    exists = any(key(name) == version_table for name in found)
+    taken = [name for name in found if key(name) not in own_keys] if exists else found
+    if not taken:
+        return exists
+    others = sorted(
+        {name[: -len(_VERSION_TABLE)] for name in taken if name.lower().endswith(_VERSION_TABLE)} - {prefix}
+    )
+    shown = ", ".join(taken[:5]) + (f" and {len(taken) - 5} more" if len(taken) > 5 else "")
+    if others:
+        owners = ", ".join(repr(other) for other in others)
+        reason = (
+            f"the HiveMind tables with prefix {owners} are already there ({shown}), and names that differ only in "
+            "case are one table on SQLite and one constraint name on MySQL/MariaDB"
+        )
+    else:
+        reason = f"objects with names its tables need are already there ({shown}; case is ignored)"
+    raise ConfigurationError(
+        f"cannot use table prefix {prefix!r} for environment {environment!r} in {where}: {reason}. Nothing was "
+        "created. Give the environment another name or another table_prefix"
+    )
+
+
+def check_owner(row: Sequence[object] | None, environment: str, prefix: str, *, where: str) -> None:
+    """Refuse tables recorded as another prefix's (``row``: the owner table's environment, prefix)."""
+    if row is None or row[1] == prefix:
+        return
+    raise ConfigurationError(
+        f"cannot use table prefix {prefix!r} for environment {environment!r} in {where}: these tables belong to "
+        f"environment {row[0]!r} with table prefix {row[1]!r} (the database does not tell the two apart). "
+        "Give the environment another name or another table_prefix"
+    )

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
+from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import ConfigurationError
 
-__all__ = ["BACKENDS", "redact_url", "url_scheme"]
+__all__ = ["BACKENDS", "redact_secrets", "redact_url", "url_scheme"]
 
 #: URL scheme -> "module:class" of the backend, imported only when an environment uses it.
 BACKENDS: dict[str, str] = {
@@ -29,20 +30,6 @@ def url_scheme(url: str) -> str:
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs, errors and pages)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port: str | None
-    try:
-        port = str(parts.port) if parts.port is not None else None
-    except ValueError:  # not a number: keep what was written after the host
-        port = parts.netloc.rpartition(":")[2] or None
-    if port is not None:
-        host = f"{host}:{port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    """The URL with its password replaced by ``***``, wherever it is given: in the user info
+    (``user:***@host``) or as a query parameter (``?password=***``); for logs, errors and pages."""
+    return redact_secrets(str(url))

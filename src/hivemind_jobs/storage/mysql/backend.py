@@ -15,16 +15,18 @@ made in their own process).
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import weakref
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from hivemind_jobs.core.limits import Limits, utf8_size
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.protocol import Capabilities
 from hivemind_jobs.storage.server.base import Connection, Driver, ServerStorage, ServerURL
-from hivemind_jobs.storage.sql import SQL, Migration, QueryBook
+from hivemind_jobs.storage.sql import SQL, Migration, QueryBook, check_owner, check_table_names, owner_version
 
 try:
     import aiomysql
@@ -36,6 +38,7 @@ except ImportError as missing:  # pragma: no cover - depends on the installed ex
 __all__ = ["MySQLStorage"]
 
 _PACKAGE = __name__.rpartition(".")[0]
+_log = logging.getLogger("hivemind_jobs.storage.mysql")
 #: deadlock, lock wait timeout, server gone / lost / shutting down, cannot connect
 _RETRY_CODES = {1213, 1205, 2006, 2013, 2003, 1053, 1927, 4031}
 _DATABASE = re.compile(r"[A-Za-z0-9_$-]{1,64}")
@@ -59,30 +62,64 @@ class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
         return conn.escape(value)
 
 
+class _MigrationCursor(_Cursor):
+    """For migrations: re-running an idempotent statement (the resumption of a migration that
+    stopped half-way) makes the server note "Table ... already exists"; expected, so logged at
+    debug level instead of raised as Python warnings."""
+
+    async def _show_warnings(self, conn: Any) -> None:
+        if self._result and self._result.has_next:
+            return
+        for warning in await conn.show_warnings() or ():
+            _log.debug("MySQL migration note: %s", warning[-1])
+
+
 _DUPLICATE_KEY = 1062  # ER_DUP_ENTRY
+_PACKET_TOO_LARGE = 1153  # ER_NET_PACKET_TOO_LARGE
+#: server gone away / lost connection: what a server that dropped an oversized packet looks like
+_CONNECTION_GONE = {2006, 2013}
+#: one protocol packet; a longer statement is split, and a server with an unknown limit may refuse it
+_WIRE_PACKET = 16 * 1024 * 1024 - 1
 
 
 class _MySQLConnection(Connection):
-    __slots__ = ("raw",)
+    """Every statement failure goes through :meth:`_MySQLDriver.raise_if_packet_refused`: a
+    statement over the server's ``max_allowed_packet`` otherwise surfaces as a lost connection or
+    a "Packet sequence number wrong", retried as if the server had gone away."""
+
+    __slots__ = ("driver", "raw")
     dialect = "mysql"
 
-    def __init__(self, raw: aiomysql.Connection) -> None:
+    def __init__(self, raw: aiomysql.Connection, driver: _MySQLDriver) -> None:
         self.raw = raw
+        self.driver = driver
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         async with self.raw.cursor(_Cursor) as cursor:
-            await cursor.execute(sql, params)
+            try:
+                await cursor.execute(sql, params)
+            except pymysql.Error as error:
+                self.driver.raise_if_packet_refused(error, cursor)
+                raise
             return list(await cursor.fetchall())
 
     async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
         async with self.raw.cursor(_Cursor) as cursor:
-            return int(await cursor.execute(sql, params))
+            try:
+                return int(await cursor.execute(sql, params))
+            except pymysql.Error as error:
+                self.driver.raise_if_packet_refused(error, cursor)
+                raise
 
     async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
         if not params:
             return 0
         async with self.raw.cursor(_Cursor) as cursor:
-            return int(await cursor.executemany(sql, params) or 0)
+            try:
+                return int(await cursor.executemany(sql, params) or 0)
+            except pymysql.Error as error:
+                self.driver.raise_if_packet_refused(error, cursor)
+                raise
 
     async def write_rows(self, q: Mapping[str, SQL], name: str, rows: Sequence[dict[str, Any]]) -> None:
         """A batch of saves as one UPDATE joined with a derived table of the rows (``<name>_set``);
@@ -98,7 +135,11 @@ class _MySQLConnection(Connection):
             derived = " UNION ALL ".join(
                 [cursor.mogrify(first, rows[0]), *(cursor.mogrify(rest, row) for row in rows[1:])]
             )
-            await cursor.execute(set_sql.replace("%(rows)s", derived))
+            try:
+                await cursor.execute(set_sql.replace("%(rows)s", derived))
+            except pymysql.Error as error:
+                self.driver.raise_if_packet_refused(error, cursor)
+                raise
 
     async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
         # INSERT IGNORE would warn and ON DUPLICATE KEY counts a found row (CLIENT.FOUND_ROWS) as
@@ -112,7 +153,11 @@ class _MySQLConnection(Connection):
 
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
         async with self.raw.cursor(_Cursor) as cursor:
-            await cursor.execute(sql, params)
+            try:
+                await cursor.execute(sql, params)
+            except pymysql.Error as error:
+                self.driver.raise_if_packet_refused(error, cursor)
+                raise
             return int(cursor.lastrowid)
 
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
@@ -131,7 +176,11 @@ class _MySQLConnection(Connection):
                     rendered.append(text)
                     size += len(text)
                     end += 1
-                await cursor.execute(f"{head}VALUES {','.join(rendered)}")
+                try:
+                    await cursor.execute(f"{head}VALUES {','.join(rendered)}")
+                except pymysql.Error as error:
+                    self.driver.raise_if_packet_refused(error, cursor)
+                    raise
                 first = int(cursor.lastrowid)
                 chunk = params[start:end]
                 if len(chunk) == 1:  # one row: the id the server reported is exactly its id
@@ -184,6 +233,8 @@ class _MySQLDriver(Driver):
         self._users = 0
         #: pooled connections already switched to READ COMMITTED
         self._configured: weakref.WeakSet[Any] = weakref.WeakSet()
+        #: the server's max_allowed_packet in bytes, read when the pool opens (None: not known)
+        self.max_allowed_packet: int | None = None
 
     def _connect_args(self) -> dict[str, Any]:
         try:
@@ -215,8 +266,10 @@ class _MySQLDriver(Driver):
         except (pymysql.Error, OSError) as error:
             self._users -= 1
             raise StorageError(
-                f"cannot connect to MySQL at {self.url.host}:{self.url.port}/{self.url.database}: {error}"
+                f"cannot connect to MySQL at {self.url.host}:{self.url.port}/{self.url.database}: "
+                f"{self.url.redact(error)}"
             ) from error
+        await self._read_max_allowed_packet()
 
     async def close_pool(self) -> None:
         self._users -= 1
@@ -251,7 +304,56 @@ class _MySQLDriver(Driver):
             await self._pool.release(raw)
 
     def wrap(self, raw: Any) -> Connection:
-        return _MySQLConnection(raw)
+        return _MySQLConnection(raw, self)
+
+    async def _read_max_allowed_packet(self) -> None:
+        """The server's ``max_allowed_packet`` (a new session's value), to word its refusals."""
+        assert self._pool is not None
+        try:
+            raw = await self._pool.acquire()
+            try:
+                async with raw.cursor() as cursor:
+                    await cursor.execute("SELECT @@max_allowed_packet")
+                    row = await cursor.fetchone()
+                await raw.rollback()
+            finally:
+                await self._pool.release(raw)
+        except pymysql.Error as error:  # only the wording of a later error depends on it
+            _log.debug("could not read max_allowed_packet of %s: %s", self.where, self.url.redact(error))
+            return
+        self.max_allowed_packet = int(row[0])
+
+    @property
+    def where(self) -> str:
+        return f"{self.url.host}:{self.url.port}/{self.url.database}"
+
+    def raise_if_packet_refused(self, error: pymysql.Error, cursor: Any) -> None:
+        """Raise a worded StorageError (not retryable: the same statement would fail again) when
+        ``error`` is the server refusing a statement over its ``max_allowed_packet``."""
+        code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+        text = str(error)
+        sent = getattr(cursor, "_last_executed", None)  # the driver keeps the statement it sent last
+        size = len(sent) if isinstance(sent, bytes | bytearray) else utf8_size(sent) if isinstance(sent, str) else None
+        packet = self.max_allowed_packet
+        refused = code == _PACKET_TOO_LARGE or "max_allowed_packet" in text
+        if not refused and size is not None and size >= (packet or _WIRE_PACKET):
+            refused = (
+                code in _CONNECTION_GONE
+                or "packet sequence number wrong" in text.lower()
+                or isinstance(error, pymysql.err.InterfaceError)
+            )
+        if not refused:
+            return
+        statement = f"a statement of {size:,} bytes" if size is not None else "a statement"
+        server = f"its max_allowed_packet is {packet:,} bytes" if packet is not None else "over its max_allowed_packet"
+        raise StorageError(
+            f"the MySQL/MariaDB server at {self.where} refused {statement}: {server}. The statement did not run "
+            "and its transaction is rolled back. Raise the server's max_allowed_packet (SET GLOBAL "
+            "max_allowed_packet = ..., or in the server configuration; new connections use it) above the largest "
+            "values you store, or keep HiveMind's size limits well below it: "
+            "Options(limits=Limits(max_argument_bytes=..., max_data_bytes=..., max_result_bytes=...)). "
+            f"Driver error: {error}"
+        ) from error
 
     async def commit(self, raw: Any) -> None:
         await raw.commit()
@@ -283,49 +385,80 @@ class _MySQLDriver(Driver):
             )
 
     async def migrate(
-        self, queries: QueryBook, migrations: list[Migration], *, apply: bool
+        self, queries: QueryBook, migrations: list[Migration], *, apply: bool, environment: str, where: str
     ) -> tuple[int, list[Migration]]:
         assert self._pool is not None
-        lock = (
-            "hivemind-migrate:"
-            + hashlib.sha1(f"{self.url.database}.{self.prefix}".encode(), usedforsecurity=False).hexdigest()[:32]
-        )
+        # one lock per database, not per prefix: environments whose names could clash (case,
+        # overlap) then never check and create at the same time
+        lock = "hivemind-migrate:" + hashlib.sha1(self.url.database.encode(), usedforsecurity=False).hexdigest()[:32]
         raw = await self._pool.acquire()
         try:
-            async with raw.cursor() as cursor:
+            async with raw.cursor(_MigrationCursor) as cursor:
                 await cursor.execute("SELECT GET_LOCK(%s, 60)", (lock,))
                 if (await cursor.fetchone())[0] != 1:
                     raise StorageError("another process holds the HiveMind migration lock for more than 60 s")
                 try:
-                    await cursor.execute(
-                        "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() "
-                        "AND table_name = %s",
-                        (f"{self.prefix}schema_version",),
+                    return await self._migrate_locked(
+                        raw, cursor, queries, migrations, apply=apply, environment=environment, where=where
                     )
-                    if (await cursor.fetchone())[0] == 0:
-                        if not apply:
-                            await raw.commit()
-                            return 0, migrations
-                        await cursor.execute(queries["schema_version_create"])
-                    await cursor.execute(queries["schema_version_current"])
-                    current = int((await cursor.fetchone())[0])
-                    pending = migrations[current:]
-                    if apply:
-                        for migration in pending:
-                            for statement in migration.statements(self.prefix):
-                                await cursor.execute(statement)
-                            await cursor.execute(
-                                queries["schema_version_insert"], {"version": migration.version, "name": migration.name}
-                            )
-                            await raw.commit()
-                    await raw.commit()
-                    return current, pending
                 finally:
                     await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
                     await cursor.fetchall()
                     await raw.commit()
         finally:
             await self._pool.release(raw)
+
+    async def _migrate_locked(
+        self,
+        raw: Any,
+        cursor: Any,
+        queries: QueryBook,
+        migrations: list[Migration],
+        *,
+        apply: bool,
+        environment: str,
+        where: str,
+    ) -> tuple[int, list[Migration]]:
+        # MySQL commits every DDL statement at once, so there is no rolling back a migration that
+        # fails half-way: every statement is idempotent (IF NOT EXISTS, MODIFY) and a version is
+        # recorded only after all its statements ran, so the next run completes it.
+        await cursor.execute("SELECT @@lower_case_table_names")
+        fold_case = int((await cursor.fetchone())[0]) != 0
+        # table names and foreign-key names (InnoDB compares the latter ignoring case, errno 121)
+        await cursor.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+            "AND LOWER(LEFT(table_name, %s)) = %s "
+            "UNION ALL SELECT constraint_name FROM information_schema.table_constraints "
+            "WHERE constraint_schema = DATABASE() AND constraint_type = 'FOREIGN KEY' "
+            "AND LOWER(LEFT(constraint_name, %s)) = %s",
+            (len(self.prefix), self.prefix.lower(), len(self.prefix), self.prefix.lower()),
+        )
+        existing = [str(row[0]) for row in await cursor.fetchall()]
+        if not check_table_names(_PACKAGE, environment, self.prefix, existing, where=where, fold_case=fold_case):
+            if not apply:
+                await raw.commit()
+                return 0, migrations
+            await cursor.execute(queries["schema_version_create"])
+        await cursor.execute(queries["schema_version_current"])
+        current = int((await cursor.fetchone())[0])
+        owned_from = owner_version(migrations)
+        if current >= owned_from:
+            await cursor.execute(queries["schema_owner_get"])
+            check_owner(await cursor.fetchone(), environment, self.prefix, where=where)
+        pending = migrations[current:]
+        if apply:
+            for migration in pending:
+                for statement in migration.statements(self.prefix):
+                    await cursor.execute(statement)
+                await cursor.execute(
+                    queries["schema_version_insert"], {"version": migration.version, "name": migration.name}
+                )
+                await raw.commit()
+            await cursor.execute(
+                queries["schema_owner_claim"], {"environment": environment, "table_prefix": self.prefix}
+            )
+        await raw.commit()
+        return current, pending
 
     def describe(self) -> dict[str, str]:
         return {"database": self.url.database}
@@ -338,6 +471,7 @@ class MySQLStorage(ServerStorage):
     """One environment's tables (``table_prefix``) in one MySQL / MariaDB database."""
 
     package = _PACKAGE
+    driver: _MySQLDriver
 
     def __init__(self, url: str, *, environment: str, table_prefix: str) -> None:
         parsed = ServerURL.parse(url, known_options={"connect_timeout"}, default_port=3306)
@@ -351,3 +485,29 @@ class MySQLStorage(ServerStorage):
     @classmethod
     def from_url(cls, url: str, *, environment: str, table_prefix: str) -> MySQLStorage:
         return cls(url, environment=environment, table_prefix=table_prefix)
+
+    @property
+    def max_allowed_packet(self) -> int | None:
+        """The server's ``max_allowed_packet`` in bytes (known once the storage is open)."""
+        return self.driver.max_allowed_packet
+
+    def check_limits(self, limits: Limits) -> None:
+        """Log a WARNING when a size limit lets values through that the server may refuse: a value
+        travels escaped inside one statement, which can take up to twice its size."""
+        packet = self.driver.max_allowed_packet
+        if packet is None:
+            return
+        over = {name: size for name, size in limits.sizes().items() if 2 * size > packet}
+        if not over:
+            return
+        _log.warning(
+            "environment %r: the MySQL/MariaDB server at %s has max_allowed_packet = %s bytes, and the size limits "
+            "%s allow values that may not fit in one statement once escaped (up to twice their size): storing such a "
+            "value fails. Raise max_allowed_packet on the server to at least %s bytes, or lower these limits in "
+            "Options(limits=Limits(...))",
+            self.environment,
+            self.driver.where,
+            f"{packet:,}",
+            ", ".join(f"Limits.{name} = {size:,}" for name, size in over.items()),
+            f"{2 * max(over.values()) + 1024 * 1024:,}",
+        )

@@ -32,7 +32,15 @@ from typing import Any
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.protocol import Capabilities
 from hivemind_jobs.storage.server.base import Connection, Driver, ServerStorage, ServerURL
-from hivemind_jobs.storage.sql import SQL, Migration, QueryBook
+from hivemind_jobs.storage.sql import (
+    SQL,
+    Migration,
+    QueryBook,
+    check_owner,
+    check_table_names,
+    owner_version,
+    prefixed_names,
+)
 
 try:
     import psycopg
@@ -222,7 +230,7 @@ class _PgDriver(Driver):
             self._users -= 1
             raise StorageError(
                 f"cannot connect to PostgreSQL at {self.url.host}:{self.url.port}/{self.url.database}: "
-                f"{str(error).strip()}"
+                f"{self.url.redact(error).strip()}"
             ) from error
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             kwargs=self.conninfo(),
@@ -239,7 +247,8 @@ class _PgDriver(Driver):
             await pool.close()
             self._users -= 1
             raise StorageError(
-                f"cannot connect to PostgreSQL at {self.url.host}:{self.url.port}/{self.url.database}: {error}"
+                f"cannot connect to PostgreSQL at {self.url.host}:{self.url.port}/{self.url.database}: "
+                f"{self.url.redact(error)}"
             ) from error
         self._pool = pool
 
@@ -256,7 +265,7 @@ class _PgDriver(Driver):
         try:
             return await self._pool.getconn()
         except psycopg_pool.PoolTimeout as error:
-            raise StorageError(f"no PostgreSQL connection available: {error}") from error
+            raise StorageError(f"no PostgreSQL connection available: {self.url.redact(error)}") from error
 
     async def release(self, raw: Any, *, discard: bool) -> None:
         if self._pool is None:
@@ -299,21 +308,26 @@ class _PgDriver(Driver):
             )
 
     async def migrate(
-        self, queries: QueryBook, migrations: list[Migration], *, apply: bool
+        self, queries: QueryBook, migrations: list[Migration], *, apply: bool, environment: str, where: str
     ) -> tuple[int, list[Migration]]:
         assert self._pool is not None
+        # One transaction: PostgreSQL's DDL is transactional, so a migration that fails half-way
+        # leaves nothing behind.
         async with self._pool.connection() as raw, raw.transaction():
+            # one lock per schema, not per prefix: environments whose names could clash (case,
+            # overlap) then never check and create at the same time
             lock_key = int(
-                hashlib.sha1(
-                    f"hivemind-migrate:{self.schema}.{self.prefix}".encode(), usedforsecurity=False
-                ).hexdigest()[:15],
-                16,
+                hashlib.sha1(f"hivemind-migrate:{self.schema}".encode(), usedforsecurity=False).hexdigest()[:15], 16
             )
             await raw.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
-            exists = await (
-                await raw.execute("SELECT to_regclass(%s)", (f'"{self.schema}"."{self.prefix}schema_version"',))
-            ).fetchone()
-            if exists is None or exists[0] is None:
+            wanted = [name.lower() for name in prefixed_names(_PACKAGE)]
+            cursor = await raw.execute(
+                "SELECT c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = %s AND lower(c.relname) = ANY(%s)",
+                (self.schema, [self.prefix.lower() + name for name in wanted]),
+            )
+            existing = [str(row[0]) for row in await cursor.fetchall()]
+            if not check_table_names(_PACKAGE, environment, self.prefix, existing, where=where):
                 if not apply:
                     return 0, migrations
                 await raw.execute(pgsql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(pgsql.Identifier(self.schema)))
@@ -322,6 +336,10 @@ class _PgDriver(Driver):
             await raw.execute("SELECT set_config('search_path', %s, true)", (f'"{self.schema}"',))
             row = await (await raw.execute(queries["schema_version_current"])).fetchone()
             current = int(row[0]) if row else 0
+            owned_from = owner_version(migrations)
+            if current >= owned_from:
+                owner = await (await raw.execute(queries["schema_owner_get"])).fetchone()
+                check_owner(owner, environment, self.prefix, where=where)
             pending = migrations[current:]
             if not apply:
                 return current, pending
@@ -331,6 +349,7 @@ class _PgDriver(Driver):
                 await raw.execute(
                     queries["schema_version_insert"], {"version": migration.version, "name": migration.name}
                 )
+            await raw.execute(queries["schema_owner_claim"], {"environment": environment, "table_prefix": self.prefix})
             return current, pending
 
     def describe(self) -> dict[str, str]:
@@ -407,7 +426,7 @@ class PostgresStorage(ServerStorage):
             except psycopg.Error as error:
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures) * random.uniform(0.8, 1.2)
-                _log.warning("LISTEN connection failed (%s); retrying in %.1f s", error, delay)
+                _log.warning("LISTEN connection failed (%s); retrying in %.1f s", self.redact(error), delay)
                 await asyncio.sleep(delay)
                 continue
             try:
@@ -421,5 +440,5 @@ class PostgresStorage(ServerStorage):
                 self._changed()
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures) * random.uniform(0.8, 1.2)
-                _log.warning("LISTEN connection lost (%s); reconnecting in %.1f s", error, delay)
+                _log.warning("LISTEN connection lost (%s); reconnecting in %.1f s", self.redact(error), delay)
                 await asyncio.sleep(delay)

@@ -23,11 +23,12 @@ import random
 import shlex
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, SchemaError, StorageError, TransactionError
 from hivemind_jobs.storage.protocol import (
     Capabilities,
@@ -78,7 +79,18 @@ from hivemind_jobs.storage.protocol import (
     Transaction,
 )
 from hivemind_jobs.storage.server import operations as ops
-from hivemind_jobs.storage.sql import SQL, Migration, QueryBook, load_migrations, read_named_queries, to_pyformat
+from hivemind_jobs.storage.sql import (
+    IDENTIFIER_LIMITS,
+    OWNER_MIGRATION,
+    SQL,
+    Migration,
+    QueryBook,
+    load_migrations,
+    longest_prefixed_name,
+    max_table_prefix,
+    read_named_queries,
+    to_pyformat,
+)
 from hivemind_jobs.storage.url import redact_url
 
 if TYPE_CHECKING:
@@ -88,21 +100,25 @@ __all__ = ["Connection", "Driver", "ServerStorage", "ServerTransaction", "Server
 
 _log = logging.getLogger("hivemind_jobs.storage")
 R = TypeVar("R")
-#: the longest table or index name suffix after the prefix ("job_continuation_by_child")
-_LONGEST_SUFFIX = 25
-_IDENTIFIER_MAX = 63
 _FIRST_TRY_ATTEMPTS = 4
+#: shorter passwords are not searched for in messages (they would hide ordinary words); the
+#: URL and key=value patterns of redact_secrets still hide them
+_SEARCHED_PASSWORD = 4
 
 
 @dataclass(frozen=True)
 class ServerURL:
-    """The parts of a server URL HiveMind reads; driver options stay in ``options``."""
+    """The parts of a server URL HiveMind reads; driver options stay in ``options``.
+
+    ``user`` and ``password`` are percent-decoded (``p%40ss`` is the password ``p@ss``): a password
+    holding ``@ : / ? #`` or ``%`` can only be written that way.
+    """
 
     scheme: str
     host: str
     port: int | None
     user: str | None
-    password: str | None
+    password: str | None = field(repr=False)
     database: str
     options: dict[str, str]
     auto_migrate: bool
@@ -140,13 +156,23 @@ class ServerURL:
             scheme=parts.scheme,
             host=parts.hostname or "127.0.0.1",
             port=port or default_port,
-            user=parts.username,
-            password=parts.password,
+            user=unquote(parts.username) if parts.username is not None else None,
+            password=unquote(parts.password) if parts.password is not None else None,
             database=database,
             options=query,
             auto_migrate=auto in ("true", "1", "yes"),
             pool_size=pool_size,
         )
+
+    def redact(self, text: object) -> str:
+        """``text`` (a driver error, a message) without passwords: those :func:`redact_secrets`
+        finds, and this URL's password wherever it appears, decoded or percent-encoded."""
+        shown = redact_secrets(str(text))
+        password = self.password
+        if password and len(password) >= _SEARCHED_PASSWORD:
+            for form in {password, quote(password, safe=""), quote(password)}:
+                shown = shown.replace(form, "***")
+        return shown
 
 
 class Connection(abc.ABC):
@@ -218,6 +244,7 @@ class Driver(abc.ABC):
 
     dialect: str
     capabilities: Capabilities
+    url: ServerURL
     #: the schema or database every table name is qualified with, and the identifier quote
     namespace: str
     quote: str
@@ -256,9 +283,12 @@ class Driver(abc.ABC):
 
     @abc.abstractmethod
     async def migrate(
-        self, queries: QueryBook, migrations: list[Migration], *, apply: bool
+        self, queries: QueryBook, migrations: list[Migration], *, apply: bool, environment: str, where: str
     ) -> tuple[int, list[Migration]]:
-        """Under a database-wide lock: read the version; with ``apply`` run the pending migrations.
+        """Under a database-wide lock: refuse tables that another environment's names clash with
+        (:func:`~hivemind_jobs.storage.sql.check_table_names`, before anything is created) or that
+        another prefix owns, read the version; with ``apply`` run the pending migrations and record
+        ``environment`` as the owner. ``where`` names the database in error messages.
 
         Returns the version before and the pending (or applied) migrations.
         """
@@ -283,10 +313,15 @@ class ServerStorage:
     package: str
 
     def __init__(self, url: str, *, environment: str, table_prefix: str, auto_migrate: bool) -> None:
-        if len(table_prefix) + _LONGEST_SUFFIX > _IDENTIFIER_MAX:
+        longest = max_table_prefix(self.package, self.driver.dialect)
+        if len(table_prefix) > longest:
             raise ConfigurationError(
-                f"table prefix {table_prefix!r} is too long for {self.driver.dialect} identifiers: use at most "
-                f"{_IDENTIFIER_MAX - _LONGEST_SUFFIX} characters"
+                f"table prefix {table_prefix!r} ({len(table_prefix)} characters) is too long for "
+                f"{self.driver.dialect}: with its longest table or index name "
+                f"({longest_prefixed_name(self.package)!r}) it would pass the limit of "
+                f"{IDENTIFIER_LIMITS[self.driver.dialect]} characters per identifier. Use a table_prefix of at "
+                f"most {longest} characters (the default hm_<environment>_ fits environment names of up to "
+                f"{longest - 4} characters)"
             )
         self.url = url
         self.environment = environment
@@ -303,6 +338,13 @@ class ServerStorage:
         self._schema_version = 0
         #: first operations run again after a deadlock, serialization failure or lost connection
         self.retried = 0
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {redact_url(self.url)} environment={self.environment!r}>"
+
+    def redact(self, text: object) -> str:
+        """``text`` without passwords (see :meth:`ServerURL.redact`), for messages about this storage."""
+        return self.driver.url.redact(text)
 
     @property
     def info(self) -> StorageInfo:
@@ -346,14 +388,16 @@ class ServerStorage:
     async def _migrate(self, *, apply: bool) -> SchemaStatus:
         migrations = load_migrations(self.package)
         try:
-            current, pending = await self.driver.migrate(self.queries, migrations, apply=apply)
+            current, pending = await self.driver.migrate(
+                self.queries, migrations, apply=apply, environment=self.environment, where=redact_url(self.url)
+            )
         except Exception as error:
             if not self.driver.is_driver_error(error):
                 raise
             action = "upgrade" if apply else "read"
             raise StorageError(
                 f"could not {action} the schema of environment {self.environment!r} in {redact_url(self.url)}: "
-                f"{self.driver.dialect}: {error}"
+                f"{self.driver.dialect}: {self.redact(error)}"
             ) from error
         if current > len(migrations):
             raise SchemaError(
@@ -380,6 +424,10 @@ class ServerStorage:
             # version numbers and migration names are validated file names: safe as literals
             record = q["schema_version_insert"].replace("%(version)s", str(int(migration.version)))
             statements.append(SQL(record.replace("%(name)s", f"'{migration.name}'")))
+            if migration.name == OWNER_MIGRATION:
+                # the environment name and prefix are validated names: safe as literals
+                claim = q["schema_owner_claim"].replace("%(environment)s", f"'{self.environment}'")
+                statements.append(SQL(claim.replace("%(table_prefix)s", f"'{q.prefix}'")))
         return statements
 
     async def _with_pool(self, action: Callable[[], Awaitable[SchemaStatus]]) -> SchemaStatus:
@@ -487,11 +535,12 @@ class ServerTransaction:
                     await self._rollback_quietly()
                     await self._drop_connection(discard=True)
                     delay = min(1.0, 0.02 * 2**attempt) * random.uniform(0.5, 1.5)
-                    _log.info("retrying a %s transaction in %.3f s: %s", self._driver.dialect, delay, error)
+                    shown = self._storage.redact(error)
+                    _log.info("retrying a %s transaction in %.3f s: %s", self._driver.dialect, delay, shown)
                     await asyncio.sleep(delay)
                     continue
                 kind = RetryableStorageError if retryable else StorageError
-                raise kind(f"{self._driver.dialect}: {error}".strip()) from error
+                raise kind(f"{self._driver.dialect}: {self._storage.redact(error)}".strip()) from error
 
     async def _rollback_quietly(self) -> None:
         if self._raw is None or self._external:
@@ -515,7 +564,7 @@ class ServerTransaction:
             if not isinstance(error, Exception) or not self._driver.is_driver_error(error):
                 raise
             kind = RetryableStorageError if self._driver.is_retryable(error) else StorageError
-            raise kind(f"{self._driver.dialect}: commit failed: {error}") from error
+            raise kind(f"{self._driver.dialect}: commit failed: {self._storage.redact(error)}") from error
         await self._drop_connection(discard=False)
 
     async def rollback(self) -> None:

@@ -57,6 +57,7 @@ from hivemind_jobs.storage.protocol import (
     OccurrenceInsert,
     PropertyRow,
     QueueClaim,
+    QueuePointer,
     QueueStat,
     RecurringEventList,
     RecurringEventPrune,
@@ -110,17 +111,38 @@ def _property_from_row(c: Connection, row: Sequence[Any]) -> PropertyRow:
     return property_from_row(row, c.dt)
 
 
+def _due(pointer: QueuePointer, now: datetime, kept: datetime | None) -> datetime:
+    """When a queue entry is due; ``now`` is the database clock this operation read, so a relative
+    delay is measured on the database's clock and the writer's clock plays no part."""
+    if kept is not None:
+        return kept
+    if pointer.execute_after is not None:
+        return pointer.execute_after
+    if pointer.delay is not None:
+        return now + pointer.delay
+    return now
+
+
 def _queue_params(
-    c: Connection, job_id: int, queue: str, priority: int, execution_id: str, execute_after: Any, now: datetime
+    c: Connection, job_id: int, pointer: QueuePointer, now: datetime, kept: datetime | None = None
 ) -> dict[str, Any]:
     return {
         "job_id": job_id,
-        "queue": queue,
-        "priority": priority,
-        "execution_id": execution_id,
-        "execute_after": c.bind_dt(execute_after if execute_after is not None else now),
+        "queue": pointer.queue,
+        "priority": pointer.priority,
+        "execution_id": pointer.execution_id,
+        "execute_after": c.bind_dt(_due(pointer, now, kept)),
         "now": c.bind_dt(now),
     }
+
+
+async def _kept_due(c: Connection, q: Queries, pointers: Sequence[tuple[int, QueuePointer]]) -> dict[int, datetime]:
+    """The due times of existing entries that ``keep_due`` pointers keep (one read, only when asked)."""
+    ids = sorted(job_id for job_id, pointer in pointers if pointer.keep_due)
+    if not ids:
+        return {}
+    rows = await c.fetchall(q["queue_due_many"], {"job_ids": ids})
+    return {int(job_id): c.dt(execute_after) for job_id, execute_after in rows}
 
 
 def _links(rows: Sequence[Sequence[Any]]) -> tuple[ContinuationLink, ...]:
@@ -163,13 +185,7 @@ async def job_insert(c: Connection, q: Queries, params: Sequence[JobInsert]) -> 
     pairs = list(zip(ids, params, strict=True))
     states = [_state_params(c, job_id, state) for job_id, job in pairs for state in job.states]
     properties = [_property_params(c, job_id, prop) for job_id, job in pairs for prop in job.properties]
-    pointers = [
-        _queue_params(
-            c, job_id, job.enqueue.queue, job.enqueue.priority, job.enqueue.execution_id, job.enqueue.execute_after, now
-        )
-        for job_id, job in pairs
-        if job.enqueue is not None
-    ]
+    pointers = [_queue_params(c, job_id, job.enqueue, now) for job_id, job in pairs if job.enqueue is not None]
     links = [
         {"parent_id": job.awaiting_parent, "child_id": job_id, "now": bound_now}
         for job_id, job in pairs
@@ -286,11 +302,9 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) 
     states = [_state_params(c, u.job_id, state) for u in saved for state in u.new_states]
     properties = [_property_params(c, u.job_id, prop) for u in saved for prop in u.set_properties]
     removed = [{"job_id": u.job_id, "name": name} for u in saved for name in u.removed_properties]
-    pointers = [
-        _queue_params(c, u.job_id, p.queue, p.priority, p.execution_id, p.execute_after, now)
-        for u in saved
-        if (p := u.enqueue) is not None
-    ]
+    enqueue = [(u.job_id, p) for u in saved if (p := u.enqueue) is not None]
+    kept = await _kept_due(c, q, enqueue)
+    pointers = [_queue_params(c, job_id, p, now, kept.get(job_id)) for job_id, p in enqueue]
     dequeued = [u.job_id for u in saved if u.enqueue is None and u.dequeue]
     links = [
         {"parent_id": u.awaiting_parent, "child_id": u.job_id, "now": bound_now}

@@ -73,7 +73,15 @@ from hivemind_jobs.storage.protocol import (
     Transaction,
     UpdateOutcome,
 )
-from hivemind_jobs.storage.sql import QueryBook, load_migrations
+from hivemind_jobs.storage.sql import (
+    OWNER_MIGRATION,
+    Migration,
+    QueryBook,
+    check_owner,
+    check_table_names,
+    load_migrations,
+    owner_version,
+)
 from hivemind_jobs.storage.sqlite import operations as ops
 from hivemind_jobs.storage.sqlite.worker import ConnectionWorker, TransactionToken
 
@@ -257,11 +265,32 @@ class SQLiteStorage:
             raise
         self._engine = engine
 
+    def _check_names(self, connection: sqlite3.Connection, migrations: list[Migration]) -> int | None:
+        """Refuse tables another environment's names clash with (SQLite ignores case in table
+        names) or that another prefix owns; the schema version, None without a version table."""
+        prefix = self.queries.prefix
+        existing = connection.execute(
+            "SELECT name FROM sqlite_master WHERE lower(substr(name, 1, ?)) = ?", (len(prefix), prefix.lower())
+        ).fetchall()
+        where = str(self.path)
+        if not check_table_names(_PACKAGE, self.environment, prefix, [row[0] for row in existing], where=where):
+            return None
+        current = int(connection.execute(self.queries["schema_version_current"]).fetchone()[0])
+        if current >= owner_version(migrations):
+            owner = connection.execute(self.queries["schema_owner_get"]).fetchone()
+            check_owner(owner, self.environment, prefix, where=where)
+        return current
+
     def _migrate(self, connection: sqlite3.Connection) -> int:
+        # Runs in one BEGIN IMMEDIATE transaction: SQLite's DDL is transactional, so a migration
+        # that fails half-way leaves nothing behind, and other processes wait for the check and
+        # the creation together.
         q = self.queries
-        connection.execute(q["schema_version_create"])
-        current = int(connection.execute(q["schema_version_current"]).fetchone()[0])
         migrations = load_migrations(_PACKAGE)
+        found = self._check_names(connection, migrations)
+        if found is None:
+            connection.execute(q["schema_version_create"])
+        current = found or 0
         if current > len(migrations):
             raise SchemaError(
                 f"the tables with prefix {q.prefix!r} in {self.path} are at schema version {current}, newer than "
@@ -273,6 +302,7 @@ class SQLiteStorage:
             connection.execute(
                 q["schema_version_insert"], {"version": migration.version, "name": migration.name, "now": ops.now_us()}
             )
+        connection.execute(q["schema_owner_claim"], {"environment": self.environment, "table_prefix": q.prefix})
         return len(migrations)
 
     async def schema_status(self) -> SchemaStatus:
@@ -286,11 +316,7 @@ class SQLiteStorage:
             return 0
         connection = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True)
         try:
-            row = connection.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-                (f"{self.queries.prefix}schema_version",),
-            ).fetchone()
-            return 0 if row is None else int(connection.execute(self.queries["schema_version_current"]).fetchone()[0])
+            return self._check_names(connection, load_migrations(_PACKAGE)) or 0
         finally:
             connection.close()
 
@@ -315,6 +341,13 @@ class SQLiteStorage:
                 .replace(":name", f"'{migration.name}'")
                 .replace(":now", "CAST(strftime('%s', 'now') AS INTEGER) * 1000000")
             )
+            if migration.name == OWNER_MIGRATION:
+                # the environment name and prefix are validated names: safe as literals
+                statements.append(
+                    q["schema_owner_claim"]
+                    .replace(":environment", f"'{self.environment}'")
+                    .replace(":table_prefix", f"'{q.prefix}'")
+                )
         return statements
 
     async def close(self) -> None:

@@ -53,6 +53,7 @@ from hivemind_jobs.storage.protocol import (
     OccurrenceInsert,
     PropertyRow,
     QueueClaim,
+    QueuePointer,
     QueueStat,
     RecurringEventList,
     RecurringEventPrune,
@@ -107,17 +108,35 @@ def _property_from_row(row: Sequence[Any]) -> PropertyRow:
     return property_from_row(row, from_microseconds)
 
 
-def _queue_params(
-    job_id: int, queue: str, priority: int, execution_id: str, execute_after: Any, now: int
-) -> dict[str, Any]:
+def _due(pointer: QueuePointer, now: int, kept: int | None) -> int:
+    """When a queue entry is due; ``now`` is the database clock this operation read, so a relative
+    delay is measured on the database's clock and the creating process's clock plays no part."""
+    if kept is not None:
+        return kept
+    if pointer.execute_after is not None:
+        return to_microseconds(pointer.execute_after)
+    if pointer.delay is not None:
+        return now + _us(pointer.delay)
+    return now
+
+
+def _queue_params(job_id: int, pointer: QueuePointer, now: int, kept: int | None = None) -> dict[str, Any]:
     return {
         "job_id": job_id,
-        "queue": queue,
-        "priority": priority,
-        "execution_id": execution_id,
-        "execute_after": to_microseconds(execute_after) if execute_after is not None else None,
+        "queue": pointer.queue,
+        "priority": pointer.priority,
+        "execution_id": pointer.execution_id,
+        "execute_after": _due(pointer, now, kept),
         "now": now,
     }
+
+
+def _kept_due(con: sqlite3.Connection, q: Queries, pointers: Sequence[tuple[int, QueuePointer]]) -> dict[int, int]:
+    """The due times of existing entries that ``keep_due`` pointers keep (one read, only when asked)."""
+    ids = sorted(job_id for job_id, pointer in pointers if pointer.keep_due)
+    if not ids:
+        return {}
+    return {int(job_id): int(due) for job_id, due in con.execute(q["queue_due_many"], {"job_ids": json.dumps(ids)})}
 
 
 def _links(rows: list[Any]) -> tuple[ContinuationLink, ...]:
@@ -163,13 +182,7 @@ def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[JobInsert])
     properties = [_property_params(job_id, prop) for job_id, job in pairs for prop in job.properties]
     if properties:
         con.executemany(q["job_property_upsert"], properties)
-    pointers = [
-        _queue_params(
-            job_id, job.enqueue.queue, job.enqueue.priority, job.enqueue.execution_id, job.enqueue.execute_after, now
-        )
-        for job_id, job in pairs
-        if job.enqueue is not None
-    ]
+    pointers = [_queue_params(job_id, job.enqueue, now) for job_id, job in pairs if job.enqueue is not None]
     if pointers:
         con.executemany(q["queue_upsert"], pointers)
     links = [
@@ -295,11 +308,9 @@ def _update_batch(con: sqlite3.Connection, q: Queries, params: Sequence[JobUpdat
     removed = [{"job_id": u.job_id, "name": name} for u in saved for name in u.removed_properties]
     if removed:
         con.executemany(q["job_property_delete"], removed)
-    pointers = [
-        _queue_params(u.job_id, p.queue, p.priority, p.execution_id, p.execute_after, now)
-        for u in saved
-        if (p := u.enqueue) is not None
-    ]
+    enqueue = [(u.job_id, p) for u in saved if (p := u.enqueue) is not None]
+    kept = _kept_due(con, q, enqueue)
+    pointers = [_queue_params(job_id, p, now, kept.get(job_id)) for job_id, p in enqueue]
     if pointers:
         con.executemany(q["queue_upsert"], pointers)
     dequeued = [{"job_id": u.job_id} for u in saved if u.enqueue is None and u.dequeue]

@@ -71,6 +71,7 @@ def new_job(
     state: str = "Enqueued",
     enqueue: bool = True,
     execute_after: datetime | None = None,
+    delay: timedelta | None = None,
     properties: tuple[PropertyRow, ...] = (),
     awaiting_parent: int | None = None,
     lock_owner: str | None = None,
@@ -85,7 +86,7 @@ def new_job(
         middleware="[]",
         states=(state_row(0, "Created"), state_row(1, state)),
         properties=properties,
-        enqueue=QueuePointer(queue, priority, execution_id, execute_after) if enqueue else None,
+        enqueue=QueuePointer(queue, priority, execution_id, execute_after, delay=delay) if enqueue else None,
         awaiting_parent=awaiting_parent,
         lock_owner=lock_owner,
     )
@@ -498,6 +499,37 @@ class StorageConformance:
         async with storage.transaction() as tx:
             await tx.job_lock_release(JobLockRelease(ids[0], "user"))
         assert await self.claim(storage, (("global",),), 10) == [ids[0]]
+
+    async def test_relative_delays_are_measured_on_the_database_clock(self, storage: Storage) -> None:
+        delay = timedelta(milliseconds=400)
+        soon, later, idle = await self.insert(
+            storage,
+            new_job(queue="d", delay=delay),
+            new_job(queue="d", delay=timedelta(hours=1)),
+            new_job(state="Idle", enqueue=False),
+        )
+
+        async def stats() -> dict[str, tuple[int, int]]:
+            async with storage.transaction(readonly=True) as tx:
+                return {s.queue: (s.ready, s.delayed) for s in await tx.queue_stats()}
+
+        assert await stats() == {"d": (0, 2)}
+        # a job only moved keeps its due time; a job without an entry gets one due after its delay
+        moved, parked = await self.get(storage, later, "mover"), await self.get(storage, idle, "mover")
+        async with storage.transaction() as tx:
+            for record, queue in ((moved, "e"), (parked, "f")):
+                execution_id = record.execution_id  # type: ignore[attr-defined]
+                pointer = QueuePointer(queue, 2, execution_id, delay=timedelta(hours=1), keep_due=True)
+                update = self._update(record, "mover", queue=queue, enqueue=pointer, release_lock=True)
+                assert (await tx.job_update(update)).outcome is UpdateOutcome.SAVED
+        assert await stats() == {"d": (0, 1), "e": (0, 1), "f": (0, 1)}
+        assert await self.claim(storage, (("d", "e", "f"),), 10) == []
+        await asyncio.sleep(0.5)
+        async with storage.transaction() as tx:
+            claimed = await tx.queue_claim(QueueClaim((("d", "e", "f"),), 10, "drone"))
+        assert [job.job_id for job in claimed] == [soon]
+        # both stamped by the database clock of the insert: exactly the delay apart
+        assert claimed[0].execute_after - claimed[0].enqueued_at == delay
 
     async def test_queue_stats(self, storage: Storage) -> None:
         await self.insert(

@@ -25,6 +25,10 @@ FOR UPDATE SKIP LOCKED;
 -- name: queue_take
 DELETE FROM `{p}queue` WHERE job_id IN :job_ids;
 
+-- The due times of entries a save keeps (a job moved without a new state).
+-- name: queue_due_many
+SELECT job_id, execute_after FROM `{p}queue` WHERE job_id IN :job_ids;
+
 -- name: queue_lock_claimed
 UPDATE `{p}job`
 SET locked_by = :owner, locked_at = :now, lock_heartbeat = :now

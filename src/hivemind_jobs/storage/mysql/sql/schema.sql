@@ -13,3 +13,11 @@ INSERT IGNORE INTO `{p}schema_version` (version, name, applied_at) VALUES (:vers
 
 -- name: clock_now
 SELECT UTC_TIMESTAMP(6);
+
+-- name: schema_owner_get
+SELECT environment, table_prefix FROM `{p}schema_owner` WHERE id = 1;
+
+-- name: schema_owner_claim
+-- (not INSERT IGNORE: it warns on every open once the row exists)
+INSERT INTO `{p}schema_owner` (id, environment, table_prefix) VALUES (1, :environment, :table_prefix)
+ON DUPLICATE KEY UPDATE id = id;

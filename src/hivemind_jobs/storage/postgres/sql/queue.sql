@@ -50,6 +50,10 @@ LIMIT :limit;
 -- name: queue_take
 DELETE FROM "{p}queue" WHERE job_id = ANY(:job_ids);
 
+-- The due times of entries a save keeps (a job moved without a new state).
+-- name: queue_due_many
+SELECT job_id, execute_after FROM "{p}queue" WHERE job_id = ANY(:job_ids);
+
 -- name: queue_lock_claimed
 UPDATE "{p}job"
 SET locked_by = :owner, locked_at = :now, lock_heartbeat = :now

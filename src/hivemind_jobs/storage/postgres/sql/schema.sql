@@ -13,3 +13,10 @@ INSERT INTO "{p}schema_version" (version, name, applied_at) VALUES (:version, :n
 
 -- name: clock_now
 SELECT statement_timestamp();
+
+-- name: schema_owner_get
+SELECT environment, table_prefix FROM "{p}schema_owner" WHERE id = 1;
+
+-- name: schema_owner_claim
+INSERT INTO "{p}schema_owner" (id, environment, table_prefix) VALUES (1, :environment, :table_prefix)
+ON CONFLICT (id) DO NOTHING;

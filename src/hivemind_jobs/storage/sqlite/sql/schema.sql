@@ -10,3 +10,9 @@ SELECT COALESCE(MAX(version), 0) FROM "{p}schema_version";
 
 -- name: schema_version_insert
 INSERT INTO "{p}schema_version" (version, name, applied_at) VALUES (:version, :name, :now);
+
+-- name: schema_owner_get
+SELECT environment, table_prefix FROM "{p}schema_owner" WHERE id = 1;
+
+-- name: schema_owner_claim
+INSERT OR IGNORE INTO "{p}schema_owner" (id, environment, table_prefix) VALUES (1, :environment, :table_prefix);
