@@ -46,7 +46,7 @@ from hivemind_jobs.colony import (
     Swarm,
 )
 from hivemind_jobs.core.clock import Clock, FrozenClock, SystemClock
-from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.codec import Codec, UndecodedValue, register_type
 from hivemind_jobs.core.continuations import After, Continue
 from hivemind_jobs.core.invocation import Activator, AllowList, DefaultActivator, Invocation, instance
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, Middleware, MiddlewareEntry, PropertyType
@@ -246,6 +246,7 @@ __all__ = [
     "SystemDeleting",
     "Transaction",
     "TransactionError",
+    "UndecodedValue",
     "UnknownState",
     "WeekdayCalendar",
     "__version__",
@@ -260,6 +261,7 @@ __all__ = [
     "past_state",
     "prop",
     "recurring_job",
+    "register_type",
     "state",
     "where",
 ]

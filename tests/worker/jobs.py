@@ -24,6 +24,10 @@ def note(label: str) -> str:
     return label
 
 
+def echo_back(value: Any) -> Any:
+    return value
+
+
 async def async_note(label: str) -> str:
     await asyncio.sleep(0)
     record(label)

@@ -95,7 +95,7 @@ def state_from_row(row: StateRow, codec: Codec) -> State:
         return restored
     try:
         raw: dict[str, Any] = json.loads(row.fields) if row.fields else {}
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         raw = {"$invalid": row.fields}
     state: State
     if cls is None:

@@ -22,10 +22,18 @@ tag                Python type
 =================  ===================================================================
 
 Encoding checks the value against the type hint it is meant for, so a wrong argument is refused
-when the job is created, not when it runs. Decoding is guided by the type hint: classes named in
-the data are taken from the hint; only when the hint does not name them is the pluggable class
-resolver asked (the default one looks only at modules that are already imported, and never
-imports anything a row names). Nothing is ever pickled.
+when the job is created, not when it runs. Text no database can store (a lone surrogate), circular
+structures and values nested deeper than :data:`MAX_DEPTH` levels are refused there too.
+
+Decoding is guided by the type hint. Stored data names the class of an enum, dataclass or pydantic
+value, and a row can be written by anyone with access to the database, so a stored name alone never
+picks a class: only a class the reader asked for (the type hint, a member of a union hint, the enum
+type of a ``Literal`` member) or a class registered for decoding (:func:`register_type`, or
+``Codec(types=[...])``) is built, and only through its documented path: ``cls(value)`` member
+lookup for an Enum, the constructor with the stored init fields for a dataclass, ``model_validate``
+for a pydantic model. Nothing is imported, looked up among loaded modules, or unpickled. A value
+naming any other class decodes to an :class:`UndecodedValue` marker (the read still works), or
+raises :class:`~hivemind_jobs.errors.SerializationError` with ``strict=True``.
 """
 
 from __future__ import annotations
@@ -40,7 +48,7 @@ import sys
 import types
 import typing
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, Final, Literal, NewType, TypeVar, Union, get_args, get_origin
@@ -48,23 +56,28 @@ from typing import Any, Final, Literal, NewType, TypeVar, Union, get_args, get_o
 from hivemind_jobs.errors import SerializationError
 
 __all__ = [
-    "ClassResolver",
+    "MAX_DEPTH",
     "Codec",
     "JSONValue",
+    "UndecodedValue",
     "compact_json",
     "json_native_types",
     "qualified_name",
-    "resolve_loaded_class",
+    "register_type",
 ]
 
 JSONValue = Any  # the recursive JSON type is not expressible without noise; values are JSON-safe
-ClassResolver = Callable[[str], type]
 
 TAG: Final = "$hm"
+#: How deep values may nest (containers, dataclass fields), encoding and decoding alike. Deeper
+#: structures are refused with a SerializationError instead of exhausting the Python stack.
+MAX_DEPTH: Final = 100
 _SUPPORTED = (
     "None, bool, int, float, str, list, dict, tuple, set, frozenset, bytes, datetime, date, time, "
     "timedelta, UUID, Decimal, Enum, dataclasses and pydantic models"
 )
+#: tags whose stored value names a class
+_CLASS_TAGS: Final = frozenset({"enum", "dataclass", "pydantic"})
 
 
 def qualified_name(obj: Any) -> str:
@@ -80,23 +93,97 @@ def qualified_name(obj: Any) -> str:
     return f"{module}:{qualname}"
 
 
-def resolve_loaded_class(name: str) -> type:
-    """Find ``module:qualname`` among already-imported modules; never imports anything."""
-    module_name, _, qualname = name.partition(":")
-    module = sys.modules.get(module_name)
-    if module is None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class UndecodedValue:
+    """A stored value that names a class this reader may not build, kept as its stored JSON.
+
+    Reading a job never builds a class only because a row names it: the class must be the type hint
+    of the value or registered with :func:`register_type`. ``data`` is the stored JSON document
+    (plain JSON types) and ``reason`` says which class it named and how to make it readable.
+    Storing an ``UndecodedValue`` again writes ``data`` back unchanged.
+    """
+
+    data: JSONValue
+    reason: str
+
+    @property
+    def class_name(self) -> str | None:
+        """The ``module:qualname`` the stored value names, when it names one."""
+        name = self.data.get("c") if isinstance(self.data, dict) else None
+        return name if isinstance(name, str) else None
+
+    def __hash__(self) -> int:
+        # ``data`` holds dicts and lists; equal markers have equal reasons, which is enough for sets
+        # and dict keys (a stored set or dict key can itself be an undecoded value).
+        return hash(self.reason)
+
+    def __str__(self) -> str:
+        return f"<undecoded value: {self.reason}>"
+
+
+def _pydantic_base() -> type | None:
+    """pydantic's BaseModel when pydantic is loaded (no model can exist otherwise; never imports it)."""
+    module = sys.modules.get("pydantic")
+    base = getattr(module, "BaseModel", None) if module is not None else None
+    return base if isinstance(base, type) else None
+
+
+def _is_pydantic_model(cls: type) -> bool:
+    base = _pydantic_base()
+    return base is not None and isinstance(cls, type) and issubclass(cls, base) and cls is not base
+
+
+def _is_dataclass_type(cls: Any) -> bool:
+    return isinstance(cls, type) and dataclasses.is_dataclass(cls)
+
+
+def _is_enum_type(cls: Any) -> bool:
+    return isinstance(cls, type) and issubclass(cls, enum.Enum)
+
+
+#: classes registered for decoding in every codec, by ``module:qualname``
+_REGISTRY: dict[str, type] = {}
+
+_T = TypeVar("_T", bound=type)
+
+
+def _registration_name(cls: Any) -> str:
+    if not isinstance(cls, type):
+        raise SerializationError(f"register_type() takes a class, got {type(cls).__name__} {cls!r}")
+    name = f"{getattr(cls, '__module__', '?')}.{getattr(cls, '__qualname__', '?')}"
+    if not (_is_enum_type(cls) or _is_dataclass_type(cls) or _is_pydantic_model(cls)):
         raise SerializationError(
-            f"class {name} is not loaded in this process; import its module first or give the value a "
-            "type hint naming the class"
+            f"{name} cannot be registered for decoding: only Enum subclasses, dataclasses and pydantic "
+            "BaseModel subclasses are stored by class"
         )
-    obj: Any = module
-    for part in qualname.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            break
-    if not isinstance(obj, type):
-        raise SerializationError(f"{name} does not name a class")
-    return obj
+    try:
+        qualified = qualified_name(cls)
+    except SerializationError as error:
+        raise SerializationError(f"{name} cannot be registered for decoding: {error}") from None
+    if cls.__module__ not in sys.modules:
+        raise SerializationError(
+            f"{name} cannot be registered for decoding: its module {cls.__module__!r} is not imported, "
+            "so the class cannot be found by name"
+        )
+    return qualified
+
+
+def register_type(cls: _T) -> _T:
+    """Allow every codec to build ``cls`` from stored data that names it; returns ``cls``.
+
+    Use it as a class decorator at module level, next to the class, so the registration happens when
+    the module is imported (like custom states). A stored value is only ever built as a class the
+    reader asked for (its type hint) or a registered one: register the classes of values stored
+    without a hint naming them, such as job results (``Succeeded.result``), job data read without a
+    type hint, and arguments of parameters hinted ``Any`` or a base class.
+    ``cls`` must be an Enum, a dataclass or a pydantic ``BaseModel`` subclass defined at module level.
+    """
+    _REGISTRY[_registration_name(cls)] = cls
+    return cls
+
+
+def _registered(name: str, codec_types: dict[str, type]) -> type | None:
+    return codec_types.get(name) or _REGISTRY.get(name)
 
 
 def _hint_name(hint: Any) -> str:
@@ -144,19 +231,14 @@ _SET_ORIGINS: Final = (set, frozenset, cabc.Set, cabc.MutableSet)
 _DICT_ORIGINS: Final = (dict, cabc.Mapping, cabc.MutableMapping)
 
 
-def _is_pydantic_model(cls: type) -> bool:
-    return any(base.__module__.startswith("pydantic.") for base in cls.__mro__[1:]) and hasattr(cls, "model_validate")
-
-
 def _same(value: Any) -> Any:
     return value
 
 
-#: encoders for exact types on the hot path (subclasses take the general path)
+#: encoders for exact types on the hot path (subclasses take the general path; str is checked first)
 _EXACT_ENCODERS: Final[dict[type, Callable[[Any], JSONValue]]] = {
     type(None): _same,
     bool: _same,
-    str: _same,
     int: _same,
     timedelta: lambda value: {TAG: "timedelta", "v": [value.days, value.seconds, value.microseconds]},
     uuid.UUID: lambda value: {TAG: "uuid", "v": str(value)},
@@ -234,22 +316,149 @@ def _passthrough_types(hint: Any) -> frozenset[type] | None:
     return None
 
 
-class Codec:
-    """Encodes values to JSON-safe structures and back, checked against type hints."""
+def _verbatim(data: Any, path: str, depth: int) -> JSONValue:
+    """``data`` unchanged after checking it is plain JSON every database can store."""
+    kind = type(data)
+    if data is None or kind is bool or kind is int:
+        return data
+    if kind is str:
+        if data.isascii() or _storable_text(data):
+            return data
+        raise _unstorable_text(path, data)
+    if kind is float:
+        if not math.isfinite(data):
+            raise SerializationError(f"{path}: {data!r} cannot be stored as JSON; use None or a number")
+        return data
+    if kind is list or kind is dict:
+        inner = depth + 1
+        if inner > MAX_DEPTH:
+            raise _TooDeep(path)
+        if kind is list:
+            for index, item in enumerate(data):
+                _verbatim(item, f"{path}[{index}]", inner)
+            return data
+        for key, item in data.items():
+            if type(key) is not str:
+                raise SerializationError(f"{path}: a key {_short(key)} of a plain JSON object is not text")
+            _verbatim(key, f"{path} key", inner)
+            _verbatim(item, f"{path}[{key!r}]", inner)
+        return data
+    raise SerializationError(f"{path}: a {kind.__name__} is not plain JSON")
 
-    def __init__(self, class_resolver: ClassResolver = resolve_loaded_class) -> None:
-        self._resolve_class = class_resolver
+
+class _TooDeep(Exception):
+    """Raised inside encoding at the first value nested deeper than MAX_DEPTH (turned into a clear error)."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.path = path
+
+
+def _storable_text(text: str) -> bool:
+    """Whether every database can store ``text`` (no lone surrogate, which UTF-8 cannot encode)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unstorable_text(path: str, text: str) -> SerializationError:
+    return SerializationError(
+        f"{path}: the text {_short(text)} is not valid Unicode (it holds a lone surrogate), so no database can "
+        "store it; encode it properly (for example text.encode('utf-8', 'surrogatepass')) or pass bytes"
+    )
+
+
+def _children(value: Any, path: str) -> list[tuple[Any, str]] | None:
+    """What encoding descends into, for finding where a structure contains itself (None: a leaf)."""
+    if isinstance(value, str | bytes | bytearray | memoryview):
+        return None
+    if isinstance(value, dict):
+        pairs = [(key, f"{path} key") for key in value]
+        return pairs + [(item, f"{path}[{key!r}]") for key, item in value.items()]
+    if isinstance(value, list | tuple):
+        return [(item, f"{path}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, set | frozenset):
+        return [(item, f"{path} item") for item in value]
+    if isinstance(value, enum.Enum):
+        return [(value.value, path)]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [
+            (getattr(value, field.name), f"{path}.{field.name}") for field in dataclasses.fields(value) if field.init
+        ]
+    return None
+
+
+def _cycle_at(value: Any, path: str, ancestors: set[int], depth: int) -> str | None:
+    """The path where ``value`` contains one of its own ancestors, if it does within the depth limit."""
+    children = _children(value, path)
+    if children is None or depth > MAX_DEPTH + 1:
+        return None
+    key = id(value)
+    if key in ancestors:
+        return path
+    ancestors.add(key)
+    for child, child_path in children:
+        found = _cycle_at(child, child_path, ancestors, depth + 1)
+        if found is not None:
+            return found
+    ancestors.discard(key)
+    return None
+
+
+def _too_deep_error(value: Any, path: str, deepest: str) -> SerializationError:
+    cycle = _cycle_at(value, path, set(), 0)
+    if cycle is not None:
+        return SerializationError(
+            f"{cycle}: the value contains itself (a circular structure); it cannot be stored as JSON. "
+            "Store the data without the back reference (for example an id)"
+        )
+    return SerializationError(
+        f"{deepest}: the value is nested more than {MAX_DEPTH} levels deep (containers and dataclasses); "
+        "store a flatter structure"
+    )
+
+
+def _nested_too_deep(path: str) -> SerializationError:
+    return SerializationError(
+        f"{path}: the stored value is nested more than {MAX_DEPTH} levels deep; it was not written by this "
+        "codec and is not read"
+    )
+
+
+#: exact types a container item is stored as without a call (str needs its text check first)
+_PLAIN_ITEMS: Final = frozenset({int, bool, type(None)})
+
+#: errors of reading a malformed stored value with the built-in tags (turned into SerializationError)
+_MALFORMED: Final = (ValueError, TypeError, KeyError, AttributeError, IndexError, ArithmeticError)
+
+
+class Codec:
+    """Encodes values to JSON-safe structures and back, checked against type hints.
+
+    ``types`` registers classes (Enum, dataclass or pydantic model) this codec may build from stored
+    data in addition to those registered for every codec with :func:`register_type`.
+    """
+
+    def __init__(self, *, types: Iterable[type] = ()) -> None:
+        self._types: dict[str, type] = {_registration_name(cls): cls for cls in types}
 
     # ------------------------------------------------------------------ text helpers
     def dumps(self, value: Any, hint: Any = Any, *, path: str = "value") -> str:
         return compact_json(self.encode(value, hint, path=path))
 
-    def loads(self, text: str, hint: Any = Any, *, path: str = "value") -> Any:
+    def loads(self, text: str, hint: Any = Any, *, path: str = "value", strict: bool = False) -> Any:
+        """Decode stored JSON text; see :meth:`decode` for ``strict``."""
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
             raise SerializationError(f"{path}: stored JSON is invalid: {error}") from error
-        return self.decode(data, hint, path=path)
+        except RecursionError:
+            raise _nested_too_deep(path) from None
+        return self.decode(data, hint, path=path, strict=strict)
 
     # ------------------------------------------------------------------ type checks
     def check(self, value: Any, hint: Any, *, path: str = "value") -> None:
@@ -346,39 +555,71 @@ class Codec:
     # ------------------------------------------------------------------ encoding
     def encode(self, value: Any, hint: Any = Any, *, path: str = "value") -> JSONValue:
         self.check(value, hint, path=path)
-        return self._encode(value, path)
+        try:
+            return self._encode(value, path, 0)
+        except _TooDeep as error:
+            raise _too_deep_error(value, path, error.path) from None
+        except RecursionError:  # a deep structure met an already deep stack
+            raise _too_deep_error(value, path, path) from None
 
-    def _encode(self, value: Any, path: str) -> JSONValue:
-        fast = _EXACT_ENCODERS.get(type(value))
+    def _encode(self, value: Any, path: str, depth: int) -> JSONValue:
+        cls = type(value)
+        if cls is str:
+            if value.isascii() or _storable_text(value):
+                return value
+            raise _unstorable_text(path, value)
+        fast = _EXACT_ENCODERS.get(cls)
         if fast is not None:
             return fast(value)
-        if value is None or isinstance(value, bool | str):
+        if value is None or isinstance(value, bool):
             return value
-        if isinstance(value, enum.Enum):
-            return {TAG: "enum", "c": self._class_name(type(value), path), "v": self._encode(value.value, path)}
-        if isinstance(value, int):
+        if isinstance(value, str):
+            if _storable_text(value):
+                return str(value)
+            raise _unstorable_text(path, value)
+        if isinstance(value, int) and not isinstance(value, enum.Enum):
             return int(value)
-        if isinstance(value, float):
+        if isinstance(value, float) and not isinstance(value, enum.Enum):
             if not math.isfinite(value):
                 raise SerializationError(f"{path}: {value!r} cannot be stored as JSON; use None or a number")
-            return value
+            return float(value)
+        if cls is UndecodedValue:
+            return _verbatim(value.data, path, depth)
+        inner = depth + 1
+        if isinstance(value, enum.Enum):
+            if inner > MAX_DEPTH:
+                raise _TooDeep(path)
+            return {TAG: "enum", "c": self._class_name(cls, path), "v": self._encode(value.value, path, inner)}
+        if isinstance(value, list | tuple | set | frozenset | dict) and inner > MAX_DEPTH:
+            raise _TooDeep(path)
         if isinstance(value, list):
-            return [self._encode(item, f"{path}[{i}]") for i, item in enumerate(value)]
+            # Plain items are kept without a call (and without formatting their path).
+            return [
+                item
+                if (type(item) is str and item.isascii()) or type(item) in _PLAIN_ITEMS
+                else self._encode(item, f"{path}[{i}]", inner)
+                for i, item in enumerate(value)
+            ]
         if isinstance(value, dict):
-            if all(isinstance(key, str) for key in value) and TAG not in value:
-                return {key: self._encode(item, f"{path}[{key!r}]") for key, item in value.items()}
+            if TAG not in value and all(type(key) is str and (key.isascii() or _storable_text(key)) for key in value):
+                return {
+                    key: item
+                    if (type(item) is str and item.isascii()) or type(item) in _PLAIN_ITEMS
+                    else self._encode(item, f"{path}[{key!r}]", inner)
+                    for key, item in value.items()
+                }
             return {
                 TAG: "dict",
                 "v": [
-                    [self._encode(key, f"{path} key"), self._encode(item, f"{path}[{key!r}]")]
+                    [self._encode(key, f"{path} key", inner), self._encode(item, f"{path}[{key!r}]", inner)]
                     for key, item in value.items()
                 ],
             }
         if isinstance(value, tuple):
-            return {TAG: "tuple", "v": [self._encode(item, f"{path}[{i}]") for i, item in enumerate(value)]}
+            return {TAG: "tuple", "v": [self._encode(item, f"{path}[{i}]", inner) for i, item in enumerate(value)]}
         if isinstance(value, set | frozenset):
             tag = "frozenset" if isinstance(value, frozenset) else "set"
-            return {TAG: tag, "v": [self._encode(item, f"{path} item") for item in value]}
+            return {TAG: tag, "v": [self._encode(item, f"{path} item", inner) for item in value]}
         if isinstance(value, datetime):
             if value.tzinfo is not None and value.utcoffset() is not None:
                 value = value.astimezone(UTC)
@@ -397,16 +638,18 @@ class Codec:
             return {TAG: "decimal", "v": str(value)}
         if isinstance(value, bytes | bytearray | memoryview):
             return {TAG: "bytes", "v": base64.b64encode(bytes(value)).decode("ascii")}
-        cls = type(value)
-        if dataclasses.is_dataclass(value):
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            if inner > MAX_DEPTH:
+                raise _TooDeep(path)
             fields = {
-                field.name: self._encode(getattr(value, field.name), f"{path}.{field.name}")
+                field.name: self._encode(getattr(value, field.name), f"{path}.{field.name}", inner)
                 for field in dataclasses.fields(value)
                 if field.init
             }
             return {TAG: "dataclass", "c": self._class_name(cls, path), "v": fields}
         if _is_pydantic_model(cls):
-            return {TAG: "pydantic", "c": self._class_name(cls, path), "v": value.model_dump(mode="json")}
+            dumped = _verbatim(value.model_dump(mode="json"), path, depth)
+            return {TAG: "pydantic", "c": self._class_name(cls, path), "v": dumped}
         raise SerializationError(
             f"{path}: a {cls.__module__}.{cls.__qualname__} cannot be stored as JSON. Supported: "
             f"{_SUPPORTED}. Pass a supported value (for example its id) instead."
@@ -420,7 +663,14 @@ class Codec:
             raise SerializationError(f"{path}: {error}") from None
 
     # ------------------------------------------------------------------ decoding
-    def decode(self, data: JSONValue, hint: Any = Any, *, path: str = "value") -> Any:
+    def decode(self, data: JSONValue, hint: Any = Any, *, path: str = "value", strict: bool = False) -> Any:
+        """Rebuild a value from its stored JSON, guided by ``hint``.
+
+        A stored enum, dataclass or pydantic value is built only as a class ``hint`` names or a
+        registered class (see :func:`register_type`); otherwise it becomes an :class:`UndecodedValue`,
+        or, with ``strict=True``, a :class:`SerializationError` is raised. Malformed stored data always
+        raises :class:`SerializationError`.
+        """
         if data is None or type(data) in _SCALARS:
             try:
                 passthrough = _PASSTHROUGH.get(hint, _UNKNOWN)
@@ -431,52 +681,68 @@ class Codec:
             if passthrough is not None and type(data) in passthrough:
                 return data
         try:
-            return self._decode(data, _normalize(hint), path)
+            return self._decode(data, _normalize(hint), path, strict, 0)
         except SerializationError:
             raise
-        except (ValueError, TypeError, KeyError) as error:
+        except RecursionError:  # a deep value met an already deep stack
+            raise _nested_too_deep(path) from None
+        except _MALFORMED as error:
             raise SerializationError(f"{path}: stored value cannot be read as {_hint_name(hint)}: {error}") from error
 
-    def _decode(self, data: JSONValue, hint: Any, path: str) -> Any:
+    def _decode(self, data: JSONValue, hint: Any, path: str, strict: bool, depth: int) -> Any:
         origin = get_origin(hint)
         args = get_args(hint)
         if _is_union(origin):
-            return self._decode_union(data, args, path)
-        if isinstance(data, dict) and TAG in data:
-            return self._decode_tagged(data, hint, origin, args, path)
+            return self._decode_union(data, hint, args, path, strict, depth)
+        if isinstance(data, dict):
+            if TAG in data:
+                return self._decode_tagged(data, hint, origin, args, path, strict, depth)
+            inner = depth + 1
+            if inner > MAX_DEPTH:
+                raise _nested_too_deep(path)
+            value_hint = _normalize(args[1]) if len(args) == 2 and origin in _DICT_ORIGINS else Any
+            return {
+                key: self._decode(item, value_hint, f"{path}[{key!r}]", strict, inner) for key, item in data.items()
+            }
         if isinstance(data, list):
+            inner = depth + 1
+            if inner > MAX_DEPTH:
+                raise _nested_too_deep(path)
             if origin is tuple or hint is tuple:
-                return tuple(self._decode_items(data, args, path))
+                return tuple(self._decode_items(data, args, path, strict, inner))
             if origin in _SET_ORIGINS or hint in (set, frozenset):
-                items = self._decode_items(data, (args[0], ...) if args else (), path)
+                items = self._decode_items(data, (args[0], ...) if args else (), path, strict, inner)
                 return frozenset(items) if (origin or hint) is frozenset else set(items)
             item_hint = _normalize(args[0]) if args and origin in _LIST_ORIGINS else Any
-            return [self._decode(item, item_hint, f"{path}[{i}]") for i, item in enumerate(data)]
-        if isinstance(data, dict):
-            value_hint = _normalize(args[1]) if len(args) == 2 and origin in _DICT_ORIGINS else Any
-            return {key: self._decode(item, value_hint, f"{path}[{key!r}]") for key, item in data.items()}
+            return [self._decode(item, item_hint, f"{path}[{i}]", strict, inner) for i, item in enumerate(data)]
         if hint is float and isinstance(data, int) and not isinstance(data, bool):
             return float(data)
         return data
 
-    def _decode_union(self, data: JSONValue, members: tuple[Any, ...], path: str) -> Any:
+    def _decode_union(
+        self, data: JSONValue, hint: Any, members: tuple[Any, ...], path: str, strict: bool, depth: int
+    ) -> Any:
         normalized = [_normalize(member) for member in members]
-        if isinstance(data, dict) and TAG in data and "c" in data:
-            # Pick the member naming the stored class, so the hint supplies it.
+        tag = data.get(TAG) if isinstance(data, dict) else None
+        if isinstance(tag, str) and tag in _CLASS_TAGS:
+            # Pick the member naming the stored class, so the hint supplies it; otherwise the whole
+            # union decides which registered classes fit.
+            name = data.get("c")
             for member in normalized:
-                if isinstance(member, type) and self._names_class(member, data["c"]):
-                    return self._decode(data, member, path)
-        value = self._decode(data, Any, path)
+                if isinstance(member, type) and self._names_class(member, name):
+                    return self._decode(data, member, path, strict, depth)
+            return self._decode_tagged(data, hint, None, (), path, strict, depth)
+        value = self._decode(data, Any, path, strict, depth)
         for member in normalized:
             if self._mismatch(value, member, path) is None:
-                return self._decode(data, member, path) if get_origin(member) is not None else value
+                return self._decode(data, member, path, strict, depth) if get_origin(member) is not None else value
         return value
 
     @staticmethod
-    def _names_class(cls: type, name: str) -> bool:
+    def _names_class(cls: type, name: object) -> bool:
         return f"{cls.__module__}:{cls.__qualname__}" == name
 
-    def _decode_items(self, data: list[Any], args: tuple[Any, ...], path: str) -> list[Any]:
+    def _decode_items(self, data: list[Any], args: tuple[Any, ...], path: str, strict: bool, depth: int) -> list[Any]:
         if len(args) == 2 and args[1] is Ellipsis:
             hints = [_normalize(args[0])] * len(data)
         elif args and args != ((),) and len(args) == len(data):
@@ -484,72 +750,193 @@ class Codec:
         else:
             hints = [Any] * len(data)
         return [
-            self._decode(item, item_hint, f"{path}[{i}]")
+            self._decode(item, item_hint, f"{path}[{i}]", strict, depth)
             for i, (item, item_hint) in enumerate(zip(data, hints, strict=True))
         ]
 
-    def _decode_tagged(self, data: dict[str, Any], hint: Any, origin: Any, args: tuple[Any, ...], path: str) -> Any:
+    def _decode_tagged(
+        self,
+        data: dict[str, Any],
+        hint: Any,
+        origin: Any,
+        args: tuple[Any, ...],
+        path: str,
+        strict: bool,
+        depth: int,
+    ) -> Any:
         tag = data[TAG]
         raw: Any = data.get("v")
-        if tag == "datetime":
-            return datetime.fromisoformat(raw)
-        if tag == "date":
-            return date.fromisoformat(raw)
-        if tag == "time":
-            return time.fromisoformat(raw)
+        if not isinstance(tag, str):
+            raise SerializationError(f"{path}: stored type tag {_short(tag)} is not text")
+        if tag in _TEXT_TAGS:
+            if not isinstance(raw, str):
+                raise SerializationError(f"{path}: a stored {tag} must be text, got {_short(raw)}")
+            return _TEXT_TAGS[tag](raw)
         if tag == "timedelta":
+            if not (isinstance(raw, list) and len(raw) == 3 and all(type(part) is int for part in raw)):
+                raise SerializationError(f"{path}: a stored timedelta must be [days, seconds, microseconds]")
             days, seconds, microseconds = raw
             return timedelta(days=days, seconds=seconds, microseconds=microseconds)
-        if tag == "uuid":
-            return uuid.UUID(raw)
-        if tag == "decimal":
-            return Decimal(raw)
-        if tag == "bytes":
-            return base64.b64decode(raw.encode("ascii"))
+        inner = depth + 1
+        if inner > MAX_DEPTH:
+            raise _nested_too_deep(path)
+        if tag in _CLASS_TAGS:
+            return self._decode_class(tag, data, raw, hint, path, strict, inner)
+        if not isinstance(raw, list):
+            if tag in ("tuple", "set", "frozenset", "dict"):
+                raise SerializationError(f"{path}: a stored {tag} must be a list, got {_short(raw)}")
+            raise SerializationError(f"{path}: unknown stored type tag {tag!r}; was it written by a newer HiveMind?")
         if tag == "tuple":
-            items = self._decode_items(raw, args if origin is tuple else (), path)
+            items = self._decode_items(raw, args if origin is tuple else (), path, strict, inner)
             if isinstance(hint, type) and issubclass(hint, tuple) and hint is not tuple and hasattr(hint, "_fields"):
                 return hint(*items)  # a named tuple, rebuilt from its hint
             return tuple(items)
         if tag in ("set", "frozenset"):
             item_args = (args[0], ...) if args and origin in _SET_ORIGINS else ()
-            items = self._decode_items(raw, item_args, path)
+            items = self._decode_items(raw, item_args, path, strict, inner)
             return frozenset(items) if tag == "frozenset" else set(items)
         if tag == "dict":
             key_hint, value_hint = (
                 (_normalize(args[0]), _normalize(args[1])) if len(args) == 2 and origin in _DICT_ORIGINS else (Any, Any)
             )
-            return {
-                self._decode(key, key_hint, f"{path} key"): self._decode(item, value_hint, f"{path}[{key!r}]")
-                for key, item in raw
-            }
-        if tag in ("enum", "dataclass", "pydantic"):
-            cls = self._class_for(data["c"], hint, path)
-            if tag == "enum":
-                return cls(self._decode(raw, Any, path))
-            if tag == "pydantic":
-                return cls.model_validate(raw)
-            return self._decode_dataclass(cls, raw, path)
+            decoded = {}
+            for pair in raw:
+                if not (isinstance(pair, list) and len(pair) == 2):
+                    raise SerializationError(f"{path}: a stored dict must be a list of [key, value] pairs")
+                key = self._decode(pair[0], key_hint, f"{path} key", strict, inner)
+                decoded[key] = self._decode(pair[1], value_hint, f"{path}[{key!r}]", strict, inner)
+            return decoded
         raise SerializationError(f"{path}: unknown stored type tag {tag!r}; was it written by a newer HiveMind?")
 
-    def _class_for(self, name: str, hint: Any, path: str) -> Any:
-        if isinstance(hint, type) and self._names_class(hint, name):
-            return hint
-        try:
-            return self._resolve_class(name)
-        except SerializationError as error:
-            raise SerializationError(f"{path}: {error}") from None
+    # ------------------------------------------------------------------ classes named by stored data
+    def _decode_class(
+        self, tag: str, data: dict[str, Any], raw: Any, hint: Any, path: str, strict: bool, depth: int
+    ) -> Any:
+        name = data.get("c")
+        if not isinstance(name, str):
+            raise SerializationError(f"{path}: a stored {tag} value must name its class as text, got {_short(name)}")
+        cls = self._allowed_class(name, hint)
+        if isinstance(cls, str):  # why the class may not be built here
+            if strict:
+                raise SerializationError(f"{path}: {cls}")
+            return UndecodedValue(data, cls)
+        if tag == "enum":
+            if not _is_enum_type(cls):
+                raise SerializationError(f"{path}: the stored enum names {name}, which is not an Enum")
+            member = self._decode(raw, Any, path, strict, depth)
+            return _build(cls, path, lambda: cls(member))
+        if tag == "dataclass":
+            if not _is_dataclass_type(cls):
+                raise SerializationError(f"{path}: the stored dataclass names {name}, which is not a dataclass")
+            return self._decode_dataclass(cls, raw, path, strict, depth)
+        if not _is_pydantic_model(cls):
+            raise SerializationError(
+                f"{path}: the stored pydantic model names {name}, which is not a pydantic BaseModel subclass"
+            )
+        return _build(cls, path, lambda: cls.model_validate(raw))  # type: ignore[attr-defined]
 
-    def _decode_dataclass(self, cls: Any, raw: Any, path: str) -> Any:
-        if not dataclasses.is_dataclass(cls):
-            raise SerializationError(f"{path}: {cls!r} is no longer a dataclass")
-        try:
-            field_hints = typing.get_type_hints(cls)
-        except Exception:
-            field_hints = {}
+    def _allowed_class(self, name: str, hint: Any) -> type | str:
+        """The class ``name`` may be built as under ``hint``, or why none may."""
+        hinted = _hinted_classes(hint)
+        for cls in hinted:
+            if self._names_class(cls, name):
+                return cls
+        registered = _registered(name, self._types)
+        if registered is None:
+            unnamed = "no type hint names it" if hint is Any else f"the type hint {_hint_name(hint)} does not name it"
+            return (
+                f"the stored value names the class {name}, which is not built: {unnamed} and it is not registered "
+                "for decoding (stored data never chooses a class on its own). If the class is yours, register it "
+                "(decorate it with @hivemind_jobs.register_type, or pass Codec(types=[...])) or read the value "
+                "with a type hint naming it"
+            )
+        if not _fits(registered, hint, hinted):
+            return (
+                f"the stored value names the class {name}, which does not fit the type hint {_hint_name(hint)}; "
+                "it is not built"
+            )
+        return registered
+
+    def _decode_dataclass(self, cls: type, raw: Any, path: str, strict: bool, depth: int) -> Any:
+        if not isinstance(raw, dict):
+            raise SerializationError(f"{path}: a stored dataclass must hold an object of fields, got {_short(raw)}")
+        field_hints, init_names = _dataclass_plan(cls)
+        unknown = [name for name in raw if name not in init_names]
+        if unknown:
+            raise SerializationError(
+                f"{path}: stored field(s) {sorted(map(str, unknown))} are not init fields of "
+                f"{cls.__module__}.{cls.__qualname__} (fields: {sorted(init_names)})"
+            )
         kwargs = {
-            name: self._decode(item, _normalize(field_hints.get(name, Any)), f"{path}.{name}")
+            name: self._decode(item, field_hints.get(name, Any), f"{path}.{name}", strict, depth)
             for name, item in raw.items()
         }
         factory: Any = cls
-        return factory(**kwargs)
+        return _build(cls, path, lambda: factory(**kwargs))
+
+
+_TEXT_TAGS: Final[dict[str, Callable[[str], Any]]] = {
+    "datetime": datetime.fromisoformat,
+    "date": date.fromisoformat,
+    "time": time.fromisoformat,
+    "uuid": uuid.UUID,
+    "decimal": Decimal,
+    "bytes": lambda raw: base64.b64decode(raw.encode("ascii"), validate=True),
+}
+
+
+def _build(cls: type, path: str, make: Callable[[], Any]) -> Any:
+    """Run the class's own decoding path; whatever it raises becomes a SerializationError."""
+    try:
+        return make()
+    except SerializationError:
+        raise
+    except Exception as error:
+        raise SerializationError(
+            f"{path}: {cls.__module__}.{cls.__qualname__} refused the stored value: {type(error).__name__}: {error}"
+        ) from error
+
+
+def _hinted_classes(hint: Any) -> tuple[type, ...]:
+    """The classes a hint asks for: the hint itself, union members, enum types of Literal members."""
+    hint = _normalize(hint)
+    origin = get_origin(hint)
+    if _is_union(origin):
+        return tuple(cls for member in get_args(hint) for cls in _hinted_classes(member))
+    if origin is Literal:
+        return tuple({type(arg): None for arg in get_args(hint) if isinstance(arg, enum.Enum)})
+    if isinstance(hint, type) and origin is None and hint is not object:
+        return (hint,)
+    return ()
+
+
+def _fits(cls: type, hint: Any, hinted: tuple[type, ...]) -> bool:
+    """Whether a registered class is acceptable under ``hint`` (Any, or a subclass of a hinted class)."""
+    hint = _normalize(hint)
+    if hint is Any or hint is object:
+        return True
+    if _is_union(get_origin(hint)) and any(_normalize(member) in (Any, object) for member in get_args(hint)):
+        return True
+    for wanted in hinted:
+        try:
+            if issubclass(cls, wanted):
+                return True
+        except TypeError:  # a hint issubclass cannot check (a non-runtime Protocol): do not second-guess it
+            return True
+    return False
+
+
+#: dataclass -> (its field type hints, its init field names), computed once per class
+_DATACLASS_PLANS: dict[type, tuple[dict[str, Any], frozenset[str]]] = {}
+
+
+def _dataclass_plan(cls: type) -> tuple[dict[str, Any], frozenset[str]]:
+    plan = _DATACLASS_PLANS.get(cls)
+    if plan is None:
+        try:
+            hints = {name: _normalize(hint) for name, hint in typing.get_type_hints(cls).items()}
+        except Exception:
+            hints = {}
+        init_names = frozenset(field.name for field in dataclasses.fields(cls) if field.init)
+        plan = _DATACLASS_PLANS[cls] = (hints, init_names)
+    return plan

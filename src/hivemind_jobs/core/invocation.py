@@ -692,15 +692,15 @@ def prepare_call(
             if kind is _VAR_POSITIONAL:
                 args.extend(skipped)
                 skipped.clear()
-                args.extend(codec.decode(item, hint, path=f"argument *{name}") for item in stored)
+                args.extend(codec.decode(item, hint, path=f"argument *{name}", strict=True) for item in stored)
                 continue
             if kind is _VAR_KEYWORD:
                 for key, item in stored.items():
                     if key in kwargs or key in signature.parameters:
                         raise JobDefinitionError(f"stored argument **{name}[{key!r}] clashes with a parameter")
-                    kwargs[key] = codec.decode(item, hint, path=f"argument **{name}")
+                    kwargs[key] = codec.decode(item, hint, path=f"argument **{name}", strict=True)
                 continue
-            value = codec.decode(stored, hint, path=f"argument {name!r}")
+            value = codec.decode(stored, hint, path=f"argument {name!r}", strict=True)
         elif default is not _EMPTY:
             if kind in _POSITIONAL:
                 skipped.append(default)
