@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING
@@ -177,9 +178,19 @@ class HiveMind:
                 await environment.close()
             raise
 
-    async def close(self) -> None:
-        for environment in self._environments.values():
-            await environment.close()
+    async def close(self, timeout: float | None = None) -> None:
+        """Close every environment's storage; with ``timeout`` (seconds) the whole close ends within
+        it even when a database does not answer (what could not close is left to the process's exit)."""
+        if timeout is None:
+            for environment in self._environments.values():
+                await environment.close()
+            return
+        results = await asyncio.gather(
+            *(environment.close(timeout) for environment in self._environments.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def __aenter__(self) -> HiveMind:
         await self.open()

@@ -8,19 +8,31 @@ callable returning either.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib
 import logging
+import math
 import sys
+from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
 import hivemind_jobs as hm
 from hivemind_jobs.core.text import redact_secrets
 
-__all__ = ["load_app", "parse_swarm", "run_worker"]
+__all__ = [
+    "SETTINGS",
+    "Setting",
+    "WorkerSettingError",
+    "apply_settings",
+    "load_app",
+    "parse_settings",
+    "parse_swarm",
+    "run_worker",
+]
 
 
 def load_app(path: str) -> Any:
@@ -77,10 +89,137 @@ def parse_swarm(spec: str) -> tuple[list[str], int, list[str | tuple[str, int]]]
     return parts[0].split("/"), drones, queues
 
 
+class WorkerSettingError(click.ClickException):
+    """A worker setting that cannot work: one line ``Error: ...`` on stderr, exit status 2."""
+
+    exit_code = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """A worker timing: ``key`` names it in a configuration file, ``--key-with-dashes`` on the command
+    line; the value goes to the ``field`` of the colony's :class:`~hivemind_jobs.ColonyOptions`
+    (``target="colony"``) or of its environment's :class:`~hivemind_jobs.Options` (``"environment"``)."""
+
+    key: str
+    target: str
+    field: str
+    #: "seconds" (a number, given as a timedelta) or "count" (a whole number)
+    kind: str
+    #: the smallest value allowed; ``inclusive=False``: values must be above it
+    minimum: float
+    inclusive: bool
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.key.replace("_", "-")
+
+    def parse(self, raw: object, label: str) -> timedelta | int:
+        """``raw`` (the text of a flag, or a number from a configuration file) as the option's value."""
+        if isinstance(raw, bool):
+            raise WorkerSettingError(f"{label} {raw!r}: expected a number")
+        if self.kind == "count":
+            try:
+                count = int(str(raw).strip()) if not isinstance(raw, int) else raw
+            except ValueError:
+                raise WorkerSettingError(f"{label} {raw!r}: expected a whole number (0 or more)") from None
+            if count < self.minimum:
+                raise WorkerSettingError(f"{label} {raw!r}: must be {self.minimum:g} or more")
+            return count
+        try:
+            seconds = float(raw) if isinstance(raw, int | float) else float(str(raw).strip())
+        except ValueError:
+            raise WorkerSettingError(f"{label} {raw!r}: expected a number of seconds, e.g. 30 or 0.5") from None
+        if not math.isfinite(seconds):
+            raise WorkerSettingError(f"{label} {raw!r}: expected a finite number of seconds")
+        if seconds < self.minimum or (seconds == self.minimum and not self.inclusive):
+            bound = "at least" if self.inclusive else "more than"
+            unit = "second" if self.minimum == 1 else "seconds"
+            raise WorkerSettingError(f"{label} {raw!r}: must be {bound} {self.minimum:g} {unit}")
+        try:
+            return timedelta(seconds=seconds)
+        except OverflowError:
+            raise WorkerSettingError(f"{label} {raw!r}: too many seconds") from None
+
+
+#: The worker timings settable without Python code: the flags of ``hivemind worker`` and the keys of a
+#: configuration file. Unset ones keep the app's (or the defaults of the options classes).
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "lock_timeout", "environment", "lock_timeout", "seconds", 1.0, True,
+        "Seconds without a heartbeat after which a running job's lock expires and the job is rescued"
+        " (at least 1; default: the app's, 60 unless its Options say otherwise).",
+    ),
+    Setting(
+        "heartbeat_interval", "colony", "heartbeat_interval", "seconds", 0.0, False,
+        "Seconds between lock renewals of running jobs (default: a quarter of the lock timeout).",
+    ),
+    Setting(
+        "max_rescues", "colony", "max_rescues", "count", 0, True,
+        "How often a job whose lock expired is rescued; it runs at most N+1 times, then fails as poison"
+        " (default: 3).",
+    ),
+    Setting(
+        "graceful_stop", "colony", "graceful_stop", "seconds", 0.0, False,
+        "Seconds running jobs get to finish on stop before they are cancelled (default: 10).",
+    ),
+    Setting(
+        "shutdown_timeout", "colony", "shutdown_timeout", "seconds", 0.0, False,
+        "Seconds the rest of a stop may take after the graceful stop, even when the database does not"
+        " answer (default: 10).",
+    ),
+)  # fmt: skip
+
+
+def parse_settings(values: dict[str, object], *, flags: bool = True) -> dict[str, timedelta | int]:
+    """The given settings (key -> raw value; None: not given) checked and converted; an unknown key
+    or a value that cannot work is a :class:`WorkerSettingError` naming the flag (or the key)."""
+    by_key = {setting.key: setting for setting in SETTINGS}
+    unknown = sorted(set(values) - set(by_key))
+    if unknown:
+        raise WorkerSettingError(f"unknown worker setting(s) {', '.join(unknown)}; known: {', '.join(by_key)}")
+    parsed: dict[str, timedelta | int] = {}
+    for key, raw in values.items():
+        if raw is not None:
+            setting = by_key[key]
+            parsed[key] = setting.parse(raw, setting.flag if flags else key)
+    return parsed
+
+
+def apply_settings(colony: hm.Colony, settings: dict[str, timedelta | int]) -> None:
+    """Give ``colony`` (and its environment: the lock timeout) the parsed ``settings``."""
+    if not settings:
+        return
+    by_key = {setting.key: setting for setting in SETTINGS}
+    environment = colony.environment
+    changes = {by_key[key].field: value for key, value in settings.items() if by_key[key].target == "environment"}
+    if changes:
+        environment.options = dataclasses.replace(environment.options, **changes)  # type: ignore[arg-type]
+    changes = {by_key[key].field: value for key, value in settings.items() if by_key[key].target == "colony"}
+    if changes:
+        try:
+            colony.options = dataclasses.replace(colony.options, **changes)  # type: ignore[arg-type]
+        except hm.HiveMindError as error:
+            raise WorkerSettingError(str(error)) from None
+    if "heartbeat_interval" in settings or "lock_timeout" in settings:
+        lock_timeout = environment.options.lock_timeout.total_seconds()
+        margin = lock_timeout * (1 - colony.options.lock_safety)
+        every = colony.options.heartbeat_every(environment.options.lock_timeout)
+        if every >= margin:
+            given = "--heartbeat-interval" if "heartbeat_interval" in settings else "the heartbeat interval"
+            raise WorkerSettingError(
+                f"{given} {every:g} s is too long for a lock timeout of {lock_timeout:g} s: renew locks at least"
+                f" every {margin:g} s (the lock timeout less its {colony.options.lock_safety:.0%} safety margin),"
+                " or running jobs lose their locks between renewals"
+            )
+
+
 def _build_colony(app: Any, options: dict[str, Any]) -> hm.Colony:
     if isinstance(app, hm.Colony):
         if options["swarms"]:
             raise click.UsageError("the app is a configured Colony; --swarm cannot change it")
+        apply_settings(app, options.get("settings", {}))
         return app
     hive: hm.HiveMind = app
     allow_modules = list(options["allow"]) or [options["app_path"].partition(":")[0].split(".")[0]]
@@ -88,10 +227,10 @@ def _build_colony(app: Any, options: dict[str, Any]) -> hm.Colony:
     monitor = options["monitor_interval"]
     colony_options = hm.ColonyOptions(
         poll_interval=timedelta(seconds=options["poll_interval"]),
-        graceful_stop=timedelta(seconds=options["graceful_stop"]),
         lock_monitor_interval=timedelta(seconds=monitor) if monitor else None,
     )
     colony = hive.colony(name=options["name"], environment=options["environment"], options=colony_options, allow=allow)
+    apply_settings(colony, options.get("settings", {}))
     specs = options["swarms"] or [f"main:{options['drones']}"]
     built: dict[str, hm.Swarm] = {}
     for spec in specs:
@@ -111,9 +250,49 @@ def _build_colony(app: Any, options: dict[str, Any]) -> hm.Colony:
 
 async def run_worker(app: Any, options: dict[str, Any]) -> int:
     colony = _build_colony(app, options)
-    async with colony.hive:
+    await colony.hive.open()
+    try:
         await colony.run(burst=options["burst"], handle_signals=True)
+    finally:
+        # the storage closes within what is left of the stop's budget, database reachable or not
+        await colony.hive.close(timeout=max(colony.shutdown_remaining(), _CLOSE_FLOOR))
     return colony.processed
+
+
+#: the least time closing the storage gets after a stop, even one whose budget is spent
+_CLOSE_FLOOR = 0.2
+#: what the worker gives tasks still pending after the colony stopped (abandoned by a bounded stop)
+_LEFTOVER_WAIT = 0.3
+
+_T = TypeVar("_T")
+
+
+def _run_to_exit(main: Coroutine[Any, Any, _T]) -> _T:
+    """``asyncio.run`` without its unbounded waits at the end: what a bounded stop left behind (a
+    task stuck on a database that does not answer, a helper thread) cannot keep the process from
+    exiting. Sync jobs still running in threads do not either (the colony's threads are daemons)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        try:
+            leftovers = asyncio.all_tasks(loop)
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=_LEFTOVER_WAIT))
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()  # the default executor is shut down without waiting for its threads
+
+
+def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
+    """One option per :data:`SETTINGS` entry, checked by :func:`parse_settings` (errors in one line)."""
+    for setting in reversed(SETTINGS):
+        metavar = "N" if setting.kind == "count" else "SECONDS"
+        command = click.option(setting.flag, setting.key, default=None, metavar=metavar, help=setting.help)(command)
+    return command
 
 
 @click.command()
@@ -132,23 +311,22 @@ async def run_worker(app: Any, options: dict[str, Any]) -> int:
 )
 @click.option("--allow-all", is_flag=True, help="Run any stored job target (only for trusted databases).")
 @click.option("--poll-interval", default=1.0, show_default=True, type=float, help="Seconds between idle polls.")
-@click.option(
-    "--graceful-stop", default=10.0, show_default=True, type=float, help="Seconds jobs get to finish on stop."
-)
 @click.option("--monitor-interval", default=None, type=float, help="Seconds between lock-monitor runs.")
 @click.option("--burst", is_flag=True, help="Process what is due, then exit.")
 @click.option("--log-level", default="INFO", show_default=True, help="Python logging level of the worker.")
+@_setting_options
 def worker(app_path: str, **options: Any) -> None:
     """Run a colony for APP (module:attribute holding a HiveMind or Colony)."""
     logging.basicConfig(
         level=options.pop("log_level").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     options["app_path"] = app_path
-    if options["poll_interval"] <= 0 or options["graceful_stop"] < 0:
+    options["settings"] = parse_settings({setting.key: options.pop(setting.key) for setting in SETTINGS})
+    if options["poll_interval"] <= 0:
         raise click.BadParameter("timings must be positive")
     app = load_app(app_path)
     try:
-        processed = asyncio.run(run_worker(app, options))
+        processed = _run_to_exit(run_worker(app, options))
     except hm.HiveMindError as error:
         raise click.ClickException(redact_secrets(str(error))) from error
     click.echo(f"colony stopped after {processed} jobs", err=True)

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Environment", "Transaction"]
 
 _clock_log = logging.getLogger("hivemind_jobs.clock")
+_log = logging.getLogger("hivemind_jobs.environment")
 #: while a clock stays off, its WARNING is repeated at most this often (seconds) per environment
 CLOCK_SKEW_WARNING_INTERVAL = 600.0
 
@@ -200,8 +201,28 @@ class Environment:
         except HiveMindError as error:  # only a warning was at stake: the environment is usable
             _clock_log.debug("could not compare the clock with the database of environment %r: %s", self.name, error)
 
-    async def close(self) -> None:
-        await self.storage.close()
+    async def close(self, timeout: float | None = None) -> None:
+        """Close the storage. With ``timeout`` (seconds), give up after that long and go on: a database
+        that does not answer cannot hold a stopping process (its connections are left to the exit)."""
+        if timeout is None:
+            await self.storage.close()
+            return
+        closing = asyncio.ensure_future(self.storage.close())
+        try:
+            done, _ = await asyncio.wait([closing], timeout=max(0.0, timeout))
+        except asyncio.CancelledError:
+            closing.cancel()
+            raise
+        if not done:
+            closing.cancel()
+            await asyncio.sleep(0)  # one step to see the cancellation; the rest is not waited for
+            _log.warning(
+                "environment %r: its storage did not close within %.1f s (database unreachable?); given up",
+                self.name,
+                timeout,
+            )
+            return
+        closing.result()
 
 
 class Transaction:

@@ -10,9 +10,11 @@ How a job travels through a colony:
    policy says so), the state a client asked for when it cancelled the job, or Enqueued after a
    shutdown. Every write is fenced by (job id, execution id, lock holder): a drone that lost its
    lock never overwrites the outcome of a re-run.
-4. The watcher heartbeats the locks of running jobs (batched), picks up cancel requests and writes
-   job logs; a job whose lock cannot be confirmed in time is cancelled and writes nothing (fail
-   closed). The lock-monitor daemon of any colony rescues jobs of colonies that died.
+4. A heartbeat thread renews the locks of running jobs (batched) on a connection of its own, so a
+   job that blocks the event loop cannot starve them; a job whose lock cannot be confirmed in time
+   is cancelled and writes nothing (fail closed, checked by a thread too). The watcher picks up
+   cancel requests and writes job logs. The lock-monitor daemon of any colony rescues jobs of
+   colonies that died.
 """
 
 from __future__ import annotations
@@ -24,17 +26,20 @@ import functools
 import json
 import logging
 import os
+import queue
 import random
 import signal
 import socket
+import sys
+import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from hivemind_jobs.client.context import JobCancelled, JobContext
 from hivemind_jobs.client.locked import LockedJob
@@ -49,6 +54,7 @@ from hivemind_jobs.client.worker_api import (
 from hivemind_jobs.colony.daemons import DaemonContext, DaemonFunction, DaemonSpec, DaemonSupervisor
 from hivemind_jobs.colony.events import ColonyStatusChanged, JobExecuted, JobExecuting
 from hivemind_jobs.colony.execution import DroneJobContext, resolve_middleware, run_pipeline
+from hivemind_jobs.colony.heartbeat import Heartbeats
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
 from hivemind_jobs.colony.swarm import QueueSpec, Swarm
 from hivemind_jobs.core.invocation import AllowList, prepare_call
@@ -56,12 +62,12 @@ from hivemind_jobs.core.job import BackgroundJob, Middleware, PropertyType, prop
 from hivemind_jobs.core.names import validate_property_name, validate_swarm_name
 from hivemind_jobs.core.retry import RESCUES_PROPERTY, RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, RetryPolicy
 from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, Succeeded
+from hivemind_jobs.core.text import nested_text_problem
 from hivemind_jobs.errors import ConfigurationError, HiveMindError, SerializationError
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ColonyUpsert,
     JobActionList,
-    JobHeartbeat,
     JobLogRow,
     QueueClaim,
     StateRow,
@@ -75,6 +81,16 @@ if TYPE_CHECKING:
 __all__ = ["RESCUES_PROPERTY", "RETRIES_PROPERTY", "Colony", "ColonyStatus"]
 
 _log = logging.getLogger("hivemind_jobs.colony")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+#: after a second stop signal, the whole rest of the stop gets at most this long
+_FAST_STOP_SECONDS = 0.5
+#: a task cancelled during a stop is cancelled again this often while it has not ended: a driver
+#: may first wait for its own clean-up (psycopg cancels the query on the server, up to seconds) and
+#: a second cancel cuts that short
+_RECANCEL_EVERY = 0.3
 
 
 class ColonyStatus:
@@ -114,6 +130,15 @@ class _Run:
     stop_state: State | None = None
     interrupted: bool = False
     lost: bool = False
+    #: the sync-job calls this run handed to a thread (one per call, usually one)
+    threads: list[Future[Any]] = field(default_factory=list)
+    #: a stop ended while this run could still run (its thread had not returned): it keeps its lock
+    #: (heartbeats go on) and nothing is written for it; the lock expires once the process is gone
+    lingering: bool = False
+
+    def in_thread(self) -> bool:
+        """Whether a thread runs this job's code right now (cancelling the task would not stop it)."""
+        return any(future.running() for future in self.threads)
 
     def cancel(self, *, hard: bool) -> None:
         """Ask the job to stop: sync jobs see ``ctx.cancelled``; async ones (or ``hard``) are cancelled."""
@@ -234,6 +259,129 @@ async def _wait_either(first: asyncio.Event, second: asyncio.Event, timeout: flo
             waiter.cancel()
 
 
+class _DaemonThreadPool(Executor):
+    """A bounded pool of daemon threads for sync jobs.
+
+    ``ThreadPoolExecutor`` threads are joined when the interpreter exits, so one sync job that
+    ignores its cancel would keep a stopped worker process alive until the job ends. These threads
+    are not: a stop gives such a job up with its lock kept, and the process can exit.
+    """
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._max_workers = max_workers
+        self._name = name
+        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._shut_down:
+                raise RuntimeError("the colony's sync-job threads are shut down")
+            self._work.put((future, functools.partial(fn, *args, **kwargs)))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
+                thread = threading.Thread(target=self._serve, name=f"{self._name}_{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                self._work.put(None)  # for the next thread
+                return
+            future, call = item
+            del item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = call()
+                except BaseException as error:
+                    future.set_exception(error)
+                    del error
+                else:
+                    future.set_result(result)
+                    del result
+            del future, call
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shut_down = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._work.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+            self._work.put(None)
+        if wait:
+            for thread in list(self._threads):
+                thread.join()
+
+
+class _RunExecutor(Executor):
+    """Hands one run's sync calls to the colony's threads and remembers them on the run, so that
+    a stop knows whether a thread still runs the job."""
+
+    def __init__(self, pool: Executor, run: _Run) -> None:
+        self._pool = pool
+        self._run = run
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future = self._pool.submit(fn, *args, **kwargs)
+        self._run.threads.append(future)
+        return future
+
+
+async def _wait_tasks(tasks: Iterable[asyncio.Future[Any]], until: Callable[[], float]) -> set[asyncio.Future[Any]]:
+    """Wait until ``tasks`` are done or ``until()`` passes (read again and again: it can move
+    closer); returns the ones still pending."""
+    pending = {task for task in tasks if not task.done()}
+    while pending and (remaining := until() - time.monotonic()) > 0:
+        _, pending = await asyncio.wait(pending, timeout=min(0.05, remaining))
+    return pending
+
+
+async def _cancel_within(tasks: Iterable[asyncio.Future[Any]], until: Callable[[], float]) -> set[asyncio.Future[Any]]:
+    """Cancel ``tasks`` and wait for them until ``until()``; the ones still pending are left
+    behind (a task stuck on a database that does not answer must not hold a stop)."""
+    pending = {task for task in tasks if not task.done()}
+    for task in pending:
+        task.cancel()
+    await asyncio.sleep(0)  # one step for each to see its cancellation, whatever the budget
+    recancel_at = time.monotonic() + _RECANCEL_EVERY
+    while pending and (remaining := until() - time.monotonic()) > 0:
+        _, pending = await asyncio.wait(pending, timeout=min(0.05, remaining))
+        if pending and time.monotonic() >= recancel_at:
+            for task in pending:
+                task.cancel()
+            recancel_at = time.monotonic() + _RECANCEL_EVERY
+    return {task for task in pending if not task.done()}
+
+
+async def _within(awaitable: Awaitable[Any], until: Callable[[], float], what: str) -> None:
+    """Await ``awaitable`` until ``until()``, then cancel it and go on (logged, never raised)."""
+    task = asyncio.ensure_future(awaitable)
+    try:
+        pending = await _wait_tasks([task], until)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    if pending:
+        await _cancel_within(pending, time.monotonic)
+        _log.warning("%s did not finish within the stop budget; given up", what)
+        return
+    if not task.cancelled() and task.exception() is not None:
+        error = task.exception()
+        _log.warning("%s failed: %s", what, error, exc_info=not isinstance(error, HiveMindError))
+
+
 class Colony:
     """A worker: swarms of drones that run jobs of one environment, and daemons.
 
@@ -292,11 +440,14 @@ class Colony:
         self._outcomes: list[_Outcome] = []
         self._outcome_ready = asyncio.Event()
         self._writing = False
-        self._executor: ThreadPoolExecutor | None = None
+        self._executor: _DaemonThreadPool | None = None
         self._supervisor: DaemonSupervisor | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self._fast_stop = False
+        #: when the stop was asked for, and when a fast one (monotonic): the stop's budget counts from these
+        self._stop_at: float | None = None
+        self._fast_at: float | None = None
 
     def __repr__(self) -> str:
         return f"<Colony {self.name!r} id={self.id} {self.status}>"
@@ -360,10 +511,42 @@ class Colony:
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self, *, fast: bool = False) -> None:
-        """Ask the colony to stop (running jobs get the grace period unless ``fast``)."""
+        """Ask the colony to stop (running jobs get the grace period unless ``fast``).
+
+        The stop ends within ``graceful_stop + shutdown_timeout`` of the first request (a ``fast``
+        one: within about half a second of it), even when the database does not answer. A job is
+        put back to Enqueued only once nothing of this colony runs it any more: a sync job whose
+        thread is still running keeps its lock until it returns or the process exits.
+        """
+        now = time.monotonic()
+        if self._stop_at is None:
+            self._stop_at = now
         if fast:
             self._fast_stop = True
+            if self._fast_at is None:
+                self._fast_at = now
         self.stopping.set()
+
+    def shutdown_remaining(self) -> float:
+        """Seconds left of the current (or last) stop's budget (0 when it is spent or no stop was asked
+        for): what closing the storage after :meth:`run` may still take."""
+        if self._stop_at is None:
+            return 0.0
+        return max(0.0, self._stop_deadline() - time.monotonic())
+
+    def _stop_deadline(self) -> float:
+        assert self._stop_at is not None
+        options = self.options
+        deadline = self._stop_at + (options.graceful_stop + options.stop_budget).total_seconds()
+        if self._fast_at is not None:
+            deadline = min(deadline, self._fast_at + _FAST_STOP_SECONDS)
+        return deadline
+
+    def _grace_deadline(self) -> float:
+        assert self._stop_at is not None
+        if self._fast_at is not None:
+            return min(self._fast_at, self._stop_at + self.options.graceful_stop.total_seconds())
+        return self._stop_at + self.options.graceful_stop.total_seconds()
 
     async def __aenter__(self) -> Colony:
         self._task = asyncio.create_task(self.run(), name=f"hivemind-colony-{self.name}")
@@ -388,6 +571,7 @@ class Colony:
             raise ConfigurationError(f"colony {self.name!r} has no swarm; add one with colony.swarm(...)")
         self.stopping.clear()
         self._fast_stop = False
+        self._stop_at = self._fast_at = None
         self._started.clear()
         await self._set_status(ColonyStatus.STARTING)
         loop = asyncio.get_running_loop()
@@ -395,14 +579,14 @@ class Colony:
         if handle_signals:
             removers.extend(self._install_signal_handlers(loop))
         total_drones = sum(swarm.drones for swarm in self.swarms)
-        self._executor = ThreadPoolExecutor(
-            max_workers=self.options.sync_threads or max(1, total_drones), thread_name_prefix=f"hivemind-{self.name}"
-        )
+        self._executor = _DaemonThreadPool(self.options.sync_threads or max(1, total_drones), f"hivemind-{self.name}")
         self._runners = [_SwarmRunner(self, swarm) for swarm in self.swarms if swarm.drones > 0]
         removers.append(self.environment.add_wake_listener(self._on_wake))
         self._supervisor = DaemonSupervisor(self, self._builtin_daemons() + self._daemon_specs)
         tasks: list[asyncio.Task[None]] = []
+        heartbeats = Heartbeats(self, loop)
         try:
+            heartbeats.start()
             await self._sync_state()
             await self._supervisor.start()
             tasks = [
@@ -425,9 +609,18 @@ class Colony:
             else:
                 await self.stopping.wait()
         finally:
+            if self._stop_at is None:  # burst mode ended, or a failure: the stop starts now
+                self._stop_at = time.monotonic()
             await self._set_status(ColonyStatus.STOPPING)
             self.stopping.set()
-            await self._shutdown(tasks)
+            lingering: list[_Run] = []
+            try:
+                lingering = await self._shutdown(tasks)
+            finally:
+                if lingering:
+                    self._heartbeat_until_done(heartbeats, lingering)
+                else:  # after the outcomes were written: their locks are kept until then
+                    await _within(heartbeats.stop(), self._stop_deadline, f"colony {self.name}: stopping heartbeats")
             for remove in removers:
                 remove()
             await self._set_status(ColonyStatus.STOPPED)
@@ -447,7 +640,10 @@ class Colony:
         def on_signal(number: int) -> None:
             if self.stopping.is_set():
                 _log.warning(
-                    "colony %s: second %s, stopping without waiting for jobs", self.name, signal.Signals(number).name
+                    "colony %s: second %s, stopping at once: jobs still running in threads keep their locks and "
+                    "are rescued once this process is gone",
+                    self.name,
+                    signal.Signals(number).name,
                 )
                 self.stop(fast=True)
                 return
@@ -504,32 +700,41 @@ class Colony:
             if all(runner.idle_since == generation for runner in self._runners):
                 return
 
-    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> None:
+    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> list[_Run]:
+        """Stop every stage within one budget; returns the runs given up with their locks kept."""
         options = self.options
-        grace = 0.0 if self._fast_stop else options.graceful_stop.total_seconds()
-        deadline = time.monotonic() + grace
+        until = self._stop_deadline
         fetchers = tasks[: len(self._runners)]
-        for task in fetchers:
-            task.cancel()
-        await asyncio.gather(*fetchers, return_exceptions=True)
-        pending = {run.task for run in self._running if run.task is not None and not run.task.done()}
-        while pending and not self._fast_stop and (remaining := deadline - time.monotonic()) > 0:
-            _, pending = await asyncio.wait(pending, timeout=min(0.1, remaining))
+        await _cancel_within(fetchers, until)
+        # drain: running jobs get the grace period
+        await _wait_tasks(self._run_tasks(), lambda: min(self._grace_deadline(), until()))
         for run in list(self._running):
-            if run.task is not None and not run.task.done():
-                run.interrupted = True
-                run.cancel(hard=True)
-        pending_runs = [run.task for run in self._running if run.task is not None and not run.task.done()]
-        if pending_runs:
-            await asyncio.wait(pending_runs, timeout=1.0)
-        write_timeout = options.shutdown_write_timeout.total_seconds()
-        flush_deadline = time.monotonic() + write_timeout
-        while (self._outcomes or self._writing) and time.monotonic() < flush_deadline:
+            if run.task is None or run.task.done():
+                continue
+            run.interrupted = True
+            for future in run.threads:
+                future.cancel()  # only a call still waiting for a thread: it never starts
+            # a thread cannot be cancelled: its job sees ctx.cancelled, and its run goes on until the
+            # thread returns (cancelling the task would free the job while its code still runs)
+            run.cancel(hard=not run.in_thread())
+        # what ends now is written: leave part of the budget for those writes
+        reserve = min(options.stop_budget.total_seconds() / 2, 2.0)
+        await _wait_tasks(self._run_tasks(), lambda: until() - reserve)
+        lingering = [run for run in self._running if run.task is not None and not run.task.done()]
+        for run in lingering:
+            run.lingering = True
+        if lingering:
+            _log.warning(
+                "colony %s: %d job(s) still running after the stop budget (%s); they keep their locks (the lock "
+                "monitor re-enqueues them once this process is gone) and nothing is written for them",
+                self.name,
+                len(lingering),
+                ", ".join(str(run.job.id) for run in lingering),
+            )
+        while (self._outcomes or self._writing) and time.monotonic() < until():
             self._outcome_ready.set()
             await asyncio.sleep(0.02)
-        for task in tasks[len(self._runners) :]:
-            task.cancel()
-        await asyncio.gather(*tasks[len(self._runners) :], return_exceptions=True)
+        await _cancel_within(tasks[len(self._runners) :], until)
         if self._outcomes:
             _log.error(
                 "colony %s stopped with %d job outcomes unwritten (database unreachable); their locks expire and "
@@ -538,13 +743,46 @@ class Colony:
                 len(self._outcomes),
             )
         if self._supervisor is not None:
-            await self._supervisor.stop(timeout=write_timeout)
+            supervisor = self._supervisor
+            # three priority groups of built-in daemons (user daemons, maintenance, colony state)
+            per_group = max(0.0, until() - time.monotonic()) / 3
+            await _within(supervisor.stop(timeout=per_group), until, f"colony {self.name}: stopping daemons")
         await self._set_status(ColonyStatus.STOPPED)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._sync_state(), timeout=write_timeout)
+        await _within(self._sync_state(), until, f"colony {self.name}: writing its stopped state")
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         _log.info("colony %s stopped (%d jobs processed)", self.name, self.processed)
+        return lingering
+
+    def _run_tasks(self) -> list[asyncio.Task[None]]:
+        return [run.task for run in self._running if run.task is not None and not run.task.done()]
+
+    def _heartbeat_until_done(self, heartbeats: Heartbeats, lingering: list[_Run]) -> None:
+        """Keep renewing the locks of runs a stop gave up until each has ended (then the heartbeat
+        threads stop) or the process exits (then the locks expire and the jobs are rescued)."""
+        waits: list[Future[Any] | asyncio.Future[Any]] = []
+        for run in lingering:
+            running = [future for future in run.threads if not future.done()]
+            if running:
+                waits.extend(running)
+            elif run.task is not None:
+                waits.append(run.task)
+        guard = threading.Lock()
+        left = [len(waits)]
+
+        def ended(_: object) -> None:  # on a job thread, or on the loop
+            with guard:
+                left[0] -= 1
+                if left[0] > 0:
+                    return
+            for run in lingering:
+                self._running.discard(run)
+            heartbeats._stopped.set()  # the threads end by themselves (they are daemon threads)
+
+        if not waits:
+            ended(None)
+        for wait in waits:
+            wait.add_done_callback(ended)
 
     # ------------------------------------------------------------------ fetching
     async def _claim(self, runner: _SwarmRunner, limit: int) -> int:
@@ -593,11 +831,12 @@ class Colony:
                     undecodable.append(job)
                     continue
                 if not runner.free_drones:
-                    # more claimed than drones (prefetch): put it back at once
-                    await elect(job, Enqueued(reason="returned: no free drone"), env, scope.jobs)
+                    # more claimed than drones (prefetch): put it back at once, keeping its place in line
+                    due = max(entry.execute_after, entry.enqueued_at)
+                    await elect(job, Enqueued(delay_until=due, reason="returned: no free drone"), env, scope.jobs)
                     continue
                 drone = runner.take_drone()
-                executing = Executing(colony=self.name, swarm=runner.path, drone=drone)
+                executing = Executing(colony=self.name, swarm=runner.path, drone=drone, due_at=entry.execute_after)
                 run = self._new_run(job, runner, drone, entry, now_mono)
                 started.append(run)
                 if not await elect(job, executing, env, scope.jobs):
@@ -673,7 +912,8 @@ class Colony:
             mediator = env.mediator
             if mediator.has_handlers(JobExecuting):
                 await mediator.publish(JobExecuting(run.context))
-            outcome.result = await run_pipeline(run.context, middleware, prepare, self._executor)
+            executor = _RunExecutor(self._executor, run)
+            outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
         except asyncio.CancelledError as error:
             outcome.error = error
         except Exception as error:
@@ -681,9 +921,14 @@ class Colony:
         finally:
             outcome.duration = time.monotonic() - run.started_at
             run.runner.return_drone(run.drone, wake=False)
-            self._outcomes.append(outcome)
-            self._outcome_ready.set()
-            if env.mediator.has_handlers(JobExecuted):
+            if run.lingering:
+                # the stop ended before this run did: nothing is written, its lock expires and the
+                # lock monitor re-enqueues the job (its result may have come too late to be written)
+                self._forget(run)
+            else:
+                self._outcomes.append(outcome)
+                self._outcome_ready.set()
+            if not run.lingering and env.mediator.has_handlers(JobExecuted):
                 try:
                     executed = JobExecuted(run.context, outcome.result, outcome.error, outcome.duration)
                     await env.mediator.publish(executed)
@@ -707,10 +952,14 @@ class Colony:
         env = self.environment
         job = run.job
         error = outcome.error
-        if run.interrupted:
-            reason = f"shutdown: colony {self.name} stopped before the job finished"
-            outcome.states = [Enqueued(reason=reason)]
-            return
+        # a job that finished anyway while a stop cancelled it gets its real outcome; one that
+        # ended because of the cancel goes back to the queue (a sync job's other errors are its own)
+        if run.interrupted and error is not None:
+            honoured = isinstance(error, asyncio.CancelledError | JobCancelled)
+            if honoured or job.invocation.is_async:
+                reason = f"shutdown: colony {self.name} stopped before the job finished"
+                outcome.states = [Enqueued(reason=reason)]
+                return
         if run.stop_state is not None and error is not None:
             outcome.states = [dataclasses.replace(run.stop_state)]
             return
@@ -722,6 +971,17 @@ class Colony:
                 outcome.notes.append(
                     JobLogRow(
                         job.id, logging.WARNING, f"the result was stored as its repr: {problem}", "hivemind_jobs.drone"
+                    )
+                )
+                result = encoded = repr(result)
+            unstorable = nested_text_problem(encoded, sys.maxsize)
+            if unstorable is not None:  # NUL or a lone surrogate: no backend compares such state text alike
+                outcome.notes.append(
+                    JobLogRow(
+                        job.id,
+                        logging.WARNING,
+                        f"the result was stored as its repr: {unstorable}",
+                        "hivemind_jobs.drone",
                     )
                 )
                 result = encoded = repr(result)
@@ -880,44 +1140,33 @@ class Colony:
 
     # ------------------------------------------------------------------ watching running jobs
     async def _watch_loop(self) -> None:
-        env = self.environment
+        """Cancel requests and job logs of running jobs. Their locks are renewed, and given up when
+        they cannot be confirmed in time, by the heartbeat threads (:mod:`.heartbeat`), not here: a
+        job that blocks this loop must not let its own lock, or any other, expire."""
         options = self.options
-        lock_timeout = env.options.lock_timeout.total_seconds()
-        heartbeat_every = options.heartbeat_every(env.options.lock_timeout)
-        fail_after = lock_timeout * (1 - options.lock_safety)
-        last_heartbeat = time.monotonic()
+        # a hung database delays cancel requests by at most this much, never the next look
+        bound = self.environment.options.lock_timeout.total_seconds() * (1 - options.lock_safety)
         while True:
-            await asyncio.sleep(min(options.watch_interval.total_seconds(), heartbeat_every))
-            now = time.monotonic()
+            await asyncio.sleep(options.watch_interval.total_seconds())
             runs = [run for run in self._running if not run.lost]
-            for run in runs:
-                if now - run.last_confirmed > fail_after:
-                    self._lose(run, f"its lock could not be confirmed for {now - run.last_confirmed:.1f} s")
-            runs = [run for run in runs if not run.lost]
             if not runs:
                 continue
-            heartbeat = now - last_heartbeat >= heartbeat_every
             try:
-                await self._watch(runs, heartbeat, now)
-                if heartbeat:
-                    last_heartbeat = now
+                await asyncio.wait_for(self._watch(runs), timeout=bound)
             except Exception as error:
                 _log.warning(
-                    "colony %s could not heartbeat its jobs: %s",
+                    "colony %s could not look for cancel requests or write job logs: %s",
                     self.name,
-                    error,
-                    exc_info=not isinstance(error, HiveMindError),
+                    error if str(error) else f"no answer within {bound:.1f} s",
+                    exc_info=not isinstance(error, HiveMindError | TimeoutError),
                 )
 
-    async def _watch(self, runs: list[_Run], heartbeat: bool, now: float) -> None:
+    async def _watch(self, runs: list[_Run]) -> None:
         env = self.environment
         ids = tuple(run.job.id for run in runs)
         logs = [row for run in runs for row in run.context.buffer.take()]
         try:
             async with write_scope(env) as scope:
-                alive: frozenset[int] | None = None
-                if heartbeat:
-                    alive = await scope.tx.job_heartbeat(JobHeartbeat(ids, self.id, env.options.lock_timeout))
                 actions = await scope.tx.job_action_list(JobActionList(ids))
                 if actions:
                     await scope.tx.job_action_delete([action.id for action in actions])
@@ -927,12 +1176,6 @@ class Colony:
             for run in runs:
                 run.context.buffer.put_back([row for row in logs if row.job_id == run.job.id])
             raise
-        if alive is not None:
-            for run in runs:
-                if run.job.id in alive:
-                    run.last_confirmed = now
-                elif run in self._running and run.task is not None and not run.task.done():
-                    self._lose(run, "its lock expired or was taken over")
         for action in actions:
             target = next((run for run in runs if run.job.id == action.job_id and not run.lost), None)
             if target is None or action.kind != "stop":
@@ -957,6 +1200,8 @@ class Colony:
             del self._latest[run.job.id]
 
     def _lose(self, run: _Run, why: str) -> None:
+        """Give a run up: nothing more is written for it. The heartbeat thread may have flagged it
+        lost already (while this loop was blocked); this is where it is logged and cancelled."""
         run.lost = True
         _log.warning("job %s: %s; cancelling it (nothing more is written for this execution)", run.job.id, why)
         run.cancel(hard=True)

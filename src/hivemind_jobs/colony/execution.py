@@ -206,7 +206,9 @@ def resolve_middleware(
         resolved.append(ResolvedMiddleware(_activate(spec.type, activator, name), spec.input, spec.priority))
     for entry in job_middleware:
         middleware_type = resolve_target(entry.type_name, allow)
-        value = codec.decode(entry.input, _input_hint(middleware_type), path=f"input of middleware {entry.type_name}")
+        value = codec.decode(
+            entry.input, _input_hint(middleware_type), path=f"input of middleware {entry.type_name}", strict=True
+        )
         resolved.append(
             ResolvedMiddleware(_activate(middleware_type, activator, entry.type_name), value, entry.priority)
         )

@@ -19,6 +19,9 @@ class RestartPolicy(enum.Enum):
     ALWAYS = "always"  # restart after an exception or a return
 
 
+_DEFAULT_SHUTDOWN_TIMEOUT = timedelta(seconds=10)
+
+
 def _positive(name: str, value: timedelta) -> None:
     if not isinstance(value, timedelta) or value <= timedelta(0):
         raise ConfigurationError(f"ColonyOptions.{name} must be a positive timedelta, got {value!r}")
@@ -38,12 +41,24 @@ class ColonyOptions:
       environment's lock timeout). ``lock_safety``: the fraction of the lock timeout kept as margin:
       a drone that could not confirm its lock for ``lock_timeout * (1 - lock_safety)`` cancels its job
       and writes nothing more (fail closed).
+      Locks are renewed by a thread with a database connection of its own, so a job that blocks the
+      event loop does not stop them, and every renewal has a deadline within that margin.
+    - ``loop_stall_warning``: a thread pings the event loop; when it does not answer for this long,
+      one WARNING per stall names the async job(s) running on it (None: no check).
     - ``watch_interval``: how often running jobs look for cancel requests (and flush their logs).
     - ``lock_monitor_interval``: how often expired job locks are rescued (None: half the lock timeout).
-      ``max_rescues``: a job whose lock expired more often than this fails as poison.
+      ``max_rescues``: how often the lock monitor rescues a job whose lock expired (its worker died
+      or hung) and enqueues it again, due when it was first due; so such a job runs at most
+      ``max_rescues + 1`` times, and when the lock of that last run expires too it fails as poison
+      (3: four runs; 0: one run). Retries after exceptions are counted apart.
     - ``graceful_stop``: how long running jobs may finish after a stop request before they are
-      cancelled and put back to Enqueued. ``shutdown_write_timeout`` bounds every write made while
-      stopping, so a colony stops even when its database is down.
+      cancelled and put back to Enqueued. ``shutdown_timeout``: how much longer the rest of the stop
+      may take, all stages together (cancelled jobs ending, outcomes written, daemons stopped, the
+      colony state written, and the storage closed by ``hivemind worker``), so a stop ends within
+      ``graceful_stop + shutdown_timeout`` even when the database does not answer. A sync job whose
+      thread is still running then keeps its lock until the thread returns or the process exits
+      (never back to Enqueued while it may still run). ``shutdown_write_timeout`` is a deprecated
+      name of ``shutdown_timeout`` (used when ``shutdown_timeout`` is left at its default).
     - ``state_sync_interval``: how often the colony's state is written; colonies without a heartbeat
       for ``stale_colony_after`` are removed by ``colony_cleanup_interval``.
     - ``sync_threads``: threads for synchronous jobs (None: one per drone).
@@ -61,11 +76,13 @@ class ColonyOptions:
     prefetch: int = 0
     heartbeat_interval: timedelta | None = None
     lock_safety: float = 0.25
+    loop_stall_warning: timedelta | None = timedelta(seconds=1)
     watch_interval: timedelta = timedelta(milliseconds=500)
     lock_monitor_interval: timedelta | None = None
     max_rescues: int = 3
     graceful_stop: timedelta = timedelta(seconds=10)
-    shutdown_write_timeout: timedelta = timedelta(seconds=5)
+    shutdown_timeout: timedelta = _DEFAULT_SHUTDOWN_TIMEOUT
+    shutdown_write_timeout: timedelta | None = None
     state_sync_interval: timedelta = timedelta(seconds=2)
     stale_colony_after: timedelta = timedelta(minutes=5)
     colony_cleanup_interval: timedelta = timedelta(minutes=1)
@@ -81,7 +98,7 @@ class ColonyOptions:
             "poll_interval",
             "watch_interval",
             "graceful_stop",
-            "shutdown_write_timeout",
+            "shutdown_timeout",
             "state_sync_interval",
             "stale_colony_after",
             "colony_cleanup_interval",
@@ -89,7 +106,13 @@ class ColonyOptions:
             "maintenance_interval",
         ):
             _positive(name, getattr(self, name))
-        for name in ("heartbeat_interval", "lock_monitor_interval", "change_check_interval"):
+        for name in (
+            "heartbeat_interval",
+            "lock_monitor_interval",
+            "change_check_interval",
+            "loop_stall_warning",
+            "shutdown_write_timeout",
+        ):
             value = getattr(self, name)
             if value is not None:
                 _positive(name, value)
@@ -113,6 +136,14 @@ class ColonyOptions:
             raise ConfigurationError(
                 f"ColonyOptions.maintenance_concurrency must be >= 1, got {self.maintenance_concurrency}"
             )
+
+    @property
+    def stop_budget(self) -> timedelta:
+        """How long a stop may take after ``graceful_stop``: ``shutdown_timeout``, or the deprecated
+        ``shutdown_write_timeout`` when only that one was set."""
+        if self.shutdown_write_timeout is not None and self.shutdown_timeout == _DEFAULT_SHUTDOWN_TIMEOUT:
+            return self.shutdown_write_timeout
+        return self.shutdown_timeout
 
     def heartbeat_every(self, lock_timeout: timedelta) -> float:
         return (self.heartbeat_interval or lock_timeout / 4).total_seconds()

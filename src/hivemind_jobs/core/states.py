@@ -203,11 +203,17 @@ class Awaiting(State):
 
 
 class Executing(State):
-    """Being executed by a drone."""
+    """Being executed by a drone.
+
+    ``due_at``: when the queue entry the job was claimed from was due (database clock). A job
+    rescued from an expired lock is enqueued due at that time again, so it keeps its place in its
+    queue instead of going behind every job enqueued since it was first due.
+    """
 
     colony: str | None = None
     swarm: str | None = None
     drone: str | None = None
+    due_at: datetime | None = None
 
 
 class Succeeded(State, final=True):

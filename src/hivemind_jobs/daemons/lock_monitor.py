@@ -2,9 +2,19 @@
 
 Every colony runs it; the takeover is one conditional UPDATE on the database clock, so two
 monitors never rescue the same job twice. A rescued Executing job goes back to Enqueued with its
-rescue counted in the ``hm.rescues`` property; a job rescued more than ``max_rescues`` times fails
-as poison instead of taking workers down forever. A job that was claimed but never started is
-enqueued again; any other expired lock (a client that died holding it) is simply released.
+rescue counted in the ``hm.rescues`` property. It is enqueued due at the time it was first due
+(``Executing.due_at``, the due time of the queue entry it was claimed from), with its queue and
+priority unchanged: it was due long ago, so it runs before the jobs of its queue and priority that
+became due after it, not behind every job enqueued since.
+
+``max_rescues`` bounds how often a job whose lock keeps expiring runs: it is rescued at most
+``max_rescues`` times, so it is started at most ``max_rescues + 1`` times (the first run and one run
+after each rescue); when the lock of that last run expires too, the job fails as poison instead of
+taking workers down forever (``max_rescues=3``: four runs, then Failed; ``0``: one run). Rescues are
+counted apart from retries: a run that raises is retried by the retry policy, not counted here.
+
+A job that was claimed but never started is enqueued again (keeping an absolute due time it had);
+any other expired lock (a client that died holding it) is simply released.
 """
 
 from __future__ import annotations
@@ -36,30 +46,47 @@ async def rescue_expired_locks(environment: Environment, holder: str, *, max_res
         ]
         for job in jobs:
             state = job.state
-            previous = state.drone if isinstance(state, Executing) else None
             if isinstance(state, Executing):
                 count = job.get_property(RESCUES_PROPERTY, 0)
                 count = (count if isinstance(count, int) else 0) + 1
                 job._set_property(RESCUES_PROPERTY, count)
                 if count > max_rescues:
-                    poison = Failed(
-                        exception_type="hivemind_jobs.PoisonJob",
-                        message=f"the job's lock expired {count} times while it ran (its worker died or hung)",
-                        reason=f"poison: lock expired {count} times",
-                    )
-                    await elect(job, poison, environment, scope.jobs)
+                    await elect(job, _poison(count, max_rescues), environment, scope.jobs)
                 else:
-                    reason = f"rescued: lock of {previous or 'a drone'} timed out (rescue {count} of {max_rescues})"
-                    await elect(job, Enqueued(reason=reason), environment, scope.jobs)
+                    reason = (
+                        f"rescued: lock of {state.drone or 'a drone'} timed out "
+                        f"(rescue {count} of at most {max_rescues}; expiry {max_rescues + 1} fails it as poison)"
+                    )
+                    # due_at None: claimed by a build that did not record it (or by hand), due at once
+                    await elect(job, Enqueued(reason=reason, delay_until=state.due_at), environment, scope.jobs)
                 rescued.add(job.id)
             elif isinstance(state, Enqueued):
-                await elect(
-                    job, Enqueued(reason="rescued: claimed by a worker that never started it"), environment, scope.jobs
+                again = Enqueued(
+                    reason="rescued: claimed by a worker that never started it", delay_until=state.delay_until
                 )
+                await elect(job, again, environment, scope.jobs)
                 rescued.add(job.id)
         outcomes = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False)
     saved = {job.id for job, outcome in zip(jobs, outcomes, strict=True) if outcome is UpdateOutcome.SAVED}
     return len(rescued & saved)
+
+
+def _poison(expired: int, max_rescues: int) -> Failed:
+    """The failure of a job whose lock expired ``expired`` times (``max_rescues + 1`` unless lowered since)."""
+    return Failed(
+        exception_type="hivemind_jobs.PoisonJob",
+        message=(
+            f"the job's lock expired in {expired} of its runs (its worker died or hung each time); "
+            f"max_rescues={max_rescues} rescues it at most {max_rescues} times, so it runs at most "
+            f"{max_rescues + 1} times while its lock keeps expiring. Find what kills or stalls the worker "
+            "(memory, a blocking call, a crash), then requeue the job"
+        ),
+        reason=f"poison: lock expired in {_runs(expired)}, max_rescues={max_rescues} allows {_runs(max_rescues + 1)}",
+    )
+
+
+def _runs(count: int) -> str:
+    return "1 run" if count == 1 else f"{count} runs"
 
 
 async def lock_monitor_daemon(ctx: DaemonContext) -> None:

@@ -62,6 +62,7 @@ __all__ = [
     "JobUpdate",
     "JobUpdated",
     "LeaseAcquire",
+    "LockRenewer",
     "LogPurge",
     "OccurrenceInsert",
     "PropertyRow",
@@ -709,6 +710,27 @@ class StorageInfo:
     extras: dict[str, str] = field(default_factory=dict)
 
 
+class LockRenewer(Protocol):
+    """A blocking connection of its own that renews job locks, for a colony's heartbeat thread.
+
+    It shares nothing with the event loop or the storage's pool, so a job that blocks the loop, or a
+    pool whose connections hang, cannot keep locks from being renewed. Every call returns or raises
+    (:class:`~hivemind_jobs.errors.StorageError`) within ``deadline_seconds``, even when the database
+    or the network stops answering; after a failure the next call uses a new connection. One thread
+    uses a renewer at a time.
+    """
+
+    def renew(self, params: JobHeartbeat, deadline_seconds: float) -> frozenset[int]:
+        """``Transaction.job_heartbeat`` in a transaction of its own: the ids whose lock was renewed."""
+        ...
+
+    def clock_now(self, deadline_seconds: float = 5.0) -> datetime:
+        """The database clock."""
+        ...
+
+    def close(self) -> None: ...
+
+
 class Storage(Protocol):
     """One environment's tables in one database."""
 
@@ -747,6 +769,10 @@ class Storage(Protocol):
         """Call ``callback`` (on the running loop) whenever another connection committed work to
         claim; returns a function that unsubscribes, or None when the backend has no such push
         (workers then use :meth:`change_marker` or poll)."""
+        ...
+
+    def lock_renewer(self) -> LockRenewer:
+        """A new :class:`LockRenewer` (it connects at its first call; close it when done)."""
         ...
 
     def transaction(

@@ -14,8 +14,10 @@ made in their own process).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
+import math
 import re
 import weakref
 from collections.abc import Mapping, Sequence
@@ -25,7 +27,14 @@ from typing import Any
 from hivemind_jobs.core.limits import Limits, utf8_size
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.protocol import Capabilities
-from hivemind_jobs.storage.server.base import Connection, Driver, ServerStorage, ServerURL
+from hivemind_jobs.storage.server.base import (
+    CLOSE_WAIT,
+    BlockingSession,
+    Connection,
+    Driver,
+    ServerStorage,
+    ServerURL,
+)
 from hivemind_jobs.storage.sql import SQL, Migration, QueryBook, check_owner, check_table_names, owner_version
 
 try:
@@ -213,6 +222,48 @@ class _MySQLConnection(Connection):
         return value
 
 
+_UNKNOWN_VARIABLE = 1193  # ER_UNKNOWN_SYSTEM_VARIABLE
+
+
+class _MySQLBlockingSession(BlockingSession):
+    """A pymysql connection; a list or tuple parameter binds as ``(a, b, c)`` (pymysql's own
+    escaping of sequences), as ``IN :job_ids`` needs."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: pymysql.connections.Connection[Any]) -> None:
+        self.raw = raw
+
+    def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        with self.raw.cursor() as cursor:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+
+    def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
+        with self.raw.cursor() as cursor:
+            return int(cursor.execute(sql, params))
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def fileno(self) -> int:
+        sock = getattr(self.raw, "_sock", None)  # pymysql keeps its socket there and offers no accessor
+        if sock is None:
+            raise pymysql.err.InterfaceError(0, "the connection is closed")
+        return int(sock.fileno())
+
+    def dt(self, value: datetime) -> datetime:
+        return value.replace(tzinfo=UTC)
+
+    def bind_dt(self, value: datetime) -> Any:
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+
 class _MySQLDriver(Driver):
     dialect = "mysql"
     capabilities = Capabilities(
@@ -255,6 +306,39 @@ class _MySQLDriver(Driver):
             "init_command": "SET time_zone = '+00:00'",
         }
 
+    def connect_blocking(self, timeout: float) -> BlockingSession:
+        args = self._connect_args()
+        raw = pymysql.connect(
+            host=args["host"],
+            port=args["port"],
+            user=args["user"],
+            password=args["password"],
+            database=args["db"],
+            autocommit=False,
+            charset="utf8mb4",
+            client_flag=CLIENT.FOUND_ROWS,
+            connect_timeout=min(float(args["connect_timeout"]), max(timeout, 0.1)),
+            read_timeout=max(timeout, 0.1),
+            write_timeout=max(timeout, 0.1),
+            init_command="SET time_zone = '+00:00'",
+        )
+        try:
+            with raw.cursor() as cursor:
+                cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                cursor.execute("SET SESSION innodb_lock_wait_timeout = %s", (max(1, math.ceil(timeout)),))
+                # MariaDB ends a session idle inside a transaction (its client gone silent), so its
+                # row locks cannot hold up another colony's lock monitor; MySQL has no such setting
+                try:
+                    cursor.execute("SET SESSION idle_transaction_timeout = %s", (max(1, math.ceil(2 * timeout)),))
+                except pymysql.err.OperationalError as error:
+                    if not error.args or error.args[0] != _UNKNOWN_VARIABLE:
+                        raise
+            raw.commit()
+        except BaseException:
+            raw.close()
+            raise
+        return _MySQLBlockingSession(raw)
+
     async def open_pool(self) -> None:
         self._users += 1
         if self._pool is not None:
@@ -280,8 +364,17 @@ class _MySQLDriver(Driver):
         pool = self._pool
         if pool is not None:
             pool.close()
-            await pool.wait_closed()
-            self._pool = None
+            try:
+                # a connection in use by a task stuck on a server that does not answer is never handed
+                # back: past the bound (or when the close itself is cancelled) it is closed under it
+                await asyncio.wait_for(pool.wait_closed(), timeout=CLOSE_WAIT)
+            except TimeoutError:
+                pool.terminate()
+            except asyncio.CancelledError:
+                pool.terminate()
+                raise
+            finally:
+                self._pool = None
 
     async def acquire(self) -> Any:
         assert self._pool is not None

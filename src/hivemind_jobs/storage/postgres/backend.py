@@ -22,6 +22,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import math
 import random
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -31,7 +32,15 @@ from typing import Any
 
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.protocol import Capabilities
-from hivemind_jobs.storage.server.base import Connection, Driver, ServerStorage, ServerURL
+from hivemind_jobs.storage.server.base import (
+    CLOSE_WAIT,
+    BlockingSession,
+    Connection,
+    Driver,
+    ServerStorage,
+    ServerURL,
+    cancel_within,
+)
 from hivemind_jobs.storage.sql import (
     SQL,
     Migration,
@@ -182,6 +191,36 @@ class _PgConnection(Connection):
         return value
 
 
+class _PgBlockingSession(BlockingSession):
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        cursor = self.raw.cursor(row_factory=tuple_row)
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+    def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
+        return self.raw.execute(sql, params).rowcount
+
+    def commit(self) -> None:
+        self.raw.commit()
+
+    def close(self) -> None:
+        self.raw.close()
+
+    def fileno(self) -> int:
+        return self.raw.fileno()
+
+    def dt(self, value: datetime) -> datetime:
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
+
+    def bind_dt(self, value: datetime) -> Any:
+        return value
+
+
 class _PgDriver(Driver):
     dialect = "postgresql"
     capabilities = Capabilities(
@@ -219,6 +258,23 @@ class _PgDriver(Driver):
 
     async def connect(self, *, autocommit: bool = False) -> psycopg.AsyncConnection[Any]:
         return await psycopg.AsyncConnection.connect(autocommit=autocommit, **self.conninfo())
+
+    def connect_blocking(self, timeout: float) -> BlockingSession:
+        info = self.conninfo()
+        millis = max(1, math.ceil(timeout * 1000))
+        # The server ends a statement or lock wait past the deadline, and a session left inside a
+        # transaction (its client gone silent) soon after, so its row locks cannot hold up the
+        # lock monitor of another colony.
+        info["options"] = (
+            f"{info['options']} -c statement_timeout={millis} -c lock_timeout={millis} "
+            f"-c idle_in_transaction_session_timeout={max(1000, 2 * millis)}"
+        )
+        seconds = max(1, math.ceil(timeout))
+        info["connect_timeout"] = min(seconds, int(float(info.get("connect_timeout", seconds)) or seconds))
+        info.update(keepalives=1, keepalives_idle=seconds, keepalives_interval=1, keepalives_count=3)
+        info["tcp_user_timeout"] = millis
+        info.setdefault("application_name", "hivemind-lock-renewer")
+        return _PgBlockingSession(psycopg.Connection.connect(autocommit=False, **info))
 
     async def open_pool(self) -> None:
         self._users += 1
@@ -258,7 +314,9 @@ class _PgDriver(Driver):
             return
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            # idle connections are closed at once; the pool's workers (a reconnect attempt to a server
+            # that does not answer) get the bound, connections still in use close with their task
+            await pool.close(timeout=CLOSE_WAIT)
 
     async def acquire(self) -> Any:
         assert self._pool is not None
@@ -382,9 +440,7 @@ class PostgresStorage(ServerStorage):
     async def close(self) -> None:
         listener, self._listener = self._listener, None
         if listener is not None:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
+            await cancel_within(listener, CLOSE_WAIT)
         await super().close()
 
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:

@@ -19,8 +19,12 @@ import abc
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import shlex
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
@@ -62,6 +66,7 @@ from hivemind_jobs.storage.protocol import (
     JobUpdate,
     JobUpdated,
     LeaseAcquire,
+    LockRenewer,
     LogPurge,
     OccurrenceInsert,
     QueueClaim,
@@ -96,7 +101,16 @@ from hivemind_jobs.storage.url import redact_url
 if TYPE_CHECKING:
     from hivemind_jobs.query.conditions import Condition
 
-__all__ = ["Connection", "Driver", "ServerStorage", "ServerTransaction", "ServerURL", "to_pyformat"]
+__all__ = [
+    "BlockingSession",
+    "Connection",
+    "Driver",
+    "ServerLockRenewer",
+    "ServerStorage",
+    "ServerTransaction",
+    "ServerURL",
+    "to_pyformat",
+]
 
 _log = logging.getLogger("hivemind_jobs.storage")
 R = TypeVar("R")
@@ -239,6 +253,33 @@ class Connection(abc.ABC):
         """An aware datetime as this driver binds it."""
 
 
+class BlockingSession(abc.ABC):
+    """One blocking, unpooled driver connection (a :class:`ServerLockRenewer`'s), in a transaction
+    once used. Statements are pyformat with bound parameters only."""
+
+    @abc.abstractmethod
+    def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
+
+    @abc.abstractmethod
+    def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def commit(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """The connection's socket (shut down by the watchdog when a call passes its deadline)."""
+
+    @abc.abstractmethod
+    def dt(self, value: datetime) -> datetime: ...
+
+    @abc.abstractmethod
+    def bind_dt(self, value: datetime) -> Any: ...
+
+
 class Driver(abc.ABC):
     """The dialect-specific part of a server backend."""
 
@@ -298,12 +339,37 @@ class Driver(abc.ABC):
         """Refuse (ConfigurationError / TransactionError) an application connection that is not this
         driver's, or is not inside a transaction."""
 
+    def connect_blocking(self, timeout: float) -> BlockingSession:
+        """A new blocking connection whose connect, statements and lock waits are bounded by
+        ``timeout`` seconds where the driver and server allow (the caller bounds the rest)."""
+        raise ConfigurationError(f"the {self.dialect} backend has no blocking connection for lock renewal")
+
     def describe(self) -> dict[str, str]:
         return {}
 
     def preamble(self) -> list[SQL]:
         """Statements that make the namespace exist and current, for printed DDL."""
         return []
+
+
+#: how long closing a storage waits for what it cannot close at once (pool workers, a listener, connections
+#: in use), so that a database that does not answer never holds a close forever
+CLOSE_WAIT = 10.0
+
+
+async def cancel_within(task: asyncio.Future[Any], seconds: float) -> None:
+    """Cancel ``task`` and wait at most ``seconds`` for it to end, cancelling it again now and then:
+    psycopg first asks the server to cancel an interrupted query and waits for it (seconds when the
+    server does not answer); a second cancel cuts that short."""
+    deadline = time.monotonic() + seconds
+    while not task.done():
+        task.cancel()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        await asyncio.wait([task], timeout=min(0.3, remaining))
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure while cancelled is of no interest now
 
 
 class ServerStorage:
@@ -381,6 +447,7 @@ class ServerStorage:
         self._open = True
 
     async def close(self) -> None:
+        """Close the pool; bounded by the drivers (:data:`CLOSE_WAIT`), and cancellable."""
         if self._open:
             self._open = False
             await self.driver.close_pool()
@@ -445,6 +512,9 @@ class ServerStorage:
     def change_marker(self) -> object | None:
         return None
 
+    def lock_renewer(self) -> LockRenewer:
+        return ServerLockRenewer(self)
+
     def _require_open(self) -> None:
         if not self._open:
             raise TransactionError(
@@ -468,6 +538,164 @@ class ServerStorage:
         else:
             if not transaction.finished:
                 await transaction.commit()
+
+
+class _SocketWatchdog:
+    """Shuts a connection's socket down when a call on it passes its deadline.
+
+    A driver waiting for an answer that never comes (a server that hangs, a network that silently
+    drops everything) would wait far past any lock timeout: TCP keepalives and user timeouts do not
+    fire while something on the path still acknowledges, and a statement timeout is enforced by the
+    server, which may be the one not answering. A shut-down socket makes the blocked call fail at
+    once. The socket is only touched while armed, and the owner disarms before it closes the
+    connection, so a descriptor number reused by another connection is never shut down.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._condition = threading.Condition()
+        self._armed: tuple[int, float] | None = None
+        self._closed = False
+        self._thread: threading.Thread | None = None
+        #: the last armed call passed its deadline (its socket was shut down)
+        self.fired = False
+
+    def arm(self, fd: int, deadline: float) -> None:
+        with self._condition:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name=self._name, daemon=True)
+                self._thread.start()
+            self._armed = (fd, deadline)
+            self.fired = False
+            self._condition.notify()
+
+    def disarm(self) -> None:
+        with self._condition:
+            self._armed = None
+            self._condition.notify()
+
+    def close(self) -> None:
+        with self._condition:
+            self._closed = True
+            self._armed = None
+            self._condition.notify()
+            thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=5.0)
+
+    def _run(self) -> None:
+        with self._condition:
+            while not self._closed:
+                if self._armed is None:
+                    self._condition.wait()
+                    continue
+                fd, deadline = self._armed
+                remaining = deadline - time.monotonic()
+                if remaining > 0:
+                    self._condition.wait(remaining)
+                    continue
+                self._armed = None
+                self.fired = True
+                _shut_down(fd)
+
+
+def _shut_down(fd: int) -> None:
+    try:
+        # a duplicate descriptor shares the socket: shutting it down ends the connection for the
+        # original too, and closing the duplicate leaves the original's descriptor to its owner
+        duplicate = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return
+    try:
+        duplicate.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    finally:
+        duplicate.close()
+
+
+def _renew_locks(session: BlockingSession, q: Mapping[str, SQL], params: JobHeartbeat) -> frozenset[int]:
+    """``operations.job_heartbeat`` on a blocking session: the same queries, the same database clock."""
+    now = session.dt(session.fetchall(q["clock_now"])[0][0])
+    rows = session.fetchall(
+        q["job_heartbeat_select"],
+        {
+            "job_ids": sorted(params.job_ids),
+            "holder": params.holder,
+            "cutoff": session.bind_dt(now - params.lock_timeout),
+        },
+    )
+    alive = sorted(int(row[0]) for row in rows)
+    if alive:
+        session.execute(q["job_heartbeat"], {"job_ids": alive, "now": session.bind_dt(now)})
+    return frozenset(alive)
+
+
+class ServerLockRenewer:
+    """Job-lock renewal on a blocking connection of its own (see
+    :class:`~hivemind_jobs.storage.protocol.LockRenewer`), outside the pool and the event loop.
+
+    Each call is bounded three ways: the driver's connect and socket timeouts, the server's
+    statement and lock-wait timeouts (set when connecting), and a watchdog that shuts the socket
+    down at the deadline whatever the network does. A failed call closes the connection; the next
+    one connects again.
+    """
+
+    def __init__(self, storage: ServerStorage) -> None:
+        self._storage = storage
+        self._driver = storage.driver
+        self._queries = storage.queries
+        self._session: BlockingSession | None = None
+        self._watchdog = _SocketWatchdog(f"hivemind-renewer-watchdog-{storage.environment}")
+
+    def renew(self, params: JobHeartbeat, deadline_seconds: float) -> frozenset[int]:
+        if not params.job_ids:
+            return frozenset()
+        return self._call(
+            deadline_seconds, lambda session: _renew_locks(session, self._queries, params), "renew job locks"
+        )
+
+    def clock_now(self, deadline_seconds: float = 5.0) -> datetime:
+        return self._call(
+            deadline_seconds,
+            lambda session: session.dt(session.fetchall(self._queries["clock_now"])[0][0]),
+            "read the clock",
+        )
+
+    def close(self) -> None:
+        self._watchdog.close()
+        self._drop()
+
+    def _drop(self) -> None:
+        session, self._session = self._session, None
+        if session is not None:
+            with contextlib.suppress(Exception):
+                session.close()
+
+    def _call(self, deadline_seconds: float, work: Callable[[BlockingSession], R], what: str) -> R:
+        deadline = time.monotonic() + deadline_seconds
+        where = f"{self._driver.dialect} at {self._driver.url.host}:{self._driver.url.port}"
+        try:
+            session = self._session
+            if session is None:
+                session = self._session = self._driver.connect_blocking(deadline_seconds)
+            if time.monotonic() >= deadline:
+                raise TimeoutError("the deadline passed while connecting")
+            self._watchdog.arm(session.fileno(), deadline)
+            try:
+                result = work(session)
+                session.commit()
+            finally:
+                self._watchdog.disarm()
+            return result
+        except Exception as error:
+            timed_out = self._watchdog.fired or isinstance(error, TimeoutError)
+            self._drop()
+            if timed_out:
+                raise StorageError(f"could not {what} in {where}: no answer within {deadline_seconds:.2f} s") from error
+            if isinstance(error, OSError) or self._driver.is_driver_error(error):
+                raise StorageError(f"could not {what} in {where}: {self._storage.redact(error)}") from error
+            raise
 
 
 def _names(migrations: Sequence[Migration]) -> tuple[str, ...]:

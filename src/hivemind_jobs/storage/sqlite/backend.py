@@ -16,6 +16,7 @@ import functools
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from hivemind_jobs.errors import ConfigurationError, SchemaError, TransactionError
+from hivemind_jobs.errors import ConfigurationError, SchemaError, StorageError, TransactionError
 from hivemind_jobs.storage.protocol import (
     Capabilities,
     ClaimedJob,
@@ -56,6 +57,7 @@ from hivemind_jobs.storage.protocol import (
     JobUpdate,
     JobUpdated,
     LeaseAcquire,
+    LockRenewer,
     LogPurge,
     OccurrenceInsert,
     QueueClaim,
@@ -168,6 +170,28 @@ def _release_engine(engine: _Engine) -> None:
             return
         _engines.pop(engine.path, None)
     engine.close()
+
+
+#: how long closing waits for the connection threads to end (a thread blocked on a locked file
+#: finishes its statement first, up to the busy timeout: it is not waited for that long)
+_CLOSE_WAIT = 10.0
+
+
+async def _release_engine_async(engine: _Engine) -> None:
+    """:func:`_release_engine` without blocking the event loop, and cancellable: a writer that waits
+    for another process's lock on the file holds neither the loop nor a bounded close (its thread is a
+    daemon thread: it ends with its statement, or with the process)."""
+    with _engines_lock:
+        engine.users -= 1
+        if engine.users > 0:
+            return
+        _engines.pop(engine.path, None)
+    workers = (engine.writer, engine.reader)
+    for worker in workers:
+        worker.close(timeout=0)  # asks the thread to stop after its current item
+    deadline = time.monotonic() + _CLOSE_WAIT
+    while any(worker._thread.is_alive() for worker in workers) and time.monotonic() < deadline:  # noqa: ASYNC110 - a thread ending sets no event
+        await asyncio.sleep(0.01)
 
 
 def parse_sqlite_url(url: str) -> tuple[Path, str, float]:
@@ -353,7 +377,7 @@ class SQLiteStorage:
     async def close(self) -> None:
         engine, self._engine = self._engine, None
         if engine is not None:
-            _release_engine(engine)
+            await _release_engine_async(engine)
 
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
         return None
@@ -369,6 +393,9 @@ class SQLiteStorage:
                 continue
             marker.append((status.st_mtime_ns, status.st_size))
         return tuple(marker)
+
+    def lock_renewer(self) -> LockRenewer:
+        return SQLiteLockRenewer(self.path, self.queries, self._synchronous)
 
     def _require_engine(self) -> _Engine:
         if self._engine is None:
@@ -431,6 +458,71 @@ class SQLiteStorage:
                 "run `BEGIN` first or use the default isolation level"
             )
         return connection
+
+
+class SQLiteLockRenewer:
+    """Job-lock renewal on a sqlite3 connection of its own (see
+    :class:`~hivemind_jobs.storage.protocol.LockRenewer`): not the process's writer thread, whose
+    queue a blocked event loop or a long transaction could hold up.
+
+    The wait for the file's write lock is bounded by a busy timeout of the call's deadline, and the
+    statements by a progress handler that interrupts them once it has passed.
+    """
+
+    def __init__(self, path: Path, queries: QueryBook, synchronous: str) -> None:
+        self._path = path
+        self._queries = queries
+        self._synchronous = synchronous
+        self._connection: sqlite3.Connection | None = None
+
+    def renew(self, params: JobHeartbeat, deadline_seconds: float) -> frozenset[int]:
+        if not params.job_ids:
+            return frozenset()
+        return self._call(
+            deadline_seconds,
+            lambda con: ops.job_heartbeat(con, self._queries, params),
+            write=True,
+            what="renew job locks",
+        )
+
+    def clock_now(self, deadline_seconds: float = 5.0) -> datetime:
+        result: datetime = self._call(
+            deadline_seconds, lambda con: ops.clock_now(con, self._queries), write=False, what="read the clock"
+        )
+        return result
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _call(self, deadline_seconds: float, work: Callable[[sqlite3.Connection], R], *, write: bool, what: str) -> R:
+        deadline = time.monotonic() + deadline_seconds
+        try:
+            connection = self._connection
+            if connection is None:
+                connection = sqlite3.connect(
+                    self._path, isolation_level=None, check_same_thread=False, timeout=deadline_seconds
+                )
+                self._connection = connection
+                connection.execute(f"PRAGMA synchronous = {self._synchronous}")  # one of _SYNCHRONOUS
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the deadline passed while connecting")
+            connection.execute(f"PRAGMA busy_timeout = {max(1, int(remaining * 1000))}")
+            connection.set_progress_handler(lambda: int(time.monotonic() > deadline), 1000)
+            try:
+                connection.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                result = work(connection)
+                connection.execute("COMMIT")
+            finally:
+                connection.set_progress_handler(None, 0)
+            return result
+        except (sqlite3.Error, TimeoutError) as error:
+            self.close()  # rolls back whatever is open; the next call connects again
+            raise StorageError(
+                f"could not {what} in SQLite file {self._path} within {deadline_seconds:.2f} s: {error}"
+            ) from error
 
 
 def _always(result: object) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ import pytest
 import pytest_asyncio
 
 from hivemind_jobs.core.job import PropertyType
-from hivemind_jobs.errors import TransactionError
+from hivemind_jobs.errors import StorageError, TransactionError
 from hivemind_jobs.storage.protocol import (
     ColonyUpsert,
     ContinuationLink,
@@ -361,6 +362,53 @@ class StorageConformance:
         assert alive == frozenset({ids[0]})
         after = await self.get(storage, ids[0])
         assert after.lock_heartbeat > before.lock_heartbeat  # type: ignore[attr-defined]
+
+    async def test_lock_renewer_renews_only_own_fresh_locks_from_any_thread(self, storage: Storage) -> None:
+        mine, theirs, expired = await self.insert(storage, new_job(), new_job(), new_job())
+        await self.get(storage, expired, "me")
+        await asyncio.sleep(0.15)
+        await self.get(storage, mine, "me")
+        await self.get(storage, theirs, "someone")
+        before = await self.get(storage, mine)
+        renewer = storage.lock_renewer()
+        try:
+            assert await asyncio.to_thread(renewer.renew, JobHeartbeat((), "me", LONG), 5.0) == frozenset()
+            await asyncio.sleep(0.01)
+            short = JobHeartbeat((mine, theirs, expired), "me", timedelta(milliseconds=100))
+            assert await asyncio.to_thread(renewer.renew, short, 5.0) == frozenset({mine})
+            after = await self.get(storage, mine)
+            assert after.lock_heartbeat > before.lock_heartbeat  # type: ignore[attr-defined]
+            # the same renewer again, from yet another thread
+            assert await asyncio.to_thread(renewer.renew, JobHeartbeat((mine,), "me", LONG), 5.0) == {mine}
+            clock = await asyncio.to_thread(renewer.clock_now)
+            async with storage.transaction(readonly=True) as tx:
+                database_now = await tx.clock_now()
+            assert clock.tzinfo is not None and clock.utcoffset() == timedelta(0)
+            assert abs(database_now - clock) < timedelta(seconds=5)
+        finally:
+            await asyncio.to_thread(renewer.close)
+        async with storage.transaction(readonly=True) as tx:
+            [record] = await tx.job_get_many([theirs])
+        assert record.locked_by == "someone"
+
+    async def test_lock_renewer_gives_up_within_its_deadline_then_reconnects(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        await self.get(storage, job_id, "me")
+        renewer = storage.lock_renewer()
+        heartbeat = JobHeartbeat((job_id,), "me", LONG)
+        try:
+            assert await asyncio.to_thread(renewer.renew, heartbeat, 5.0) == {job_id}
+            async with storage.transaction() as tx:
+                # this open transaction holds the job's row (or the file's write lock) until it ends
+                assert await tx.job_heartbeat(heartbeat) == {job_id}
+                started = time.monotonic()
+                with pytest.raises(StorageError, match="renew job locks"):
+                    await asyncio.to_thread(renewer.renew, heartbeat, 0.5)
+                took = time.monotonic() - started
+            assert took < 2.0, f"a renewal with a 0.5 s deadline took {took:.2f} s"
+            assert await asyncio.to_thread(renewer.renew, heartbeat, 5.0) == {job_id}
+        finally:
+            await asyncio.to_thread(renewer.close)
 
     async def test_lock_takeover_takes_only_expired_locks(self, storage: Storage) -> None:
         stale = await self.insert(storage, new_job(), new_job(), new_job())
