@@ -10,14 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import selectors
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -27,6 +24,7 @@ import pytest_asyncio
 
 import hivemind_jobs as hm
 from tests.processes import heartbeat_jobs
+from tests.processes.support import BlackholeProxy, colony_running, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.processes.heartbeat_jobs:hive"
@@ -109,18 +107,6 @@ async def client(backend_url: str) -> AsyncIterator[hm.HiveMind]:
         yield hive
 
 
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str, workers: Workers) -> None:
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"not within {timeout:.1f} s: {what}\n{workers.logs()}")
-        await asyncio.sleep(0.1)
-
-
-async def colony_running(client: hm.HiveMind, name: str) -> bool:
-    return any(info.name == name and info.status == "running" for info in await client.colonies.list())
-
-
 @pytest.mark.timeout(120)
 async def test_a_job_that_blocks_its_event_loop_keeps_its_lock_and_runs_once(
     tmp_path: Path, backend_url: str, client: hm.HiveMind, workers: Workers
@@ -163,80 +149,6 @@ async def test_a_job_that_blocks_its_event_loop_keeps_its_lock_and_runs_once(
         assert "could not be confirmed" not in worker.output()
         worker.process.send_signal(signal.SIGTERM)
     assert [worker_a.process.wait(timeout=20), worker_b.process.wait(timeout=20)] == [0, 0], workers.logs()
-
-
-class BlackholeProxy:
-    """A TCP proxy on 127.0.0.1 that can stop forwarding in both directions while keeping every socket
-    open: to its clients the database then neither answers nor resets (a silently dropping network).
-
-    It closes everything after ``lifetime`` seconds at the latest.
-    """
-
-    def __init__(self, host: str, port: int, *, lifetime: float = 120.0) -> None:
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = int(self.listener.getsockname()[1])
-        self.forwarding = threading.Event()
-        self.forwarding.set()
-        self.closed = threading.Event()
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, name="blackhole-accept", daemon=True).start()
-        self.timer = threading.Timer(lifetime, self.close)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def _accept(self) -> None:
-        while not self.closed.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            client.settimeout(None)
-            upstream.settimeout(None)
-            with self.lock:
-                self.sockets += [client, upstream]
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-
-    def _pump(self, first: socket.socket, second: socket.socket) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(first, selectors.EVENT_READ, second)
-            selector.register(second, selectors.EVENT_READ, first)
-            while not self.closed.is_set():
-                if not self.forwarding.is_set():
-                    self.closed.wait(0.1)  # nothing is read or sent; the sockets stay open
-                    continue
-                for key, _ in selector.select(timeout=0.1):
-                    source: socket.socket = key.fileobj  # type: ignore[assignment]
-                    try:
-                        data = source.recv(65536)
-                        if data:
-                            key.data.sendall(data)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        first.close()
-                        second.close()
-                        return
-
-    def blackhole(self) -> None:
-        self.forwarding.clear()
-
-    def close(self) -> None:
-        self.closed.set()
-        self.timer.cancel()
-        self.listener.close()
-        with self.lock:
-            for sock in self.sockets:
-                sock.close()
 
 
 @pytest.fixture

@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import selectors
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -28,6 +25,7 @@ import pytest_asyncio
 
 import hivemind_jobs as hm
 from tests.processes import stop_jobs
+from tests.processes.support import BlackholeProxy, colony_running, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.processes.stop_jobs:colony"
@@ -97,18 +95,6 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
 async def client(backend_url: str) -> AsyncIterator[hm.HiveMind]:
     async with hm.HiveMind(backend_url, options=hm.Options(lock_timeout=timedelta(seconds=LOCK_TIMEOUT))) as hive:
         yield hive
-
-
-async def wait_until(check: Callable[[], Awaitable[bool]], timeout: float, what: str, workers: Workers) -> None:
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"not within {timeout:.1f} s: {what}\n{workers.logs()}")
-        await asyncio.sleep(0.05)
-
-
-async def colony_running(client: hm.HiveMind, name: str) -> bool:
-    return any(info.name == name and info.status == "running" for info in await client.colonies.list())
 
 
 async def wait_for_exit(worker: Worker, timeout: float) -> tuple[int, float]:
@@ -215,79 +201,6 @@ async def test_a_stopping_worker_never_runs_a_sync_job_next_to_another_worker(
     worker_b.process.send_signal(signal.SIGTERM)
     code, _ = await wait_for_exit(worker_b, BUDGET + MARGIN)
     assert code == 0, workers.logs()
-
-
-class BlackholeProxy:
-    """A TCP proxy on 127.0.0.1 that can stop forwarding while keeping every socket open (the
-    database then neither answers nor resets). Everything is closed after ``lifetime`` seconds."""
-
-    def __init__(self, host: str, port: int, *, lifetime: float = 90.0) -> None:
-        self.target = (host, port)
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.listener.settimeout(0.2)
-        self.port = int(self.listener.getsockname()[1])
-        self.forwarding = threading.Event()
-        self.forwarding.set()
-        self.closed = threading.Event()
-        self.sockets: list[socket.socket] = []
-        self.lock = threading.Lock()
-        threading.Thread(target=self._accept, name="stop-test-proxy", daemon=True).start()
-        self.timer = threading.Timer(lifetime, self.close)
-        self.timer.daemon = True
-        self.timer.start()
-
-    def _accept(self) -> None:
-        while not self.closed.is_set():
-            try:
-                client, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            with self.lock:
-                self.sockets.append(client)
-            if not self.forwarding.is_set():
-                continue  # a new connection is accepted and then ignored, like the others
-            try:
-                upstream = socket.create_connection(self.target, timeout=5)
-            except OSError:
-                client.close()
-                continue
-            with self.lock:
-                self.sockets.append(upstream)
-            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
-
-    def _pump(self, first: socket.socket, second: socket.socket) -> None:
-        with selectors.DefaultSelector() as selector:
-            selector.register(first, selectors.EVENT_READ, second)
-            selector.register(second, selectors.EVENT_READ, first)
-            while not self.closed.is_set():
-                if not self.forwarding.is_set():
-                    self.closed.wait(0.1)
-                    continue
-                for key, _ in selector.select(timeout=0.1):
-                    source: socket.socket = key.fileobj  # type: ignore[assignment]
-                    try:
-                        data = source.recv(65536)
-                        if data:
-                            key.data.sendall(data)
-                    except OSError:
-                        data = b""
-                    if not data:
-                        first.close()
-                        second.close()
-                        return
-
-    def blackhole(self) -> None:
-        self.forwarding.clear()
-
-    def close(self) -> None:
-        self.closed.set()
-        self.timer.cancel()
-        self.listener.close()
-        with self.lock:
-            for sock in self.sockets:
-                sock.close()
 
 
 @pytest.mark.timeout(120)

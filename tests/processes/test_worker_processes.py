@@ -22,6 +22,7 @@ import pytest_asyncio
 
 import hivemind_jobs as hm
 from tests.processes import jobs
+from tests.processes.support import colony_running, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "tests.processes.jobs:hive"
@@ -135,22 +136,6 @@ async def client(db: Path) -> AsyncIterator[hm.HiveMind]:
     """The test's own HiveMind on the workers' file (same options); opening it creates the schema."""
     async with hm.HiveMind(f"sqlite:///{db}", options=jobs.options(LOCK_TIMEOUT)) as hive:
         yield hive
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[bool]], timeout: float, what: str, workers: Workers, interval: float = 0.1
-) -> float:
-    """Poll ``check`` until it is true; returns the seconds it took, fails with the workers' logs after ``timeout``."""
-    started = time.monotonic()
-    while not await check():
-        if time.monotonic() - started > timeout:
-            pytest.fail(f"not within {timeout:.1f} s: {what}\n{workers.logs()}")
-        await asyncio.sleep(interval)
-    return time.monotonic() - started
-
-
-async def colony_running(client: hm.HiveMind, name: str) -> bool:
-    return any(info.name == name and info.status == "running" for info in await client.colonies.list())
 
 
 def _write_lock_free(db: Path) -> bool:

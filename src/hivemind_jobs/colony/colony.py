@@ -1074,6 +1074,14 @@ class Colony:
     async def _write_outcomes(self, batch: list[_Outcome], *, reload: bool) -> None:
         env = self.environment
         holder = self.id
+        # Fail closed at the write too, not only when the heartbeat thread gets round to it: a run
+        # whose lock went unconfirmed too long (this process was stopped, say) may have been rescued.
+        fail_after = env.options.lock_timeout.total_seconds() * (1 - self.options.lock_safety)
+        now = time.monotonic()
+        for outcome in batch:
+            run = outcome.run
+            if not run.lost and now - run.last_confirmed > fail_after:
+                self._lose(run, f"its lock could not be confirmed for {now - run.last_confirmed:.1f} s")
         writable = [outcome for outcome in batch if not outcome.run.lost]
         for outcome in batch:
             if outcome.run.lost:

@@ -1,0 +1,109 @@
+"""What the worker-process tests share: polling with the workers' logs on failure, colony status,
+and a TCP proxy that silently drops a worker's database traffic."""
+
+from __future__ import annotations
+
+import asyncio
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import pytest
+
+import hivemind_jobs as hm
+
+
+class HasLogs(Protocol):
+    def logs(self) -> str: ...
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, workers: HasLogs, interval: float = 0.1
+) -> float:
+    """Poll ``check`` until it is true; returns the seconds it took, fails with the workers' logs after ``timeout``."""
+    started = time.monotonic()
+    while not await check():
+        if time.monotonic() - started > timeout:
+            pytest.fail(f"not within {timeout:.1f} s: {what}\n{workers.logs()}")
+        await asyncio.sleep(interval)
+    return time.monotonic() - started
+
+
+async def colony_running(client: hm.HiveMind, name: str) -> bool:
+    return any(info.name == name and info.status == "running" for info in await client.colonies.list())
+
+
+class BlackholeProxy:
+    """A TCP proxy on 127.0.0.1 that can stop forwarding while keeping every socket open (the
+    database then neither answers nor resets). Everything is closed after ``lifetime`` seconds."""
+
+    def __init__(self, host: str, port: int, *, lifetime: float = 120.0) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.2)
+        self.port = int(self.listener.getsockname()[1])
+        self.forwarding = threading.Event()
+        self.forwarding.set()
+        self.closed = threading.Event()
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, name="blackhole-proxy", daemon=True).start()
+        self.timer = threading.Timer(lifetime, self.close)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _accept(self) -> None:
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.sockets.append(client)
+            if not self.forwarding.is_set():
+                continue  # a new connection is accepted and then ignored, like the others
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets.append(upstream)
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+
+    def _pump(self, first: socket.socket, second: socket.socket) -> None:
+        with selectors.DefaultSelector() as selector:
+            selector.register(first, selectors.EVENT_READ, second)
+            selector.register(second, selectors.EVENT_READ, first)
+            while not self.closed.is_set():
+                if not self.forwarding.is_set():
+                    self.closed.wait(0.1)
+                    continue
+                for key, _ in selector.select(timeout=0.1):
+                    source: socket.socket = key.fileobj  # type: ignore[assignment]
+                    try:
+                        data = source.recv(65536)
+                        if data:
+                            key.data.sendall(data)
+                    except OSError:
+                        data = b""
+                    if not data:
+                        first.close()
+                        second.close()
+                        return
+
+    def blackhole(self) -> None:
+        self.forwarding.clear()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.timer.cancel()
+        self.listener.close()
+        with self.lock:
+            for sock in self.sockets:
+                sock.close()
