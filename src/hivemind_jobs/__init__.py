@@ -16,7 +16,6 @@ from hivemind_jobs.client import (
     CancelResult,
     CreateOptions,
     DeleteResult,
-    Environment,
     JobCall,
     JobCancelled,
     JobContext,
@@ -27,7 +26,6 @@ from hivemind_jobs.client import (
     LockAttempt,
     LockedJob,
     StateElection,
-    Transaction,
     call,
     current_job,
 )
@@ -69,6 +67,7 @@ from hivemind_jobs.core.states import (
     SystemDeleting,
     UnknownState,
 )
+from hivemind_jobs.environment import Environment, Transaction
 from hivemind_jobs.errors import (
     ArgumentBindingError,
     ArgumentSerializationError,

@@ -34,7 +34,12 @@ know HiveMind still handles it sensibly. Messages say what was wrong and what to
     │   │                                        running the unit of work again may succeed
     │   └── StorageClosedError (RuntimeError)    used after close
     ├── TransactionError (RuntimeError)          misuse of a transaction (finished, nested, deadlock)
-    └── SyncFacadeError (RuntimeError)           blocking facade called inside a running event loop
+    ├── SyncFacadeError (RuntimeError)           blocking facade called inside a running event loop
+    ├── JobCancelled                             a running job was asked to stop (``ctx.raise_if_cancelled()``)
+    └── ColonyNotFoundError (LookupError)        no colony with that id in this environment
+
+The last two are defined next to the code that raises them (``client.context``,
+``client.colonies``). ``JobCancelled`` is an ordinary exception, not :class:`asyncio.CancelledError`.
 """
 
 from __future__ import annotations

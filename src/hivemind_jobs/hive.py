@@ -8,13 +8,13 @@ from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from hivemind_jobs.client.environment import Environment, Transaction
 from hivemind_jobs.client.jobs import BackgroundJobClient
 from hivemind_jobs.core.clock import Clock, SystemClock
 from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.invocation import Activator, DefaultActivator
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_environment_name, validate_table_prefix
 from hivemind_jobs.core.options import Options
+from hivemind_jobs.environment import Environment, Transaction
 from hivemind_jobs.errors import ConfigurationError
 from hivemind_jobs.mediator import Mediator
 from hivemind_jobs.storage import StorageInfo, open_storage, redact_url

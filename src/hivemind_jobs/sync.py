@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from hivemind_jobs.client.context import JobContext
-from hivemind_jobs.client.environment import Environment, Transaction
+from hivemind_jobs.environment import Environment, Transaction
 from hivemind_jobs.client.jobs import UNSET, BackgroundJobClient, CancelResult, DeleteResult, JobCall, JobLogEntry
 from hivemind_jobs.client.locked import LockedJob
 from hivemind_jobs.client.search import BulkResult, JobPage

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 import hivemind_jobs as hm
-from hivemind_jobs.client._state_machine import decide
+from hivemind_jobs.lifecycle.machine import decide
 from hivemind_jobs.core.names import (
     validate_environment_name,
     validate_property_name,

@@ -20,7 +20,7 @@ import pytest
 
 import hivemind_jobs as hm
 from hivemind_jobs.client import environment as environment_module
-from hivemind_jobs.client._records import state_from_row, state_to_row
+from hivemind_jobs.lifecycle.records import state_from_row, state_to_row
 from hivemind_jobs.core.clock import from_microseconds
 from hivemind_jobs.core.codec import Codec
 from tests import backends

@@ -33,7 +33,7 @@ from rich.text import Text
 import hivemind_jobs as hm
 from hivemind_jobs.cli.db import DbCommandError, _one_line, _reported, _safe_url
 from hivemind_jobs.cli.worker import load_app
-from hivemind_jobs.client.environment import Environment
+from hivemind_jobs.environment import Environment
 from hivemind_jobs.client.jobs import BackgroundJobClient
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_queue_name, validate_state_name
 from hivemind_jobs.core.priority import coerce_priority

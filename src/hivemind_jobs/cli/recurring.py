@@ -31,7 +31,7 @@ from hivemind_jobs.cli.jobs import (
     plain,
     run_in_environment,
 )
-from hivemind_jobs.client.environment import Environment
+from hivemind_jobs.environment import Environment
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.text import text_problem
 from hivemind_jobs.errors import HiveMindError, SerializationError

@@ -1,7 +1,6 @@
-"""Client side: environments, transactions, the background-job client and locked jobs."""
+"""Client side: the background-job client, locked jobs, job contexts and the job events."""
 
 from hivemind_jobs.client.context import JobCancelled, JobContext, current_job
-from hivemind_jobs.client.environment import Environment, Transaction
 from hivemind_jobs.client.events import JobSaved, JobSaving, JobStateApplied, StateElection
 from hivemind_jobs.client.jobs import (
     BackgroundJobClient,
@@ -19,7 +18,6 @@ __all__ = [
     "CancelResult",
     "CreateOptions",
     "DeleteResult",
-    "Environment",
     "JobCall",
     "JobCancelled",
     "JobContext",
@@ -30,7 +28,6 @@ __all__ = [
     "LockAttempt",
     "LockedJob",
     "StateElection",
-    "Transaction",
     "call",
     "current_job",
 ]

@@ -15,7 +15,7 @@ from hivemind_jobs.query.order import MAX_PAGE
 from hivemind_jobs.storage.protocol import ColonyRecord, DaemonLogList
 
 if TYPE_CHECKING:
-    from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.lifecycle.services import EnvironmentServices
     from hivemind_jobs.query.conditions import Condition
 
 __all__ = ["ColonyClient", "ColonyInfo", "ColonyNotFoundError", "DaemonLogEntry"]
@@ -99,7 +99,7 @@ class DaemonLogEntry:
 class ColonyClient:
     """Colonies of one environment, as they last wrote their state."""
 
-    def __init__(self, environment: Environment) -> None:
+    def __init__(self, environment: EnvironmentServices) -> None:
         self._env = environment
 
     async def try_get(self, colony_id: str) -> ColonyInfo | None:

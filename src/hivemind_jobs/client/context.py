@@ -13,6 +13,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from hivemind_jobs.errors import HiveMindError
+
 if TYPE_CHECKING:
     from hivemind_jobs.client.locked import LockedJob
 
@@ -69,7 +71,7 @@ class JobContext(abc.ABC):
         _current.reset(token)
 
 
-class JobCancelled(Exception):
+class JobCancelled(HiveMindError):
     """Raised inside a sync job by :meth:`JobContext.raise_if_cancelled`."""
 
 

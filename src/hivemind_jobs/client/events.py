@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.states import State
-from hivemind_jobs.mediator import Request
+from hivemind_jobs.lifecycle.unit import LifecycleEvent
+from hivemind_jobs.mediator import Mediator, Request
 
 if TYPE_CHECKING:
     from hivemind_jobs.client.jobs import BackgroundJobClient
 
-__all__ = ["JobSaved", "JobSaving", "JobStateApplied", "StateElection"]
+__all__ = ["JobSaved", "JobSaving", "JobStateApplied", "MediatorEvents", "StateElection"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,3 +63,38 @@ class StateElection(Request[State]):
     previous: State | None
     elected: State
     jobs: BackgroundJobClient
+
+
+_EVENT_CLASSES: dict[LifecycleEvent, type] = {
+    LifecycleEvent.STATE_APPLIED: JobStateApplied,
+    LifecycleEvent.ELECTION: StateElection,
+    LifecycleEvent.SAVING: JobSaving,
+    LifecycleEvent.SAVED: JobSaved,
+}
+
+
+class MediatorEvents:
+    """The lifecycle's event port, raising the events above through an environment's mediator;
+    handlers get ``jobs``, a client bound to the unit's transaction."""
+
+    __slots__ = ("_environment", "_jobs", "_mediator")
+
+    def __init__(self, mediator: Mediator, environment: str, jobs: BackgroundJobClient) -> None:
+        self._mediator = mediator
+        self._environment = environment
+        self._jobs = jobs
+
+    def observes(self, event: LifecycleEvent) -> bool:
+        return self._mediator.has_handlers(_EVENT_CLASSES[event])
+
+    async def state_applied(self, job: BackgroundJob, state: State, previous: State | None) -> None:
+        await self._mediator.publish(JobStateApplied(job, state, previous, self._environment))
+
+    async def election(self, job: BackgroundJob, previous: State | None, elected: State) -> object:
+        return await self._mediator.request(StateElection(job, previous, elected, self._jobs))
+
+    async def saving(self, job: BackgroundJob, is_creation: bool) -> None:
+        await self._mediator.publish(JobSaving(job, is_creation, self._jobs))
+
+    async def saved(self, job: BackgroundJob, is_creation: bool, state_changed: bool) -> None:
+        await self._mediator.publish(JobSaved(job, is_creation, state_changed, self._jobs))

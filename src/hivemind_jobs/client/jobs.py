@@ -26,10 +26,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
 
-from hivemind_jobs.client._records import encode_state_fields, job_from_record
-from hivemind_jobs.client._state_machine import Scope, elect, release_lock, save_locked, save_locked_many, save_new
 from hivemind_jobs.client.context import JobContext
-from hivemind_jobs.client.environment import Environment, Transaction
+from hivemind_jobs.client.events import MediatorEvents
 from hivemind_jobs.client.locked import LockAttempt, LockedJob
 from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
 from hivemind_jobs.core.clock import utc
@@ -68,6 +66,11 @@ from hivemind_jobs.errors import (
     QueryError,
     TransactionError,
 )
+from hivemind_jobs.lifecycle.changes import created, move, set_property
+from hivemind_jobs.lifecycle.machine import elect, release_lock, save_locked, save_locked_many, save_new
+from hivemind_jobs.lifecycle.records import encode_state_fields, job_from_record
+from hivemind_jobs.lifecycle.services import EnvironmentServices, TransactionBase
+from hivemind_jobs.lifecycle.unit import Outside, UnitOfWork
 from hivemind_jobs.query.conditions import Condition, TargetKind, check_text, target_kinds
 from hivemind_jobs.query.conditions import job as job_target
 from hivemind_jobs.query.conditions import where as all_of
@@ -251,21 +254,22 @@ class BackgroundJobClient:
 
     def __init__(
         self,
-        environment: Environment,
+        environment: EnvironmentServices,
         *,
-        transaction: Transaction | _ImplicitBinding | None = None,
+        transaction: TransactionBase | _ImplicitBinding | None = None,
         options: CreateOptions | None = None,
     ) -> None:
         self._env = environment
         self._binding = transaction
         self._options = options or CreateOptions()
+        self._events: MediatorEvents | None = None
 
     def __repr__(self) -> str:
         bound = " (in a transaction)" if self._binding is not None else ""
         return f"<BackgroundJobClient environment={self._env.name!r}{bound}>"
 
     @property
-    def environment(self) -> Environment:
+    def environment(self) -> EnvironmentServices:
         return self._env
 
     @property
@@ -273,21 +277,32 @@ class BackgroundJobClient:
         return self._options
 
     # ------------------------------------------------------------------ scopes
+    def _election_scope(self) -> Outside:
+        """Elections outside a transaction (in memory), their handlers given this client."""
+        env = self._env
+        events = self._events
+        if events is None:
+            events = self._events = MediatorEvents(env.mediator, env.name, self)
+        return Outside(env, events)
+
     @asynccontextmanager
-    async def _write_scope(self, *, implicit: bool = True) -> AsyncIterator[Scope]:
-        """A write transaction with a client bound to it. ``implicit`` (one call's own transaction):
-        its last operation may commit in the same round trip; pass False to run several."""
+    async def unit_of_work(self, *, implicit: bool = True) -> AsyncIterator[UnitOfWork]:
+        """A write transaction as a lifecycle unit of work, its events raised with a client bound to
+        it (committed on a clean exit). ``implicit`` (one call's own transaction): its last
+        operation may commit in the same round trip; pass False to run several. A client bound to a
+        transaction gives units of that transaction: nothing commits at their end."""
+        env = self._env
         if self._binding is not None:
-            yield Scope(self._env, self._binding.storage_transaction, self, enqueued=self._binding.enqueued)
+            events = self._election_scope().events
+            yield UnitOfWork(env, self._binding.storage_transaction, events, enqueued=self._binding.enqueued)
             return
         enqueued: set[str] = set()
-        async with self._env.storage.transaction() as storage_tx:
-            bound = BackgroundJobClient(
-                self._env, transaction=_ImplicitBinding(storage_tx, enqueued), options=self._options
-            )
-            yield Scope(self._env, storage_tx, bound, implicit=implicit, enqueued=enqueued)
+        async with env.storage.transaction() as storage_tx:
+            bound = BackgroundJobClient(env, transaction=_ImplicitBinding(storage_tx, enqueued), options=self._options)
+            events = bound._events = MediatorEvents(env.mediator, env.name, bound)
+            yield UnitOfWork(env, storage_tx, events, implicit=implicit, enqueued=enqueued)
         if enqueued:
-            self._env.wake(enqueued)
+            env.wake(enqueued)
 
     @asynccontextmanager
     async def _read_scope(self) -> AsyncIterator[StorageTransaction]:
@@ -408,8 +423,7 @@ class BackgroundJobClient:
             modified_at=None,
             lock=None,
         )
-        job._apply_state(Created(), env.clock.now())
-        return job
+        return created(job, env.clock.now())
 
     @overload
     async def create(
@@ -435,10 +449,9 @@ class BackgroundJobClient:
         return await self._create(jobs)
 
     async def _create(self, jobs: list[BackgroundJob]) -> list[int]:
-        env = self._env
-        async with self._write_scope() as scope:
+        async with self.unit_of_work() as scope:
             for job in jobs:
-                await elect(job, self._options.initial_state(), env, scope.jobs)
+                await elect(job, self._options.initial_state(), scope)
             await save_new(jobs, scope)
         return [job.id for job in jobs]
 
@@ -538,13 +551,13 @@ class BackgroundJobClient:
         _check_count("limit", limit, MAX_LOCK)
         holder = requester or _new_requester()
         validate_requester(holder)
-        async with self._write_scope() as scope:
+        async with self.unit_of_work() as scope:
             scope.last_operation()
             records = await scope.tx.job_search(JobSearch(condition, order, limit, lock_requester=holder))
         env = self._env
 
         async def release(job_ids: list[int]) -> None:
-            async with self._write_scope() as scope:
+            async with self.unit_of_work() as scope:
                 for job_id in job_ids:
                     await release_lock(job_id, holder, scope)
 
@@ -567,7 +580,7 @@ class BackgroundJobClient:
     async def _bulk(
         self,
         where: Condition | None,
-        change: Callable[[BackgroundJob, Scope], Any],
+        change: Callable[[BackgroundJob, UnitOfWork], Any],
         *,
         batch_size: int,
         requester: str | None,
@@ -585,7 +598,7 @@ class BackgroundJobClient:
         while True:
             after_last = job_target.id > last_id
             batch_where = after_last if condition is None else all_of(condition, after_last)
-            async with self._write_scope() as scope:
+            async with self.unit_of_work() as scope:
                 records = await scope.tx.job_search(JobSearch(batch_where, Order(), batch_size, lock_requester=holder))
                 if not records:
                     break
@@ -607,14 +620,12 @@ class BackgroundJobClient:
                 break
         return BulkResult(changed, unchanged, batches)
 
-    def _electing(self, state: State, applies: Callable[[State], bool]) -> Callable[[BackgroundJob, Scope], Any]:
-        env = self._env
-
-        async def change(job: BackgroundJob, scope: Scope) -> bool:
+    def _electing(self, state: State, applies: Callable[[State], bool]) -> Callable[[BackgroundJob, UnitOfWork], Any]:
+        async def change(job: BackgroundJob, scope: UnitOfWork) -> bool:
             if not applies(job.state):
                 return False
             try:
-                await elect(job, _fresh(state), env, scope.jobs)
+                await elect(job, _fresh(state), scope)
             except InvalidTransitionError:
                 return False
             return True
@@ -651,9 +662,9 @@ class BackgroundJobClient:
         target_priority = coerce_priority(priority) if priority is not None else None
         elect_enqueued = self._electing(Enqueued(reason="requeued"), lambda _current: True)
 
-        async def change(job: BackgroundJob, scope: Scope) -> bool:
+        async def change(job: BackgroundJob, scope: UnitOfWork) -> bool:
             if target_queue is not None or target_priority is not None:
-                job._move(target_queue, target_priority)
+                move(job, target_queue, target_priority)
             return bool(await elect_enqueued(job, scope))
 
         return await self._bulk(where, change, batch_size=batch_size, requester=requester)
@@ -690,10 +701,10 @@ class BackgroundJobClient:
         if value is not None:
             property_type_of(name, value)
 
-        async def change(job: BackgroundJob, _scope: Scope) -> bool:
+        async def change(job: BackgroundJob, _scope: UnitOfWork) -> bool:
             if job.get_property(name) == value and (value is None or type(job.get_property(name)) is type(value)):
                 return False
-            job._set_property(name, value)
+            set_property(job, name, value)
             return True
 
         return await self._bulk(where, change, batch_size=batch_size, requester=requester)
@@ -702,7 +713,7 @@ class BackgroundJobClient:
     async def _lock(self, job_id: int, requester: str) -> tuple[BackgroundJob, bool]:
         _check_job_id(job_id)
         validate_requester(requester)
-        async with self._write_scope() as scope:
+        async with self.unit_of_work() as scope:
             scope.last_operation()
             record = await scope.tx.job_get(JobGet(job_id, lock_requester=requester))
         if record is None:
@@ -771,13 +782,13 @@ class BackgroundJobClient:
         holder = requester or _new_requester()
         validate_requester(holder)
         _check_job_id(job_id)
-        async with self._write_scope() as scope:
+        async with self.unit_of_work() as scope:
             job = await self._lock_in(scope, job_id, holder)
-            stays = await elect(job, state, self._env, scope.jobs)
+            stays = await elect(job, state, scope)
             await save_locked(job, holder, scope, keep_lock=False)
         return stays
 
-    async def _lock_in(self, scope: Scope, job_id: int, holder: str) -> BackgroundJob:
+    async def _lock_in(self, scope: UnitOfWork, job_id: int, holder: str) -> BackgroundJob:
         record = await scope.tx.job_get(JobGet(job_id, lock_requester=holder))
         if record is None:
             raise JobNotFoundError(job_id, self._env.name)
@@ -797,7 +808,7 @@ class BackgroundJobClient:
         validate_requester(holder)
         _check_job_id(job_id)
         env = self._env
-        async with self._write_scope() as scope:
+        async with self.unit_of_work() as scope:
             record = await scope.tx.job_get(JobGet(job_id, lock_requester=holder))
             if record is None:
                 raise JobNotFoundError(job_id, env.name)
@@ -817,7 +828,7 @@ class BackgroundJobClient:
             if not can_stop(job.state):
                 await release_lock(job_id, holder, scope, last=True)
                 return False
-            await elect(job, target, env, scope.jobs)
+            await elect(job, target, scope)
             await save_locked(job, holder, scope, keep_lock=False)
             return True
 
@@ -851,7 +862,7 @@ class BackgroundJobClient:
         validate_data_name(name)
         text = self._env.codec.dumps(value, path=f"job data {name!r}")
         self._env.options.limits.check_data(job_id, name, text)
-        async with self._write_scope() as scope:
+        async with self.unit_of_work() as scope:
             scope.last_operation()
             stored = await scope.tx.job_data_set(JobDataSet(job_id, name, text))
         if not stored:
@@ -920,7 +931,7 @@ class BackgroundJobClient:
             exception_message=exception_message,
             traceback=exception_traceback,
         )
-        async with self._write_scope() as scope:
+        async with self.unit_of_work() as scope:
             scope.last_operation()
             written = await scope.tx.job_log_insert([row])
         if written != 1:

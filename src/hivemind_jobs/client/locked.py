@@ -7,12 +7,13 @@ from collections.abc import Generator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from hivemind_jobs.client._state_machine import elect, ensure_locked, release_lock, save_locked
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, PropertyValue
 from hivemind_jobs.core.priority import Priority, coerce_priority
 from hivemind_jobs.core.states import State
 from hivemind_jobs.errors import JobLockStaleError
+from hivemind_jobs.lifecycle.changes import has_unsaved_changes, move, remove_property, set_property
+from hivemind_jobs.lifecycle.machine import elect, ensure_locked, release_lock, save_locked
 from hivemind_jobs.storage.protocol import JobHeartbeat
 
 if TYPE_CHECKING:
@@ -92,34 +93,33 @@ class LockedJob:
 
     @property
     def has_unsaved_changes(self) -> bool:
-        return self._job._has_changes
+        return has_unsaved_changes(self._job)
 
     # ------------------------------------------------------------------ changing (in memory)
     def set_property(self, name: str, value: PropertyValue | None) -> None:
         """Set a typed property (None removes it); written by :meth:`save`."""
         ensure_locked(self._locked, self.id)
-        self._job._set_property(name, value)
+        set_property(self._job, name, value)
 
     def remove_property(self, name: str) -> None:
         ensure_locked(self._locked, self.id)
-        self._job._remove_property(name)
+        remove_property(self._job, name)
 
     def move(self, *, queue: str | None = None, priority: Priority | int | str | None = None) -> None:
         """Change the job's queue and/or priority (an Enqueued job's queue entry follows on save)."""
         ensure_locked(self._locked, self.id)
-        self._job._move(queue, coerce_priority(priority) if priority is not None else None)
+        move(self._job, queue, coerce_priority(priority) if priority is not None else None)
 
     async def change_state(self, state: State) -> bool:
         """Elect ``state``; True when it is still the job's state after election handlers ran."""
         ensure_locked(self._locked, self.id)
-        client = self._client
-        return await elect(self._job, state, client.environment, client)
+        return await elect(self._job, state, self._client._election_scope())
 
     # ------------------------------------------------------------------ writing
     async def save(self, *, keep_lock: bool = False) -> None:
         """Write the changes (fenced by this lock); release the lock unless ``keep_lock``."""
         ensure_locked(self._locked, self.id)
-        async with self._client._write_scope() as scope:
+        async with self._client.unit_of_work() as scope:
             await save_locked(self._job, self._holder, scope, keep_lock=keep_lock)
         if not keep_lock:
             self._locked = False
@@ -128,7 +128,7 @@ class LockedJob:
         """Confirm the lock (database clock); raises JobLockStaleError when it expired or was lost."""
         ensure_locked(self._locked, self.id)
         env = self._client.environment
-        async with self._client._write_scope() as scope:
+        async with self._client.unit_of_work() as scope:
             scope.last_operation()
             alive = await scope.tx.job_heartbeat(JobHeartbeat((self.id,), self._holder, env.options.lock_timeout))
         if self.id not in alive:
@@ -147,7 +147,7 @@ class LockedJob:
         if not self._locked:
             return
         self._locked = False
-        async with self._client._write_scope() as scope:
+        async with self._client.unit_of_work() as scope:
             await release_lock(self.id, self._holder, scope, last=True)
 
     # ------------------------------------------------------------------ data and logs
@@ -172,7 +172,7 @@ class LockedJob:
     ) -> None:
         if not self._locked:
             return
-        if exc is None and self._job._has_changes:
+        if exc is None and has_unsaved_changes(self._job):
             _log.warning("job %s: unsaved changes were discarded when its lock was released; call save()", self.id)
         await self.release()
 

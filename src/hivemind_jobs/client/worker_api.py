@@ -1,28 +1,56 @@
-"""What the worker runtime (colonies, daemons) uses from the client layer.
-
-Not public API: the colony package needs the same rules as the client (elections, fenced and
-batched saves, continuation triggers) inside transactions it opens itself.
-"""
+"""Transitional adapter for the worker runtime (being replaced by direct use of lifecycle units)."""
 
 from __future__ import annotations
 
-from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
 
-from hivemind_jobs.client._records import job_from_record, state_from_row
-from hivemind_jobs.client._state_machine import Scope, elect, save_locked_many
-
-if TYPE_CHECKING:
-    from hivemind_jobs.client.environment import Environment, Transaction
+from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.states import State
+from hivemind_jobs.lifecycle import machine
+from hivemind_jobs.lifecycle.records import job_from_record, state_from_row
+from hivemind_jobs.lifecycle.unit import UnitOfWork
+from hivemind_jobs.storage.protocol import UpdateOutcome
 
 __all__ = ["Scope", "elect", "job_from_record", "save_locked_many", "state_from_row", "write_scope"]
 
 
+class Scope:
+    def __init__(self, unit: UnitOfWork) -> None:
+        self.unit = unit
+        self.tx = unit.tx
+        self.env = unit.env
+        self.enqueued = unit.enqueued
+        self.jobs = unit
+
+    def last_operation(self) -> None:
+        self.unit.last_operation()
+
+
 def write_scope(
-    environment: Environment, *, implicit: bool = True, transaction: Transaction | None = None
+    environment: Any, *, implicit: bool = True, transaction: Any = None
 ) -> AbstractAsyncContextManager[Scope]:
-    """A write transaction of ``environment`` with a client bound to it (committed on clean exit);
-    ``implicit=False`` when the caller runs more operations after a job save. With ``transaction``
-    (a client transaction), the scope is that transaction: nothing commits at its end."""
     jobs = environment.jobs if transaction is None else transaction.jobs
-    return jobs._write_scope(implicit=implicit)
+
+    @asynccontextmanager
+    async def scope() -> AsyncIterator[Scope]:
+        async with jobs.unit_of_work(implicit=implicit) as unit:
+            yield Scope(unit)
+
+    return scope()
+
+
+async def elect(job: BackgroundJob, state: State, env: object, unit: UnitOfWork) -> bool:
+    return await machine.elect(job, state, unit)
+
+
+async def save_locked_many(
+    jobs: Sequence[BackgroundJob],
+    holder: str,
+    scope: Scope,
+    *,
+    keep_lock: Callable[[BackgroundJob], bool],
+    last: bool = True,
+) -> list[UpdateOutcome]:
+    return await machine.save_locked_many(jobs, holder, scope.unit, keep_lock=keep_lock, last=last)

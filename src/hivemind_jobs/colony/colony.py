@@ -75,7 +75,7 @@ from hivemind_jobs.storage.protocol import (
 )
 
 if TYPE_CHECKING:
-    from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.environment import Environment
     from hivemind_jobs.hive import HiveMind
 
 __all__ = ["RESCUES_PROPERTY", "RETRIES_PROPERTY", "Colony", "ColonyStatus"]

@@ -28,7 +28,7 @@ from hivemind_jobs.errors import HiveMindError
 from hivemind_jobs.storage.protocol import JobLockTakeover, UpdateOutcome
 
 if TYPE_CHECKING:
-    from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.environment import Environment
     from hivemind_jobs.colony.daemons import DaemonContext
 
 __all__ = ["lock_monitor_daemon", "rescue_expired_locks"]

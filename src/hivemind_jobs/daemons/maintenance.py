@@ -25,7 +25,7 @@ from hivemind_jobs.errors import ConfigurationError, HiveMindError
 from hivemind_jobs.storage.protocol import JobPurge, LeaseAcquire, LogPurge
 
 if TYPE_CHECKING:
-    from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.environment import Environment
     from hivemind_jobs.colony.daemons import DaemonContext
     from hivemind_jobs.storage.protocol import Transaction
 

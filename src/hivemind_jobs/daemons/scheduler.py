@@ -23,7 +23,7 @@ async def scheduler_daemon(ctx: DaemonContext) -> None:
     interval = colony.options.scheduler_interval.total_seconds()
     while not await ctx.sleep(interval * random.uniform(0.8, 1.0)):
         try:
-            report = await scheduler_pass(environment, environment.calendars)
+            report = await scheduler_pass(environment, environment.jobs, environment.calendars)
         except HiveMindError as error:
             ctx.log.warning("the recurring-job scheduler could not run: %s", error)
             continue

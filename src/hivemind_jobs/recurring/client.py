@@ -46,6 +46,7 @@ from hivemind_jobs.recurring.model import (
 )
 from hivemind_jobs.recurring.schedule import Schedule
 from hivemind_jobs.storage.protocol import (
+    JobGet,
     RecurringEventList,
     RecurringEventRecord,
     RecurringGet,
@@ -55,8 +56,9 @@ from hivemind_jobs.storage.protocol import (
 from hivemind_jobs.storage.protocol import Transaction as StorageTransaction
 
 if TYPE_CHECKING:
-    from hivemind_jobs.client._state_machine import Scope
-    from hivemind_jobs.client.environment import Environment, Transaction
+    from hivemind_jobs.client.jobs import BackgroundJobClient
+    from hivemind_jobs.lifecycle.services import EnvironmentServices, TransactionBase
+    from hivemind_jobs.lifecycle.unit import UnitOfWork
     from hivemind_jobs.recurring.calendars import CalendarRegistry
     from hivemind_jobs.recurring.engine import PassReport
 
@@ -115,17 +117,25 @@ class RecurringJobClient:
     transaction ``tx``). Configure with :meth:`options`."""
 
     def __init__(
-        self, environment: Environment, options: _Options | None = None, *, transaction: Transaction | None = None
+        self,
+        environment: EnvironmentServices,
+        jobs: BackgroundJobClient,
+        calendars: CalendarRegistry,
+        options: _Options | None = None,
+        *,
+        transaction: TransactionBase | None = None,
     ) -> None:
+        """``jobs``: the job client occurrences are created with (bound to ``transaction`` when
+        given); ``calendars``: the calendars schedules can name."""
         self._env = environment
+        self._jobs = jobs
+        self._calendars = calendars
         self._options = options or _Options()
         self._transaction = transaction
 
-    def _write_scope(self) -> AbstractAsyncContextManager[Scope]:
+    def _write_scope(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """This client's transaction, or a new one committed at the end of the block."""
-        from hivemind_jobs.client.worker_api import write_scope
-
-        return write_scope(self._env, implicit=False, transaction=self._transaction)
+        return self._jobs.unit_of_work(implicit=False)
 
     @asynccontextmanager
     async def _read_scope(self) -> AsyncIterator[StorageTransaction]:
@@ -138,7 +148,7 @@ class RecurringJobClient:
     @property
     def calendars(self) -> CalendarRegistry:
         """The calendars schedules can name (built-ins plus those registered here)."""
-        return self._env.calendars
+        return self._calendars
 
     def options(
         self,
@@ -206,7 +216,9 @@ class RecurringJobClient:
             changes["update_timeout"] = update_timeout
         if paused is not _UNSET:
             changes["paused"] = bool(paused)
-        return RecurringJobClient(self._env, replace(current, **changes), transaction=self._transaction)
+        return RecurringJobClient(
+            self._env, self._jobs, self._calendars, replace(current, **changes), transaction=self._transaction
+        )
 
     # ------------------------------------------------------------------ definition
     def _definition(
@@ -224,7 +236,7 @@ class RecurringJobClient:
         if options.priority is not _UNSET:
             job_options["priority"] = options.priority
         # The background-job client checks the call, its arguments and the options exactly as for a job.
-        template = self._env.jobs.options(**job_options)._build(function, args, kwargs)
+        template = self._jobs.options(**job_options)._build(function, args, kwargs)
         schedule.next_after(self._env.clock.now(), self.calendars)  # a schedule that never fires fails here
         properties = {name: value for name, value in template.properties.items() if name != RETRY_POLICY_PROPERTY}
         return RecurringDefinition(
@@ -279,7 +291,7 @@ class RecurringJobClient:
                 return True
         await self._wait_until_idle(recurring_id)
 
-        async def change(scope: Scope, job: RecurringJob) -> None:
+        async def change(scope: UnitOfWork, job: RecurringJob) -> None:
             schedule_changed = job.schedule != definition.schedule
             next_run = job.next_run
             if job.state == "Enqueued" and (schedule_changed or next_run is None):
@@ -362,7 +374,7 @@ class RecurringJobClient:
             if problem is not None:
                 raise ConfigurationError(f"pause reason: {problem}")
 
-        async def change(scope: Scope, job: RecurringJob) -> None:
+        async def change(scope: UnitOfWork, job: RecurringJob) -> None:
             why = reason or "paused"
             await write(scope, job, state="Idle", reason=why, next_run=None)
             await scope.tx.recurring_event_insert([state_event(job.id, "Idle", why)])
@@ -372,7 +384,7 @@ class RecurringJobClient:
     async def resume(self, recurring_id: str) -> bool:
         """Schedule again from now (missed occurrences are not run). False when it was not paused."""
 
-        async def change(scope: Scope, job: RecurringJob) -> None:
+        async def change(scope: UnitOfWork, job: RecurringJob) -> None:
             next_run = job.schedule.next_after(await scope.tx.clock_now(), self.calendars)
             state = "Executing" if job.job_id is not None else "Enqueued"
             await write(scope, job, state=state, reason=None, next_run=next_run)
@@ -385,7 +397,7 @@ class RecurringJobClient:
         schedule is not changed. Refused while an occurrence runs (one at a time)."""
         job_ids: list[int] = []
 
-        async def change(scope: Scope, job: RecurringJob) -> None:
+        async def change(scope: UnitOfWork, job: RecurringJob) -> None:
             if job.job_id is not None:
                 raise ConfigurationError(
                     f"recurring job {job.id!r} is running (job {job.job_id}); one occurrence runs at a time"
@@ -420,13 +432,13 @@ class RecurringJobClient:
             raise TransactionError(
                 "run_pass() commits as it goes and cannot run inside a transaction; call hive.recurring.run_pass()"
             )
-        return await scheduler_pass(self._env, self.calendars)
+        return await scheduler_pass(self._env, self._jobs, self._calendars)
 
     # ------------------------------------------------------------------ helpers
     async def _change(
         self,
         recurring_id: str,
-        change: Callable[[Scope, RecurringJob], Any],
+        change: Callable[[UnitOfWork, RecurringJob], Any],
         *,
         unless: Callable[[RecurringJob], bool] | None = None,
         idle_only: bool = False,
@@ -443,8 +455,8 @@ class RecurringJobClient:
                 if idle_only and job.job_id is not None:
                     if await complete_if_finished(scope, job, self.calendars):
                         continue  # finished meanwhile: change the updated row
-                    occurrence = await scope.jobs.try_get(job.job_id)
-                    if occurrence is not None and occurrence.state.name == "Executing":
+                    occurrence = await scope.tx.job_get(JobGet(job.job_id))
+                    if occurrence is not None and occurrence.states[-1].name == "Executing":
                         raise JobLockTimeoutError(f"recurring job {recurring_id!r} started a run meanwhile; try again")
                 await change(scope, job)
                 await prune_history(scope, job)
@@ -475,13 +487,13 @@ class RecurringJobClient:
                 return
             if await self._complete(recurring_id):
                 continue
-            occurrence = await self._env.jobs.try_get(job.job_id)
+            occurrence = await self._jobs.try_get(job.job_id)
             started = occurrence is not None and occurrence.state.name == "Executing"
             if not started and not deleting:
                 return
             if (options.on_running == "cancel" or not started) and not cancelled:
                 with contextlib.suppress(HiveMindError):  # it may have ended meanwhile
-                    await self._env.jobs.cancel(job.job_id, reason=f"recurring job {recurring_id} is being changed")
+                    await self._jobs.cancel(job.job_id, reason=f"recurring job {recurring_id} is being changed")
                 cancelled = True
                 continue
             if deadline is not None and time.monotonic() >= deadline:
@@ -500,7 +512,7 @@ class RecurringJobClient:
         job = await self.get(recurring_id)
         if job.job_id is None:
             return
-        jobs = self._transaction.jobs
+        jobs = self._jobs
         occurrence = await jobs.try_get(job.job_id)
         if occurrence is not None and occurrence.state.name == "Executing":
             raise TransactionError(

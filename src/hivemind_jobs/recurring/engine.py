@@ -22,14 +22,15 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from hivemind_jobs.client._records import job_from_record
-from hivemind_jobs.client._state_machine import Scope, elect, save_new
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, MiddlewareEntry, PropertyValue
 from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY
-from hivemind_jobs.core.states import Created, Enqueued, Executing, Failed, State, is_final_state
+from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, is_final_state
 from hivemind_jobs.errors import ConcurrencyConflictError, HiveMindError, ScheduleError
+from hivemind_jobs.lifecycle.changes import created
+from hivemind_jobs.lifecycle.machine import elect, save_new
+from hivemind_jobs.lifecycle.records import job_from_record
 from hivemind_jobs.recurring.model import (
     RECURRING_ID_PROPERTY,
     SCHEDULED_AT_PROPERTY,
@@ -51,7 +52,8 @@ from hivemind_jobs.storage.protocol import (
 )
 
 if TYPE_CHECKING:
-    from hivemind_jobs.client.environment import Environment
+    from hivemind_jobs.lifecycle.services import EnvironmentServices
+    from hivemind_jobs.lifecycle.unit import UnitOfWork, UnitOpener
     from hivemind_jobs.recurring.calendars import CalendarRegistry
 
 __all__ = ["PassReport", "complete_if_finished", "enqueue_occurrence", "record_to_job", "scheduler_pass"]
@@ -94,7 +96,7 @@ def log_event(recurring_id: str, level: int, message: str) -> RecurringEventRow:
 
 
 async def write(
-    scope: Scope,
+    scope: UnitOfWork,
     job: RecurringJob,
     *,
     state: str | None = None,
@@ -123,7 +125,7 @@ async def write(
         raise ConcurrencyConflictError(f"recurring job {job.id!r} changed meanwhile; nothing was written")
 
 
-async def prune_history(scope: Scope, job: RecurringJob) -> None:
+async def prune_history(scope: UnitOfWork, job: RecurringJob) -> None:
     settings = job.settings
     if settings.keep_states is not None or settings.state_retention is not None:
         await scope.tx.recurring_event_prune(
@@ -143,7 +145,7 @@ def next_after(job: RecurringJob, moment: datetime, calendars: CalendarRegistry)
 # ----------------------------------------------------------------------------- occurrences
 
 
-def _occurrence(env: Environment, job: RecurringJob, scheduled_at: datetime) -> BackgroundJob:
+def _occurrence(env: EnvironmentServices, job: RecurringJob, scheduled_at: datetime) -> BackgroundJob:
     definition = job.definition
     properties: dict[str, PropertyValue] = dict(definition.properties)
     properties[RECURRING_ID_PROPERTY] = job.id
@@ -164,12 +166,11 @@ def _occurrence(env: Environment, job: RecurringJob, scheduled_at: datetime) -> 
         modified_at=None,
         lock=None,
     )
-    occurrence._apply_state(Created(), env.clock.now())
-    return occurrence
+    return created(occurrence, env.clock.now())
 
 
 async def enqueue_occurrence(
-    scope: Scope, job: RecurringJob, scheduled_at: datetime, *, state: State | None = None
+    scope: UnitOfWork, job: RecurringJob, scheduled_at: datetime, *, state: State | None = None
 ) -> int | None:
     """Create the occurrence ``scheduled_at`` of ``job`` (Enqueued, or ``state``) and record its
     key, in the scope's transaction. None when the key exists: it was enqueued before."""
@@ -178,7 +179,7 @@ async def enqueue_occurrence(
         return None
     occurrence = _occurrence(env, job, scheduled_at)
     reason = f"recurring {job.id}, scheduled {scheduled_at.isoformat()}"
-    await elect(occurrence, state or Enqueued(reason=reason), env, scope.jobs)
+    await elect(occurrence, state or Enqueued(reason=reason), scope)
     await save_new([occurrence], scope)
     assert occurrence.id is not None
     return occurrence.id
@@ -204,7 +205,7 @@ def missed(job: RecurringJob, now: datetime, calendars: CalendarRegistry) -> tup
     return count, latest
 
 
-async def process_due(scope: Scope, job: RecurringJob, now: datetime, calendars: CalendarRegistry) -> str:
+async def process_due(scope: UnitOfWork, job: RecurringJob, now: datetime, calendars: CalendarRegistry) -> str:
     """Enqueue (or skip, fail, pause) the due occurrence of ``job``; returns what was done."""
     assert job.next_run is not None
     settings = job.settings
@@ -277,7 +278,7 @@ async def process_due(scope: Scope, job: RecurringJob, now: datetime, calendars:
     return "failed" if failed is not None else "enqueued"
 
 
-async def complete_if_finished(scope: Scope, job: RecurringJob, calendars: CalendarRegistry) -> bool:
+async def complete_if_finished(scope: UnitOfWork, job: RecurringJob, calendars: CalendarRegistry) -> bool:
     """When the running occurrence of ``job`` has ended, record its outcome and schedule the next
     occurrence (Scheduling -> Enqueued); True when it did."""
     assert job.job_id is not None
@@ -337,9 +338,10 @@ class PassReport:
         )
 
 
-async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch: int = 50) -> PassReport:
+async def scheduler_pass(
+    env: EnvironmentServices, units: UnitOpener, calendars: CalendarRegistry, *, batch: int = 50
+) -> PassReport:
     """Record finished occurrences, then enqueue every due one (each exactly once)."""
-    from hivemind_jobs.client.worker_api import write_scope
 
     report = PassReport()
     after = ""
@@ -354,7 +356,7 @@ async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch
                     ended.append(record)
         for record in ended:
             try:
-                async with write_scope(env, implicit=False) as scope:
+                async with units.unit_of_work(implicit=False) as scope:
                     current = await scope.tx.recurring_get(RecurringGet(record.id, for_update=True))
                     if current is None or current.job_id != record.job_id or current.job_id is None:
                         continue
@@ -372,7 +374,7 @@ async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch
                 return report
     after = ""
     while True:
-        async with write_scope(env, implicit=False) as scope:
+        async with units.unit_of_work(implicit=False) as scope:
             due = await scope.tx.recurring_list(RecurringList(after_id=after, limit=batch, due=True))
             if not due:
                 break
@@ -400,7 +402,7 @@ async def scheduler_pass(env: Environment, calendars: CalendarRegistry, *, batch
     return report
 
 
-async def _pause_broken(scope: Scope, record: RecurringRecord, env: Environment, error: Exception) -> None:
+async def _pause_broken(scope: UnitOfWork, record: RecurringRecord, env: EnvironmentServices, error: Exception) -> None:
     """A recurring job that cannot be scheduled (its stored definition or schedule fails) is paused
     with the reason, instead of failing every pass."""
     reason = f"cannot be scheduled: {error}"

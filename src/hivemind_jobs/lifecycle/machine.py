@@ -11,11 +11,8 @@ at once) and the release of its own waiting children.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from hivemind_jobs.client._records import job_from_record, job_to_insert, job_to_update
-from hivemind_jobs.client.events import JobSaved, JobSaving, JobStateApplied, StateElection
 from hivemind_jobs.core.job import BackgroundJob, LockInfo
 from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, State, is_final_state
 from hivemind_jobs.errors import (
@@ -25,23 +22,19 @@ from hivemind_jobs.errors import (
     JobNotFoundError,
     StateElectionLoopError,
 )
+from hivemind_jobs.lifecycle.records import job_from_record, job_to_insert, job_to_update
+from hivemind_jobs.lifecycle.unit import ElectionScope, LifecycleEvent, UnitOfWork
 from hivemind_jobs.storage.protocol import (
     ContinuationLink,
     ContinuationMark,
     JobGet,
     JobLockRelease,
     JobUpdated,
-    Transaction,
     UpdateOutcome,
 )
 
-if TYPE_CHECKING:
-    from hivemind_jobs.client.environment import Environment
-    from hivemind_jobs.client.jobs import BackgroundJobClient
-
 __all__ = [
     "CONTINUATION_REQUESTER",
-    "Scope",
     "decide",
     "elect",
     "ensure_locked",
@@ -57,43 +50,20 @@ CONTINUATION_REQUESTER = "hivemind:continuations"
 Decision = Literal["trigger", "delete", "wait", "stale"]
 
 
-@dataclass(frozen=True, slots=True)
-class Scope:
-    """One storage transaction of one environment, and a client bound to it for handlers.
-
-    ``implicit`` scopes were opened by the client for a single call: their last operation can
-    commit in the same round trip (see :meth:`last_operation`).
-    """
-
-    env: Environment
-    tx: Transaction
-    jobs: BackgroundJobClient
-    implicit: bool = False
-    #: queues that received a job in this transaction (drones are woken once it commits)
-    enqueued: set[str] = field(default_factory=set)
-
-    def last_operation(self, *, unless_handlers_for: type | None = None) -> None:
-        """The next operation ends this call: let it commit too, unless handlers still have to run."""
-        if not self.implicit:
-            return
-        if unless_handlers_for is not None and self.env.mediator.has_handlers(unless_handlers_for):
-            return
-        self.tx.commit_after_next()
-
-
-async def elect(job: BackgroundJob, state: State, env: Environment, jobs: BackgroundJobClient) -> bool:
+async def elect(job: BackgroundJob, state: State, unit: ElectionScope) -> bool:
     """Apply ``state`` and run the election; True when ``state`` is still the job's state at the end."""
-    mediator = env.mediator
+    env = unit.env
+    events = unit.events
     limit = env.options.max_election_hops
     chain = [state.name]
     current = state
     while True:
         previous = job._apply_state(current, env.clock.now())
-        if mediator.has_handlers(JobStateApplied):
-            await mediator.publish(JobStateApplied(job, current, previous, env.name))
-        if not mediator.has_handlers(StateElection):
+        if events.observes(LifecycleEvent.STATE_APPLIED):
+            await events.state_applied(job, current, previous)
+        if not events.observes(LifecycleEvent.ELECTION):
             return job.state is state
-        answer = await mediator.request(StateElection(job, previous, current, jobs))
+        answer = await events.election(job, previous, current)
         if answer is None or answer is current:
             return job.state is state
         if not isinstance(answer, State):
@@ -122,84 +92,84 @@ def decide(child: State, parent_id: int, parent_state: str) -> Decision:
 
 
 async def _apply_decision(
-    child: BackgroundJob, decision: Decision, parent_id: int, parent_state: str, scope: Scope
+    child: BackgroundJob, decision: Decision, parent_id: int, parent_state: str, unit: UnitOfWork
 ) -> None:
     awaiting = child.state
     assert isinstance(awaiting, Awaiting)
     if decision == "trigger":
         reason = f"parent job {parent_id} reached {parent_state}"
         # relative: due ``delay`` after the trigger by the database clock, whatever this node's clock says
-        await elect(child, Enqueued(delay=awaiting.delay or None, reason=reason), scope.env, scope.jobs)
+        await elect(child, Enqueued(delay=awaiting.delay or None, reason=reason), unit)
     else:
         reason = f"parent job {parent_id} ended in {parent_state}, which this continuation does not wait for"
-        await elect(child, Deleted(reason=reason), scope.env, scope.jobs)
+        await elect(child, Deleted(reason=reason), unit)
 
 
-async def _resolve_awaiting(job: BackgroundJob, scope: Scope) -> None:
+async def _resolve_awaiting(job: BackgroundJob, unit: UnitOfWork) -> None:
     """An Awaiting job whose parent already reached a matching state moves on before it is written."""
     state = job.state
     if not isinstance(state, Awaiting):
         return
     if job._id is not None and state.parent_id == job._id:
         raise InvalidTransitionError(f"job {job._id} cannot wait for itself")
-    parent = await scope.tx.job_get(JobGet(state.parent_id, for_update=True))
+    parent = await unit.tx.job_get(JobGet(state.parent_id, for_update=True))
     if parent is None:
-        raise JobNotFoundError(state.parent_id, scope.env.name)
+        raise JobNotFoundError(state.parent_id, unit.env.name)
     parent_state = parent.states[-1].name
     decision = decide(state, parent.id, parent_state)
     if decision in ("trigger", "delete"):
-        await _apply_decision(job, decision, parent.id, parent_state, scope)
+        await _apply_decision(job, decision, parent.id, parent_state, unit)
 
 
-async def save_new(jobs: list[BackgroundJob], scope: Scope) -> None:
-    """Insert new jobs (each already elected into its initial state); the scope's last operation."""
-    env = scope.env
+async def save_new(jobs: list[BackgroundJob], unit: UnitOfWork) -> None:
+    """Insert new jobs (each already elected into its initial state); the unit's last operation."""
+    env = unit.env
     for job in jobs:
-        await _resolve_awaiting(job, scope)
-        if env.mediator.has_handlers(JobSaving):
-            await env.mediator.publish(JobSaving(job, True, scope.jobs))
+        await _resolve_awaiting(job, unit)
+        if unit.events.observes(LifecycleEvent.SAVING):
+            await unit.events.saving(job, True)
     rows = [job_to_insert(job, env.codec) for job in jobs]
-    scope.last_operation(unless_handlers_for=JobSaved)
-    inserted = await scope.tx.job_insert(rows)
+    unit.last_operation(unless_observed=LifecycleEvent.SAVED)
+    inserted = await unit.tx.job_insert(rows)
     for job, row in zip(jobs, inserted, strict=True):
         job._mark_saved(row.id, row.created_at, row.created_at, None)
         if isinstance(job.state, Enqueued):
-            scope.enqueued.add(job.queue)
-        if env.mediator.has_handlers(JobSaved):
-            await env.mediator.publish(JobSaved(job, True, True, scope.jobs))
+            unit.enqueued.add(job.queue)
+        if unit.events.observes(LifecycleEvent.SAVED):
+            await unit.events.saved(job, True, True)
 
 
-def _raise_for(outcome: UpdateOutcome, job: BackgroundJob, holder: str, scope: Scope) -> None:
+def _raise_for(outcome: UpdateOutcome, job: BackgroundJob, holder: str, unit: UnitOfWork) -> None:
     job_id = job.id
     if outcome is UpdateOutcome.NOT_FOUND:
-        raise JobNotFoundError(job_id, scope.env.name)
+        raise JobNotFoundError(job_id, unit.env.name)
     if outcome is UpdateOutcome.LOCK_EXPIRED:
         raise JobLockStaleError(
             f"the lock of {holder!r} on job {job_id} expired (no heartbeat within "
-            f"{scope.env.options.lock_timeout}); nothing was saved. Call heartbeat() more often than the lock timeout"
+            f"{unit.env.options.lock_timeout}); nothing was saved. Call heartbeat() more often than the lock timeout"
         )
     if outcome is UpdateOutcome.EXECUTION_CHANGED:
         raise JobLockStaleError(f"job {job_id} changed since {holder!r} locked it; nothing was saved")
     raise JobLockStaleError(f"{holder!r} no longer holds the lock on job {job_id}; nothing was saved")
 
 
-async def save_locked(job: BackgroundJob, holder: str, scope: Scope, *, keep_lock: bool, depth: int = 0) -> None:
+async def save_locked(job: BackgroundJob, holder: str, unit: UnitOfWork, *, keep_lock: bool, depth: int = 0) -> None:
     """Write a job locked by ``holder`` (fenced by execution id, holder and lock freshness)."""
-    env = scope.env
+    env = unit.env
     state_changed = bool(job._unsaved_states)
     if state_changed:
-        await _resolve_awaiting(job, scope)
-    if env.mediator.has_handlers(JobSaving):
-        await env.mediator.publish(JobSaving(job, False, scope.jobs))
+        await _resolve_awaiting(job, unit)
+    if unit.events.observes(LifecycleEvent.SAVING):
+        await unit.events.saving(job, False)
     update = job_to_update(
         job, env.codec, holder=holder, lock_timeout=env.options.lock_timeout, release_lock=not keep_lock
     )
     if depth == 0:
-        scope.last_operation(unless_handlers_for=JobSaved)
-    result = await scope.tx.job_update(update)
+        unit.last_operation(unless_observed=LifecycleEvent.SAVED)
+    result = await unit.tx.job_update(update)
     if result.outcome is not UpdateOutcome.SAVED:
-        _raise_for(result.outcome, job, holder, scope)
-    await _after_save(job, holder, keep_lock, state_changed, result, scope, depth)
+        _raise_for(result.outcome, job, holder, unit)
+    await _after_save(job, holder, keep_lock, state_changed, result, unit, depth)
 
 
 async def _after_save(
@@ -208,7 +178,7 @@ async def _after_save(
     keep_lock: bool,
     state_changed: bool,
     result: JobUpdated,
-    scope: Scope,
+    unit: UnitOfWork,
     depth: int,
 ) -> None:
     assert result.modified_at is not None
@@ -217,19 +187,19 @@ async def _after_save(
         lock = LockInfo(holder, job.lock.locked_at, result.lock_heartbeat)
     job._mark_saved(job.id, result.modified_at, None, lock)
     if state_changed and isinstance(job.state, Enqueued):
-        scope.enqueued.add(job.queue)
-    if scope.env.mediator.has_handlers(JobSaved):
-        await scope.env.mediator.publish(JobSaved(job, False, state_changed, scope.jobs))
+        unit.enqueued.add(job.queue)
+    if unit.events.observes(LifecycleEvent.SAVED):
+        await unit.events.saved(job, False, state_changed)
     if result.children:
-        await _trigger_children(job, result.children, scope, depth)
+        await _trigger_children(job, result.children, unit, depth)
     if result.fired:
-        await _process_fired(job.id, result.fired, scope, depth)
+        await _process_fired(job.id, result.fired, unit, depth)
 
 
 async def save_locked_many(
     jobs: Sequence[BackgroundJob],
     holder: str,
-    scope: Scope,
+    unit: UnitOfWork,
     *,
     keep_lock: Callable[[BackgroundJob], bool],
     last: bool = True,
@@ -240,15 +210,15 @@ async def save_locked_many(
     outcome says why; the others are saved. Continuations of saved jobs are triggered as usual.
     ``last=False`` when the caller has more to do in the transaction.
     """
-    env = scope.env
+    env = unit.env
     updates = []
     changed = []
     for job in jobs:
         state_changed = bool(job._unsaved_states)
         if state_changed:
-            await _resolve_awaiting(job, scope)
-        if env.mediator.has_handlers(JobSaving):
-            await env.mediator.publish(JobSaving(job, False, scope.jobs))
+            await _resolve_awaiting(job, unit)
+        if unit.events.observes(LifecycleEvent.SAVING):
+            await unit.events.saving(job, False)
         changed.append(state_changed)
         updates.append(
             job_to_update(
@@ -258,26 +228,26 @@ async def save_locked_many(
     if not updates:
         return []
     if last:
-        scope.last_operation(unless_handlers_for=JobSaved)
-    results = await scope.tx.job_update_many(updates)
+        unit.last_operation(unless_observed=LifecycleEvent.SAVED)
+    results = await unit.tx.job_update_many(updates)
     for job, state_changed, update, result in zip(jobs, changed, updates, results, strict=True):
         if result.outcome is UpdateOutcome.SAVED:
-            await _after_save(job, holder, not update.release_lock, state_changed, result, scope, 0)
+            await _after_save(job, holder, not update.release_lock, state_changed, result, unit, 0)
     return [result.outcome for result in results]
 
 
-async def release_lock(job_id: int, holder: str, scope: Scope, *, last: bool = False) -> bool:
+async def release_lock(job_id: int, holder: str, unit: UnitOfWork, *, last: bool = False) -> bool:
     """Release ``holder``'s lock; triggers that fired while the job was locked run now."""
     if last:
-        scope.last_operation()
-    released = await scope.tx.job_lock_release(JobLockRelease(job_id, holder))
+        unit.last_operation()
+    released = await unit.tx.job_lock_release(JobLockRelease(job_id, holder))
     if released.fired:
-        await _process_fired(job_id, released.fired, scope, 0)
+        await _process_fired(job_id, released.fired, unit, 0)
     return released.released
 
 
-def _check_depth(depth: int, scope: Scope) -> None:
-    limit = scope.env.options.max_continuation_depth
+def _check_depth(depth: int, unit: UnitOfWork) -> None:
+    limit = unit.env.options.max_continuation_depth
     if depth >= limit:
         raise StateElectionLoopError(
             f"continuations cascaded more than {limit} levels deep in one transaction; check for a cycle "
@@ -285,12 +255,12 @@ def _check_depth(depth: int, scope: Scope) -> None:
         )
 
 
-async def _trigger_children(parent: BackgroundJob, child_ids: tuple[int, ...], scope: Scope, depth: int) -> None:
-    _check_depth(depth + 1, scope)
+async def _trigger_children(parent: BackgroundJob, child_ids: tuple[int, ...], unit: UnitOfWork, depth: int) -> None:
+    _check_depth(depth + 1, unit)
     parent_state = parent.state.name
     marks: list[ContinuationMark] = []
     for child_id in child_ids:
-        record = await scope.tx.job_get(JobGet(child_id, lock_requester=CONTINUATION_REQUESTER))
+        record = await unit.tx.job_get(JobGet(child_id, lock_requester=CONTINUATION_REQUESTER))
         if record is None:
             marks.append(ContinuationMark(parent.id, child_id, delete=True))
             continue
@@ -298,45 +268,45 @@ async def _trigger_children(parent: BackgroundJob, child_ids: tuple[int, ...], s
             # Someone holds the child: the trigger runs when that lock is released.
             marks.append(ContinuationMark(parent.id, child_id, fired_state=parent_state))
             continue
-        child = job_from_record(record, scope.env.name, scope.env.codec)
+        child = job_from_record(record, unit.env.name, unit.env.codec)
         decision = decide(child.state, parent.id, parent_state)
         if decision == "wait":
-            await release_lock(child_id, CONTINUATION_REQUESTER, scope)
+            await release_lock(child_id, CONTINUATION_REQUESTER, unit)
             continue
         marks.append(ContinuationMark(parent.id, child_id, delete=True))
         if decision == "stale":
-            await release_lock(child_id, CONTINUATION_REQUESTER, scope)
+            await release_lock(child_id, CONTINUATION_REQUESTER, unit)
             continue
-        await _apply_decision(child, decision, parent.id, parent_state, scope)
-        await save_locked(child, CONTINUATION_REQUESTER, scope, keep_lock=False, depth=depth + 1)
+        await _apply_decision(child, decision, parent.id, parent_state, unit)
+        await save_locked(child, CONTINUATION_REQUESTER, unit, keep_lock=False, depth=depth + 1)
     if marks:
-        await scope.tx.continuation_mark(marks)
+        await unit.tx.continuation_mark(marks)
 
 
-async def _process_fired(child_id: int, links: tuple[ContinuationLink, ...], scope: Scope, depth: int) -> None:
+async def _process_fired(child_id: int, links: tuple[ContinuationLink, ...], unit: UnitOfWork, depth: int) -> None:
     """Run the triggers that fired while ``child_id`` was locked by someone else."""
-    _check_depth(depth + 1, scope)
+    _check_depth(depth + 1, unit)
     for link in links:
         fired_state = link.fired_state
         assert fired_state is not None
-        record = await scope.tx.job_get(JobGet(child_id, lock_requester=CONTINUATION_REQUESTER))
+        record = await unit.tx.job_get(JobGet(child_id, lock_requester=CONTINUATION_REQUESTER))
         if record is None:
             return
         if not record.lock_acquired:
             return  # locked again meanwhile: the next release handles the remaining links
-        child = job_from_record(record, scope.env.name, scope.env.codec)
+        child = job_from_record(record, unit.env.name, unit.env.codec)
         decision = decide(child.state, link.parent_id, fired_state)
         if decision == "wait":
             # What fired does not release this child: wait for the parent's next transition.
-            await scope.tx.continuation_mark([ContinuationMark(link.parent_id, child_id, fired_state=None)])
-            await release_lock(child_id, CONTINUATION_REQUESTER, scope)
+            await unit.tx.continuation_mark([ContinuationMark(link.parent_id, child_id, fired_state=None)])
+            await release_lock(child_id, CONTINUATION_REQUESTER, unit)
             continue
-        await scope.tx.continuation_mark([ContinuationMark(link.parent_id, child_id, delete=True)])
+        await unit.tx.continuation_mark([ContinuationMark(link.parent_id, child_id, delete=True)])
         if decision == "stale":
-            await release_lock(child_id, CONTINUATION_REQUESTER, scope)
+            await release_lock(child_id, CONTINUATION_REQUESTER, unit)
             continue
-        await _apply_decision(child, decision, link.parent_id, fired_state, scope)
-        await save_locked(child, CONTINUATION_REQUESTER, scope, keep_lock=False, depth=depth + 1)
+        await _apply_decision(child, decision, link.parent_id, fired_state, unit)
+        await save_locked(child, CONTINUATION_REQUESTER, unit, keep_lock=False, depth=depth + 1)
 
 
 def ensure_locked(locked: bool, job_id: int) -> None:

@@ -1,4 +1,9 @@
-"""An environment: a named, isolated HiveMind instance (storage + options + mediator)."""
+"""The services of one environment (storage, options, codec, clock, mediator) and its transactions.
+
+:class:`EnvironmentServices` is what the lifecycle rules and every client of an environment share;
+the composition root (:class:`hivemind_jobs.Environment`) adds the job, recurring and colony
+clients on top. :class:`TransactionBase` is an application transaction spanning several calls.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Self
 
 from hivemind_jobs.core.clock import Clock
 from hivemind_jobs.core.codec import Codec
@@ -19,16 +24,10 @@ from hivemind_jobs.core.names import validate_environment_name
 from hivemind_jobs.core.options import Options
 from hivemind_jobs.errors import HiveMindError, TransactionError
 from hivemind_jobs.mediator import Mediator
-from hivemind_jobs.storage import Storage, StorageInfo
-from hivemind_jobs.storage import Transaction as StorageTransaction
+from hivemind_jobs.storage.protocol import Storage, StorageInfo
+from hivemind_jobs.storage.protocol import Transaction as StorageTransaction
 
-if TYPE_CHECKING:
-    from hivemind_jobs.client.colonies import ColonyClient
-    from hivemind_jobs.client.jobs import BackgroundJobClient
-    from hivemind_jobs.recurring.calendars import CalendarRegistry
-    from hivemind_jobs.recurring.client import RecurringJobClient
-
-__all__ = ["Environment", "Transaction"]
+__all__ = ["EnvironmentServices", "TransactionBase"]
 
 _clock_log = logging.getLogger("hivemind_jobs.clock")
 _log = logging.getLogger("hivemind_jobs.environment")
@@ -36,8 +35,9 @@ _log = logging.getLogger("hivemind_jobs.environment")
 CLOCK_SKEW_WARNING_INTERVAL = 600.0
 
 
-class Environment:
-    """One environment's storage, options and handlers; reach its jobs through :attr:`jobs`."""
+class EnvironmentServices:
+    """One environment's storage, options, codec, clock and handlers: what the lifecycle rules and
+    every client of the environment share. :class:`hivemind_jobs.Environment` adds the clients."""
 
     def __init__(
         self,
@@ -57,9 +57,6 @@ class Environment:
         self.codec = codec
         self.clock = clock
         self.activator = activator
-        self._jobs: BackgroundJobClient | None = None
-        self._recurring: RecurringJobClient | None = None
-        self._calendars: CalendarRegistry | None = None
         self._wake_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[frozenset[str]], None]]] = []
         self._clock_warned_at: float | None = None  # time.monotonic() of the last skew warning
         self._clock_skewed = False
@@ -70,50 +67,6 @@ class Environment:
     @property
     def info(self) -> StorageInfo:
         return self.storage.info
-
-    @property
-    def jobs(self) -> BackgroundJobClient:
-        """The background-job client of this environment (each call in its own transaction)."""
-        if self._jobs is None:
-            from hivemind_jobs.client.jobs import BackgroundJobClient
-
-            self._jobs = BackgroundJobClient(self)
-        return self._jobs
-
-    @property
-    def recurring(self) -> RecurringJobClient:
-        """The recurring jobs of this environment."""
-        if self._recurring is None:
-            from hivemind_jobs.recurring.client import RecurringJobClient
-
-            self._recurring = RecurringJobClient(self)
-        return self._recurring
-
-    @property
-    def calendars(self) -> CalendarRegistry:
-        """Calendars recurring schedules can name: the built-ins and those registered here."""
-        if self._calendars is None:
-            from hivemind_jobs.recurring.calendars import CalendarRegistry
-
-            self._calendars = CalendarRegistry()
-        return self._calendars
-
-    @property
-    def colonies(self) -> ColonyClient:
-        """The colonies (worker processes) of this environment."""
-        from hivemind_jobs.client.colonies import ColonyClient
-
-        return ColonyClient(self)
-
-    def transaction(self, *, connection: object | None = None) -> Transaction:
-        """``async with env.transaction() as tx:`` - everything done through ``tx`` commits together.
-
-        With ``connection`` - the application's own connection to this environment's database
-        (``psycopg.AsyncConnection``, ``aiomysql`` connection or ``sqlite3.Connection``) inside a
-        transaction it opened - jobs are written in that transaction: they commit or roll back with
-        the application's own data, when the application commits or rolls back.
-        """
-        return Transaction(self, connection=connection)
 
     # ------------------------------------------------------------------ in-process wake-ups
     def add_wake_listener(self, listener: Callable[[frozenset[str]], None]) -> Callable[[], None]:
@@ -225,42 +178,22 @@ class Environment:
         closing.result()
 
 
-class Transaction:
+class TransactionBase:
     """A transaction spanning any number of client calls of one environment.
 
-    Every call made through :attr:`jobs` runs in it. On a clean exit of the ``async with`` block it
+    Every call made through its clients runs in it. On a clean exit of the ``async with`` block it
     commits, on an exception it rolls back; :meth:`commit` and :meth:`rollback` end it early.
     Nothing it writes is visible to other connections before it commits.
     """
 
-    def __init__(self, environment: Environment, *, connection: object | None = None) -> None:
+    def __init__(self, environment: EnvironmentServices, *, connection: object | None = None) -> None:
         self.environment = environment
         self.connection = connection
         self._context: AbstractAsyncContextManager[StorageTransaction] | None = None
         self._storage_tx: StorageTransaction | None = None
-        self._jobs: BackgroundJobClient | None = None
-        self._recurring: RecurringJobClient | None = None
         self._done = False
         #: queues that received jobs in this transaction (drones are woken at commit)
         self.enqueued: set[str] = set()
-
-    @property
-    def jobs(self) -> BackgroundJobClient:
-        if self._jobs is None:
-            from hivemind_jobs.client.jobs import BackgroundJobClient
-
-            self._jobs = BackgroundJobClient(self.environment, transaction=self)
-        return self._jobs
-
-    @property
-    def recurring(self) -> RecurringJobClient:
-        """Recurring jobs created, updated, paused, resumed, triggered or deleted through this client
-        are written in this transaction (reads through it see its own writes)."""
-        if self._recurring is None:
-            from hivemind_jobs.recurring.client import RecurringJobClient
-
-            self._recurring = RecurringJobClient(self.environment, transaction=self)
-        return self._recurring
 
     @property
     def storage_transaction(self) -> StorageTransaction:
@@ -274,7 +207,7 @@ class Transaction:
     def is_active(self) -> bool:
         return self._storage_tx is not None and not self._done
 
-    async def __aenter__(self) -> Transaction:
+    async def __aenter__(self) -> Self:
         if self._context is not None:
             raise TransactionError("a Transaction object can be entered once; open a new one")
         self._context = self.environment.storage.transaction(connection=self.connection)
