@@ -96,8 +96,9 @@ import _jobs
 import hivemind_jobs as hm
 from _runs import Runs
 from hivemind_jobs.core.clock import to_microseconds
-from hivemind_jobs.query.compiler import Compiled, Dialect, compile_count, compile_search
 from hivemind_jobs.query.order import decode_cursor, parse_order
+from hivemind_jobs.storage.compiler import Compiled, compile_count, compile_search
+from hivemind_jobs.storage.dialect import MYSQL, POSTGRES, SQLITE, Dialect
 from hivemind_jobs.storage.sql import QueryBook, to_pyformat
 
 BACKENDS = ("postgres", "mysql", "sqlite")
@@ -453,7 +454,7 @@ class Store:
         return self.book.table(name)
 
     def dialect(self) -> Dialect:
-        return Dialect(self.dialect_name, self.book.table, self.bind_dt)
+        return {"sqlite": SQLITE, "postgresql": POSTGRES, "mysql": MYSQL}[self.dialect_name]
 
     def bind_dt(self, value: datetime) -> Any:
         raise NotImplementedError
@@ -1145,7 +1146,8 @@ async def measurements(
     requester = f"bench-raw-{os.getpid()}"
 
     def search_sql(condition: hm.Condition | None, **options: Any) -> Compiled:
-        return compile_search(dialect, condition, options.pop("order", parse_order("id")), limit=PAGE, **options)
+        order = options.pop("order", parse_order("id"))
+        return compile_search(dialect, store.table, condition, order, limit=PAGE, **options)
 
     def raw_property(where: str, params: dict[str, Any]) -> Callable[[], Awaitable[list[Row]]]:
         text = (
@@ -1189,7 +1191,7 @@ async def measurements(
             lambda: jobs.count(by_state),
             lambda count: [int(count)],
             lambda: count_rows(f"SELECT COUNT(*) FROM {job} WHERE state_name = :state", {"state": "Failed"}),
-            compiled=compile_count(dialect, by_state),
+            compiled=compile_count(dialect, store.table, by_state),
         ),
         Measure(
             "state_counts_all_ms",

@@ -15,15 +15,14 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 import hivemind_jobs as hm
-from hivemind_jobs.core.clock import to_microseconds
-from hivemind_jobs.query.compiler import Compiled, Dialect, compile_count, compile_job_search
 from hivemind_jobs.query.order import decode_cursor, parse_order
+from hivemind_jobs.storage.compiler import Compiled, compile_count, compile_job_search
+from hivemind_jobs.storage.dialect import MYSQL, POSTGRES, SQLITE, Dialect
 from hivemind_jobs.storage.protocol import JobSearch
 from hivemind_jobs.storage.sql import QueryBook, to_pyformat
 from tests import backends
@@ -104,21 +103,18 @@ class Loaded:
 
     def dialect(self) -> Dialect:
         if self.backend == "sqlite":
-            return Dialect("sqlite", self.queries.table, to_microseconds)
+            return SQLITE
         if self.backend == "postgres":
-            return Dialect("postgresql", self.queries.table, lambda moment: moment)
-        return Dialect("mysql", self.queries.table, _mysql_datetime)
+            return POSTGRES
+        return MYSQL
 
     def compile(self, case: Case) -> Compiled:
         if case.count:
-            return compile_count(self.dialect(), case.condition())
+            return compile_count(self.dialect(), self.queries.table, case.condition())
         order = parse_order(case.order_by)
         after = decode_cursor(order, self.cursors[case.order_by]) if case.after else None
-        return compile_job_search(self.dialect(), JobSearch(case.condition(), order, LIMIT, after=after))
-
-
-def _mysql_datetime(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(tzinfo=None)
+        search = JobSearch(case.condition(), order, LIMIT, after=after)
+        return compile_job_search(self.dialect(), self.queries.table, search)
 
 
 async def _load(url: str) -> tuple[QueryBook, dict[str, str], dict[str, Any], dict[str, int]]:

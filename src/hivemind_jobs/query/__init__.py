@@ -1,4 +1,8 @@
-"""Queries over jobs: typed conditions, orders, pages and keyset cursors (backend-neutral)."""
+"""Queries over jobs: typed conditions, orders, pages and keyset cursors (backend-neutral).
+
+Nothing here knows SQL or imports the storage: the storage compiles these trees
+(``hivemind_jobs.storage.compiler``, through the backend's ``Dialect``).
+"""
 
 from hivemind_jobs.query.colonies import colony, daemon
 from hivemind_jobs.query.conditions import (

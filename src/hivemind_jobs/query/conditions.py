@@ -8,8 +8,8 @@ Build conditions from the targets :data:`job`, :data:`state`, :func:`prop` and
     past_state(state.name == "Failed", state.field("exception_type") == "TimeoutError")
 
 Every value is checked when the condition is built (type, range, size): a query that cannot be
-stored or compared is a :class:`QueryError`, never a database error. Backends compile the tree to
-SQL with bound parameters only (``hivemind_jobs.query.compiler``).
+stored or compared is a :class:`QueryError`, never a database error. The storage compiles the tree
+to SQL with bound parameters only (``hivemind_jobs.storage.compiler``).
 
 Comparison semantics (the same on every backend):
 

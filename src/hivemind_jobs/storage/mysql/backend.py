@@ -26,6 +26,7 @@ from typing import Any
 
 from hivemind_jobs.core.limits import Limits, utf8_size
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
+from hivemind_jobs.storage.dialect import MYSQL
 from hivemind_jobs.storage.protocol import Capabilities
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
@@ -97,7 +98,7 @@ class _MySQLConnection(Connection):
     a "Packet sequence number wrong", retried as if the server had gone away."""
 
     __slots__ = ("driver", "raw")
-    dialect = "mysql"
+    dialect = MYSQL
 
     def __init__(self, raw: aiomysql.Connection, driver: _MySQLDriver) -> None:
         self.raw = raw

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
+from hivemind_jobs.storage.dialect import POSTGRES
 from hivemind_jobs.storage.protocol import Capabilities
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
@@ -97,7 +98,7 @@ def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 class _PgConnection(Connection):
     __slots__ = ("channel", "raw")
-    dialect = "postgresql"
+    dialect = POSTGRES
 
     def __init__(self, raw: psycopg.AsyncConnection[Any], channel: str) -> None:
         self.raw = raw

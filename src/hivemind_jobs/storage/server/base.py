@@ -29,11 +29,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, SchemaError, StorageError, TransactionError
+from hivemind_jobs.storage.dialect import Dialect
 from hivemind_jobs.storage.protocol import (
     Capabilities,
     ClaimedJob,
@@ -193,7 +194,7 @@ class Connection(abc.ABC):
     """One pooled connection, as the operations see it (pyformat SQL, bound parameters only)."""
 
     #: the SQL dialect compiled queries are written in
-    dialect: ClassVar[Literal["postgresql", "mysql"]]
+    dialect: ClassVar[Dialect]
 
     @abc.abstractmethod
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...

@@ -13,15 +13,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from hivemind_jobs.query.compiler import (
+from hivemind_jobs.query.conditions import Condition
+from hivemind_jobs.storage.compiler import (
     Compiled,
-    Dialect,
+    Tables,
     compile_count,
     compile_job_search,
     compile_lock,
     compile_queues,
 )
-from hivemind_jobs.query.conditions import Condition
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ColonyRecord,
@@ -416,9 +416,9 @@ async def job_state_counts(c: Connection, q: Queries) -> dict[str, int]:
     return {name: int(count) for name, count in await c.fetchall(q["job_state_counts"])}
 
 
-def _dialect(c: Connection, q: Queries) -> Dialect:
+def _tables(q: Queries) -> Tables:
     assert isinstance(q, QueryBook)
-    return Dialect(c.dialect, q.table, c.bind_dt)
+    return q.table
 
 
 def _sql(compiled: Compiled) -> SQL:
@@ -428,14 +428,14 @@ def _sql(compiled: Compiled) -> SQL:
 async def job_search(c: Connection, q: Queries, params: JobSearch) -> list[JobRecord]:
     """Matching jobs in order; with a lock requester, unlocked matches are locked for it and rows
     other transactions hold are skipped (``FOR UPDATE SKIP LOCKED``)."""
-    dialect = _dialect(c, q)
-    compiled = compile_job_search(dialect, params)
+    tables = _tables(q)
+    compiled = compile_job_search(c.dialect, tables, params)
     ids = [int(row[0]) for row in await c.fetchall(_sql(compiled), compiled.params)]
     acquired: set[int] = set()
     writes: list[tuple[SQL, dict[str, Any]]] = []
     if ids and params.lock_requester is not None:
         now = await clock_now(c, q)
-        lock = compile_lock(dialect, sorted(ids), params.lock_requester, c.bind_dt(now))
+        lock = compile_lock(c.dialect, tables, sorted(ids), params.lock_requester, c.bind_dt(now))
         writes.append((_sql(lock), lock.params))
         acquired = set(ids)
     records = await _records(c, q, ids, acquired, writes=writes)
@@ -443,12 +443,12 @@ async def job_search(c: Connection, q: Queries, params: JobSearch) -> list[JobRe
 
 
 async def job_count(c: Connection, q: Queries, params: Condition | None) -> int:
-    compiled = compile_count(_dialect(c, q), params)
+    compiled = compile_count(c.dialect, _tables(q), params)
     return int((await c.fetchall(_sql(compiled), compiled.params))[0][0])
 
 
 async def job_queues(c: Connection, q: Queries, params: JobQueues) -> list[str]:
-    compiled = compile_queues(_dialect(c, q), params.prefix, params.limit)
+    compiled = compile_queues(c.dialect, _tables(q), params.prefix, params.limit)
     return [str(row[0]) for row in await c.fetchall(_sql(compiled), compiled.params)]
 
 

@@ -16,8 +16,9 @@ from typing import Any
 
 from hivemind_jobs.core.clock import from_microseconds, to_microseconds
 from hivemind_jobs.errors import StorageError
-from hivemind_jobs.query.compiler import Dialect, compile_count, compile_job_search, compile_lock, compile_queues
 from hivemind_jobs.query.conditions import Condition
+from hivemind_jobs.storage.compiler import Tables, compile_count, compile_job_search, compile_lock, compile_queues
+from hivemind_jobs.storage.dialect import SQLITE
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ColonyRecord,
@@ -392,20 +393,20 @@ def job_state_counts(con: sqlite3.Connection, q: Queries) -> dict[str, int]:
     return {name: int(count) for name, count in con.execute(q["job_state_counts"])}
 
 
-def _dialect(q: Queries) -> Dialect:
+def _tables(q: Queries) -> Tables:
     assert isinstance(q, QueryBook)
-    return Dialect("sqlite", q.table, to_microseconds)
+    return q.table
 
 
 def job_search(con: sqlite3.Connection, q: Queries, params: JobSearch) -> list[JobRecord]:
     """Matching jobs in order; with a lock requester, the unlocked ones among them get locked
     (the write transaction holds the database, so nobody else can take them meanwhile)."""
-    dialect = _dialect(q)
-    compiled = compile_job_search(dialect, params)
+    tables = _tables(q)
+    compiled = compile_job_search(SQLITE, tables, params)
     ids = [row[0] for row in con.execute(compiled.sql, compiled.params)]
     acquired: set[int] = set()
     if ids and params.lock_requester is not None:
-        lock = compile_lock(dialect, ids, params.lock_requester, now_us())
+        lock = compile_lock(SQLITE, tables, ids, params.lock_requester, now_us())
         con.execute(lock.sql, lock.params)
         acquired = set(ids)
     records = _records(con, q, ids, acquired)
@@ -413,12 +414,12 @@ def job_search(con: sqlite3.Connection, q: Queries, params: JobSearch) -> list[J
 
 
 def job_count(con: sqlite3.Connection, q: Queries, params: Condition | None) -> int:
-    compiled = compile_count(_dialect(q), params)
+    compiled = compile_count(SQLITE, _tables(q), params)
     return int(con.execute(compiled.sql, compiled.params).fetchone()[0])
 
 
 def job_queues(con: sqlite3.Connection, q: Queries, params: JobQueues) -> list[str]:
-    compiled = compile_queues(_dialect(q), params.prefix, params.limit)
+    compiled = compile_queues(SQLITE, _tables(q), params.prefix, params.limit)
     return [row[0] for row in con.execute(compiled.sql, compiled.params)]
 
 

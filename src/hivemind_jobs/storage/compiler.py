@@ -1,9 +1,10 @@
 """Conditions and orders compiled to SQL for SQLite, PostgreSQL and MySQL/MariaDB.
 
-The SQL text holds only table names (from the environment's validated prefix), fixed keywords and
-``:qN`` placeholders; every value, property name, pattern and JSON path is a bound parameter.
-Every leaf compiles to a predicate that is never NULL, so ``NOT`` means "does not hold", as in the
-pure-Python semantics.
+The compiler writes the SQL all three understand and asks the backend's
+:class:`~hivemind_jobs.storage.dialect.Dialect` wherever they disagree. The SQL text holds only
+table names (from the environment's validated prefix), fixed keywords and ``:qN`` placeholders;
+every value, property name, pattern and JSON path is a bound parameter. Every leaf compiles to a
+predicate that is never NULL, so ``NOT`` means "does not hold", as in the pure-Python semantics.
 
 Property and past-state conditions are ``IN``/``EXISTS`` subqueries, so the planner can drive the
 search from the property index (``name, value, job_id``) or from the job table, whichever is
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, TypeGuard
+from typing import Any, TypeGuard
 
 from hivemind_jobs.query.conditions import (
     All,
@@ -31,11 +32,12 @@ from hivemind_jobs.query.conditions import (
     like_parts,
 )
 from hivemind_jobs.query.order import Order
+from hivemind_jobs.storage.dialect import Dialect
 from hivemind_jobs.storage.protocol import JobSearch
 
 __all__ = [
     "Compiled",
-    "Dialect",
+    "Tables",
     "compile_count",
     "compile_job_search",
     "compile_lock",
@@ -43,7 +45,8 @@ __all__ = [
     "compile_search",
 ]
 
-DialectName = Literal["sqlite", "postgresql", "mysql"]
+#: ``"job"`` -> the environment's quoted (and qualified) table name
+Tables = Callable[[str], str]
 
 _JOB_COLUMNS = {
     "id": "j.id",
@@ -64,17 +67,6 @@ _FALSE = "(1=0)"
 _TRUE = "(1=1)"
 
 
-@dataclass(frozen=True)
-class Dialect:
-    """What differs between the databases: names, time binding, row values, locking syntax."""
-
-    name: DialectName
-    #: ``"job"`` -> the environment's quoted (and qualified) table name
-    table: Callable[[str], str]
-    #: an aware UTC datetime as the driver binds it
-    bind_dt: Callable[[datetime], Any]
-
-
 @dataclass
 class Compiled:
     sql: str
@@ -92,8 +84,9 @@ def _merges(item: Condition) -> TypeGuard[Compare]:
 
 
 class _Compiler:
-    def __init__(self, dialect: Dialect) -> None:
+    def __init__(self, dialect: Dialect, table: Tables) -> None:
         self.d = dialect
+        self.table = table
         self.params: dict[str, Any] = {}
 
     def bind(self, value: Any) -> str:
@@ -119,7 +112,7 @@ class _Compiler:
         if isinstance(node, PastState):
             inner = self.condition(node.condition, "ps")
             return (
-                f"EXISTS (SELECT 1 FROM {self.d.table('job_state')} ps WHERE ps.job_id = j.id "
+                f"EXISTS (SELECT 1 FROM {self.table('job_state')} ps WHERE ps.job_id = j.id "
                 f"AND ps.sequence <> j.state_sequence AND {inner})"
             )
         assert isinstance(node, Compare), node
@@ -155,7 +148,7 @@ class _Compiler:
                 return self.predicate("j.state_elected_at", node)
             inner = self.state_level(node, "cs")
             return (
-                f"EXISTS (SELECT 1 FROM {self.d.table('job_state')} cs WHERE cs.job_id = j.id "
+                f"EXISTS (SELECT 1 FROM {self.table('job_state')} cs WHERE cs.job_id = j.id "
                 f"AND cs.sequence = j.state_sequence AND {inner})"
             )
         return self.state_level(node, alias)
@@ -174,26 +167,13 @@ class _Compiler:
         return f"({column} IS NOT NULL AND {self.predicate(column, node)})"
 
     def state_field(self, node: Compare, alias: str) -> str:
-        name = node.target.name
-        dialect = self.d.name
-        if dialect == "sqlite":
-            path = self.bind(f'$."{name}"')
-            kind = f"COALESCE(json_type({alias}.fields, {path}), 'null')"
-            value, text = f"json_extract({alias}.fields, {path})", "'text'"
-        elif dialect == "postgresql":
-            key = self.bind(name)
-            kind = f"COALESCE(jsonb_typeof(CAST({alias}.fields AS jsonb) -> CAST({key} AS text)), 'null')"
-            value, text = f'((CAST({alias}.fields AS jsonb) ->> CAST({key} AS text)) COLLATE "C")', "'string'"
-        else:
-            extract = f"JSON_EXTRACT({alias}.fields, {self.bind(f'$.{name}')})"
-            kind = f"COALESCE(JSON_TYPE({extract}), 'NULL')"
-            value, text = f"(JSON_UNQUOTE({extract}) COLLATE utf8mb4_nopad_bin)", "'STRING'"
-        null = "'NULL'" if dialect == "mysql" else "'null'"
+        """A state field holds (only string JSON values compare; a missing field is null)."""
+        field = self.d.json_field(f"{alias}.fields", node.target.name, self.bind)
         if node.op is Op.EXISTS:
-            return f"({kind} <> {null})"
+            return f"({field.kind} <> {field.null})"
         if node.op is Op.MISSING:
-            return f"({kind} = {null})"
-        return f"({kind} = {text} AND {self.predicate(value, node)})"
+            return f"({field.kind} = {field.null})"
+        return f"({field.kind} = {field.text} AND {self.predicate(field.value, node)})"
 
     def property(self, node: Compare) -> str:
         if node.op in (Op.EXISTS, Op.MISSING):
@@ -214,13 +194,13 @@ class _Compiler:
     def has_property(self, where: str, *, negate: bool = False) -> str:
         """The job has (or, negated, has not) a property row matching ``where``.
 
-        PostgreSQL gets a correlated ``EXISTS``: it plans it as a semi-join (or anti-join) at the
-        top level and as an index probe per row under OR/NOT, where an uncorrelated ``IN`` would
-        become a hashed subplan that falls back to rescanning once it outgrows ``work_mem``.
-        SQLite and MariaDB run the uncorrelated ``IN`` once (an ephemeral index, materialization).
+        A correlated ``EXISTS`` where the dialect plans it better (PostgreSQL: a semi-join or
+        anti-join at the top level, an index probe per row under OR/NOT); otherwise the
+        uncorrelated ``IN``, which SQLite and MariaDB run once (an ephemeral index,
+        materialization).
         """
-        table = self.d.table("job_property")
-        if self.d.name == "postgresql":
+        table = self.table("job_property")
+        if self.d.correlated_property_exists:
             exists = f"EXISTS (SELECT 1 FROM {table} p WHERE p.job_id = j.id AND {where})"
             return f"(NOT {exists})" if negate else f"({exists})"
         return f"(j.id {'NOT ' if negate else ''}IN (SELECT p.job_id FROM {table} p WHERE {where}))"
@@ -236,29 +216,7 @@ class _Compiler:
         return f"({column} {_OPERATORS[node.op]} {self.bind(self.stored(node.kind, node.value))})"
 
     def like(self, column: str, pattern: str) -> str:
-        parts = like_parts(pattern)
-        if self.d.name == "sqlite":  # GLOB: case-sensitive like the servers' binary collations
-            glob = "".join(
-                "*" if part is None else "".join(f"[{c}]" if c in "*?[" else c for c in part) for part in parts
-            )
-            return f"({column} GLOB {self.bind(glob)})"
-        escaped = "".join(
-            "%" if part is None else "".join(f"!{c}" if c in "!%_" else c for c in part) for part in parts
-        )
-        if self.d.name != "mysql":
-            return f"({column} LIKE {self.bind(escaped)} ESCAPE '!')"
-        # MariaDB's own range scan for LIKE 'prefix%' ends the range below characters beyond U+FFFF,
-        # missing 'a😀' for 'a%'. So the LIKE is hidden from the range optimizer and the index range
-        # is spelled out: [prefix, the next string after every string starting with prefix).
-        like = f"CONCAT({column}, '') LIKE {self.bind(escaped)} ESCAPE '!'"
-        prefix = parts[0] if parts and parts[0] is not None else ""
-        if not prefix:
-            return f"({like})"
-        bounds = f"{column} >= {self.bind(prefix)}"
-        following = _following_prefix(prefix)
-        if following is not None:
-            bounds += f" AND {column} < {self.bind(following)}"
-        return f"({bounds} AND {like})"
+        return self.d.like(column, like_parts(pattern), self.bind)
 
     # ------------------------------------------------------------------ order
     def order_clause(self, order: Order) -> tuple[str, str]:
@@ -270,7 +228,7 @@ class _Compiler:
                 return f"j.id{direction}", ""
             return f"{column}{direction}, j.id{direction}", ""
         join = (
-            f" LEFT JOIN {self.d.table('job_property')} po ON po.job_id = j.id "
+            f" LEFT JOIN {self.table('job_property')} po ON po.job_id = j.id "
             f"AND po.name = {self.bind(order.property_name)}"
         )
         keys = ["po.type"] + [f"po.{column}" for column in _PROPERTY_COLUMNS.values()] + ["j.id"]
@@ -284,13 +242,14 @@ class _Compiler:
             return f"(j.id {comparison} {last_id})"
         column = _JOB_COLUMNS[order.key]
         bound = self.bind(self.d.bind_dt(value) if isinstance(value, datetime) else value)
-        if self.d.name == "mysql":
-            return f"({column} {comparison} {bound} OR ({column} = {bound} AND j.id {comparison} {last_id}))"
-        return f"(({column}, j.id) {comparison} ({bound}, {last_id}))"
+        if self.d.row_values:
+            return f"(({column}, j.id) {comparison} ({bound}, {last_id}))"
+        return f"({column} {comparison} {bound} OR ({column} = {bound} AND j.id {comparison} {last_id}))"
 
 
 def compile_search(
     dialect: Dialect,
+    table: Tables,
     condition: Condition | None,
     order: Order,
     *,
@@ -301,7 +260,7 @@ def compile_search(
 ) -> Compiled:
     """``SELECT j.id`` of the matching jobs in order; with ``lock``, only unlocked jobs, their rows
     locked and rows other transactions hold skipped (servers)."""
-    c = _Compiler(dialect)
+    c = _Compiler(dialect, table)
     clauses = [c.condition(condition)] if condition is not None else []
     order_by, join = c.order_clause(order)
     if after is not None:
@@ -309,20 +268,19 @@ def compile_search(
     if lock:
         clauses.append("j.locked_by IS NULL")
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
-    sql = f"SELECT j.id FROM {dialect.table('job')} j{join}{where} ORDER BY {order_by} LIMIT {c.bind(limit)}"
+    sql = f"SELECT j.id FROM {table('job')} j{join}{where} ORDER BY {order_by} LIMIT {c.bind(limit)}"
     if offset:
         sql += f" OFFSET {c.bind(offset)}"
-    if lock and dialect.name == "postgresql":
-        sql += " FOR UPDATE OF j SKIP LOCKED"
-    elif lock and dialect.name == "mysql":
-        sql += " FOR UPDATE SKIP LOCKED"
+    if lock:
+        sql += dialect.locking_clause
     return Compiled(sql, c.params)
 
 
-def compile_job_search(dialect: Dialect, search: JobSearch) -> Compiled:
+def compile_job_search(dialect: Dialect, table: Tables, search: JobSearch) -> Compiled:
     """:func:`compile_search` for a storage ``job_search`` operation."""
     return compile_search(
         dialect,
+        table,
         search.condition,
         search.order or Order(),
         limit=search.limit,
@@ -332,45 +290,32 @@ def compile_job_search(dialect: Dialect, search: JobSearch) -> Compiled:
     )
 
 
-def compile_count(dialect: Dialect, condition: Condition | None) -> Compiled:
-    c = _Compiler(dialect)
+def compile_count(dialect: Dialect, table: Tables, condition: Condition | None) -> Compiled:
+    c = _Compiler(dialect, table)
     where = f" WHERE {c.condition(condition)}" if condition is not None else ""
-    return Compiled(f"SELECT COUNT(*) FROM {dialect.table('job')} j{where}", c.params)
+    return Compiled(f"SELECT COUNT(*) FROM {table('job')} j{where}", c.params)
 
 
-def compile_lock(dialect: Dialect, job_ids: list[int], requester: str, now: Any) -> Compiled:
+def compile_lock(dialect: Dialect, table: Tables, job_ids: list[int], requester: str, now: Any) -> Compiled:
     """Lock the still unlocked jobs ``job_ids`` for ``requester`` (``now``: bound time)."""
-    c = _Compiler(dialect)
+    c = _Compiler(dialect, table)
     ids = ", ".join(c.bind(job_id) for job_id in job_ids)
     moment = c.bind(now)
     return Compiled(
-        f"UPDATE {dialect.table('job')} SET locked_by = {c.bind(requester)}, locked_at = {moment}, "
+        f"UPDATE {table('job')} SET locked_by = {c.bind(requester)}, locked_at = {moment}, "
         f"lock_heartbeat = {moment} WHERE id IN ({ids}) AND locked_by IS NULL",
         c.params,
     )
 
 
-def compile_queues(dialect: Dialect, prefix: str | None, limit: int) -> Compiled:
+def compile_queues(dialect: Dialect, table: Tables, prefix: str | None, limit: int) -> Compiled:
     """The distinct queue names (starting with ``prefix``), in order."""
-    c = _Compiler(dialect)
+    c = _Compiler(dialect, table)
     where = ""
     if prefix:
         node = Compare(Target(TargetKind.JOB, "queue"), Op.LIKE, prefix.replace("\\", "\\\\").replace("*", "\\*") + "*")
         where = f" WHERE {c.predicate('j.queue', node)}"
     return Compiled(
-        f"SELECT DISTINCT j.queue FROM {dialect.table('job')} j{where} ORDER BY j.queue LIMIT {c.bind(limit)}",
+        f"SELECT DISTINCT j.queue FROM {table('job')} j{where} ORDER BY j.queue LIMIT {c.bind(limit)}",
         c.params,
     )
-
-
-def _following_prefix(prefix: str) -> str | None:
-    """The least string greater than every string starting with ``prefix`` in code point order
-    (None when ``prefix`` is all U+10FFFF)."""
-    chars = list(prefix)
-    while chars:
-        code = ord(chars.pop()) + 1
-        if code == 0xD800:  # surrogates are not characters
-            code = 0xE000
-        if code <= 0x10FFFF:
-            return "".join(chars) + chr(code)
-    return None
