@@ -9,53 +9,69 @@ event loop is refused (it would freeze that loop): use the async API there.
         with hive.jobs.get_with_lock(job_id) as job:
             job.change_state(Idle())
             job.save()
+
+Each blocking class wraps one async object. A member that only passes a call on is not written
+out here but made from the async member itself (:func:`_blocking`, :func:`_forwarded`,
+:func:`_chaining`): it has the async member's parameters, defaults, overloads and docstring, so the
+two cannot drift apart, and the type checker sees the async signature returning the awaited result
+(or the blocking counterpart of a returned handle). The members written out by hand (properties,
+context managers, the few with their own logic) are held to the async API by
+``tests/unit/test_sync_parity.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import builtins
+import functools
+import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
-from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from types import MappingProxyType, TracebackType
+from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
-from hivemind_jobs.client.context import JobContext
-from hivemind_jobs.environment import Environment, Transaction
-from hivemind_jobs.client.jobs import UNSET, BackgroundJobClient, CancelResult, DeleteResult, JobCall, JobLogEntry
+from hivemind_jobs.client.colonies import ColonyClient
+from hivemind_jobs.client.jobs import BackgroundJobClient, CreateOptions, JobCall
 from hivemind_jobs.client.locked import LockedJob
-from hivemind_jobs.client.search import BulkResult, JobPage
+from hivemind_jobs.client.search import LockedJobs
 from hivemind_jobs.core.clock import Clock
 from hivemind_jobs.core.codec import Codec
-from hivemind_jobs.core.continuations import After
-from hivemind_jobs.core.invocation import Activator
-from hivemind_jobs.core.job import BackgroundJob, Middleware, PropertyValue
+from hivemind_jobs.core.invocation import Activator, Invocation
+from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT
 from hivemind_jobs.core.options import Options
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.states import State
+from hivemind_jobs.environment import Environment, Transaction
 from hivemind_jobs.errors import StorageClosedError, SyncFacadeError
 from hivemind_jobs.hive import DEFAULT_URL, HiveMind
+from hivemind_jobs.lifecycle.services import EnvironmentServices
 from hivemind_jobs.mediator import Mediator
-from hivemind_jobs.query import Condition, Order
 from hivemind_jobs.recurring.calendars import CalendarRegistry
 from hivemind_jobs.recurring.client import RecurringJobClient
-from hivemind_jobs.recurring.model import RecurringJob
-from hivemind_jobs.recurring.schedule import Schedule
-from hivemind_jobs.storage.protocol import QueueStat, RecurringEventRecord
+from hivemind_jobs.storage.protocol import StorageInfo
 
 __all__ = [
     "SyncBackgroundJobClient",
+    "SyncColonyClient",
     "SyncEnvironment",
     "SyncHiveMind",
     "SyncLockedJob",
+    "SyncLockedJobs",
     "SyncRecurringJobClient",
     "SyncTransaction",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
+A = TypeVar("A")  # what an async member returns
+H = TypeVar("H")  # the blocking handle made of it
+W = TypeVar("W")  # the async object a blocking class wraps
+F = TypeVar("F", bound="_Facade[Any]")
+
+#: on a made member: the async member it passes calls on to
+_TWIN_OF = "__hivemind_twin_of__"
+#: on a made member: it returns a blocking object of its own class (set when the class is made)
+_RETURNS_OWNER = "__hivemind_returns_owner__"
 
 
 class _Runner(Protocol):
@@ -98,69 +114,189 @@ class _LoopThread:
         self._loop.close()
 
 
-async def _await(awaitable: Awaitable[T]) -> T:
-    return await awaitable
+# ----------------------------------------------------------------------------- made members
 
 
-class SyncLockedJob:
-    """Blocking counterpart of :class:`~hivemind_jobs.LockedJob`."""
+def _returned_type(handle: Callable[..., Any]) -> Any:
+    """What a handle maker returns, for the made member's annotations: the class itself, or the
+    (evaluated) return annotation of a maker function such as :func:`_optional`'s."""
+    return handle if isinstance(handle, type) else handle.__annotations__["return"]
 
-    def __init__(self, locked: LockedJob, runner: _Runner) -> None:
-        self._locked = locked
+
+def _twin(made: Callable[..., Any], method: Callable[..., Any], returns: Any = inspect.Parameter.empty) -> None:
+    """Give ``made`` the identity of ``method`` (name, docstring, annotations, signature); with
+    ``returns``, another result type."""
+    functools.update_wrapper(made, method)
+    made.__doc__ = f"Blocking twin of :meth:`~{method.__module__}.{method.__qualname__}`." + (
+        f"\n\n{inspect.cleandoc(method.__doc__)}" if method.__doc__ else ""
+    )
+    setattr(made, _TWIN_OF, method)
+    if returns is not inspect.Parameter.empty:
+        _set_returned_type(made, returns)
+
+
+def _set_returned_type(made: Callable[..., Any], returns: Any) -> None:
+    made.__annotations__ = {**made.__annotations__, "return": returns}  # a copy: the async member keeps its own
+    signature = inspect.signature(getattr(made, _TWIN_OF)).replace(return_annotation=returns)
+    setattr(made, "__signature__", signature)  # noqa: B010 - a function object, typed as a plain Callable
+
+
+@overload
+def _blocking(
+    method: Callable[Concatenate[Any, P], Coroutine[Any, Any, T]], /
+) -> Callable[Concatenate[_Facade[Any], P], T]: ...
+@overload
+def _blocking(
+    method: Callable[Concatenate[Any, P], Awaitable[A]], handle: Callable[[A, _Runner], H], /
+) -> Callable[Concatenate[_Facade[Any], P], H]: ...
+def _blocking(method: Callable[..., Any], handle: Callable[[Any, _Runner], Any] | None = None, /) -> Any:
+    """The blocking twin of an async method: it awaits the call on the facade's loop and returns
+    the result, or ``handle(result, runner)`` (the blocking counterpart of a returned object)."""
+    name = method.__name__
+    if handle is None and not inspect.iscoroutinefunction(method):
+        raise TypeError(f"{method.__qualname__} is not a coroutine function; give the handle its result becomes")
+
+    def blocking(self: _Facade[Any], /, *args: Any, **kwargs: Any) -> Any:
+        target, runner = self._target, self._runner
+
+        async def call() -> Any:
+            return await getattr(target, name)(*args, **kwargs)
+
+        result = runner.run(f"{name}()", call)
+        return result if handle is None else handle(result, runner)
+
+    _twin(blocking, method, inspect.Parameter.empty if handle is None else _returned_type(handle))
+    return blocking
+
+
+@overload
+def _forwarded(method: Callable[Concatenate[Any, P], T], /) -> Callable[Concatenate[_Facade[Any], P], T]: ...
+@overload
+def _forwarded(
+    method: Callable[Concatenate[Any, P], A], handle: Callable[[A, _Runner], H], /
+) -> Callable[Concatenate[_Facade[Any], P], H]: ...
+def _forwarded(method: Callable[..., Any], handle: Callable[[Any, _Runner], Any] | None = None, /) -> Any:
+    """The twin of a plain (not async) method: called in the caller's thread, its result returned
+    as is or as ``handle(result, runner)``."""
+    name = method.__name__
+
+    def forwarded(self: _Facade[Any], /, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self._target, name)(*args, **kwargs)
+        return result if handle is None else handle(result, self._runner)
+
+    _twin(forwarded, method, inspect.Parameter.empty if handle is None else _returned_type(handle))
+    return forwarded
+
+
+def _chaining(method: Callable[Concatenate[Any, P], object], /) -> Callable[Concatenate[F, P], F]:
+    """The twin of a plain method returning another client like its own (``options(...)``): the
+    result is wrapped in the blocking class the twin is called on."""
+    name = method.__name__
+
+    def chaining(self: F, /, *args: P.args, **kwargs: P.kwargs) -> F:
+        return type(self)(getattr(self._target, name)(*args, **kwargs), self._runner)
+
+    _twin(chaining, method)
+    setattr(chaining, _RETURNS_OWNER, True)
+    return chaining
+
+
+def _optional(handle: Callable[[A, _Runner], H]) -> Callable[[A | None, _Runner], H | None]:
+    """A handle maker that passes None through (``try_lock`` finds the job locked)."""
+
+    def optional(result: A | None, runner: _Runner) -> H | None:
+        return None if result is None else handle(result, runner)
+
+    optional.__annotations__ = {"return": _returned_type(handle) | None}
+    return optional
+
+
+class _Facade(Generic[W]):
+    """A blocking class over one async object, whose calls ``runner`` runs on the facade's loop."""
+
+    def __init__(self, target: W, runner: _Runner) -> None:
+        self._target = target
         self._runner = runner
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in vars(cls).items():
+            method = getattr(member, _TWIN_OF, None)
+            if method is None:
+                continue
+            if method.__name__ != name:
+                raise TypeError(f"{cls.__qualname__}.{name} is made from {method.__qualname__}: a twin keeps its name")
+            member.__qualname__ = f"{cls.__qualname__}.{name}"
+            member.__module__ = cls.__module__
+            if getattr(member, _RETURNS_OWNER, False):
+                _set_returned_type(member, cls)
+
+
+# ----------------------------------------------------------------------------- blocking classes
+
+
+class SyncLockedJob(_Facade[LockedJob]):
+    """Blocking counterpart of :class:`~hivemind_jobs.LockedJob`."""
+
     def __repr__(self) -> str:
-        return repr(self._locked).replace("<LockedJob", "<SyncLockedJob", 1)
+        return repr(self._target).replace("<LockedJob", "<SyncLockedJob", 1)
 
     @property
     def job(self) -> BackgroundJob:
-        return self._locked.job
+        return self._target.job
 
     @property
     def id(self) -> int:
-        return self._locked.id
-
-    @property
-    def state(self) -> State:
-        return self._locked.state
+        return self._target.id
 
     @property
     def holder(self) -> str:
-        return self._locked.holder
+        return self._target.holder
 
     @property
     def is_locked(self) -> bool:
-        return self._locked.is_locked
+        return self._target.is_locked
 
-    def get_property(self, name: str, default: Any = None) -> Any:
-        return self._locked.get_property(name, default)
+    @property
+    def state(self) -> State:
+        return self._target.state
 
-    def set_property(self, name: str, value: PropertyValue | None) -> None:
-        self._locked.set_property(name, value)
+    @property
+    def states(self) -> tuple[State, ...]:
+        return self._target.states
 
-    def remove_property(self, name: str) -> None:
-        self._locked.remove_property(name)
+    @property
+    def queue(self) -> str:
+        return self._target.queue
 
-    def move(self, *, queue: str | None = None, priority: Priority | int | str | None = None) -> None:
-        self._locked.move(queue=queue, priority=priority)
+    @property
+    def priority(self) -> Priority:
+        return self._target.priority
 
-    def change_state(self, state: State) -> bool:
-        return self._runner.run("change_state()", lambda: self._locked.change_state(state))
+    @property
+    def invocation(self) -> Invocation:
+        return self._target.invocation
 
-    def save(self, *, keep_lock: bool = False) -> None:
-        self._runner.run("save()", lambda: self._locked.save(keep_lock=keep_lock))
+    @property
+    def properties(self) -> Any:
+        return self._target.properties
 
-    def heartbeat(self) -> None:
-        self._runner.run("heartbeat()", self._locked.heartbeat)
+    @property
+    def has_unsaved_changes(self) -> bool:
+        return self._target.has_unsaved_changes
 
-    def release(self) -> None:
-        self._runner.run("release()", self._locked.release)
-
-    def get_data(self, name: str, type_hint: Any = Any) -> Any:
-        return self._runner.run("get_data()", lambda: self._locked.get_data(name, type_hint))
-
-    def set_data(self, name: str, value: object) -> None:
-        self._runner.run("set_data()", lambda: self._locked.set_data(name, value))
+    get_property = _forwarded(LockedJob.get_property)
+    set_property = _forwarded(LockedJob.set_property)
+    remove_property = _forwarded(LockedJob.remove_property)
+    move = _forwarded(LockedJob.move)
+    change_state = _blocking(LockedJob.change_state)
+    save = _blocking(LockedJob.save)
+    heartbeat = _blocking(LockedJob.heartbeat)
+    release = _blocking(LockedJob.release)
+    get_data = _blocking(LockedJob.get_data)
+    try_get_data = _blocking(LockedJob.try_get_data)
+    set_data = _blocking(LockedJob.set_data)
+    add_log = _blocking(LockedJob.add_log)
 
     def __enter__(self) -> SyncLockedJob:
         return self
@@ -168,323 +304,212 @@ class SyncLockedJob:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._runner.run("leaving a locked job", lambda: self._locked.__aexit__(exc_type, exc, tb))
+        self._runner.run("leaving a locked job", lambda: self._target.__aexit__(exc_type, exc, tb))
 
 
-class SyncBackgroundJobClient:
-    """Blocking counterpart of :class:`~hivemind_jobs.BackgroundJobClient` (same method names)."""
+class SyncLockedJobs(list[SyncLockedJob], _Facade[LockedJobs]):
+    """Blocking counterpart of :class:`~hivemind_jobs.LockedJobs`: a list of the locked jobs;
+    ``with`` releases the locks still held at the end."""
 
-    def __init__(self, client: BackgroundJobClient, runner: _Runner) -> None:
-        self._client = client
+    def __init__(self, locked: LockedJobs, runner: _Runner) -> None:
+        super().__init__(SyncLockedJob(job, runner) for job in locked)
+        self._target = locked
         self._runner = runner
 
-    @property
-    def environment(self) -> Environment:
-        return self._client.environment
-
-    def options(
-        self,
-        *,
-        queue: str = UNSET,
-        priority: Priority | int | str = UNSET,
-        delay: timedelta | None = UNSET,
-        delay_until: datetime | None = UNSET,
-        after: After | None = UNSET,
-        properties: Mapping[str, PropertyValue | None] | None = UNSET,
-        middleware: Iterable[Middleware] | None = UNSET,
-        state: State | None = UNSET,
-    ) -> SyncBackgroundJobClient:
-        client = self._client.options(
-            queue=queue,
-            priority=priority,
-            delay=delay,
-            delay_until=delay_until,
-            after=after,
-            properties=properties,
-            middleware=middleware,
-            state=state,
-        )
-        return SyncBackgroundJobClient(client, self._runner)
-
-    @overload
-    def create(
-        self, function: Callable[Concatenate[JobContext, P], Any], /, *args: P.args, **kwargs: P.kwargs
-    ) -> int: ...
-    @overload
-    def create(self, function: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> int: ...
-    def create(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> int:
-        return self._runner.run("create()", lambda: self._client.create(function, *args, **kwargs))
-
-    def create_many(self, calls: Iterable[JobCall]) -> list[int]:
-        items = list(calls)
-        return self._runner.run("create_many()", lambda: self._client.create_many(items))
-
-    def get(self, job_id: int) -> BackgroundJob:
-        return self._runner.run("get()", lambda: self._client.get(job_id))
-
-    def try_get(self, job_id: int) -> BackgroundJob | None:
-        return self._runner.run("try_get()", lambda: self._client.try_get(job_id))
-
-    def count_by_state(self) -> dict[str, int]:
-        return self._runner.run("count_by_state()", self._client.count_by_state)
-
-    def queue_stats(self) -> list[QueueStat]:
-        return self._runner.run("queue_stats()", self._client.queue_stats)
-
-    def search(
-        self,
-        where: Condition | None = None,
-        *,
-        order_by: str | Order = "id",
-        limit: int = 100,
-        page: int | None = None,
-        after: str | None = None,
-    ) -> JobPage:
-        return self._runner.run(
-            "search()",
-            lambda: self._client.search(where, order_by=order_by, limit=limit, page=page, after=after),
-        )
-
-    def count(self, where: Condition | None = None) -> int:
-        return self._runner.run("count()", lambda: self._client.count(where))
-
-    def queues(self, prefix: str | None = None) -> list[str]:
-        return self._runner.run("queues()", lambda: self._client.queues(prefix))
-
-    def search_and_lock(
-        self,
-        where: Condition | None = None,
-        *,
-        limit: int = 100,
-        requester: str | None = None,
-        order_by: str | Order = "id",
-    ) -> list[SyncLockedJob]:
-        """Locked jobs; release each (``release()``/``save()``) when done."""
-        locked = self._runner.run(
-            "search_and_lock()",
-            lambda: self._client.search_and_lock(where, limit=limit, requester=requester, order_by=order_by),
-        )
-        return [SyncLockedJob(job, self._runner) for job in locked]
-
-    def change_state_where(
-        self, where: Condition | None, state: State, *, batch_size: int = 500, requester: str | None = None
-    ) -> BulkResult:
-        return self._runner.run(
-            "change_state_where()",
-            lambda: self._client.change_state_where(where, state, batch_size=batch_size, requester=requester),
-        )
-
-    def requeue_where(
-        self,
-        where: Condition | None,
-        *,
-        queue: str | None = None,
-        priority: Priority | int | str | None = None,
-        batch_size: int = 500,
-        requester: str | None = None,
-    ) -> BulkResult:
-        return self._runner.run(
-            "requeue_where()",
-            lambda: self._client.requeue_where(
-                where, queue=queue, priority=priority, batch_size=batch_size, requester=requester
-            ),
-        )
-
-    def delete_where(
-        self, where: Condition | None, *, reason: str | None = None, batch_size: int = 500, requester: str | None = None
-    ) -> BulkResult:
-        return self._runner.run(
-            "delete_where()",
-            lambda: self._client.delete_where(where, reason=reason, batch_size=batch_size, requester=requester),
-        )
-
-    def set_property_where(
-        self,
-        where: Condition | None,
-        name: str,
-        value: PropertyValue | None,
-        *,
-        batch_size: int = 500,
-        requester: str | None = None,
-    ) -> BulkResult:
-        return self._runner.run(
-            "set_property_where()",
-            lambda: self._client.set_property_where(where, name, value, batch_size=batch_size, requester=requester),
-        )
-
-    def try_lock(self, job_id: int, requester: str | None = None) -> SyncLockedJob | None:
-        locked = self._runner.run("try_lock()", lambda: self._client.try_lock(job_id, requester))
-        return SyncLockedJob(locked, self._runner) if locked is not None else None
-
-    def get_with_lock(self, job_id: int, requester: str | None = None) -> SyncLockedJob:
-        locked = self._runner.run("get_with_lock()", lambda: _await(self._client.get_with_lock(job_id, requester)))
-        return SyncLockedJob(locked, self._runner)
-
-    def wait_for_lock(
-        self,
-        job_id: int,
-        requester: str | None = None,
-        *,
-        timeout: timedelta | float = 30.0,
-        poll_interval: timedelta | float | None = None,
-    ) -> SyncLockedJob:
-        locked = self._runner.run(
-            "wait_for_lock()",
-            lambda: self._client.wait_for_lock(job_id, requester, timeout=timeout, poll_interval=poll_interval),
-        )
-        return SyncLockedJob(locked, self._runner)
-
-    def change_state(self, job_id: int, state: State, *, requester: str | None = None) -> bool:
-        return self._runner.run("change_state()", lambda: self._client.change_state(job_id, state, requester=requester))
-
-    def cancel(self, job_id: int, *, reason: str | None = None, requester: str | None = None) -> CancelResult:
-        return self._runner.run("cancel()", lambda: self._client.cancel(job_id, reason=reason, requester=requester))
-
-    def delete(self, job_id: int, *, reason: str | None = None, requester: str | None = None) -> DeleteResult:
-        return self._runner.run("delete()", lambda: self._client.delete(job_id, reason=reason, requester=requester))
-
-    def set_data(self, job_id: int, name: str, value: object) -> None:
-        self._runner.run("set_data()", lambda: self._client.set_data(job_id, name, value))
-
-    def get_data(self, job_id: int, name: str, type_hint: Any = Any) -> Any:
-        return self._runner.run("get_data()", lambda: self._client.get_data(job_id, name, type_hint))
-
-    def try_get_data(self, job_id: int, name: str, type_hint: Any = Any, *, default: Any = None) -> Any:
-        return self._runner.run(
-            "try_get_data()", lambda: self._client.try_get_data(job_id, name, type_hint, default=default)
-        )
-
-    def add_log(
-        self,
-        job_id: int,
-        message: str,
-        *,
-        level: int = 20,
-        logger: str | None = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        self._runner.run(
-            "add_log()", lambda: self._client.add_log(job_id, message, level=level, logger=logger, exception=exception)
-        )
-
-    def get_logs(self, job_id: int, *, min_level: int = 0, after_id: int = 0, limit: int = 1000) -> list[JobLogEntry]:
-        return self._runner.run(
-            "get_logs()", lambda: self._client.get_logs(job_id, min_level=min_level, after_id=after_id, limit=limit)
-        )
-
-
-class SyncRecurringJobClient:
-    """Blocking counterpart of :class:`~hivemind_jobs.RecurringJobClient` (same method names)."""
-
-    def __init__(self, client: RecurringJobClient, runner: _Runner) -> None:
-        self._client = client
-        self._runner = runner
+    def __repr__(self) -> str:
+        return repr(self._target).replace("<LockedJobs", "<SyncLockedJobs", 1)
 
     @property
-    def calendars(self) -> CalendarRegistry:
-        return self._client.calendars
-
-    def options(self, **options: Any) -> SyncRecurringJobClient:
-        """The same keywords as :meth:`RecurringJobClient.options`."""
-        return SyncRecurringJobClient(self._client.options(**options), self._runner)
-
-    def create_or_update(
-        self, recurring_id: str, schedule: Schedule, function: Callable[..., Any], /, *args: Any, **kwargs: Any
-    ) -> bool:
-        return self._runner.run(
-            "create_or_update()",
-            lambda: self._client.create_or_update(recurring_id, schedule, function, *args, **kwargs),
-        )
-
-    def get(self, recurring_id: str) -> RecurringJob:
-        return self._runner.run("get()", lambda: self._client.get(recurring_id))
-
-    def try_get(self, recurring_id: str) -> RecurringJob | None:
-        return self._runner.run("try_get()", lambda: self._client.try_get(recurring_id))
-
-    def list(self, *, prefix: str | None = None, state: str | None = None) -> builtins.list[RecurringJob]:
-        return self._runner.run("list()", lambda: self._client.list(prefix=prefix, state=state))
-
-    def search(self, where: Condition | None = None, *, order_by: str = "id") -> builtins.list[RecurringJob]:
-        return self._runner.run("search()", lambda: self._client.search(where, order_by=order_by))
-
-    def count(self, where: Condition | None = None) -> int:
-        return self._runner.run("count()", lambda: self._client.count(where))
-
-    def history(self, recurring_id: str, *, kind: Any = None, limit: int = 100) -> builtins.list[RecurringEventRecord]:
-        return self._runner.run("history()", lambda: self._client.history(recurring_id, kind=kind, limit=limit))
-
-    def pause(self, recurring_id: str, *, reason: str | None = None) -> bool:
-        return self._runner.run("pause()", lambda: self._client.pause(recurring_id, reason=reason))
-
-    def resume(self, recurring_id: str) -> bool:
-        return self._runner.run("resume()", lambda: self._client.resume(recurring_id))
-
-    def trigger(self, recurring_id: str) -> int:
-        return self._runner.run("trigger()", lambda: self._client.trigger(recurring_id))
-
-    def delete(self, recurring_id: str) -> bool:
-        return self._runner.run("delete()", lambda: self._client.delete(recurring_id))
-
-
-class SyncTransaction:
-    """Blocking counterpart of :class:`~hivemind_jobs.Transaction`: ``with hive.transaction() as tx:``."""
-
-    def __init__(self, transaction: Transaction, runner: _Runner) -> None:
-        self._transaction = transaction
-        self._runner = runner
+    def jobs(self) -> list[SyncLockedJob]:
+        return self
 
     @property
-    def jobs(self) -> SyncBackgroundJobClient:
-        return SyncBackgroundJobClient(self._transaction.jobs, self._runner)
+    def requester(self) -> str:
+        return self._target.requester
 
-    @property
-    def recurring(self) -> SyncRecurringJobClient:
-        return SyncRecurringJobClient(self._transaction.recurring, self._runner)
+    release = _blocking(LockedJobs.release)
 
-    def commit(self) -> None:
-        self._runner.run("commit()", self._transaction.commit)
-
-    def rollback(self) -> None:
-        self._runner.run("rollback()", self._transaction.rollback)
-
-    def __enter__(self) -> SyncTransaction:
-        self._runner.run("entering a transaction", self._transaction.__aenter__)
+    def __enter__(self) -> SyncLockedJobs:
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._runner.run("leaving a transaction", lambda: self._transaction.__aexit__(exc_type, exc, tb))
+        self._runner.run("leaving locked jobs", lambda: self._target.__aexit__(exc_type, exc, tb))
 
 
-class SyncEnvironment:
-    def __init__(self, environment: Environment, runner: _Runner) -> None:
-        self._environment = environment
-        self._runner = runner
+class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
+    """Blocking counterpart of :class:`~hivemind_jobs.BackgroundJobClient` (same method names)."""
 
     @property
-    def name(self) -> str:
-        return self._environment.name
+    def environment(self) -> EnvironmentServices:
+        return self._target.environment
 
     @property
-    def options(self) -> Options:
-        return self._environment.options
+    def create_options(self) -> CreateOptions:
+        return self._target.create_options
+
+    options = _chaining(BackgroundJobClient.options)
+    create = _blocking(BackgroundJobClient.create)
+
+    def create_many(self, calls: Iterable[JobCall]) -> list[int]:
+        """Create many jobs in one transaction and one storage round trip (all or nothing).
+
+        ``calls`` is read here, in the calling thread, before the facade's loop takes over."""
+        items = list(calls)
+        return self._runner.run("create_many()", lambda: self._target.create_many(items))
+
+    try_get = _blocking(BackgroundJobClient.try_get)
+    get = _blocking(BackgroundJobClient.get)
+    count_by_state = _blocking(BackgroundJobClient.count_by_state)
+    queue_stats = _blocking(BackgroundJobClient.queue_stats)
+    search = _blocking(BackgroundJobClient.search)
+    count = _blocking(BackgroundJobClient.count)
+    search_and_lock = _blocking(BackgroundJobClient.search_and_lock, SyncLockedJobs)
+    queues = _blocking(BackgroundJobClient.queues)
+    change_state_where = _blocking(BackgroundJobClient.change_state_where)
+    requeue_where = _blocking(BackgroundJobClient.requeue_where)
+    delete_where = _blocking(BackgroundJobClient.delete_where)
+    set_property_where = _blocking(BackgroundJobClient.set_property_where)
+    try_lock = _blocking(BackgroundJobClient.try_lock, _optional(SyncLockedJob))
+    get_with_lock = _blocking(BackgroundJobClient.get_with_lock, SyncLockedJob)
+    wait_for_lock = _blocking(BackgroundJobClient.wait_for_lock, SyncLockedJob)
+    change_state = _blocking(BackgroundJobClient.change_state)
+    cancel = _blocking(BackgroundJobClient.cancel)
+    delete = _blocking(BackgroundJobClient.delete)
+    set_data = _blocking(BackgroundJobClient.set_data)
+    get_data = _blocking(BackgroundJobClient.get_data)
+    try_get_data = _blocking(BackgroundJobClient.try_get_data)
+    add_log = _blocking(BackgroundJobClient.add_log)
+    get_logs = _blocking(BackgroundJobClient.get_logs)
+
+
+class SyncRecurringJobClient(_Facade[RecurringJobClient]):
+    """Blocking counterpart of :class:`~hivemind_jobs.RecurringJobClient` (same method names)."""
 
     @property
-    def mediator(self) -> Mediator:
-        return self._environment.mediator
+    def calendars(self) -> CalendarRegistry:
+        return self._target.calendars
+
+    options = _chaining(RecurringJobClient.options)
+    create_or_update = _blocking(RecurringJobClient.create_or_update)
+    try_get = _blocking(RecurringJobClient.try_get)
+    get = _blocking(RecurringJobClient.get)
+    list = _blocking(RecurringJobClient.list)
+    search = _blocking(RecurringJobClient.search)
+    count = _blocking(RecurringJobClient.count)
+    history = _blocking(RecurringJobClient.history)
+    pause = _blocking(RecurringJobClient.pause)
+    resume = _blocking(RecurringJobClient.resume)
+    trigger = _blocking(RecurringJobClient.trigger)
+    delete = _blocking(RecurringJobClient.delete)
+    run_pass = _blocking(RecurringJobClient.run_pass)
+
+
+class SyncColonyClient(_Facade[ColonyClient]):
+    """Blocking counterpart of :class:`~hivemind_jobs.client.colonies.ColonyClient`."""
+
+    try_get = _blocking(ColonyClient.try_get)
+    get = _blocking(ColonyClient.get)
+    list = _blocking(ColonyClient.list)
+    search = _blocking(ColonyClient.search)
+    count = _blocking(ColonyClient.count)
+    delete_stale = _blocking(ColonyClient.delete_stale)
+    daemon_logs = _blocking(ColonyClient.daemon_logs)
+
+
+class SyncTransaction(_Facade[Transaction]):
+    """Blocking counterpart of :class:`~hivemind_jobs.Transaction`: ``with hive.transaction() as tx:``.
+
+    With ``connection=`` on SQLite, open the ``sqlite3.Connection`` with ``check_same_thread=False``:
+    the facade's loop thread runs the job statements on it."""
+
+    @property
+    def environment(self) -> SyncEnvironment:
+        return SyncEnvironment(self._target.environment, self._runner)
+
+    @property
+    def connection(self) -> object | None:
+        return self._target.connection
+
+    @property
+    def is_active(self) -> bool:
+        return self._target.is_active
 
     @property
     def jobs(self) -> SyncBackgroundJobClient:
-        return SyncBackgroundJobClient(self._environment.jobs, self._runner)
+        return SyncBackgroundJobClient(self._target.jobs, self._runner)
 
     @property
     def recurring(self) -> SyncRecurringJobClient:
-        return SyncRecurringJobClient(self._environment.recurring, self._runner)
+        return SyncRecurringJobClient(self._target.recurring, self._runner)
 
-    def transaction(self) -> SyncTransaction:
-        return SyncTransaction(self._environment.transaction(), self._runner)
+    commit = _blocking(Transaction.commit)
+    rollback = _blocking(Transaction.rollback)
+
+    def __enter__(self) -> SyncTransaction:
+        self._runner.run("entering a transaction", self._target.__aenter__)
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._runner.run("leaving a transaction", lambda: self._target.__aexit__(exc_type, exc, tb))
+
+
+class SyncEnvironment(_Facade[Environment]):
+    """Blocking counterpart of :class:`~hivemind_jobs.Environment`."""
+
+    def __repr__(self) -> str:
+        return repr(self._target).replace("<Environment", "<SyncEnvironment", 1)
+
+    @property
+    def name(self) -> str:
+        return self._target.name
+
+    @property
+    def options(self) -> Options:
+        return self._target.options
+
+    @property
+    def mediator(self) -> Mediator:
+        return self._target.mediator
+
+    @property
+    def codec(self) -> Codec:
+        return self._target.codec
+
+    @property
+    def clock(self) -> Clock:
+        return self._target.clock
+
+    @property
+    def activator(self) -> Activator:
+        return self._target.activator
+
+    @property
+    def info(self) -> StorageInfo:
+        return self._target.info
+
+    @property
+    def jobs(self) -> SyncBackgroundJobClient:
+        return SyncBackgroundJobClient(self._target.jobs, self._runner)
+
+    @property
+    def recurring(self) -> SyncRecurringJobClient:
+        return SyncRecurringJobClient(self._target.recurring, self._runner)
+
+    @property
+    def calendars(self) -> CalendarRegistry:
+        return self._target.calendars
+
+    @property
+    def colonies(self) -> SyncColonyClient:
+        return SyncColonyClient(self._target.colonies, self._runner)
+
+    transaction = _forwarded(Environment.transaction, SyncTransaction)
+    open = _blocking(Environment.open)
+    close = _blocking(Environment.close)
 
 
 class SyncHiveMind:
@@ -515,9 +540,28 @@ class SyncHiveMind:
         )
         self._runner: _LoopThread | None = None
 
+    def __repr__(self) -> str:
+        return repr(self.hive).replace("<HiveMind", "<SyncHiveMind", 1)
+
     @property
     def mediator(self) -> Mediator:
         return self.hive.mediator
+
+    @property
+    def activator(self) -> Activator:
+        return self.hive.activator
+
+    @property
+    def clock(self) -> Clock:
+        return self.hive.clock
+
+    @property
+    def codec(self) -> Codec:
+        return self.hive.codec
+
+    @property
+    def default_environment(self) -> str:
+        return self.hive.default_environment
 
     def _loop(self) -> _LoopThread:
         if self._runner is None:
@@ -527,6 +571,8 @@ class SyncHiveMind:
     def add_environment(
         self, name: str, url: str, *, options: Options | None = None, table_prefix: str | None = None
     ) -> SyncEnvironment:
+        """Add an isolated environment with its own storage (URL) and options (opened at once when
+        this hive is open, else when it opens)."""
         environment = self.hive.add_environment(name, url, options=options, table_prefix=table_prefix)
         if self._runner is not None:
             self._runner.run("add_environment()", environment.open)
@@ -537,6 +583,11 @@ class SyncHiveMind:
         return SyncEnvironment(self.hive.env(name), self._loop())
 
     @property
+    def environments(self) -> Mapping[str, SyncEnvironment]:
+        runner = self._loop()
+        return MappingProxyType({name: SyncEnvironment(env, runner) for name, env in self.hive.environments.items()})
+
+    @property
     def jobs(self) -> SyncBackgroundJobClient:
         return SyncBackgroundJobClient(self.hive.jobs, self._loop())
 
@@ -544,8 +595,17 @@ class SyncHiveMind:
     def recurring(self) -> SyncRecurringJobClient:
         return SyncRecurringJobClient(self.hive.recurring, self._loop())
 
-    def transaction(self, environment: str | None = None) -> SyncTransaction:
-        return SyncTransaction(self.hive.transaction(environment), self._loop())
+    @property
+    def colonies(self) -> SyncColonyClient:
+        return SyncColonyClient(self.hive.colonies, self._loop())
+
+    def transaction(self, environment: str | None = None, *, connection: object | None = None) -> SyncTransaction:
+        """``with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together.
+
+        ``connection``: write the jobs in the application's own open transaction on that connection
+        instead (on SQLite a ``sqlite3.Connection`` opened with ``check_same_thread=False``, since
+        the facade's loop thread uses it)."""
+        return SyncTransaction(self.hive.transaction(environment, connection=connection), self._loop())
 
     def open(self) -> None:
         if self._runner is not None:
@@ -558,12 +618,14 @@ class SyncHiveMind:
             raise
         self._runner = runner
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
+        """Close every environment's storage and the facade's loop; with ``timeout`` (seconds) the
+        storages' close ends within it even when a database does not answer."""
         runner, self._runner = self._runner, None
         if runner is None:
             return
         try:
-            runner.run("close()", self.hive.close)
+            runner.run("close()", lambda: self.hive.close(timeout))
         finally:
             runner.close()
 
