@@ -120,9 +120,11 @@ from hivemind_jobs.recurring import (
 )
 from hivemind_jobs.sync import (
     SyncBackgroundJobClient,
+    SyncColonyClient,
     SyncEnvironment,
     SyncHiveMind,
     SyncLockedJob,
+    SyncLockedJobs,
     SyncRecurringJobClient,
     SyncTransaction,
 )
@@ -234,10 +236,12 @@ __all__ = [
     "Succeeded",
     "Swarm",
     "SyncBackgroundJobClient",
+    "SyncColonyClient",
     "SyncEnvironment",
     "SyncFacadeError",
     "SyncHiveMind",
     "SyncLockedJob",
+    "SyncLockedJobs",
     "SyncRecurringJobClient",
     "SyncTransaction",
     "SystemClock",

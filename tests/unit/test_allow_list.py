@@ -8,12 +8,12 @@ from typing import Any
 import pytest
 
 import hivemind_jobs as hm
-from hivemind_jobs.colony.execution import resolve_middleware
 from hivemind_jobs.core import invocation as invocation_module
 from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.invocation import AllowList, DefaultActivator, Invocation, prepare_call, resolve_target
 from hivemind_jobs.core.job import MiddlewareEntry
 from hivemind_jobs.errors import JobDefinitionError
+from hivemind_jobs.middleware.pipeline import resolve_middleware
 from tests.unit import allow_list_targets as targets
 
 MODULE = targets.__name__

@@ -8,7 +8,6 @@ from datetime import timedelta
 import pytest
 
 import hivemind_jobs as hm
-from hivemind_jobs.lifecycle.machine import decide
 from hivemind_jobs.core.names import (
     validate_environment_name,
     validate_property_name,
@@ -17,6 +16,7 @@ from hivemind_jobs.core.names import (
 )
 from hivemind_jobs.core.priority import coerce_priority
 from hivemind_jobs.errors import ConfigurationError, InvalidNameError
+from hivemind_jobs.lifecycle.machine import decide
 
 
 @pytest.mark.parametrize("name", ["global", "Finalize", "a.b-c_d", "x" * 255])

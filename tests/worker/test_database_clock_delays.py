@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 
 import hivemind_jobs as hm
-from hivemind_jobs.client import environment as environment_module
-from hivemind_jobs.lifecycle.records import state_from_row, state_to_row
 from hivemind_jobs.core.clock import from_microseconds
 from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.lifecycle import services as environment_module
+from hivemind_jobs.lifecycle.records import state_from_row, state_to_row
 from tests import backends
 from tests.worker import jobs
 from tests.worker.conftest import colony_of

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta
 import pytest_asyncio
 
 import hivemind_jobs as hm
-from hivemind_jobs.client.worker_api import elect, job_from_record, save_locked_many, write_scope
 from hivemind_jobs.core.names import DEFAULT_QUEUE
 from hivemind_jobs.daemons import rescue_expired_locks
+from hivemind_jobs.lifecycle.machine import elect, save_locked_many
+from hivemind_jobs.lifecycle.records import job_from_record
 from hivemind_jobs.storage.protocol import QueueClaim, UpdateOutcome
 from tests.worker import jobs
 from tests.worker.conftest import colony_of
@@ -33,7 +34,7 @@ async def _claim_and_die(hive: hm.HiveMind, queue: str = DEFAULT_QUEUE) -> tuple
     worker that then dies (never heartbeats): its lock expires after the lock timeout. Returns the
     job id and the due time of the entry it was claimed from (None: nothing was due)."""
     env = hive.env()
-    async with write_scope(env) as scope:
+    async with env.jobs.unit_of_work() as scope:
         entries = await scope.tx.queue_claim(QueueClaim(((queue,),), 1, DEAD, with_records=True))
         if not entries:
             return None
@@ -41,7 +42,7 @@ async def _claim_and_die(hive: hm.HiveMind, queue: str = DEFAULT_QUEUE) -> tuple
         assert entry.record is not None
         job = job_from_record(entry.record, env.name, env.codec)
         executing = hm.Executing(colony="dead", swarm="main", drone="main.drone-1", due_at=entry.execute_after)
-        assert await elect(job, executing, env, scope.jobs)
+        assert await elect(job, executing, scope)
         (outcome,) = await save_locked_many([job], DEAD, scope, keep_lock=lambda _: True)
         assert outcome is UpdateOutcome.SAVED
     return entry.job_id, entry.execute_after
@@ -146,7 +147,7 @@ async def test_a_job_claimed_but_never_started_keeps_an_absolute_due_time(rhive:
     long_due = datetime.now().astimezone() - timedelta(hours=1)
     job_id = await rhive.jobs.options(delay_until=long_due).create(jobs.note, "claimed")
     env = rhive.env()
-    async with write_scope(env) as scope:  # claimed, and the claimer died before moving it to Executing
+    async with env.jobs.unit_of_work() as scope:  # claimed, and the claimer died before moving it to Executing
         assert len(await scope.tx.queue_claim(QueueClaim(((DEFAULT_QUEUE,),), 1, DEAD))) == 1
     await rhive.jobs.create(jobs.note, "later")
     await _rescue_one(rhive)

@@ -163,7 +163,7 @@ def _targets(url: str | None, app_path: str | None, environment: str | None, pre
             raise click.UsageError("--prefix goes with --url; with --app the app's environments set their prefixes")
         with _reported(None):
             app = load_app(app_path)
-            hive: hm.HiveMind = app.hive if isinstance(app, hm.Colony) else app
+            hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive
             chosen = [hive.env(environment)] if environment is not None else list(hive.environments.values())
         return [Target(env.name, env.info.table_prefix, _safe_url(env.info.url), env.storage) for env in chosen]
     assert url is not None

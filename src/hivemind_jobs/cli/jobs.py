@@ -33,11 +33,11 @@ from rich.text import Text
 import hivemind_jobs as hm
 from hivemind_jobs.cli.db import DbCommandError, _one_line, _reported, _safe_url
 from hivemind_jobs.cli.worker import load_app
-from hivemind_jobs.environment import Environment
 from hivemind_jobs.client.jobs import BackgroundJobClient
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_queue_name, validate_state_name
 from hivemind_jobs.core.priority import coerce_priority
 from hivemind_jobs.core.states import registered_states
+from hivemind_jobs.environment import Environment
 from hivemind_jobs.errors import HiveMindError
 from hivemind_jobs.hive import DEFAULT_URL
 from hivemind_jobs.query import MAX_PAGE, Condition, parse_order
@@ -351,7 +351,7 @@ def _environment(source: Source) -> Environment:
             raise DbCommandError("--prefix goes with --url; with --app the app's environments set their prefixes")
         with _reported(None):
             app = load_app(source.app_path)
-            hive: hm.HiveMind = app.hive if isinstance(app, hm.Colony) else app
+            hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive
             return hive.env(source.environment)
     url = source.url if source.url is not None else DEFAULT_URL
     with _reported(url):

@@ -31,9 +31,9 @@ from hivemind_jobs.cli.jobs import (
     plain,
     run_in_environment,
 )
-from hivemind_jobs.environment import Environment
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.text import text_problem
+from hivemind_jobs.environment import Environment
 from hivemind_jobs.errors import HiveMindError, SerializationError
 from hivemind_jobs.recurring.client import RecurringNotFoundError
 from hivemind_jobs.recurring.model import RecurringJob, validate_recurring_id

@@ -250,12 +250,13 @@ def _build_colony(app: Any, options: dict[str, Any]) -> hm.Colony:
 
 async def run_worker(app: Any, options: dict[str, Any]) -> int:
     colony = _build_colony(app, options)
-    await colony.hive.open()
+    hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive
+    await hive.open()
     try:
         await colony.run(burst=options["burst"], handle_signals=True)
     finally:
         # the storage closes within what is left of the stop's budget, database reachable or not
-        await colony.hive.close(timeout=max(colony.shutdown_remaining(), _CLOSE_FLOOR))
+        await hive.close(timeout=max(colony.shutdown_remaining(), _CLOSE_FLOOR))
     return colony.processed
 
 
@@ -348,7 +349,7 @@ def colonies(app_path: str | None, url: str | None, environment: str | None, as_
         raise click.UsageError("give either --app module:attribute or --url")
     if app_path is not None:
         app = load_app(app_path)
-        hive = app.hive if isinstance(app, hm.Colony) else app
+        hive = app if isinstance(app, hm.HiveMind) else app.hive
     else:
         assert url is not None
         try:

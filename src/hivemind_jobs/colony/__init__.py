@@ -1,10 +1,10 @@
 """The worker runtime: colonies hosting swarms of drones and daemons."""
 
 from hivemind_jobs.colony.colony import RESCUES_PROPERTY, RETRIES_PROPERTY, Colony, ColonyStatus
-from hivemind_jobs.colony.daemons import DaemonContext, DaemonSpec, DaemonStatus
 from hivemind_jobs.colony.events import ColonyStatusChanged, JobExecuted, JobExecuting
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
 from hivemind_jobs.colony.swarm import Swarm
+from hivemind_jobs.daemons.runtime import DaemonContext, DaemonSpec, DaemonStatus
 
 __all__ = [
     "RESCUES_PROPERTY",

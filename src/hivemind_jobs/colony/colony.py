@@ -2,88 +2,62 @@
 
 How a job travels through a colony:
 
-1. A swarm's fetcher claims at most as many due jobs as it has free drones (plus the prefetch), in
-   its queue-group order, and in the *same transaction* moves each one to Executing (the colony
-   holds the job lock; the new execution id is the fencing token).
-2. A drone runs the job (middleware onion, async on the loop, sync in the thread pool).
-3. The completer writes outcomes in batches: Succeeded, Failed (then Enqueued again when the retry
-   policy says so), the state a client asked for when it cancelled the job, or Enqueued after a
-   shutdown. Every write is fenced by (job id, execution id, lock holder): a drone that lost its
-   lock never overwrites the outcome of a re-run.
-4. A heartbeat thread renews the locks of running jobs (batched) on a connection of its own, so a
-   job that blocks the event loop cannot starve them; a job whose lock cannot be confirmed in time
-   is cancelled and writes nothing (fail closed, checked by a thread too). The watcher picks up
-   cancel requests and writes job logs. The lock-monitor daemon of any colony rescues jobs of
-   colonies that died.
+1. A swarm's fetcher (:mod:`.fetcher`) claims at most as many due jobs as it has free drones (plus
+   the prefetch), in its queue-group order, and in the *same transaction* moves each one to
+   Executing (the colony holds the job lock; the new execution id is the fencing token).
+2. A drone (:mod:`.drone`) runs the job (middleware onion, async on the loop, sync in the thread pool).
+3. The completer (:mod:`.completer`) writes outcomes in batches: Succeeded, Failed (then Enqueued
+   again when the retry policy says so), the state a client asked for when it cancelled the job, or
+   Enqueued after a shutdown. Every write is fenced by (job id, execution id, lock holder): a drone
+   that lost its lock never overwrites the outcome of a re-run.
+4. A heartbeat thread (:mod:`.heartbeat`) renews the locks of running jobs (batched) on a connection
+   of its own, so a job that blocks the event loop cannot starve them; a job whose lock cannot be
+   confirmed in time is cancelled and writes nothing (fail closed, checked by a thread too). The
+   watcher (:mod:`.watcher`) picks up cancel requests, writes job logs and keeps the colony's
+   record. The lock-monitor daemon of any colony rescues jobs of colonies that died.
+
+These parts share one :class:`~.runtime.ColonyRuntime`; :class:`Colony` configures them, runs them
+as one task group and stops them in two phases (drain within the grace period, then cancel; all
+within one budget).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import functools
-import json
 import logging
-import os
-import queue
-import random
 import signal
-import socket
-import sys
 import threading
 import time
-import uuid
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from concurrent.futures import Future
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
-from hivemind_jobs.client.context import JobCancelled, JobContext
-from hivemind_jobs.client.locked import LockedJob
-from hivemind_jobs.client.worker_api import (
-    Scope,
-    elect,
-    job_from_record,
-    save_locked_many,
-    state_from_row,
-    write_scope,
-)
-from hivemind_jobs.colony.daemons import DaemonContext, DaemonFunction, DaemonSpec, DaemonSupervisor
-from hivemind_jobs.colony.events import ColonyStatusChanged, JobExecuted, JobExecuting
-from hivemind_jobs.colony.execution import DroneJobContext, resolve_middleware, run_pipeline
+from hivemind_jobs.colony.completer import Completer
+from hivemind_jobs.colony.drone import Drones, SyncJobThreads
+from hivemind_jobs.colony.events import ColonyStatusChanged
+from hivemind_jobs.colony.fetcher import ChangeWatch, Fetcher
 from hivemind_jobs.colony.heartbeat import Heartbeats
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
+from hivemind_jobs.colony.runtime import ColonyRuntime, ColonyStatus, Run, SwarmRunner
 from hivemind_jobs.colony.swarm import QueueSpec, Swarm
-from hivemind_jobs.core.invocation import AllowList, prepare_call
-from hivemind_jobs.core.job import BackgroundJob, Middleware, PropertyType, property_type_of
+from hivemind_jobs.colony.watcher import Watcher
+from hivemind_jobs.core.invocation import AllowList
+from hivemind_jobs.core.job import Middleware, PropertyType, property_type_of
 from hivemind_jobs.core.names import validate_property_name, validate_swarm_name
-from hivemind_jobs.core.retry import RESCUES_PROPERTY, RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, RetryPolicy
-from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, Succeeded
-from hivemind_jobs.core.text import nested_text_problem
-from hivemind_jobs.errors import ConfigurationError, HiveMindError, SerializationError
-from hivemind_jobs.storage.protocol import (
-    ClaimedJob,
-    ColonyUpsert,
-    JobActionList,
-    JobLogRow,
-    QueueClaim,
-    StateRow,
-    UpdateOutcome,
-)
+from hivemind_jobs.core.retry import RESCUES_PROPERTY, RETRIES_PROPERTY
+from hivemind_jobs.daemons import colony_cleanup_daemon, lock_monitor_daemon, maintenance_daemon, scheduler_daemon
+from hivemind_jobs.daemons.runtime import DaemonFunction, DaemonSpec, DaemonSupervisor
+from hivemind_jobs.errors import ConfigurationError, HiveMindError
 
 if TYPE_CHECKING:
     from hivemind_jobs.environment import Environment
-    from hivemind_jobs.hive import HiveMind
 
-__all__ = ["RESCUES_PROPERTY", "RETRIES_PROPERTY", "Colony", "ColonyStatus"]
+__all__ = ["RESCUES_PROPERTY", "RETRIES_PROPERTY", "Colony", "ColonyHost", "ColonyStatus"]
 
 _log = logging.getLogger("hivemind_jobs.colony")
-
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
 
 #: after a second stop signal, the whole rest of the stop gets at most this long
 _FAST_STOP_SECONDS = 0.5
@@ -93,11 +67,11 @@ _FAST_STOP_SECONDS = 0.5
 _RECANCEL_EVERY = 0.3
 
 
-class ColonyStatus:
-    STARTING = "starting"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    STOPPED = "stopped"
+class ColonyHost(Protocol):
+    """What a colony needs of the application object that builds it (a
+    :class:`~hivemind_jobs.HiveMind`): the environment it works for."""
+
+    def env(self, name: str | None = None) -> Environment: ...
 
 
 def _colony_properties(properties: Mapping[str, object]) -> dict[str, str | int | float | bool]:
@@ -110,233 +84,6 @@ def _colony_properties(properties: Mapping[str, object]) -> dict[str, str | int 
             raise ConfigurationError(f"colony property {name!r}: use text, int, float or bool, got {value!r}")
         checked[name] = value  # type: ignore[assignment]  # one of the four, checked above
     return checked
-
-
-@dataclass(eq=False)
-class _Run:
-    """One execution in this colony."""
-
-    job: BackgroundJob
-    runner: _SwarmRunner
-    drone: str
-    context: DroneJobContext
-    due_at: datetime
-    claimed_at: float
-    last_confirmed: float
-    task: asyncio.Task[None] | None = None
-    started_at: float = 0.0
-    #: the wall clock when the drone started the job (lead time = started_on - due_at)
-    started_on: datetime | None = None
-    stop_state: State | None = None
-    interrupted: bool = False
-    lost: bool = False
-    #: the sync-job calls this run handed to a thread (one per call, usually one)
-    threads: list[Future[Any]] = field(default_factory=list)
-    #: a stop ended while this run could still run (its thread had not returned): it keeps its lock
-    #: (heartbeats go on) and nothing is written for it; the lock expires once the process is gone
-    lingering: bool = False
-
-    def in_thread(self) -> bool:
-        """Whether a thread runs this job's code right now (cancelling the task would not stop it)."""
-        return any(future.running() for future in self.threads)
-
-    def cancel(self, *, hard: bool) -> None:
-        """Ask the job to stop: sync jobs see ``ctx.cancelled``; async ones (or ``hard``) are cancelled."""
-        self.context.cancelled.set()
-        if self.task is not None and (hard or self.job.invocation.is_async):
-            self.task.cancel()
-
-
-@dataclass(eq=False)
-class _Outcome:
-    run: _Run
-    result: Any = None
-    error: BaseException | None = None
-    duration: float = 0.0
-    #: computed once: the states to elect and properties to set (re-applied on a write retry)
-    states: list[State] = field(default_factory=list)
-    properties: dict[str, int] = field(default_factory=dict)
-    notes: list[JobLogRow] = field(default_factory=list)
-
-
-class _SwarmRunner:
-    """The fetcher and drones of one swarm."""
-
-    def __init__(self, colony: Colony, swarm: Swarm) -> None:
-        self.colony = colony
-        self.swarm = swarm
-        self.path = swarm.path
-        self.groups = swarm.queue_groups()
-        self.queues = frozenset(queue for group in self.groups for queue in group)
-        self.middleware = tuple(swarm.middleware_chain())
-        self.free_drones: deque[str] = deque(f"{swarm.name}.drone-{index + 1}" for index in range(swarm.drones))
-        self.busy: dict[str, _Run] = {}
-        self.wake = asyncio.Event()
-        self.slot_free = asyncio.Event()
-        #: the completion generation during which a claim last found nothing (burst mode)
-        self.idle_since: int | None = None
-        #: the storage's change marker read just before the last claim
-        self.marker: object | None = None
-
-    def describe(self) -> dict[str, Any]:
-        drones: list[dict[str, Any]] = [{"name": name, "job_id": None} for name in self.free_drones]
-        drones += [{"name": name, "job_id": run.job.id} for name, run in self.busy.items()]
-        drones.sort(key=lambda item: str(item["name"]))
-        return {
-            "name": self.path,
-            "queues": [list(group) for group in self.groups],
-            "drones": drones,
-            "busy": len(self.busy),
-        }
-
-    async def fetch_loop(self) -> None:
-        colony = self.colony
-        options = colony.options
-        failures = 0
-        while not colony.stopping.is_set():
-            free = len(self.free_drones)
-            if free == 0 or colony.completing:
-                # drones freed by finished jobs are refilled by the completer, in the same transaction
-                # that writes their outcomes; it wakes this fetcher when drones stay free
-                self.slot_free.clear()
-                await _wait_either(self.slot_free, colony.stopping, options.poll_interval.total_seconds())
-                continue
-            generation = colony.completion_generation
-            self.wake.clear()
-            self.marker = colony.environment.storage.change_marker()
-            try:
-                started = await colony._claim(self, free + options.prefetch)
-                failures = 0
-            except Exception as error:  # a fetcher never dies: it reports and retries with backoff
-                failures += 1
-                delay = min(10.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.8, 1.2)
-                _log.warning(
-                    "swarm %s could not fetch jobs (%s); retrying in %.1f s",
-                    self.path,
-                    error,
-                    delay,
-                    exc_info=not isinstance(error, HiveMindError),
-                )
-                await _wait_either(colony.stopping, colony.stopping, delay)
-                continue
-            if started:
-                self.idle_since = None
-                continue
-            self.idle_since = generation
-            poll = options.poll_interval.total_seconds() * random.uniform(
-                1 - options.poll_jitter, 1 + options.poll_jitter
-            )
-            await _wait_either(self.wake, colony.stopping, poll)
-
-    def take_drone(self) -> str:
-        return self.free_drones.popleft()
-
-    def return_drone(self, name: str, *, wake: bool = True) -> None:
-        self.busy.pop(name, None)
-        self.free_drones.append(name)
-        if wake:
-            self.slot_free.set()
-
-
-def _undecodable_failure(problem: str) -> Failed:
-    """The end of a job whose stored call this build cannot decode (not retried: it never will)."""
-    return Failed(
-        exception_type=f"{SerializationError.__module__}.{SerializationError.__qualname__}",
-        message=problem,
-        reason=f"not run: {problem}",
-    )
-
-
-async def _wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
-    """Wait until either event is set (or the timeout passes)."""
-    if first.is_set() or second.is_set():
-        return
-    waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
-    try:
-        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-class _DaemonThreadPool(Executor):
-    """A bounded pool of daemon threads for sync jobs.
-
-    ``ThreadPoolExecutor`` threads are joined when the interpreter exits, so one sync job that
-    ignores its cancel would keep a stopped worker process alive until the job ends. These threads
-    are not: a stop gives such a job up with its lock kept, and the process can exit.
-    """
-
-    def __init__(self, max_workers: int, name: str) -> None:
-        self._max_workers = max_workers
-        self._name = name
-        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
-        self._idle = threading.Semaphore(0)
-        self._threads: list[threading.Thread] = []
-        self._lock = threading.Lock()
-        self._shut_down = False
-
-    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future: Future[_T] = Future()
-        with self._lock:
-            if self._shut_down:
-                raise RuntimeError("the colony's sync-job threads are shut down")
-            self._work.put((future, functools.partial(fn, *args, **kwargs)))
-            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
-                thread = threading.Thread(target=self._serve, name=f"{self._name}_{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                thread.start()
-        return future
-
-    def _serve(self) -> None:
-        while True:
-            item = self._work.get()
-            if item is None:
-                self._work.put(None)  # for the next thread
-                return
-            future, call = item
-            del item
-            if future.set_running_or_notify_cancel():
-                try:
-                    result = call()
-                except BaseException as error:
-                    future.set_exception(error)
-                    del error
-                else:
-                    future.set_result(result)
-                    del result
-            del future, call
-            self._idle.release()
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        with self._lock:
-            self._shut_down = True
-            if cancel_futures:
-                while True:
-                    try:
-                        item = self._work.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is not None:
-                        item[0].cancel()
-            self._work.put(None)
-        if wait:
-            for thread in list(self._threads):
-                thread.join()
-
-
-class _RunExecutor(Executor):
-    """Hands one run's sync calls to the colony's threads and remembers them on the run, so that
-    a stop knows whether a thread still runs the job."""
-
-    def __init__(self, pool: Executor, run: _Run) -> None:
-        self._pool = pool
-        self._run = run
-
-    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
-        future = self._pool.submit(fn, *args, **kwargs)
-        self._run.threads.append(future)
-        return future
 
 
 async def _wait_tasks(tasks: Iterable[asyncio.Future[Any]], until: Callable[[], float]) -> set[asyncio.Future[Any]]:
@@ -382,6 +129,19 @@ async def _within(awaitable: Awaitable[Any], until: Callable[[], float], what: s
         _log.warning("%s failed: %s", what, error, exc_info=not isinstance(error, HiveMindError))
 
 
+class _Parts:
+    """The parts of one run of a colony, and their tasks."""
+
+    def __init__(self, runtime: ColonyRuntime, threads: SyncJobThreads) -> None:
+        self.threads = threads
+        self.drones = Drones(runtime, threads)
+        self.fetchers = [Fetcher(runtime, runner, self.drones) for runner in runtime.runners]
+        self.completer = Completer(runtime, self.drones, self.fetchers)
+        self.changes = ChangeWatch(runtime)
+        #: the fetchers' tasks, then the completer's, the watcher's and the change watch's
+        self.tasks: list[asyncio.Task[None]] = []
+
+
 class Colony:
     """A worker: swarms of drones that run jobs of one environment, and daemons.
 
@@ -399,7 +159,7 @@ class Colony:
 
     def __init__(
         self,
-        hive: HiveMind,
+        hive: ColonyHost,
         *,
         name: str | None = None,
         environment: str | None = None,
@@ -412,36 +172,18 @@ class Colony:
         if allow is not None and not isinstance(allow, AllowList):
             raise ConfigurationError(f"allow must be hivemind_jobs.AllowList, got {allow!r}")
         self.hive = hive
-        self.environment: Environment = hive.env(environment)
-        host = socket.gethostname()
-        self.host = host
-        self.pid = os.getpid()
-        self.id = f"{host}:{self.pid}:{uuid.uuid4().hex[:8]}"
-        self.name = validate_swarm_name(name) if name is not None else f"{host.split('.')[0]}-{self.pid}"[:64]
-        self.options = options or ColonyOptions()
-        self.allow = allow or AllowList()
-        self.properties = _colony_properties(properties or {})
-        self.status = ColonyStatus.STOPPED
-        self.stopping = asyncio.Event()
-        self.completion_generation = 0
-        self.processed = 0
-        self.succeeded = 0
-        self.failed = 0
-        self.rescued = 0
-        self.last_progress_at: datetime | None = None
+        env = hive.env(environment)
+        self._runtime = ColonyRuntime(
+            env,
+            name=validate_swarm_name(name) if name is not None else None,
+            options=options or ColonyOptions(),
+            allow=allow or AllowList(),
+            properties=_colony_properties(properties or {}),
+        )
+        self._watcher = Watcher(self._runtime)
         self._roots: list[Swarm] = []
         self._swarm_names: set[str] = set()
         self._daemon_specs: list[DaemonSpec] = []
-        self._runners: list[_SwarmRunner] = []
-        #: the runs in flight (a job can have two: a lost run still ending, and its re-run)
-        self._running: set[_Run] = set()
-        #: the newest run of each job in flight here
-        self._latest: dict[int, _Run] = {}
-        self._outcomes: list[_Outcome] = []
-        self._outcome_ready = asyncio.Event()
-        self._writing = False
-        self._executor: _DaemonThreadPool | None = None
-        self._supervisor: DaemonSupervisor | None = None
         self._task: asyncio.Task[None] | None = None
         self._started = asyncio.Event()
         self._fast_stop = False
@@ -451,6 +193,86 @@ class Colony:
 
     def __repr__(self) -> str:
         return f"<Colony {self.name!r} id={self.id} {self.status}>"
+
+    # ------------------------------------------------------------------ what it is
+    @property
+    def environment(self) -> Environment:
+        return self._runtime.environment
+
+    @property
+    def id(self) -> str:
+        """``{host}:{pid}:{random}``: the lock holder of every job it runs."""
+        return self._runtime.id
+
+    @property
+    def name(self) -> str:
+        return self._runtime.name
+
+    @property
+    def host(self) -> str:
+        return self._runtime.host
+
+    @property
+    def pid(self) -> int:
+        return self._runtime.pid
+
+    @property
+    def options(self) -> ColonyOptions:
+        return self._runtime.options
+
+    @options.setter
+    def options(self, options: ColonyOptions) -> None:
+        self._runtime.options = options
+
+    @property
+    def allow(self) -> AllowList:
+        return self._runtime.allow
+
+    @property
+    def properties(self) -> Mapping[str, str | int | float | bool]:
+        return self._runtime.properties
+
+    @property
+    def status(self) -> str:
+        """One of :class:`ColonyStatus`."""
+        return self._runtime.status
+
+    @property
+    def stopping(self) -> asyncio.Event:
+        """Set from the moment a stop is asked for until the next run starts."""
+        return self._runtime.stopping
+
+    # ------------------------------------------------------------------ counters
+    @property
+    def processed(self) -> int:
+        """Outcomes written (over every run of this colony)."""
+        return self._runtime.processed
+
+    @property
+    def succeeded(self) -> int:
+        return self._runtime.succeeded
+
+    @property
+    def failed(self) -> int:
+        return self._runtime.failed
+
+    @property
+    def rescued(self) -> int:
+        """Jobs its lock monitor rescued (of any colony)."""
+        return self._runtime.rescued
+
+    @rescued.setter
+    def rescued(self, count: int) -> None:
+        self._runtime.rescued = count
+
+    @property
+    def completion_generation(self) -> int:
+        return self._runtime.completion_generation
+
+    @property
+    def last_progress_at(self) -> datetime | None:
+        """When it last launched jobs or wrote outcomes."""
+        return self._runtime.last_progress_at
 
     # ------------------------------------------------------------------ configuration
     def swarm(
@@ -502,12 +324,29 @@ class Colony:
     @property
     def completing(self) -> bool:
         """Outcomes are waiting to be written (the completer will refill the drones they freed)."""
-        return bool(self._outcomes) or self._writing
+        return self._runtime.completing
 
     @property
     def running_jobs(self) -> dict[int, str]:
         """Job id -> drone of the jobs running now."""
-        return {run.job.id: run.drone for run in self._running if not run.lost}
+        return self._runtime.running_jobs
+
+    def describe(self) -> dict[str, Any]:
+        """Its state, as its record in the storage shows it."""
+        return self._runtime.describe()
+
+    def _builtin_daemons(self) -> list[DaemonSpec]:
+        return [
+            DaemonSpec(
+                "hm.colony-state", self._watcher.state_daemon, RestartPolicy.ALWAYS, priority=-10, restart_delay=1.0
+            ),
+            DaemonSpec("hm.lock-monitor", lock_monitor_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=1.0),
+            DaemonSpec(
+                "hm.colony-cleanup", colony_cleanup_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=5.0
+            ),
+            DaemonSpec("hm.scheduler", scheduler_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=1.0),
+            DaemonSpec("hm.maintenance", maintenance_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=5.0),
+        ]
 
     # ------------------------------------------------------------------ lifecycle
     def stop(self, *, fast: bool = False) -> None:
@@ -569,6 +408,8 @@ class Colony:
             raise ConfigurationError(f"colony {self.name!r} is already running")
         if not self._roots:
             raise ConfigurationError(f"colony {self.name!r} has no swarm; add one with colony.swarm(...)")
+        runtime = self._runtime
+        watcher = self._watcher
         self.stopping.clear()
         self._fast_stop = False
         self._stop_at = self._fast_at = None
@@ -579,33 +420,33 @@ class Colony:
         if handle_signals:
             removers.extend(self._install_signal_handlers(loop))
         total_drones = sum(swarm.drones for swarm in self.swarms)
-        self._executor = _DaemonThreadPool(self.options.sync_threads or max(1, total_drones), f"hivemind-{self.name}")
-        self._runners = [_SwarmRunner(self, swarm) for swarm in self.swarms if swarm.drones > 0]
-        removers.append(self.environment.add_wake_listener(self._on_wake))
-        self._supervisor = DaemonSupervisor(self, self._builtin_daemons() + self._daemon_specs)
-        tasks: list[asyncio.Task[None]] = []
-        heartbeats = Heartbeats(self, loop)
+        threads = SyncJobThreads(self.options.sync_threads or max(1, total_drones), f"hivemind-{self.name}")
+        runtime.runners = [SwarmRunner(swarm) for swarm in self.swarms if swarm.drones > 0]
+        parts = _Parts(runtime, threads)
+        removers.append(self.environment.add_wake_listener(parts.changes.on_wake))
+        runtime.supervisor = DaemonSupervisor(self, self._builtin_daemons() + self._daemon_specs)
+        heartbeats = Heartbeats(runtime, loop)
         try:
             heartbeats.start()
-            await self._sync_state()
-            await self._supervisor.start()
-            tasks = [
-                asyncio.create_task(runner.fetch_loop(), name=f"hivemind-fetch-{runner.path}")
-                for runner in self._runners
+            await watcher.sync_state()
+            await runtime.supervisor.start()
+            parts.tasks = [
+                asyncio.create_task(fetcher.run(), name=f"hivemind-fetch-{fetcher.runner.path}")
+                for fetcher in parts.fetchers
             ]
-            tasks.append(asyncio.create_task(self._completion_loop(), name="hivemind-completer"))
-            tasks.append(asyncio.create_task(self._watch_loop(), name="hivemind-watcher"))
+            parts.tasks.append(asyncio.create_task(parts.completer.run(), name="hivemind-completer"))
+            parts.tasks.append(asyncio.create_task(watcher.run(), name="hivemind-watcher"))
             if self.options.change_check_interval is not None:
-                tasks.append(asyncio.create_task(self._change_loop(), name="hivemind-changes"))
+                parts.tasks.append(asyncio.create_task(parts.changes.run(), name="hivemind-changes"))
             await self._set_status(ColonyStatus.RUNNING)
             with contextlib.suppress(HiveMindError):
-                await self._sync_state()  # visible as running at once, not at the first periodic sync
+                await watcher.sync_state()  # visible as running at once, not at the first periodic sync
             self._started.set()
             _log.info(
-                "colony %s (%s) running %d drones in %d swarms", self.name, self.id, total_drones, len(self._runners)
+                "colony %s (%s) running %d drones in %d swarms", self.name, self.id, total_drones, len(runtime.runners)
             )
             if burst:
-                await self._wait_until_drained()
+                await watcher.wait_until_drained()
             else:
                 await self.stopping.wait()
         finally:
@@ -613,9 +454,9 @@ class Colony:
                 self._stop_at = time.monotonic()
             await self._set_status(ColonyStatus.STOPPING)
             self.stopping.set()
-            lingering: list[_Run] = []
+            lingering: list[Run] = []
             try:
-                lingering = await self._shutdown(tasks)
+                lingering = await self._shutdown(parts)
             finally:
                 if lingering:
                     self._heartbeat_until_done(heartbeats, lingering)
@@ -628,7 +469,7 @@ class Colony:
     async def _set_status(self, status: str) -> None:
         if status == self.status:
             return
-        self.status = status
+        self._runtime.status = status
         try:
             await self.environment.mediator.publish(ColonyStatusChanged(self, status))
         except Exception:
@@ -656,59 +497,17 @@ class Colony:
                 removers.append(functools.partial(loop.remove_signal_handler, number))
         return removers
 
-    async def _change_loop(self) -> None:
-        """Wake idle fetchers when the storage changed since their last claim (another process may
-        have enqueued): a local check every few milliseconds instead of a query."""
-        assert self.options.change_check_interval is not None
-        interval = self.options.change_check_interval.total_seconds()
-        storage = self.environment.storage
-        unsubscribe = storage.subscribe_changes(self._on_storage_change)
-        if unsubscribe is not None:  # the storage calls back (PostgreSQL NOTIFY): nothing to check
-            try:
-                await asyncio.Event().wait()
-            finally:
-                unsubscribe()
-        if storage.change_marker() is None:
-            return
-        while True:
-            await asyncio.sleep(interval)
-            idle = [runner for runner in self._runners if runner.idle_since is not None and runner.free_drones]
-            if not idle:
-                continue
-            marker = storage.change_marker()
-            for runner in idle:
-                if runner.marker != marker:
-                    runner.wake.set()
-
-    def _on_storage_change(self) -> None:
-        # every fetcher, idle or claiming: one whose claim is in flight claims once more at once,
-        # so an enqueue committed after its claim's snapshot is not left to the poll
-        for runner in self._runners:
-            runner.wake.set()
-
-    def _on_wake(self, queues: frozenset[str]) -> None:
-        for runner in self._runners:
-            if runner.queues & queues:
-                runner.wake.set()
-
-    async def _wait_until_drained(self) -> None:
-        while not self.stopping.is_set():
-            await asyncio.sleep(0.02)
-            if self._running or self._outcomes or self._writing:
-                continue
-            generation = self.completion_generation
-            if all(runner.idle_since == generation for runner in self._runners):
-                return
-
-    async def _shutdown(self, tasks: list[asyncio.Task[None]]) -> list[_Run]:
+    async def _shutdown(self, parts: _Parts) -> list[Run]:
         """Stop every stage within one budget; returns the runs given up with their locks kept."""
+        runtime = self._runtime
         options = self.options
         until = self._stop_deadline
-        fetchers = tasks[: len(self._runners)]
+        tasks = parts.tasks
+        fetchers = tasks[: len(parts.fetchers)]
         await _cancel_within(fetchers, until)
         # drain: running jobs get the grace period
         await _wait_tasks(self._run_tasks(), lambda: min(self._grace_deadline(), until()))
-        for run in list(self._running):
+        for run in list(runtime.running):
             if run.task is None or run.task.done():
                 continue
             run.interrupted = True
@@ -720,7 +519,7 @@ class Colony:
         # what ends now is written: leave part of the budget for those writes
         reserve = min(options.stop_budget.total_seconds() / 2, 2.0)
         await _wait_tasks(self._run_tasks(), lambda: until() - reserve)
-        lingering = [run for run in self._running if run.task is not None and not run.task.done()]
+        lingering = [run for run in runtime.running if run.task is not None and not run.task.done()]
         for run in lingering:
             run.lingering = True
         if lingering:
@@ -731,40 +530,40 @@ class Colony:
                 len(lingering),
                 ", ".join(str(run.job.id) for run in lingering),
             )
-        while (self._outcomes or self._writing) and time.monotonic() < until():
-            self._outcome_ready.set()
+        while (runtime.outcomes or runtime.writing) and time.monotonic() < until():
+            runtime.outcome_ready.set()
             await asyncio.sleep(0.02)
-        await _cancel_within(tasks[len(self._runners) :], until)
-        if self._outcomes:
+        await _cancel_within(tasks[len(parts.fetchers) :], until)
+        if runtime.outcomes:
             _log.error(
                 "colony %s stopped with %d job outcomes unwritten (database unreachable); their locks expire and "
                 "the lock monitor re-enqueues them",
                 self.name,
-                len(self._outcomes),
+                len(runtime.outcomes),
             )
-        if self._supervisor is not None:
-            supervisor = self._supervisor
+        if runtime.supervisor is not None:
+            supervisor = runtime.supervisor
             # three priority groups of built-in daemons (user daemons, maintenance, colony state)
             per_group = max(0.0, until() - time.monotonic()) / 3
             await _within(supervisor.stop(timeout=per_group), until, f"colony {self.name}: stopping daemons")
         await self._set_status(ColonyStatus.STOPPED)
-        await _within(self._sync_state(), until, f"colony {self.name}: writing its stopped state")
-        if self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
+        await _within(self._watcher.sync_state(), until, f"colony {self.name}: writing its stopped state")
+        parts.threads.shutdown(wait=False, cancel_futures=True)
         _log.info("colony %s stopped (%d jobs processed)", self.name, self.processed)
         return lingering
 
     def _run_tasks(self) -> list[asyncio.Task[None]]:
-        return [run.task for run in self._running if run.task is not None and not run.task.done()]
+        return [run.task for run in self._runtime.running if run.task is not None and not run.task.done()]
 
-    def _heartbeat_until_done(self, heartbeats: Heartbeats, lingering: list[_Run]) -> None:
+    def _heartbeat_until_done(self, heartbeats: Heartbeats, lingering: list[Run]) -> None:
         """Keep renewing the locks of runs a stop gave up until each has ended (then the heartbeat
         threads stop) or the process exits (then the locks expire and the jobs are rescued)."""
+        running = self._runtime.running
         waits: list[Future[Any] | asyncio.Future[Any]] = []
         for run in lingering:
-            running = [future for future in run.threads if not future.done()]
-            if running:
-                waits.extend(running)
+            busy = [future for future in run.threads if not future.done()]
+            if busy:
+                waits.extend(busy)
             elif run.task is not None:
                 waits.append(run.task)
         guard = threading.Lock()
@@ -776,499 +575,10 @@ class Colony:
                 if left[0] > 0:
                     return
             for run in lingering:
-                self._running.discard(run)
-            heartbeats._stopped.set()  # the threads end by themselves (they are daemon threads)
+                running.discard(run)
+            heartbeats.detach()
 
         if not waits:
             ended(None)
         for wait in waits:
             wait.add_done_callback(ended)
-
-    # ------------------------------------------------------------------ fetching
-    async def _claim(self, runner: _SwarmRunner, limit: int) -> int:
-        """Claim and launch jobs; returns how many were launched or taken out of the queue as unrunnable."""
-        claimed: list[tuple[_Run, UpdateOutcome]] = []
-        try:
-            async with write_scope(self.environment) as scope:
-                removed = await self._claim_in(scope, runner, limit, claimed, last=True)
-        except BaseException:
-            for run, _ in claimed:
-                run.runner.return_drone(run.drone)
-            raise
-        # jobs failed as undecodable count as progress, so the fetcher claims again at once
-        return self._launch(claimed) + removed
-
-    async def _claim_in(
-        self, scope: Scope, runner: _SwarmRunner, limit: int, claimed: list[tuple[_Run, UpdateOutcome]], *, last: bool
-    ) -> int:
-        """Claim up to ``limit`` jobs for ``runner`` in ``scope`` and move them to Executing.
-
-        The runs (with their drones taken) are appended to ``claimed``; the caller launches them
-        once the transaction committed, or gives the drones back if it failed. A claimed job whose
-        stored call cannot be decoded fails here, in the same transaction (retrying cannot help, and
-        left in the queue it would come first again and again); returns how many did.
-        """
-        env = self.environment
-        entries = await scope.tx.queue_claim(QueueClaim(runner.groups, limit, self.id, with_records=True))
-        if not entries:
-            return 0
-        now_mono = time.monotonic()
-        jobs: list[BackgroundJob] = []
-        started: list[_Run] = []
-        undecodable: list[BackgroundJob] = []
-        try:
-            for entry in entries:
-                record = entry.record
-                if record is None:
-                    continue
-                job = job_from_record(record, env.name, env.codec)
-                jobs.append(job)
-                if not isinstance(job.state, Enqueued) or job.execution_key != entry.execution_id:
-                    continue  # stale entry: saved unchanged, which releases the lock
-                problem = job.invocation.problem
-                if problem is not None:
-                    await elect(job, _undecodable_failure(problem), env, scope.jobs)
-                    undecodable.append(job)
-                    continue
-                if not runner.free_drones:
-                    # more claimed than drones (prefetch): put it back at once, keeping its place in line
-                    due = max(entry.execute_after, entry.enqueued_at)
-                    await elect(job, Enqueued(delay_until=due, reason="returned: no free drone"), env, scope.jobs)
-                    continue
-                drone = runner.take_drone()
-                executing = Executing(colony=self.name, swarm=runner.path, drone=drone, due_at=entry.execute_after)
-                run = self._new_run(job, runner, drone, entry, now_mono)
-                started.append(run)
-                if not await elect(job, executing, env, scope.jobs):
-                    started.pop()
-                    runner.return_drone(drone)  # a handler elected something else: saved and released, not run
-            outcomes = await save_locked_many(
-                jobs, self.id, scope, keep_lock=lambda job: isinstance(job.state, Executing), last=last
-            )
-        except BaseException:
-            for run in started:
-                runner.return_drone(run.drone)
-            raise
-        by_id = {job.id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
-        claimed.extend((run, by_id.get(run.job.id, UpdateOutcome.NOT_FOUND)) for run in started)
-        for job in undecodable:
-            _log.warning("job %s cannot run and failed: %s", job.id, job.invocation.problem)
-        return sum(1 for job in undecodable if by_id.get(job.id) is UpdateOutcome.SAVED)
-
-    def _launch(self, claimed: list[tuple[_Run, UpdateOutcome]]) -> int:
-        launched = 0
-        for run, outcome in claimed:
-            if outcome is not UpdateOutcome.SAVED:
-                run.runner.return_drone(run.drone)
-                continue
-            run.runner.busy[run.drone] = run
-            older = self._latest.get(run.job.id)
-            if older is not None and older in self._running and not older.lost:
-                # claimed again, so its execution changed: the earlier run here can never write
-                self._lose(older, "the job was rescued and claimed again")
-            self._latest[run.job.id] = run
-            self._running.add(run)
-            run.task = asyncio.create_task(self._execute(run), name=f"hivemind-job-{run.job.id}")
-            launched += 1
-        if launched:
-            self.last_progress_at = self.environment.clock.now()
-        return launched
-
-    def _new_run(self, job: BackgroundJob, runner: _SwarmRunner, drone: str, entry: ClaimedJob, now: float) -> _Run:
-        env = self.environment
-        locked = LockedJob(job, env.jobs, self.id)
-        context = DroneJobContext(
-            locked,
-            colony=self.name,
-            swarm=runner.path,
-            drone=drone,
-            log_level=env.options.job_log_level,
-            logger_name=f"hivemind_jobs.job.{job.id}",
-        )
-        due = max(entry.execute_after, entry.enqueued_at)
-        return _Run(job, runner, drone, context, due, now, now)
-
-    # ------------------------------------------------------------------ executing
-    async def _execute(self, run: _Run) -> None:
-        env = self.environment
-        outcome = _Outcome(run)
-        run.started_at = time.monotonic()
-        run.started_on = env.clock.now()
-        try:
-            middleware = resolve_middleware(
-                run.runner.middleware, run.job.middleware, codec=env.codec, activator=env.activator, allow=self.allow
-            )
-
-            def prepare() -> Any:
-                return prepare_call(
-                    run.job.invocation,
-                    codec=env.codec,
-                    activator=env.activator,
-                    allow=self.allow,
-                    injections={JobContext: run.context},
-                )
-
-            assert self._executor is not None
-            mediator = env.mediator
-            if mediator.has_handlers(JobExecuting):
-                await mediator.publish(JobExecuting(run.context))
-            executor = _RunExecutor(self._executor, run)
-            outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
-        except asyncio.CancelledError as error:
-            outcome.error = error
-        except Exception as error:
-            outcome.error = error
-        finally:
-            outcome.duration = time.monotonic() - run.started_at
-            run.runner.return_drone(run.drone, wake=False)
-            if run.lingering:
-                # the stop ended before this run did: nothing is written, its lock expires and the
-                # lock monitor re-enqueues the job (its result may have come too late to be written)
-                self._forget(run)
-            else:
-                self._outcomes.append(outcome)
-                self._outcome_ready.set()
-            if not run.lingering and env.mediator.has_handlers(JobExecuted):
-                try:
-                    executed = JobExecuted(run.context, outcome.result, outcome.error, outcome.duration)
-                    await env.mediator.publish(executed)
-                except Exception:
-                    _log.exception("a JobExecuted handler failed for job %s", run.job.id)
-
-    # ------------------------------------------------------------------ completing
-    def _retry_policy(self, job: BackgroundJob) -> RetryPolicy:
-        base = self.environment.options.retry
-        stored = job.get_property(RETRY_POLICY_PROPERTY)
-        if not isinstance(stored, str):
-            return base
-        try:
-            return RetryPolicy.from_json(stored, base)
-        except (ValueError, ConfigurationError):
-            return base
-
-    def _decide(self, outcome: _Outcome) -> None:
-        """The states an outcome leads to (computed once per outcome)."""
-        run = outcome.run
-        env = self.environment
-        job = run.job
-        error = outcome.error
-        # a job that finished anyway while a stop cancelled it gets its real outcome; one that
-        # ended because of the cancel goes back to the queue (a sync job's other errors are its own)
-        if run.interrupted and error is not None:
-            honoured = isinstance(error, asyncio.CancelledError | JobCancelled)
-            if honoured or job.invocation.is_async:
-                reason = f"shutdown: colony {self.name} stopped before the job finished"
-                outcome.states = [Enqueued(reason=reason)]
-                return
-        if run.stop_state is not None and error is not None:
-            outcome.states = [dataclasses.replace(run.stop_state)]
-            return
-        if error is None:
-            result = outcome.result
-            try:
-                encoded = env.codec.encode(result, path="job result")
-            except SerializationError as problem:
-                outcome.notes.append(
-                    JobLogRow(
-                        job.id, logging.WARNING, f"the result was stored as its repr: {problem}", "hivemind_jobs.drone"
-                    )
-                )
-                result = encoded = repr(result)
-            unstorable = nested_text_problem(encoded, sys.maxsize)
-            if unstorable is not None:  # NUL or a lone surrogate: no backend compares such state text alike
-                outcome.notes.append(
-                    JobLogRow(
-                        job.id,
-                        logging.WARNING,
-                        f"the result was stored as its repr: {unstorable}",
-                        "hivemind_jobs.drone",
-                    )
-                )
-                result = encoded = repr(result)
-            oversized = env.options.limits.oversized_result(encoded)
-            if oversized is not None:  # the job's side effects happened: it succeeds, without the value
-                result, warning = oversized
-                outcome.notes.append(JobLogRow(job.id, logging.WARNING, warning, "hivemind_jobs.drone"))
-            lead = (run.started_on or env.clock.now()) - run.due_at
-            outcome.states = [
-                Succeeded(
-                    result=result,
-                    duration=timedelta(seconds=outcome.duration),
-                    overhead=timedelta(seconds=max(0.0, run.started_at - run.claimed_at)),
-                    lead_time=max(timedelta(0), lead),
-                )
-            ]
-            return
-        if isinstance(error, asyncio.CancelledError):
-            error = JobCancelled(f"job {job.id} was cancelled")
-        failed = Failed.from_exception(error)
-        failed.message, failed.traceback = env.options.limits.exception_text(failed.message, failed.traceback)
-        outcome.states = [failed]
-        policy = self._retry_policy(job)
-        retries = job.get_property(RETRIES_PROPERTY, 0)
-        retries = retries if isinstance(retries, int) else 0
-        if policy.should_retry(retries, error):
-            delay = policy.delay_for(retries + 1)
-            outcome.states.append(
-                Enqueued(
-                    delay=delay,  # measured on the database clock when the retry is saved
-                    reason=f"retry {retries + 1} of {policy.max_retries} in {delay.total_seconds():.3g} s",
-                )
-            )
-            outcome.properties[RETRIES_PROPERTY] = retries + 1
-        elif policy.is_fatal(error):
-            failed.reason = "fatal error: not retried"
-        else:
-            failed.reason = f"gave up after {retries} retries"
-
-    async def _completion_loop(self) -> None:
-        while True:
-            await self._outcome_ready.wait()
-            self._outcome_ready.clear()
-            while self._outcomes:
-                batch = self._outcomes[: self.options.completion_batch]
-                del self._outcomes[: len(batch)]
-                self._writing = True
-                try:
-                    await self._complete(batch)
-                except Exception:  # never lose the completer: these jobs' locks expire and they are rescued
-                    _log.exception("colony %s could not complete %d jobs", self.name, len(batch))
-                    for outcome in batch:
-                        self._forget(outcome.run)
-                finally:
-                    self._writing = False
-
-    async def _complete(self, batch: list[_Outcome]) -> None:
-        for outcome in batch:
-            if not outcome.states and not outcome.run.lost:
-                self._decide(outcome)
-        attempt = 0
-        lock_timeout = self.environment.options.lock_timeout.total_seconds()
-        first_try = time.monotonic()
-        while True:
-            try:
-                await self._write_outcomes(batch, reload=attempt > 0)
-                break
-            except Exception as error:
-                attempt += 1
-                if time.monotonic() - first_try > lock_timeout:
-                    _log.error(
-                        "colony %s could not write %d job outcomes for %.0f s (%s); their locks expire and the "
-                        "lock monitor re-enqueues them",
-                        self.name,
-                        len(batch),
-                        lock_timeout,
-                        error,
-                        exc_info=not isinstance(error, HiveMindError),
-                    )
-                    break
-                await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.8, 1.2))
-        for outcome in batch:
-            self._forget(outcome.run)
-        for runner in self._runners:
-            if runner.free_drones:
-                runner.slot_free.set()
-        self.completion_generation += 1
-        self.last_progress_at = self.environment.clock.now()
-
-    async def _write_outcomes(self, batch: list[_Outcome], *, reload: bool) -> None:
-        env = self.environment
-        holder = self.id
-        # Fail closed at the write too, not only when the heartbeat thread gets round to it: a run
-        # whose lock went unconfirmed too long (this process was stopped, say) may have been rescued.
-        fail_after = env.options.lock_timeout.total_seconds() * (1 - self.options.lock_safety)
-        now = time.monotonic()
-        for outcome in batch:
-            run = outcome.run
-            if not run.lost and now - run.last_confirmed > fail_after:
-                self._lose(run, f"its lock could not be confirmed for {now - run.last_confirmed:.1f} s")
-        writable = [outcome for outcome in batch if not outcome.run.lost]
-        for outcome in batch:
-            if outcome.run.lost:
-                _log.warning(
-                    "job %s: the lock of colony %s was lost while it ran; its outcome is dropped (the job was or will "
-                    "be rescued and run again)",
-                    outcome.run.job.id,
-                    self.name,
-                )
-        logs: list[JobLogRow] = []
-        for outcome in batch:
-            logs.extend(outcome.run.context.buffer.take())
-            logs.extend(outcome.notes)
-        claimed: list[tuple[_Run, UpdateOutcome]] = []
-        try:
-            async with write_scope(env) as scope:
-                if logs:
-                    await scope.tx.job_log_insert(logs)
-                jobs = await self._apply_outcomes(writable, scope, reload=reload)
-                refill = [runner for runner in self._runners if runner.free_drones and not self.stopping.is_set()]
-                results = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False, last=not refill)
-                for runner in refill:
-                    # ack and fetch: the drones these jobs freed get new jobs in the same transaction
-                    await self._claim_in(scope, runner, len(runner.free_drones), claimed, last=False)
-        except BaseException:
-            for run, _ in claimed:
-                run.runner.return_drone(run.drone)
-            for outcome in batch:
-                outcome.run.context.buffer.put_back([row for row in logs if row.job_id == outcome.run.job.id])
-            raise
-        self._launch(claimed)
-        for job, result in zip(jobs, results, strict=True):
-            if result is not UpdateOutcome.SAVED:
-                _log.warning(
-                    "job %s: outcome not written, %s (another execution owns the job now)", job.id, result.value
-                )
-                continue
-            self.processed += 1
-            state = job.state
-            if isinstance(state, Succeeded):
-                self.succeeded += 1
-            elif isinstance(state, Failed):
-                self.failed += 1
-
-    async def _apply_outcomes(self, outcomes: list[_Outcome], scope: Scope, *, reload: bool) -> list[BackgroundJob]:
-        env = self.environment
-        if reload:
-            records = {r.id: r for r in await scope.tx.job_get_many([o.run.job.id for o in outcomes])}
-        jobs: list[BackgroundJob] = []
-        for outcome in outcomes:
-            job = outcome.run.job
-            if reload:
-                record = records.get(job.id)
-                if record is None:
-                    continue
-                job = job_from_record(record, env.name, env.codec)
-                outcome.run.job = job
-            for name, value in outcome.properties.items():
-                job._set_property(name, value)
-            for template in outcome.states:
-                await elect(job, dataclasses.replace(template), env, scope.jobs)
-            jobs.append(job)
-        return jobs
-
-    # ------------------------------------------------------------------ watching running jobs
-    async def _watch_loop(self) -> None:
-        """Cancel requests and job logs of running jobs. Their locks are renewed, and given up when
-        they cannot be confirmed in time, by the heartbeat threads (:mod:`.heartbeat`), not here: a
-        job that blocks this loop must not let its own lock, or any other, expire."""
-        options = self.options
-        # a hung database delays cancel requests by at most this much, never the next look
-        bound = self.environment.options.lock_timeout.total_seconds() * (1 - options.lock_safety)
-        while True:
-            await asyncio.sleep(options.watch_interval.total_seconds())
-            runs = [run for run in self._running if not run.lost]
-            if not runs:
-                continue
-            try:
-                await asyncio.wait_for(self._watch(runs), timeout=bound)
-            except Exception as error:
-                _log.warning(
-                    "colony %s could not look for cancel requests or write job logs: %s",
-                    self.name,
-                    error if str(error) else f"no answer within {bound:.1f} s",
-                    exc_info=not isinstance(error, HiveMindError | TimeoutError),
-                )
-
-    async def _watch(self, runs: list[_Run]) -> None:
-        env = self.environment
-        ids = tuple(run.job.id for run in runs)
-        logs = [row for run in runs for row in run.context.buffer.take()]
-        try:
-            async with write_scope(env) as scope:
-                actions = await scope.tx.job_action_list(JobActionList(ids))
-                if actions:
-                    await scope.tx.job_action_delete([action.id for action in actions])
-                if logs:
-                    await scope.tx.job_log_insert(logs)
-        except BaseException:
-            for run in runs:
-                run.context.buffer.put_back([row for row in logs if row.job_id == run.job.id])
-            raise
-        for action in actions:
-            target = next((run for run in runs if run.job.id == action.job_id and not run.lost), None)
-            if target is None or action.kind != "stop":
-                continue
-            try:
-                payload = json.loads(action.payload)
-                row = StateRow(
-                    0, payload["state"], env.clock.now(), payload.get("reason"), json.dumps(payload["fields"])
-                )
-                state = state_from_row(row, env.codec)
-            except (ValueError, KeyError, TypeError):
-                continue
-            state.sequence = 0
-            state.elected_at = None
-            target.stop_state = state
-            target.context.buffer.add(logging.WARNING, f"stop requested by {action.requested_by}: {state.name}")
-            target.cancel(hard=False)
-
-    def _forget(self, run: _Run) -> None:
-        self._running.discard(run)
-        if self._latest.get(run.job.id) is run:
-            del self._latest[run.job.id]
-
-    def _lose(self, run: _Run, why: str) -> None:
-        """Give a run up: nothing more is written for it. The heartbeat thread may have flagged it
-        lost already (while this loop was blocked); this is where it is logged and cancelled."""
-        run.lost = True
-        _log.warning("job %s: %s; cancelling it (nothing more is written for this execution)", run.job.id, why)
-        run.cancel(hard=True)
-
-    # ------------------------------------------------------------------ state
-    def describe(self) -> dict[str, Any]:
-        return {
-            "environment": self.environment.name,
-            "properties": dict(self.properties),
-            "swarms": [runner.describe() for runner in self._runners],
-            "daemons": self._supervisor.describe() if self._supervisor is not None else [],
-            "processed": self.processed,
-            "succeeded": self.succeeded,
-            "failed": self.failed,
-            "rescued": self.rescued,
-            "running": len(self._running),
-        }
-
-    async def _sync_state(self) -> None:
-        supervisor = self._supervisor
-        logs = list(supervisor.pending_logs) if supervisor is not None else []
-        async with write_scope(self.environment) as scope:
-            await scope.tx.colony_upsert(
-                ColonyUpsert(
-                    self.id,
-                    self.name,
-                    self.host,
-                    self.pid,
-                    self.status,
-                    json.dumps(self.describe(), separators=(",", ":")),
-                    self.last_progress_at,
-                )
-            )
-            if logs:
-                await scope.tx.daemon_log_insert(logs)
-            await self.environment.check_clock(scope.tx)  # after the writes: the transaction is under way
-        if supervisor is not None:
-            del supervisor.pending_logs[: len(logs)]
-
-    def _builtin_daemons(self) -> list[DaemonSpec]:
-        from hivemind_jobs.daemons import colony_cleanup_daemon, lock_monitor_daemon, maintenance_daemon
-        from hivemind_jobs.daemons.scheduler import scheduler_daemon
-
-        return [
-            DaemonSpec("hm.colony-state", _state_daemon, RestartPolicy.ALWAYS, priority=-10, restart_delay=1.0),
-            DaemonSpec("hm.lock-monitor", lock_monitor_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=1.0),
-            DaemonSpec(
-                "hm.colony-cleanup", colony_cleanup_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=5.0
-            ),
-            DaemonSpec("hm.scheduler", scheduler_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=1.0),
-            DaemonSpec("hm.maintenance", maintenance_daemon, RestartPolicy.ALWAYS, priority=-5, restart_delay=5.0),
-        ]
-
-
-async def _state_daemon(ctx: DaemonContext) -> None:
-    colony: Colony = ctx.colony
-    interval = colony.options.state_sync_interval.total_seconds()
-    while not await ctx.sleep(interval):
-        try:
-            await colony._sync_state()
-        except HiveMindError as error:
-            ctx.log.warning("could not write the colony state: %s", error)

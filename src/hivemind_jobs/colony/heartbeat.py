@@ -30,7 +30,7 @@ from hivemind_jobs.errors import HiveMindError
 from hivemind_jobs.storage.protocol import JobHeartbeat
 
 if TYPE_CHECKING:
-    from hivemind_jobs.colony.colony import Colony, _Run
+    from hivemind_jobs.colony.runtime import ColonyRuntime, Run
     from hivemind_jobs.storage.protocol import LockRenewer
 
 __all__ = ["Heartbeats"]
@@ -41,11 +41,11 @@ _log = logging.getLogger("hivemind_jobs.colony")
 class Heartbeats:
     """The renewer and watchdog threads of one running colony (start on its loop, stop when it ends)."""
 
-    def __init__(self, colony: Colony, loop: asyncio.AbstractEventLoop) -> None:
-        self.colony = colony
+    def __init__(self, runtime: ColonyRuntime, loop: asyncio.AbstractEventLoop) -> None:
+        self.runtime = runtime
         self.loop = loop
-        lock_timeout = colony.environment.options.lock_timeout
-        options = colony.options
+        lock_timeout = runtime.environment.options.lock_timeout
+        options = runtime.options
         self.lock_timeout = lock_timeout
         self.interval = options.heartbeat_every(lock_timeout)
         self.fail_after = lock_timeout.total_seconds() * (1 - options.lock_safety)
@@ -68,8 +68,8 @@ class Heartbeats:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        self._renewer = self.colony.environment.storage.lock_renewer()
-        name = self.colony.name
+        self._renewer = self.runtime.environment.storage.lock_renewer()
+        name = self.runtime.name
         self._threads = [
             threading.Thread(target=self._renew_loop, name=f"hivemind-heartbeat-{name}", daemon=True),
             threading.Thread(target=self._watch_loop, name=f"hivemind-lock-watchdog-{name}", daemon=True),
@@ -85,24 +85,29 @@ class Heartbeats:
         for thread in threads:
             await asyncio.to_thread(thread.join, timeout)
 
+    def detach(self) -> None:
+        """Let both threads end by themselves, soon, without waiting for them (they are daemon
+        threads): from any thread, once the runs a stop left behind have ended."""
+        self._stopped.set()
+
     # ------------------------------------------------------------------ runs
-    def _runs(self) -> list[_Run]:
+    def _runs(self) -> list[Run]:
         """The colony's runs whose locks are still held (a snapshot: the loop changes the set)."""
         for _ in range(10):
             try:
-                return [run for run in tuple(self.colony._running) if not run.lost]
+                return [run for run in tuple(self.runtime.running) if not run.lost]
             except RuntimeError:  # changed size during the copy
                 continue
         return []
 
-    def _give_up(self, run: _Run, why: str) -> None:
+    def _give_up(self, run: Run, why: str) -> None:
         if run.lost:
             return
         # flagged here, so its outcome is dropped even while the loop cannot run; the loop logs it
         # and cancels the drone as soon as it gets control
         run.lost = True
         with contextlib.suppress(RuntimeError):  # the loop is closed: nothing is left to cancel
-            self.loop.call_soon_threadsafe(self.colony._lose, run, why)
+            self.loop.call_soon_threadsafe(self.runtime.lose, run, why)
 
     # ------------------------------------------------------------------ renewing
     def _renew_loop(self) -> None:
@@ -121,19 +126,19 @@ class Heartbeats:
             with contextlib.suppress(Exception):
                 renewer.close()
 
-    def _renew(self, renewer: LockRenewer, runs: list[_Run]) -> bool:
-        colony = self.colony
+    def _renew(self, renewer: LockRenewer, runs: list[Run]) -> bool:
+        runtime = self.runtime
         ids = tuple(sorted({run.job.id for run in runs}))
         sent = time.monotonic()
         try:
-            alive = renewer.renew(JobHeartbeat(ids, colony.id, self.lock_timeout), self.deadline)
+            alive = renewer.renew(JobHeartbeat(ids, runtime.id, self.lock_timeout), self.deadline)
         except Exception as error:
             self.failures += 1
             if self.failures == 1:
                 _log.warning(
                     "colony %s could not renew the locks of %d running job(s) (%s); it retries, and gives up "
                     "each job whose lock stays unconfirmed for %.1f s",
-                    colony.name,
+                    runtime.name,
                     len(ids),
                     error,
                     self.fail_after,
@@ -141,7 +146,7 @@ class Heartbeats:
                 )
             return False
         if self.failures:
-            _log.info("colony %s renews its job locks again after %d failed tries", colony.name, self.failures)
+            _log.info("colony %s renews its job locks again after %d failed tries", runtime.name, self.failures)
             self.failures = 0
         self.renewed += 1
         for run in runs:
@@ -186,7 +191,7 @@ class Heartbeats:
             "colony %s: the event loop has not run for %.1f s; %s. Async jobs share the loop with every other "
             "job, the cancel requests and the daemons of this colony: move blocking work (time.sleep, blocking "
             "I/O, long computations) to a sync job (it runs in a thread) or out of the loop (asyncio.to_thread)",
-            self.colony.name,
+            self.runtime.name,
             now - sent,
             self._blocking_jobs(),
         )
@@ -197,7 +202,7 @@ class Heartbeats:
                 self._ping_sent = None
             reported = self._stall_reported
         if reported:
-            _log.info("colony %s: the event loop runs again after %.1f s", self.colony.name, time.monotonic() - sent)
+            _log.info("colony %s: the event loop runs again after %.1f s", self.runtime.name, time.monotonic() - sent)
 
     def _blocking_jobs(self) -> str:
         """Which job holds the loop: the run whose task is current on it, else the async runs in progress."""
@@ -205,7 +210,7 @@ class Heartbeats:
             current = asyncio.current_task(self.loop)
         except RuntimeError:
             current = None
-        runs = [run for run in tuple(self.colony._running) if run.task is not None and not run.task.done()]
+        runs = [run for run in tuple(self.runtime.running) if run.task is not None and not run.task.done()]
         for run in runs:
             if run.task is current:
                 return f"job {run.job.id} ({_target(run)}) is running on it"
@@ -218,7 +223,7 @@ class Heartbeats:
         return "no async job is in progress"
 
 
-def _target(run: _Run) -> str:
+def _target(run: Run) -> str:
     invocation = run.job.invocation
     method = getattr(invocation, "method", None)
     return f"{invocation.target}.{method}" if method else invocation.target

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from datetime import timedelta
 
+from hivemind_jobs.daemons.runtime import RestartPolicy
 from hivemind_jobs.errors import ConfigurationError
 
 __all__ = ["ColonyOptions", "RestartPolicy"]
-
-
-class RestartPolicy(enum.Enum):
-    """What a colony does when a daemon's function returns or raises."""
-
-    NEVER = "never"
-    ON_FAILURE = "on_failure"  # restart after an exception
-    ALWAYS = "always"  # restart after an exception or a return
-
 
 _DEFAULT_SHUTDOWN_TIMEOUT = timedelta(seconds=10)
 

@@ -1,4 +1,5 @@
-"""Retry policy: how often and after which delay a failed job is enqueued again (pure maths)."""
+"""Retry policy: how often and after which delay a failed job is enqueued again, and the decision
+for one failed run (pure maths, no I/O)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from hivemind_jobs.core.states import Enqueued
 from hivemind_jobs.errors import ConfigurationError, JobDefinitionError, SerializationError
 
-__all__ = ["FRAMEWORK_FATAL", "RESCUES_PROPERTY", "RETRIES_PROPERTY", "RETRY_POLICY_PROPERTY", "RetryPolicy"]
+__all__ = [
+    "FRAMEWORK_FATAL",
+    "RESCUES_PROPERTY",
+    "RETRIES_PROPERTY",
+    "RETRY_POLICY_PROPERTY",
+    "RetryPolicy",
+    "decide_retry",
+    "retry_policy_of",
+]
 
 #: job properties the runtime keeps: retries after failures, rescues after lost locks, and a
 #: job's own retry policy (JSON) when it was created with one
@@ -108,3 +118,34 @@ class RetryPolicy:
         if self.jitter:
             seconds *= (rng or random).uniform(1 - self.jitter, 1 + self.jitter)
         return timedelta(seconds=min(seconds, self.max_delay.total_seconds()))
+
+
+def retry_policy_of(stored: object, base: RetryPolicy) -> RetryPolicy:
+    """The policy a job runs under: its own (``stored``, the JSON of its ``hm.retry`` property) with
+    ``base``'s fatal types, or ``base`` when it has none or it cannot be read."""
+    if not isinstance(stored, str):
+        return base
+    try:
+        return RetryPolicy.from_json(stored, base)
+    except (ValueError, ConfigurationError):
+        return base
+
+
+def decide_retry(
+    policy: RetryPolicy, retries_done: int, error: BaseException, *, rng: random.Random | None = None
+) -> Enqueued | str:
+    """What follows a run that failed with ``error`` after ``retries_done`` retries.
+
+    Retried: the Enqueued state of retry ``retries_done + 1`` (due after the policy's delay, measured
+    on the database clock when it is saved); the caller counts it in ``hm.retries``. Not retried:
+    the reason the job stays Failed (a fatal error, or the retries are used up).
+    """
+    if policy.should_retry(retries_done, error):
+        delay = policy.delay_for(retries_done + 1, rng)
+        return Enqueued(
+            delay=delay,
+            reason=f"retry {retries_done + 1} of {policy.max_retries} in {delay.total_seconds():.3g} s",
+        )
+    if policy.is_fatal(error):
+        return "fatal error: not retried"
+    return f"gave up after {retries_done} retries"

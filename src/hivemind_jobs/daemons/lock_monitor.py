@@ -21,23 +21,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hivemind_jobs.client.worker_api import elect, job_from_record, save_locked_many, write_scope
 from hivemind_jobs.core.retry import RESCUES_PROPERTY
 from hivemind_jobs.core.states import Enqueued, Executing, Failed
+from hivemind_jobs.daemons.periodic import PeriodicDaemon
+from hivemind_jobs.daemons.runtime import DaemonContext
 from hivemind_jobs.errors import HiveMindError
+from hivemind_jobs.lifecycle.changes import set_property
+from hivemind_jobs.lifecycle.machine import elect, save_locked_many
+from hivemind_jobs.lifecycle.records import job_from_record
 from hivemind_jobs.storage.protocol import JobLockTakeover, UpdateOutcome
 
 if TYPE_CHECKING:
     from hivemind_jobs.environment import Environment
-    from hivemind_jobs.colony.daemons import DaemonContext
 
-__all__ = ["lock_monitor_daemon", "rescue_expired_locks"]
+__all__ = ["LockMonitor", "lock_monitor_daemon", "rescue_expired_locks"]
+
+#: jobs rescued per transaction; a pass goes on while batches come back full
+_BATCH = 100
 
 
-async def rescue_expired_locks(environment: Environment, holder: str, *, max_rescues: int, limit: int = 100) -> int:
+async def rescue_expired_locks(environment: Environment, holder: str, *, max_rescues: int, limit: int = _BATCH) -> int:
     """Rescue up to ``limit`` jobs with expired locks; returns how many were re-enqueued or failed."""
     rescued: set[int] = set()
-    async with write_scope(environment) as scope:
+    async with environment.jobs.unit_of_work() as scope:
         ids = await scope.tx.job_lock_takeover(JobLockTakeover(environment.options.lock_timeout, holder, limit))
         if not ids:
             return 0
@@ -49,22 +55,22 @@ async def rescue_expired_locks(environment: Environment, holder: str, *, max_res
             if isinstance(state, Executing):
                 count = job.get_property(RESCUES_PROPERTY, 0)
                 count = (count if isinstance(count, int) else 0) + 1
-                job._set_property(RESCUES_PROPERTY, count)
+                set_property(job, RESCUES_PROPERTY, count)
                 if count > max_rescues:
-                    await elect(job, _poison(count, max_rescues), environment, scope.jobs)
+                    await elect(job, _poison(count, max_rescues), scope)
                 else:
                     reason = (
                         f"rescued: lock of {state.drone or 'a drone'} timed out "
                         f"(rescue {count} of at most {max_rescues}; expiry {max_rescues + 1} fails it as poison)"
                     )
                     # due_at None: claimed by a build that did not record it (or by hand), due at once
-                    await elect(job, Enqueued(reason=reason, delay_until=state.due_at), environment, scope.jobs)
+                    await elect(job, Enqueued(reason=reason, delay_until=state.due_at), scope)
                 rescued.add(job.id)
             elif isinstance(state, Enqueued):
                 again = Enqueued(
                     reason="rescued: claimed by a worker that never started it", delay_until=state.delay_until
                 )
-                await elect(job, again, environment, scope.jobs)
+                await elect(job, again, scope)
                 rescued.add(job.id)
         outcomes = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False)
     saved = {job.id for job, outcome in zip(jobs, outcomes, strict=True) if outcome is UpdateOutcome.SAVED}
@@ -89,19 +95,39 @@ def _runs(count: int) -> str:
     return "1 run" if count == 1 else f"{count} runs"
 
 
-async def lock_monitor_daemon(ctx: DaemonContext) -> None:
-    colony = ctx.colony
-    environment = colony.environment
-    interval = colony.options.monitor_every(environment.options.lock_timeout)
-    holder = f"hm.lock-monitor:{colony.id}"
-    while not await ctx.sleep(interval):
+class LockMonitor(PeriodicDaemon):
+    """Every ``ColonyOptions.monitor_every(lock_timeout)``: rescue the jobs whose lock expired."""
+
+    def __init__(self, ctx: DaemonContext) -> None:
+        super().__init__(ctx)
+        colony = ctx.colony
+        self.environment = colony.environment
+        self.interval = colony.options.monitor_every(self.environment.options.lock_timeout)
+        self.holder = f"hm.lock-monitor:{colony.id}"
+
+    def next_delay(self) -> float:
+        return self.interval
+
+    async def run_once(self) -> int:
+        """One pass, batch after batch until a short one; returns how many jobs it rescued."""
+        ctx = self.ctx
+        colony = ctx.colony
+        total = 0
         try:
             while True:
-                count = await rescue_expired_locks(environment, holder, max_rescues=colony.options.max_rescues)
+                count = await rescue_expired_locks(
+                    self.environment, self.holder, max_rescues=colony.options.max_rescues
+                )
                 if count:
+                    total += count
                     colony.rescued += count
                     ctx.log.warning("rescued %d job(s) whose lock expired", count)
-                if count < 100:
+                if count < _BATCH:
                     break
         except HiveMindError as error:
             ctx.log.warning("lock monitor could not run: %s", error)
+        return total
+
+
+async def lock_monitor_daemon(ctx: DaemonContext) -> None:
+    await LockMonitor(ctx).run()

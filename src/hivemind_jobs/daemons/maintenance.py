@@ -20,18 +20,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from hivemind_jobs.client.worker_api import write_scope
+from hivemind_jobs.daemons.periodic import PeriodicDaemon
+from hivemind_jobs.daemons.runtime import DaemonContext
 from hivemind_jobs.errors import ConfigurationError, HiveMindError
 from hivemind_jobs.storage.protocol import JobPurge, LeaseAcquire, LogPurge
 
 if TYPE_CHECKING:
     from hivemind_jobs.environment import Environment
-    from hivemind_jobs.colony.daemons import DaemonContext
     from hivemind_jobs.storage.protocol import Transaction
 
 __all__ = [
     "DEFAULT_LEASE_TTL",
     "FIRST_PASS_DELAY",
+    "Maintenance",
     "MaintenanceReport",
     "lease_name",
     "maintenance_daemon",
@@ -120,7 +121,7 @@ class _Lease:
 
 async def _take_lease(environment: Environment, holder: str, concurrency: int, ttl: timedelta) -> _Lease | None:
     """The first free lease of ``concurrency`` (one transaction), or None when all are held."""
-    async with write_scope(environment) as scope:
+    async with environment.jobs.unit_of_work() as scope:
         for index in range(concurrency):
             name = lease_name(index)
             if await scope.tx.lease_acquire(LeaseAcquire(name, holder, ttl)):
@@ -130,7 +131,7 @@ async def _take_lease(environment: Environment, holder: str, concurrency: int, t
 
 async def _release_lease(environment: Environment, lease: _Lease) -> None:
     try:
-        async with write_scope(environment) as scope:
+        async with environment.jobs.unit_of_work() as scope:
             scope.tx.commit_after_next()
             await scope.tx.lease_acquire(LeaseAcquire(lease.name, lease.holder, lease.ttl, release=True))
     except HiveMindError:
@@ -228,7 +229,7 @@ async def _purge_batch(
     """One batch in one transaction; the purge comes first (a server retries a transaction whose
     first statement hit a deadlock), then the lease renewal when it is due."""
     renew = lease.renewal_due
-    async with write_scope(environment) as scope:
+    async with environment.jobs.unit_of_work() as scope:
         tx = scope.tx
         if not renew:
             tx.commit_after_next()
@@ -239,26 +240,41 @@ async def _purge_batch(
     return removed
 
 
-async def maintenance_daemon(ctx: DaemonContext) -> None:
-    """Run a cleanup pass every ``ColonyOptions.maintenance_interval`` (the first one after a short
+class Maintenance(PeriodicDaemon):
+    """A cleanup pass every ``ColonyOptions.maintenance_interval`` (the first one after a short
     jittered delay) with the colony's ``maintenance_batch`` and ``maintenance_concurrency``."""
-    colony = ctx.colony
-    options = colony.options
-    interval = options.maintenance_interval.total_seconds()
-    holder = f"{ctx.name}:{colony.id}"
-    delay = min(interval, FIRST_PASS_DELAY) * random.uniform(0.2, 1.0)
-    while not await ctx.sleep(delay):
-        delay = interval * random.uniform(0.9, 1.0)
+
+    def __init__(self, ctx: DaemonContext) -> None:
+        super().__init__(ctx)
+        self.options = ctx.colony.options
+        self.interval = self.options.maintenance_interval.total_seconds()
+        self.holder = f"{ctx.name}:{ctx.colony.id}"
+        self._delay = min(self.interval, FIRST_PASS_DELAY) * random.uniform(0.2, 1.0)
+
+    def next_delay(self) -> float:
+        return self._delay
+
+    async def run_once(self) -> MaintenanceReport | None:
+        """One pass; returns its report (None: it could not run)."""
+        ctx = self.ctx
+        options = self.options
+        self._delay = self.interval * random.uniform(0.9, 1.0)
         try:
             report = await run_maintenance(
-                colony.environment,
-                holder,
+                ctx.colony.environment,
+                self.holder,
                 batch=options.maintenance_batch,
                 concurrency=options.maintenance_concurrency,
                 stopping=ctx.stopping,
             )
         except HiveMindError as error:
-            ctx.log.warning("maintenance could not run (next try in %.0f s): %s", delay, error)
-            continue
+            ctx.log.warning("maintenance could not run (next try in %.0f s): %s", self._delay, error)
+            return None
         if report.removed:
             ctx.log.info("maintenance: %s", report.summary())
+        return report
+
+
+async def maintenance_daemon(ctx: DaemonContext) -> None:
+    """Run :class:`Maintenance` until the colony stops."""
+    await Maintenance(ctx).run()

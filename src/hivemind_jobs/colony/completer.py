@@ -1,0 +1,260 @@
+"""The completer: writes the outcomes of finished runs in batches, and refills the drones they freed.
+
+An outcome becomes states once (:meth:`Completer.decide`): Succeeded; Failed, then Enqueued again
+when the retry decision (:func:`~hivemind_jobs.core.retry.decide_retry`) says so; the state a client
+asked for when it stopped the job; or Enqueued after a shutdown. A batch is one transaction: the
+job logs, the fenced saves (job id, execution id, lock holder: a drone that lost its lock never
+overwrites the outcome of a re-run) and a claim for every swarm with free drones (ack and fetch).
+Nothing is written for a run whose lock went unconfirmed too long: the write fails closed too, not
+only the heartbeat thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import random
+import sys
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+
+from hivemind_jobs.client.context import JobCancelled
+from hivemind_jobs.colony.drone import Drones
+from hivemind_jobs.colony.fetcher import Fetcher
+from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run
+from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.retry import RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, decide_retry, retry_policy_of
+from hivemind_jobs.core.states import Enqueued, Failed, Succeeded
+from hivemind_jobs.core.text import nested_text_problem
+from hivemind_jobs.errors import HiveMindError, SerializationError
+from hivemind_jobs.lifecycle.changes import set_property
+from hivemind_jobs.lifecycle.machine import elect, save_locked_many
+from hivemind_jobs.lifecycle.records import job_from_record
+from hivemind_jobs.lifecycle.unit import UnitOfWork
+from hivemind_jobs.storage.protocol import JobLogRow, UpdateOutcome
+
+__all__ = ["Completer"]
+
+_log = logging.getLogger("hivemind_jobs.colony")
+
+
+class Completer:
+    """Writes outcomes: :meth:`run` until cancelled, or step it with :meth:`run_once`."""
+
+    def __init__(self, runtime: ColonyRuntime, drones: Drones, fetchers: Sequence[Fetcher]) -> None:
+        self.runtime = runtime
+        self.drones = drones
+        #: the swarms' fetchers, whose free drones a batch refills in its own transaction
+        self.fetchers = tuple(fetchers)
+
+    async def run(self) -> None:
+        runtime = self.runtime
+        ready = runtime.outcome_ready
+        while True:
+            await ready.wait()
+            ready.clear()
+            while runtime.outcomes:
+                await self.run_once()
+
+    async def run_once(self) -> int:
+        """Write one batch of the waiting outcomes (at most ``completion_batch``); returns its size.
+
+        A batch that cannot be written is retried with backoff until the lock timeout, then given
+        up (its jobs' locks expire and the lock monitor re-enqueues them); this never raises.
+        """
+        runtime = self.runtime
+        batch = runtime.outcomes[: runtime.options.completion_batch]
+        if not batch:
+            return 0
+        del runtime.outcomes[: len(batch)]
+        runtime.writing = True
+        try:
+            for outcome in batch:
+                if not outcome.states and not outcome.run.lost:
+                    self.decide(outcome)
+            attempt = 0
+            lock_timeout = runtime.environment.options.lock_timeout.total_seconds()
+            first_try = time.monotonic()
+            while True:
+                try:
+                    await self._write(batch, reload=attempt > 0)
+                    break
+                except Exception as error:
+                    attempt += 1
+                    if time.monotonic() - first_try > lock_timeout:
+                        _log.error(
+                            "colony %s could not write %d job outcomes for %.0f s (%s); their locks expire and "
+                            "the lock monitor re-enqueues them",
+                            runtime.name,
+                            len(batch),
+                            lock_timeout,
+                            error,
+                            exc_info=not isinstance(error, HiveMindError),
+                        )
+                        break
+                    await asyncio.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.8, 1.2))
+            for outcome in batch:
+                runtime.forget(outcome.run)
+            for fetcher in self.fetchers:
+                if fetcher.runner.free_drones:
+                    fetcher.runner.slot_free.set()
+            runtime.completion_generation += 1
+            runtime.last_progress_at = runtime.environment.clock.now()
+        except Exception:  # never lose the completer: these jobs' locks expire and they are rescued
+            _log.exception("colony %s could not complete %d jobs", runtime.name, len(batch))
+            for outcome in batch:
+                runtime.forget(outcome.run)
+        finally:
+            runtime.writing = False
+        return len(batch)
+
+    # ------------------------------------------------------------------ deciding
+    def decide(self, outcome: Outcome) -> None:
+        """The states an outcome leads to (computed once per outcome)."""
+        run = outcome.run
+        runtime = self.runtime
+        env = runtime.environment
+        job = run.job
+        error = outcome.error
+        # a job that finished anyway while a stop cancelled it gets its real outcome; one that
+        # ended because of the cancel goes back to the queue (a sync job's other errors are its own)
+        if run.interrupted and error is not None:
+            honoured = isinstance(error, asyncio.CancelledError | JobCancelled)
+            if honoured or job.invocation.is_async:
+                reason = f"shutdown: colony {runtime.name} stopped before the job finished"
+                outcome.states = [Enqueued(reason=reason)]
+                return
+        if run.stop_state is not None and error is not None:
+            outcome.states = [dataclasses.replace(run.stop_state)]
+            return
+        if error is None:
+            result = outcome.result
+            try:
+                encoded = env.codec.encode(result, path="job result")
+            except SerializationError as problem:
+                outcome.notes.append(
+                    JobLogRow(
+                        job.id, logging.WARNING, f"the result was stored as its repr: {problem}", "hivemind_jobs.drone"
+                    )
+                )
+                result = encoded = repr(result)
+            unstorable = nested_text_problem(encoded, sys.maxsize)
+            if unstorable is not None:  # NUL or a lone surrogate: no backend compares such state text alike
+                outcome.notes.append(
+                    JobLogRow(
+                        job.id,
+                        logging.WARNING,
+                        f"the result was stored as its repr: {unstorable}",
+                        "hivemind_jobs.drone",
+                    )
+                )
+                result = encoded = repr(result)
+            oversized = env.options.limits.oversized_result(encoded)
+            if oversized is not None:  # the job's side effects happened: it succeeds, without the value
+                result, warning = oversized
+                outcome.notes.append(JobLogRow(job.id, logging.WARNING, warning, "hivemind_jobs.drone"))
+            lead = (run.started_on or env.clock.now()) - run.due_at
+            outcome.states = [
+                Succeeded(
+                    result=result,
+                    duration=timedelta(seconds=outcome.duration),
+                    overhead=timedelta(seconds=max(0.0, run.started_at - run.claimed_at)),
+                    lead_time=max(timedelta(0), lead),
+                )
+            ]
+            return
+        if isinstance(error, asyncio.CancelledError):
+            error = JobCancelled(f"job {job.id} was cancelled")
+        failed = Failed.from_exception(error)
+        failed.message, failed.traceback = env.options.limits.exception_text(failed.message, failed.traceback)
+        outcome.states = [failed]
+        policy = retry_policy_of(job.get_property(RETRY_POLICY_PROPERTY), env.options.retry)
+        retries = job.get_property(RETRIES_PROPERTY, 0)
+        retries = retries if isinstance(retries, int) else 0
+        decision = decide_retry(policy, retries, error)
+        if isinstance(decision, Enqueued):
+            outcome.states.append(decision)
+            outcome.properties[RETRIES_PROPERTY] = retries + 1
+        else:
+            failed.reason = decision
+
+    # ------------------------------------------------------------------ writing
+    async def _write(self, batch: list[Outcome], *, reload: bool) -> None:
+        runtime = self.runtime
+        env = runtime.environment
+        holder = runtime.id
+        # Fail closed at the write too, not only when the heartbeat thread gets round to it: a run
+        # whose lock went unconfirmed too long (this process was stopped, say) may have been rescued.
+        fail_after = env.options.lock_timeout.total_seconds() * (1 - runtime.options.lock_safety)
+        now = time.monotonic()
+        for outcome in batch:
+            run = outcome.run
+            if not run.lost and now - run.last_confirmed > fail_after:
+                runtime.lose(run, f"its lock could not be confirmed for {now - run.last_confirmed:.1f} s")
+        writable = [outcome for outcome in batch if not outcome.run.lost]
+        for outcome in batch:
+            if outcome.run.lost:
+                _log.warning(
+                    "job %s: the lock of colony %s was lost while it ran; its outcome is dropped (the job was or will "
+                    "be rescued and run again)",
+                    outcome.run.job.id,
+                    runtime.name,
+                )
+        logs: list[JobLogRow] = []
+        for outcome in batch:
+            logs.extend(outcome.run.context.buffer.take())
+            logs.extend(outcome.notes)
+        claimed: list[tuple[Run, UpdateOutcome]] = []
+        try:
+            async with env.jobs.unit_of_work() as scope:
+                if logs:
+                    await scope.tx.job_log_insert(logs)
+                jobs = await self._apply(writable, scope, reload=reload)
+                stopping = runtime.stopping.is_set()
+                refill = [fetcher for fetcher in self.fetchers if fetcher.runner.free_drones and not stopping]
+                results = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False, last=not refill)
+                for fetcher in refill:
+                    # ack and fetch: the drones these jobs freed get new jobs in the same transaction
+                    await fetcher.claim_in(scope, len(fetcher.runner.free_drones), claimed, last=False)
+        except BaseException:
+            for run, _ in claimed:
+                run.runner.return_drone(run.drone)
+            for outcome in batch:
+                outcome.run.context.buffer.put_back([row for row in logs if row.job_id == outcome.run.job.id])
+            raise
+        self.drones.launch(claimed)
+        for job, result in zip(jobs, results, strict=True):
+            if result is not UpdateOutcome.SAVED:
+                _log.warning(
+                    "job %s: outcome not written, %s (another execution owns the job now)", job.id, result.value
+                )
+                continue
+            runtime.processed += 1
+            state = job.state
+            if isinstance(state, Succeeded):
+                runtime.succeeded += 1
+            elif isinstance(state, Failed):
+                runtime.failed += 1
+
+    async def _apply(self, outcomes: list[Outcome], scope: UnitOfWork, *, reload: bool) -> list[BackgroundJob]:
+        """Elect the outcomes' states on their jobs (reloaded first on a write retry)."""
+        env = self.runtime.environment
+        if reload:
+            records = {r.id: r for r in await scope.tx.job_get_many([o.run.job.id for o in outcomes])}
+        jobs: list[BackgroundJob] = []
+        for outcome in outcomes:
+            job = outcome.run.job
+            if reload:
+                record = records.get(job.id)
+                if record is None:
+                    continue
+                job = job_from_record(record, env.name, env.codec)
+                outcome.run.job = job
+            for name, value in outcome.properties.items():
+                set_property(job, name, value)
+            for template in outcome.states:
+                await elect(job, dataclasses.replace(template), scope)
+            jobs.append(job)
+        return jobs

@@ -1,0 +1,212 @@
+"""Drones: each claimed job runs in a task of its own, through its middleware onion, and hands its
+outcome to the completer.
+
+Async jobs run on the event loop; sync jobs run in the colony's bounded pool of daemon threads
+(:class:`SyncJobThreads`), which a stop can leave behind (a thread cannot be cancelled, and one that
+ignores its cancel must not keep the process alive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from typing import Any, ParamSpec, TypeVar
+
+from hivemind_jobs.client.context import JobContext
+from hivemind_jobs.client.locked import LockedJob
+from hivemind_jobs.colony.events import JobExecuted, JobExecuting
+from hivemind_jobs.colony.execution import DroneJobContext
+from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run, SwarmRunner
+from hivemind_jobs.core.invocation import prepare_call
+from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.middleware.pipeline import resolve_middleware, run_pipeline
+from hivemind_jobs.storage.protocol import ClaimedJob, UpdateOutcome
+
+__all__ = ["Drones", "SyncJobThreads"]
+
+_log = logging.getLogger("hivemind_jobs.colony")
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+class SyncJobThreads(Executor):
+    """A bounded pool of daemon threads for sync jobs.
+
+    ``ThreadPoolExecutor`` threads are joined when the interpreter exits, so one sync job that
+    ignores its cancel would keep a stopped worker process alive until the job ends. These threads
+    are not: a stop gives such a job up with its lock kept, and the process can exit.
+    """
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._max_workers = max_workers
+        self._name = name
+        self._work: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None] = queue.SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._shut_down = False
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future: Future[_T] = Future()
+        with self._lock:
+            if self._shut_down:
+                raise RuntimeError("the colony's sync-job threads are shut down")
+            self._work.put((future, functools.partial(fn, *args, **kwargs)))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
+                thread = threading.Thread(target=self._serve, name=f"{self._name}_{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:
+                self._work.put(None)  # for the next thread
+                return
+            future, call = item
+            del item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = call()
+                except BaseException as error:
+                    future.set_exception(error)
+                    del error
+                else:
+                    future.set_result(result)
+                    del result
+            del future, call
+            self._idle.release()
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._shut_down = True
+            if cancel_futures:
+                while True:
+                    try:
+                        item = self._work.get_nowait()
+                    except queue.Empty:
+                        break
+                    if item is not None:
+                        item[0].cancel()
+            self._work.put(None)
+        if wait:
+            for thread in list(self._threads):
+                thread.join()
+
+
+class _RunExecutor(Executor):
+    """Hands one run's sync calls to the colony's threads and remembers them on the run, so that
+    a stop knows whether a thread still runs the job."""
+
+    def __init__(self, pool: Executor, run: Run) -> None:
+        self._pool = pool
+        self._run = run
+
+    def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
+        future = self._pool.submit(fn, *args, **kwargs)
+        self._run.threads.append(future)
+        return future
+
+
+class Drones:
+    """Starts the runs the fetchers and the completer claimed, and executes each one."""
+
+    def __init__(self, runtime: ColonyRuntime, threads: Executor) -> None:
+        self.runtime = runtime
+        #: where sync jobs run (:class:`SyncJobThreads` in a colony)
+        self.threads = threads
+
+    def new_run(self, job: BackgroundJob, runner: SwarmRunner, drone: str, entry: ClaimedJob, now: float) -> Run:
+        """The run of a job just claimed for ``drone`` (``now``: the monotonic time of the claim)."""
+        runtime = self.runtime
+        env = runtime.environment
+        locked = LockedJob(job, env.jobs, runtime.id)
+        context = DroneJobContext(
+            locked,
+            colony=runtime.name,
+            swarm=runner.path,
+            drone=drone,
+            log_level=env.options.job_log_level,
+            logger_name=f"hivemind_jobs.job.{job.id}",
+        )
+        due = max(entry.execute_after, entry.enqueued_at)
+        return Run(job, runner, drone, context, due, now, now)
+
+    def launch(self, claimed: list[tuple[Run, UpdateOutcome]]) -> int:
+        """Start a task for every run whose claim was saved (the others give their drone back);
+        returns how many started."""
+        runtime = self.runtime
+        launched = 0
+        for run, outcome in claimed:
+            if outcome is not UpdateOutcome.SAVED:
+                run.runner.return_drone(run.drone)
+                continue
+            run.runner.busy[run.drone] = run
+            older = runtime.latest.get(run.job.id)
+            if older is not None and older in runtime.running and not older.lost:
+                # claimed again, so its execution changed: the earlier run here can never write
+                runtime.lose(older, "the job was rescued and claimed again")
+            runtime.latest[run.job.id] = run
+            runtime.running.add(run)
+            run.task = asyncio.create_task(self.execute(run), name=f"hivemind-job-{run.job.id}")
+            launched += 1
+        if launched:
+            runtime.last_progress_at = runtime.environment.clock.now()
+        return launched
+
+    async def execute(self, run: Run) -> None:
+        """Run the job through its middleware; its outcome goes to the completer (unless a stop gave
+        the run up meanwhile)."""
+        runtime = self.runtime
+        env = runtime.environment
+        allow = runtime.allow
+        outcome = Outcome(run)
+        run.started_at = time.monotonic()
+        run.started_on = env.clock.now()
+        try:
+            middleware = resolve_middleware(
+                run.runner.middleware, run.job.middleware, codec=env.codec, activator=env.activator, allow=allow
+            )
+
+            def prepare() -> Any:
+                return prepare_call(
+                    run.job.invocation,
+                    codec=env.codec,
+                    activator=env.activator,
+                    allow=allow,
+                    injections={JobContext: run.context},
+                )
+
+            mediator = env.mediator
+            if mediator.has_handlers(JobExecuting):
+                await mediator.publish(JobExecuting(run.context))
+            executor = _RunExecutor(self.threads, run)
+            outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
+        except asyncio.CancelledError as error:
+            outcome.error = error
+        except Exception as error:
+            outcome.error = error
+        finally:
+            outcome.duration = time.monotonic() - run.started_at
+            run.runner.return_drone(run.drone, wake=False)
+            if run.lingering:
+                # the stop ended before this run did: nothing is written, its lock expires and the
+                # lock monitor re-enqueues the job (its result may have come too late to be written)
+                runtime.forget(run)
+            else:
+                runtime.outcomes.append(outcome)
+                runtime.outcome_ready.set()
+            if not run.lingering and env.mediator.has_handlers(JobExecuted):
+                try:
+                    executed = JobExecuted(run.context, outcome.result, outcome.error, outcome.duration)
+                    await env.mediator.publish(executed)
+                except Exception:
+                    _log.exception("a JobExecuted handler failed for job %s", run.job.id)

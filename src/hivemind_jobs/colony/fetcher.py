@@ -1,0 +1,231 @@
+"""Fetching: each swarm's fetcher claims due jobs for its free drones, and wakes up when jobs of
+its queues may have become due.
+
+A claim takes at most as many jobs as the swarm has free drones (plus the prefetch), in its
+queue-group order, and in the *same transaction* moves each one to Executing (the colony holds the
+job lock; the new execution id is the fencing token). A fetcher wakes at once when a commit in this
+process enqueued to one of its queues, when the storage notifies a change (PostgreSQL) or its change
+marker moved (SQLite: a local check, no query), and otherwise polls with jitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+
+from hivemind_jobs.colony.drone import Drones
+from hivemind_jobs.colony.runtime import ColonyRuntime, Run, SwarmRunner
+from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.states import Enqueued, Executing, Failed
+from hivemind_jobs.errors import HiveMindError, SerializationError
+from hivemind_jobs.lifecycle.machine import elect, save_locked_many
+from hivemind_jobs.lifecycle.records import job_from_record
+from hivemind_jobs.lifecycle.unit import UnitOfWork
+from hivemind_jobs.storage.protocol import QueueClaim, UpdateOutcome
+
+__all__ = ["ChangeWatch", "Fetcher", "wait_either"]
+
+_log = logging.getLogger("hivemind_jobs.colony")
+
+
+async def wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
+    """Wait until either event is set (or the timeout passes)."""
+    if first.is_set() or second.is_set():
+        return
+    waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+
+
+def _undecodable_failure(problem: str) -> Failed:
+    """The end of a job whose stored call this build cannot decode (not retried: it never will)."""
+    return Failed(
+        exception_type=f"{SerializationError.__module__}.{SerializationError.__qualname__}",
+        message=problem,
+        reason=f"not run: {problem}",
+    )
+
+
+class Fetcher:
+    """The fetcher of one swarm: :meth:`run` until the colony stops, or step it with :meth:`run_once`."""
+
+    def __init__(self, runtime: ColonyRuntime, runner: SwarmRunner, drones: Drones) -> None:
+        self.runtime = runtime
+        self.runner = runner
+        self.drones = drones
+
+    async def run(self) -> None:
+        runtime = self.runtime
+        runner = self.runner
+        options = runtime.options
+        stopping = runtime.stopping
+        failures = 0
+        while not stopping.is_set():
+            if not runner.free_drones or runtime.completing:
+                # drones freed by finished jobs are refilled by the completer, in the same transaction
+                # that writes their outcomes; it wakes this fetcher when drones stay free
+                runner.slot_free.clear()
+                await wait_either(runner.slot_free, stopping, options.poll_interval.total_seconds())
+                continue
+            generation = runtime.completion_generation
+            try:
+                started = await self.run_once()
+                failures = 0
+            except Exception as error:  # a fetcher never dies: it reports and retries with backoff
+                failures += 1
+                delay = min(10.0, 0.5 * 2 ** min(failures, 6)) * random.uniform(0.8, 1.2)
+                _log.warning(
+                    "swarm %s could not fetch jobs (%s); retrying in %.1f s",
+                    runner.path,
+                    error,
+                    delay,
+                    exc_info=not isinstance(error, HiveMindError),
+                )
+                await wait_either(stopping, stopping, delay)
+                continue
+            if started:
+                runner.idle_since = None
+                continue
+            runner.idle_since = generation
+            poll = options.poll_interval.total_seconds() * random.uniform(
+                1 - options.poll_jitter, 1 + options.poll_jitter
+            )
+            await wait_either(runner.wake, stopping, poll)
+
+    async def run_once(self) -> int:
+        """One claim for the swarm's free drones (plus the prefetch), in its own transaction, and the
+        launch of what it claimed; returns how many jobs were launched or taken out of the queue as
+        unrunnable (0: nothing was due)."""
+        runtime = self.runtime
+        runner = self.runner
+        runner.wake.clear()
+        runner.marker = runtime.environment.storage.change_marker()
+        claimed: list[tuple[Run, UpdateOutcome]] = []
+        try:
+            async with runtime.environment.jobs.unit_of_work() as scope:
+                removed = await self.claim_in(
+                    scope, len(runner.free_drones) + runtime.options.prefetch, claimed, last=True
+                )
+        except BaseException:
+            for run, _ in claimed:
+                run.runner.return_drone(run.drone)
+            raise
+        # jobs failed as undecodable count as progress, so the fetcher claims again at once
+        return self.drones.launch(claimed) + removed
+
+    async def claim_in(
+        self, scope: UnitOfWork, limit: int, claimed: list[tuple[Run, UpdateOutcome]], *, last: bool
+    ) -> int:
+        """Claim up to ``limit`` jobs for the swarm in ``scope`` and move them to Executing.
+
+        The runs (with their drones taken) are appended to ``claimed``; the caller launches them
+        once the transaction committed, or gives the drones back if it failed. A claimed job whose
+        stored call cannot be decoded fails here, in the same transaction (retrying cannot help, and
+        left in the queue it would come first again and again); returns how many did.
+        """
+        runtime = self.runtime
+        runner = self.runner
+        env = runtime.environment
+        entries = await scope.tx.queue_claim(QueueClaim(runner.groups, limit, runtime.id, with_records=True))
+        if not entries:
+            return 0
+        now_mono = time.monotonic()
+        new_run = self.drones.new_run
+        jobs: list[BackgroundJob] = []
+        started: list[Run] = []
+        undecodable: list[BackgroundJob] = []
+        try:
+            for entry in entries:
+                record = entry.record
+                if record is None:
+                    continue
+                job = job_from_record(record, env.name, env.codec)
+                jobs.append(job)
+                if not isinstance(job.state, Enqueued) or job.execution_key != entry.execution_id:
+                    continue  # stale entry: saved unchanged, which releases the lock
+                problem = job.invocation.problem
+                if problem is not None:
+                    await elect(job, _undecodable_failure(problem), scope)
+                    undecodable.append(job)
+                    continue
+                if not runner.free_drones:
+                    # more claimed than drones (prefetch): put it back at once, keeping its place in line
+                    due = max(entry.execute_after, entry.enqueued_at)
+                    await elect(job, Enqueued(delay_until=due, reason="returned: no free drone"), scope)
+                    continue
+                drone = runner.take_drone()
+                executing = Executing(colony=runtime.name, swarm=runner.path, drone=drone, due_at=entry.execute_after)
+                run = new_run(job, runner, drone, entry, now_mono)
+                started.append(run)
+                if not await elect(job, executing, scope):
+                    started.pop()
+                    runner.return_drone(drone)  # a handler elected something else: saved and released, not run
+            outcomes = await save_locked_many(
+                jobs, runtime.id, scope, keep_lock=lambda job: isinstance(job.state, Executing), last=last
+            )
+        except BaseException:
+            for run in started:
+                runner.return_drone(run.drone)
+            raise
+        by_id = {job.id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
+        claimed.extend((run, by_id.get(run.job.id, UpdateOutcome.NOT_FOUND)) for run in started)
+        for job in undecodable:
+            _log.warning("job %s cannot run and failed: %s", job.id, job.invocation.problem)
+        return sum(1 for job in undecodable if by_id.get(job.id) is UpdateOutcome.SAVED)
+
+
+class ChangeWatch:
+    """Wakes the fetchers when jobs of their queues may have become due: an enqueue committed in this
+    process (:meth:`on_wake`), a storage notification (:meth:`on_storage_change`) or, for idle ones,
+    a moved change marker (:meth:`run`)."""
+
+    def __init__(self, runtime: ColonyRuntime) -> None:
+        self.runtime = runtime
+
+    async def run(self) -> None:
+        """Wake idle fetchers when the storage changed since their last claim (another process may
+        have enqueued): a local check every few milliseconds instead of a query."""
+        runtime = self.runtime
+        assert runtime.options.change_check_interval is not None
+        interval = runtime.options.change_check_interval.total_seconds()
+        storage = runtime.environment.storage
+        unsubscribe = storage.subscribe_changes(self.on_storage_change)
+        if unsubscribe is not None:  # the storage calls back (PostgreSQL NOTIFY): nothing to check
+            try:
+                await asyncio.Event().wait()
+            finally:
+                unsubscribe()
+        if storage.change_marker() is None:
+            return
+        while True:
+            await asyncio.sleep(interval)
+            self.run_once()
+
+    def run_once(self) -> int:
+        """One look at the change marker; returns how many idle fetchers it woke."""
+        idle = [runner for runner in self.runtime.runners if runner.idle_since is not None and runner.free_drones]
+        if not idle:
+            return 0
+        marker = self.runtime.environment.storage.change_marker()
+        woken = 0
+        for runner in idle:
+            if runner.marker != marker:
+                runner.wake.set()
+                woken += 1
+        return woken
+
+    def on_storage_change(self) -> None:
+        # every fetcher, idle or claiming: one whose claim is in flight claims once more at once,
+        # so an enqueue committed after its claim's snapshot is not left to the poll
+        for runner in self.runtime.runners:
+            runner.wake.set()
+
+    def on_wake(self, queues: frozenset[str]) -> None:
+        for runner in self.runtime.runners:
+            if runner.queues & queues:
+                runner.wake.set()

@@ -1,0 +1,225 @@
+"""What the parts of a running colony share: who it is, its environment and options, its counters,
+the drones of each swarm and the runs in flight.
+
+The fetchers (:mod:`.fetcher`), drones (:mod:`.drone`), completer (:mod:`.completer`), watcher
+(:mod:`.watcher`) and heartbeat threads (:mod:`.heartbeat`) each hold the one
+:class:`ColonyRuntime` of their colony; none of them reaches into another part or into the
+:class:`~hivemind_jobs.Colony`, which only configures, starts and stops them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections import deque
+from collections.abc import Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from hivemind_jobs.colony.execution import DroneJobContext
+from hivemind_jobs.colony.options import ColonyOptions
+from hivemind_jobs.colony.swarm import Swarm
+from hivemind_jobs.core.invocation import AllowList
+from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.states import State
+from hivemind_jobs.daemons.runtime import DaemonSupervisor
+from hivemind_jobs.storage.protocol import JobLogRow
+
+if TYPE_CHECKING:
+    from hivemind_jobs.environment import Environment
+
+__all__ = ["ColonyRuntime", "ColonyStatus", "Outcome", "Run", "SwarmRunner"]
+
+_log = logging.getLogger("hivemind_jobs.colony")
+
+
+class ColonyStatus:
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class SwarmRunner:
+    """The drones of one swarm while the colony runs: which are free, which run what, and the
+    events that wake its fetcher."""
+
+    def __init__(self, swarm: Swarm) -> None:
+        self.swarm = swarm
+        self.path = swarm.path
+        self.groups = swarm.queue_groups()
+        self.queues = frozenset(queue for group in self.groups for queue in group)
+        self.middleware = tuple(swarm.middleware_chain())
+        self.free_drones: deque[str] = deque(f"{swarm.name}.drone-{index + 1}" for index in range(swarm.drones))
+        self.busy: dict[str, Run] = {}
+        #: set when jobs of its queues may have become due (an enqueue here or elsewhere)
+        self.wake = asyncio.Event()
+        #: set when drones became free and no completer refilled them
+        self.slot_free = asyncio.Event()
+        #: the completion generation during which a claim last found nothing (burst mode)
+        self.idle_since: int | None = None
+        #: the storage's change marker read just before the last claim
+        self.marker: object | None = None
+
+    def describe(self) -> dict[str, Any]:
+        drones: list[dict[str, Any]] = [{"name": name, "job_id": None} for name in self.free_drones]
+        drones += [{"name": name, "job_id": run.job.id} for name, run in self.busy.items()]
+        drones.sort(key=lambda item: str(item["name"]))
+        return {
+            "name": self.path,
+            "queues": [list(group) for group in self.groups],
+            "drones": drones,
+            "busy": len(self.busy),
+        }
+
+    def take_drone(self) -> str:
+        return self.free_drones.popleft()
+
+    def return_drone(self, name: str, *, wake: bool = True) -> None:
+        self.busy.pop(name, None)
+        self.free_drones.append(name)
+        if wake:
+            self.slot_free.set()
+
+
+@dataclass(eq=False)
+class Run:
+    """One execution in this colony."""
+
+    job: BackgroundJob
+    runner: SwarmRunner
+    drone: str
+    context: DroneJobContext
+    due_at: datetime
+    claimed_at: float
+    #: when the last renewal of its lock that the database confirmed was sent (monotonic)
+    last_confirmed: float
+    task: asyncio.Task[None] | None = None
+    started_at: float = 0.0
+    #: the wall clock when the drone started the job (lead time = started_on - due_at)
+    started_on: datetime | None = None
+    #: the state a client asked for when it stopped the job
+    stop_state: State | None = None
+    #: a colony stop cancelled it
+    interrupted: bool = False
+    #: its lock could not be confirmed (or another execution owns the job): nothing more is written for it
+    lost: bool = False
+    #: the sync-job calls this run handed to a thread (one per call, usually one)
+    threads: list[Future[Any]] = field(default_factory=list)
+    #: a stop ended while this run could still run (its thread had not returned): it keeps its lock
+    #: (heartbeats go on) and nothing is written for it; the lock expires once the process is gone
+    lingering: bool = False
+
+    def in_thread(self) -> bool:
+        """Whether a thread runs this job's code right now (cancelling the task would not stop it)."""
+        return any(future.running() for future in self.threads)
+
+    def cancel(self, *, hard: bool) -> None:
+        """Ask the job to stop: sync jobs see ``ctx.cancelled``; async ones (or ``hard``) are cancelled."""
+        self.context.cancelled.set()
+        if self.task is not None and (hard or self.job.invocation.is_async):
+            self.task.cancel()
+
+
+@dataclass(eq=False)
+class Outcome:
+    """How a run ended, waiting for the completer."""
+
+    run: Run
+    result: Any = None
+    error: BaseException | None = None
+    duration: float = 0.0
+    #: computed once: the states to elect and properties to set (re-applied on a write retry)
+    states: list[State] = field(default_factory=list)
+    properties: dict[str, int] = field(default_factory=dict)
+    notes: list[JobLogRow] = field(default_factory=list)
+
+
+class ColonyRuntime:
+    """The state one colony's parts share (see the module docstring).
+
+    It outlives a run: the counters add up over every run of the colony, the swarms' drones and the
+    runs in flight belong to the current (or last) run.
+    """
+
+    def __init__(
+        self,
+        environment: Environment,
+        *,
+        name: str | None,
+        options: ColonyOptions,
+        allow: AllowList,
+        properties: Mapping[str, str | int | float | bool],
+    ) -> None:
+        host = socket.gethostname()
+        self.environment = environment
+        self.host = host
+        self.pid = os.getpid()
+        self.id = f"{host}:{self.pid}:{uuid.uuid4().hex[:8]}"
+        self.name = name if name is not None else f"{host.split('.')[0]}-{self.pid}"[:64]
+        self.options = options
+        self.allow = allow
+        self.properties = properties
+        self.status = ColonyStatus.STOPPED
+        #: set from the moment a stop is asked for until the next run starts
+        self.stopping = asyncio.Event()
+        #: counts the completer's batches (a burst run ends when every swarm found nothing since the last)
+        self.completion_generation = 0
+        self.processed = 0
+        self.succeeded = 0
+        self.failed = 0
+        self.rescued = 0
+        self.last_progress_at: datetime | None = None
+        self.runners: list[SwarmRunner] = []
+        #: the runs in flight (a job can have two: a lost run still ending, and its re-run)
+        self.running: set[Run] = set()
+        #: the newest run of each job in flight here
+        self.latest: dict[int, Run] = {}
+        #: outcomes waiting for the completer, and the event that wakes it
+        self.outcomes: list[Outcome] = []
+        self.outcome_ready = asyncio.Event()
+        #: the completer is writing a batch
+        self.writing = False
+        self.supervisor: DaemonSupervisor | None = None
+
+    @property
+    def completing(self) -> bool:
+        """Outcomes are waiting to be written (the completer will refill the drones they freed)."""
+        return bool(self.outcomes) or self.writing
+
+    @property
+    def running_jobs(self) -> dict[int, str]:
+        """Job id -> drone of the jobs running now."""
+        return {run.job.id: run.drone for run in self.running if not run.lost}
+
+    def forget(self, run: Run) -> None:
+        """The run is over for this colony (written, dropped or given up)."""
+        self.running.discard(run)
+        if self.latest.get(run.job.id) is run:
+            del self.latest[run.job.id]
+
+    def lose(self, run: Run, why: str) -> None:
+        """Give a run up: nothing more is written for it. The heartbeat thread may have flagged it
+        lost already (while the loop was blocked); this is where it is logged and cancelled."""
+        run.lost = True
+        _log.warning("job %s: %s; cancelling it (nothing more is written for this execution)", run.job.id, why)
+        run.cancel(hard=True)
+
+    def describe(self) -> dict[str, Any]:
+        """The colony's state as its record stores it."""
+        return {
+            "environment": self.environment.name,
+            "properties": dict(self.properties),
+            "swarms": [runner.describe() for runner in self.runners],
+            "daemons": self.supervisor.describe() if self.supervisor is not None else [],
+            "processed": self.processed,
+            "succeeded": self.succeeded,
+            "failed": self.failed,
+            "rescued": self.rescued,
+            "running": len(self.running),
+        }
