@@ -1,0 +1,369 @@
+"""Conformance of the job operations: insert, read, lock, save, heartbeat, take over, continuations,
+data, logs and actions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from hivemind_jobs.core.job import PropertyType
+from hivemind_jobs.errors import StorageError
+from hivemind_jobs.storage.protocol import (
+    ContinuationLink,
+    ContinuationMark,
+    JobActionInsert,
+    JobActionList,
+    JobDataGet,
+    JobDataSet,
+    JobGet,
+    JobHeartbeat,
+    JobLockRelease,
+    JobLockTakeover,
+    JobLogList,
+    JobLogRow,
+    JobRecord,
+    PropertyRow,
+    Storage,
+    UpdateOutcome,
+)
+from hivemind_jobs.testing.conformance.support import (
+    LONG,
+    ConformanceBase,
+    new_job,
+    state_row,
+    utc_now,
+)
+
+__all__ = ["JobConformance"]
+
+
+class JobConformance(ConformanceBase):
+    """Jobs are stored, read back, locked, saved under fencing and handed over."""
+
+    # ------------------------------------------------------------------ jobs
+    async def test_insert_and_read_back_everything(self, storage: Storage) -> None:
+        moment = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+        tenant = uuid.UUID("12345678-1234-5678-1234-567812345678")
+        properties = (
+            PropertyRow("text", PropertyType.TEXT, "héllo"),
+            PropertyRow("int", PropertyType.INT, -(2**62)),
+            PropertyRow("float", PropertyType.FLOAT, 2.5),
+            PropertyRow("bool", PropertyType.BOOL, True),
+            PropertyRow("when", PropertyType.DATETIME, moment),
+            PropertyRow("tenant", PropertyType.UUID, tenant),
+        )
+        job = new_job(queue="finalize", priority=1, properties=properties)
+        [job_id] = await self.insert(storage, job)
+        async with storage.transaction(readonly=True) as tx:
+            record = await tx.job_get(JobGet(job_id))
+        assert record is not None
+        assert (record.id, record.queue, record.priority) == (job_id, "finalize", 1)
+        assert record.execution_id == job.execution_id
+        assert record.invocation == job.invocation and record.middleware == "[]"
+        assert [state.name for state in record.states] == ["Created", "Enqueued"]
+        assert [state.sequence for state in record.states] == [0, 1]
+        values = {row.name: (row.type, row.value) for row in record.properties}
+        assert values == {row.name: (row.type, row.value) for row in properties}
+        assert isinstance(values["tenant"][1], uuid.UUID) and isinstance(values["bool"][1], bool)
+        assert record.created_at.tzinfo is not None and abs(record.created_at - utc_now()) < timedelta(minutes=1)
+        assert record.locked_by is None and not record.lock_acquired
+
+    async def test_insert_many_keeps_order_and_unique_ids(self, storage: Storage) -> None:
+        ids = await self.insert(storage, *(new_job(queue=f"q{i}") for i in range(5)))
+        assert len(set(ids)) == 5 and ids == sorted(ids)
+        async with storage.transaction(readonly=True) as tx:
+            queues = [(await tx.job_get(JobGet(job_id))).queue for job_id in ids]  # type: ignore[union-attr]
+        assert queues == [f"q{i}" for i in range(5)]
+
+    async def test_missing_job_is_none(self, storage: Storage) -> None:
+        async with storage.transaction() as tx:
+            assert await tx.job_get(JobGet(987654)) is None
+            assert await tx.job_get(JobGet(987654, lock_requester="x")) is None
+
+    async def test_lock_is_exclusive_and_reentrant(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        async with storage.transaction() as tx:
+            first = await tx.job_get(JobGet(job_id, lock_requester="alice"))
+            assert first is not None and first.lock_acquired and first.locked_by == "alice"
+            assert first.locked_at is not None and first.lock_heartbeat is not None
+            other = await tx.job_get(JobGet(job_id, lock_requester="bob"))
+            assert other is not None and not other.lock_acquired and other.locked_by == "alice"
+            again = await tx.job_get(JobGet(job_id, lock_requester="alice"))
+            assert again is not None and again.lock_acquired
+            assert not (await tx.job_lock_release(JobLockRelease(job_id, "bob"))).released
+            assert (await tx.job_lock_release(JobLockRelease(job_id, "alice"))).released
+            free = await tx.job_get(JobGet(job_id, lock_requester="bob"))
+            assert free is not None and free.lock_acquired
+
+    async def test_get_many_keeps_order_skips_missing_and_does_not_lock(self, storage: Storage) -> None:
+        ids = await self.insert(
+            storage,
+            new_job(queue="a", properties=(PropertyRow("n", PropertyType.INT, 7),)),
+            new_job(queue="b"),
+            new_job(queue="c"),
+        )
+        await self.get(storage, ids[1], "alice")
+        async with storage.transaction() as tx:
+            assert await tx.job_get_many([]) == []
+            records = await tx.job_get_many([ids[2], ids[0] + 1000, ids[0], ids[1]])
+        assert [record.id for record in records] == [ids[2], ids[0], ids[1]]
+        assert [record.queue for record in records] == ["c", "a", "b"]
+        assert [state.name for state in records[1].states] == ["Created", "Enqueued"]
+        assert {row.name: row.value for row in records[1].properties} == {"n": 7}
+        assert [record.locked_by for record in records] == [None, None, "alice"]
+        assert not any(record.lock_acquired for record in records)
+        async with storage.transaction() as tx:
+            free = await tx.job_get(JobGet(ids[2], lock_requester="bob"))
+            held = await tx.job_get(JobGet(ids[1], lock_requester="bob"))
+        assert free is not None and free.lock_acquired
+        assert held is not None and not held.lock_acquired and held.locked_by == "alice"
+
+    async def test_update_writes_states_properties_queue_and_releases(self, storage: Storage) -> None:
+        [job_id] = await self.insert(
+            storage,
+            new_job(properties=(PropertyRow("keep", PropertyType.INT, 1), PropertyRow("drop", PropertyType.TEXT, "x"))),
+        )
+        record = await self.get(storage, job_id, "owner")
+        new_execution = str(uuid.uuid4())
+        update = self._update(
+            record,
+            "owner",
+            execution_id=new_execution,
+            queue="elsewhere",
+            new_states=(state_row(2, "Idle", reason="parked"),),
+            set_properties=(PropertyRow("keep", PropertyType.INT, 2), PropertyRow("new", PropertyType.BOOL, False)),
+            removed_properties=("drop",),
+            dequeue=True,
+            release_lock=True,
+        )
+        async with storage.transaction() as tx:
+            result = await tx.job_update(update)
+        assert result.outcome is UpdateOutcome.SAVED and result.modified_at is not None
+        after = await self.get(storage, job_id)
+
+        assert isinstance(after, JobRecord)
+        assert after.execution_id == new_execution and after.queue == "elsewhere"
+        assert [(s.name, s.reason) for s in after.states][-1] == ("Idle", "parked")
+        assert {p.name: p.value for p in after.properties} == {"keep": 2, "new": False}
+        assert after.locked_by is None
+        assert await self.claim(storage, (("global",), ("elsewhere",)), 10) == []
+
+    async def test_update_is_fenced(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        record = await self.get(storage, job_id, "owner")
+        async with storage.transaction() as tx:
+            wrong_holder = await tx.job_update(self._update(record, "intruder"))
+            wrong_execution = await tx.job_update(
+                self._update(record, "owner", expected_execution_id=str(uuid.uuid4()))
+            )
+            missing = await tx.job_update(self._update(record, "owner", job_id=job_id + 1000))
+        assert wrong_holder.outcome is UpdateOutcome.LOCK_LOST
+        assert wrong_execution.outcome is UpdateOutcome.EXECUTION_CHANGED
+        assert missing.outcome is UpdateOutcome.NOT_FOUND
+        after = await self.get(storage, job_id)
+        assert after is not None and after.states == record.states  # type: ignore[attr-defined]
+
+    async def test_update_many_fences_each_save_on_its_own(self, storage: Storage) -> None:
+        ids = await self.insert(storage, *(new_job() for _ in range(4)))
+        records = [await self.get(storage, job_id, "owner") for job_id in ids]
+        executing = (state_row(2, "Executing"),)
+        moved = str(uuid.uuid4())
+        updates = [
+            self._update(records[0], "owner", new_states=executing),
+            self._update(records[1], "owner", expected_execution_id=str(uuid.uuid4()), new_states=executing),
+            self._update(records[2], "intruder", new_states=executing),
+            self._update(records[3], "owner", execution_id=moved, new_states=executing, release_lock=True),
+        ]
+        async with storage.transaction() as tx:
+            assert await tx.job_update_many([]) == []
+            results = await tx.job_update_many(updates)
+        assert [result.outcome for result in results] == [
+            UpdateOutcome.SAVED,
+            UpdateOutcome.EXECUTION_CHANGED,
+            UpdateOutcome.LOCK_LOST,
+            UpdateOutcome.SAVED,
+        ]
+        assert results[0].modified_at is not None and results[0].lock_heartbeat is not None
+        async with storage.transaction(readonly=True) as tx:
+            after = await tx.job_get_many(ids)
+        assert [record.states[-1].name for record in after] == ["Executing", "Enqueued", "Enqueued", "Executing"]
+        assert [record.locked_by for record in after] == ["owner", "owner", "owner", None]
+        assert [record.execution_id for record in after] == [
+            *(record.execution_id for record in records[:3]),  # type: ignore[attr-defined]
+            moved,
+        ]
+
+    async def test_expired_lock_cannot_save_or_heartbeat(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        record = await self.get(storage, job_id, "owner")
+        await asyncio.sleep(0.15)
+        short = timedelta(milliseconds=50)
+        async with storage.transaction() as tx:
+            result = await tx.job_update(self._update(record, "owner", lock_timeout=short))
+            alive = await tx.job_heartbeat(JobHeartbeat((job_id,), "owner", short))
+        assert result.outcome is UpdateOutcome.LOCK_EXPIRED
+        assert alive == frozenset()
+
+    async def test_heartbeat_renews_only_own_fresh_locks(self, storage: Storage) -> None:
+        ids = await self.insert(storage, new_job(), new_job(), new_job())
+        await self.get(storage, ids[0], "me")
+        await self.get(storage, ids[1], "someone")
+        before = await self.get(storage, ids[0])
+        await asyncio.sleep(0.01)
+        async with storage.transaction() as tx:
+            alive = await tx.job_heartbeat(JobHeartbeat(tuple(ids), "me", LONG))
+        assert alive == frozenset({ids[0]})
+        after = await self.get(storage, ids[0])
+        assert after.lock_heartbeat > before.lock_heartbeat  # type: ignore[attr-defined]
+
+    async def test_lock_renewer_renews_only_own_fresh_locks_from_any_thread(self, storage: Storage) -> None:
+        mine, theirs, expired = await self.insert(storage, new_job(), new_job(), new_job())
+        await self.get(storage, expired, "me")
+        await asyncio.sleep(0.15)
+        await self.get(storage, mine, "me")
+        await self.get(storage, theirs, "someone")
+        before = await self.get(storage, mine)
+        renewer = storage.lock_renewer()
+        try:
+            assert await asyncio.to_thread(renewer.renew, JobHeartbeat((), "me", LONG), 5.0) == frozenset()
+            await asyncio.sleep(0.01)
+            short = JobHeartbeat((mine, theirs, expired), "me", timedelta(milliseconds=100))
+            assert await asyncio.to_thread(renewer.renew, short, 5.0) == frozenset({mine})
+            after = await self.get(storage, mine)
+            assert after.lock_heartbeat > before.lock_heartbeat  # type: ignore[attr-defined]
+            # the same renewer again, from yet another thread
+            assert await asyncio.to_thread(renewer.renew, JobHeartbeat((mine,), "me", LONG), 5.0) == {mine}
+            clock = await asyncio.to_thread(renewer.clock_now)
+            async with storage.transaction(readonly=True) as tx:
+                database_now = await tx.clock_now()
+            assert clock.tzinfo is not None and clock.utcoffset() == timedelta(0)
+            assert abs(database_now - clock) < timedelta(seconds=5)
+        finally:
+            await asyncio.to_thread(renewer.close)
+        async with storage.transaction(readonly=True) as tx:
+            [record] = await tx.job_get_many([theirs])
+        assert record.locked_by == "someone"
+
+    async def test_lock_renewer_gives_up_within_its_deadline_then_reconnects(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        await self.get(storage, job_id, "me")
+        renewer = storage.lock_renewer()
+        heartbeat = JobHeartbeat((job_id,), "me", LONG)
+        try:
+            assert await asyncio.to_thread(renewer.renew, heartbeat, 5.0) == {job_id}
+            async with storage.transaction() as tx:
+                # this open transaction holds the job's row (or the file's write lock) until it ends
+                assert await tx.job_heartbeat(heartbeat) == {job_id}
+                started = time.monotonic()
+                with pytest.raises(StorageError, match="renew job locks"):
+                    await asyncio.to_thread(renewer.renew, heartbeat, 0.5)
+                took = time.monotonic() - started
+            assert took < 2.0, f"a renewal with a 0.5 s deadline took {took:.2f} s"
+            assert await asyncio.to_thread(renewer.renew, heartbeat, 5.0) == {job_id}
+        finally:
+            await asyncio.to_thread(renewer.close)
+
+    async def test_lock_takeover_takes_only_expired_locks(self, storage: Storage) -> None:
+        stale = await self.insert(storage, new_job(), new_job(), new_job())
+        fresh, free = await self.insert(storage, new_job(), new_job())
+        for job_id in stale:
+            await self.get(storage, job_id, "old")
+        async with storage.transaction(readonly=True) as tx:
+            before = await tx.job_get_many(stale)
+        await asyncio.sleep(0.4)
+        await self.get(storage, fresh, "busy")
+        timeout = timedelta(milliseconds=200)
+        async with storage.transaction() as tx:
+            first = await tx.job_lock_takeover(JobLockTakeover(timeout, "monitor", limit=2))
+        async with storage.transaction() as tx:
+            second = await tx.job_lock_takeover(JobLockTakeover(timeout, "monitor"))
+            third = await tx.job_lock_takeover(JobLockTakeover(timeout, "monitor"))
+        assert len(first) == 2 and set(first) <= set(stale)
+        assert sorted(first + second) == stale
+        assert third == []  # taken locks get a fresh heartbeat
+        async with storage.transaction(readonly=True) as tx:
+            after = {record.id: record for record in await tx.job_get_many([*stale, fresh, free])}
+        assert [after[job_id].locked_by for job_id in stale] == ["monitor"] * 3
+        for old in before:
+            assert old.lock_heartbeat is not None and after[old.id].lock_heartbeat is not None
+            assert after[old.id].lock_heartbeat > old.lock_heartbeat  # type: ignore[operator]
+        assert after[fresh].locked_by == "busy" and after[free].locked_by is None
+        async with storage.transaction() as tx:
+            by_old = await tx.job_update(self._update(before[0], "old"))
+            by_new = await tx.job_update(self._update(before[0], "monitor", new_states=(state_row(2, "Failed"),)))
+            released = await tx.job_lock_release(JobLockRelease(stale[1], "old"))
+        assert by_old.outcome is UpdateOutcome.LOCK_LOST
+        assert by_new.outcome is UpdateOutcome.SAVED
+        assert not released.released
+
+    async def test_state_counts(self, storage: Storage) -> None:
+        await self.insert(storage, new_job(), new_job(), new_job(state="Idle", enqueue=False))
+        async with storage.transaction(readonly=True) as tx:
+            counts = await tx.job_state_counts()
+        assert counts == {"Enqueued": 2, "Idle": 1}
+
+    # ------------------------------------------------------------------ continuations
+    async def test_continuation_links_fire_and_reset(self, storage: Storage) -> None:
+        [parent] = await self.insert(storage, new_job())
+        [child] = await self.insert(storage, new_job(state="Awaiting", enqueue=False, awaiting_parent=parent))
+        async with storage.transaction() as tx:
+            assert await tx.continuation_list(parent) == [ContinuationLink(parent, child, None)]
+        record = await self.get(storage, parent, "owner")
+        async with storage.transaction() as tx:
+            moved = await tx.job_update(self._update(record, "owner", new_states=(state_row(2, "Succeeded"),)))
+            unchanged = await tx.job_update(self._update(record, "owner"))
+        assert moved.children == (child,)
+        assert unchanged.children == ()  # no state change: nothing to trigger
+        child_record = await self.get(storage, child, "holder")
+        async with storage.transaction() as tx:
+            await tx.continuation_mark([ContinuationMark(parent, child, fired_state="Succeeded")])
+            released = await tx.job_lock_release(JobLockRelease(child, "holder"))
+        assert released.fired == (ContinuationLink(parent, child, "Succeeded"),)
+        assert child_record is not None
+        async with storage.transaction() as tx:
+            await tx.continuation_mark([ContinuationMark(parent, child, fired_state=None)])
+            assert await tx.continuation_list(child) == [ContinuationLink(parent, child, None)]
+            await tx.continuation_mark([ContinuationMark(parent, child, delete=True)])
+            assert await tx.continuation_list(child) == []
+
+    # ------------------------------------------------------------------ data, logs, actions
+    async def test_job_data(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        async with storage.transaction() as tx:
+            assert await tx.job_data_get(JobDataGet(job_id, "k")) is None
+            assert await tx.job_data_set(JobDataSet(job_id, "k", '{"a":1}'))
+            assert await tx.job_data_set(JobDataSet(job_id, "k", '{"a":2}'))
+            assert not await tx.job_data_set(JobDataSet(job_id + 1000, "k", "1"))
+        async with storage.transaction(readonly=True) as tx:
+            assert await tx.job_data_get(JobDataGet(job_id, "k")) == '{"a":2}'
+
+    async def test_job_logs(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        rows = [JobLogRow(job_id, level, f"m{level}", logger="l") for level in (10, 20, 30, 40)]
+        async with storage.transaction() as tx:
+            assert await tx.job_log_insert(rows) == 4
+            assert await tx.job_log_insert([JobLogRow(job_id + 1000, 20, "lost")]) == 0
+        async with storage.transaction(readonly=True) as tx:
+            warnings = await tx.job_log_list(JobLogList(job_id, min_level=30))
+            first_two = await tx.job_log_list(JobLogList(job_id, limit=2))
+            rest = await tx.job_log_list(JobLogList(job_id, after_id=first_two[-1].id))
+        assert [entry.message for entry in warnings] == ["m30", "m40"]
+        assert [entry.message for entry in first_two + rest] == ["m10", "m20", "m30", "m40"]
+        assert all(entry.created_at.tzinfo is not None for entry in rest)
+
+    async def test_job_actions(self, storage: Storage) -> None:
+        ids = await self.insert(storage, new_job(), new_job())
+        async with storage.transaction() as tx:
+            first = await tx.job_action_insert(JobActionInsert(ids[0], "exec-1", "stop", '{"state":"Idle"}', "me"))
+            await tx.job_action_insert(JobActionInsert(ids[1], "exec-2", "stop", "{}", None))
+            listed = await tx.job_action_list(JobActionList((ids[0],)))
+            assert [(a.id, a.kind, a.payload, a.requested_by) for a in listed] == [
+                (first, "stop", '{"state":"Idle"}', "me")
+            ]
+            assert await tx.job_action_delete([first]) == 1
+            assert await tx.job_action_list(JobActionList((ids[0],))) == []
+            assert len(await tx.job_action_list(JobActionList(tuple(ids)))) == 1

@@ -1,0 +1,105 @@
+"""Conformance of the queue operations: claim order, limits, skipped locks, due times and statistics."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from hivemind_jobs.storage.protocol import (
+    JobLockRelease,
+    QueueClaim,
+    QueuePointer,
+    Storage,
+    UpdateOutcome,
+)
+from hivemind_jobs.testing.conformance.support import (
+    ConformanceBase,
+    new_job,
+    utc_now,
+)
+
+__all__ = ["QueueConformance"]
+
+
+class QueueConformance(ConformanceBase):
+    """Due jobs are claimed in order, once, by one owner."""
+
+    # ------------------------------------------------------------------ queue
+    async def test_claim_order_groups_priority_due_time(self, storage: Storage) -> None:
+        past = utc_now() - timedelta(minutes=1)
+        ids = await self.insert(
+            storage,
+            new_job(queue="b", priority=2),  # 0
+            new_job(queue="a", priority=3),  # 1
+            new_job(queue="a", priority=0),  # 2
+            new_job(queue="b", priority=0, execute_after=past),  # 3 - older due time than 2
+            new_job(queue="c", priority=0),  # 4 - in a later group
+            new_job(queue="a", priority=0, execute_after=utc_now() + timedelta(hours=1)),  # 5 - delayed
+        )
+        claimed = await self.claim(storage, (("a", "b"), ("c",)), 10)
+        assert claimed == [ids[3], ids[2], ids[0], ids[1], ids[4]]
+        assert await self.claim(storage, (("a", "b", "c"),), 10) == []  # claimed entries left the queue
+
+    async def test_claim_respects_limit_and_locks_for_owner(self, storage: Storage) -> None:
+        ids = await self.insert(storage, *(new_job() for _ in range(5)))
+        first = await self.claim(storage, (("global",),), 2, owner="drone-1")
+        assert first == ids[:2]
+        record = await self.get(storage, ids[0])
+        assert record.locked_by == "drone-1"  # type: ignore[attr-defined]
+        assert [s.name for s in record.states][-1] == "Enqueued"  # type: ignore[attr-defined]
+        rest = await self.claim(storage, (("global", "global"),), 10, owner="drone-2")
+        assert rest == ids[2:]
+
+    async def test_claim_skips_locked_jobs_and_drops_stale_entries(self, storage: Storage) -> None:
+        ids = await self.insert(storage, new_job(), new_job(), new_job())
+        await self.get(storage, ids[0], "user")  # locked by someone: skipped, stays queued
+        record = await self.get(storage, ids[1], "user2")
+        async with storage.transaction() as tx:  # new execution id but the old queue entry is kept
+            await tx.job_update(self._update(record, "user2", execution_id=str(uuid.uuid4()), release_lock=True))
+        assert await self.claim(storage, (("global",),), 10) == [ids[2]]
+        async with storage.transaction() as tx:
+            await tx.job_lock_release(JobLockRelease(ids[0], "user"))
+        assert await self.claim(storage, (("global",),), 10) == [ids[0]]
+
+    async def test_relative_delays_are_measured_on_the_database_clock(self, storage: Storage) -> None:
+        delay = timedelta(milliseconds=400)
+        soon, later, idle = await self.insert(
+            storage,
+            new_job(queue="d", delay=delay),
+            new_job(queue="d", delay=timedelta(hours=1)),
+            new_job(state="Idle", enqueue=False),
+        )
+
+        async def stats() -> dict[str, tuple[int, int]]:
+            async with storage.transaction(readonly=True) as tx:
+                return {s.queue: (s.ready, s.delayed) for s in await tx.queue_stats()}
+
+        assert await stats() == {"d": (0, 2)}
+        # a job only moved keeps its due time; a job without an entry gets one due after its delay
+        moved, parked = await self.get(storage, later, "mover"), await self.get(storage, idle, "mover")
+        async with storage.transaction() as tx:
+            for record, queue in ((moved, "e"), (parked, "f")):
+                execution_id = record.execution_id  # type: ignore[attr-defined]
+                pointer = QueuePointer(queue, 2, execution_id, delay=timedelta(hours=1), keep_due=True)
+                update = self._update(record, "mover", queue=queue, enqueue=pointer, release_lock=True)
+                assert (await tx.job_update(update)).outcome is UpdateOutcome.SAVED
+        assert await stats() == {"d": (0, 1), "e": (0, 1), "f": (0, 1)}
+        assert await self.claim(storage, (("d", "e", "f"),), 10) == []
+        await asyncio.sleep(0.5)
+        async with storage.transaction() as tx:
+            claimed = await tx.queue_claim(QueueClaim((("d", "e", "f"),), 10, "drone"))
+        assert [job.job_id for job in claimed] == [soon]
+        # both stamped by the database clock of the insert: exactly the delay apart
+        assert claimed[0].execute_after - claimed[0].enqueued_at == delay
+
+    async def test_queue_stats(self, storage: Storage) -> None:
+        await self.insert(
+            storage,
+            new_job(queue="q", priority=1),
+            new_job(queue="q", priority=1, execute_after=utc_now() + timedelta(hours=1)),
+            new_job(queue="r", priority=4),
+        )
+        async with storage.transaction(readonly=True) as tx:
+            stats = {(s.queue, s.priority): (s.ready, s.delayed) for s in await tx.queue_stats()}
+        assert stats == {("q", 1): (1, 1), ("r", 4): (1, 0)}
