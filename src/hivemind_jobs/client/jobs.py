@@ -277,13 +277,17 @@ class BackgroundJobClient:
         return self._options
 
     # ------------------------------------------------------------------ scopes
-    def _election_scope(self) -> Outside:
-        """Elections outside a transaction (in memory), their handlers given this client."""
-        env = self._env
+    def _lifecycle_events(self) -> MediatorEvents:
+        """The event port of this client's units and elections (handlers are given this client)."""
         events = self._events
         if events is None:
+            env = self._env
             events = self._events = MediatorEvents(env.mediator, env.name, self)
-        return Outside(env, events)
+        return events
+
+    def _election_scope(self) -> Outside:
+        """Elections outside a transaction (in memory), their handlers given this client."""
+        return Outside(self._env, self._lifecycle_events())
 
     @asynccontextmanager
     async def unit_of_work(self, *, implicit: bool = True) -> AsyncIterator[UnitOfWork]:
@@ -293,14 +297,14 @@ class BackgroundJobClient:
         transaction gives units of that transaction: nothing commits at their end."""
         env = self._env
         if self._binding is not None:
-            events = self._election_scope().events
-            yield UnitOfWork(env, self._binding.storage_transaction, events, enqueued=self._binding.enqueued)
+            yield UnitOfWork(
+                env, self._binding.storage_transaction, self._lifecycle_events(), enqueued=self._binding.enqueued
+            )
             return
         enqueued: set[str] = set()
         async with env.storage.transaction() as storage_tx:
             bound = BackgroundJobClient(env, transaction=_ImplicitBinding(storage_tx, enqueued), options=self._options)
-            events = bound._events = MediatorEvents(env.mediator, env.name, bound)
-            yield UnitOfWork(env, storage_tx, events, implicit=implicit, enqueued=enqueued)
+            yield UnitOfWork(env, storage_tx, bound._lifecycle_events(), implicit=implicit, enqueued=enqueued)
         if enqueued:
             env.wake(enqueued)
 

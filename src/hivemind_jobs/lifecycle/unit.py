@@ -25,7 +25,7 @@ from hivemind_jobs.storage.protocol import Transaction
 if TYPE_CHECKING:
     from hivemind_jobs.lifecycle.services import EnvironmentServices
 
-__all__ = ["ElectionScope", "LifecycleEvent", "LifecycleEvents", "NoEvents", "Outside", "UnitOfWork", "UnitOpener"]
+__all__ = ["ElectionScope", "LifecycleEvent", "LifecycleEvents", "Outside", "UnitOfWork", "UnitOpener"]
 
 
 class LifecycleEvent(enum.Enum):
@@ -53,25 +53,6 @@ class LifecycleEvents(Protocol):
     async def saving(self, job: BackgroundJob, is_creation: bool) -> None: ...
 
     async def saved(self, job: BackgroundJob, is_creation: bool, state_changed: bool) -> None: ...
-
-
-class NoEvents:
-    """A port nobody listens to."""
-
-    def observes(self, event: LifecycleEvent) -> bool:
-        return False
-
-    async def state_applied(self, job: BackgroundJob, state: State, previous: State | None) -> None:
-        return None
-
-    async def election(self, job: BackgroundJob, previous: State | None, elected: State) -> object:
-        return None
-
-    async def saving(self, job: BackgroundJob, is_creation: bool) -> None:
-        return None
-
-    async def saved(self, job: BackgroundJob, is_creation: bool, state_changed: bool) -> None:
-        return None
 
 
 @dataclass(frozen=True, slots=True)
