@@ -13,41 +13,82 @@ from hivemind_jobs.storage.sql import load_migrations, parse_named_queries, read
 PACKAGE_ROOT = Path(hivemind_jobs.__file__).parent
 
 
-#: dialects whose operations are written once (storage/server/operations.py) must name the same queries
+DIALECTS = ("sqlite", "postgres", "mysql")
+#: dialects whose operations are written once (storage/server/operations.py)
 SERVER_DIALECTS = ("postgres", "mysql")
-#: queries only one server dialect has, with the reason
-#: postgres: LISTEN/NOTIFY wake-ups (MySQL has none), the planner settings of the claim and the
-#: set-based (unnest) forms of batch writes, used by name + "_set"
-DIALECT_ONLY = {
-    "postgres": {
-        "queue_notify",
-        "queue_claim_prepare",
-        "job_insert_set",
-        "job_state_insert_set",
-        "job_property_upsert_set",
-        "queue_upsert_set",
-    }
+SERVERS = frozenset(SERVER_DIALECTS)
+#: the only queries not every dialect defines: name -> (the dialects that do, why the others do not).
+#: Every other query name is defined by all three, so an operation reads and writes through the same
+#: query names on every backend.
+DIALECT_ONLY: dict[str, tuple[frozenset[str], str]] = {
+    "clock_now": (SERVERS, "SQLite's database clock is read in the connection's own thread (now_us), not by SQL"),
+    "job_last_id": (
+        frozenset({"sqlite"}),
+        "sqlite3's executemany reports no ids: a batch's consecutive ids end at last_insert_rowid(); the servers "
+        "get them from the insert itself",
+    ),
+    "queue_notify": (frozenset({"postgres"}), "LISTEN/NOTIFY wake-ups (MySQL and SQLite have no such channel)"),
+    "queue_claim_prepare": (frozenset({"postgres"}), "planner settings for the claim's index walk"),
+    "job_insert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch insert, used by name + '_set'"),
+    "job_state_insert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch insert"),
+    "job_property_upsert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch upsert"),
+    "queue_upsert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch upsert"),
+    "job_update_set": (
+        SERVERS,
+        "a batch of saves as one UPDATE (unnest on PostgreSQL, a derived table on MySQL); SQLite runs the "
+        "statement per row in-process",
+    ),
 }
+
+
+def _queries(dialect: str) -> dict[str, str]:
+    return read_named_queries(f"hivemind_jobs.storage.{dialect}")
 
 
 def test_every_dialect_folder_is_known() -> None:
     dialects = {path.name for path in (PACKAGE_ROOT / "storage").iterdir() if (path / "sql").is_dir()}
-    assert dialects == {"sqlite", *SERVER_DIALECTS}
+    assert dialects == set(DIALECTS)
 
 
-def test_server_dialects_define_the_same_queries() -> None:
-    names = {
-        dialect: set(read_named_queries(f"hivemind_jobs.storage.{dialect}")) - DIALECT_ONLY.get(dialect, set())
-        for dialect in SERVER_DIALECTS
-    }
-    reference = names[SERVER_DIALECTS[0]]
-    for dialect, queries in names.items():
-        assert queries == reference, f"{dialect} differs: {queries ^ reference}"
+def test_every_dialect_defines_the_same_queries() -> None:
+    names = {dialect: set(_queries(dialect)) for dialect in DIALECTS}
+    everywhere = frozenset(DIALECTS)
+    differences = {}
+    for name in sorted(set().union(*names.values())):
+        defined = frozenset(dialect for dialect in DIALECTS if name in names[dialect])
+        expected = DIALECT_ONLY[name][0] if name in DIALECT_ONLY else everywhere
+        if defined != expected:
+            differences[name] = f"defined by {sorted(defined)}, expected {sorted(expected)}"
+    assert not differences, f"query names differ between dialects: {differences}"
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", *SERVER_DIALECTS])
+def test_dialect_only_queries_are_few_exist_and_say_why() -> None:
+    for name, (dialects, reason) in DIALECT_ONLY.items():
+        assert dialects and dialects < frozenset(DIALECTS), name
+        assert reason.strip(), name
+        assert all(name in _queries(dialect) for dialect in dialects), name
+    assert len(DIALECT_ONLY) <= 10
+
+
+_USED_NAME = re.compile(r'(?:\bq|queries)\["([a-z_0-9]+)"\]|write_rows\(q, "([a-z_0-9]+)"')
+
+
+@pytest.mark.parametrize(
+    ("sources", "dialects"),
+    [("sqlite", ("sqlite",)), ("server", SERVER_DIALECTS), ("postgres", ("postgres",)), ("mysql", ("mysql",))],
+)
+def test_every_query_the_code_names_exists(sources: str, dialects: tuple[str, ...]) -> None:
+    text = "".join(path.read_text("utf-8") for path in (PACKAGE_ROOT / "storage" / sources).rglob("*.py"))
+    used = {first or second for first, second in _USED_NAME.findall(text)}
+    assert used, f"no query names found in storage/{sources}"
+    for dialect in dialects:
+        missing = used - set(_queries(dialect))
+        assert not missing, f"storage/{sources} names queries {dialect} does not define: {missing}"
+
+
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_every_named_query_is_used(dialect: str) -> None:
-    queries = read_named_queries(f"hivemind_jobs.storage.{dialect}")
+    queries = _queries(dialect)
     sources = "".join(path.read_text("utf-8") for path in (PACKAGE_ROOT / "storage").rglob("*.py"))
     unused = {
         name for name in queries if f'"{name}"' not in sources and not (name.endswith("_set") and name[:-4] in queries)
@@ -62,7 +103,7 @@ def test_sql_only_formats_the_table_prefix() -> None:
         assert placeholders <= {"{p}"}, f"{path} formats {placeholders}"
 
 
-@pytest.mark.parametrize("dialect", ["sqlite", *SERVER_DIALECTS])
+@pytest.mark.parametrize("dialect", DIALECTS)
 def test_migrations_are_numbered_without_gaps(dialect: str) -> None:
     migrations = load_migrations(f"hivemind_jobs.storage.{dialect}")
     assert [migration.version for migration in migrations] == list(range(1, len(migrations) + 1))

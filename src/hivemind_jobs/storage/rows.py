@@ -1,23 +1,40 @@
-"""Rows shared by every backend's operations: states and typed properties as parameters, and the
-fence of a save.
+"""What every backend's operations share: the rows they write and the plans of their writes.
 
-A backend only says how it stores a datetime (integer microseconds on SQLite, a native timestamp
-on the servers). A property is one row with one value column per type.
+A backend only says how it handles time (:class:`Times`: integer microseconds on SQLite, native
+timestamps on the servers) and runs the statements; what to write and what it means is decided
+here, once:
+
+- rows as bound parameters: states, typed properties (one row, one value column per type), queue
+  entries, job rows, recurring rows;
+- the plan of a batch of fenced saves: the fence (:func:`fence_saves`), the rows that follow from
+  the saves that passed it (:func:`save_writes`, :func:`queue_rows`) and the results
+  (:func:`save_results`);
+- the claim's walk over queue groups (:class:`ClaimWalk`);
+- full job records from their three kinds of rows (:func:`job_records`).
 """
 
 from __future__ import annotations
 
+import operator
 import uuid
-from collections.abc import Callable, Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from hivemind_jobs.core.job import PropertyType, PropertyValue
-from hivemind_jobs.storage.protocol import (
+from hivemind_jobs.storage.params import (
+    ClaimedJob,
+    ContinuationLink,
+    JobInsert,
+    JobRecord,
     JobUpdate,
+    JobUpdated,
     LogPurge,
     OccurrenceInsert,
     PropertyRow,
+    QueueClaim,
+    QueuePointer,
     RecurringEventList,
     RecurringEventRow,
     RecurringWrite,
@@ -25,7 +42,58 @@ from hivemind_jobs.storage.protocol import (
     UpdateOutcome,
 )
 
-__all__ = ["fence_outcome", "property_from_row", "property_params", "state_params"]
+__all__ = [
+    "PURGE_QUERIES",
+    "ClaimWalk",
+    "InsertWrites",
+    "SaveWrites",
+    "Times",
+    "continuation_links",
+    "event_list_params",
+    "event_params",
+    "fence_outcome",
+    "fence_saves",
+    "insert_writes",
+    "job_records",
+    "job_rows",
+    "kept_due_ids",
+    "occurrence_params",
+    "property_from_row",
+    "property_params",
+    "purge_query",
+    "queue_rows",
+    "recurring_write_params",
+    "same",
+    "save_results",
+    "save_writes",
+    "state_params",
+]
+
+T = TypeVar("T")
+Row = Sequence[Any]
+
+
+def same(value: T) -> T:
+    """A value that needs no conversion."""
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Times:
+    """How a backend handles time. Its clock values (``now``, due times, heartbeats as read) are
+    integer microseconds on SQLite and aware datetimes on the servers."""
+
+    #: an aware datetime as a clock value
+    point: Callable[[datetime], Any]
+    #: a duration as a difference of clock values
+    span: Callable[[timedelta], Any]
+    #: a clock value as a bound parameter
+    bind: Callable[[Any], Any]
+    #: an aware datetime as a bound parameter (``bind(point(value))``)
+    encode: Callable[[datetime], Any]
+
+
+# ----------------------------------------------------------------------------- rows
 
 
 def state_params(job_id: int, state: StateRow, encode_datetime: Callable[[datetime], Any]) -> dict[str, Any]:
@@ -38,22 +106,6 @@ def state_params(job_id: int, state: StateRow, encode_datetime: Callable[[dateti
         "reason": state.reason,
         "fields": state.fields,
     }
-
-
-def fence_outcome(row: Sequence[Any] | None, update: JobUpdate, cutoff: Any) -> UpdateOutcome:
-    """Whether a save may apply, from the job's ``(execution_id, locked_by, lock_heartbeat)``: the
-    heartbeat (in the backend's time unit) must not be older than ``cutoff`` (database clock minus
-    the save's lock timeout)."""
-    if row is None:
-        return UpdateOutcome.NOT_FOUND
-    execution_id, locked_by, heartbeat = row
-    if locked_by != update.holder:
-        return UpdateOutcome.LOCK_LOST
-    if execution_id != update.expected_execution_id:
-        return UpdateOutcome.EXECUTION_CHANGED
-    if heartbeat is None or heartbeat < cutoff:
-        return UpdateOutcome.LOCK_EXPIRED
-    return UpdateOutcome.SAVED
 
 
 def property_params(job_id: int, row: PropertyRow, encode_datetime: Callable[[datetime], Any]) -> dict[str, Any]:
@@ -103,6 +155,338 @@ def property_from_row(row: Sequence[Any], decode_datetime: Callable[[Any], datet
         value = decode_datetime(datetime_value)
     return PropertyRow(name, property_type, value)
 
+
+def job_rows(params: Sequence[JobInsert], bound_now: Any, encode: Callable[[datetime], Any]) -> list[dict[str, Any]]:
+    """The bound parameters of ``job_insert`` for each job (a job inserted locked is locked now)."""
+    return [
+        {
+            "queue": job.queue,
+            "priority": job.priority,
+            "execution_id": job.execution_id,
+            "state_name": job.states[-1].name,
+            "state_sequence": job.states[-1].sequence,
+            "state_elected_at": encode(job.states[-1].elected_at),
+            "invocation": job.invocation,
+            "middleware": job.middleware,
+            "lock_owner": job.lock_owner,
+            "locked_at": bound_now if job.lock_owner is not None else None,
+            "now": bound_now,
+        }
+        for job in params
+    ]
+
+
+def queue_rows(
+    pointers: Sequence[tuple[int, QueuePointer]], now: Any, kept: Mapping[int, Any], times: Times
+) -> list[dict[str, Any]]:
+    """The bound parameters of ``queue_upsert`` for each ``(job id, entry)``.
+
+    An entry is due at the due time ``kept`` holds for its job, else at its ``execute_after``, else
+    ``delay`` after ``now``: the database clock the operation read, so a relative delay is measured
+    on the database's clock and the writer's plays no part.
+    """
+    bind = times.bind
+    bound_now = bind(now)
+    rows = []
+    for job_id, pointer in pointers:
+        due = kept.get(job_id)
+        if due is None:
+            if pointer.execute_after is not None:
+                due = times.point(pointer.execute_after)
+            elif pointer.delay is not None:
+                due = now + times.span(pointer.delay)
+            else:
+                due = now
+        rows.append(
+            {
+                "job_id": job_id,
+                "queue": pointer.queue,
+                "priority": pointer.priority,
+                "execution_id": pointer.execution_id,
+                "execute_after": bind(due),
+                "now": bound_now,
+            }
+        )
+    return rows
+
+
+def kept_due_ids(pointers: Iterable[tuple[int, QueuePointer]]) -> list[int]:
+    """The jobs whose existing queue entry keeps its due time (``queue_due_many`` reads them)."""
+    return sorted(job_id for job_id, pointer in pointers if pointer.keep_due)
+
+
+def continuation_links(rows: Iterable[Row]) -> tuple[ContinuationLink, ...]:
+    """Continuation links from ``(parent_id, child_id, fired_state)`` rows."""
+    return tuple(
+        ContinuationLink(int(parent_id), int(child_id), fired_state) for parent_id, child_id, fired_state in rows
+    )
+
+
+# ----------------------------------------------------------------------------- inserting jobs
+
+
+@dataclass(slots=True)
+class InsertWrites:
+    """The rows that go with inserted jobs: their states, properties, queue entries and links to
+    the parents they wait for."""
+
+    states: list[dict[str, Any]]
+    properties: list[dict[str, Any]]
+    pointers: list[dict[str, Any]]
+    links: list[dict[str, Any]]
+
+
+def insert_writes(ids: Sequence[int], params: Sequence[JobInsert], now: Any, times: Times) -> InsertWrites:
+    """The rows to write for jobs just inserted as ``ids`` (in the order of ``params``)."""
+    encode = times.encode
+    bound_now = times.bind(now)
+    pairs = list(zip(ids, params, strict=True))
+    enqueue = [(job_id, job.enqueue) for job_id, job in pairs if job.enqueue is not None]
+    return InsertWrites(
+        states=[state_params(job_id, state, encode) for job_id, job in pairs for state in job.states],
+        properties=[property_params(job_id, prop, encode) for job_id, job in pairs for prop in job.properties],
+        pointers=queue_rows(enqueue, now, {}, times),
+        links=[
+            {"parent_id": job.awaiting_parent, "child_id": job_id, "now": bound_now}
+            for job_id, job in pairs
+            if job.awaiting_parent is not None
+        ],
+    )
+
+
+# ----------------------------------------------------------------------------- saving locked jobs
+
+
+def fence_outcome(row: Sequence[Any] | None, update: JobUpdate, cutoff: Any) -> UpdateOutcome:
+    """Whether a save may apply, from the job's ``(execution_id, locked_by, lock_heartbeat)``: the
+    heartbeat (in the backend's time unit) must not be older than ``cutoff`` (database clock minus
+    the save's lock timeout)."""
+    if row is None:
+        return UpdateOutcome.NOT_FOUND
+    execution_id, locked_by, heartbeat = row
+    if locked_by != update.holder:
+        return UpdateOutcome.LOCK_LOST
+    if execution_id != update.expected_execution_id:
+        return UpdateOutcome.EXECUTION_CHANGED
+    if heartbeat is None or heartbeat < cutoff:
+        return UpdateOutcome.LOCK_EXPIRED
+    return UpdateOutcome.SAVED
+
+
+def fence_saves(
+    params: Sequence[JobUpdate], fence: Mapping[int, Row], now: Any, span: Callable[[timedelta], Any]
+) -> tuple[list[UpdateOutcome], list[JobUpdate]]:
+    """Each save's outcome, from the fence rows ``{job id: (execution_id, locked_by,
+    lock_heartbeat)}`` read with the jobs locked, and the saves that passed (in order)."""
+    outcomes = [fence_outcome(fence.get(update.job_id), update, now - span(update.lock_timeout)) for update in params]
+    saved = [update for update, outcome in zip(params, outcomes, strict=True) if outcome is UpdateOutcome.SAVED]
+    return outcomes, saved
+
+
+@dataclass(slots=True)
+class SaveWrites:
+    """What the saves that passed their fence write, as bound parameters.
+
+    ``enqueue`` holds the new queue entries as ``(job id, entry)``: their rows need the due times
+    that entries which keep theirs have now (:func:`kept_due_ids`, then :func:`queue_rows`).
+    ``changed`` (jobs with a new state: their waiting children are read) and ``released`` (jobs
+    whose lock is released: the continuations that fired meanwhile are read) go to
+    ``continuation_links_many``.
+    """
+
+    updates: list[dict[str, Any]]
+    states: list[dict[str, Any]]
+    properties: list[dict[str, Any]]
+    removed: list[dict[str, Any]]
+    enqueue: list[tuple[int, QueuePointer]]
+    dequeued: list[int]
+    links: list[dict[str, Any]]
+    changed: list[int]
+    released: list[int]
+
+
+def _update_params(update: JobUpdate, bound_now: Any, encode: Callable[[datetime], Any]) -> dict[str, Any]:
+    """The bound parameters of ``job_update`` for one save."""
+    current = update.new_states[-1] if update.new_states else None
+    return {
+        "job_id": update.job_id,
+        "queue": update.queue,
+        "priority": update.priority,
+        "execution_id": update.execution_id,
+        "state_name": current.name if current else None,
+        "state_sequence": current.sequence if current else None,
+        "state_elected_at": encode(current.elected_at) if current else None,
+        "release_lock": update.release_lock,
+        "now": bound_now,
+    }
+
+
+def save_writes(saved: Sequence[JobUpdate], now: Any, times: Times) -> SaveWrites:
+    """The rows the saves that passed their fence write (see :class:`SaveWrites`)."""
+    encode = times.encode
+    bound_now = times.bind(now)
+    return SaveWrites(
+        updates=[_update_params(update, bound_now, encode) for update in saved],
+        states=[state_params(u.job_id, state, encode) for u in saved for state in u.new_states],
+        properties=[property_params(u.job_id, prop, encode) for u in saved for prop in u.set_properties],
+        removed=[{"job_id": u.job_id, "name": name} for u in saved for name in u.removed_properties],
+        enqueue=[(u.job_id, pointer) for u in saved if (pointer := u.enqueue) is not None],
+        dequeued=[u.job_id for u in saved if u.enqueue is None and u.dequeue],
+        links=[
+            {"parent_id": u.awaiting_parent, "child_id": u.job_id, "now": bound_now}
+            for u in saved
+            if u.awaiting_parent is not None
+        ],
+        changed=[u.job_id for u in saved if u.new_states],
+        released=[u.job_id for u in saved if u.release_lock],
+    )
+
+
+def save_results(
+    params: Sequence[JobUpdate],
+    outcomes: Sequence[UpdateOutcome],
+    found: Iterable[ContinuationLink],
+    modified_at: datetime,
+) -> list[JobUpdated]:
+    """The result of each save, with the links ``continuation_links_many`` found: a link not
+    fired is a child waiting on a job whose state changed, a fired one a parent whose trigger
+    fired while the released job was locked."""
+    children: dict[int, list[int]] = {}
+    fired: dict[int, list[ContinuationLink]] = {}
+    for link in found:
+        if link.fired_state is None:
+            children.setdefault(link.parent_id, []).append(link.child_id)
+        else:
+            fired.setdefault(link.child_id, []).append(link)
+    results: list[JobUpdated] = []
+    for update, outcome in zip(params, outcomes, strict=True):
+        if outcome is not UpdateOutcome.SAVED:
+            results.append(JobUpdated(outcome))
+            continue
+        results.append(
+            JobUpdated(
+                UpdateOutcome.SAVED,
+                modified_at=modified_at,
+                lock_heartbeat=None if update.release_lock else modified_at,
+                children=tuple(children.get(update.job_id, ())),
+                fired=tuple(fired.get(update.job_id, ())),
+            )
+        )
+    return results
+
+
+# ----------------------------------------------------------------------------- claiming
+
+
+#: claim order: priority, due time, id
+_CLAIM_ORDER = operator.itemgetter(2, 4, 0)
+
+
+class ClaimWalk:
+    """The claim's walk over its queue groups, the same on every backend.
+
+    Groups are claimed from in order, until ``limit`` jobs are claimed. A backend asks for the queues
+    of the next group (:meth:`next_queues`: each queue once, in the first group that names it) and
+    hands back the due entries it read from them (:meth:`add`), at most :attr:`remaining` per read,
+    as rows ``(job_id, queue, priority, execution_id, execute_after, enqueued_at, the job's current
+    execution_id, ...)``. They are taken best first (priority, due time, id); an entry whose execution
+    id is stale (not the job's) is taken too, to be deleted, but not claimed.
+    """
+
+    __slots__ = ("_decode", "_groups", "_limit", "_seen", "claimed", "taken")
+
+    def __init__(self, params: QueueClaim, decode: Callable[[Any], datetime]) -> None:
+        self._groups: Iterator[tuple[str, ...]] = iter(params.groups)
+        self._limit = params.limit
+        self._seen: set[str] = set()
+        self._decode = decode
+        #: the entries claimed so far, best first per group
+        self.claimed: list[ClaimedJob] = []
+        #: the job ids of every entry taken (claimed or stale): their queue entries are deleted
+        self.taken: list[int] = []
+
+    @property
+    def remaining(self) -> int:
+        return self._limit - len(self.claimed)
+
+    def next_queues(self) -> list[str] | None:
+        """The queues of the next group not seen in an earlier one; None when the walk is done."""
+        while self.remaining > 0:
+            group = next(self._groups, None)
+            if group is None:
+                return None
+            queues = [queue for queue in dict.fromkeys(group) if queue not in self._seen]
+            self._seen.update(queues)
+            if queues:
+                return queues
+        return None
+
+    def add(self, rows: list[tuple[Any, ...]]) -> None:
+        """Take the entries read for the current group, best first, until the limit is reached."""
+        rows.sort(key=_CLAIM_ORDER)
+        decode, claimed, taken, limit = self._decode, self.claimed, self.taken, self._limit
+        for row in rows:
+            if len(claimed) >= limit:
+                break
+            job_id = row[0]
+            taken.append(job_id)
+            if row[3] == row[6]:
+                claimed.append(ClaimedJob(job_id, row[1], row[2], row[3], decode(row[4]), decode(row[5])))
+
+
+# ----------------------------------------------------------------------------- records
+
+
+def job_records(
+    state_rows: Iterable[Row],
+    property_rows: Iterable[Row],
+    rows: Iterable[Row],
+    acquired: set[int],
+    decode: Callable[[Any], datetime],
+) -> dict[int, JobRecord]:
+    """Full records by id, from ``job_state_select_many``, ``job_property_select_many`` and
+    ``job_select_many`` rows; ``acquired``: the jobs whose lock the reader has just taken."""
+    states: dict[int, list[StateRow]] = {}
+    for job_id, sequence, name, elected_at, reason, fields in state_rows:
+        states.setdefault(job_id, []).append(StateRow(sequence, name, decode(elected_at), reason, fields))
+    properties: dict[int, list[PropertyRow]] = {}
+    for row in property_rows:
+        properties.setdefault(row[0], []).append(property_from_row(row[1:], decode))
+    records: dict[int, JobRecord] = {}
+    for row in rows:
+        (
+            job_id,
+            queue,
+            priority,
+            execution_id,
+            invocation,
+            middleware,
+            created_at,
+            modified_at,
+            locked_by,
+            locked_at,
+            heartbeat,
+        ) = row
+        records[job_id] = JobRecord(
+            id=job_id,
+            queue=queue,
+            priority=priority,
+            execution_id=execution_id,
+            invocation=invocation,
+            middleware=middleware,
+            created_at=decode(created_at),
+            modified_at=decode(modified_at),
+            locked_by=locked_by,
+            locked_at=decode(locked_at) if locked_at is not None else None,
+            lock_heartbeat=decode(heartbeat) if heartbeat is not None else None,
+            states=tuple(states.get(job_id, ())),
+            properties=tuple(properties.get(job_id, ())),
+            lock_acquired=job_id in acquired,
+        )
+    return records
+
+
+# ----------------------------------------------------------------------------- maintenance, recurring
 
 #: table -> the named query that purges it
 PURGE_QUERIES = {

@@ -1,9 +1,10 @@
 """Named SQL queries and numbered migrations, read from each dialect's ``.sql`` files.
 
 A query file holds blocks introduced by ``-- name: <query_name>``; every dialect defines the same
-names (a test checks it). Table names are written ``"{p}job"`` (quoted in the dialect's way) and
-``{p}`` is replaced by the environment's validated table prefix; nothing else is ever formatted
-into SQL. Values are always bound parameters, written ``:name``.
+names, so an operation uses the same queries on every backend (a test checks it, and lists the few
+that only some dialects need, each with its reason). Table names are written ``"{p}job"`` (quoted
+in the dialect's way) and ``{p}`` is replaced by the environment's validated table prefix; nothing
+else is ever formatted into SQL. Values are always bound parameters, written ``:name``.
 
 Migrations are files ``migrations/NNNN_description.sql``; statements end with ``;`` at the end of
 a line.

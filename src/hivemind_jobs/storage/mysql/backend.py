@@ -28,6 +28,7 @@ from hivemind_jobs.core.limits import Limits, utf8_size
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import MYSQL
 from hivemind_jobs.storage.protocol import Capabilities
+from hivemind_jobs.storage.rows import Times, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -84,6 +85,13 @@ class _MigrationCursor(_Cursor):
             _log.debug("MySQL migration note: %s", warning[-1])
 
 
+def _naive_utc(value: datetime) -> datetime:
+    """An aware datetime as the naive UTC value a DATETIME column holds (the session runs in UTC)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
 _DUPLICATE_KEY = 1062  # ER_DUP_ENTRY
 _PACKET_TOO_LARGE = 1153  # ER_NET_PACKET_TOO_LARGE
 #: server gone away / lost connection: what a server that dropped an oversized packet looks like
@@ -99,6 +107,7 @@ class _MySQLConnection(Connection):
 
     __slots__ = ("driver", "raw")
     dialect = MYSQL
+    times = Times(point=same, span=same, bind=_naive_utc, encode=_naive_utc)
 
     def __init__(self, raw: aiomysql.Connection, driver: _MySQLDriver) -> None:
         self.raw = raw
@@ -218,9 +227,7 @@ class _MySQLConnection(Connection):
         return value.replace(tzinfo=UTC)
 
     def bind_dt(self, value: datetime) -> Any:
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return value
+        return _naive_utc(value)
 
 
 _UNKNOWN_VARIABLE = 1193  # ER_UNKNOWN_SYSTEM_VARIABLE
@@ -260,9 +267,7 @@ class _MySQLBlockingSession(BlockingSession):
         return value.replace(tzinfo=UTC)
 
     def bind_dt(self, value: datetime) -> Any:
-        if value.tzinfo is not None:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        return value
+        return _naive_utc(value)
 
 
 class _MySQLDriver(Driver):

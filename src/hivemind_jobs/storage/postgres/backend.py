@@ -33,6 +33,7 @@ from typing import Any
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
 from hivemind_jobs.storage.protocol import Capabilities
+from hivemind_jobs.storage.rows import Times, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -99,6 +100,7 @@ def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 class _PgConnection(Connection):
     __slots__ = ("channel", "raw")
     dialect = POSTGRES
+    times = Times(point=same, span=same, bind=same, encode=same)
 
     def __init__(self, raw: psycopg.AsyncConnection[Any], channel: str) -> None:
         self.raw = raw

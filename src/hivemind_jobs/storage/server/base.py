@@ -28,62 +28,23 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from datetime import datetime
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, SchemaError, StorageError, TransactionError
+from hivemind_jobs.storage.binding import IsFinal
 from hivemind_jobs.storage.dialect import Dialect
 from hivemind_jobs.storage.protocol import (
     Capabilities,
-    ClaimedJob,
-    ColonyRecord,
-    ColonyUpsert,
-    ContinuationLink,
-    ContinuationMark,
-    DaemonLogList,
-    DaemonLogRecord,
-    DaemonLogRow,
-    JobActionInsert,
-    JobActionList,
-    JobActionRecord,
-    JobDataGet,
-    JobDataSet,
-    JobGet,
     JobHeartbeat,
-    JobInsert,
-    JobInserted,
-    JobLockRelease,
-    JobLockReleased,
-    JobLockTakeover,
-    JobLogList,
-    JobLogRecord,
-    JobLogRow,
-    JobPurge,
-    JobQueues,
-    JobRecord,
-    JobSearch,
-    JobUpdate,
-    JobUpdated,
-    LeaseAcquire,
     LockRenewer,
-    LogPurge,
-    OccurrenceInsert,
-    QueueClaim,
-    QueueStat,
-    RecurringEventList,
-    RecurringEventPrune,
-    RecurringEventRecord,
-    RecurringEventRow,
-    RecurringGet,
-    RecurringList,
-    RecurringRecord,
-    RecurringWrite,
     SchemaStatus,
     StorageInfo,
     Transaction,
 )
+from hivemind_jobs.storage.rows import Times
 from hivemind_jobs.storage.server import operations as ops
 from hivemind_jobs.storage.sql import (
     IDENTIFIER_LIMITS,
@@ -98,9 +59,6 @@ from hivemind_jobs.storage.sql import (
     to_pyformat,
 )
 from hivemind_jobs.storage.url import redact_url
-
-if TYPE_CHECKING:
-    from hivemind_jobs.query.conditions import Condition
 
 __all__ = [
     "BlockingSession",
@@ -195,6 +153,8 @@ class Connection(abc.ABC):
 
     #: the SQL dialect compiled queries are written in
     dialect: ClassVar[Dialect]
+    #: how the operations handle time: clock values are aware datetimes, bound as :meth:`bind_dt` does
+    times: ClassVar[Times]
 
     @abc.abstractmethod
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]: ...
@@ -703,8 +663,9 @@ def _names(migrations: Sequence[Migration]) -> tuple[str, ...]:
     return tuple(f"{migration.version:04d}_{migration.name}" for migration in migrations)
 
 
-class ServerTransaction:
-    """The operations of :class:`~hivemind_jobs.storage.protocol.Transaction` on a server database."""
+class ServerTransaction(ops.ServerOperations):
+    """The operations of :class:`~hivemind_jobs.storage.protocol.Transaction` on a server database
+    (bound in :mod:`~hivemind_jobs.storage.server.operations`)."""
 
     def __init__(self, storage: ServerStorage, *, external: Any = None) -> None:
         self._storage = storage
@@ -738,7 +699,7 @@ class ServerTransaction:
         if raw is not None and not self._external:
             await self._driver.release(raw, discard=discard)
 
-    async def _run(self, operation: Callable[..., Awaitable[R]], *args: Any) -> R:
+    async def _run(self, function: Callable[..., Awaitable[R]], params: Any, final: IsFinal) -> R:
         if self._finished:
             raise TransactionError("the transaction has already been committed or rolled back")
         first = not self._used
@@ -747,7 +708,7 @@ class ServerTransaction:
         while True:
             try:
                 connection = await self._connect()
-                return await operation(connection, self._queries, *args)
+                return await function(connection, self._queries, params)
             except BaseException as error:
                 if not isinstance(error, Exception):
                     # cancelled mid-statement: the connection's protocol state is unknown, so it is
@@ -811,130 +772,3 @@ class ServerTransaction:
             await self._drop_connection(discard=True)
             raise
         await self._drop_connection(discard=self._driver.connection_lost(self._raw))
-
-    # ------------------------------------------------------------------ operations
-    async def job_insert(self, params: Sequence[JobInsert]) -> list[JobInserted]:
-        return await self._run(ops.job_insert, list(params))
-
-    async def job_get(self, params: JobGet) -> JobRecord | None:
-        return await self._run(ops.job_get, params)
-
-    async def job_get_many(self, params: Sequence[int]) -> list[JobRecord]:
-        return await self._run(ops.job_get_many, list(params))
-
-    async def job_update(self, params: JobUpdate) -> JobUpdated:
-        return (await self._run(ops.job_update_many, [params]))[0]
-
-    async def job_update_many(self, params: Sequence[JobUpdate]) -> list[JobUpdated]:
-        return await self._run(ops.job_update_many, list(params))
-
-    async def job_lock_takeover(self, params: JobLockTakeover) -> list[int]:
-        return await self._run(ops.job_lock_takeover, params)
-
-    async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased:
-        return await self._run(ops.job_lock_release, params)
-
-    async def job_heartbeat(self, params: JobHeartbeat) -> frozenset[int]:
-        return await self._run(ops.job_heartbeat, params)
-
-    async def job_state_counts(self) -> dict[str, int]:
-        return await self._run(ops.job_state_counts)
-
-    async def job_search(self, params: JobSearch) -> list[JobRecord]:
-        return await self._run(ops.job_search, params)
-
-    async def job_count(self, params: Condition | None) -> int:
-        return await self._run(ops.job_count, params)
-
-    async def job_queues(self, params: JobQueues) -> list[str]:
-        return await self._run(ops.job_queues, params)
-
-    async def job_data_get(self, params: JobDataGet) -> str | None:
-        return await self._run(ops.job_data_get, params)
-
-    async def job_data_set(self, params: JobDataSet) -> bool:
-        return await self._run(ops.job_data_set, params)
-
-    async def job_log_insert(self, params: Sequence[JobLogRow]) -> int:
-        return await self._run(ops.job_log_insert, list(params))
-
-    async def job_log_list(self, params: JobLogList) -> list[JobLogRecord]:
-        return await self._run(ops.job_log_list, params)
-
-    async def job_action_insert(self, params: JobActionInsert) -> int:
-        return await self._run(ops.job_action_insert, params)
-
-    async def job_action_list(self, params: JobActionList) -> list[JobActionRecord]:
-        return await self._run(ops.job_action_list, params)
-
-    async def job_action_delete(self, params: Sequence[int]) -> int:
-        return await self._run(ops.job_action_delete, list(params))
-
-    async def continuation_list(self, params: int) -> list[ContinuationLink]:
-        return await self._run(ops.continuation_list, params)
-
-    async def continuation_mark(self, params: Sequence[ContinuationMark]) -> None:
-        await self._run(ops.continuation_mark, list(params))
-
-    async def queue_claim(self, params: QueueClaim) -> list[ClaimedJob]:
-        return await self._run(ops.queue_claim, params)
-
-    async def queue_stats(self) -> list[QueueStat]:
-        return await self._run(ops.queue_stats)
-
-    async def colony_upsert(self, params: ColonyUpsert) -> ColonyRecord:
-        return await self._run(ops.colony_upsert, params)
-
-    async def colony_get(self, params: str) -> ColonyRecord | None:
-        return await self._run(ops.colony_get, params)
-
-    async def colony_list(self) -> list[ColonyRecord]:
-        return await self._run(ops.colony_list)
-
-    async def colony_delete(self, params: Sequence[str]) -> int:
-        return await self._run(ops.colony_delete, list(params))
-
-    async def colony_delete_stale(self, params: timedelta) -> list[str]:
-        return await self._run(ops.colony_delete_stale, params)
-
-    async def daemon_log_insert(self, params: Sequence[DaemonLogRow]) -> int:
-        return await self._run(ops.daemon_log_insert, list(params))
-
-    async def daemon_log_list(self, params: DaemonLogList) -> list[DaemonLogRecord]:
-        return await self._run(ops.daemon_log_list, params)
-
-    async def recurring_get(self, params: RecurringGet) -> RecurringRecord | None:
-        return await self._run(ops.recurring_get, params)
-
-    async def recurring_list(self, params: RecurringList) -> list[RecurringRecord]:
-        return await self._run(ops.recurring_list, params)
-
-    async def recurring_write(self, params: RecurringWrite) -> bool:
-        return await self._run(ops.recurring_write, params)
-
-    async def recurring_delete(self, params: str) -> bool:
-        return await self._run(ops.recurring_delete, params)
-
-    async def occurrence_insert(self, params: OccurrenceInsert) -> bool:
-        return await self._run(ops.occurrence_insert, params)
-
-    async def recurring_event_insert(self, params: Sequence[RecurringEventRow]) -> int:
-        return await self._run(ops.recurring_event_insert, list(params))
-
-    async def recurring_event_list(self, params: RecurringEventList) -> list[RecurringEventRecord]:
-        return await self._run(ops.recurring_event_list, params)
-
-    async def recurring_event_prune(self, params: RecurringEventPrune) -> int:
-        return await self._run(ops.recurring_event_prune, params)
-
-    async def job_purge(self, params: JobPurge) -> int:
-        return await self._run(ops.job_purge, params)
-
-    async def log_purge(self, params: LogPurge) -> int:
-        return await self._run(ops.log_purge, params)
-
-    async def lease_acquire(self, params: LeaseAcquire) -> bool:
-        return await self._run(ops.lease_acquire, params)
-
-    async def clock_now(self) -> datetime:
-        return await self._run(ops.clock_now)

@@ -5,6 +5,9 @@ always the database clock: read by the operation's first statement (or by ``cloc
 into the statements that follow, so a batch gets one consistent time. Rows a decision depends on
 (fences, heartbeats, takeovers) are read ``FOR UPDATE`` in id order, so concurrent colonies
 serialize on them without deadlocking, and the claim skips rows other transactions hold.
+
+:class:`ServerOperations` binds every function to the transaction class (see
+:mod:`hivemind_jobs.storage.binding`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from hivemind_jobs.query.conditions import Condition
+from hivemind_jobs.storage import params as p
+from hivemind_jobs.storage.binding import BoundOperations, async_operation
 from hivemind_jobs.storage.compiler import (
     Compiled,
     Tables,
@@ -22,70 +27,30 @@ from hivemind_jobs.storage.compiler import (
     compile_lock,
     compile_queues,
 )
-from hivemind_jobs.storage.protocol import (
-    ClaimedJob,
-    ColonyRecord,
-    ColonyUpsert,
-    ContinuationLink,
-    ContinuationMark,
-    DaemonLogList,
-    DaemonLogRecord,
-    DaemonLogRow,
-    JobActionInsert,
-    JobActionList,
-    JobActionRecord,
-    JobDataGet,
-    JobDataSet,
-    JobGet,
-    JobHeartbeat,
-    JobInsert,
-    JobInserted,
-    JobLockRelease,
-    JobLockReleased,
-    JobLockTakeover,
-    JobLogList,
-    JobLogRecord,
-    JobLogRow,
-    JobPurge,
-    JobQueues,
-    JobRecord,
-    JobSearch,
-    JobUpdate,
-    JobUpdated,
-    LeaseAcquire,
-    LogPurge,
-    OccurrenceInsert,
-    PropertyRow,
-    QueueClaim,
-    QueuePointer,
-    QueueStat,
-    RecurringEventList,
-    RecurringEventPrune,
-    RecurringEventRecord,
-    RecurringEventRow,
-    RecurringGet,
-    RecurringList,
-    RecurringRecord,
-    RecurringWrite,
-    StateRow,
-    UpdateOutcome,
-)
 from hivemind_jobs.storage.rows import (
+    ClaimWalk,
+    continuation_links,
     event_list_params,
     event_params,
-    fence_outcome,
+    fence_saves,
+    insert_writes,
+    job_records,
+    job_rows,
+    kept_due_ids,
     occurrence_params,
-    property_from_row,
-    property_params,
     purge_query,
+    queue_rows,
     recurring_write_params,
-    state_params,
+    same,
+    save_results,
+    save_writes,
 )
 from hivemind_jobs.storage.sql import SQL, QueryBook, to_pyformat
 
 if TYPE_CHECKING:
     from datetime import timedelta
 
+    from hivemind_jobs.storage.protocol import Operations
     from hivemind_jobs.storage.server.base import Connection
 
 Queries = Mapping[str, SQL]
@@ -99,56 +64,13 @@ async def clock_now(c: Connection, q: Queries) -> datetime:
 # ----------------------------------------------------------------------------- conversions
 
 
-def _state_params(c: Connection, job_id: int, state: StateRow) -> dict[str, Any]:
-    return state_params(job_id, state, c.bind_dt)
-
-
-def _property_params(c: Connection, job_id: int, row: PropertyRow) -> dict[str, Any]:
-    return property_params(job_id, row, c.bind_dt)
-
-
-def _property_from_row(c: Connection, row: Sequence[Any]) -> PropertyRow:
-    return property_from_row(row, c.dt)
-
-
-def _due(pointer: QueuePointer, now: datetime, kept: datetime | None) -> datetime:
-    """When a queue entry is due; ``now`` is the database clock this operation read, so a relative
-    delay is measured on the database's clock and the writer's clock plays no part."""
-    if kept is not None:
-        return kept
-    if pointer.execute_after is not None:
-        return pointer.execute_after
-    if pointer.delay is not None:
-        return now + pointer.delay
-    return now
-
-
-def _queue_params(
-    c: Connection, job_id: int, pointer: QueuePointer, now: datetime, kept: datetime | None = None
-) -> dict[str, Any]:
-    return {
-        "job_id": job_id,
-        "queue": pointer.queue,
-        "priority": pointer.priority,
-        "execution_id": pointer.execution_id,
-        "execute_after": c.bind_dt(_due(pointer, now, kept)),
-        "now": c.bind_dt(now),
-    }
-
-
-async def _kept_due(c: Connection, q: Queries, pointers: Sequence[tuple[int, QueuePointer]]) -> dict[int, datetime]:
+async def _kept_due(c: Connection, q: Queries, pointers: Sequence[tuple[int, p.QueuePointer]]) -> dict[int, datetime]:
     """The due times of existing entries that ``keep_due`` pointers keep (one read, only when asked)."""
-    ids = sorted(job_id for job_id, pointer in pointers if pointer.keep_due)
+    ids = kept_due_ids(pointers)
     if not ids:
         return {}
     rows = await c.fetchall(q["queue_due_many"], {"job_ids": ids})
     return {int(job_id): c.dt(execute_after) for job_id, execute_after in rows}
-
-
-def _links(rows: Sequence[Sequence[Any]]) -> tuple[ContinuationLink, ...]:
-    return tuple(
-        ContinuationLink(int(parent_id), int(child_id), fired_state) for parent_id, child_id, fired_state in rows
-    )
 
 
 def _opt(c: Connection, value: datetime | None) -> datetime | None:
@@ -158,49 +80,23 @@ def _opt(c: Connection, value: datetime | None) -> datetime | None:
 # ----------------------------------------------------------------------------- jobs
 
 
-async def job_insert(c: Connection, q: Queries, params: Sequence[JobInsert]) -> list[JobInserted]:
+async def job_insert(c: Connection, q: Queries, params: Sequence[p.JobInsert]) -> list[p.JobInserted]:
     if not params:
         return []
     now = await clock_now(c, q)
-    bound_now = c.bind_dt(now)
-    ids = await c.insert_jobs(
-        q,
-        [
-            {
-                "queue": job.queue,
-                "priority": job.priority,
-                "execution_id": job.execution_id,
-                "state_name": job.states[-1].name,
-                "state_sequence": job.states[-1].sequence,
-                "state_elected_at": c.bind_dt(job.states[-1].elected_at),
-                "invocation": job.invocation,
-                "middleware": job.middleware,
-                "lock_owner": job.lock_owner,
-                "locked_at": bound_now if job.lock_owner is not None else None,
-                "now": bound_now,
-            }
-            for job in params
-        ],
-    )
-    pairs = list(zip(ids, params, strict=True))
-    states = [_state_params(c, job_id, state) for job_id, job in pairs for state in job.states]
-    properties = [_property_params(c, job_id, prop) for job_id, job in pairs for prop in job.properties]
-    pointers = [_queue_params(c, job_id, job.enqueue, now) for job_id, job in pairs if job.enqueue is not None]
-    links = [
-        {"parent_id": job.awaiting_parent, "child_id": job_id, "now": bound_now}
-        for job_id, job in pairs
-        if job.awaiting_parent is not None
-    ]
+    times = c.times
+    ids = await c.insert_jobs(q, job_rows(params, times.bind(now), times.encode))
+    writes = insert_writes(ids, params, now, times)
     async with c.pipeline():
-        await c.write_rows(q, "job_state_insert", states)
-        if properties:
-            await c.write_rows(q, "job_property_upsert", properties)
-        if pointers:
-            await c.write_rows(q, "queue_upsert", pointers)
-            await c.notify(q, [pointer["job_id"] for pointer in pointers])
-        if links:
-            await c.executemany(q["continuation_insert"], links)
-    return [JobInserted(job_id, now) for job_id in ids]
+        await c.write_rows(q, "job_state_insert", writes.states)
+        if writes.properties:
+            await c.write_rows(q, "job_property_upsert", writes.properties)
+        if writes.pointers:
+            await c.write_rows(q, "queue_upsert", writes.pointers)
+            await c.notify(q, [pointer["job_id"] for pointer in writes.pointers])
+        if writes.links:
+            await c.executemany(q["continuation_insert"], writes.links)
+    return [p.JobInserted(job_id, now) for job_id in ids]
 
 
 async def _records(
@@ -210,56 +106,19 @@ async def _records(
     acquired: set[int],
     *,
     writes: Sequence[tuple[SQL, dict[str, Any]]] = (),
-) -> dict[int, JobRecord]:
+) -> dict[int, p.JobRecord]:
     """Full records of the jobs ``ids`` (three statements whatever the count), after ``writes``."""
     if not ids:
         return {}
     key = {"job_ids": list(ids)}
-    state_rows, property_rows, job_rows = await c.fetch_each(
+    state_rows, property_rows, rows = await c.fetch_each(
         [(q["job_state_select_many"], key), (q["job_property_select_many"], key), (q["job_select_many"], key)],
         writes=writes,
     )
-    states: dict[int, list[StateRow]] = {}
-    for job_id, sequence, name, elected_at, reason, fields in state_rows:
-        states.setdefault(job_id, []).append(StateRow(sequence, name, c.dt(elected_at), reason, fields))
-    properties: dict[int, list[PropertyRow]] = {}
-    for row in property_rows:
-        properties.setdefault(row[0], []).append(_property_from_row(c, row[1:]))
-    records: dict[int, JobRecord] = {}
-    for row in job_rows:
-        (
-            job_id,
-            queue,
-            priority,
-            execution_id,
-            invocation,
-            middleware,
-            created_at,
-            modified_at,
-            locked_by,
-            locked_at,
-            heartbeat,
-        ) = row
-        records[job_id] = JobRecord(
-            id=job_id,
-            queue=queue,
-            priority=priority,
-            execution_id=execution_id,
-            invocation=invocation,
-            middleware=middleware,
-            created_at=c.dt(created_at),
-            modified_at=c.dt(modified_at),
-            locked_by=locked_by,
-            locked_at=_opt(c, locked_at),
-            lock_heartbeat=_opt(c, heartbeat),
-            states=tuple(states.get(job_id, ())),
-            properties=tuple(properties.get(job_id, ())),
-            lock_acquired=job_id in acquired,
-        )
-    return records
+    return job_records(state_rows, property_rows, rows, acquired, c.dt)
 
 
-async def job_get(c: Connection, q: Queries, params: JobGet) -> JobRecord | None:
+async def job_get(c: Connection, q: Queries, params: p.JobGet) -> p.JobRecord | None:
     acquired: set[int] = set()
     if params.lock_requester is not None:
         now = await clock_now(c, q)
@@ -273,107 +132,65 @@ async def job_get(c: Connection, q: Queries, params: JobGet) -> JobRecord | None
     return (await _records(c, q, [params.job_id], acquired)).get(params.job_id)
 
 
-async def job_get_many(c: Connection, q: Queries, params: Sequence[int]) -> list[JobRecord]:
+async def job_get_many(c: Connection, q: Queries, params: Sequence[int]) -> list[p.JobRecord]:
     records = await _records(c, q, params, set())
     return [records[job_id] for job_id in params if job_id in records]
 
 
-async def job_update_many(c: Connection, q: Queries, params: Sequence[JobUpdate]) -> list[JobUpdated]:
+async def job_update_many(c: Connection, q: Queries, params: Sequence[p.JobUpdate]) -> list[p.JobUpdated]:
     ids = [update.job_id for update in params]
     if len(set(ids)) != len(ids):  # the same job twice: each save sees the one before it
         return [(await _update_batch(c, q, [update]))[0] for update in params]
     return await _update_batch(c, q, params)
 
 
-async def _update_batch(c: Connection, q: Queries, params: Sequence[JobUpdate]) -> list[JobUpdated]:
+async def job_update(c: Connection, q: Queries, params: p.JobUpdate) -> p.JobUpdated:
+    return (await job_update_many(c, q, [params]))[0]
+
+
+async def _update_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]) -> list[p.JobUpdated]:
     """Fenced saves of distinct jobs: the fences are read with the rows locked (in id order), so
     every save that passed its fence applies."""
     if not params:
         return []
     fence_rows = await c.fetchall(q["job_fence_check_many"], {"job_ids": sorted(update.job_id for update in params)})
-    if fence_rows:
-        now = c.dt(fence_rows[0][4])
-    else:
-        return [JobUpdated(UpdateOutcome.NOT_FOUND) for _ in params]
-    rows = {job_id: (execution, holder, _opt(c, heartbeat)) for job_id, execution, holder, heartbeat, _ in fence_rows}
-    outcomes = [fence_outcome(rows.get(u.job_id), u, now - u.lock_timeout) for u in params]
-    saved = [update for update, outcome in zip(params, outcomes, strict=True) if outcome is UpdateOutcome.SAVED]
-    bound_now = c.bind_dt(now)
-    states = [_state_params(c, u.job_id, state) for u in saved for state in u.new_states]
-    properties = [_property_params(c, u.job_id, prop) for u in saved for prop in u.set_properties]
-    removed = [{"job_id": u.job_id, "name": name} for u in saved for name in u.removed_properties]
-    enqueue = [(u.job_id, p) for u in saved if (p := u.enqueue) is not None]
-    kept = await _kept_due(c, q, enqueue)
-    pointers = [_queue_params(c, job_id, p, now, kept.get(job_id)) for job_id, p in enqueue]
-    dequeued = [u.job_id for u in saved if u.enqueue is None and u.dequeue]
-    links = [
-        {"parent_id": u.awaiting_parent, "child_id": u.job_id, "now": bound_now}
-        for u in saved
-        if u.awaiting_parent is not None
-    ]
+    if not fence_rows:
+        return [p.JobUpdated(p.UpdateOutcome.NOT_FOUND) for _ in params]
+    now = c.dt(fence_rows[0][4])
+    fence = {job_id: (execution, holder, _opt(c, heartbeat)) for job_id, execution, holder, heartbeat, _ in fence_rows}
+    outcomes, saved = fence_saves(params, fence, now, same)
+    times = c.times
+    writes = save_writes(saved, now, times)
+    pointers = queue_rows(writes.enqueue, now, await _kept_due(c, q, writes.enqueue), times)
     async with c.pipeline():  # every write of the batch in one round trip where the driver can
-        if saved:
-            await c.write_rows(q, "job_update", [_update_params(c, update, bound_now) for update in saved])
-        if states:
-            await c.write_rows(q, "job_state_insert", states)
-        if properties:
-            await c.write_rows(q, "job_property_upsert", properties)
-        if removed:
-            await c.executemany(q["job_property_delete"], removed)
+        if writes.updates:
+            await c.write_rows(q, "job_update", writes.updates)
+        if writes.states:
+            await c.write_rows(q, "job_state_insert", writes.states)
+        if writes.properties:
+            await c.write_rows(q, "job_property_upsert", writes.properties)
+        if writes.removed:
+            await c.executemany(q["job_property_delete"], writes.removed)
         if pointers:
             await c.write_rows(q, "queue_upsert", pointers)
             await c.notify(q, [pointer["job_id"] for pointer in pointers])
-        if dequeued:
-            await c.execute(q["queue_take"], {"job_ids": dequeued})
-        if links:
-            await c.executemany(q["continuation_insert"], links)
-    changed = [u.job_id for u in saved if u.new_states]
-    released = [u.job_id for u in saved if u.release_lock]
-    children: dict[int, list[int]] = {}
-    fired: dict[int, list[ContinuationLink]] = {}
-    if changed or released:
+        if writes.dequeued:
+            await c.execute(q["queue_take"], {"job_ids": writes.dequeued})
+        if writes.links:
+            await c.executemany(q["continuation_insert"], writes.links)
+    found: tuple[p.ContinuationLink, ...] = ()
+    if writes.changed or writes.released:
         # one query for both: children waiting on changed jobs, fired parents of released ones
-        link_rows = await c.fetchall(
-            q["continuation_links_many"], {"changed_ids": changed or [0], "released_ids": released or [0]}
-        )
-        for link in _links(link_rows):
-            if link.fired_state is None:
-                children.setdefault(link.parent_id, []).append(link.child_id)
-            else:
-                fired.setdefault(link.child_id, []).append(link)
-    results: list[JobUpdated] = []
-    for update, outcome in zip(params, outcomes, strict=True):
-        if outcome is not UpdateOutcome.SAVED:
-            results.append(JobUpdated(outcome))
-            continue
-        results.append(
-            JobUpdated(
-                UpdateOutcome.SAVED,
-                modified_at=now,
-                lock_heartbeat=None if update.release_lock else now,
-                children=tuple(children.get(update.job_id, ())),
-                fired=tuple(fired.get(update.job_id, ())),
+        found = continuation_links(
+            await c.fetchall(
+                q["continuation_links_many"],
+                {"changed_ids": writes.changed or [0], "released_ids": writes.released or [0]},
             )
         )
-    return results
+    return save_results(params, outcomes, found, now)
 
 
-def _update_params(c: Connection, params: JobUpdate, now: Any) -> dict[str, Any]:
-    current = params.new_states[-1] if params.new_states else None
-    return {
-        "job_id": params.job_id,
-        "queue": params.queue,
-        "priority": params.priority,
-        "execution_id": params.execution_id,
-        "state_name": current.name if current else None,
-        "state_sequence": current.sequence if current else None,
-        "state_elected_at": c.bind_dt(current.elected_at) if current else None,
-        "release_lock": params.release_lock,
-        "now": now,
-    }
-
-
-async def job_lock_takeover(c: Connection, q: Queries, params: JobLockTakeover) -> list[int]:
+async def job_lock_takeover(c: Connection, q: Queries, params: p.JobLockTakeover) -> list[int]:
     now = await clock_now(c, q)
     rows = await c.fetchall(
         q["job_lock_takeover_select"], {"cutoff": c.bind_dt(now - params.lock_timeout), "limit": params.limit}
@@ -386,15 +203,15 @@ async def job_lock_takeover(c: Connection, q: Queries, params: JobLockTakeover) 
     return ids
 
 
-async def job_lock_release(c: Connection, q: Queries, params: JobLockRelease) -> JobLockReleased:
+async def job_lock_release(c: Connection, q: Queries, params: p.JobLockRelease) -> p.JobLockReleased:
     matched = await c.execute(q["job_lock_release"], {"job_id": params.job_id, "holder": params.holder})
     if matched != 1:
-        return JobLockReleased(False)
-    fired = _links(await c.fetchall(q["continuation_fired_for_child"], {"child_id": params.job_id}))
-    return JobLockReleased(True, fired)
+        return p.JobLockReleased(False)
+    fired = continuation_links(await c.fetchall(q["continuation_fired_for_child"], {"child_id": params.job_id}))
+    return p.JobLockReleased(True, fired)
 
 
-async def job_heartbeat(c: Connection, q: Queries, params: JobHeartbeat) -> frozenset[int]:
+async def job_heartbeat(c: Connection, q: Queries, params: p.JobHeartbeat) -> frozenset[int]:
     if not params.job_ids:
         return frozenset()
     now = await clock_now(c, q)
@@ -425,7 +242,7 @@ def _sql(compiled: Compiled) -> SQL:
     return SQL(to_pyformat(compiled.sql))
 
 
-async def job_search(c: Connection, q: Queries, params: JobSearch) -> list[JobRecord]:
+async def job_search(c: Connection, q: Queries, params: p.JobSearch) -> list[p.JobRecord]:
     """Matching jobs in order; with a lock requester, unlocked matches are locked for it and rows
     other transactions hold are skipped (``FOR UPDATE SKIP LOCKED``)."""
     tables = _tables(q)
@@ -447,7 +264,7 @@ async def job_count(c: Connection, q: Queries, params: Condition | None) -> int:
     return int((await c.fetchall(_sql(compiled), compiled.params))[0][0])
 
 
-async def job_queues(c: Connection, q: Queries, params: JobQueues) -> list[str]:
+async def job_queues(c: Connection, q: Queries, params: p.JobQueues) -> list[str]:
     compiled = compile_queues(c.dialect, _tables(q), params.prefix, params.limit)
     return [str(row[0]) for row in await c.fetchall(_sql(compiled), compiled.params)]
 
@@ -455,12 +272,12 @@ async def job_queues(c: Connection, q: Queries, params: JobQueues) -> list[str]:
 # ----------------------------------------------------------------------------- data, logs, actions
 
 
-async def job_data_get(c: Connection, q: Queries, params: JobDataGet) -> str | None:
+async def job_data_get(c: Connection, q: Queries, params: p.JobDataGet) -> str | None:
     rows = await c.fetchall(q["job_data_select"], {"job_id": params.job_id, "name": params.name})
     return None if not rows else str(rows[0][0])
 
 
-async def job_data_set(c: Connection, q: Queries, params: JobDataSet) -> bool:
+async def job_data_set(c: Connection, q: Queries, params: p.JobDataSet) -> bool:
     if not await c.fetchall(q["job_lock_row"], {"job_id": params.job_id}):
         return False
     now = await clock_now(c, q)
@@ -471,7 +288,7 @@ async def job_data_set(c: Connection, q: Queries, params: JobDataSet) -> bool:
     return True
 
 
-async def job_log_insert(c: Connection, q: Queries, params: Sequence[JobLogRow]) -> int:
+async def job_log_insert(c: Connection, q: Queries, params: Sequence[p.JobLogRow]) -> int:
     if not params:
         return 0
     now = await clock_now(c, q)
@@ -493,18 +310,18 @@ async def job_log_insert(c: Connection, q: Queries, params: Sequence[JobLogRow])
     )
 
 
-async def job_log_list(c: Connection, q: Queries, params: JobLogList) -> list[JobLogRecord]:
+async def job_log_list(c: Connection, q: Queries, params: p.JobLogList) -> list[p.JobLogRecord]:
     rows = await c.fetchall(
         q["job_log_select"],
         {"job_id": params.job_id, "min_level": params.min_level, "after_id": params.after_id, "limit": params.limit},
     )
     return [
-        JobLogRecord(log_id, job_id, level, message, logger, exc_type, exc_message, trace, c.dt(created))
+        p.JobLogRecord(log_id, job_id, level, message, logger, exc_type, exc_message, trace, c.dt(created))
         for log_id, job_id, level, message, logger, exc_type, exc_message, trace, created in rows
     ]
 
 
-async def job_action_insert(c: Connection, q: Queries, params: JobActionInsert) -> int:
+async def job_action_insert(c: Connection, q: Queries, params: p.JobActionInsert) -> int:
     now = await clock_now(c, q)
     return await c.insert_id(
         q["job_action_insert"],
@@ -519,12 +336,12 @@ async def job_action_insert(c: Connection, q: Queries, params: JobActionInsert) 
     )
 
 
-async def job_action_list(c: Connection, q: Queries, params: JobActionList) -> list[JobActionRecord]:
+async def job_action_list(c: Connection, q: Queries, params: p.JobActionList) -> list[p.JobActionRecord]:
     if not params.job_ids:
         return []
     rows = await c.fetchall(q["job_action_select"], {"job_ids": list(params.job_ids), "limit": params.limit})
     return [
-        JobActionRecord(action_id, job_id, execution_id, kind, payload, requested_by, c.dt(created))
+        p.JobActionRecord(action_id, job_id, execution_id, kind, payload, requested_by, c.dt(created))
         for action_id, job_id, execution_id, kind, payload, requested_by, created in rows
     ]
 
@@ -535,11 +352,11 @@ async def job_action_delete(c: Connection, q: Queries, params: Sequence[int]) ->
     return await c.execute(q["job_action_delete"], {"ids": list(params)})
 
 
-async def continuation_list(c: Connection, q: Queries, job_id: int) -> list[ContinuationLink]:
-    return list(_links(await c.fetchall(q["continuation_list"], {"job_id": job_id})))
+async def continuation_list(c: Connection, q: Queries, params: int) -> list[p.ContinuationLink]:
+    return list(continuation_links(await c.fetchall(q["continuation_list"], {"job_id": params})))
 
 
-async def continuation_mark(c: Connection, q: Queries, params: Sequence[ContinuationMark]) -> None:
+async def continuation_mark(c: Connection, q: Queries, params: Sequence[p.ContinuationMark]) -> None:
     for mark in params:
         key = {"parent_id": mark.parent_id, "child_id": mark.child_id}
         if mark.delete:
@@ -551,36 +368,23 @@ async def continuation_mark(c: Connection, q: Queries, params: Sequence[Continua
 # ----------------------------------------------------------------------------- queue
 
 
-async def queue_claim(c: Connection, q: Queries, params: QueueClaim) -> list[ClaimedJob]:
-    """Per queue group: lock the best due entries (skipping rows other transactions hold and jobs
-    locked by someone); then delete them, lock their jobs for the owner and read the records, in
-    one round trip where the driver pipelines. (The groups' queues are distinct, so deferring the
-    deletes cannot claim an entry twice.)"""
-    claimed: list[ClaimedJob] = []
-    taken: list[int] = []
-    seen: set[str] = set()
+async def queue_claim(c: Connection, q: Queries, params: p.QueueClaim) -> list[p.ClaimedJob]:
+    """The claim's walk (:class:`~hivemind_jobs.storage.rows.ClaimWalk`), one read per queue group
+    that locks its best due entries (skipping rows other transactions hold and jobs locked by
+    someone); then delete them, lock their jobs for the owner and read the records, in one round
+    trip where the driver pipelines. (The groups' queues are distinct, so deferring the deletes
+    cannot claim an entry twice.)"""
+    walk = ClaimWalk(params, c.dt)
     now: Any = None
-    for group in params.groups:
-        remaining = params.limit - len(claimed)
-        if remaining <= 0:
-            break
-        queues = [queue for queue in dict.fromkeys(group) if queue not in seen]
-        seen.update(queues)
-        if not queues:
-            continue
-        rows = await c.claim_rows(q, {"queues": queues, "limit": remaining})
-        if not rows:
-            continue
-        now = rows[0][7] if now is None else now
-        taken.extend(int(row[0]) for row in rows)
-        fresh = [row for row in rows if row[3] == row[6]]
-        fresh.sort(key=lambda row: (row[2], row[4], row[0]))  # priority, due time, id
-        claimed.extend(
-            ClaimedJob(int(row[0]), row[1], int(row[2]), row[3], c.dt(row[4]), c.dt(row[5])) for row in fresh
-        )
-    if not taken:
+    while (queues := walk.next_queues()) is not None:
+        rows = await c.claim_rows(q, {"queues": queues, "limit": walk.remaining})
+        if rows:
+            now = rows[0][7] if now is None else now  # the database clock, read by the claim
+            walk.add(rows)
+    if not walk.taken:
         return []
-    writes: list[tuple[SQL, dict[str, Any]]] = [(q["queue_take"], {"job_ids": sorted(taken)})]
+    claimed = walk.claimed
+    writes: list[tuple[SQL, dict[str, Any]]] = [(q["queue_take"], {"job_ids": sorted(walk.taken)})]
     if claimed:
         ids = sorted(entry.job_id for entry in claimed)
         writes.append((q["queue_lock_claimed"], {"job_ids": ids, "owner": params.owner, "now": now}))
@@ -596,10 +400,10 @@ async def queue_claim(c: Connection, q: Queries, params: QueueClaim) -> list[Cla
     return claimed
 
 
-async def queue_stats(c: Connection, q: Queries) -> list[QueueStat]:
+async def queue_stats(c: Connection, q: Queries) -> list[p.QueueStat]:
     now = await clock_now(c, q)
     return [
-        QueueStat(queue, int(priority), int(ready or 0), int(delayed or 0))
+        p.QueueStat(queue, int(priority), int(ready or 0), int(delayed or 0))
         for queue, priority, ready, delayed in await c.fetchall(q["queue_stats"], {"now": c.bind_dt(now)})
     ]
 
@@ -607,14 +411,14 @@ async def queue_stats(c: Connection, q: Queries) -> list[QueueStat]:
 # ----------------------------------------------------------------------------- colonies
 
 
-def _colony(c: Connection, row: Sequence[Any]) -> ColonyRecord:
+def _colony(c: Connection, row: Sequence[Any]) -> p.ColonyRecord:
     colony_id, name, host, pid, status, state, started_at, heartbeat, progress = row
-    return ColonyRecord(
+    return p.ColonyRecord(
         colony_id, name, host, int(pid), status, state, c.dt(started_at), c.dt(heartbeat), _opt(c, progress)
     )
 
 
-async def colony_upsert(c: Connection, q: Queries, params: ColonyUpsert) -> ColonyRecord:
+async def colony_upsert(c: Connection, q: Queries, params: p.ColonyUpsert) -> p.ColonyRecord:
     now = await clock_now(c, q)
     progress = params.last_progress_at
     await c.execute(
@@ -634,12 +438,12 @@ async def colony_upsert(c: Connection, q: Queries, params: ColonyUpsert) -> Colo
     return _colony(c, rows[0])
 
 
-async def colony_get(c: Connection, q: Queries, params: str) -> ColonyRecord | None:
+async def colony_get(c: Connection, q: Queries, params: str) -> p.ColonyRecord | None:
     rows = await c.fetchall(q["colony_select"], {"id": params})
     return _colony(c, rows[0]) if rows else None
 
 
-async def colony_list(c: Connection, q: Queries) -> list[ColonyRecord]:
+async def colony_list(c: Connection, q: Queries) -> list[p.ColonyRecord]:
     return [_colony(c, row) for row in await c.fetchall(q["colony_select_all"])]
 
 
@@ -657,7 +461,7 @@ async def colony_delete_stale(c: Connection, q: Queries, params: timedelta) -> l
     return ids
 
 
-async def daemon_log_insert(c: Connection, q: Queries, params: Sequence[DaemonLogRow]) -> int:
+async def daemon_log_insert(c: Connection, q: Queries, params: Sequence[p.DaemonLogRow]) -> int:
     if not params:
         return 0
     now = await clock_now(c, q)
@@ -676,13 +480,13 @@ async def daemon_log_insert(c: Connection, q: Queries, params: Sequence[DaemonLo
     )
 
 
-async def daemon_log_list(c: Connection, q: Queries, params: DaemonLogList) -> list[DaemonLogRecord]:
+async def daemon_log_list(c: Connection, q: Queries, params: p.DaemonLogList) -> list[p.DaemonLogRecord]:
     rows = await c.fetchall(
         q["daemon_log_select"],
         {"colony_id": params.colony_id, "daemon": params.daemon, "after_id": params.after_id, "limit": params.limit},
     )
     return [
-        DaemonLogRecord(log_id, colony_id, daemon, level, message, c.dt(created))
+        p.DaemonLogRecord(log_id, colony_id, daemon, level, message, c.dt(created))
         for log_id, colony_id, daemon, level, message, created in rows
     ]
 
@@ -690,9 +494,9 @@ async def daemon_log_list(c: Connection, q: Queries, params: DaemonLogList) -> l
 # ----------------------------------------------------------------------------- recurring jobs
 
 
-def _recurring(c: Connection, row: Sequence[Any]) -> RecurringRecord:
+def _recurring(c: Connection, row: Sequence[Any]) -> p.RecurringRecord:
     rid, definition, state_name, reason, next_run, job_id, stats, version, created, modified = row
-    return RecurringRecord(
+    return p.RecurringRecord(
         rid,
         definition,
         state_name,
@@ -706,13 +510,13 @@ def _recurring(c: Connection, row: Sequence[Any]) -> RecurringRecord:
     )
 
 
-async def recurring_get(c: Connection, q: Queries, params: RecurringGet) -> RecurringRecord | None:
+async def recurring_get(c: Connection, q: Queries, params: p.RecurringGet) -> p.RecurringRecord | None:
     query = "recurring_select_for_update" if params.for_update else "recurring_select"
     rows = await c.fetchall(q[query], {"id": params.id})
     return _recurring(c, rows[0]) if rows else None
 
 
-async def recurring_list(c: Connection, q: Queries, params: RecurringList) -> list[RecurringRecord]:
+async def recurring_list(c: Connection, q: Queries, params: p.RecurringList) -> list[p.RecurringRecord]:
     values: dict[str, Any] = {"after_id": params.after_id, "limit": params.limit}
     if params.due:
         values["now"] = c.bind_dt(await clock_now(c, q))
@@ -722,7 +526,7 @@ async def recurring_list(c: Connection, q: Queries, params: RecurringList) -> li
     return [_recurring(c, row) for row in await c.fetchall(q[query], values)]
 
 
-async def recurring_write(c: Connection, q: Queries, params: RecurringWrite) -> bool:
+async def recurring_write(c: Connection, q: Queries, params: p.RecurringWrite) -> bool:
     values = recurring_write_params(params, c.bind_dt(await clock_now(c, q)), c.bind_dt)
     if params.expected_version is None:
         return await c.insert_if_absent(q["recurring_insert"], values)
@@ -734,26 +538,26 @@ async def recurring_delete(c: Connection, q: Queries, params: str) -> bool:
     return await c.execute(q["recurring_delete"], {"id": params}) == 1
 
 
-async def occurrence_insert(c: Connection, q: Queries, params: OccurrenceInsert) -> bool:
+async def occurrence_insert(c: Connection, q: Queries, params: p.OccurrenceInsert) -> bool:
     values = occurrence_params(params, c.bind_dt(await clock_now(c, q)), c.bind_dt)
     return await c.insert_if_absent(q["occurrence_insert"], values)
 
 
-async def recurring_event_insert(c: Connection, q: Queries, params: Sequence[RecurringEventRow]) -> int:
+async def recurring_event_insert(c: Connection, q: Queries, params: Sequence[p.RecurringEventRow]) -> int:
     if not params:
         return 0
     return await c.executemany(q["recurring_event_insert"], event_params(params, c.bind_dt(await clock_now(c, q))))
 
 
-async def recurring_event_list(c: Connection, q: Queries, params: RecurringEventList) -> list[RecurringEventRecord]:
+async def recurring_event_list(c: Connection, q: Queries, params: p.RecurringEventList) -> list[p.RecurringEventRecord]:
     rows = await c.fetchall(q["recurring_event_select"], event_list_params(params))
     return [
-        RecurringEventRecord(int(event_id), rid, kind, name, message, fields, c.dt(created))
+        p.RecurringEventRecord(int(event_id), rid, kind, name, message, fields, c.dt(created))
         for event_id, rid, kind, name, message, fields, created in rows
     ]
 
 
-async def recurring_event_prune(c: Connection, q: Queries, params: RecurringEventPrune) -> int:
+async def recurring_event_prune(c: Connection, q: Queries, params: p.RecurringEventPrune) -> int:
     deleted = 0
     base = {"recurring_id": params.recurring_id, "kind": params.kind}
     if params.keep is not None:
@@ -769,7 +573,7 @@ async def recurring_event_prune(c: Connection, q: Queries, params: RecurringEven
 # ----------------------------------------------------------------------------- maintenance
 
 
-async def job_purge(c: Connection, q: Queries, params: JobPurge) -> int:
+async def job_purge(c: Connection, q: Queries, params: p.JobPurge) -> int:
     cutoff = c.bind_dt(await clock_now(c, q) - params.older_than)
     ids: list[int] = []
     for state in params.states:
@@ -784,13 +588,13 @@ async def job_purge(c: Connection, q: Queries, params: JobPurge) -> int:
     return await c.execute(q["job_purge"], {"ids": sorted(ids)})
 
 
-async def log_purge(c: Connection, q: Queries, params: LogPurge) -> int:
+async def log_purge(c: Connection, q: Queries, params: p.LogPurge) -> int:
     query = purge_query(params)
     cutoff = c.bind_dt(await clock_now(c, q) - params.older_than)
     return await c.execute(q[query], {"cutoff": cutoff, "limit": params.limit})
 
 
-async def lease_acquire(c: Connection, q: Queries, params: LeaseAcquire) -> bool:
+async def lease_acquire(c: Connection, q: Queries, params: p.LeaseAcquire) -> bool:
     if params.release:
         return await c.execute(q["lease_release"], {"name": params.name, "holder": params.holder}) == 1
     now = await clock_now(c, q)
@@ -810,3 +614,58 @@ async def lease_acquire(c: Connection, q: Queries, params: LeaseAcquire) -> bool
 def utc(value: datetime) -> datetime:
     """An aware datetime in UTC (naive values are taken as UTC)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# ----------------------------------------------------------------------------- bound
+
+
+class ServerOperations(BoundOperations):
+    """Every operation, bound to :class:`~hivemind_jobs.storage.server.base.ServerTransaction`
+    (which awaits them on its pooled connection, retrying a first operation that may run again)."""
+
+    job_insert = async_operation(job_insert, copy=True)
+    job_get = async_operation(job_get)
+    job_get_many = async_operation(job_get_many, copy=True)
+    job_update = async_operation(job_update)
+    job_update_many = async_operation(job_update_many, copy=True)
+    job_lock_release = async_operation(job_lock_release)
+    job_heartbeat = async_operation(job_heartbeat)
+    job_state_counts = async_operation(job_state_counts)
+    job_search = async_operation(job_search)
+    job_count = async_operation(job_count)
+    job_queues = async_operation(job_queues)
+    job_data_get = async_operation(job_data_get)
+    job_data_set = async_operation(job_data_set)
+    job_log_insert = async_operation(job_log_insert, copy=True)
+    job_log_list = async_operation(job_log_list)
+    job_action_insert = async_operation(job_action_insert)
+    job_action_list = async_operation(job_action_list)
+    job_action_delete = async_operation(job_action_delete, copy=True)
+    continuation_list = async_operation(continuation_list)
+    continuation_mark = async_operation(continuation_mark, copy=True)
+    queue_claim = async_operation(queue_claim)
+    queue_stats = async_operation(queue_stats)
+    colony_upsert = async_operation(colony_upsert)
+    colony_get = async_operation(colony_get)
+    colony_list = async_operation(colony_list)
+    colony_delete = async_operation(colony_delete, copy=True)
+    colony_delete_stale = async_operation(colony_delete_stale)
+    daemon_log_insert = async_operation(daemon_log_insert, copy=True)
+    daemon_log_list = async_operation(daemon_log_list)
+    recurring_get = async_operation(recurring_get)
+    recurring_list = async_operation(recurring_list)
+    recurring_write = async_operation(recurring_write)
+    recurring_delete = async_operation(recurring_delete)
+    occurrence_insert = async_operation(occurrence_insert)
+    recurring_event_insert = async_operation(recurring_event_insert, copy=True)
+    recurring_event_list = async_operation(recurring_event_list)
+    recurring_event_prune = async_operation(recurring_event_prune)
+    job_lock_takeover = async_operation(job_lock_takeover)
+    job_purge = async_operation(job_purge)
+    log_purge = async_operation(log_purge)
+    lease_acquire = async_operation(lease_acquire)
+    clock_now = async_operation(clock_now)
+
+
+if TYPE_CHECKING:
+    _every_operation_with_its_types: type[Operations] = ServerOperations

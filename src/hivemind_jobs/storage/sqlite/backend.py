@@ -12,68 +12,26 @@ parameters ``synchronous`` (``NORMAL`` default, or ``FULL``) and ``busy_timeout`
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hivemind_jobs.errors import ConfigurationError, SchemaError, StorageError, TransactionError
+from hivemind_jobs.storage.binding import IsFinal, always
 from hivemind_jobs.storage.protocol import (
     Capabilities,
-    ClaimedJob,
-    ColonyRecord,
-    ColonyUpsert,
-    ContinuationLink,
-    ContinuationMark,
-    DaemonLogList,
-    DaemonLogRecord,
-    DaemonLogRow,
-    JobActionInsert,
-    JobActionList,
-    JobActionRecord,
-    JobDataGet,
-    JobDataSet,
-    JobGet,
     JobHeartbeat,
-    JobInsert,
-    JobInserted,
-    JobLockRelease,
-    JobLockReleased,
-    JobLockTakeover,
-    JobLogList,
-    JobLogRecord,
-    JobLogRow,
-    JobPurge,
-    JobQueues,
-    JobRecord,
-    JobSearch,
-    JobUpdate,
-    JobUpdated,
-    LeaseAcquire,
     LockRenewer,
-    LogPurge,
-    OccurrenceInsert,
-    QueueClaim,
-    QueueStat,
-    RecurringEventList,
-    RecurringEventPrune,
-    RecurringEventRecord,
-    RecurringEventRow,
-    RecurringGet,
-    RecurringList,
-    RecurringRecord,
-    RecurringWrite,
     SchemaStatus,
     StorageInfo,
     Transaction,
-    UpdateOutcome,
 )
 from hivemind_jobs.storage.sql import (
     OWNER_MIGRATION,
@@ -86,9 +44,6 @@ from hivemind_jobs.storage.sql import (
 )
 from hivemind_jobs.storage.sqlite import operations as ops
 from hivemind_jobs.storage.sqlite.worker import ConnectionWorker, TransactionToken
-
-if TYPE_CHECKING:
-    from hivemind_jobs.query.conditions import Condition
 
 __all__ = ["SQLiteStorage"]
 
@@ -283,7 +238,7 @@ class SQLiteStorage:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         engine = _acquire_engine(self.path, self._synchronous, self._busy_timeout)
         try:
-            self._schema_version = await engine.writer.submit(TransactionToken(), self._migrate, commit_when=_always)
+            self._schema_version = await engine.writer.submit(TransactionToken(), self._migrate, commit_when=always)
         except BaseException:
             _release_engine(engine)
             raise
@@ -525,24 +480,10 @@ class SQLiteLockRenewer:
             ) from error
 
 
-def _always(result: object) -> bool:
-    return True
-
-
-def _update_is_final(result: JobUpdated) -> bool:
-    return result.outcome is UpdateOutcome.SAVED and not result.children and not result.fired
-
-
-def _updates_are_final(results: list[JobUpdated]) -> bool:
-    return all(_update_is_final(result) for result in results)
-
-
-def _release_is_final(result: JobLockReleased) -> bool:
-    return not result.fired
-
-
-class SQLiteTransaction:
-    """The operations of :class:`~hivemind_jobs.storage.protocol.Transaction` on SQLite."""
+class SQLiteTransaction(ops.SQLiteOperations):
+    """The operations of :class:`~hivemind_jobs.storage.protocol.Transaction` on SQLite: each one a
+    unit of work on the connection's thread (the operations are bound in
+    :mod:`~hivemind_jobs.storage.sqlite.operations`)."""
 
     def __init__(self, storage: SQLiteStorage, worker: ConnectionWorker, token: TransactionToken) -> None:
         self._queries = storage.queries
@@ -559,28 +500,17 @@ class SQLiteTransaction:
     def commit_after_next(self) -> None:
         self._commit_next = True
 
-    async def _run(
-        self,
-        operation: Callable[..., R],
-        params: Any = None,
-        *,
-        with_params: bool = True,
-        follow_up_free: Callable[[Any], bool] = _always,
-    ) -> R:
+    async def _run(self, function: Callable[..., R], params: Any, final: IsFinal) -> R:
         if self._finished:
             raise TransactionError("the transaction has already been committed or rolled back")
         self._used = True
-        bound = (
-            functools.partial(operation, q=self._queries, params=params)
-            if with_params
-            else functools.partial(operation, q=self._queries)
-        )
-        commit_when = follow_up_free if self._commit_next else None
+        queries = self._queries
+        commit_when = final if self._commit_next else None
         self._commit_next = False
         # On failure or cancellation the caller's context manager rolls back; the worker treats that
         # rollback as a no-op when it already ended the transaction, so it is always safe to send.
         result: R = await self._worker.submit(
-            self._token, lambda connection: bound(connection), commit_when=commit_when
+            self._token, lambda connection: function(connection, queries, params), commit_when=commit_when
         )
         if commit_when is not None and commit_when(result):
             self._finished = True
@@ -600,134 +530,6 @@ class SQLiteTransaction:
         if self._used:
             await self._worker.finish(self._token, commit=False)
 
-    # ------------------------------------------------------------------ operations
-    async def job_insert(self, params: Sequence[JobInsert]) -> list[JobInserted]:
-        return await self._run(ops.job_insert, list(params))
-
-    async def job_get(self, params: JobGet) -> JobRecord | None:
-        return await self._run(ops.job_get, params)
-
-    async def job_get_many(self, params: Sequence[int]) -> list[JobRecord]:
-        return await self._run(ops.job_get_many, list(params))
-
-    async def job_update(self, params: JobUpdate) -> JobUpdated:
-        return await self._run(ops.job_update, params, follow_up_free=_update_is_final)
-
-    async def job_update_many(self, params: Sequence[JobUpdate]) -> list[JobUpdated]:
-        return await self._run(ops.job_update_many, list(params), follow_up_free=_updates_are_final)
-
-    async def job_lock_takeover(self, params: JobLockTakeover) -> list[int]:
-        return await self._run(ops.job_lock_takeover, params)
-
-    async def job_lock_release(self, params: JobLockRelease) -> JobLockReleased:
-        return await self._run(ops.job_lock_release, params, follow_up_free=_release_is_final)
-
-    async def job_heartbeat(self, params: JobHeartbeat) -> frozenset[int]:
-        return await self._run(ops.job_heartbeat, params)
-
-    async def job_state_counts(self) -> dict[str, int]:
-        return await self._run(ops.job_state_counts, with_params=False)
-
-    async def job_search(self, params: JobSearch) -> list[JobRecord]:
-        return await self._run(ops.job_search, params)
-
-    async def job_count(self, params: Condition | None) -> int:
-        return await self._run(ops.job_count, params)
-
-    async def job_queues(self, params: JobQueues) -> list[str]:
-        return await self._run(ops.job_queues, params)
-
-    async def job_data_get(self, params: JobDataGet) -> str | None:
-        return await self._run(ops.job_data_get, params)
-
-    async def job_data_set(self, params: JobDataSet) -> bool:
-        return await self._run(ops.job_data_set, params)
-
-    async def job_log_insert(self, params: Sequence[JobLogRow]) -> int:
-        return await self._run(ops.job_log_insert, list(params))
-
-    async def job_log_list(self, params: JobLogList) -> list[JobLogRecord]:
-        return await self._run(ops.job_log_list, params)
-
-    async def job_action_insert(self, params: JobActionInsert) -> int:
-        return await self._run(ops.job_action_insert, params)
-
-    async def job_action_list(self, params: JobActionList) -> list[JobActionRecord]:
-        return await self._run(ops.job_action_list, params)
-
-    async def job_action_delete(self, params: Sequence[int]) -> int:
-        return await self._run(ops.job_action_delete, list(params))
-
-    async def continuation_list(self, params: int) -> list[ContinuationLink]:
-        return await self._run(functools.partial(ops.continuation_list, job_id=params), with_params=False)
-
-    async def continuation_mark(self, params: Sequence[ContinuationMark]) -> None:
-        await self._run(ops.continuation_mark, list(params))
-
-    async def queue_claim(self, params: QueueClaim) -> list[ClaimedJob]:
-        return await self._run(ops.queue_claim, params)
-
-    async def queue_stats(self) -> list[QueueStat]:
-        return await self._run(ops.queue_stats, with_params=False)
-
-    async def colony_upsert(self, params: ColonyUpsert) -> ColonyRecord:
-        return await self._run(ops.colony_upsert, params)
-
-    async def colony_get(self, params: str) -> ColonyRecord | None:
-        return await self._run(ops.colony_get, params)
-
-    async def colony_list(self) -> list[ColonyRecord]:
-        return await self._run(ops.colony_list, with_params=False)
-
-    async def colony_delete(self, params: Sequence[str]) -> int:
-        return await self._run(ops.colony_delete, list(params))
-
-    async def colony_delete_stale(self, params: timedelta) -> list[str]:
-        return await self._run(ops.colony_delete_stale, params)
-
-    async def daemon_log_insert(self, params: Sequence[DaemonLogRow]) -> int:
-        return await self._run(ops.daemon_log_insert, list(params))
-
-    async def daemon_log_list(self, params: DaemonLogList) -> list[DaemonLogRecord]:
-        return await self._run(ops.daemon_log_list, params)
-
-    async def recurring_get(self, params: RecurringGet) -> RecurringRecord | None:
-        return await self._run(ops.recurring_get, params)
-
-    async def recurring_list(self, params: RecurringList) -> list[RecurringRecord]:
-        return await self._run(ops.recurring_list, params)
-
-    async def recurring_write(self, params: RecurringWrite) -> bool:
-        return await self._run(ops.recurring_write, params)
-
-    async def recurring_delete(self, params: str) -> bool:
-        return await self._run(ops.recurring_delete, params)
-
-    async def occurrence_insert(self, params: OccurrenceInsert) -> bool:
-        return await self._run(ops.occurrence_insert, params)
-
-    async def recurring_event_insert(self, params: Sequence[RecurringEventRow]) -> int:
-        return await self._run(ops.recurring_event_insert, list(params))
-
-    async def recurring_event_list(self, params: RecurringEventList) -> list[RecurringEventRecord]:
-        return await self._run(ops.recurring_event_list, params)
-
-    async def recurring_event_prune(self, params: RecurringEventPrune) -> int:
-        return await self._run(ops.recurring_event_prune, params)
-
-    async def job_purge(self, params: JobPurge) -> int:
-        return await self._run(ops.job_purge, params)
-
-    async def log_purge(self, params: LogPurge) -> int:
-        return await self._run(ops.log_purge, params)
-
-    async def lease_acquire(self, params: LeaseAcquire) -> bool:
-        return await self._run(ops.lease_acquire, params)
-
-    async def clock_now(self) -> datetime:
-        result: datetime = await self._run(ops.clock_now, with_params=False)
-        return result
-
 
 class SQLiteExternalTransaction(SQLiteTransaction):
     """Operations run directly on the application's own sqlite3 connection, in the calling thread,
@@ -741,19 +543,11 @@ class SQLiteExternalTransaction(SQLiteTransaction):
         self._finished = True
         self._connection = None
 
-    async def _run(
-        self,
-        operation: Callable[..., R],
-        params: Any = None,
-        *,
-        with_params: bool = True,
-        follow_up_free: Callable[[Any], bool] = _always,
-    ) -> R:
+    async def _run(self, function: Callable[..., R], params: Any, final: IsFinal) -> R:
         if self._finished or self._connection is None:
             raise TransactionError("the transaction has already been committed or rolled back")
-        if with_params:
-            return operation(self._connection, q=self._queries, params=params)
-        return operation(self._connection, q=self._queries)
+        result: R = function(self._connection, self._queries, params)
+        return result
 
     async def commit(self) -> None:
         if self._finished:

@@ -18,10 +18,10 @@ SELECT id, name, host, pid, status, state, started_at, heartbeat, last_progress_
 FROM "{p}colony" ORDER BY name, id;
 
 -- name: colony_delete
-DELETE FROM "{p}colony" WHERE id = :id;
+DELETE FROM "{p}colony" WHERE id IN (SELECT value FROM json_each(:ids));
 
--- name: colony_delete_stale
-DELETE FROM "{p}colony" WHERE heartbeat < :cutoff RETURNING id;
+-- name: colony_stale_select
+SELECT id FROM "{p}colony" WHERE heartbeat < :cutoff ORDER BY id;
 
 -- name: daemon_log_insert
 INSERT INTO "{p}daemon_log" (colony_id, daemon, level, message, created_at)
@@ -34,13 +34,12 @@ WHERE colony_id = :colony_id AND (:daemon IS NULL OR daemon = :daemon) AND id > 
 ORDER BY id
 LIMIT :limit;
 
+-- name: job_lock_takeover_select
+SELECT id FROM "{p}job"
+WHERE locked_by IS NOT NULL AND lock_heartbeat < :cutoff
+ORDER BY lock_heartbeat
+LIMIT :limit;
+
 -- name: job_lock_takeover
-UPDATE "{p}job"
-SET locked_by = :new_holder, locked_at = :now, lock_heartbeat = :now
-WHERE id IN (
-    SELECT id FROM "{p}job"
-    WHERE locked_by IS NOT NULL AND lock_heartbeat < :cutoff
-    ORDER BY lock_heartbeat
-    LIMIT :limit
-)
-RETURNING id;
+UPDATE "{p}job" SET locked_by = :new_holder, locked_at = :now, lock_heartbeat = :now
+WHERE id IN (SELECT value FROM json_each(:job_ids));

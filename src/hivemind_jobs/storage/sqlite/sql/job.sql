@@ -10,17 +10,24 @@ INSERT INTO "{p}job" (
     :now, :now
 );
 
+-- The last id a batch insert assigned (executemany reports none; AUTOINCREMENT ids of one
+-- transaction's batch are consecutive).
 -- name: job_last_id
 SELECT last_insert_rowid();
 
--- name: job_execution_id
-SELECT execution_id FROM "{p}job" WHERE id = :job_id;
+-- name: job_ids_by_execution
+SELECT id, execution_id FROM "{p}job"
+WHERE id >= :first_id AND execution_id IN (SELECT value FROM json_each(:execution_ids));
 
 -- name: job_lock
 UPDATE "{p}job"
 SET locked_by = :requester, locked_at = CASE WHEN locked_by IS NULL THEN :now ELSE locked_at END,
     lock_heartbeat = :now
 WHERE id = :job_id AND (locked_by IS NULL OR locked_by = :requester);
+
+-- A write transaction holds the whole database: reading the row is locking it.
+-- name: job_lock_row
+SELECT id FROM "{p}job" WHERE id = :job_id;
 
 -- name: job_update
 UPDATE "{p}job"
@@ -34,21 +41,20 @@ SET queue = :queue,
     locked_at = CASE WHEN :release_lock THEN NULL ELSE locked_at END,
     lock_heartbeat = CASE WHEN :release_lock THEN NULL ELSE :now END,
     modified_at = :now
-WHERE id = :job_id
-  AND execution_id = :expected_execution_id
-  AND locked_by = :holder
-  AND lock_heartbeat >= :now - :lock_timeout_us;
+WHERE id = :job_id;
 
 -- name: job_lock_release
 UPDATE "{p}job"
 SET locked_by = NULL, locked_at = NULL, lock_heartbeat = NULL
 WHERE id = :job_id AND locked_by = :holder;
 
+-- name: job_heartbeat_select
+SELECT id FROM "{p}job"
+WHERE id IN (SELECT value FROM json_each(:job_ids)) AND locked_by = :holder AND lock_heartbeat >= :cutoff
+ORDER BY id;
+
 -- name: job_heartbeat
-UPDATE "{p}job"
-SET lock_heartbeat = :now
-WHERE id = :job_id AND locked_by = :holder AND lock_heartbeat >= :now - :lock_timeout_us
-RETURNING id;
+UPDATE "{p}job" SET lock_heartbeat = :now WHERE id IN (SELECT value FROM json_each(:job_ids));
 
 -- name: job_state_counts
 SELECT state_name, COUNT(*) FROM "{p}job" GROUP BY state_name;

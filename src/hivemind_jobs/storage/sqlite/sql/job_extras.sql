@@ -3,7 +3,7 @@ SELECT value FROM "{p}job_data" WHERE job_id = :job_id AND name = :name;
 
 -- name: job_data_upsert
 INSERT INTO "{p}job_data" (job_id, name, value, modified_at)
-SELECT id, :name, :value, :now FROM "{p}job" WHERE id = :job_id
+VALUES (:job_id, :name, :value, :now)
 ON CONFLICT (job_id, name) DO UPDATE SET value = excluded.value, modified_at = excluded.modified_at;
 
 -- name: job_log_insert
@@ -55,12 +55,12 @@ WHERE parent_id = :parent_id AND child_id = :child_id;
 -- name: continuation_delete
 DELETE FROM "{p}job_continuation" WHERE parent_id = :parent_id AND child_id = :child_id;
 
--- name: continuation_children_many
+-- Children waiting on the jobs whose state changed, and parents whose trigger fired while the
+-- released jobs were locked (fired_state tells them apart).
+-- name: continuation_links_many
 SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
-WHERE parent_id IN (SELECT value FROM json_each(:job_ids)) AND fired_state IS NULL
+WHERE parent_id IN (SELECT value FROM json_each(:changed_ids)) AND fired_state IS NULL
+UNION ALL
+SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
+WHERE child_id IN (SELECT value FROM json_each(:released_ids)) AND fired_state IS NOT NULL
 ORDER BY parent_id, child_id;
-
--- name: continuation_fired_for_children
-SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
-WHERE child_id IN (SELECT value FROM json_each(:job_ids)) AND fired_state IS NOT NULL
-ORDER BY child_id, parent_id;

@@ -8,12 +8,11 @@ ON CONFLICT (job_id) DO UPDATE SET
     execution_id = excluded.execution_id,
     enqueued_at = excluded.enqueued_at;
 
--- name: queue_delete
-DELETE FROM "{p}queue" WHERE job_id = :job_id;
-
--- Candidates of one queue, in claim order; jobs locked by someone are skipped. Entries whose
--- execution id is stale (not the job's) are taken too, and dropped instead of claimed.
--- name: queue_peek
+-- The best due entries of one queue of a group (read once per queue: each read walks the claim
+-- index in claim order), jobs locked by someone skipped. Entries whose execution id is stale (not
+-- the job's) are taken too, and dropped instead of claimed. A write transaction holds the whole
+-- database, so nothing read here can be taken by another claim meanwhile.
+-- name: queue_claim_select
 SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id
 FROM "{p}queue" AS q
 JOIN "{p}job" AS j ON j.id = q.job_id AND j.locked_by IS NULL

@@ -2,6 +2,11 @@
 SELECT id, definition, state_name, state_reason, next_run, job_id, stats, version, created_at, modified_at
 FROM "{p}recurring_job" WHERE id = :id;
 
+-- A write transaction holds the whole database: reading the row is locking it.
+-- name: recurring_select_for_update
+SELECT id, definition, state_name, state_reason, next_run, job_id, stats, version, created_at, modified_at
+FROM "{p}recurring_job" WHERE id = :id;
+
 -- name: recurring_select_page
 SELECT id, definition, state_name, state_reason, next_run, job_id, stats, version, created_at, modified_at
 FROM "{p}recurring_job" WHERE id > :after_id ORDER BY id LIMIT :limit;
@@ -49,26 +54,25 @@ WHERE recurring_id = :recurring_id AND (:kind IS NULL OR kind = :kind) AND (:bef
 ORDER BY id DESC
 LIMIT :limit;
 
--- name: recurring_event_prune_keep
-DELETE FROM "{p}recurring_event"
-WHERE recurring_id = :recurring_id AND kind = :kind AND id < (
-    SELECT COALESCE(MIN(id), 0) FROM (
-        SELECT id FROM "{p}recurring_event" WHERE recurring_id = :recurring_id AND kind = :kind
-        ORDER BY id DESC LIMIT :keep
-    )
-);
+-- name: recurring_event_kept_boundary
+SELECT id FROM "{p}recurring_event" WHERE recurring_id = :recurring_id AND kind = :kind
+ORDER BY id DESC LIMIT 1 OFFSET :keep;
+
+-- name: recurring_event_prune_to
+DELETE FROM "{p}recurring_event" WHERE recurring_id = :recurring_id AND kind = :kind AND id <= :last_id;
 
 -- name: recurring_event_prune_age
 DELETE FROM "{p}recurring_event"
 WHERE recurring_id = :recurring_id AND kind = :kind AND created_at < :cutoff;
 
+-- name: job_purge_select
+SELECT id FROM "{p}job"
+WHERE state_name = :state AND state_elected_at < :cutoff AND locked_by IS NULL
+ORDER BY state_elected_at, id
+LIMIT :limit;
+
 -- name: job_purge
-DELETE FROM "{p}job" WHERE id IN (
-    SELECT id FROM "{p}job"
-    WHERE state_name = :state AND state_elected_at < :cutoff AND locked_by IS NULL
-    ORDER BY state_elected_at, id
-    LIMIT :limit
-);
+DELETE FROM "{p}job" WHERE id IN (SELECT value FROM json_each(:ids));
 
 -- name: job_log_purge
 DELETE FROM "{p}job_log" WHERE id IN (
@@ -85,10 +89,16 @@ DELETE FROM "{p}recurring_occurrence" WHERE rowid IN (
     SELECT rowid FROM "{p}recurring_occurrence" WHERE created_at < :cutoff ORDER BY created_at LIMIT :limit
 );
 
--- name: lease_take
+-- name: lease_insert
 INSERT INTO "{p}lease" (name, holder, expires_at) VALUES (:name, :holder, :expires_at)
-ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-WHERE "{p}lease".holder = excluded.holder OR "{p}lease".expires_at < :now;
+ON CONFLICT (name) DO NOTHING;
+
+-- A write transaction holds the whole database: reading the row is locking it.
+-- name: lease_select_for_update
+SELECT holder, expires_at FROM "{p}lease" WHERE name = :name;
+
+-- name: lease_update
+UPDATE "{p}lease" SET holder = :holder, expires_at = :expires_at WHERE name = :name;
 
 -- name: lease_release
 DELETE FROM "{p}lease" WHERE name = :name AND holder = :holder;

@@ -1,0 +1,574 @@
+"""The records the storage operations take and give: one parameter object per operation, and the
+rows and records it reads or writes.
+
+They are plain dataclasses with no behaviour, shared by the engine and every backend;
+:mod:`hivemind_jobs.storage.protocol` re-exports them next to the operations that use them. Times
+are timezone-aware UTC ``datetime`` values; JSON travels as ``str``.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from hivemind_jobs.core.job import PropertyType, PropertyValue
+
+if TYPE_CHECKING:
+    from hivemind_jobs.query.conditions import Condition
+    from hivemind_jobs.query.order import Order
+
+__all__ = [
+    "ClaimedJob",
+    "ColonyRecord",
+    "ColonyUpsert",
+    "ContinuationLink",
+    "ContinuationMark",
+    "DaemonLogList",
+    "DaemonLogRecord",
+    "DaemonLogRow",
+    "JobActionInsert",
+    "JobActionList",
+    "JobActionRecord",
+    "JobDataGet",
+    "JobDataSet",
+    "JobGet",
+    "JobHeartbeat",
+    "JobInsert",
+    "JobInserted",
+    "JobLockRelease",
+    "JobLockReleased",
+    "JobLockTakeover",
+    "JobLogList",
+    "JobLogRecord",
+    "JobLogRow",
+    "JobPurge",
+    "JobQueues",
+    "JobRecord",
+    "JobSearch",
+    "JobUpdate",
+    "JobUpdated",
+    "LeaseAcquire",
+    "LogPurge",
+    "OccurrenceInsert",
+    "PropertyRow",
+    "QueueClaim",
+    "QueuePointer",
+    "QueueStat",
+    "RecurringEventList",
+    "RecurringEventPrune",
+    "RecurringEventRecord",
+    "RecurringEventRow",
+    "RecurringGet",
+    "RecurringList",
+    "RecurringRecord",
+    "RecurringWrite",
+    "StateRow",
+    "UpdateOutcome",
+]
+
+
+# ----------------------------------------------------------------------------- rows and records
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class StateRow:
+    sequence: int
+    name: str
+    elected_at: datetime
+    reason: str | None
+    fields: str  # JSON object of the state's persisted fields
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class PropertyRow:
+    name: str
+    type: PropertyType
+    value: PropertyValue
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class QueuePointer:
+    """A queue entry: the job may be claimed from ``queue`` once it is due.
+
+    The due time is ``execute_after`` when given, else the database clock of the writing operation
+    plus ``delay`` (none: due at once). ``keep_due``: an entry the job already has keeps its due
+    time (a job moved to another queue or priority without a new state).
+    """
+
+    queue: str
+    priority: int
+    execution_id: str
+    execute_after: datetime | None = None
+    #: resolved against the database clock, never the writer's: a relative delay stays relative
+    delay: timedelta | None = None
+    keep_due: bool = False
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class JobRecord:
+    id: int
+    queue: str
+    priority: int
+    execution_id: str
+    invocation: str
+    middleware: str
+    created_at: datetime
+    modified_at: datetime
+    locked_by: str | None
+    locked_at: datetime | None
+    lock_heartbeat: datetime | None
+    states: tuple[StateRow, ...]
+    properties: tuple[PropertyRow, ...]
+    #: with JobGet.lock_requester: whether the requester holds the lock now
+    lock_acquired: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuationLink:
+    """A child waiting on a parent; ``fired_state`` is set when the parent's trigger found it locked."""
+
+    parent_id: int
+    child_id: int
+    fired_state: str | None = None
+
+
+# ----------------------------------------------------------------------------- parameters
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class JobInsert:
+    queue: str
+    priority: int
+    execution_id: str
+    invocation: str
+    middleware: str
+    states: tuple[StateRow, ...]
+    properties: tuple[PropertyRow, ...]
+    enqueue: QueuePointer | None = None
+    awaiting_parent: int | None = None
+    lock_owner: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobInserted:
+    id: int
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobGet:
+    job_id: int
+    #: try to take the lock for this requester (a lock held by someone else is never taken)
+    lock_requester: str | None = None
+    #: lock the row for the rest of the transaction (parents read while registering a child)
+    for_update: bool = False
+
+
+class UpdateOutcome(enum.Enum):
+    SAVED = "saved"
+    NOT_FOUND = "not_found"
+    LOCK_LOST = "lock_lost"  # another holder, or no lock at all
+    LOCK_EXPIRED = "lock_expired"  # still ours, but no heartbeat within the lock timeout
+    EXECUTION_CHANGED = "execution_changed"  # fencing token mismatch
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class JobUpdate:
+    """Save a locked job: fenced by (id, expected execution id, holder, lock freshness)."""
+
+    job_id: int
+    holder: str
+    expected_execution_id: str
+    lock_timeout: timedelta
+    queue: str
+    priority: int
+    execution_id: str
+    new_states: tuple[StateRow, ...] = ()
+    set_properties: tuple[PropertyRow, ...] = ()
+    removed_properties: tuple[str, ...] = ()
+    #: replace the job's queue entry (None with ``dequeue``: remove it)
+    enqueue: QueuePointer | None = None
+    dequeue: bool = False
+    awaiting_parent: int | None = None
+    release_lock: bool = False
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class JobUpdated:
+    outcome: UpdateOutcome
+    modified_at: datetime | None = None
+    lock_heartbeat: datetime | None = None
+    #: when the state changed: children waiting on this job (not yet fired)
+    children: tuple[int, ...] = ()
+    #: when the lock was released: parents whose trigger fired while this job was locked
+    fired: tuple[ContinuationLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobLockRelease:
+    job_id: int
+    holder: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobLockReleased:
+    released: bool
+    fired: tuple[ContinuationLink, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JobHeartbeat:
+    job_ids: tuple[int, ...]
+    holder: str
+    lock_timeout: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class ContinuationMark:
+    """Set a link's ``fired_state`` (None: waiting again), or with ``delete`` remove the link."""
+
+    parent_id: int
+    child_id: int
+    fired_state: str | None = None
+    delete: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobDataGet:
+    job_id: int
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobDataSet:
+    job_id: int
+    name: str
+    value: str  # JSON
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogRow:
+    job_id: int
+    level: int
+    message: str
+    logger: str | None = None
+    exception_type: str | None = None
+    exception_message: str | None = None
+    traceback: str | None = None
+    created_at: datetime | None = None  # None: now (database clock)
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogRecord:
+    id: int
+    job_id: int
+    level: int
+    message: str
+    logger: str | None
+    exception_type: str | None
+    exception_message: str | None
+    traceback: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobLogList:
+    job_id: int
+    min_level: int = 0
+    after_id: int = 0
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class JobActionInsert:
+    """A request to a running job's drone (cancel with a requested state, ...)."""
+
+    job_id: int
+    execution_id: str
+    kind: str
+    payload: str  # JSON
+    requested_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobActionRecord:
+    id: int
+    job_id: int
+    execution_id: str
+    kind: str
+    payload: str
+    requested_by: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JobActionList:
+    job_ids: tuple[int, ...]
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class QueueClaim:
+    """Claim up to ``limit`` due jobs: groups in order, then priority, then due time, then id.
+
+    Claimed entries leave the queue and their jobs are locked by ``owner`` (still Enqueued: the
+    claimer moves them to Executing). Jobs locked by someone else are skipped.
+    """
+
+    groups: tuple[tuple[str, ...], ...]
+    limit: int
+    owner: str
+    #: also return each claimed job's full record (saves the worker a round trip)
+    with_records: bool = False
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class ClaimedJob:
+    job_id: int
+    queue: str
+    priority: int
+    execution_id: str
+    execute_after: datetime
+    enqueued_at: datetime
+    record: JobRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStat:
+    queue: str
+    priority: int
+    ready: int
+    delayed: int
+
+
+@dataclass(frozen=True, slots=True)
+class JobLockTakeover:
+    """Take over up to ``limit`` locks whose heartbeat is older than ``lock_timeout`` (lock monitor)."""
+
+    lock_timeout: timedelta
+    new_holder: str
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class JobSearch:
+    """Matching jobs in ``order`` (None: by id), at most ``limit``, skipping ``offset`` or continuing
+    after the keyset ``after`` = (sort value, id) of the previous page's last job.
+
+    With ``lock_requester`` only unlocked jobs are taken: they are locked for the requester
+    (``lock_acquired`` set), and rows other transactions hold are skipped, not waited for.
+    """
+
+    condition: Condition | None = None
+    order: Order | None = None
+    limit: int = 100
+    offset: int = 0
+    after: tuple[Any, int] | None = None
+    lock_requester: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobQueues:
+    """The distinct queue names of the jobs (starting with ``prefix``), sorted, at most ``limit``."""
+
+    prefix: str | None = None
+    limit: int = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class ColonyUpsert:
+    """Write a colony's current state; ``heartbeat`` becomes the database clock's now."""
+
+    id: str
+    name: str
+    host: str
+    pid: int
+    status: str
+    state: str  # JSON: swarms, drones, daemons, counters
+    last_progress_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ColonyRecord:
+    id: str
+    name: str
+    host: str
+    pid: int
+    status: str
+    state: str
+    started_at: datetime
+    heartbeat: datetime
+    last_progress_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonLogRow:
+    colony_id: str
+    daemon: str
+    level: int
+    message: str
+    created_at: datetime | None = None  # None: now (database clock)
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonLogRecord:
+    id: int
+    colony_id: str
+    daemon: str
+    level: int
+    message: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DaemonLogList:
+    colony_id: str
+    daemon: str | None = None
+    after_id: int = 0
+    limit: int = 1000
+
+
+# ----------------------------------------------------------------------------- recurring jobs
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringRecord:
+    """A recurring job: its definition (JSON), current state, the next occurrence it waits for,
+    the background job of the occurrence running now, its statistics (JSON) and a version that
+    changes with every write (compare-and-set)."""
+
+    id: str
+    definition: str
+    state_name: str
+    state_reason: str | None
+    next_run: datetime | None
+    job_id: int | None
+    stats: str
+    version: int
+    created_at: datetime
+    modified_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringWrite:
+    """Insert a recurring job (``expected_version`` None: only if the id is free) or update it
+    when its version is still ``expected_version`` (and, with ``expected_next_run``, its stored
+    next run too). The version becomes ``expected_version + 1`` (1 on insert)."""
+
+    id: str
+    definition: str
+    state_name: str
+    state_reason: str | None
+    next_run: datetime | None
+    job_id: int | None
+    stats: str
+    expected_version: int | None = None
+    expected_next_run: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringGet:
+    id: str
+    #: lock the row for the rest of the transaction (servers: FOR UPDATE; waits for other writers)
+    for_update: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringList:
+    """Recurring jobs by id after ``after_id``; ``due`` only those waiting in ``state`` whose next
+    run has come (database clock), locked for the transaction, skipping rows others hold;
+    ``running`` only those with an occurrence running (``job_id`` set)."""
+
+    after_id: str = ""
+    limit: int = 1000
+    due: bool = False
+    running: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OccurrenceInsert:
+    """Record that the occurrence ``scheduled_at`` of ``recurring_id`` was enqueued (as ``job_id``).
+    Answers False, without failing the transaction, when it was recorded before."""
+
+    recurring_id: str
+    scheduled_at: datetime
+    job_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringEventRow:
+    """A line of a recurring job's history: ``kind`` "state" (``name`` = state name) or "log"
+    (``name`` = level name); ``fields`` is JSON."""
+
+    recurring_id: str
+    kind: str
+    name: str
+    message: str | None = None
+    fields: str = "{}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringEventRecord:
+    id: int
+    recurring_id: str
+    kind: str
+    name: str
+    message: str | None
+    fields: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringEventList:
+    recurring_id: str
+    kind: str | None = None
+    #: newest first, before this id (0: from the newest)
+    before_id: int = 0
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RecurringEventPrune:
+    """Delete a recurring job's ``kind`` events beyond the newest ``keep`` and/or older than
+    ``older_than`` (database clock)."""
+
+    recurring_id: str
+    kind: str
+    keep: int | None = None
+    older_than: timedelta | None = None
+
+
+# ----------------------------------------------------------------------------- maintenance
+
+
+@dataclass(frozen=True, slots=True)
+class JobPurge:
+    """Permanently delete up to ``limit`` unlocked jobs whose current state is one of ``states``
+    and was elected more than ``older_than`` ago (database clock), with everything they own."""
+
+    states: tuple[str, ...]
+    older_than: timedelta
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LogPurge:
+    """Delete up to ``limit`` of the oldest rows of ``table`` ("job_log", "daemon_log" or
+    "recurring_occurrence") created more than ``older_than`` ago (database clock)."""
+
+    table: str
+    older_than: timedelta
+    limit: int = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseAcquire:
+    """Take or renew the named lease for ``holder`` for ``ttl`` (database clock) unless another
+    holder's lease is still running; ``release`` gives it up instead."""
+
+    name: str
+    holder: str
+    ttl: timedelta
+    release: bool = False
