@@ -40,3 +40,8 @@ async def hold_first_time(ctx: hm.JobContext, marker: str, seconds: float) -> st
         path.write_text(str(os.getpid()))
         await asyncio.sleep(seconds)
     return f"{ctx.colony} {os.getpid()}"
+
+
+#: one configured Colony object (not a factory): ``--processes`` refuses it, its processes would share its
+#: name (nothing is opened or created by building it)
+STATIC_COLONY = hm.HiveMind("sqlite:///never-opened.db").colony(name="static")

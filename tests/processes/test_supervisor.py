@@ -9,6 +9,7 @@ file, shown when an assertion fails. The children's pids are read from ``/proc``
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import subprocess
@@ -20,8 +21,10 @@ from pathlib import Path
 
 import pytest
 import pytest_asyncio
+from click.testing import CliRunner
 
 import hivemind_jobs as hm
+from hivemind_jobs.cli.main import cli
 from hivemind_jobs.cli.supervisor import EXIT_ALLOWANCE
 from tests import backends
 from tests.processes import supervisor_jobs
@@ -79,7 +82,9 @@ class Supervised:
         #: every child pid seen, killed at cleanup if still there
         self.seen: set[int] = set()
 
-    def start(self, url: str, name: str, *, processes: int = 2, drones: int = 1) -> subprocess.Popen[bytes]:
+    def start(
+        self, url: str, name: str, *, processes: int = 2, drones: int = 1, extra: list[str] | None = None
+    ) -> subprocess.Popen[bytes]:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         env[supervisor_jobs.URL_ENV] = url
@@ -89,6 +94,7 @@ class Supervised:
             *("--processes", str(processes), "--name", name, "--drones", str(drones)),
             *("--allow", "tests.processes", "--poll-interval", "0.1", "--monitor-interval", "0.5"),
             *("--graceful-stop", str(GRACEFUL_STOP), "--shutdown-timeout", str(SHUTDOWN_TIMEOUT)),
+            *(extra or []),
         ]
         with self.log.open("wb") as sink:
             self.process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
@@ -154,8 +160,8 @@ async def client(backend_url: str) -> AsyncIterator[hm.HiveMind]:
 async def start_two(supervised: Supervised, client: hm.HiveMind, url: str, name: str) -> set[int]:
     """Start a supervisor of two colonies and wait until both run; their pids."""
     supervised.start(url, name)
-    for index in (1, 2):
-        await wait_until(lambda i=index: colony_running(client, f"{name}-{i}"), 30, f"{name}-{index} runs", supervised)
+    for colony in (f"{name}-1", f"{name}-2"):
+        await wait_until(functools.partial(colony_running, client, colony), 30, f"{colony} runs", supervised)
     pids = supervised.children()
     assert len(pids) == 2, supervised.logs()
     running = {info.pid for info in await client.colonies.list() if info.status == "running"}
@@ -311,3 +317,49 @@ async def test_a_killed_colony_is_replaced_and_its_job_rescued(
     supervised.signal(signal.SIGTERM)
     assert await supervised.wait_for_exit(BUDGET + EXIT_ALLOWANCE + 10) == 0, supervised.logs()
     assert not exists(newcomer)
+
+
+@pytest.mark.timeout(90)
+async def test_burst_colonies_drain_the_work_and_the_supervisor_exits(
+    backend_url: str, client: hm.HiveMind, supervised: Supervised
+) -> None:
+    total = 12
+    await client.jobs.create_many(hm.call(supervisor_jobs.where, 0.05) for _ in range(total))
+    process = supervised.start(backend_url, "burst", extra=["--burst"])
+    assert await supervised.wait_for_exit(40) == 0, supervised.logs()
+    assert process.returncode == 0
+    assert await client.jobs.count_by_state() == {"Succeeded": total}
+    logs = supervised.logs()
+    assert logs.count("drained its work and exited") == 2, logs
+    assert "restarting" not in logs, logs
+
+
+def invoke_worker(*args: str) -> tuple[int, str]:
+    """``hivemind worker`` in this process (what is refused before any process starts)."""
+    result = CliRunner().invoke(cli, ["worker", *args])
+    return result.exit_code, result.output
+
+
+@pytest.mark.parametrize("count", ["0", "-2", "many"])
+def test_processes_must_be_a_whole_number_of_one_or_more(count: str) -> None:
+    code, output = invoke_worker(APP, "--processes", count)
+    assert code == 2, output
+    assert "Invalid value for '--processes'" in output, output
+
+
+def test_a_configured_colony_object_is_refused_its_processes_would_share_its_name() -> None:
+    code, output = invoke_worker("tests.processes.supervisor_jobs:STATIC_COLONY", "--processes", "2")
+    assert code == 2, output
+    assert "one configured Colony" in output and "HIVEMIND_WORKER_PROCESS" in output, output
+
+
+def test_a_name_too_long_for_its_numbered_colonies_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(supervisor_jobs.URL_ENV, f"sqlite:///{tmp_path / 'never-opened.db'}")
+    monkeypatch.setenv(supervisor_jobs.LOCK_TIMEOUT_ENV, str(LOCK_TIMEOUT))
+    code, output = invoke_worker(APP, "--processes", "12", "--name", "n" * 62)
+    assert code == 2, output
+    assert "use at most 61 characters" in output, output
+    code, output = invoke_worker(APP, "--processes", "2", "--swarm", "main:x")
+    assert code == 2, output  # a setting every child would refuse is refused once, before any start
+    assert "drones must be a number" in output, output
+    assert not (tmp_path / "never-opened.db").exists()
