@@ -12,6 +12,8 @@ import dataclasses
 import importlib
 import logging
 import math
+import os
+import socket
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
@@ -19,8 +21,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from click.core import ParameterSource
 
 import hivemind_jobs as hm
+from hivemind_jobs.cli.supervisor import EXIT_ALLOWANCE, PROCESS_ENV, Supervisor, watch_supervisor
 from hivemind_jobs.core.text import redact_secrets
 
 __all__ = [
@@ -37,6 +41,19 @@ __all__ = [
 
 def load_app(path: str) -> Any:
     """Import ``module:attribute`` (the current directory is importable, like uvicorn)."""
+    target = _resolve_app(path)
+    if callable(target) and not isinstance(target, hm.HiveMind | hm.Colony):
+        target = target()
+    if not isinstance(target, hm.HiveMind | hm.Colony):
+        raise click.BadParameter(
+            f"{path} is a {type(target).__name__}; expected a HiveMind, a Colony or a function returning one",
+            param_hint="APP",
+        )
+    return target
+
+
+def _resolve_app(path: str) -> Any:
+    """The object ``module:attribute`` names (a factory not called yet)."""
     module_name, _, attribute = path.partition(":")
     if not module_name or not attribute:
         raise click.BadParameter(f"expected module:attribute, got {path!r}", param_hint="APP")
@@ -54,13 +71,6 @@ def load_app(path: str) -> Any:
             target = getattr(target, part)
         except AttributeError:
             raise click.BadParameter(f"{module_name} has no attribute {attribute!r}", param_hint="APP") from None
-    if callable(target) and not isinstance(target, hm.HiveMind | hm.Colony):
-        target = target()
-    if not isinstance(target, hm.HiveMind | hm.Colony):
-        raise click.BadParameter(
-            f"{path} is a {type(target).__name__}; expected a HiveMind, a Colony or a function returning one",
-            param_hint="APP",
-        )
     return target
 
 
@@ -252,9 +262,16 @@ async def run_worker(app: Any, options: dict[str, Any]) -> int:
     colony = _build_colony(app, options)
     hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive
     await hive.open()
+    supervisor_fd: int | None = options.get("supervisor_fd")
+    # a colony of `--processes N` stops when its supervisor is gone, even killed: no orphans
+    unwatch = (
+        watch_supervisor(asyncio.get_running_loop(), supervisor_fd, colony.stop) if supervisor_fd is not None else None
+    )
     try:
         await colony.run(burst=options["burst"], handle_signals=True)
     finally:
+        if unwatch is not None:
+            unwatch()
         # the storage closes within what is left of the stop's budget, database reachable or not
         await hive.close(timeout=max(colony.shutdown_remaining(), _CLOSE_FLOOR))
     return colony.processed
@@ -288,6 +305,75 @@ def _run_to_exit(main: Coroutine[Any, Any, _T]) -> _T:
             loop.close()  # the default executor is shut down without waiting for its threads
 
 
+#: colony names have 1-64 characters (``core.names``)
+_NAME_MAX = 64
+#: options a child of ``--processes`` is not given as they were: it gets its own name and pipe
+_NOT_FORWARDED = frozenset({"processes", "name", "supervisor_fd"})
+
+
+def _run_supervisor(ctx: click.Context, app_path: str, processes: int, options: dict[str, Any]) -> int:
+    """Check the app and its options once here, then supervise ``processes`` colony processes."""
+    if isinstance(_resolve_app(app_path), hm.Colony):
+        raise click.UsageError(
+            f"{app_path} is one configured Colony: its {processes} processes would all have its name. Give a"
+            f" HiveMind, or a function returning the Colony that names it from ${PROCESS_ENV} (1..{processes})"
+        )
+    app = load_app(app_path)
+    suffix = len(f"-{processes}")
+    names: dict[int, str] = {}
+    if isinstance(app, hm.HiveMind):
+        base = options["name"]
+        if base is None:
+            base = f"{socket.gethostname().split('.')[0]}-{os.getpid()}"[: _NAME_MAX - suffix]
+        elif len(base) + suffix > _NAME_MAX:
+            raise click.BadParameter(
+                f"{base!r}: the colonies are named {base}-1..{base}-{processes}; use at most"
+                f" {_NAME_MAX - suffix} characters",
+                param_hint="--name",
+            )
+        names = {index: f"{base}-{index}" for index in range(1, processes + 1)}
+    try:
+        # what each child would build: a swarm, a setting or a name that cannot work fails here, once
+        probe = _build_colony(app, {**options, "name": names.get(processes, options["name"])})
+    except hm.HiveMindError as error:
+        raise click.ClickException(redact_secrets(str(error))) from error
+    forwarded = _forwarded_options(ctx)
+
+    def command(index: int, fd: int) -> list[str]:
+        name = [f"--name={names[index]}"] if names else []
+        worker_command = [sys.executable, "-m", "hivemind_jobs.cli", "worker", app_path]
+        return [*worker_command, *forwarded, *name, f"--supervisor-fd={fd}"]
+
+    budget = (probe.options.graceful_stop + probe.options.stop_budget).total_seconds()
+    supervisor = Supervisor(
+        command,
+        processes,
+        labels=lambda index: f"colony {names[index]}" if names else f"colony process {index}",
+        stop_budget=budget + EXIT_ALLOWANCE,
+        burst=options["burst"],
+    )
+    return supervisor.run()
+
+
+def _forwarded_options(ctx: click.Context) -> list[str]:
+    """The options given to this command (``--flag=value``), for a child to get the same ones."""
+    arguments: list[str] = []
+    for param in ctx.command.params:
+        if not isinstance(param, click.Option) or param.name is None or param.name in _NOT_FORWARDED:
+            continue
+        if ctx.get_parameter_source(param.name) in (None, ParameterSource.DEFAULT):
+            continue
+        flag = next(opt for opt in param.opts if opt.startswith("--"))
+        value = ctx.params[param.name]
+        if param.is_flag:
+            arguments.extend([flag] if value else [])
+        elif param.multiple:
+            arguments.extend(f"{flag}={item}" for item in value)
+        elif value is not None:
+            arguments.append(f"{flag}={value}")
+    return arguments
+
+
 def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
     """One option per :data:`SETTINGS` entry, checked by :func:`parse_settings` (errors in one line)."""
     for setting in reversed(SETTINGS):
@@ -315,16 +401,28 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--monitor-interval", default=None, type=float, help="Seconds between lock-monitor runs.")
 @click.option("--burst", is_flag=True, help="Process what is due, then exit.")
 @click.option("--log-level", default="INFO", show_default=True, help="Python logging level of the worker.")
+@click.option(
+    "--processes",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Colony processes to run under one supervisor (named NAME-1..NAME-N); 1: this process is the colony.",
+)
+@click.option("--supervisor-fd", type=int, default=None, hidden=True)
 @_setting_options
 def worker(app_path: str, **options: Any) -> None:
     """Run a colony for APP (module:attribute holding a HiveMind or Colony)."""
     logging.basicConfig(
         level=options.pop("log_level").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    processes: int = options.pop("processes")
     options["app_path"] = app_path
     options["settings"] = parse_settings({setting.key: options.pop(setting.key) for setting in SETTINGS})
     if options["poll_interval"] <= 0:
         raise click.BadParameter("timings must be positive")
+    if processes > 1:
+        ctx = click.get_current_context()
+        ctx.exit(_run_supervisor(ctx, app_path, processes, options))
     app = load_app(app_path)
     try:
         processed = _run_to_exit(run_worker(app, options))
