@@ -28,6 +28,7 @@ class Tracker:
             self.latencies: list[float] = []
             self.first_at: float | None = None  # time.perf_counter() of the first and the target-th run
             self.last_at: float | None = None
+            self.last_cpu: float | None = None  # time.process_time() at the target-th run
             self._loop = loop
             self._reached = asyncio.Event()
 
@@ -41,6 +42,7 @@ class Tracker:
                 self.latencies.append(latency)
             if self.count == self.target:
                 self.last_at = now
+                self.last_cpu = time.process_time()
                 if self._loop is not None:
                     self._loop.call_soon_threadsafe(self._reached.set)
 

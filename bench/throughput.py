@@ -362,17 +362,20 @@ async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float]
             await hive.jobs.create_many(hm.call(noop, i) for i in range(start, min(args.n, start + CHUNK)))
         await asyncio.sleep(0.5)  # as the peer harness does between enqueueing and starting the worker
         tracker.arm(args.n, asyncio.get_running_loop())
+        cpu_started = time.process_time()  # the enqueueing is done: from here on the process is the colony
         started = time.perf_counter()
         async with bounded("the colony run (start, all jobs, stop)"), colony:
             await tracker.wait(WAIT_TIMEOUT)
         stopped = time.perf_counter()
         assert tracker.first_at is not None
         assert tracker.last_at is not None
+        assert tracker.last_cpu is not None
         states = await hive.jobs.count_by_state()
     if states != {"Succeeded": args.n}:
         print(f"warning: after the colony stopped the jobs are {states}", file=sys.stderr, flush=True)
     return {
         "jobs_per_s": args.n / (tracker.last_at - started),
+        "cpu_us_per_job": (tracker.last_cpu - cpu_started) / args.n * 1e6,
         "startup_s": tracker.first_at - started,
         "stop_s": stopped - tracker.last_at,
     }
@@ -479,8 +482,14 @@ async def on_fresh_store(
 
 
 def peer_bench_dir() -> Path:
+    """The shared peer harness: $HIVEMIND_PEER_BENCH, else the first ``shared/bench`` above this script."""
     override = os.environ.get("HIVEMIND_PEER_BENCH")
-    return Path(override) if override else SCRIPT.parents[2] / "shared" / "bench"
+    if override:
+        return Path(override)
+    for folder in SCRIPT.parents:
+        if (folder / "shared" / "bench" / "run_peer.py").is_file():
+            return folder / "shared" / "bench"
+    return SCRIPT.parents[2] / "shared" / "bench"
 
 
 def peer_missing(peer: str) -> str | None:
@@ -494,27 +503,50 @@ def peer_missing(peer: str) -> str | None:
     return None
 
 
-def peer_process(peer: str, directory: Path, n: int, environment: dict[str, str]) -> float | None:
-    """One ``process`` measurement of ``peer`` (config ``default``) by run_peer.py; None if it failed."""
-    results = directory / f"{peer}-results.jsonl"
+#: run_peer.py's phases, and the name under which it records each phase's rate (config ``default``)
+PEER_PHASES = {
+    "process": "{peer}[default].process",
+    "enqueue_one": "{peer}.enqueue_one",
+    "enqueue_many": "{peer}.enqueue_many",
+}
+
+
+def peer_run(
+    peer: str, directory: Path, environment: dict[str, str], phases: dict[str, str], n: int, n_one: int = 1
+) -> dict[str, float | None]:
+    """Some phases of ``peer`` (config ``default``, one repetition) measured by run_peer.py.
+
+    ``phases`` maps run_peer.py phases (``process``, ``enqueue_one``, ``enqueue_many``) to the names of
+    their figures here; ``n`` is the jobs of ``process`` and ``enqueue_many`` (in calls of CHUNK),
+    ``n_one`` those of ``enqueue_one``. A figure is None (with the reason on stderr) if the run failed.
+    """
+    failed: dict[str, float | None] = dict.fromkeys(phases.values())
+    results = directory / f"{peer}-{'-'.join(phases)}-results.jsonl"
     environment = dict(os.environ, BENCH_RESULTS=str(results), **environment)
+    skip = ",".join(phase for phase in (*PEER_PHASES, "latency") if phase not in phases)
     command = [sys.executable, "run_peer.py", "bench", "--adapter", peer, "--config", "default", "--reps", "1"]
-    command += ["--n", str(n), "--skip", "enqueue_one,enqueue_many,latency", "--timeout", str(WAIT_TIMEOUT)]
+    command += ["--n", str(n), "--n-one", str(n_one), "--chunk", str(CHUNK)]
+    command += ["--skip", skip, "--timeout", str(WAIT_TIMEOUT)]
     try:
         completed = subprocess.run(
             command, cwd=peer_bench_dir(), env=environment, capture_output=True, text=True, timeout=WAIT_TIMEOUT + 300
         )
     except subprocess.TimeoutExpired:
         print(f"{peer}: run_peer.py did not finish within {WAIT_TIMEOUT + 300:.0f} s", file=sys.stderr, flush=True)
-        return None
+        return failed
     if completed.returncode != 0:
         print(f"{peer}: run_peer.py failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-4000:]}", file=sys.stderr)
-        return None
-    records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    rates = [record["median"] for record in records if record["name"] == f"{peer}[default].process"]
-    if not rates:
-        print(f"{peer}: run_peer.py recorded no process figure:\n{completed.stdout[-2000:]}", file=sys.stderr)
-    return rates[-1] if rates else None
+        return failed
+    records = (
+        [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.exists() else []
+    )
+    figures: dict[str, float | None] = {}
+    for phase, figure in phases.items():
+        rates = [record["median"] for record in records if record["name"] == PEER_PHASES[phase].format(peer=peer)]
+        if not rates:
+            print(f"{peer}: run_peer.py recorded no {phase} figure:\n{completed.stdout[-2000:]}", file=sys.stderr)
+        figures[figure] = rates[-1] if rates else None
+    return figures
 
 
 def peer_environment(peer: str, directory: Path, args: argparse.Namespace) -> dict[str, str]:
@@ -567,6 +599,59 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+#: The targets checked at the end of every run, per backend: (figure, ">=" or "<=", factor, reference).
+#: The bound is ``factor`` times the figure ``reference`` of the same run, or ``factor`` itself when
+#: ``reference`` is None. A target whose figure or reference was not measured is neither met nor missed.
+TARGETS: dict[str, tuple[tuple[str, str, float, str | None], ...]] = {
+    "sqlite": (
+        ("jobs_per_s", ">=", 1.5, "huey_per_s"),
+        ("jobs_per_s", ">=", 5000, None),
+        ("enqueue_one_per_s", ">=", 5000, None),
+        ("bulk_enqueue_per_s", ">=", 50000, None),
+        ("p50_ms", "<=", 3, None),
+        ("p99_ms", "<=", 15, None),
+        ("cpu_us_per_job", "<=", 150, None),
+    ),
+    "postgres": (
+        ("jobs_per_s", ">=", 1.5, "pgqueuer_per_s"),
+        ("jobs_per_s", ">=", 15, "procrastinate_per_s"),
+        ("enqueue_one_per_s", ">=", 1, "pgqueuer_enqueue_one_per_s"),
+        ("bulk_enqueue_per_s", ">=", 50000, None),
+        ("p50_ms", "<=", 3, None),
+        ("p99_ms", "<=", 15, None),
+        ("cpu_us_per_job", "<=", 150, None),
+    ),
+    "mysql": (
+        ("jobs_per_s", ">=", 5000, None),
+        ("enqueue_one_per_s", ">=", 2000, None),
+        ("bulk_enqueue_per_s", ">=", 30000, None),
+        ("p50_ms", "<=", 20, None),
+        ("p99_ms", "<=", 60, None),
+        ("cpu_us_per_job", "<=", 250, None),
+    ),
+}
+
+
+def check_targets(backend: str, figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every target of ``backend`` against the run's ``figures``: its value, bound and whether it passed."""
+    checked: dict[str, dict[str, Any]] = {}
+    for name, comparison, factor, reference in TARGETS[backend]:
+        label = f"{name} {comparison} {factor:g}" + (f"*{reference}" if reference else "")
+        value = figures.get(name)
+        bound = factor if reference is None else (factor * figures[reference] if figures.get(reference) else None)
+        passed = None
+        if value is not None and bound is not None:
+            passed = value >= bound if comparison == ">=" else value <= bound
+        checked[label] = {"value": value, "bound": None if bound is None else round(bound, 3), "pass": passed}
+    return checked
+
+
+def unit_of(name: str) -> str:
+    if name.endswith("_per_s") or name == "producer_rate":
+        return "/s"
+    return "us" if name.endswith("_us_per_job") else name.rpartition("_")[2]
+
+
 def main() -> None:
     args = parse_args()
     if args.produce is not None:
@@ -574,10 +659,16 @@ def main() -> None:
         return
 
     peers = [] if "peers" in args.skip else [peer for peer in PEERS[args.backend] if peer not in args.skip]
-    for peer in list(peers):
+    #: the peer figures this run must measure: each one that comes out null fails the run
+    expected = {f"{peer}_per_s": peer for peer in peers}
+    if "pgqueuer" in peers and "enqueue" not in args.skip:
+        expected.update(pgqueuer_enqueue_one_per_s="pgqueuer", pgqueuer_bulk_per_s="pgqueuer")
+    measurable = []
+    for peer in peers:
         if problem := peer_missing(peer):
             print(f"{peer} is not measured: {problem}", file=sys.stderr, flush=True)
-            peers.remove(peer)
+        else:
+            measurable.append(peer)
     engine = f"SQLite {sqlite3.sqlite_version}"
     if args.backend != "sqlite":
         engine = asyncio.run(server_prepare(args))
@@ -609,11 +700,14 @@ def main() -> None:
             if "enqueue" not in args.skip:
                 measure(enqueue_one)
                 measure(bulk_enqueue)
-            for peer in peers:
+            for peer in measurable:
                 peer_directory = directory / f"{peer}{rep + 1}"
                 peer_directory.mkdir()
                 environment = peer_environment(peer, peer_directory, args)
-                record({f"{peer}_per_s": peer_process(peer, peer_directory, args.n, environment)})
+                record(peer_run(peer, peer_directory, environment, {"process": f"{peer}_per_s"}, args.n))
+                if peer == "pgqueuer" and "enqueue" not in args.skip:
+                    phases = {"enqueue_one": "pgqueuer_enqueue_one_per_s", "enqueue_many": "pgqueuer_bulk_per_s"}
+                    record(peer_run(peer, peer_directory, environment, phases, args.n_bulk, args.n_one))
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
     finally:
         runs.remove()
@@ -627,9 +721,8 @@ def main() -> None:
     )
     width = max(map(len, medians), default=0)
     for name, value in medians.items():
-        unit = "/s" if name.endswith("_per_s") or name == "producer_rate" else name.rpartition("_")[2]
         spread = ", ".join(f"{v:,.1f}" for v in results[name])
-        print(f"  {name:<{width}}  {value:>12,.1f} {unit:<3} ({spread})")
+        print(f"  {name:<{width}}  {value:>12,.1f} {unit_of(name):<3} ({spread})")
 
     def ratio(numerator: str, denominator: str) -> float | None:
         if numerator in medians and medians.get(denominator):
@@ -640,11 +733,27 @@ def main() -> None:
     ratios.update({f"jobs_vs_{peer}": ratio("jobs_per_s", f"{peer}_per_s") for peer in PEERS[args.backend]})
     described = [f"jobs_per_s / raw_limit_per_s (batch {args.raw_batch}) = {ratios['jobs_vs_raw']}"]
     described += [f"jobs_per_s / {peer}_per_s = {ratios[f'jobs_vs_{peer}']}" for peer in PEERS[args.backend]]
-    print("ratios: " + ", ".join(described))
-    names = ["jobs_per_s", "startup_s", "stop_s", "enqueue_one_per_s", "bulk_enqueue_per_s"]
+    names = ["jobs_per_s", "cpu_us_per_job", "startup_s", "stop_s", "enqueue_one_per_s", "bulk_enqueue_per_s"]
     names += ["p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate", "raw_limit_per_s", "raw_limit_b1_per_s"]
     names += [f"{peer}_per_s" for peer in PEERS[args.backend]]
+    if args.backend == "postgres":
+        names += ["pgqueuer_enqueue_one_per_s", "pgqueuer_bulk_per_s"]
+        ratios["enqueue_one_vs_pgqueuer"] = ratio("enqueue_one_per_s", "pgqueuer_enqueue_one_per_s")
+        ratios["bulk_vs_pgqueuer"] = ratio("bulk_enqueue_per_s", "pgqueuer_bulk_per_s")
+        described += [
+            f"enqueue_one_per_s / pgqueuer_enqueue_one_per_s = {ratios['enqueue_one_vs_pgqueuer']}",
+            f"bulk_enqueue_per_s / pgqueuer_bulk_per_s = {ratios['bulk_vs_pgqueuer']}",
+        ]
+    print("ratios: " + ", ".join(described))
     summary: dict[str, Any] = {name: round(medians[name], 3) if name in medians else None for name in names}
+    targets = check_targets(args.backend, summary)
+    print("targets:")
+    label_width = max(map(len, targets))
+    for label, outcome in targets.items():
+        verdict = {True: "PASS", False: "FAIL", None: "n/a (not measured)"}[outcome["pass"]]
+        value = "-" if outcome["value"] is None else f"{outcome['value']:,.1f}"
+        bound = "-" if outcome["bound"] is None else f"{outcome['bound']:,.1f}"
+        print(f"  {label:<{label_width}}  {value:>12} vs {bound:>12}  {verdict}")
     summary.update(ratios)
     summary.update(
         backend=args.backend,
@@ -660,8 +769,19 @@ def main() -> None:
         raw_batch=args.raw_batch,
         raw_workers=args.raw_workers if args.backend != "sqlite" else 1,
         sync_jobs=args.sync_jobs,
+        targets=targets,
     )
-    print(json.dumps(summary))
+    missing = [name for name in expected if summary.get(name) is None]
+    for name in missing:
+        print(
+            f"error: {name} is null: {expected[name]} could not be measured (the reason is above);"
+            f" run with --skip {expected[name]} to leave it out",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(json.dumps(summary), flush=True)
+    if missing:
+        sys.exit(1)
 
 
 if __name__ == "__main__":
