@@ -13,6 +13,11 @@ tables there on open (``auto_migrate=true`` is always set).
   from the colony's start to the moment the n-th job body runs (``startup_s``: to the first one;
   ``stop_s``: from the n-th job to the end of the colony's stop). Every state change is stored, as by
   default.
+- ``cpu_us_per_job``: CPU time (user + system, ``time.process_time()``: every thread of this process,
+  the SQLite writer and reader threads included) that this process spent over the ``jobs_per_s``
+  window, from just before the colony starts to the n-th job body, divided by --n; microseconds. The
+  colony runs in this process and the jobs were enqueued before the window opened, so this is the
+  worker side alone; the database server's own CPU (PostgreSQL, MySQL) is not in it.
 - ``enqueue_one_per_s``: --n-one ``await hive.jobs.create(noop, i)`` calls, one after the other (one
   job and one transaction per call), from start to the last call's return.
 - ``bulk_enqueue_per_s``: --n-bulk jobs by ``await hive.jobs.create_many(...)`` in calls of 1000 jobs.
@@ -51,16 +56,46 @@ tables there on open (``auto_migrate=true`` is always set).
 - Peers, each measured by the shared peer harness (../shared/bench/run_peer.py, phase ``process``,
   config ``default``, --n jobs, timed the same way as ``jobs_per_s``) in a subprocess with this
   interpreter; null (and the reason on stderr) if the library is not installed or the run fails.
-  Set HIVEMIND_PEER_BENCH to use another copy of the harness.
+  The harness is the first ``shared/bench/run_peer.py`` found in a folder above this script; set
+  HIVEMIND_PEER_BENCH to use another copy.
 
   - ``huey_per_s`` (SQLite): Huey's SqliteHuey (1 worker thread); ``pip install -e '.[bench]'``.
   - ``pgqueuer_per_s`` and ``procrastinate_per_s`` (PostgreSQL): PgQueuer (batch 10) and
     Procrastinate (concurrency 1) in the public schema of the database of --pg-url (BENCH_PG_DSN);
     the harness's adapters empty their tables first and need asyncpg besides the library.
+  - ``pgqueuer_enqueue_one_per_s`` (PostgreSQL): the harness's ``enqueue_one`` phase, --n-one
+    ``await queries.enqueue("noop", payload)`` calls one after the other (one job and one transaction
+    per call, on one asyncpg connection), from the first call to the last call's return; the
+    counterpart of ``enqueue_one_per_s``. ``pgqueuer_bulk_per_s``: its ``enqueue_many`` phase,
+    --n-bulk jobs by ``await queries.enqueue([...], [...], [...])`` in calls of 1000 jobs (the
+    harness's --chunk, set to ours), the counterpart of ``bulk_enqueue_per_s``. Both on fresh
+    PgQueuer tables, in a process of their own; skipped with ``enqueue``.
 
 Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s, and ``jobs_vs_<peer>`` = jobs_per_s /
-<peer>_per_s for the backend's peers. Skip parts with --skip process,latency,enqueue,raw,peers (or a
-single peer by name); their figures are null. The last line printed is one JSON object with every figure.
+<peer>_per_s for the backend's peers; on PostgreSQL also ``enqueue_one_vs_pgqueuer`` =
+enqueue_one_per_s / pgqueuer_enqueue_one_per_s and ``bulk_vs_pgqueuer`` = bulk_enqueue_per_s /
+pgqueuer_bulk_per_s. Skip parts with --skip process,latency,enqueue,raw,peers (or a single peer by
+name: huey, pgqueuer, procrastinate); their figures are null.
+
+Targets: every run ends with one line per target of its backend (the figure, the bound, PASS or FAIL;
+``n/a`` when the figure or the peer figure it is compared with was not measured), and the JSON has
+them under ``"targets"``: ``{"<figure> <op> <bound>": {"value", "bound", "pass"}}``.
+
+  ============================  =========================  ============================  ==========
+  figure                        SQLite                     PostgreSQL                    MariaDB
+  ============================  =========================  ============================  ==========
+  jobs_per_s                    >= 1.5*huey_per_s,         >= 1.5*pgqueuer_per_s,        >= 5000
+                                >= 5000                    >= 15*procrastinate_per_s
+  enqueue_one_per_s             >= 5000                    >= pgqueuer_enqueue_one_per_s >= 2000
+  bulk_enqueue_per_s            >= 50000                   >= 50000                      >= 30000
+  p50_ms / p99_ms               <= 3 / <= 15               <= 3 / <= 15                  <= 20 / <= 60
+  cpu_us_per_job                <= 150                     <= 150                        <= 250
+  ============================  =========================  ============================  ==========
+
+A missed target does not change the exit status. A peer figure that comes out null because the peer
+could not be measured (not installed, harness missing, its run failed) does: the run prints
+everything, then exits with status 1, unless --skip names that peer (or ``peers``). The last line
+printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
