@@ -3,7 +3,8 @@
 A fresh database file (SQLite), a fresh schema ``hmbench_<pid>_<k>`` in the database of --pg-url,
 dropped with CASCADE afterwards (PostgreSQL), or a fresh database ``hmbench_<pid>_<k>`` next to the
 one of --mysql-url, dropped afterwards (MySQL/MariaDB). Also the URL helpers and admin connections
-the scripts share, and ``bounded`` (a hung measurement fails with a clear error instead of hanging).
+the scripts share, ``bounded`` (a hung measurement fails with a clear error instead of hanging) and
+``make_colony``, the colony whose figures the scripts report.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import contextlib
 import os
 import sys
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
+import hivemind_jobs as hm
 from _runs import Runs
 
 BACKENDS = ("sqlite", "postgres", "mysql")
@@ -167,3 +170,15 @@ async def bounded(what: str, seconds: float = WAIT_TIMEOUT + 60) -> AsyncIterato
         finally:
             if scope.expired():
                 print(f"{what} did not finish within {seconds:.0f} s", file=sys.stderr, flush=True)
+
+
+def make_colony(hive: hm.HiveMind, drones: int, poll_ms: int) -> hm.Colony:
+    """The measured colony: one root swarm of ``drones`` drones on the global (default) queue, the
+    jobs of ``_jobs`` allowed, idle polls every ``poll_ms`` (a fallback where changes are notified)."""
+    colony = hive.colony(
+        name="bench",
+        options=hm.ColonyOptions(poll_interval=timedelta(milliseconds=poll_ms)),
+        allow=hm.AllowList(modules=["_jobs"]),
+    )
+    colony.swarm("main", drones=drones)
+    return colony

@@ -111,7 +111,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import timedelta
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
@@ -129,6 +128,7 @@ from _stores import (
     WAIT_TIMEOUT,
     Stores,
     bounded,
+    make_colony,
     mysql_admin,
     pg_admin,
     pg_conninfo,
@@ -377,20 +377,10 @@ def job_functions(sync_jobs: bool) -> tuple[Callable[[int], Any], Callable[[floa
     return _jobs.noop, _jobs.latency_job
 
 
-def make_colony(hive: hm.HiveMind, args: argparse.Namespace) -> Any:
-    colony = hive.colony(
-        name="bench",
-        options=hm.ColonyOptions(poll_interval=timedelta(milliseconds=args.poll_ms)),
-        allow=hm.AllowList(modules=["_jobs"]),
-    )
-    colony.swarm("main", drones=args.drones)  # the root swarm works the global (default) queue
-    return colony
-
-
 async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float]:
     noop, _ = job_functions(args.sync_jobs)
     hive = hm.HiveMind(url)
-    colony = make_colony(hive, args)
+    colony = make_colony(hive, args.drones, args.poll_ms)
     tracker = _jobs.TRACKER
     async with hive:
         for start in range(0, args.n, CHUNK):
@@ -426,7 +416,7 @@ def percentile(values: list[float], p: float) -> float:
 async def colony_latency(url: str, args: argparse.Namespace) -> dict[str, float]:
     n = int(args.rate * args.lat_seconds)
     hive = hm.HiveMind(url)
-    colony = make_colony(hive, args)
+    colony = make_colony(hive, args.drones, args.poll_ms)
     tracker = _jobs.TRACKER
     async with hive:
         tracker.arm(n, asyncio.get_running_loop())
