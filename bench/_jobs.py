@@ -1,7 +1,8 @@
-"""Job bodies of bench/throughput.py and the in-process tracker they report to.
+"""Job bodies of bench/throughput.py and bench/scale.py and the in-process records they report to.
 
 They live in a module of their own so their stored targets (``_jobs:noop``, ...) can be imported by
-name in any process: the benchmark script itself runs as ``__main__``. bench/ must be on sys.path.
+name in any process: the benchmark script itself runs as ``__main__``, and bench/scale.py's worker
+processes import them by name. bench/ must be on sys.path.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ class Tracker:
             self.latencies: list[float] = []
             self.first_at: float | None = None  # time.perf_counter() of the first and the target-th run
             self.last_at: float | None = None
+            self.last_cpu: float | None = None  # time.process_time() at the target-th run
             self._loop = loop
             self._reached = asyncio.Event()
 
@@ -41,6 +43,7 @@ class Tracker:
                 self.latencies.append(latency)
             if self.count == self.target:
                 self.last_at = now
+                self.last_cpu = time.process_time()
                 if self._loop is not None:
                     self._loop.call_soon_threadsafe(self._reached.set)
 
@@ -55,6 +58,32 @@ class Tracker:
 TRACKER = Tracker()
 
 
+class Stamps:
+    """How many jobs this process ran, and the wall-clock times (``time.time()``) of the first and
+    the latest: what a worker process of bench/scale.py reports when it exits. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.first: float | None = None
+        self.last: float | None = None
+
+    def ran(self) -> None:
+        now = time.time()
+        with self._lock:
+            self.count += 1
+            if self.first is None:
+                self.first = now
+            self.last = now
+
+    def as_dict(self) -> dict[str, float | int | None]:
+        with self._lock:
+            return {"count": self.count, "first": self.first, "last": self.last}
+
+
+STAMPS = Stamps()
+
+
 async def noop(number: int) -> None:
     """The throughput job: nothing but the count."""
     TRACKER.ran()
@@ -63,6 +92,11 @@ async def noop(number: int) -> None:
 async def latency_job(enqueued_wall: float) -> None:
     """The latency job: ``enqueued_wall`` is time.time() taken just before the enqueue call."""
     TRACKER.ran(time.time() - enqueued_wall)
+
+
+async def stamp(number: int) -> None:
+    """The job of bench/scale.py's worker processes: nothing but the stamp."""
+    STAMPS.ran()
 
 
 def noop_sync(number: int) -> None:

@@ -13,6 +13,11 @@ tables there on open (``auto_migrate=true`` is always set).
   from the colony's start to the moment the n-th job body runs (``startup_s``: to the first one;
   ``stop_s``: from the n-th job to the end of the colony's stop). Every state change is stored, as by
   default.
+- ``cpu_us_per_job``: CPU time (user + system, ``time.process_time()``: every thread of this process,
+  the SQLite writer and reader threads included) that this process spent over the ``jobs_per_s``
+  window, from just before the colony starts to the n-th job body, divided by --n; microseconds. The
+  colony runs in this process and the jobs were enqueued before the window opened, so this is the
+  worker side alone; the database server's own CPU (PostgreSQL, MySQL) is not in it.
 - ``enqueue_one_per_s``: --n-one ``await hive.jobs.create(noop, i)`` calls, one after the other (one
   job and one transaction per call), from start to the last call's return.
 - ``bulk_enqueue_per_s``: --n-bulk jobs by ``await hive.jobs.create_many(...)`` in calls of 1000 jobs.
@@ -51,23 +56,52 @@ tables there on open (``auto_migrate=true`` is always set).
 - Peers, each measured by the shared peer harness (../shared/bench/run_peer.py, phase ``process``,
   config ``default``, --n jobs, timed the same way as ``jobs_per_s``) in a subprocess with this
   interpreter; null (and the reason on stderr) if the library is not installed or the run fails.
-  Set HIVEMIND_PEER_BENCH to use another copy of the harness.
+  The harness is the first ``shared/bench/run_peer.py`` found in a folder above this script; set
+  HIVEMIND_PEER_BENCH to use another copy.
 
   - ``huey_per_s`` (SQLite): Huey's SqliteHuey (1 worker thread); ``pip install -e '.[bench]'``.
   - ``pgqueuer_per_s`` and ``procrastinate_per_s`` (PostgreSQL): PgQueuer (batch 10) and
     Procrastinate (concurrency 1) in the public schema of the database of --pg-url (BENCH_PG_DSN);
     the harness's adapters empty their tables first and need asyncpg besides the library.
+  - ``pgqueuer_enqueue_one_per_s`` (PostgreSQL): the harness's ``enqueue_one`` phase, --n-one
+    ``await queries.enqueue("noop", payload)`` calls one after the other (one job and one transaction
+    per call, on one asyncpg connection), from the first call to the last call's return; the
+    counterpart of ``enqueue_one_per_s``. ``pgqueuer_bulk_per_s``: its ``enqueue_many`` phase,
+    --n-bulk jobs by ``await queries.enqueue([...], [...], [...])`` in calls of 1000 jobs (the
+    harness's --chunk, set to ours), the counterpart of ``bulk_enqueue_per_s``. Both on fresh
+    PgQueuer tables, in a process of their own; skipped with ``enqueue``.
 
 Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s, and ``jobs_vs_<peer>`` = jobs_per_s /
-<peer>_per_s for the backend's peers. Skip parts with --skip process,latency,enqueue,raw,peers (or a
-single peer by name); their figures are null. The last line printed is one JSON object with every figure.
+<peer>_per_s for the backend's peers; on PostgreSQL also ``enqueue_one_vs_pgqueuer`` =
+enqueue_one_per_s / pgqueuer_enqueue_one_per_s and ``bulk_vs_pgqueuer`` = bulk_enqueue_per_s /
+pgqueuer_bulk_per_s. Skip parts with --skip process,latency,enqueue,raw,peers (or a single peer by
+name: huey, pgqueuer, procrastinate); their figures are null.
+
+Targets: every run ends with one line per target of its backend (the figure, the bound, PASS or FAIL;
+``n/a`` when the figure or the peer figure it is compared with was not measured), and the JSON has
+them under ``"targets"``: ``{"<figure> <op> <bound>": {"value", "bound", "pass"}}``.
+
+  ============================  =========================  ============================  ==========
+  figure                        SQLite                     PostgreSQL                    MariaDB
+  ============================  =========================  ============================  ==========
+  jobs_per_s                    >= 1.5*huey_per_s,         >= 1.5*pgqueuer_per_s,        >= 5000
+                                >= 5000                    >= 15*procrastinate_per_s
+  enqueue_one_per_s             >= 5000                    >= pgqueuer_enqueue_one_per_s >= 2000
+  bulk_enqueue_per_s            >= 50000                   >= 50000                      >= 30000
+  p50_ms / p99_ms               <= 3 / <= 15               <= 3 / <= 15                  <= 20 / <= 60
+  cpu_us_per_job                <= 150                     <= 150                        <= 250
+  ============================  =========================  ============================  ==========
+
+A missed target does not change the exit status. A peer figure that comes out null because the peer
+could not be measured (not installed, harness missing, its run failed) does: the run prints
+everything, then exits with status 1, unless --skip names that peer (or ``peers``). The last line
+printed is one JSON object with every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import importlib.util
 import json
 import os
@@ -76,12 +110,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
-from datetime import timedelta
+from collections.abc import Callable
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # job targets are stored as _jobs:<name>
@@ -89,20 +121,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # job targets are stor
 import _jobs
 import hivemind_jobs as hm
 from _runs import Runs
+from _stores import (
+    BACKENDS,
+    DEFAULT_MYSQL_URL,
+    DEFAULT_PG_URL,
+    WAIT_TIMEOUT,
+    Stores,
+    bounded,
+    make_colony,
+    mysql_admin,
+    pg_admin,
+    pg_conninfo,
+    server_prepare,
+    url_database,
+)
 
 SCRIPT = Path(__file__).resolve()
 
-BACKENDS = ("sqlite", "postgres", "mysql")
 PEERS = {"sqlite": ("huey",), "postgres": ("pgqueuer", "procrastinate"), "mysql": ()}
 #: what the shared harness's adapter of each peer imports
 PEER_MODULES = {"huey": ("huey",), "pgqueuer": ("pgqueuer", "asyncpg"), "procrastinate": ("procrastinate", "asyncpg")}
 PARTS = ("process", "latency", "enqueue", "raw", "peers", "huey", "pgqueuer", "procrastinate")
 CHUNK = 1000
-DEFAULT_PG_URL = "postgresql://root@127.0.0.1:5432/bench?auto_migrate=true"
-DEFAULT_MYSQL_URL = "mysql://root@127.0.0.1:3306/bench?auto_migrate=true"
-CLEANUP_TRIES = 30  # one a second: a fresh schema or database is dropped even across a server restart
-LIBPQ_OPTIONS = ("connect_timeout", "sslmode", "application_name")  # what psycopg may get from --pg-url
-WAIT_TIMEOUT = 600.0  # seconds a measurement may take before it is given up
 
 
 # ---------------------------------------------------------------- raw SQLite limit
@@ -200,140 +240,6 @@ async def raw_limit(path: Path, n: int, batch: int) -> float:
     connection.close()
     assert done == n, (done, n)
     return n / elapsed
-
-
-# ---------------------------------------------------------------- server storage: URLs, fresh namespaces
-
-
-def url_with(url: str, *, database: str | None = None, **query: str) -> str:
-    """``url`` with another database (its path) and/or some query parameters set."""
-    parts = urlsplit(url)
-    params = dict(parse_qsl(parts.query, keep_blank_values=True))
-    params.update(query)
-    path = f"/{database}" if database is not None else parts.path
-    return urlunsplit(parts._replace(path=path, query=urlencode(params)))
-
-
-def pg_conninfo(url: str, database: str | None = None) -> str:
-    """A libpq URI for psycopg (and the peers) from a HiveMind PostgreSQL URL: its HiveMind options dropped."""
-    parts = urlsplit(url)
-    params = {key: value for key, value in parse_qsl(parts.query) if key in LIBPQ_OPTIONS}
-    path = f"/{database}" if database is not None else parts.path
-    return urlunsplit(("postgresql", parts.netloc, path, urlencode(params), ""))
-
-
-def mysql_connect_args(url: str) -> dict[str, Any]:
-    """aiomysql.connect() arguments (no database) from a HiveMind MySQL URL."""
-    parts = urlsplit(url)
-    return {
-        "host": parts.hostname or "127.0.0.1",
-        "port": parts.port or 3306,
-        "user": unquote(parts.username or "root"),
-        "password": unquote(parts.password or ""),
-    }
-
-
-def url_database(url: str) -> str:
-    return urlsplit(url).path.lstrip("/")
-
-
-async def pg_admin(url: str, database: str | None = None) -> Any:
-    import psycopg
-
-    return await psycopg.AsyncConnection.connect(pg_conninfo(url, database), autocommit=True)
-
-
-async def mysql_admin(url: str, database: str | None = None, **options: Any) -> Any:
-    import aiomysql
-
-    return await aiomysql.connect(**mysql_connect_args(url), db=database, autocommit=True, **options)
-
-
-async def server_prepare(args: argparse.Namespace) -> str:
-    """Create the database of --pg-url / --mysql-url if missing; return the server's name and version."""
-    if args.backend == "postgres":
-        database = url_database(args.pg_url)
-        connection = await pg_admin(args.pg_url, "postgres")
-        async with connection:
-            cursor = await connection.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
-            if await cursor.fetchone() is None:
-                await connection.execute(f'CREATE DATABASE "{database}"')
-                print(f"created the database {database!r}", file=sys.stderr, flush=True)
-            row = await (await connection.execute("SHOW server_version")).fetchone()
-        return f"PostgreSQL {row[0]}"
-    connection = await mysql_admin(args.mysql_url)
-    try:
-        async with connection.cursor() as cursor:
-            database = url_database(args.mysql_url)
-            await cursor.execute("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,))
-            if not await cursor.fetchall():
-                await cursor.execute(f"CREATE DATABASE `{database}`")
-                print(f"created the database {database!r}", file=sys.stderr, flush=True)
-            await cursor.execute("SELECT VERSION()")
-            (version,) = await cursor.fetchone()
-    finally:
-        await connection.ensure_closed()
-    return f"{'MariaDB' if 'mariadb' in version.lower() else 'MySQL'} {version}"
-
-
-class Stores:
-    """Fresh, empty storage for every measurement, removed afterwards."""
-
-    def __init__(self, args: argparse.Namespace, runs: Runs) -> None:
-        self.args = args
-        self.runs = runs
-        self._count = 0
-
-    def _name(self) -> str:
-        self._count += 1
-        return f"hmbench_{os.getpid()}_{self._count}"
-
-    @contextlib.asynccontextmanager
-    async def namespace(self) -> AsyncIterator[str]:
-        """A new PostgreSQL schema or MySQL database, dropped (with everything in it) on exit."""
-        name = self._name()
-        if self.args.backend == "postgres":
-            create, drop = f'CREATE SCHEMA "{name}"', f'DROP SCHEMA IF EXISTS "{name}" CASCADE'
-        else:
-            create, drop = f"CREATE DATABASE `{name}`", f"DROP DATABASE IF EXISTS `{name}`"
-        await self._admin(create)
-        try:
-            yield name
-        finally:
-            for attempt in range(CLEANUP_TRIES):  # the server may be restarting (or down for a moment)
-                try:
-                    await self._admin(drop)
-                    break
-                except Exception as error:
-                    if attempt == CLEANUP_TRIES - 1:
-                        print(f"could not drop {name} ({error}); drop it by hand", file=sys.stderr, flush=True)
-                    else:
-                        await asyncio.sleep(1.0)
-
-    async def _admin(self, statement: str) -> None:
-        if self.args.backend == "postgres":
-            async with await pg_admin(self.args.pg_url) as connection:
-                await connection.execute("SET lock_timeout = '60s'")
-                await connection.execute(statement)
-            return
-        connection = await mysql_admin(self.args.mysql_url)
-        try:
-            async with connection.cursor() as cursor:
-                await cursor.execute(statement)
-        finally:
-            await connection.ensure_closed()
-
-    @contextlib.asynccontextmanager
-    async def hive_url(self) -> AsyncIterator[str]:
-        """The HiveMind storage URL of a fresh, empty store."""
-        if self.args.backend == "sqlite":
-            yield f"sqlite:///{self.runs.fresh()}"
-            return
-        async with self.namespace() as name:
-            if self.args.backend == "postgres":
-                yield url_with(self.args.pg_url, schema=name, auto_migrate="true")
-            else:
-                yield url_with(self.args.mysql_url, database=name, auto_migrate="true")
 
 
 # ---------------------------------------------------------------- raw PostgreSQL and MySQL limits
@@ -465,54 +371,36 @@ async def server_raw_limit(stores: Stores, args: argparse.Namespace, batch: int)
 # ---------------------------------------------------------------- HiveMind colony
 
 
-@contextlib.asynccontextmanager
-async def bounded(what: str, seconds: float = WAIT_TIMEOUT + 60) -> AsyncIterator[None]:
-    """Give up on a hung colony start, wait or stop with a clear error instead of hanging."""
-    async with asyncio.timeout(seconds) as scope:
-        try:
-            yield
-        finally:
-            if scope.expired():
-                print(f"{what} did not finish within {seconds:.0f} s", file=sys.stderr, flush=True)
-
-
 def job_functions(sync_jobs: bool) -> tuple[Callable[[int], Any], Callable[[float], Any]]:
     if sync_jobs:
         return _jobs.noop_sync, _jobs.latency_job_sync
     return _jobs.noop, _jobs.latency_job
 
 
-def make_colony(hive: hm.HiveMind, args: argparse.Namespace) -> Any:
-    colony = hive.colony(
-        name="bench",
-        options=hm.ColonyOptions(poll_interval=timedelta(milliseconds=args.poll_ms)),
-        allow=hm.AllowList(modules=["_jobs"]),
-    )
-    colony.swarm("main", drones=args.drones)  # the root swarm works the global (default) queue
-    return colony
-
-
 async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float]:
     noop, _ = job_functions(args.sync_jobs)
     hive = hm.HiveMind(url)
-    colony = make_colony(hive, args)
+    colony = make_colony(hive, args.drones, args.poll_ms)
     tracker = _jobs.TRACKER
     async with hive:
         for start in range(0, args.n, CHUNK):
             await hive.jobs.create_many(hm.call(noop, i) for i in range(start, min(args.n, start + CHUNK)))
         await asyncio.sleep(0.5)  # as the peer harness does between enqueueing and starting the worker
         tracker.arm(args.n, asyncio.get_running_loop())
+        cpu_started = time.process_time()  # the enqueueing is done: from here on the process is the colony
         started = time.perf_counter()
         async with bounded("the colony run (start, all jobs, stop)"), colony:
             await tracker.wait(WAIT_TIMEOUT)
         stopped = time.perf_counter()
         assert tracker.first_at is not None
         assert tracker.last_at is not None
+        assert tracker.last_cpu is not None
         states = await hive.jobs.count_by_state()
     if states != {"Succeeded": args.n}:
         print(f"warning: after the colony stopped the jobs are {states}", file=sys.stderr, flush=True)
     return {
         "jobs_per_s": args.n / (tracker.last_at - started),
+        "cpu_us_per_job": (tracker.last_cpu - cpu_started) / args.n * 1e6,
         "startup_s": tracker.first_at - started,
         "stop_s": stopped - tracker.last_at,
     }
@@ -528,7 +416,7 @@ def percentile(values: list[float], p: float) -> float:
 async def colony_latency(url: str, args: argparse.Namespace) -> dict[str, float]:
     n = int(args.rate * args.lat_seconds)
     hive = hm.HiveMind(url)
-    colony = make_colony(hive, args)
+    colony = make_colony(hive, args.drones, args.poll_ms)
     tracker = _jobs.TRACKER
     async with hive:
         tracker.arm(n, asyncio.get_running_loop())
@@ -619,8 +507,14 @@ async def on_fresh_store(
 
 
 def peer_bench_dir() -> Path:
+    """The shared peer harness: $HIVEMIND_PEER_BENCH, else the first ``shared/bench`` above this script."""
     override = os.environ.get("HIVEMIND_PEER_BENCH")
-    return Path(override) if override else SCRIPT.parents[2] / "shared" / "bench"
+    if override:
+        return Path(override)
+    for folder in SCRIPT.parents:
+        if (folder / "shared" / "bench" / "run_peer.py").is_file():
+            return folder / "shared" / "bench"
+    return SCRIPT.parents[2] / "shared" / "bench"
 
 
 def peer_missing(peer: str) -> str | None:
@@ -634,27 +528,50 @@ def peer_missing(peer: str) -> str | None:
     return None
 
 
-def peer_process(peer: str, directory: Path, n: int, environment: dict[str, str]) -> float | None:
-    """One ``process`` measurement of ``peer`` (config ``default``) by run_peer.py; None if it failed."""
-    results = directory / f"{peer}-results.jsonl"
+#: run_peer.py's phases, and the name under which it records each phase's rate (config ``default``)
+PEER_PHASES = {
+    "process": "{peer}[default].process",
+    "enqueue_one": "{peer}.enqueue_one",
+    "enqueue_many": "{peer}.enqueue_many",
+}
+
+
+def peer_run(
+    peer: str, directory: Path, environment: dict[str, str], phases: dict[str, str], n: int, n_one: int = 1
+) -> dict[str, float | None]:
+    """Some phases of ``peer`` (config ``default``, one repetition) measured by run_peer.py.
+
+    ``phases`` maps run_peer.py phases (``process``, ``enqueue_one``, ``enqueue_many``) to the names of
+    their figures here; ``n`` is the jobs of ``process`` and ``enqueue_many`` (in calls of CHUNK),
+    ``n_one`` those of ``enqueue_one``. A figure is None (with the reason on stderr) if the run failed.
+    """
+    failed: dict[str, float | None] = dict.fromkeys(phases.values())
+    results = directory / f"{peer}-{'-'.join(phases)}-results.jsonl"
     environment = dict(os.environ, BENCH_RESULTS=str(results), **environment)
+    skip = ",".join(phase for phase in (*PEER_PHASES, "latency") if phase not in phases)
     command = [sys.executable, "run_peer.py", "bench", "--adapter", peer, "--config", "default", "--reps", "1"]
-    command += ["--n", str(n), "--skip", "enqueue_one,enqueue_many,latency", "--timeout", str(WAIT_TIMEOUT)]
+    command += ["--n", str(n), "--n-one", str(n_one), "--chunk", str(CHUNK)]
+    command += ["--skip", skip, "--timeout", str(WAIT_TIMEOUT)]
     try:
         completed = subprocess.run(
             command, cwd=peer_bench_dir(), env=environment, capture_output=True, text=True, timeout=WAIT_TIMEOUT + 300
         )
     except subprocess.TimeoutExpired:
         print(f"{peer}: run_peer.py did not finish within {WAIT_TIMEOUT + 300:.0f} s", file=sys.stderr, flush=True)
-        return None
+        return failed
     if completed.returncode != 0:
         print(f"{peer}: run_peer.py failed:\n{completed.stdout[-2000:]}\n{completed.stderr[-4000:]}", file=sys.stderr)
-        return None
-    records = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
-    rates = [record["median"] for record in records if record["name"] == f"{peer}[default].process"]
-    if not rates:
-        print(f"{peer}: run_peer.py recorded no process figure:\n{completed.stdout[-2000:]}", file=sys.stderr)
-    return rates[-1] if rates else None
+        return failed
+    records = (
+        [json.loads(line) for line in results.read_text().splitlines() if line.strip()] if results.exists() else []
+    )
+    figures: dict[str, float | None] = {}
+    for phase, figure in phases.items():
+        rates = [record["median"] for record in records if record["name"] == PEER_PHASES[phase].format(peer=peer)]
+        if not rates:
+            print(f"{peer}: run_peer.py recorded no {phase} figure:\n{completed.stdout[-2000:]}", file=sys.stderr)
+        figures[figure] = rates[-1] if rates else None
+    return figures
 
 
 def peer_environment(peer: str, directory: Path, args: argparse.Namespace) -> dict[str, str]:
@@ -707,6 +624,59 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+#: The targets checked at the end of every run, per backend: (figure, ">=" or "<=", factor, reference).
+#: The bound is ``factor`` times the figure ``reference`` of the same run, or ``factor`` itself when
+#: ``reference`` is None. A target whose figure or reference was not measured is neither met nor missed.
+TARGETS: dict[str, tuple[tuple[str, str, float, str | None], ...]] = {
+    "sqlite": (
+        ("jobs_per_s", ">=", 1.5, "huey_per_s"),
+        ("jobs_per_s", ">=", 5000, None),
+        ("enqueue_one_per_s", ">=", 5000, None),
+        ("bulk_enqueue_per_s", ">=", 50000, None),
+        ("p50_ms", "<=", 3, None),
+        ("p99_ms", "<=", 15, None),
+        ("cpu_us_per_job", "<=", 150, None),
+    ),
+    "postgres": (
+        ("jobs_per_s", ">=", 1.5, "pgqueuer_per_s"),
+        ("jobs_per_s", ">=", 15, "procrastinate_per_s"),
+        ("enqueue_one_per_s", ">=", 1, "pgqueuer_enqueue_one_per_s"),
+        ("bulk_enqueue_per_s", ">=", 50000, None),
+        ("p50_ms", "<=", 3, None),
+        ("p99_ms", "<=", 15, None),
+        ("cpu_us_per_job", "<=", 150, None),
+    ),
+    "mysql": (
+        ("jobs_per_s", ">=", 5000, None),
+        ("enqueue_one_per_s", ">=", 2000, None),
+        ("bulk_enqueue_per_s", ">=", 30000, None),
+        ("p50_ms", "<=", 20, None),
+        ("p99_ms", "<=", 60, None),
+        ("cpu_us_per_job", "<=", 250, None),
+    ),
+}
+
+
+def check_targets(backend: str, figures: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every target of ``backend`` against the run's ``figures``: its value, bound and whether it passed."""
+    checked: dict[str, dict[str, Any]] = {}
+    for name, comparison, factor, reference in TARGETS[backend]:
+        label = f"{name} {comparison} {factor:g}" + (f"*{reference}" if reference else "")
+        value = figures.get(name)
+        bound = factor if reference is None else (factor * figures[reference] if figures.get(reference) else None)
+        passed = None
+        if value is not None and bound is not None:
+            passed = value >= bound if comparison == ">=" else value <= bound
+        checked[label] = {"value": value, "bound": None if bound is None else round(bound, 3), "pass": passed}
+    return checked
+
+
+def unit_of(name: str) -> str:
+    if name.endswith("_per_s") or name == "producer_rate":
+        return "/s"
+    return "us" if name.endswith("_us_per_job") else name.rpartition("_")[2]
+
+
 def main() -> None:
     args = parse_args()
     if args.produce is not None:
@@ -714,10 +684,16 @@ def main() -> None:
         return
 
     peers = [] if "peers" in args.skip else [peer for peer in PEERS[args.backend] if peer not in args.skip]
-    for peer in list(peers):
+    #: the peer figures this run must measure: each one that comes out null fails the run
+    expected = {f"{peer}_per_s": peer for peer in peers}
+    if "pgqueuer" in peers and "enqueue" not in args.skip:
+        expected.update(pgqueuer_enqueue_one_per_s="pgqueuer", pgqueuer_bulk_per_s="pgqueuer")
+    measurable = []
+    for peer in peers:
         if problem := peer_missing(peer):
             print(f"{peer} is not measured: {problem}", file=sys.stderr, flush=True)
-            peers.remove(peer)
+        else:
+            measurable.append(peer)
     engine = f"SQLite {sqlite3.sqlite_version}"
     if args.backend != "sqlite":
         engine = asyncio.run(server_prepare(args))
@@ -749,11 +725,14 @@ def main() -> None:
             if "enqueue" not in args.skip:
                 measure(enqueue_one)
                 measure(bulk_enqueue)
-            for peer in peers:
+            for peer in measurable:
                 peer_directory = directory / f"{peer}{rep + 1}"
                 peer_directory.mkdir()
                 environment = peer_environment(peer, peer_directory, args)
-                record({f"{peer}_per_s": peer_process(peer, peer_directory, args.n, environment)})
+                record(peer_run(peer, peer_directory, environment, {"process": f"{peer}_per_s"}, args.n))
+                if peer == "pgqueuer" and "enqueue" not in args.skip:
+                    phases = {"enqueue_one": "pgqueuer_enqueue_one_per_s", "enqueue_many": "pgqueuer_bulk_per_s"}
+                    record(peer_run(peer, peer_directory, environment, phases, args.n_bulk, args.n_one))
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
     finally:
         runs.remove()
@@ -767,9 +746,8 @@ def main() -> None:
     )
     width = max(map(len, medians), default=0)
     for name, value in medians.items():
-        unit = "/s" if name.endswith("_per_s") or name == "producer_rate" else name.rpartition("_")[2]
         spread = ", ".join(f"{v:,.1f}" for v in results[name])
-        print(f"  {name:<{width}}  {value:>12,.1f} {unit:<3} ({spread})")
+        print(f"  {name:<{width}}  {value:>12,.1f} {unit_of(name):<3} ({spread})")
 
     def ratio(numerator: str, denominator: str) -> float | None:
         if numerator in medians and medians.get(denominator):
@@ -780,11 +758,27 @@ def main() -> None:
     ratios.update({f"jobs_vs_{peer}": ratio("jobs_per_s", f"{peer}_per_s") for peer in PEERS[args.backend]})
     described = [f"jobs_per_s / raw_limit_per_s (batch {args.raw_batch}) = {ratios['jobs_vs_raw']}"]
     described += [f"jobs_per_s / {peer}_per_s = {ratios[f'jobs_vs_{peer}']}" for peer in PEERS[args.backend]]
-    print("ratios: " + ", ".join(described))
-    names = ["jobs_per_s", "startup_s", "stop_s", "enqueue_one_per_s", "bulk_enqueue_per_s"]
+    names = ["jobs_per_s", "cpu_us_per_job", "startup_s", "stop_s", "enqueue_one_per_s", "bulk_enqueue_per_s"]
     names += ["p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate", "raw_limit_per_s", "raw_limit_b1_per_s"]
     names += [f"{peer}_per_s" for peer in PEERS[args.backend]]
+    if args.backend == "postgres":
+        names += ["pgqueuer_enqueue_one_per_s", "pgqueuer_bulk_per_s"]
+        ratios["enqueue_one_vs_pgqueuer"] = ratio("enqueue_one_per_s", "pgqueuer_enqueue_one_per_s")
+        ratios["bulk_vs_pgqueuer"] = ratio("bulk_enqueue_per_s", "pgqueuer_bulk_per_s")
+        described += [
+            f"enqueue_one_per_s / pgqueuer_enqueue_one_per_s = {ratios['enqueue_one_vs_pgqueuer']}",
+            f"bulk_enqueue_per_s / pgqueuer_bulk_per_s = {ratios['bulk_vs_pgqueuer']}",
+        ]
+    print("ratios: " + ", ".join(described))
     summary: dict[str, Any] = {name: round(medians[name], 3) if name in medians else None for name in names}
+    targets = check_targets(args.backend, summary)
+    print("targets:")
+    label_width = max(map(len, targets))
+    for label, outcome in targets.items():
+        verdict = {True: "PASS", False: "FAIL", None: "n/a (not measured)"}[outcome["pass"]]
+        value = "-" if outcome["value"] is None else f"{outcome['value']:,.1f}"
+        bound = "-" if outcome["bound"] is None else f"{outcome['bound']:,.1f}"
+        print(f"  {label:<{label_width}}  {value:>12} vs {bound:>12}  {verdict}")
     summary.update(ratios)
     summary.update(
         backend=args.backend,
@@ -800,8 +794,19 @@ def main() -> None:
         raw_batch=args.raw_batch,
         raw_workers=args.raw_workers if args.backend != "sqlite" else 1,
         sync_jobs=args.sync_jobs,
+        targets=targets,
     )
-    print(json.dumps(summary))
+    missing = [name for name in expected if summary.get(name) is None]
+    for name in missing:
+        print(
+            f"error: {name} is null: {expected[name]} could not be measured (the reason is above);"
+            f" run with --skip {expected[name]} to leave it out",
+            file=sys.stderr,
+            flush=True,
+        )
+    print(json.dumps(summary), flush=True)
+    if missing:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,69 @@
+"""The benchmark scripts run end to end with tiny figures on SQLite and print the keys they document."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def run(script: str, *arguments: str, **environment: str) -> tuple[int, dict[str, Any], str]:
+    """Run ``bench/<script>``; its exit status, the JSON of its last line, and its stderr."""
+    completed = subprocess.run(
+        [sys.executable, str(BENCH / script), *arguments],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, **environment),
+        check=False,
+    )
+    lines = completed.stdout.strip().splitlines()
+    assert lines, f"{script} printed nothing; stderr:\n{completed.stderr[-3000:]}"
+    return completed.returncode, json.loads(lines[-1]), completed.stderr
+
+
+def test_throughput_reports_cpu_per_job_and_its_targets() -> None:
+    status, figures, errors = run(
+        "throughput.py", "--n", "300", "--n-one", "50", "--n-bulk", "300", "--skip", "latency,raw,peers"
+    )
+    assert status == 0, errors[-3000:]
+    assert figures["jobs_per_s"] > 0
+    assert 0 < figures["cpu_us_per_job"] < 1_000_000
+    assert figures["enqueue_one_per_s"] > 0
+    assert figures["bulk_enqueue_per_s"] > 0
+    assert figures["huey_per_s"] is None  # skipped
+    targets = figures["targets"]
+    assert targets["cpu_us_per_job <= 150"]["value"] == figures["cpu_us_per_job"]
+    assert targets["cpu_us_per_job <= 150"]["pass"] is (figures["cpu_us_per_job"] <= 150)
+    assert targets["jobs_per_s >= 1.5*huey_per_s"] == {"value": figures["jobs_per_s"], "bound": None, "pass": None}
+    assert targets["p50_ms <= 3"]["pass"] is None  # latency skipped
+
+
+def test_a_peer_that_cannot_be_measured_fails_the_run_unless_skipped(tmp_path: Path) -> None:
+    nowhere = str(tmp_path / "no-harness")
+    only_peers = "process,latency,enqueue,raw"
+    status, figures, errors = run("throughput.py", "--skip", only_peers, HIVEMIND_PEER_BENCH=nowhere)
+    assert status == 1
+    assert figures["huey_per_s"] is None
+    assert "huey_per_s is null" in errors
+    status, figures, errors = run("throughput.py", "--skip", f"{only_peers},huey", HIVEMIND_PEER_BENCH=nowhere)
+    assert status == 0, errors[-3000:]
+    assert figures["huey_per_s"] is None
+
+
+def test_scale_reports_backlog_and_process_figures() -> None:
+    sizes = ["--n", "200", "--backlog-small", "100", "--backlog-large", "400"]
+    status, figures, errors = run("scale.py", *sizes, "--processes", "2", "--start-margin", "1")
+    assert status == 0, errors[-3000:]
+    for key in ("backlog_10k_per_s", "backlog_1m_per_s", "backlog_1m_fill_per_s", "processes_2_per_s"):
+        assert figures[key] > 0, key
+    assert figures["processes_1_per_s"] is None  # not among --processes
+    assert figures["processes_4_per_s"] is None
+    assert figures["backlog_1m_vs_10k"] == round(figures["backlog_1m_per_s"] / figures["backlog_10k_per_s"], 3)
+    assert figures["targets"]["backlog_1m_vs_10k >= 0.8"]["pass"] is (figures["backlog_1m_vs_10k"] >= 0.8)
+    assert "processes_2_per_s > processes_1_per_s" not in figures["targets"]  # a PostgreSQL target
