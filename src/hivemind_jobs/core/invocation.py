@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, cast
 
-from hivemind_jobs.core.codec import Codec, JSONValue, compact_json, qualified_name
+from hivemind_jobs.core.codec import Codec, JSONValue, compact_json, load_json, qualified_name
 from hivemind_jobs.core.text import storable_text
 from hivemind_jobs.errors import (
     ArgumentBindingError,
@@ -189,7 +189,7 @@ class Invocation:
     def from_stored(cls, text: str) -> Invocation:
         """Decode a stored invocation without raising: a malformed one comes back with ``problem`` set."""
         try:
-            document = json.loads(text)
+            document = load_json(text)
         except (ValueError, TypeError, RecursionError) as error:
             return cls.undecodable(text, f"stored invocation is not valid JSON ({error})")
         if not isinstance(document, dict):

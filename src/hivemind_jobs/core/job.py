@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import types
 import uuid
 from collections.abc import Iterable, Mapping
@@ -11,7 +10,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, TypeVar, overload
 
-from hivemind_jobs.core.codec import Codec, JSONValue, compact_json, qualified_name
+from hivemind_jobs.core.codec import Codec, JSONValue, compact_json, load_json, qualified_name
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.names import validate_property_name, validate_queue_name
@@ -134,7 +133,7 @@ class MiddlewareEntry:
         if not text:
             return (), None
         try:
-            document = json.loads(text)
+            document = load_json(text)
         except (ValueError, TypeError, RecursionError) as error:
             return (), f"stored middleware list is not valid JSON ({error})"
         if not isinstance(document, list):

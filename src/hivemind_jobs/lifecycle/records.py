@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from typing import Any
 
-from hivemind_jobs.core.codec import Codec, compact_json, json_native_types
+from hivemind_jobs.core.codec import Codec, compact_json, json_native_types, load_json
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, MiddlewareEntry, PropertyValue, property_type_of
 from hivemind_jobs.core.priority import Priority
@@ -94,7 +93,7 @@ def state_from_row(row: StateRow, codec: Codec) -> State:
         restored.elected_at = row.elected_at
         return restored
     try:
-        raw: dict[str, Any] = json.loads(row.fields) if row.fields else {}
+        raw: dict[str, Any] = load_json(row.fields) if row.fields else {}
     except (ValueError, RecursionError):  # not JSON, or nested deeper than the parser goes
         raw = {"$invalid": row.fields}
     state: State
