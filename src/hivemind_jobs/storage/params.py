@@ -9,6 +9,7 @@ are timezone-aware UTC ``datetime`` values; JSON travels as ``str``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from hivemind_jobs.query.order import Order
 
 __all__ = [
+    "ClaimStart",
     "ClaimedJob",
     "ColonyRecord",
     "ColonyUpsert",
@@ -54,6 +56,7 @@ __all__ = [
     "OccurrenceInsert",
     "PropertyRow",
     "QueueClaim",
+    "QueueClaimStart",
     "QueuePointer",
     "QueueStat",
     "RecurringEventList",
@@ -322,6 +325,33 @@ class QueueClaim:
     owner: str
     #: also return each claimed job's full record (saves the worker a round trip)
     with_records: bool = False
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class ClaimStart:
+    """How a claimed job starts: its new execution id and the state appended to its history."""
+
+    execution_id: str
+    state: StateRow
+
+
+@dataclass(frozen=True, slots=True)
+class QueueClaimStart:
+    """Claim up to ``limit`` due jobs as :class:`QueueClaim` does and start them in the same
+    operation: each claimed job still Enqueued gets the execution id and state ``start`` returns,
+    written under the lock the claim has just taken (nobody else can have changed the job since).
+
+    ``start(entry, index, sequence)`` is called once per started job, in claim order (``index``
+    counts from 0), with the sequence of the job's current state; it may run on the backend's own
+    thread, so it must only compute. Returns the claimed entries; those started carry their full
+    record as written (history included); an entry without a record was taken but not started
+    (its job is not Enqueued), and is not locked.
+    """
+
+    groups: tuple[tuple[str, ...], ...]
+    limit: int
+    owner: str
+    start: Callable[[ClaimedJob, int, int], ClaimStart]
 
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation

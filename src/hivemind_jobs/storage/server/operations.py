@@ -374,13 +374,7 @@ async def queue_claim(c: Connection, q: Queries, params: p.QueueClaim) -> list[p
     someone); then delete them, lock their jobs for the owner and read the records, in one round
     trip where the driver pipelines. (The groups' queues are distinct, so deferring the deletes
     cannot claim an entry twice.)"""
-    walk = ClaimWalk(params, c.dt)
-    now: Any = None
-    while (queues := walk.next_queues()) is not None:
-        rows = await c.claim_rows(q, {"queues": queues, "limit": walk.remaining})
-        if rows:
-            now = rows[0][7] if now is None else now  # the database clock, read by the claim
-            walk.add(rows)
+    walk, now = await _claim_walk(c, q, params)
     if not walk.taken:
         return []
     claimed = walk.claimed
@@ -398,6 +392,42 @@ async def queue_claim(c: Connection, q: Queries, params: p.QueueClaim) -> list[p
     for entry in claimed:
         entry.record = records.get(entry.job_id)
     return claimed
+
+
+async def _claim_walk(c: Connection, q: Queries, params: p.QueueClaim | p.QueueClaimStart) -> tuple[ClaimWalk, Any]:
+    """The claim's walk, one read per queue group, and the database clock the first read gave."""
+    walk = ClaimWalk(params, c.dt)
+    now: Any = None
+    while (queues := walk.next_queues()) is not None:
+        rows = await c.claim_rows(q, {"queues": queues, "limit": walk.remaining})
+        if rows:
+            now = rows[0][9] if now is None else now  # the database clock, read by the claim
+            walk.add(rows)
+    return walk, now
+
+
+async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
+    """The claim, then each claimed job still Enqueued saved with the state it starts in (its row
+    is locked by this transaction and by the claimer: no fence to read), in one round trip where
+    the driver pipelines; then the records as written."""
+    walk, now = await _claim_walk(c, q, params)
+    if not walk.taken:
+        return []
+    started, updates = walk.starts(params)
+    ids = sorted(entry.job_id for entry in started)
+    now = c.dt(now)
+    writes = save_writes(updates, now, c.times)
+    async with c.pipeline():
+        await c.execute(q["queue_take"], {"job_ids": sorted(walk.taken)})
+        if ids:
+            await c.execute(q["queue_lock_claimed"], {"job_ids": ids, "owner": params.owner, "now": c.bind_dt(now)})
+            await c.write_rows(q, "job_update", writes.updates)
+            await c.write_rows(q, "job_state_insert", writes.states)
+    if ids:
+        records = await _records(c, q, ids, set(ids))
+        for entry in started:
+            entry.record = records.get(entry.job_id)
+    return walk.claimed
 
 
 async def queue_stats(c: Connection, q: Queries) -> list[p.QueueStat]:
@@ -644,6 +674,7 @@ class ServerOperations(BoundOperations):
     continuation_list = async_operation(continuation_list)
     continuation_mark = async_operation(continuation_mark, copy=True)
     queue_claim = async_operation(queue_claim)
+    queue_claim_start = async_operation(queue_claim_start)
     queue_stats = async_operation(queue_stats)
     colony_upsert = async_operation(colony_upsert)
     colony_get = async_operation(colony_get)

@@ -362,11 +362,7 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: p.QueueClaim) -> li
     read on its own; the candidates were read in this write transaction, so nobody can take or
     lock them before they are deleted and their jobs locked."""
     now = now_us()
-    walk = ClaimWalk(params, from_microseconds)
-    claim = q["queue_claim_select"]
-    while (queues := walk.next_queues()) is not None:
-        limit = walk.remaining
-        walk.add([row for queue in queues for row in con.execute(claim, {"queue": queue, "now": now, "limit": limit})])
+    walk = _claim_walk(con, q, params, now)
     if not walk.taken:
         return []
     claimed = walk.claimed
@@ -378,6 +374,38 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: p.QueueClaim) -> li
         for entry in claimed:
             entry.record = records.get(entry.job_id)
     return claimed
+
+
+def _claim_walk(con: sqlite3.Connection, q: Queries, params: p.QueueClaim | p.QueueClaimStart, now: int) -> ClaimWalk:
+    walk = ClaimWalk(params, from_microseconds)
+    claim = q["queue_claim_select"]
+    while (queues := walk.next_queues()) is not None:
+        limit = walk.remaining
+        walk.add([row for queue in queues for row in con.execute(claim, {"queue": queue, "now": now, "limit": limit})])
+    return walk
+
+
+def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
+    """The claim, then each claimed job still Enqueued saved with the state it starts in (the
+    claim has just locked it inside this write transaction: no fence to read), and the records as
+    written."""
+    now = now_us()
+    walk = _claim_walk(con, q, params, now)
+    if not walk.taken:
+        return []
+    started, updates = walk.starts(params)
+    con.execute(q["queue_take"], {"job_ids": _ids(walk.taken)})
+    if not started:
+        return walk.claimed
+    ids = [entry.job_id for entry in started]
+    con.execute(q["queue_lock_claimed"], {"job_ids": _ids(ids), "owner": params.owner, "now": now})
+    writes = save_writes(updates, now, TIMES)
+    con.executemany(q["job_update"], writes.updates)
+    con.executemany(q["job_state_insert"], writes.states)
+    records = _records(con, q, ids, set(ids))
+    for entry in started:
+        entry.record = records.get(entry.job_id)
+    return walk.claimed
 
 
 def queue_stats(con: sqlite3.Connection, q: Queries) -> list[p.QueueStat]:
@@ -623,6 +651,7 @@ class SQLiteOperations(BoundOperations):
     continuation_list = operation(continuation_list)
     continuation_mark = operation(continuation_mark, copy=True)
     queue_claim = operation(queue_claim)
+    queue_claim_start = operation(queue_claim_start)
     queue_stats = operation(queue_stats)
     colony_upsert = operation(colony_upsert)
     colony_get = operation(colony_get)
