@@ -17,14 +17,20 @@ import time
 
 from hivemind_jobs.colony.drone import Drones
 from hivemind_jobs.colony.runtime import ColonyRuntime, Run, SwarmRunner
-from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.states import Enqueued, Executing, Failed
 from hivemind_jobs.errors import HiveMindError, SerializationError
-from hivemind_jobs.lifecycle.machine import elect, save_locked_many, transitions_observed
-from hivemind_jobs.lifecycle.records import job_from_record, state_to_row
+from hivemind_jobs.lifecycle.machine import elect, save_locked_many, start_claimed, transitions_observed
+from hivemind_jobs.lifecycle.records import job_from_record
 from hivemind_jobs.lifecycle.unit import UnitOfWork
-from hivemind_jobs.storage.protocol import ClaimedJob, ClaimStart, QueueClaim, QueueClaimStart, UpdateOutcome
+from hivemind_jobs.storage.protocol import (
+    ClaimedJob,
+    ClaimStart,
+    JobRecord,
+    QueueClaim,
+    QueueClaimStart,
+    UpdateOutcome,
+)
 
 __all__ = ["ChangeWatch", "Fetcher", "wait_either"]
 
@@ -185,58 +191,46 @@ class Fetcher:
         self, scope: UnitOfWork, limit: int, claimed: list[tuple[Run, UpdateOutcome]], *, last: bool
     ) -> int:
         """:meth:`claim_in` when no handler sees transitions: the claim writes each claimed job's
-        Executing state itself (same history row, new execution id, lock), one operation for the
-        batch, with no job aggregate built before the claim."""
+        Executing state itself (the same history row, a new execution id, the lock kept), in the
+        same operation, so the batch needs no save of its own."""
         runtime = self.runtime
         runner = self.runner
         env = runtime.environment
         codec = env.codec
-        colony, swarm = runtime.name, runner.path
+        colony, swarm, holder = runtime.name, runner.path, runtime.id
         drones = [runner.take_drone() for _ in range(limit)]
-        used = 0
         elected_at = env.clock.now()
-
-        def start(entry: ClaimedJob, index: int, sequence: int) -> ClaimStart:
-            state = Executing(colony=colony, swarm=swarm, drone=drones[index], due_at=entry.execute_after)
-            state.sequence = sequence + 1
-            state.elected_at = elected_at
-            return ClaimStart(new_execution_key(), state_to_row(state, codec))
-
-        runs: list[Run] = []
+        started: list[tuple[BackgroundJob, ClaimedJob]] = []
         undecodable: list[BackgroundJob] = []
+
+        def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
+            job = job_from_record(record, env.name, codec)
+            if job.invocation.problem is not None:
+                undecodable.append(job)  # fails below, in this transaction, without running
+                return None
+            drone = drones[len(started)]
+            started.append((job, entry))
+            executing = Executing(colony=colony, swarm=swarm, drone=drone, due_at=entry.execute_after)
+            return start_claimed(job, executing, holder, elected_at, codec)
+
         try:
-            entries = await scope.tx.queue_claim_start(QueueClaimStart(runner.groups, limit, runtime.id, start))
-            now_mono = time.monotonic()
-            new_run = self.drones.new_run
-            for entry in entries:
-                record = entry.record
-                if record is None:
-                    continue  # not Enqueued any more: its entry is gone, the job was not locked
-                drone = drones[used]
-                used += 1
-                job = job_from_record(record, env.name, codec)
-                if job.invocation.problem is not None:
-                    await elect(job, _undecodable_failure(job.invocation.problem), scope)
-                    undecodable.append(job)
-                    runner.return_drone(drone)
-                    continue
-                runs.append(new_run(job, runner, drone, entry, now_mono))
-            saved = [UpdateOutcome.SAVED] * len(runs)
+            await scope.tx.queue_claim_start(QueueClaimStart(runner.groups, limit, holder, start))
+            outcomes: list[UpdateOutcome] = []
+            for job in undecodable:
+                assert job.invocation.problem is not None
+                await elect(job, _undecodable_failure(job.invocation.problem), scope)
             if undecodable:
-                outcomes = await save_locked_many(
-                    undecodable, runtime.id, scope, keep_lock=lambda job: False, last=last
-                )
-            else:
-                outcomes = []
+                outcomes = await save_locked_many(undecodable, holder, scope, keep_lock=lambda job: False, last=last)
         except BaseException:
-            for drone in drones[used:]:
+            for drone in drones:
                 runner.return_drone(drone)
-            for run in runs:
-                runner.return_drone(run.drone)
             raise
-        for drone in drones[used:]:
+        for drone in drones[len(started) :]:
             runner.return_drone(drone)
-        claimed.extend(zip(runs, saved, strict=True))
+        now_mono = time.monotonic()
+        new_run = self.drones.new_run
+        for (job, entry), drone in zip(started, drones, strict=False):
+            claimed.append((new_run(job, runner, drone, entry, now_mono), UpdateOutcome.SAVED))
         for job in undecodable:
             _log.warning("job %s cannot run and failed: %s", job.id, job.invocation.problem)
         return sum(1 for outcome in outcomes if outcome is UpdateOutcome.SAVED)

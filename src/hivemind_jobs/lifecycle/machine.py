@@ -11,8 +11,10 @@ at once) and the release of its own waiting children.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Literal
 
+from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.job import BackgroundJob, LockInfo
 from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, State, is_final_state
 from hivemind_jobs.errors import (
@@ -22,9 +24,10 @@ from hivemind_jobs.errors import (
     JobNotFoundError,
     StateElectionLoopError,
 )
-from hivemind_jobs.lifecycle.records import job_from_record, job_to_insert, job_to_update
+from hivemind_jobs.lifecycle.records import job_from_record, job_to_insert, job_to_update, state_to_row
 from hivemind_jobs.lifecycle.unit import ElectionScope, LifecycleEvent, UnitOfWork
 from hivemind_jobs.storage.protocol import (
+    ClaimStart,
     ContinuationLink,
     ContinuationMark,
     JobGet,
@@ -43,6 +46,7 @@ __all__ = [
     "save_locked",
     "save_locked_many",
     "save_new",
+    "start_claimed",
     "transitions_observed",
 ]
 
@@ -213,6 +217,16 @@ def transitions_observed(unit: UnitOfWork) -> bool:
     ``job_update_many``), with the same history and the same fence."""
     observes = unit.events.observes
     return any(observes(event) for event in _TRANSITION_EVENTS)
+
+
+def start_claimed(job: BackgroundJob, state: State, holder: str, now: datetime, codec: Codec) -> ClaimStart:
+    """Apply ``state`` to a job a claim has just locked for ``holder``, with no election (nobody
+    observes transitions: :func:`transitions_observed`), and take it as saved the way the claim
+    writes it; returns what the claim writes (:class:`~hivemind_jobs.storage.protocol.QueueClaimStart`)."""
+    job._apply_state(state, now)
+    lock = job.lock
+    job._mark_saved(job.id, now, None, LockInfo(holder, lock.locked_at if lock is not None else now, now))
+    return ClaimStart(job.execution_key, state_to_row(state, codec))
 
 
 async def continue_after_save(job_id: int, state_name: str, result: JobUpdated, unit: UnitOfWork) -> None:

@@ -337,21 +337,21 @@ class ClaimStart:
 
 @dataclass(frozen=True, slots=True)
 class QueueClaimStart:
-    """Claim up to ``limit`` due jobs as :class:`QueueClaim` does and start them in the same
-    operation: each claimed job still Enqueued gets the execution id and state ``start`` returns,
-    written under the lock the claim has just taken (nobody else can have changed the job since).
+    """Claim up to ``limit`` due jobs as :class:`QueueClaim` with ``with_records`` does, and start
+    them in the same operation: ``start(entry, record)`` is called once per claimed job, in claim
+    order, with its record as claimed (locked, still Enqueued); the execution id and state it
+    returns are written under the lock the claim has just taken (nobody else can have changed the
+    job since), None leaves the job locked and unchanged for the caller to deal with. ``start``
+    may run on the backend's own thread, so it must only compute.
 
-    ``start(entry, index, sequence)`` is called once per started job, in claim order (``index``
-    counts from 0), with the sequence of the job's current state; it may run on the backend's own
-    thread, so it must only compute. Returns the claimed entries; those started carry their full
-    record as written (history included); an entry without a record was taken but not started
-    (its job is not Enqueued), and is not locked.
+    Returns the claimed entries with their records as read before the starts; an entry without a
+    record was taken but not claimed (its job is not Enqueued), and is not locked.
     """
 
     groups: tuple[tuple[str, ...], ...]
     limit: int
     owner: str
-    start: Callable[[ClaimedJob, int, int], ClaimStart]
+    start: Callable[[ClaimedJob, JobRecord], ClaimStart | None]
 
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation

@@ -49,6 +49,7 @@ __all__ = [
     "InsertWrites",
     "SaveWrites",
     "Times",
+    "claim_starts",
     "continuation_links",
     "event_list_params",
     "event_params",
@@ -441,31 +442,39 @@ class ClaimWalk:
                 claimed.append(ClaimedJob(job_id, row[1], row[2], row[3], decode(row[4]), decode(row[5])))
                 current[job_id] = (int(row[7]), row[8])
 
-    def starts(self, params: QueueClaimStart) -> tuple[list[ClaimedJob], list[JobUpdate]]:
-        """The claimed entries whose jobs are still Enqueued, and the save that starts each one
-        (``params.start``'s execution id and state; the lock, just taken, is kept)."""
-        started: list[ClaimedJob] = []
-        updates: list[JobUpdate] = []
-        start, owner = params.start, params.owner
-        for entry in self.claimed:
-            sequence, name = self.current[entry.job_id]
-            if name != "Enqueued":
-                continue
-            begun = start(entry, len(started), sequence)
-            started.append(entry)
-            updates.append(
-                JobUpdate(
-                    job_id=entry.job_id,
-                    holder=owner,
-                    expected_execution_id=entry.execution_id,
-                    lock_timeout=_NO_TIMEOUT,
-                    queue=entry.queue,
-                    priority=entry.priority,
-                    execution_id=begun.execution_id,
-                    new_states=(begun.state,),
-                )
+    def enqueued(self) -> list[ClaimedJob]:
+        """The claimed entries whose jobs are still Enqueued (a start claims only those)."""
+        current = self.current
+        return [entry for entry in self.claimed if current[entry.job_id][1] == "Enqueued"]
+
+
+def claim_starts(
+    params: QueueClaimStart, entries: Sequence[ClaimedJob], records: Mapping[int, JobRecord]
+) -> list[JobUpdate]:
+    """Set each entry's record and call ``params.start`` for it; the saves that start the jobs
+    it started (their lock, just taken, is kept)."""
+    updates: list[JobUpdate] = []
+    start, owner = params.start, params.owner
+    for entry in entries:
+        record = entry.record = records.get(entry.job_id)
+        if record is None:
+            continue
+        begun = start(entry, record)
+        if begun is None:
+            continue
+        updates.append(
+            JobUpdate(
+                job_id=entry.job_id,
+                holder=owner,
+                expected_execution_id=entry.execution_id,
+                lock_timeout=_NO_TIMEOUT,
+                queue=record.queue,
+                priority=record.priority,
+                execution_id=begun.execution_id,
+                new_states=(begun.state,),
             )
-        return started, updates
+        )
+    return updates
 
 
 # ----------------------------------------------------------------------------- records

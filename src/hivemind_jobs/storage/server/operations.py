@@ -29,6 +29,7 @@ from hivemind_jobs.storage.compiler import (
 )
 from hivemind_jobs.storage.rows import (
     ClaimWalk,
+    claim_starts,
     continuation_links,
     event_list_params,
     event_params,
@@ -407,26 +408,25 @@ async def _claim_walk(c: Connection, q: Queries, params: p.QueueClaim | p.QueueC
 
 
 async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
-    """The claim, then each claimed job still Enqueued saved with the state it starts in (its row
-    is locked by this transaction and by the claimer: no fence to read), in one round trip where
-    the driver pipelines; then the records as written."""
+    """The claim; deleting its entries, locking its jobs and reading their records in one round
+    trip where the driver pipelines; then each job ``params.start`` starts saved with its new state
+    (its row is locked by this transaction and by the claimer: no fence to read), in one more."""
     walk, now = await _claim_walk(c, q, params)
     if not walk.taken:
         return []
-    started, updates = walk.starts(params)
-    ids = sorted(entry.job_id for entry in started)
-    now = c.dt(now)
-    writes = save_writes(updates, now, c.times)
-    async with c.pipeline():
-        await c.execute(q["queue_take"], {"job_ids": sorted(walk.taken)})
-        if ids:
-            await c.execute(q["queue_lock_claimed"], {"job_ids": ids, "owner": params.owner, "now": c.bind_dt(now)})
-            await c.write_rows(q, "job_update", writes.updates)
-            await c.write_rows(q, "job_state_insert", writes.states)
-    if ids:
-        records = await _records(c, q, ids, set(ids))
-        for entry in started:
-            entry.record = records.get(entry.job_id)
+    entries = walk.enqueued()
+    writes: list[tuple[SQL, dict[str, Any]]] = [(q["queue_take"], {"job_ids": sorted(walk.taken)})]
+    if not entries:
+        await c.execute(*writes[0])
+        return walk.claimed
+    ids = sorted(entry.job_id for entry in entries)
+    writes.append((q["queue_lock_claimed"], {"job_ids": ids, "owner": params.owner, "now": now}))
+    updates = claim_starts(params, entries, await _records(c, q, ids, set(ids), writes=writes))
+    if updates:
+        saves = save_writes(updates, c.dt(now), c.times)
+        async with c.pipeline():
+            await c.write_rows(q, "job_update", saves.updates)
+            await c.write_rows(q, "job_state_insert", saves.states)
     return walk.claimed
 
 

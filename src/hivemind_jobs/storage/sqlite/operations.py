@@ -35,6 +35,7 @@ from hivemind_jobs.storage.dialect import SQLITE
 from hivemind_jobs.storage.rows import (
     ClaimWalk,
     Times,
+    claim_starts,
     continuation_links,
     event_list_params,
     event_params,
@@ -386,25 +387,23 @@ def _claim_walk(con: sqlite3.Connection, q: Queries, params: p.QueueClaim | p.Qu
 
 
 def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
-    """The claim, then each claimed job still Enqueued saved with the state it starts in (the
-    claim has just locked it inside this write transaction: no fence to read), and the records as
-    written."""
+    """The claim, the claimed records, then each job ``params.start`` starts saved with its new
+    state (the claim has just locked it inside this write transaction: no fence to read)."""
     now = now_us()
     walk = _claim_walk(con, q, params, now)
     if not walk.taken:
         return []
-    started, updates = walk.starts(params)
+    entries = walk.enqueued()
     con.execute(q["queue_take"], {"job_ids": _ids(walk.taken)})
-    if not started:
+    if not entries:
         return walk.claimed
-    ids = [entry.job_id for entry in started]
+    ids = [entry.job_id for entry in entries]
     con.execute(q["queue_lock_claimed"], {"job_ids": _ids(ids), "owner": params.owner, "now": now})
-    writes = save_writes(updates, now, TIMES)
-    con.executemany(q["job_update"], writes.updates)
-    con.executemany(q["job_state_insert"], writes.states)
-    records = _records(con, q, ids, set(ids))
-    for entry in started:
-        entry.record = records.get(entry.job_id)
+    updates = claim_starts(params, entries, _records(con, q, ids, set(ids)))
+    if updates:
+        writes = save_writes(updates, now, TIMES)
+        con.executemany(q["job_update"], writes.updates)
+        con.executemany(q["job_state_insert"], writes.states)
     return walk.claimed
 
 
