@@ -39,9 +39,14 @@ _log = logging.getLogger("hivemind_jobs.colony")
 
 async def wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
     """Wait until either event is set (or the timeout passes)."""
-    if first.is_set() or second.is_set():
+    await wait_any((first, second), timeout)
+
+
+async def wait_any(events: tuple[asyncio.Event, ...], timeout: float | None) -> None:
+    """Wait until one of ``events`` is set (or the timeout passes)."""
+    if any(event.is_set() for event in events):
         return
-    waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -73,11 +78,16 @@ class Fetcher:
         stopping = runtime.stopping
         failures = 0
         while not stopping.is_set():
-            if not runner.free_drones or runtime.completing:
-                # drones freed by finished jobs are refilled by the completer, in the same transaction
-                # that writes their outcomes; it wakes this fetcher when drones stay free
+            if not runner.free_drones:
                 runner.slot_free.clear()
                 await wait_either(runner.slot_free, stopping, options.poll_interval.total_seconds())
+                continue
+            if runtime.completing and not runner.wake.is_set():
+                # drones freed by finished jobs are refilled by the completer, in the same transaction
+                # that writes their outcomes; it wakes this fetcher when drones stay free. A wake-up
+                # (an enqueue here, a notification) claims at once instead of waiting behind it.
+                runner.slot_free.clear()
+                await wait_any((runner.slot_free, runner.wake, stopping), options.poll_interval.total_seconds())
                 continue
             generation = runtime.completion_generation
             try:
