@@ -24,20 +24,36 @@ from hivemind_jobs.client.context import JobCancelled
 from hivemind_jobs.colony.drone import Drones
 from hivemind_jobs.colony.fetcher import Fetcher
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run
-from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.ids import new_execution_key
+from hivemind_jobs.core.job import BackgroundJob, property_type_of
 from hivemind_jobs.core.retry import RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, decide_retry, retry_policy_of
-from hivemind_jobs.core.states import Enqueued, Failed, Succeeded
+from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, Succeeded
 from hivemind_jobs.core.text import nested_text_problem
 from hivemind_jobs.errors import HiveMindError, SerializationError
-from hivemind_jobs.lifecycle.changes import set_property
-from hivemind_jobs.lifecycle.machine import elect, save_locked_many
-from hivemind_jobs.lifecycle.records import job_from_record
+from hivemind_jobs.lifecycle.changes import has_unsaved_changes, set_property
+from hivemind_jobs.lifecycle.machine import continue_after_save, elect, save_locked_many, transitions_observed
+from hivemind_jobs.lifecycle.records import job_from_record, state_to_row
 from hivemind_jobs.lifecycle.unit import UnitOfWork
-from hivemind_jobs.storage.protocol import JobLogRow, UpdateOutcome
+from hivemind_jobs.storage.protocol import JobLogRow, JobUpdate, PropertyRow, QueuePointer, UpdateOutcome
 
 __all__ = ["Completer"]
 
 _log = logging.getLogger("hivemind_jobs.colony")
+
+
+#: the states an outcome can be written with directly (others are elected: a stop may ask for any)
+_DIRECT_STATES = (Succeeded, Failed, Enqueued)
+
+
+def _direct(outcome: Outcome) -> bool:
+    """Whether an outcome can be written without electing it on its job: its states are the usual
+    ends of a run, and its job has no change of its own waiting to be saved."""
+    job = outcome.run.job
+    return (
+        isinstance(job.state, Executing)
+        and not has_unsaved_changes(job)
+        and all(type(state) in _DIRECT_STATES for state in outcome.states)
+    )
 
 
 class Completer:
@@ -155,6 +171,8 @@ class Completer:
             if oversized is not None:  # the job's side effects happened: it succeeds, without the value
                 result, warning = oversized
                 outcome.notes.append(JobLogRow(job.id, logging.WARNING, warning, "hivemind_jobs.drone"))
+            elif encoded is not None:
+                outcome.encoded_result = encoded  # stored as encoded here, not encoded again
             lead = (run.started_on or env.clock.now()) - run.due_at
             outcome.states = [
                 Succeeded(
@@ -207,14 +225,24 @@ class Completer:
             logs.extend(outcome.run.context.buffer.take())
             logs.extend(outcome.notes)
         claimed: list[tuple[Run, UpdateOutcome]] = []
+        direct: list[Outcome] = []
+        written: list[UpdateOutcome] = []
         try:
             async with env.jobs.unit_of_work() as scope:
                 if logs:
                     await scope.tx.job_log_insert(logs)
-                jobs = await self._apply(writable, scope, reload=reload)
                 stopping = runtime.stopping.is_set()
                 refill = [fetcher for fetcher in self.fetchers if fetcher.runner.free_drones and not stopping]
-                results = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False, last=not refill)
+                if not reload and not transitions_observed(scope):
+                    direct = [outcome for outcome in writable if _direct(outcome)]
+                    if direct:
+                        writable = [outcome for outcome in writable if not _direct(outcome)]
+                jobs = await self._apply(writable, scope, reload=reload)
+                results = await save_locked_many(
+                    jobs, holder, scope, keep_lock=lambda job: False, last=not refill and not direct
+                )
+                if direct:
+                    written = await self._write_direct(direct, scope, last=not refill)
                 for fetcher in refill:
                     # ack and fetch: the drones these jobs freed get new jobs in the same transaction
                     await fetcher.claim_in(scope, len(fetcher.runner.free_drones), claimed, last=False)
@@ -225,18 +253,78 @@ class Completer:
                 outcome.run.context.buffer.put_back([row for row in logs if row.job_id == outcome.run.job.id])
             raise
         self.drones.launch(claimed)
-        for job, result in zip(jobs, results, strict=True):
+        ends: list[tuple[int, State, UpdateOutcome]] = [
+            (job.id, job.state, result) for job, result in zip(jobs, results, strict=True)
+        ]
+        ends += [
+            (outcome.run.job.id, outcome.states[-1], result) for outcome, result in zip(direct, written, strict=True)
+        ]
+        for job_id, state, result in ends:
             if result is not UpdateOutcome.SAVED:
                 _log.warning(
-                    "job %s: outcome not written, %s (another execution owns the job now)", job.id, result.value
+                    "job %s: outcome not written, %s (another execution owns the job now)", job_id, result.value
                 )
                 continue
             runtime.processed += 1
-            state = job.state
             if isinstance(state, Succeeded):
                 runtime.succeeded += 1
             elif isinstance(state, Failed):
                 runtime.failed += 1
+
+    async def _write_direct(self, outcomes: list[Outcome], scope: UnitOfWork, *, last: bool) -> list[UpdateOutcome]:
+        """Write outcomes without electing them on their jobs (no handler sees transitions): the
+        same history rows, properties and queue entry as an election and a save, fenced the same
+        way (holder, execution id, lock freshness), in one ``job_update_many``."""
+        env = self.runtime.environment
+        codec = env.codec
+        holder = self.runtime.id
+        lock_timeout = env.options.lock_timeout
+        now = env.clock.now()
+        updates: list[JobUpdate] = []
+        for outcome in outcomes:
+            job = outcome.run.job
+            sequence = job.state.sequence
+            rows = []
+            state: State | None = None
+            for template in outcome.states:
+                state = dataclasses.replace(template)
+                sequence += 1
+                state.sequence = sequence
+                state.elected_at = now
+                encoded = None
+                if outcome.encoded_result is not None and isinstance(state, Succeeded):
+                    encoded = {"result": outcome.encoded_result}
+                rows.append(state_to_row(state, codec, encoded))
+            execution_id = new_execution_key()
+            pointer = None
+            if isinstance(state, Enqueued):
+                pointer = QueuePointer(job.queue, int(job.priority), execution_id, state.delay_until, delay=state.delay)
+                scope.enqueued.add(job.queue)
+            properties = tuple(
+                PropertyRow(name, property_type_of(name, value), value) for name, value in outcome.properties.items()
+            )
+            updates.append(
+                JobUpdate(
+                    job_id=job.id,
+                    holder=holder,
+                    expected_execution_id=job.execution_key,
+                    lock_timeout=lock_timeout,
+                    queue=job.queue,
+                    priority=int(job.priority),
+                    execution_id=execution_id,
+                    new_states=tuple(rows),
+                    set_properties=properties,
+                    enqueue=pointer,
+                    release_lock=True,
+                )
+            )
+        if last:
+            scope.last_operation()
+        results = await scope.tx.job_update_many(updates)
+        for update, result in zip(updates, results, strict=True):
+            if result.outcome is UpdateOutcome.SAVED and (result.children or result.fired):
+                await continue_after_save(update.job_id, update.new_states[-1].name, result, scope)
+        return [result.outcome for result in results]
 
     async def _apply(self, outcomes: list[Outcome], scope: UnitOfWork, *, reload: bool) -> list[BackgroundJob]:
         """Elect the outcomes' states on their jobs (reloaded first on a write retry)."""

@@ -20,10 +20,17 @@ from hivemind_jobs.colony.runtime import ColonyRuntime, Run, SwarmRunner
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.states import Enqueued, Executing, Failed
 from hivemind_jobs.errors import HiveMindError, SerializationError
-from hivemind_jobs.lifecycle.machine import elect, save_locked_many
+from hivemind_jobs.lifecycle.machine import elect, save_locked_many, start_claimed, transitions_observed
 from hivemind_jobs.lifecycle.records import job_from_record
 from hivemind_jobs.lifecycle.unit import UnitOfWork
-from hivemind_jobs.storage.protocol import QueueClaim, UpdateOutcome
+from hivemind_jobs.storage.protocol import (
+    ClaimedJob,
+    ClaimStart,
+    JobRecord,
+    QueueClaim,
+    QueueClaimStart,
+    UpdateOutcome,
+)
 
 __all__ = ["ChangeWatch", "Fetcher", "wait_either"]
 
@@ -32,9 +39,14 @@ _log = logging.getLogger("hivemind_jobs.colony")
 
 async def wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
     """Wait until either event is set (or the timeout passes)."""
-    if first.is_set() or second.is_set():
+    await wait_any((first, second), timeout)
+
+
+async def wait_any(events: tuple[asyncio.Event, ...], timeout: float | None) -> None:
+    """Wait until one of ``events`` is set (or the timeout passes)."""
+    if any(event.is_set() for event in events):
         return
-    waiters = [asyncio.ensure_future(first.wait()), asyncio.ensure_future(second.wait())]
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -66,11 +78,16 @@ class Fetcher:
         stopping = runtime.stopping
         failures = 0
         while not stopping.is_set():
-            if not runner.free_drones or runtime.completing:
-                # drones freed by finished jobs are refilled by the completer, in the same transaction
-                # that writes their outcomes; it wakes this fetcher when drones stay free
+            if not runner.free_drones:
                 runner.slot_free.clear()
                 await wait_either(runner.slot_free, stopping, options.poll_interval.total_seconds())
+                continue
+            if runtime.completing and not runner.wake.is_set():
+                # drones freed by finished jobs are refilled by the completer, in the same transaction
+                # that writes their outcomes; it wakes this fetcher when drones stay free. A wake-up
+                # (an enqueue here, a notification) claims at once instead of waiting behind it.
+                runner.slot_free.clear()
+                await wait_any((runner.slot_free, runner.wake, stopping), options.poll_interval.total_seconds())
                 continue
             generation = runtime.completion_generation
             try:
@@ -128,6 +145,8 @@ class Fetcher:
         stored call cannot be decoded fails here, in the same transaction (retrying cannot help, and
         left in the queue it would come first again and again); returns how many did.
         """
+        if limit <= len(self.runner.free_drones) and not transitions_observed(scope):
+            return await self._claim_started(scope, limit, claimed, last=last)
         runtime = self.runtime
         runner = self.runner
         env = runtime.environment
@@ -177,6 +196,54 @@ class Fetcher:
         for job in undecodable:
             _log.warning("job %s cannot run and failed: %s", job.id, job.invocation.problem)
         return sum(1 for job in undecodable if by_id.get(job.id) is UpdateOutcome.SAVED)
+
+    async def _claim_started(
+        self, scope: UnitOfWork, limit: int, claimed: list[tuple[Run, UpdateOutcome]], *, last: bool
+    ) -> int:
+        """:meth:`claim_in` when no handler sees transitions: the claim writes each claimed job's
+        Executing state itself (the same history row, a new execution id, the lock kept), in the
+        same operation, so the batch needs no save of its own."""
+        runtime = self.runtime
+        runner = self.runner
+        env = runtime.environment
+        codec = env.codec
+        colony, swarm, holder = runtime.name, runner.path, runtime.id
+        drones = [runner.take_drone() for _ in range(limit)]
+        elected_at = env.clock.now()
+        started: list[tuple[BackgroundJob, ClaimedJob]] = []
+        undecodable: list[BackgroundJob] = []
+
+        def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
+            job = job_from_record(record, env.name, codec)
+            if job.invocation.problem is not None:
+                undecodable.append(job)  # fails below, in this transaction, without running
+                return None
+            drone = drones[len(started)]
+            started.append((job, entry))
+            executing = Executing(colony=colony, swarm=swarm, drone=drone, due_at=entry.execute_after)
+            return start_claimed(job, executing, holder, elected_at, codec)
+
+        try:
+            await scope.tx.queue_claim_start(QueueClaimStart(runner.groups, limit, holder, start))
+            outcomes: list[UpdateOutcome] = []
+            for job in undecodable:
+                assert job.invocation.problem is not None
+                await elect(job, _undecodable_failure(job.invocation.problem), scope)
+            if undecodable:
+                outcomes = await save_locked_many(undecodable, holder, scope, keep_lock=lambda job: False, last=last)
+        except BaseException:
+            for drone in drones:
+                runner.return_drone(drone)
+            raise
+        for drone in drones[len(started) :]:
+            runner.return_drone(drone)
+        now_mono = time.monotonic()
+        new_run = self.drones.new_run
+        for (job, entry), drone in zip(started, drones, strict=False):
+            claimed.append((new_run(job, runner, drone, entry, now_mono), UpdateOutcome.SAVED))
+        for job in undecodable:
+            _log.warning("job %s cannot run and failed: %s", job.id, job.invocation.problem)
+        return sum(1 for outcome in outcomes if outcome is UpdateOutcome.SAVED)
 
 
 class ChangeWatch:

@@ -138,6 +138,8 @@ class Outcome:
     states: list[State] = field(default_factory=list)
     properties: dict[str, int] = field(default_factory=dict)
     notes: list[JobLogRow] = field(default_factory=list)
+    #: the result as the codec encoded it (checked once, stored as is)
+    encoded_result: Any = None
 
 
 class ColonyRuntime:

@@ -11,8 +11,10 @@ at once) and the release of its own waiting children.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Literal
 
+from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.job import BackgroundJob, LockInfo
 from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, State, is_final_state
 from hivemind_jobs.errors import (
@@ -22,9 +24,10 @@ from hivemind_jobs.errors import (
     JobNotFoundError,
     StateElectionLoopError,
 )
-from hivemind_jobs.lifecycle.records import job_from_record, job_to_insert, job_to_update
+from hivemind_jobs.lifecycle.records import job_from_record, job_to_insert, job_to_update, state_to_row
 from hivemind_jobs.lifecycle.unit import ElectionScope, LifecycleEvent, UnitOfWork
 from hivemind_jobs.storage.protocol import (
+    ClaimStart,
     ContinuationLink,
     ContinuationMark,
     JobGet,
@@ -35,6 +38,7 @@ from hivemind_jobs.storage.protocol import (
 
 __all__ = [
     "CONTINUATION_REQUESTER",
+    "continue_after_save",
     "decide",
     "elect",
     "ensure_locked",
@@ -42,6 +46,8 @@ __all__ = [
     "save_locked",
     "save_locked_many",
     "save_new",
+    "start_claimed",
+    "transitions_observed",
 ]
 
 #: the lock holder used while a parent's transition releases its children (inside one transaction)
@@ -191,9 +197,45 @@ async def _after_save(
     if unit.events.observes(LifecycleEvent.SAVED):
         await unit.events.saved(job, False, state_changed)
     if result.children:
-        await _trigger_children(job, result.children, unit, depth)
+        await _trigger_children(job.id, job.state.name, result.children, unit, depth)
     if result.fired:
         await _process_fired(job.id, result.fired, unit, depth)
+
+
+_TRANSITION_EVENTS = (
+    LifecycleEvent.STATE_APPLIED,
+    LifecycleEvent.ELECTION,
+    LifecycleEvent.SAVING,
+    LifecycleEvent.SAVED,
+)
+
+
+def transitions_observed(unit: UnitOfWork) -> bool:
+    """Whether a handler sees transitions in ``unit`` (applied, elected, saving or saved): then
+    every transition goes through :func:`elect` and a save; otherwise a worker may write the rows
+    of its transitions directly (:meth:`~hivemind_jobs.storage.protocol.Transaction.queue_claim_start`,
+    ``job_update_many``), with the same history and the same fence."""
+    observes = unit.events.observes
+    return any(observes(event) for event in _TRANSITION_EVENTS)
+
+
+def start_claimed(job: BackgroundJob, state: State, holder: str, now: datetime, codec: Codec) -> ClaimStart:
+    """Apply ``state`` to a job a claim has just locked for ``holder``, with no election (nobody
+    observes transitions: :func:`transitions_observed`), and take it as saved the way the claim
+    writes it; returns what the claim writes (:class:`~hivemind_jobs.storage.protocol.QueueClaimStart`)."""
+    job._apply_state(state, now)
+    lock = job.lock
+    job._mark_saved(job.id, now, None, LockInfo(holder, lock.locked_at if lock is not None else now, now))
+    return ClaimStart(job.execution_key, state_to_row(state, codec))
+
+
+async def continue_after_save(job_id: int, state_name: str, result: JobUpdated, unit: UnitOfWork) -> None:
+    """What a save written without a job aggregate implies: the children waiting on ``job_id``
+    (now in ``state_name``) are triggered, and the triggers that fired while it was locked run."""
+    if result.children:
+        await _trigger_children(job_id, state_name, result.children, unit, 0)
+    if result.fired:
+        await _process_fired(job_id, result.fired, unit, 0)
 
 
 async def save_locked_many(
@@ -255,29 +297,30 @@ def _check_depth(depth: int, unit: UnitOfWork) -> None:
         )
 
 
-async def _trigger_children(parent: BackgroundJob, child_ids: tuple[int, ...], unit: UnitOfWork, depth: int) -> None:
+async def _trigger_children(
+    parent_id: int, parent_state: str, child_ids: tuple[int, ...], unit: UnitOfWork, depth: int
+) -> None:
     _check_depth(depth + 1, unit)
-    parent_state = parent.state.name
     marks: list[ContinuationMark] = []
     for child_id in child_ids:
         record = await unit.tx.job_get(JobGet(child_id, lock_requester=CONTINUATION_REQUESTER))
         if record is None:
-            marks.append(ContinuationMark(parent.id, child_id, delete=True))
+            marks.append(ContinuationMark(parent_id, child_id, delete=True))
             continue
         if not record.lock_acquired:
             # Someone holds the child: the trigger runs when that lock is released.
-            marks.append(ContinuationMark(parent.id, child_id, fired_state=parent_state))
+            marks.append(ContinuationMark(parent_id, child_id, fired_state=parent_state))
             continue
         child = job_from_record(record, unit.env.name, unit.env.codec)
-        decision = decide(child.state, parent.id, parent_state)
+        decision = decide(child.state, parent_id, parent_state)
         if decision == "wait":
             await release_lock(child_id, CONTINUATION_REQUESTER, unit)
             continue
-        marks.append(ContinuationMark(parent.id, child_id, delete=True))
+        marks.append(ContinuationMark(parent_id, child_id, delete=True))
         if decision == "stale":
             await release_lock(child_id, CONTINUATION_REQUESTER, unit)
             continue
-        await _apply_decision(child, decision, parent.id, parent_state, unit)
+        await _apply_decision(child, decision, parent_id, parent_state, unit)
         await save_locked(child, CONTINUATION_REQUESTER, unit, keep_lock=False, depth=depth + 1)
     if marks:
         await unit.tx.continuation_mark(marks)

@@ -64,14 +64,18 @@ def _field_plan(cls: type[State]) -> tuple[_FieldPlan, ...]:
     return plan
 
 
-def encode_state_fields(state: State, codec: Codec) -> str:
-    """The state's fields as JSON; fields that are None and default to None are left out."""
+def encode_state_fields(state: State, codec: Codec, encoded_values: typing.Mapping[str, Any] | None = None) -> str:
+    """The state's fields as JSON; fields that are None and default to None are left out.
+    ``encoded_values``: fields already encoded by the codec (a result encoded once to check it)."""
     if isinstance(state, UnknownState):
         fields = state.persisted_fields()
         return compact_json(fields) if fields else "{}"
     encoded = {}
     plain_codec = type(codec) is Codec  # a subclass may encode scalars its own way
     for name, hint, path, omit_none, native in _field_plan(type(state)):
+        if encoded_values is not None and name in encoded_values:
+            encoded[name] = encoded_values[name]
+            continue
         value = getattr(state, name)
         if value is None and omit_none:
             continue
@@ -79,9 +83,10 @@ def encode_state_fields(state: State, codec: Codec) -> str:
     return compact_json(encoded) if encoded else "{}"
 
 
-def state_to_row(state: State, codec: Codec) -> StateRow:
+def state_to_row(state: State, codec: Codec, encoded_values: typing.Mapping[str, Any] | None = None) -> StateRow:
     assert state.elected_at is not None, "only applied states are stored"
-    return StateRow(state.sequence, state.name, state.elected_at, state.reason, encode_state_fields(state, codec))
+    fields = encode_state_fields(state, codec, encoded_values)
+    return StateRow(state.sequence, state.name, state.elected_at, state.reason, fields)
 
 
 def state_from_row(row: StateRow, codec: Codec) -> State:

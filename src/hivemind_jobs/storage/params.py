@@ -9,6 +9,7 @@ are timezone-aware UTC ``datetime`` values; JSON travels as ``str``.
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from hivemind_jobs.query.order import Order
 
 __all__ = [
+    "ClaimStart",
     "ClaimedJob",
     "ColonyRecord",
     "ColonyUpsert",
@@ -54,6 +56,7 @@ __all__ = [
     "OccurrenceInsert",
     "PropertyRow",
     "QueueClaim",
+    "QueueClaimStart",
     "QueuePointer",
     "QueueStat",
     "RecurringEventList",
@@ -322,6 +325,33 @@ class QueueClaim:
     owner: str
     #: also return each claimed job's full record (saves the worker a round trip)
     with_records: bool = False
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class ClaimStart:
+    """How a claimed job starts: its new execution id and the state appended to its history."""
+
+    execution_id: str
+    state: StateRow
+
+
+@dataclass(frozen=True, slots=True)
+class QueueClaimStart:
+    """Claim up to ``limit`` due jobs as :class:`QueueClaim` with ``with_records`` does, and start
+    them in the same operation: ``start(entry, record)`` is called once per claimed job, in claim
+    order, with its record as claimed (locked, still Enqueued); the execution id and state it
+    returns are written under the lock the claim has just taken (nobody else can have changed the
+    job since), None leaves the job locked and unchanged for the caller to deal with. ``start``
+    may run on the backend's own thread, so it must only compute.
+
+    Returns the claimed entries with their records as read before the starts; an entry without a
+    record was taken but not claimed (its job is not Enqueued), and is not locked.
+    """
+
+    groups: tuple[tuple[str, ...], ...]
+    limit: int
+    owner: str
+    start: Callable[[ClaimedJob, JobRecord], ClaimStart | None]
 
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation

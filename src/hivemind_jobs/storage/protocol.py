@@ -62,6 +62,7 @@ from hivemind_jobs.storage.params import (
     LogPurge,
     OccurrenceInsert,
     QueueClaim,
+    QueueClaimStart,
     QueueStat,
     RecurringEventList,
     RecurringEventPrune,
@@ -145,6 +146,11 @@ class QueueOperations(Protocol):
     """The queue: claiming due jobs, and what waits in it."""
 
     async def queue_claim(self, params: QueueClaim) -> list[ClaimedJob]: ...
+    async def queue_claim_start(self, params: QueueClaimStart) -> list[ClaimedJob]:
+        """Claim and move the claimed jobs to the state ``params.start`` gives (a worker's claim
+        when no lifecycle handler has to see the transition)."""
+        ...
+
     async def queue_stats(self) -> list[QueueStat]: ...
 
 

@@ -34,6 +34,7 @@ from hivemind_jobs.storage.params import (
     OccurrenceInsert,
     PropertyRow,
     QueueClaim,
+    QueueClaimStart,
     QueuePointer,
     RecurringEventList,
     RecurringEventRow,
@@ -48,6 +49,7 @@ __all__ = [
     "InsertWrites",
     "SaveWrites",
     "Times",
+    "claim_starts",
     "continuation_links",
     "event_list_params",
     "event_params",
@@ -378,6 +380,9 @@ def save_results(
 # ----------------------------------------------------------------------------- claiming
 
 
+#: the lock timeout of a start's save (unused: the claim has just taken the lock)
+_NO_TIMEOUT = timedelta(0)
+
 #: claim order: priority, due time, id
 _CLAIM_ORDER = operator.itemgetter(2, 4, 0)
 
@@ -389,13 +394,14 @@ class ClaimWalk:
     of the next group (:meth:`next_queues`: each queue once, in the first group that names it) and
     hands back the due entries it read from them (:meth:`add`), at most :attr:`remaining` per read,
     as rows ``(job_id, queue, priority, execution_id, execute_after, enqueued_at, the job's current
-    execution_id, ...)``. They are taken best first (priority, due time, id); an entry whose execution
-    id is stale (not the job's) is taken too, to be deleted, but not claimed.
+    execution_id, state_sequence, state_name, ...)``. They are taken best first (priority, due time,
+    id); an entry whose execution id is stale (not the job's) is taken too, to be deleted, but not
+    claimed.
     """
 
-    __slots__ = ("_decode", "_groups", "_limit", "_seen", "claimed", "taken")
+    __slots__ = ("_decode", "_groups", "_limit", "_seen", "claimed", "current", "taken")
 
-    def __init__(self, params: QueueClaim, decode: Callable[[Any], datetime]) -> None:
+    def __init__(self, params: QueueClaim | QueueClaimStart, decode: Callable[[Any], datetime]) -> None:
         self._groups: Iterator[tuple[str, ...]] = iter(params.groups)
         self._limit = params.limit
         self._seen: set[str] = set()
@@ -404,6 +410,8 @@ class ClaimWalk:
         self.claimed: list[ClaimedJob] = []
         #: the job ids of every entry taken (claimed or stale): their queue entries are deleted
         self.taken: list[int] = []
+        #: job id -> (state_sequence, state_name) of each claimed job as read by the claim
+        self.current: dict[int, tuple[int, str]] = {}
 
     @property
     def remaining(self) -> int:
@@ -424,7 +432,7 @@ class ClaimWalk:
     def add(self, rows: list[tuple[Any, ...]]) -> None:
         """Take the entries read for the current group, best first, until the limit is reached."""
         rows.sort(key=_CLAIM_ORDER)
-        decode, claimed, taken, limit = self._decode, self.claimed, self.taken, self._limit
+        decode, claimed, taken, limit, current = self._decode, self.claimed, self.taken, self._limit, self.current
         for row in rows:
             if len(claimed) >= limit:
                 break
@@ -432,6 +440,41 @@ class ClaimWalk:
             taken.append(job_id)
             if row[3] == row[6]:
                 claimed.append(ClaimedJob(job_id, row[1], row[2], row[3], decode(row[4]), decode(row[5])))
+                current[job_id] = (int(row[7]), row[8])
+
+    def enqueued(self) -> list[ClaimedJob]:
+        """The claimed entries whose jobs are still Enqueued (a start claims only those)."""
+        current = self.current
+        return [entry for entry in self.claimed if current[entry.job_id][1] == "Enqueued"]
+
+
+def claim_starts(
+    params: QueueClaimStart, entries: Sequence[ClaimedJob], records: Mapping[int, JobRecord]
+) -> list[JobUpdate]:
+    """Set each entry's record and call ``params.start`` for it; the saves that start the jobs
+    it started (their lock, just taken, is kept)."""
+    updates: list[JobUpdate] = []
+    start, owner = params.start, params.owner
+    for entry in entries:
+        record = entry.record = records.get(entry.job_id)
+        if record is None:
+            continue
+        begun = start(entry, record)
+        if begun is None:
+            continue
+        updates.append(
+            JobUpdate(
+                job_id=entry.job_id,
+                holder=owner,
+                expected_execution_id=entry.execution_id,
+                lock_timeout=_NO_TIMEOUT,
+                queue=record.queue,
+                priority=record.priority,
+                execution_id=begun.execution_id,
+                new_states=(begun.state,),
+            )
+        )
+    return updates
 
 
 # ----------------------------------------------------------------------------- records

@@ -29,6 +29,7 @@ from hivemind_jobs.storage.compiler import (
 )
 from hivemind_jobs.storage.rows import (
     ClaimWalk,
+    claim_starts,
     continuation_links,
     event_list_params,
     event_params,
@@ -374,13 +375,7 @@ async def queue_claim(c: Connection, q: Queries, params: p.QueueClaim) -> list[p
     someone); then delete them, lock their jobs for the owner and read the records, in one round
     trip where the driver pipelines. (The groups' queues are distinct, so deferring the deletes
     cannot claim an entry twice.)"""
-    walk = ClaimWalk(params, c.dt)
-    now: Any = None
-    while (queues := walk.next_queues()) is not None:
-        rows = await c.claim_rows(q, {"queues": queues, "limit": walk.remaining})
-        if rows:
-            now = rows[0][7] if now is None else now  # the database clock, read by the claim
-            walk.add(rows)
+    walk, now = await _claim_walk(c, q, params)
     if not walk.taken:
         return []
     claimed = walk.claimed
@@ -398,6 +393,41 @@ async def queue_claim(c: Connection, q: Queries, params: p.QueueClaim) -> list[p
     for entry in claimed:
         entry.record = records.get(entry.job_id)
     return claimed
+
+
+async def _claim_walk(c: Connection, q: Queries, params: p.QueueClaim | p.QueueClaimStart) -> tuple[ClaimWalk, Any]:
+    """The claim's walk, one read per queue group, and the database clock the first read gave."""
+    walk = ClaimWalk(params, c.dt)
+    now: Any = None
+    while (queues := walk.next_queues()) is not None:
+        rows = await c.claim_rows(q, {"queues": queues, "limit": walk.remaining})
+        if rows:
+            now = rows[0][9] if now is None else now  # the database clock, read by the claim
+            walk.add(rows)
+    return walk, now
+
+
+async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
+    """The claim; deleting its entries, locking its jobs and reading their records in one round
+    trip where the driver pipelines; then each job ``params.start`` starts saved with its new state
+    (its row is locked by this transaction and by the claimer: no fence to read), in one more."""
+    walk, now = await _claim_walk(c, q, params)
+    if not walk.taken:
+        return []
+    entries = walk.enqueued()
+    writes: list[tuple[SQL, dict[str, Any]]] = [(q["queue_take"], {"job_ids": sorted(walk.taken)})]
+    if not entries:
+        await c.execute(*writes[0])
+        return walk.claimed
+    ids = sorted(entry.job_id for entry in entries)
+    writes.append((q["queue_lock_claimed"], {"job_ids": ids, "owner": params.owner, "now": now}))
+    updates = claim_starts(params, entries, await _records(c, q, ids, set(ids), writes=writes))
+    if updates:
+        saves = save_writes(updates, c.dt(now), c.times)
+        async with c.pipeline():
+            await c.write_rows(q, "job_update", saves.updates)
+            await c.write_rows(q, "job_state_insert", saves.states)
+    return walk.claimed
 
 
 async def queue_stats(c: Connection, q: Queries) -> list[p.QueueStat]:
@@ -644,6 +674,7 @@ class ServerOperations(BoundOperations):
     continuation_list = async_operation(continuation_list)
     continuation_mark = async_operation(continuation_mark, copy=True)
     queue_claim = async_operation(queue_claim)
+    queue_claim_start = async_operation(queue_claim_start)
     queue_stats = async_operation(queue_stats)
     colony_upsert = async_operation(colony_upsert)
     colony_get = async_operation(colony_get)

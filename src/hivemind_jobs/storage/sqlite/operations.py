@@ -35,6 +35,7 @@ from hivemind_jobs.storage.dialect import SQLITE
 from hivemind_jobs.storage.rows import (
     ClaimWalk,
     Times,
+    claim_starts,
     continuation_links,
     event_list_params,
     event_params,
@@ -362,11 +363,7 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: p.QueueClaim) -> li
     read on its own; the candidates were read in this write transaction, so nobody can take or
     lock them before they are deleted and their jobs locked."""
     now = now_us()
-    walk = ClaimWalk(params, from_microseconds)
-    claim = q["queue_claim_select"]
-    while (queues := walk.next_queues()) is not None:
-        limit = walk.remaining
-        walk.add([row for queue in queues for row in con.execute(claim, {"queue": queue, "now": now, "limit": limit})])
+    walk = _claim_walk(con, q, params, now)
     if not walk.taken:
         return []
     claimed = walk.claimed
@@ -378,6 +375,36 @@ def queue_claim(con: sqlite3.Connection, q: Queries, params: p.QueueClaim) -> li
         for entry in claimed:
             entry.record = records.get(entry.job_id)
     return claimed
+
+
+def _claim_walk(con: sqlite3.Connection, q: Queries, params: p.QueueClaim | p.QueueClaimStart, now: int) -> ClaimWalk:
+    walk = ClaimWalk(params, from_microseconds)
+    claim = q["queue_claim_select"]
+    while (queues := walk.next_queues()) is not None:
+        limit = walk.remaining
+        walk.add([row for queue in queues for row in con.execute(claim, {"queue": queue, "now": now, "limit": limit})])
+    return walk
+
+
+def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
+    """The claim, the claimed records, then each job ``params.start`` starts saved with its new
+    state (the claim has just locked it inside this write transaction: no fence to read)."""
+    now = now_us()
+    walk = _claim_walk(con, q, params, now)
+    if not walk.taken:
+        return []
+    entries = walk.enqueued()
+    con.execute(q["queue_take"], {"job_ids": _ids(walk.taken)})
+    if not entries:
+        return walk.claimed
+    ids = [entry.job_id for entry in entries]
+    con.execute(q["queue_lock_claimed"], {"job_ids": _ids(ids), "owner": params.owner, "now": now})
+    updates = claim_starts(params, entries, _records(con, q, ids, set(ids)))
+    if updates:
+        writes = save_writes(updates, now, TIMES)
+        con.executemany(q["job_update"], writes.updates)
+        con.executemany(q["job_state_insert"], writes.states)
+    return walk.claimed
 
 
 def queue_stats(con: sqlite3.Connection, q: Queries) -> list[p.QueueStat]:
@@ -623,6 +650,7 @@ class SQLiteOperations(BoundOperations):
     continuation_list = operation(continuation_list)
     continuation_mark = operation(continuation_mark, copy=True)
     queue_claim = operation(queue_claim)
+    queue_claim_start = operation(queue_claim_start)
     queue_stats = operation(queue_stats)
     colony_upsert = operation(colony_upsert)
     colony_get = operation(colony_get)

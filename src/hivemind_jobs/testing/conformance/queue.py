@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import timedelta
 
 from hivemind_jobs.storage.protocol import (
+    ClaimedJob,
+    ClaimStart,
     JobLockRelease,
+    JobRecord,
     QueueClaim,
+    QueueClaimStart,
     QueuePointer,
     Storage,
     UpdateOutcome,
@@ -16,6 +21,7 @@ from hivemind_jobs.storage.protocol import (
 from hivemind_jobs.testing.conformance.support import (
     ConformanceBase,
     new_job,
+    state_row,
     utc_now,
 )
 
@@ -92,6 +98,57 @@ class QueueConformance(ConformanceBase):
         assert [job.job_id for job in claimed] == [soon]
         # both stamped by the database clock of the insert: exactly the delay apart
         assert claimed[0].execute_after - claimed[0].enqueued_at == delay
+
+    async def test_claim_start_writes_the_started_state_under_the_claimed_lock(self, storage: Storage) -> None:
+        ids = await self.insert(
+            storage,
+            new_job(priority=0),  # started
+            new_job(priority=1),  # claimed, not started (start answers None)
+            new_job(priority=2, state="Executing"),  # a stale entry of a job no longer Enqueued
+            new_job(priority=3),  # beyond the limit
+        )
+        await self.get(storage, ids[3], "other")  # locked by someone else
+        ids += await self.insert(storage, new_job(priority=4))
+        seen: list[tuple[int, int, str]] = []
+        new_execution = str(uuid.uuid4())
+        started_at = utc_now()
+
+        def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
+            seen.append((entry.job_id, record.states[-1].sequence, record.states[-1].name))
+            assert record.locked_by == "colony-1" and record.lock_acquired
+            if entry.job_id != ids[0]:
+                return None
+            return ClaimStart(new_execution, state_row(2, "Executing", {"drone": "d-1"}, elected_at=started_at))
+
+        async with storage.transaction() as tx:
+            claimed = await tx.queue_claim_start(QueueClaimStart((("global",),), 3, "colony-1", start))
+        by_id = {entry.job_id: entry for entry in claimed}
+        assert [entry.job_id for entry in claimed][:2] == [ids[0], ids[1]]
+        assert seen == [(ids[0], 1, "Enqueued"), (ids[1], 1, "Enqueued")]
+        assert by_id[ids[2]].record is None  # taken (its entry was stale), not locked
+        started = await self.get(storage, ids[0])
+        assert isinstance(started, JobRecord)
+        assert started.execution_id == new_execution
+        assert [(row.sequence, row.name) for row in started.states] == [
+            (0, "Created"),
+            (1, "Enqueued"),
+            (2, "Executing"),
+        ]
+        assert json.loads(started.states[-1].fields) == {"drone": "d-1"}
+        assert started.locked_by == "colony-1" and started.lock_heartbeat is not None
+        untouched = await self.get(storage, ids[1])
+        assert isinstance(untouched, JobRecord)
+        assert untouched.locked_by == "colony-1"
+        assert [row.name for row in untouched.states][-1] == "Enqueued"
+        assert untouched.execution_id == by_id[ids[1]].execution_id
+        stale = await self.get(storage, ids[2])
+        assert isinstance(stale, JobRecord) and stale.locked_by is None
+        # the started job's save is fenced by its new execution id from now on
+        async with storage.transaction() as tx:
+            result = await tx.job_update(self._update(started, "colony-1", release_lock=True))
+        assert result.outcome is UpdateOutcome.SAVED
+        # what is left: the job locked by someone else and the one beyond the limit
+        assert await self.claim(storage, (("global",),), 10) == [ids[4]]
 
     async def test_queue_stats(self, storage: Storage) -> None:
         await self.insert(

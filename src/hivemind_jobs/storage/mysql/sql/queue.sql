@@ -14,7 +14,7 @@ ON DUPLICATE KEY UPDATE
 -- the database clock.
 -- name: queue_claim_select
 SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id,
-       UTC_TIMESTAMP(6)
+       j.state_sequence, j.state_name, UTC_TIMESTAMP(6)
 FROM `{p}queue` AS q
 JOIN `{p}job` AS j ON j.id = q.job_id AND j.locked_by IS NULL
 WHERE q.queue IN :queues AND q.execute_after <= UTC_TIMESTAMP(6)

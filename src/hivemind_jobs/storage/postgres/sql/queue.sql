@@ -32,11 +32,11 @@ SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', '
 -- are taken too, and dropped instead of claimed. The last column is the database clock.
 -- name: queue_claim_select
 SELECT c.job_id, c.queue, c.priority, c.execution_id, c.execute_after, c.enqueued_at, c.current_execution,
-       statement_timestamp()
+       c.state_sequence, c.state_name, statement_timestamp()
 FROM unnest(CAST(:queues AS TEXT[])) AS g (queue)
 CROSS JOIN LATERAL (
     SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at,
-           j.execution_id AS current_execution
+           j.execution_id AS current_execution, j.state_sequence, j.state_name
     FROM "{p}queue" AS q
     JOIN "{p}job" AS j ON j.id = q.job_id AND j.locked_by IS NULL
     WHERE q.queue = g.queue AND q.execute_after <= statement_timestamp()

@@ -13,7 +13,8 @@ ON CONFLICT (job_id) DO UPDATE SET
 -- the job's) are taken too, and dropped instead of claimed. A write transaction holds the whole
 -- database, so nothing read here can be taken by another claim meanwhile.
 -- name: queue_claim_select
-SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id
+SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id,
+       j.state_sequence, j.state_name
 FROM "{p}queue" AS q
 JOIN "{p}job" AS j ON j.id = q.job_id AND j.locked_by IS NULL
 WHERE q.queue = :queue AND q.execute_after <= :now
