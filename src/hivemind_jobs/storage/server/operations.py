@@ -83,6 +83,10 @@ def _opt(c: Connection, value: datetime | None) -> datetime | None:
 async def job_insert(c: Connection, q: Queries, params: Sequence[p.JobInsert]) -> list[p.JobInserted]:
     if not params:
         return []
+    written = await c.insert_new_jobs(q, params)
+    if written is not None:
+        job_ids, created = written
+        return [p.JobInserted(job_id, created) for job_id in job_ids]
     now = await clock_now(c, q)
     times = c.times
     ids = await c.insert_jobs(q, job_rows(params, times.bind(now), times.encode))
