@@ -189,6 +189,8 @@ class Connection(abc.ABC):
     sole = False
     #: set by an operation that committed the transaction while it was :attr:`sole`
     committed = False
+    #: the application's own connection (``transaction(connection=...)``)
+    external = False
 
     async def insert_new_jobs(
         self, q: Mapping[str, SQL], params: Sequence[JobInsert]
@@ -694,6 +696,7 @@ class ServerTransaction(ops.ServerOperations):
         if external is not None:
             self._raw = external
             self._connection = self._driver.wrap(external)
+            self._connection.external = True
         self._used = False
         self._finished = False
         self._interrupted = False
