@@ -45,7 +45,8 @@ def stored(url: str, job_id: int, *, absolute_due: bool) -> dict[str, Any]:
         "created_at, modified_at FROM {job} WHERE id = ?",
         job_id,
     )
-    queue, priority, execution_id, state_name, state_sequence, invocation, middleware, locked_by, created, modified = job
+    queue, priority, execution_id, state_name, state_sequence, invocation, middleware, locked_by = job[:8]
+    created, modified = job[8:]
     assert created == modified
     entries = backends.raw(
         url, "SELECT queue, priority, execution_id, execute_after, enqueued_at FROM {queue} WHERE job_id = ?", job_id
@@ -167,40 +168,51 @@ async def test_batches_get_their_own_ids_in_order(hive: hm.HiveMind) -> None:
         assert (await hive.jobs.get(job_id)).invocation.arguments == {"a": n}
 
 
+class Seen:
+    """What a callback received, awaitable until there is enough of it."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._more = asyncio.Event()
+
+    def add(self, item: Any = None) -> None:
+        self.items.append(item)
+        self._more.set()
+
+    async def until(self, count: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.items) < count:
+                self._more.clear()
+                await self._more.wait()
+
+
 async def test_local_fetchers_are_woken_after_the_commit(hive: hm.HiveMind) -> None:
-    woken: list[frozenset[str]] = []
-    remove = hive.env().add_wake_listener(woken.append)
+    woken = Seen()
+    remove = hive.env().add_wake_listener(woken.add)
     try:
+        await hive.jobs.options(state=hm.Idle()).create(jobs.add, 3)  # not enqueued: nobody to wake
         await hive.jobs.options(queue="mail").create(jobs.add, 1)
         await hive.jobs.options(queue="bulk").create_many([hm.call(jobs.add, 2)])
-        await hive.jobs.options(state=hm.Idle()).create(jobs.add, 3)  # not enqueued: nobody to wake
-        await _until(lambda: len(woken) >= 2)
-        await asyncio.sleep(0.05)
+        await woken.until(2)
     finally:
         remove()
-    assert woken == [frozenset({"mail"}), frozenset({"bulk"})]
-
-
-async def _until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.01)
+    assert woken.items == [frozenset({"mail"}), frozenset({"bulk"})]
 
 
 async def test_postgres_notifies_other_processes_at_commit(postgres_url: str) -> None:
     async with hm.HiveMind(postgres_url) as producer, hm.HiveMind(postgres_url) as listener:
-        changes: list[int] = []
-        listener.env().storage.subscribe_changes(lambda: changes.append(1))
-        await _until(lambda: len(changes) >= 1)  # the listener reports its connection once
+        changes = Seen()
+        listener.env().storage.subscribe_changes(changes.add)
+        await changes.until(1)  # the listener reports its connection once
         async with producer.transaction() as tx:
             await tx.jobs.create(jobs.add, 1)
-            await asyncio.sleep(0.2)
-            assert len(changes) == 1  # nothing before the commit
-        await _until(lambda: len(changes) >= 2)
+            with pytest.raises(TimeoutError):
+                await changes.until(2, timeout=0.2)  # nothing before the commit
+        await changes.until(2)
         await producer.jobs.create(jobs.add, 2)
-        await _until(lambda: len(changes) >= 3)
+        await changes.until(3)
         await producer.jobs.create_many([hm.call(jobs.add, n) for n in range(3)])
-        await _until(lambda: len(changes) >= 4)
+        await changes.until(4)
 
 
 def _two(a: int, b: str = "x", *, c: int = 0, d: str) -> None: ...

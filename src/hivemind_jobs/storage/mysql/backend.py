@@ -235,10 +235,10 @@ class _MySQLConnection(Connection):
         script itself) or for one job; otherwise None (table by table)."""
         if self.external or (len(params) > 1 and not self.driver.consecutive_ids):
             return None
+        script = _insert_script(q, params, self.raw, commit=self.sole)
+        if script is None:
+            return None
         async with self.raw.cursor(_Cursor) as cursor:
-            script = _insert_script(q, params, cursor, commit=self.sole)
-            if script is None:
-                return None
             try:
                 await cursor.execute(script)
                 row: Any = None
@@ -291,7 +291,7 @@ def _chunks(params: Sequence[JobInsert]) -> list[int]:
 
 def _positions(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
     """Per job: its INSERT of job rows and its position in it."""
-    positions = []
+    positions: list[tuple[int, int]] = []
     start = 0
     for chunk, end in enumerate(_chunks(params)):
         positions.extend((chunk, position) for position in range(end - start))
@@ -299,12 +299,47 @@ def _positions(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
     return positions
 
 
-def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], cursor: Any, *, commit: bool) -> str | None:
-    """The statements of ``insert_new_jobs`` (every value escaped by the driver's ``mogrify``);
-    None when they would be longer than ``_INSERT_BYTES``."""
-    mogrify = cursor.mogrify
+class _Literals:
+    """Values as SQL literals, escaped as the driver escapes them (its ``escape_string`` follows the
+    session's NO_BACKSLASH_ESCAPES), text, integers and NULL without the driver's per-value dispatch."""
+
+    __slots__ = ("_escape", "_escape_string")
+
+    def __init__(self, connection: Any) -> None:
+        self._escape = connection.escape
+        self._escape_string = connection.escape_string
+
+    def __call__(self, value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return f"'{self._escape_string(value)}'"
+        if kind is int:
+            return str(value)
+        if value is None:
+            return "NULL"
+        if kind is datetime:
+            value = _naive_utc(value)
+        return str(self._escape(value))
+
+    def render(self, template: str, values: Mapping[str, Any]) -> str:
+        return template % {name: self(value) for name, value in values.items()}
+
+
+def _around(template: str, name: str) -> tuple[str, str]:
+    """A row template split at the placeholder ``name`` (where the job's id goes)."""
+    before, _, after = template.partition(f"%({name})s")
+    return before, after
+
+
+def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection: Any, *, commit: bool) -> str | None:
+    """The statements of ``insert_new_jobs`` (every value escaped as the driver does); None when
+    they would be longer than ``_INSERT_BYTES``. A row of a job's states, properties, queue entry
+    or link names its job as ``@hm_f<insert> + <position>``; rows shared by several jobs (the
+    states and properties of jobs created alike) are escaped once."""
+    literal = _Literals(connection)
+    render = literal.render
     positions = _positions(params)
-    chunks = max(chunk for chunk, _ in positions) + 1
+    chunks = positions[-1][0] + 1
     # consecutive ids of a multi-row insert: checked here too (an application's session may differ)
     statements = [
         "SET @hm_now = UTC_TIMESTAMP(6), "
@@ -312,98 +347,92 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], cursor: An
     ]
     head, row, suffix = _values_template(q["job_insert"])
     row = row.replace("%(now)s", "@hm_now").replace("%(locked_at)s", "IF(%(lock_owner)s IS NULL, NULL, @hm_now)")
-    size = 0
     rendered: list[str] = []
     for index, ((chunk, _), job) in enumerate(zip(positions, params, strict=True)):
         current = job.states[-1]
-        text = mogrify(
-            row,
-            {
-                "queue": job.queue,
-                "priority": job.priority,
-                "execution_id": job.execution_id,
-                "state_name": current.name,
-                "state_sequence": current.sequence,
-                "state_elected_at": _naive_utc(current.elected_at),
-                "invocation": job.invocation,
-                "middleware": job.middleware,
-                "lock_owner": job.lock_owner,
-            },
-        )
-        size += len(text)
-        rendered.append(text)
+        values = {
+            "queue": job.queue,
+            "priority": job.priority,
+            "execution_id": job.execution_id,
+            "state_name": current.name,
+            "state_sequence": current.sequence,
+            "state_elected_at": current.elected_at,
+            "invocation": job.invocation,
+            "middleware": job.middleware,
+            "lock_owner": job.lock_owner,
+        }
+        rendered.append(render(row, values))
         if index + 1 == len(params) or positions[index + 1][0] != chunk:
             multi = "" if len(rendered) == 1 else " * @hm_ok"
             statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
             statements.append(f"SET @hm_f{chunk} = LAST_INSERT_ID(){multi}")
             rendered = []
 
-    def job_id(template: str, name: str) -> list[str]:
-        return [template.replace(f"%({name})s", f"@hm_f{chunk} + %({name})s") for chunk in range(chunks)]
-
     head, row, suffix = _values_template(q["job_state_insert"])
-    rows_by_chunk = job_id(row, "job_id")
-    rendered = [
-        mogrify(
-            rows_by_chunk[chunk],
-            {
-                "job_id": position,
-                "sequence": state.sequence,
-                "name": state.name,
-                "elected_at": _naive_utc(state.elected_at),
-                "reason": state.reason,
-                "fields": state.fields,
-            },
-        )
-        for (chunk, position), job in zip(positions, params, strict=True)
-        for state in job.states
-    ]
+    before, after = _around(row, "job_id")
+    states: dict[int, tuple[str, str]] = {}
+    for (chunk, position), job in zip(positions, params, strict=True):
+        for state in job.states:
+            parts = states.get(id(state))
+            if parts is None:
+                values = {
+                    "sequence": state.sequence,
+                    "name": state.name,
+                    "elected_at": state.elected_at,
+                    "reason": state.reason,
+                    "fields": state.fields,
+                }
+                parts = states[id(state)] = (render(before, values), render(after, values))
+            rendered.append(f"{parts[0]}@hm_f{chunk} + {position}{parts[1]}")
     statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+    rendered = []
     if any(job.properties for job in params):
         head, row, suffix = _values_template(q["job_property_upsert"])
-        rows_by_chunk = job_id(row, "job_id")
-        rendered = [
-            mogrify(rows_by_chunk[chunk], property_params(position, prop, _naive_utc))
-            for (chunk, position), job in zip(positions, params, strict=True)
-            for prop in job.properties
-        ]
+        before, after = _around(row, "job_id")
+        properties: dict[int, tuple[str, str]] = {}
+        for (chunk, position), job in zip(positions, params, strict=True):
+            for prop in job.properties:
+                parts = properties.get(id(prop))
+                if parts is None:
+                    values = property_params(0, prop, _naive_utc)
+                    parts = properties[id(prop)] = (render(before, values), render(after, values))
+                rendered.append(f"{parts[0]}@hm_f{chunk} + {position}{parts[1]}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+        rendered = []
     if any(job.enqueue is not None for job in params):
         head, row, suffix = _values_template(q["queue_upsert"])
         row = row.replace("%(now)s", "@hm_now").replace(
             "%(execute_after)s", "COALESCE(%(execute_after)s, @hm_now + INTERVAL %(delay)s MICROSECOND)"
         )
-        rows_by_chunk = job_id(row, "job_id")
-        rendered = []
+        before, after = _around(row, "job_id")
         for (chunk, position), job in zip(positions, params, strict=True):
             pointer = job.enqueue
             if pointer is None:
                 continue
             delay = pointer.delay
             values = {
-                "job_id": position,
                 "queue": pointer.queue,
                 "priority": pointer.priority,
                 "execution_id": pointer.execution_id,
-                "execute_after": _naive_utc(pointer.execute_after) if pointer.execute_after is not None else None,
+                "execute_after": pointer.execute_after,
                 "delay": 0 if delay is None else (delay.days * 86_400 + delay.seconds) * 1_000_000 + delay.microseconds,
             }
-            rendered.append(mogrify(rows_by_chunk[chunk], values))
+            rendered.append(f"{render(before, values)}@hm_f{chunk} + {position}{render(after, values)}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+        rendered = []
     if any(job.awaiting_parent is not None for job in params):
         head, row, suffix = _values_template(q["continuation_insert"])
-        rows_by_chunk = job_id(row.replace("%(now)s", "@hm_now"), "child_id")
-        rendered = [
-            mogrify(rows_by_chunk[chunk], {"parent_id": job.awaiting_parent, "child_id": position})
-            for (chunk, position), job in zip(positions, params, strict=True)
-            if job.awaiting_parent is not None
-        ]
+        before, after = _around(row.replace("%(now)s", "@hm_now"), "child_id")
+        for (chunk, position), job in zip(positions, params, strict=True):
+            if job.awaiting_parent is not None:
+                values = {"parent_id": job.awaiting_parent}
+                rendered.append(f"{render(before, values)}@hm_f{chunk} + {position}{render(after, values)}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
     if commit:
         statements.append("COMMIT")
     statements.append("SELECT CAST(@hm_now AS DATETIME(6)), " + ", ".join(f"@hm_f{chunk}" for chunk in range(chunks)))
     script = ";\n".join(statements)
-    if size > _INSERT_BYTES or len(script) > _INSERT_BYTES:
+    if len(script) > _INSERT_BYTES:
         return None
     return script
 

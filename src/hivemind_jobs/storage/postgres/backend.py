@@ -105,8 +105,15 @@ def _property_columns(rows: Sequence[PropertyRow]) -> dict[str, list[Any]]:
     return columns
 
 
-_PROPERTY_COLUMNS = ("p_name", "p_type", "p_text_value", "p_int_value", "p_float_value", "p_bool_value")
-_PROPERTY_COLUMNS += ("p_datetime_value",)
+_PROPERTY_COLUMNS = (
+    "p_name",
+    "p_type",
+    "p_text_value",
+    "p_int_value",
+    "p_float_value",
+    "p_bool_value",
+    "p_datetime_value",
+)
 
 
 def _property_values(row: PropertyRow) -> tuple[Any, ...]:
