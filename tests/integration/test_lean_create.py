@@ -15,6 +15,7 @@ import pytest
 import hivemind_jobs as hm
 from hivemind_jobs.core.invocation import build_invocation
 from hivemind_jobs.errors import ArgumentBindingError
+from hivemind_jobs.lifecycle.records import NewJobs
 from tests import backends
 from tests import sample_jobs as jobs
 
@@ -244,3 +245,47 @@ def test_argument_binding_agrees_with_the_signature(args: tuple[Any, ...], kwarg
     invocation = build_invocation(_two, args, kwargs, hm.Codec(), (hm.JobContext,))
     assert invocation.arguments == expected
     assert list(invocation.arguments) == list(expected)  # the stored JSON keeps the signature's order
+
+
+def _kill_sessions(backend_name: str, url: str) -> None:
+    """Kill every server session of this test's storage (its pooled connections go stale)."""
+    if backend_name == "postgres":
+        name = f"hm-{backends.url_schema(url)}"
+        assert backends.raw(
+            url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?", name
+        )
+        return
+    database = backends.url_database(url)
+    sessions = backends.raw(
+        url, "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", database
+    )
+    assert sessions
+    for (session,) in sessions:
+        backends.raw(url, "KILL CONNECTION ?", int(session))
+
+
+@pytest.mark.parametrize("backend_name", ["postgres", "mariadb"])
+async def test_a_retried_insert_that_committed_before_its_answer_was_lost_is_not_repeated(
+    backend_name: str, backend_url: str
+) -> None:
+    url = backend_url
+    if backend_name == "postgres":
+        url = f"{url}&application_name=hm-{backends.url_schema(url)}"
+    async with hm.HiveMind(url) as hive:
+        env = hive.env()
+        new = NewJobs(
+            queue="q", priority=hm.Priority.NORMAL, state=hm.Enqueued(), properties={}, middleware=(), codec=env.codec
+        )
+        stored = '{"v":1,"target":"tests.sample_jobs:do_stuff","async":false,"args":{}}'
+        for count in (1, 3):
+            rows = new.inserts([stored] * count, env.clock.now())
+            async with env.storage.transaction() as tx:  # the attempt whose answer was lost
+                first = await tx.job_insert(rows)
+            _kill_sessions(backend_name, url)
+            async with env.storage.transaction() as tx:  # the same insert again, on a dead connection
+                tx.commit_after_next()
+                again = await tx.job_insert(rows)
+            assert [row.id for row in again] == [row.id for row in first]
+        assert int(env.info.extras["retried"]) >= 2
+        assert await hive.jobs.count() == 4
+        assert backends.count(backend_url, "job_state") == 8

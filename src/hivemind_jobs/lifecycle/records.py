@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+from datetime import datetime
 from typing import Any
 
 from hivemind_jobs.core.codec import Codec, compact_json, json_native_types
@@ -291,7 +292,7 @@ class NewJobs:
         """Whether the jobs are created Enqueued (their queue is woken after the commit)."""
         return self._enqueued
 
-    def inserts(self, invocations: typing.Iterable[str], now: typing.Any) -> list[JobInsert]:
+    def inserts(self, invocations: typing.Iterable[str], now: datetime) -> list[JobInsert]:
         """One insert per stored call (``Invocation.to_json()``), its states elected at ``now``."""
         states = (
             StateRow(0, Created.state_name, now, None, self._created_fields),

@@ -191,6 +191,8 @@ class Connection(abc.ABC):
     committed = False
     #: the application's own connection (``transaction(connection=...)``)
     external = False
+    #: set by the transaction when it runs its first operation again on a fresh connection
+    retried = False
 
     async def insert_new_jobs(
         self, q: Mapping[str, SQL], params: Sequence[JobInsert]
@@ -734,6 +736,7 @@ class ServerTransaction(ops.ServerOperations):
             try:
                 connection = await self._connect()
                 connection.sole = sole
+                connection.retried = attempt > 0
                 try:
                     result = await function(connection, self._queries, params)
                 finally:
