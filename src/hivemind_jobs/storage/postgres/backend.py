@@ -244,18 +244,9 @@ class _PgConnection(Connection):
         return int(row[0])
 
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
-        if len(params) > 1:
-            cursor = self.raw.cursor(row_factory=tuple_row)
-            await cursor.execute(_binary(q["job_insert_set"]), _columns(params))
-            by_execution = {execution_id: job_id for job_id, execution_id in await cursor.fetchall()}
-            return [by_execution[row["execution_id"]] for row in params]
-        if not params:
-            return []
-        cursor = self.raw.cursor(row_factory=tuple_row)
-        await cursor.execute(q["job_insert"], params[0])
-        row = await cursor.fetchone()
-        assert row is not None
-        return [int(row[0])]
+        """Not used: new jobs are written whole by :meth:`insert_new_jobs` (``job_insert`` and
+        ``job_insert_set`` write a job's other rows too)."""
+        raise NotImplementedError("PostgreSQL writes new jobs with insert_new_jobs")
 
     async def insert_new_jobs(
         self, q: Mapping[str, SQL], params: Sequence[JobInsert]
