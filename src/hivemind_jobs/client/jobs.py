@@ -89,6 +89,7 @@ from hivemind_jobs.storage.protocol import (
     JobDataGet,
     JobDataSet,
     JobGet,
+    JobInsert,
     JobLogList,
     JobLogRow,
     JobQueues,
@@ -485,8 +486,7 @@ class BackgroundJobClient:
         if new is None:
             return (await self._create([self._build(function, args, kwargs)]))[0]
         rows = new.inserts((self._invocation(function, args, kwargs).to_json(),), self._env.clock.now())
-        async with self.unit_of_work() as scope:
-            return (await insert_new(new, rows, scope))[0]
+        return (await self._insert_new(new, rows))[0]
 
     async def create_many(self, calls: Iterable[JobCall]) -> list[int]:
         """Create many jobs in one transaction and one storage round trip (all or nothing)."""
@@ -500,9 +500,23 @@ class BackgroundJobClient:
         stored = [invocation(item.function, item.args, item.kwargs).to_json() for item in calls]
         if not stored:
             return []
-        rows = new.inserts(stored, self._env.clock.now())
-        async with self.unit_of_work() as scope:
-            return await insert_new(new, rows, scope)
+        return await self._insert_new(new, new.inserts(stored, self._env.clock.now()))
+
+    async def _insert_new(self, new: NewJobs, rows: list[JobInsert]) -> list[int]:
+        """Insert rows built by ``new`` in this client's transaction or in one of their own. Nobody
+        observes these creations, so the unit raises no event: it needs no client bound to it."""
+        env = self._env
+        binding = self._binding
+        if binding is not None:
+            unit = UnitOfWork(env, binding.storage_transaction, self._lifecycle_events(), enqueued=binding.enqueued)
+            return await insert_new(new, rows, unit)
+        enqueued: set[str] = set()
+        async with env.storage.transaction() as storage_tx:
+            unit = UnitOfWork(env, storage_tx, self._lifecycle_events(), implicit=True, enqueued=enqueued)
+            ids = await insert_new(new, rows, unit)
+        if enqueued:
+            env.wake(enqueued)
+        return ids
 
     async def _create(self, jobs: list[BackgroundJob]) -> list[int]:
         async with self.unit_of_work() as scope:
