@@ -289,3 +289,12 @@ async def test_a_retried_insert_that_committed_before_its_answer_was_lost_is_not
         assert int(env.info.extras["retried"]) >= 2
         assert await hive.jobs.count() == 4
         assert backends.count(backend_url, "job_state") == 8
+
+
+async def test_a_batch_of_large_calls_is_written_whole(hive: hm.HiveMind) -> None:
+    text = "x" * 900_000  # five of them: more than one statement may carry on MySQL
+    ids = await hive.jobs.create_many([hm.call(jobs.hello_world, f"{n}{text}") for n in range(5)])
+    stored = [(await hive.jobs.get(job_id)).invocation.arguments["message"] for job_id in ids]
+    assert [message[:1] for message in stored] == ["0", "1", "2", "3", "4"]
+    assert all(len(message) == 900_001 for message in stored)
+    assert (await hive.jobs.count_by_state()) == {"Enqueued": 5}
