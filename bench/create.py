@@ -11,6 +11,11 @@ Figures (medians of --reps repetitions, a fresh database file for each measureme
 - ``create_one_per_s``: ``await hive.jobs.create(fn, i)``, one job per transaction.
 - ``create_batch_per_s``: ``await hive.jobs.create_many(...)``, 1000 jobs per call and transaction.
 - ``create_in_transaction_per_s``: 1000 ``await tx.jobs.create(fn, i)`` calls per transaction.
+- ``*_observed_per_s``: ``create_one`` and ``create_batch`` with a (no-op) ``JobSaved`` handler
+  registered, so that every job is elected and saved through the full lifecycle path: the ratio to
+  the figures above is what the lean path (no handler observes creations) saves.
+- ``*_cpu_us``: CPU time of the process (every thread, the SQLite writer's too) per created job,
+  steadier than the rates on a busy machine.
 
 The last line printed is one JSON object with every figure.
 """
@@ -116,26 +121,37 @@ async def raw_insert_hop(path: Path, n: int) -> float:
     return n / elapsed
 
 
-async def create_one(path: Path, n: int) -> float:
+def observe(hive: hm.HiveMind) -> None:
+    """A handler of every saved job: creations then take the full lifecycle path."""
+    hive.mediator.subscribe(hm.JobSaved, lambda event: None)
+
+
+async def create_one(path: Path, n: int, *, observed: bool = False) -> tuple[float, float]:
+    """Jobs per second and CPU microseconds per job."""
     async with hm.HiveMind(f"sqlite:///{path}") as hive:
+        if observed:
+            observe(hive)
         jobs = hive.jobs
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for i in range(n):
             await jobs.create(noop_job, i)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert (await jobs.count_by_state()) == {"Enqueued": n}
-    return n / elapsed
+    return n / elapsed, cpu / n * 1e6
 
 
-async def create_batch(path: Path, n: int, batch: int = 1000) -> float:
+async def create_batch(path: Path, n: int, batch: int = 1000, *, observed: bool = False) -> tuple[float, float]:
+    """Jobs per second and CPU microseconds per job."""
     async with hm.HiveMind(f"sqlite:///{path}") as hive:
+        if observed:
+            observe(hive)
         jobs = hive.jobs
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         for start in range(0, n, batch):
             await jobs.create_many(hm.call(noop_job, i) for i in range(start, start + batch))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
         assert (await jobs.count_by_state()) == {"Enqueued": n}
-    return n / elapsed
+    return n / elapsed, cpu / n * 1e6
 
 
 async def create_in_transaction(path: Path, n: int, batch: int = 1000) -> float:
@@ -164,8 +180,13 @@ def main() -> None:
             record("raw_insert_per_s", raw_insert(fresh(), args.n_one))
             record("raw_insert_hop_per_s", asyncio.run(raw_insert_hop(fresh(), args.n_one)))
             record("raw_batch_insert_per_s", raw_batch_insert(fresh(), args.n_batch))
-            record("create_one_per_s", asyncio.run(create_one(fresh(), args.n_one)))
-            record("create_batch_per_s", asyncio.run(create_batch(fresh(), args.n_batch)))
+            for observed, suffix in ((False, ""), (True, "_observed")):
+                rate, cpu = asyncio.run(create_one(fresh(), args.n_one, observed=observed))
+                record(f"create_one{suffix}_per_s", rate)
+                record(f"create_one{suffix}_cpu_us", cpu)
+                rate, cpu = asyncio.run(create_batch(fresh(), args.n_batch, observed=observed))
+                record(f"create_batch{suffix}_per_s", rate)
+                record(f"create_batch{suffix}_cpu_us", cpu)
             record("create_in_transaction_per_s", asyncio.run(create_in_transaction(fresh(), args.n_batch)))
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
     finally:
@@ -177,14 +198,24 @@ def main() -> None:
     print(f"SQLite {sqlite3.sqlite_version}, Python {python}, {os.cpu_count()} cores, medians of {args.reps}")
     for name, value in summary.items():
         spread = ", ".join(f"{v:,.0f}" for v in results[name])
-        print(f"  {name:<{width}}  {value:>12,.0f} /s   ({spread})")
+        unit = "us/job" if name.endswith("_cpu_us") else "/s"
+        print(f"  {name:<{width}}  {value:>12,.0f} {unit}   ({spread})")
     summary["create_one_vs_raw_insert"] = round(summary["create_one_per_s"] / summary["raw_insert_per_s"], 3)
     summary["create_one_vs_raw_insert_hop"] = round(summary["create_one_per_s"] / summary["raw_insert_hop_per_s"], 3)
     summary["create_batch_vs_raw_batch_insert"] = round(
         summary["create_batch_per_s"] / summary["raw_batch_insert_per_s"], 3
     )
+    summary["create_one_cpu_vs_observed"] = round(
+        summary["create_one_cpu_us"] / summary["create_one_observed_cpu_us"], 3
+    )
+    summary["create_batch_cpu_vs_observed"] = round(
+        summary["create_batch_cpu_us"] / summary["create_batch_observed_cpu_us"], 3
+    )
     print(
-        "ratios: " + ", ".join(f"{k}={v}" for k, v in summary.items() if k.endswith(("_raw_insert", "_hop", "_insert")))
+        "ratios: "
+        + ", ".join(
+            f"{k}={v}" for k, v in summary.items() if k.endswith(("_raw_insert", "_hop", "_insert", "_observed"))
+        )
     )
     print(json.dumps(summary))
 

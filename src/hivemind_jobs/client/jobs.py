@@ -33,7 +33,7 @@ from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
 from hivemind_jobs.core.clock import utc
 from hivemind_jobs.core.continuations import After
 from hivemind_jobs.core.ids import new_execution_key
-from hivemind_jobs.core.invocation import build_invocation
+from hivemind_jobs.core.invocation import Invocation, build_invocation
 from hivemind_jobs.core.job import BackgroundJob, Middleware, MiddlewareEntry, PropertyValue, property_type_of
 from hivemind_jobs.core.names import (
     DEFAULT_QUEUE,
@@ -67,8 +67,16 @@ from hivemind_jobs.errors import (
     TransactionError,
 )
 from hivemind_jobs.lifecycle.changes import created, move, set_property
-from hivemind_jobs.lifecycle.machine import elect, release_lock, save_locked, save_locked_many, save_new
-from hivemind_jobs.lifecycle.records import encode_state_fields, job_from_record
+from hivemind_jobs.lifecycle.machine import (
+    creation_observed,
+    elect,
+    insert_new,
+    release_lock,
+    save_locked,
+    save_locked_many,
+    save_new,
+)
+from hivemind_jobs.lifecycle.records import NewJobs, encode_state_fields, job_from_record
 from hivemind_jobs.lifecycle.services import EnvironmentServices, TransactionBase
 from hivemind_jobs.lifecycle.unit import Outside, UnitOfWork
 from hivemind_jobs.query.conditions import Condition, TargetKind, check_text, target_kinds
@@ -81,6 +89,7 @@ from hivemind_jobs.storage.protocol import (
     JobDataGet,
     JobDataSet,
     JobGet,
+    JobInsert,
     JobLogList,
     JobLogRow,
     JobQueues,
@@ -263,6 +272,7 @@ class BackgroundJobClient:
         self._binding = transaction
         self._options = options or CreateOptions()
         self._events: MediatorEvents | None = None
+        self._new: NewJobs | None = None
 
     def __repr__(self) -> str:
         bound = " (in a transaction)" if self._binding is not None else ""
@@ -404,10 +414,15 @@ class BackgroundJobClient:
         return BackgroundJobClient(self._env, transaction=self._binding, options=options)
 
     # ------------------------------------------------------------------ creation
-    def _build(self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> BackgroundJob:
+    def _invocation(self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> Invocation:
         env = self._env
         invocation = build_invocation(function, args, kwargs, env.codec, (JobContext,))
         env.options.limits.check_arguments(invocation)  # before any write: nothing is stored when too large
+        return invocation
+
+    def _build(self, function: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]) -> BackgroundJob:
+        env = self._env
+        invocation = self._invocation(function, args, kwargs)
         options = self._options
         job = BackgroundJob(
             environment=env.name,
@@ -417,17 +432,41 @@ class BackgroundJobClient:
             invocation=invocation,
             execution_id=new_execution_key(),
             states=(),
-            properties=(
-                options.properties
-                if options.retry is None
-                else {**options.properties, RETRY_POLICY_PROPERTY: options.retry.to_json()}
-            ),
+            properties=self._job_properties(),
             middleware=[MiddlewareEntry.from_spec(entry, env.codec) for entry in options.middleware],
             created_at=None,
             modified_at=None,
             lock=None,
         )
         return created(job, env.clock.now())
+
+    def _job_properties(self) -> Mapping[str, PropertyValue]:
+        options = self._options
+        if options.retry is None:
+            return options.properties
+        return {**options.properties, RETRY_POLICY_PROPERTY: options.retry.to_json()}
+
+    def _new_jobs(self) -> NewJobs | None:
+        """How jobs are created without electing each one, or None when the full path must run: a
+        handler observes creations (elections, applied states, saves), or the jobs wait for a parent."""
+        if creation_observed(self._lifecycle_events()):
+            return None
+        new = self._new
+        if new is None:
+            options = self._options
+            state = options.initial_state()
+            if isinstance(state, Awaiting):
+                return None
+            env = self._env
+            new = self._new = NewJobs(
+                queue=options.queue,
+                priority=options.priority,
+                state=state,
+                properties=self._job_properties(),
+                middleware=[MiddlewareEntry.from_spec(entry, env.codec) for entry in options.middleware],
+                codec=env.codec,
+            )
+        return new
 
     @overload
     async def create(
@@ -443,14 +482,41 @@ class BackgroundJobClient:
         (LimitExceededError). A parameter annotated :class:`JobContext` is injected at execution
         and is not passed here.
         """
-        return (await self._create([self._build(function, args, kwargs)]))[0]
+        new = self._new_jobs()
+        if new is None:
+            return (await self._create([self._build(function, args, kwargs)]))[0]
+        rows = new.inserts((self._invocation(function, args, kwargs).to_json(),), self._env.clock.now())
+        return (await self._insert_new(new, rows))[0]
 
     async def create_many(self, calls: Iterable[JobCall]) -> list[int]:
         """Create many jobs in one transaction and one storage round trip (all or nothing)."""
-        jobs = [self._build(item.function, item.args, item.kwargs) for item in calls]
-        if not jobs:
+        new = self._new_jobs()
+        if new is None:
+            jobs = [self._build(item.function, item.args, item.kwargs) for item in calls]
+            if not jobs:
+                return []
+            return await self._create(jobs)
+        invocation = self._invocation
+        stored = [invocation(item.function, item.args, item.kwargs).to_json() for item in calls]
+        if not stored:
             return []
-        return await self._create(jobs)
+        return await self._insert_new(new, new.inserts(stored, self._env.clock.now()))
+
+    async def _insert_new(self, new: NewJobs, rows: list[JobInsert]) -> list[int]:
+        """Insert rows built by ``new`` in this client's transaction or in one of their own. Nobody
+        observes these creations, so the unit raises no event: it needs no client bound to it."""
+        env = self._env
+        binding = self._binding
+        if binding is not None:
+            unit = UnitOfWork(env, binding.storage_transaction, self._lifecycle_events(), enqueued=binding.enqueued)
+            return await insert_new(new, rows, unit)
+        enqueued: set[str] = set()
+        async with env.storage.transaction() as storage_tx:
+            unit = UnitOfWork(env, storage_tx, self._lifecycle_events(), implicit=True, enqueued=enqueued)
+            ids = await insert_new(new, rows, unit)
+        if enqueued:
+            env.wake(enqueued)
+        return ids
 
     async def _create(self, jobs: list[BackgroundJob]) -> list[int]:
         async with self.unit_of_work() as scope:

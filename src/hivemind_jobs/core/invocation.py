@@ -455,6 +455,9 @@ class _JobTarget:
     visible: inspect.Signature  # without the injected parameters
     hints: Mapping[str, Any]
     is_async: bool
+    #: per parameter (signature order): name, passable by position, required, type hint, error path;
+    #: None when a parameter is positional-only or variadic (those are bound by the signature)
+    plain: tuple[tuple[str, bool, bool, Any, str], ...] | None = None
 
     @property
     def display(self) -> str:
@@ -489,7 +492,7 @@ def _job_target(func: Any, injected: tuple[type, ...]) -> _JobTarget:
         parameters=[parameter for name, parameter in signature.parameters.items() if name not in injected_names]
     )
     is_async = inspect.iscoroutinefunction(inspect.unwrap(function))
-    job_target = _JobTarget(target, method, visible, hints, is_async)
+    job_target = _JobTarget(target, method, visible, hints, is_async, _plain_parameters(visible, hints))
     if key is not None:
         if len(_targets) >= _TARGET_CACHE_LIMIT:
             _targets.clear()
@@ -497,11 +500,80 @@ def _job_target(func: Any, injected: tuple[type, ...]) -> _JobTarget:
     return job_target
 
 
+def _plain_parameters(
+    visible: inspect.Signature, hints: Mapping[str, Any]
+) -> tuple[tuple[str, bool, bool, Any, str], ...] | None:
+    plan = []
+    for name, parameter in visible.parameters.items():
+        if parameter.kind not in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY):
+            return None
+        positional = parameter.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        required = parameter.default is inspect.Parameter.empty
+        plan.append((name, positional, required, hints.get(name, Any), f"argument {name!r}"))
+    return tuple(plan)
+
+
+def _bind_plain(
+    plan: tuple[tuple[str, bool, bool, Any, str], ...], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> list[tuple[str, Any, Any, str]] | None:
+    """What ``Signature.bind`` binds for a signature without positional-only or variadic
+    parameters, in its order, as ``(name, value, hint, path)``; None when the call does not fit
+    (the signature then binds it again and words the error)."""
+    given = len(args)
+    taken = 0
+    bound = []
+    for index, (name, positional, required, hint, path) in enumerate(plan):
+        if positional and index < given:
+            if name in kwargs:
+                return None
+            bound.append((name, args[index], hint, path))
+        elif name in kwargs:
+            bound.append((name, kwargs[name], hint, path))
+            taken += 1
+        elif required:
+            return None
+    if taken != len(kwargs) or given > len(bound) - taken:
+        return None
+    return bound
+
+
+def _encode_plain(bound: list[tuple[str, Any, Any, str]], codec: Codec, display: str) -> dict[str, JSONValue]:
+    arguments: dict[str, JSONValue] = {}
+    encode = codec.encode
+    for name, value, hint, path in bound:
+        try:
+            arguments[name] = encode(value, hint, path=path)
+        except SerializationError as error:
+            raise ArgumentSerializationError(f"{display}: {error}") from None
+        except RecursionError:
+            raise ArgumentSerializationError(
+                f"{display}: argument {name!r} is nested too deeply or contains itself (a cycle); "
+                "pass data without cycles"
+            ) from None
+        except UnicodeEncodeError as error:
+            raise ArgumentSerializationError(
+                f"{display}: argument {name!r} holds text that cannot be stored ({error})"
+            ) from None
+    return arguments
+
+
 def build_invocation(
     func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], codec: Codec, injected: tuple[type, ...]
 ) -> Invocation:
     """Bind, check and encode a call; raises before anything is stored."""
     job_target = _job_target(func, injected)
+    plain = job_target.plain
+    if plain is not None:
+        fast = _bind_plain(plain, args, kwargs)
+        if fast is not None:
+            invocation = Invocation(
+                target=job_target.target,
+                method=job_target.method,
+                is_async=job_target.is_async,
+                arguments=_encode_plain(fast, codec, job_target.display),
+            )
+            _check_storable(invocation, job_target.display)
+            return invocation
     visible, hints, display = job_target.visible, job_target.hints, job_target.display
     try:
         bound = visible.bind(*args, **kwargs)

@@ -24,13 +24,14 @@ from hivemind_jobs.errors import (
     JobNotFoundError,
     StateElectionLoopError,
 )
-from hivemind_jobs.lifecycle.records import job_from_record, job_to_insert, job_to_update, state_to_row
-from hivemind_jobs.lifecycle.unit import ElectionScope, LifecycleEvent, UnitOfWork
+from hivemind_jobs.lifecycle.records import NewJobs, job_from_record, job_to_insert, job_to_update, state_to_row
+from hivemind_jobs.lifecycle.unit import ElectionScope, LifecycleEvent, LifecycleEvents, UnitOfWork
 from hivemind_jobs.storage.protocol import (
     ClaimStart,
     ContinuationLink,
     ContinuationMark,
     JobGet,
+    JobInsert,
     JobLockRelease,
     JobUpdated,
     UpdateOutcome,
@@ -39,9 +40,11 @@ from hivemind_jobs.storage.protocol import (
 __all__ = [
     "CONTINUATION_REQUESTER",
     "continue_after_save",
+    "creation_observed",
     "decide",
     "elect",
     "ensure_locked",
+    "insert_new",
     "release_lock",
     "save_locked",
     "save_locked_many",
@@ -143,6 +146,22 @@ async def save_new(jobs: list[BackgroundJob], unit: UnitOfWork) -> None:
             unit.enqueued.add(job.queue)
         if unit.events.observes(LifecycleEvent.SAVED):
             await unit.events.saved(job, True, True)
+
+
+def creation_observed(events: LifecycleEvents) -> bool:
+    """Whether any handler observes a job's creation (its election, states applied, save): when none
+    does, new jobs can be written from their rows (:func:`insert_new`) without electing each one."""
+    return any(events.observes(event) for event in LifecycleEvent)
+
+
+async def insert_new(new: NewJobs, rows: list[JobInsert], unit: UnitOfWork) -> list[int]:
+    """Insert the rows of new jobs built by ``new`` (nobody observes their creation, see
+    :func:`creation_observed`); the unit's last operation. Their ids, in order."""
+    unit.last_operation()
+    inserted = await unit.tx.job_insert(rows)
+    if new.enqueued and inserted:
+        unit.enqueued.add(new.queue)
+    return [row.id for row in inserted]
 
 
 def _raise_for(outcome: UpdateOutcome, job: BackgroundJob, holder: str, unit: UnitOfWork) -> None:

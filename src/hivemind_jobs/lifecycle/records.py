@@ -4,17 +4,29 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from datetime import datetime
 from typing import Any
 
 from hivemind_jobs.core.codec import Codec, compact_json, json_native_types, load_json
+from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, MiddlewareEntry, PropertyValue, property_type_of
 from hivemind_jobs.core.priority import Priority
-from hivemind_jobs.core.states import Awaiting, Enqueued, State, UnknownState, persisted_names, state_class
+from hivemind_jobs.core.states import (
+    Awaiting,
+    Created,
+    Enqueued,
+    State,
+    UnknownState,
+    check_transition,
+    persisted_names,
+    state_class,
+)
 from hivemind_jobs.errors import SerializationError
 from hivemind_jobs.storage.protocol import JobInsert, JobRecord, JobUpdate, PropertyRow, QueuePointer, StateRow
 
 __all__ = [
+    "NewJobs",
     "job_from_record",
     "job_to_insert",
     "job_to_update",
@@ -220,3 +232,82 @@ def job_to_update(
         awaiting_parent=state.parent_id if state_changed and isinstance(state, Awaiting) else None,
         release_lock=release_lock,
     )
+
+
+class NewJobs:
+    """The rows of new jobs that share their options, built without a :class:`BackgroundJob` each.
+
+    What the election of an initial state and :func:`job_to_insert` would write for a job created
+    with these options when no handler observes it: the history ``Created`` then ``state`` (both
+    stamped ``now``), a fresh execution id, the queue entry an Enqueued state implies. Everything
+    but the call and the execution id is the same for every job, so it is encoded once. Awaiting
+    states are not built here: their parent is read first (:func:`~hivemind_jobs.lifecycle.machine.save_new`).
+    """
+
+    __slots__ = (
+        "_after",
+        "_created_fields",
+        "_delay",
+        "_enqueued",
+        "_fields",
+        "_middleware",
+        "_priority",
+        "_properties",
+        "_queue",
+        "_reason",
+        "_state_name",
+    )
+
+    def __init__(
+        self,
+        *,
+        queue: str,
+        priority: Priority,
+        state: State,
+        properties: typing.Mapping[str, PropertyValue],
+        middleware: typing.Iterable[MiddlewareEntry],
+        codec: Codec,
+    ) -> None:
+        if isinstance(state, Awaiting):
+            raise TypeError("an Awaiting job is created through save_new (its parent is read first)")
+        created = Created()
+        check_transition(None, created)
+        check_transition(created, state)  # the rules the election applies, refused before any write
+        self._queue = queue
+        self._priority = int(priority)
+        self._state_name = state.name
+        self._reason = state.reason
+        self._created_fields = encode_state_fields(created, codec)
+        self._fields = encode_state_fields(state, codec)
+        self._middleware = MiddlewareEntry.list_to_json(middleware)
+        self._properties = tuple(
+            PropertyRow(name, property_type_of(name, properties[name]), properties[name]) for name in sorted(properties)
+        )
+        self._enqueued = isinstance(state, Enqueued)
+        self._after = state.delay_until if isinstance(state, Enqueued) else None
+        self._delay = state.delay if isinstance(state, Enqueued) else None
+
+    @property
+    def queue(self) -> str:
+        return self._queue
+
+    @property
+    def enqueued(self) -> bool:
+        """Whether the jobs are created Enqueued (their queue is woken after the commit)."""
+        return self._enqueued
+
+    def inserts(self, invocations: typing.Iterable[str], now: datetime) -> list[JobInsert]:
+        """One insert per stored call (``Invocation.to_json()``), its states elected at ``now``."""
+        states = (
+            StateRow(0, Created.state_name, now, None, self._created_fields),
+            StateRow(1, self._state_name, now, self._reason, self._fields),
+        )
+        queue, priority, middleware, properties = self._queue, self._priority, self._middleware, self._properties
+        rows = []
+        for invocation in invocations:
+            execution_id = new_execution_key()
+            pointer = (
+                QueuePointer(queue, priority, execution_id, self._after, delay=self._delay) if self._enqueued else None
+            )
+            rows.append(JobInsert(queue, priority, execution_id, invocation, middleware, states, properties, pointer))
+        return rows

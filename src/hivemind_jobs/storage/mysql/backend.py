@@ -15,6 +15,7 @@ made in their own process).
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import math
@@ -27,8 +28,8 @@ from typing import Any
 from hivemind_jobs.core.limits import Limits, utf8_size
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import MYSQL
-from hivemind_jobs.storage.protocol import Capabilities
-from hivemind_jobs.storage.rows import Times, same
+from hivemind_jobs.storage.protocol import Capabilities, JobInsert
+from hivemind_jobs.storage.rows import Times, property_params, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -223,11 +224,217 @@ class _MySQLConnection(Connection):
                 start = end
         return ids
 
+    async def insert_new_jobs(
+        self, q: Mapping[str, SQL], params: Sequence[JobInsert]
+    ) -> tuple[list[int], datetime] | None:
+        """The jobs and everything with them as one multi-statement round trip (and the COMMIT in
+        it when this is the transaction's only operation). The states, properties, queue entries
+        and links name their job as the first id of its INSERT plus its position, which needs the
+        ids of a multi-row INSERT to be consecutive: so only where the server guarantees it
+        (``innodb_autoinc_lock_mode`` 0 or 1, ``auto_increment_increment`` 1, checked again by the
+        script itself) or for one job; otherwise None (table by table)."""
+        if self.external or (len(params) > 1 and not self.driver.consecutive_ids):
+            return None
+        script = _insert_script(q, params, self.raw, commit=self.sole)
+        if script is None:
+            return None
+        async with self.raw.cursor(_Cursor) as cursor:
+            try:
+                await cursor.execute(script)
+                row: Any = None
+                while await cursor.nextset():
+                    if cursor.description:
+                        row = await cursor.fetchone()
+            except pymysql.Error as error:
+                self.driver.raise_if_packet_refused(error, cursor)
+                raise
+        if self.sole:
+            self.committed = True
+        assert row is not None
+        now, firsts = row[0], row[1:]
+        ids = [int(firsts[chunk]) + position for chunk, position in _positions(params)]
+        return ids, self.dt(now)
+
     def dt(self, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC)
 
     def bind_dt(self, value: datetime) -> Any:
         return _naive_utc(value)
+
+
+@functools.lru_cache(maxsize=32)
+def _values_template(sql: str) -> tuple[str, str, str]:
+    """An ``INSERT ... VALUES (row) [suffix]`` named query as its head, row and suffix."""
+    head, _, rest = sql.partition("VALUES")
+    start = rest.index("(")
+    depth = 0
+    for end in range(start, len(rest)):  # the parenthesis closing the row (placeholders hold some)
+        depth += {"(": 1, ")": -1}.get(rest[end], 0)
+        if depth == 0:
+            break
+    return f"{head}VALUES ", rest[start : end + 1], rest[end + 1 :].strip().rstrip(";")
+
+
+def _chunks(params: Sequence[JobInsert]) -> list[int]:
+    """Where each INSERT of job rows ends (at most ``_INSERT_CHUNK`` rows and about ``_INSERT_BYTES``)."""
+    ends = []
+    size = rows = 0
+    for index, job in enumerate(params):
+        if rows and (rows >= _INSERT_CHUNK or size >= _INSERT_BYTES):
+            ends.append(index)
+            size = rows = 0
+        rows += 1
+        size += len(job.invocation) + len(job.middleware) + 200
+    ends.append(len(params))
+    return ends
+
+
+def _positions(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
+    """Per job: its INSERT of job rows and its position in it."""
+    positions: list[tuple[int, int]] = []
+    start = 0
+    for chunk, end in enumerate(_chunks(params)):
+        positions.extend((chunk, position) for position in range(end - start))
+        start = end
+    return positions
+
+
+class _Literals:
+    """Values as SQL literals, escaped as the driver escapes them (its ``escape_string`` follows the
+    session's NO_BACKSLASH_ESCAPES), text, integers and NULL without the driver's per-value dispatch."""
+
+    __slots__ = ("_escape", "_escape_string")
+
+    def __init__(self, connection: Any) -> None:
+        self._escape = connection.escape
+        self._escape_string = connection.escape_string
+
+    def __call__(self, value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return f"'{self._escape_string(value)}'"
+        if kind is int:
+            return str(value)
+        if value is None:
+            return "NULL"
+        if kind is datetime:
+            value = _naive_utc(value)
+        return str(self._escape(value))
+
+    def render(self, template: str, values: Mapping[str, Any]) -> str:
+        return template % {name: self(value) for name, value in values.items()}
+
+
+def _around(template: str, name: str) -> tuple[str, str]:
+    """A row template split at the placeholder ``name`` (where the job's id goes)."""
+    before, _, after = template.partition(f"%({name})s")
+    return before, after
+
+
+def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection: Any, *, commit: bool) -> str | None:
+    """The statements of ``insert_new_jobs`` (every value escaped as the driver does); None when
+    they would be longer than ``_INSERT_BYTES``. A row of a job's states, properties, queue entry
+    or link names its job as ``@hm_f<insert> + <position>``; rows shared by several jobs (the
+    states and properties of jobs created alike) are escaped once."""
+    literal = _Literals(connection)
+    render = literal.render
+    positions = _positions(params)
+    chunks = positions[-1][0] + 1
+    # consecutive ids of a multi-row insert: checked here too (an application's session may differ)
+    statements = [
+        "SET @hm_now = UTC_TIMESTAMP(6), "
+        "@hm_ok = IF(@@session.auto_increment_increment = 1 AND @@innodb_autoinc_lock_mode IN (0, 1), 1, NULL)"
+    ]
+    head, row, suffix = _values_template(q["job_insert"])
+    row = row.replace("%(now)s", "@hm_now").replace("%(locked_at)s", "IF(%(lock_owner)s IS NULL, NULL, @hm_now)")
+    rendered: list[str] = []
+    for index, ((chunk, _), job) in enumerate(zip(positions, params, strict=True)):
+        current = job.states[-1]
+        values = {
+            "queue": job.queue,
+            "priority": job.priority,
+            "execution_id": job.execution_id,
+            "state_name": current.name,
+            "state_sequence": current.sequence,
+            "state_elected_at": current.elected_at,
+            "invocation": job.invocation,
+            "middleware": job.middleware,
+            "lock_owner": job.lock_owner,
+        }
+        rendered.append(render(row, values))
+        if index + 1 == len(params) or positions[index + 1][0] != chunk:
+            multi = "" if len(rendered) == 1 else " * @hm_ok"
+            statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+            statements.append(f"SET @hm_f{chunk} = LAST_INSERT_ID(){multi}")
+            rendered = []
+
+    head, row, suffix = _values_template(q["job_state_insert"])
+    before, after = _around(row, "job_id")
+    states: dict[int, tuple[str, str]] = {}
+    for (chunk, position), job in zip(positions, params, strict=True):
+        for state in job.states:
+            parts = states.get(id(state))
+            if parts is None:
+                values = {
+                    "sequence": state.sequence,
+                    "name": state.name,
+                    "elected_at": state.elected_at,
+                    "reason": state.reason,
+                    "fields": state.fields,
+                }
+                parts = states[id(state)] = (render(before, values), render(after, values))
+            rendered.append(f"{parts[0]}@hm_f{chunk} + {position}{parts[1]}")
+    statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+    rendered = []
+    if any(job.properties for job in params):
+        head, row, suffix = _values_template(q["job_property_upsert"])
+        before, after = _around(row, "job_id")
+        properties: dict[int, tuple[str, str]] = {}
+        for (chunk, position), job in zip(positions, params, strict=True):
+            for prop in job.properties:
+                parts = properties.get(id(prop))
+                if parts is None:
+                    values = property_params(0, prop, _naive_utc)
+                    parts = properties[id(prop)] = (render(before, values), render(after, values))
+                rendered.append(f"{parts[0]}@hm_f{chunk} + {position}{parts[1]}")
+        statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+        rendered = []
+    if any(job.enqueue is not None for job in params):
+        head, row, suffix = _values_template(q["queue_upsert"])
+        row = row.replace("%(now)s", "@hm_now").replace(
+            "%(execute_after)s", "COALESCE(%(execute_after)s, @hm_now + INTERVAL %(delay)s MICROSECOND)"
+        )
+        before, after = _around(row, "job_id")
+        for (chunk, position), job in zip(positions, params, strict=True):
+            pointer = job.enqueue
+            if pointer is None:
+                continue
+            delay = pointer.delay
+            values = {
+                "queue": pointer.queue,
+                "priority": pointer.priority,
+                "execution_id": pointer.execution_id,
+                "execute_after": pointer.execute_after,
+                "delay": 0 if delay is None else (delay.days * 86_400 + delay.seconds) * 1_000_000 + delay.microseconds,
+            }
+            rendered.append(f"{render(before, values)}@hm_f{chunk} + {position}{render(after, values)}")
+        statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+        rendered = []
+    if any(job.awaiting_parent is not None for job in params):
+        head, row, suffix = _values_template(q["continuation_insert"])
+        before, after = _around(row.replace("%(now)s", "@hm_now"), "child_id")
+        for (chunk, position), job in zip(positions, params, strict=True):
+            if job.awaiting_parent is not None:
+                values = {"parent_id": job.awaiting_parent}
+                rendered.append(f"{render(before, values)}@hm_f{chunk} + {position}{render(after, values)}")
+        statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+    if commit:
+        statements.append("COMMIT")
+    statements.append("SELECT CAST(@hm_now AS DATETIME(6)), " + ", ".join(f"@hm_f{chunk}" for chunk in range(chunks)))
+    script = ";\n".join(statements)
+    if len(script) > _INSERT_BYTES:
+        return None
+    return script
 
 
 _UNKNOWN_VARIABLE = 1193  # ER_UNKNOWN_SYSTEM_VARIABLE
@@ -292,6 +499,9 @@ class _MySQLDriver(Driver):
         self._configured: weakref.WeakSet[Any] = weakref.WeakSet()
         #: the server's max_allowed_packet in bytes, read when the pool opens (None: not known)
         self.max_allowed_packet: int | None = None
+        #: whether a multi-row INSERT gets consecutive ids (innodb_autoinc_lock_mode 0 or 1 and an
+        #: auto_increment_increment of 1), read when the pool opens
+        self.consecutive_ids = False
 
     def _connect_args(self) -> dict[str, Any]:
         try:
@@ -414,6 +624,9 @@ class _MySQLDriver(Driver):
                 async with raw.cursor() as cursor:
                     await cursor.execute("SELECT @@max_allowed_packet")
                     row = await cursor.fetchone()
+                    await cursor.execute("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")
+                    mode, increment = await cursor.fetchone()
+                    self.consecutive_ids = int(mode) in (0, 1) and int(increment) == 1
                 await raw.rollback()
             finally:
                 await self._pool.release(raw)

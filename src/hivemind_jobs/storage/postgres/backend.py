@@ -32,8 +32,8 @@ from typing import Any
 
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
-from hivemind_jobs.storage.protocol import Capabilities
-from hivemind_jobs.storage.rows import Times, same
+from hivemind_jobs.storage.protocol import Capabilities, JobInsert, PropertyRow
+from hivemind_jobs.storage.rows import Times, property_params, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -97,6 +97,107 @@ def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return {key: first[key] if key in _SCALARS else [row[key] for row in rows] for key in first}
 
 
+def _property_columns(rows: Sequence[PropertyRow]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {name: [] for name in _PROPERTY_COLUMNS}
+    for row in rows:
+        for name, value in zip(_PROPERTY_COLUMNS, _property_values(row), strict=True):
+            columns[name].append(value)
+    return columns
+
+
+_PROPERTY_COLUMNS = (
+    "p_name",
+    "p_type",
+    "p_text_value",
+    "p_int_value",
+    "p_float_value",
+    "p_bool_value",
+    "p_datetime_value",
+)
+
+
+def _property_values(row: PropertyRow) -> tuple[Any, ...]:
+    values = property_params(0, row, same)
+    return (
+        values["name"],
+        values["type"],
+        values["text_value"],
+        values["int_value"],
+        values["float_value"],
+        values["bool_value"],
+        values["datetime_value"],
+    )
+
+
+def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
+    """The parameters of ``job_insert``."""
+    current = job.states[-1]
+    pointer = job.enqueue
+    values: dict[str, Any] = {
+        "queue": job.queue,
+        "priority": job.priority,
+        "execution_id": job.execution_id,
+        "state_name": current.name,
+        "state_sequence": current.sequence,
+        "state_elected_at": current.elected_at,
+        "invocation": job.invocation,
+        "middleware": job.middleware,
+        "lock_owner": job.lock_owner,
+        "s_sequence": [state.sequence for state in job.states],
+        "s_name": [state.name for state in job.states],
+        "s_elected_at": [state.elected_at for state in job.states],
+        "s_reason": [state.reason for state in job.states],
+        "s_fields": [state.fields for state in job.states],
+        "q_queue": pointer.queue if pointer is not None else None,
+        "q_priority": pointer.priority if pointer is not None else None,
+        "q_execute_after": pointer.execute_after if pointer is not None else None,
+        "q_delay": pointer.delay if pointer is not None else None,
+        "q_execution_id": pointer.execution_id if pointer is not None else None,
+        "parent_id": job.awaiting_parent,
+        "channel": channel,
+    }
+    values.update(_property_columns(job.properties))
+    return values
+
+
+def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
+    """The parameters of ``job_insert_set``: one array per column, each row keyed by its job's
+    execution id."""
+    states = [(job.execution_id, state) for job in params for state in job.states]
+    pointers = [(job.execution_id, job.enqueue) for job in params if job.enqueue is not None]
+    links = [(job.execution_id, job.awaiting_parent) for job in params if job.awaiting_parent is not None]
+    properties = [(job.execution_id, row) for job in params for row in job.properties]
+    values: dict[str, Any] = {
+        "queue": [job.queue for job in params],
+        "priority": [job.priority for job in params],
+        "execution_id": [job.execution_id for job in params],
+        "state_name": [job.states[-1].name for job in params],
+        "state_sequence": [job.states[-1].sequence for job in params],
+        "state_elected_at": [job.states[-1].elected_at for job in params],
+        "invocation": [job.invocation for job in params],
+        "middleware": [job.middleware for job in params],
+        "lock_owner": [job.lock_owner for job in params],
+        "s_job": [key for key, _ in states],
+        "s_sequence": [state.sequence for _, state in states],
+        "s_name": [state.name for _, state in states],
+        "s_elected_at": [state.elected_at for _, state in states],
+        "s_reason": [state.reason for _, state in states],
+        "s_fields": [state.fields for _, state in states],
+        "p_job": [key for key, _ in properties],
+        "q_job": [key for key, _ in pointers],
+        "q_queue": [pointer.queue for _, pointer in pointers],
+        "q_priority": [pointer.priority for _, pointer in pointers],
+        "q_execute_after": [pointer.execute_after for _, pointer in pointers],
+        "q_delay": [pointer.delay for _, pointer in pointers],
+        "q_execution_id": [pointer.execution_id for _, pointer in pointers],
+        "l_job": [key for key, _ in links],
+        "l_parent_id": [parent for _, parent in links],
+        "channel": channel,
+    }
+    values.update(_property_columns([row for _, row in properties]))
+    return values
+
+
 class _PgConnection(Connection):
     __slots__ = ("channel", "raw")
     dialect = POSTGRES
@@ -143,18 +244,40 @@ class _PgConnection(Connection):
         return int(row[0])
 
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
-        if len(params) > 1:
-            cursor = self.raw.cursor(row_factory=tuple_row)
-            await cursor.execute(_binary(q["job_insert_set"]), _columns(params))
-            by_execution = {execution_id: job_id for job_id, execution_id in await cursor.fetchall()}
-            return [by_execution[row["execution_id"]] for row in params]
-        if not params:
-            return []
+        """Not used: new jobs are written whole by :meth:`insert_new_jobs` (``job_insert`` and
+        ``job_insert_set`` write a job's other rows too)."""
+        raise NotImplementedError("PostgreSQL writes new jobs with insert_new_jobs")
+
+    async def insert_new_jobs(
+        self, q: Mapping[str, SQL], params: Sequence[JobInsert]
+    ) -> tuple[list[int], datetime] | None:
+        """One statement for the jobs and everything with them (``job_insert`` for one job,
+        ``job_insert_set`` over arrays for more); when it is the transaction's only operation it
+        runs in autocommit: the statement is the whole transaction, one round trip."""
+        if len(params) == 1:
+            sql, values = _binary(q["job_insert"]), _one_job(params[0], self.channel)
+        else:
+            sql, values = _binary(q["job_insert_set"]), _job_batch(params, self.channel)
         cursor = self.raw.cursor(row_factory=tuple_row)
-        await cursor.execute(q["job_insert"], params[0])
-        row = await cursor.fetchone()
-        assert row is not None
-        return [int(row[0])]
+        if not self.sole:
+            await cursor.execute(sql, values)
+            rows = await cursor.fetchall()
+        else:
+            raw = self.raw
+            await raw.set_autocommit(True)
+            try:
+                await cursor.execute(sql, values)
+                rows = await cursor.fetchall()
+                self.committed = True
+            finally:
+                try:
+                    await raw.set_autocommit(False)
+                except psycopg.Error:
+                    await raw.close()  # never back to the pool in autocommit: it is discarded as lost
+        if len(params) == 1:
+            return [int(rows[0][0])], self.dt(rows[0][1])
+        by_execution = {execution_id: int(job_id) for job_id, execution_id, _, _ in rows}
+        return [by_execution[job.execution_id] for job in params], self.dt(rows[0][2])
 
     def pipeline(self) -> AbstractAsyncContextManager[object]:
         # fewer round trips; on a loopback connection about even with psycopg's pipeline cost,

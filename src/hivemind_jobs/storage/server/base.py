@@ -39,6 +39,7 @@ from hivemind_jobs.storage.dialect import Dialect
 from hivemind_jobs.storage.protocol import (
     Capabilities,
     JobHeartbeat,
+    JobInsert,
     LockRenewer,
     SchemaStatus,
     StorageInfo,
@@ -182,6 +183,26 @@ class Connection(abc.ABC):
     @abc.abstractmethod
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
         """Insert job rows; their ids in the order given."""
+
+    #: set by the transaction while the operation it runs is its only one: that operation may commit
+    #: the transaction with its own statement(s) (see :meth:`insert_new_jobs`)
+    sole = False
+    #: set by an operation that committed the transaction while it was :attr:`sole`
+    committed = False
+    #: the application's own connection (``transaction(connection=...)``)
+    external = False
+    #: set by the transaction when it runs its first operation again on a fresh connection
+    retried = False
+
+    async def insert_new_jobs(
+        self, q: Mapping[str, SQL], params: Sequence[JobInsert]
+    ) -> tuple[list[int], datetime] | None:
+        """Insert new jobs with their states, properties, queue entries, parent links and wake-up
+        in one round trip where the backend can (and commit in it when :attr:`sole`): their ids in
+        the order given and the database clock the rows were written with. None where it cannot:
+        the operation then writes table by table."""
+        del q, params
+        return None
 
     def pipeline(self) -> AbstractAsyncContextManager[object]:
         """Statements run inside are sent without waiting for each other where the driver can
@@ -677,16 +698,20 @@ class ServerTransaction(ops.ServerOperations):
         if external is not None:
             self._raw = external
             self._connection = self._driver.wrap(external)
+            self._connection.external = True
         self._used = False
         self._finished = False
         self._interrupted = False
+        self._commit_next = False
 
     @property
     def finished(self) -> bool:
         return self._finished
 
     def commit_after_next(self) -> None:
-        """Ignored: a server commit is one round trip either way."""
+        """The next operation is the transaction's only one: one that can commit with its own
+        statement does (one round trip for the whole transaction); the others commit as usual."""
+        self._commit_next = True
 
     async def _connect(self) -> Connection:
         if self._connection is None:
@@ -704,11 +729,22 @@ class ServerTransaction(ops.ServerOperations):
             raise TransactionError("the transaction has already been committed or rolled back")
         first = not self._used
         self._used = True
+        sole = first and self._commit_next and not self._external
+        self._commit_next = False
         attempt = 0
         while True:
             try:
                 connection = await self._connect()
-                return await function(connection, self._queries, params)
+                connection.sole = sole
+                connection.retried = attempt > 0
+                try:
+                    result = await function(connection, self._queries, params)
+                finally:
+                    connection.sole = False
+                if connection.committed:  # committed with the operation's own statement
+                    self._finished = True
+                    await self._drop_connection(discard=self._driver.connection_lost(self._raw))
+                return result
             except BaseException as error:
                 if not isinstance(error, Exception):
                     # cancelled mid-statement: the connection's protocol state is unknown, so it is

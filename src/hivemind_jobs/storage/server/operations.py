@@ -81,9 +81,34 @@ def _opt(c: Connection, value: datetime | None) -> datetime | None:
 # ----------------------------------------------------------------------------- jobs
 
 
+async def _inserted_before(c: Connection, q: Queries, params: Sequence[p.JobInsert]) -> list[p.JobInserted] | None:
+    """The jobs ``params`` describe if an earlier attempt inserted them (all or none: one statement)."""
+    executions = [job.execution_id for job in params]
+    # a rare recovery path: the execution id has no index of its own
+    rows = await c.fetchall(q["job_ids_by_execution"], {"first_id": 0, "execution_ids": executions})
+    ids = {execution: int(job_id) for job_id, execution in rows}
+    if not ids:
+        return None
+    found = await c.fetchall(q["job_select_many"], {"job_ids": sorted(ids.values())})
+    created = {int(row[0]): c.dt(row[6]) for row in found}
+    return [p.JobInserted(ids[execution], created[ids[execution]]) for execution in executions]
+
+
 async def job_insert(c: Connection, q: Queries, params: Sequence[p.JobInsert]) -> list[p.JobInserted]:
     if not params:
         return []
+    if c.sole and c.retried:
+        # The connection of the first attempt was lost: its statement, which commits on its own,
+        # may have been committed before the answer was lost. Then the jobs exist (by execution
+        # id). This attempt reads first, so it commits as usual, after its insert.
+        c.sole = False
+        existing = await _inserted_before(c, q, params)
+        if existing is not None:
+            return existing
+    written = await c.insert_new_jobs(q, params)
+    if written is not None:
+        job_ids, created = written
+        return [p.JobInserted(job_id, created) for job_id in job_ids]
     now = await clock_now(c, q)
     times = c.times
     ids = await c.insert_jobs(q, job_rows(params, times.bind(now), times.encode))

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -92,21 +92,40 @@ def _kept_due(con: sqlite3.Connection, q: Queries, pointers: Sequence[tuple[int,
 # ----------------------------------------------------------------------------- jobs
 
 
+def _memo_microseconds() -> Callable[[datetime], int]:
+    """``to_microseconds`` remembering its last answer: the states of jobs created together share
+    their election time."""
+    last: list[Any] = [None, 0]
+
+    def encode(moment: datetime) -> int:
+        if moment is not last[0]:
+            last[0], last[1] = moment, to_microseconds(moment)
+        return int(last[1])
+
+    return encode
+
+
 def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert]) -> list[p.JobInserted]:
     if not params:
         return []
     now = now_us()
-    con.executemany(q["job_insert"], job_rows(params, now, to_microseconds))
-    # The transaction holds the only write lock and ids are AUTOINCREMENT: the rows just inserted
-    # got consecutive ids ending at the last one. Checked on the first row of a batch, to be sure.
-    last = int(con.execute(q["job_last_id"]).fetchone()[0])
+    encode = _memo_microseconds()
+    rows = job_rows(params, now, encode)
+    if len(rows) == 1:
+        last = con.execute(q["job_insert"], rows[0]).lastrowid
+        assert last is not None
+    else:
+        con.executemany(q["job_insert"], rows)
+        # The transaction holds the only write lock and ids are AUTOINCREMENT: the rows just inserted
+        # got consecutive ids ending at the last one. Checked on the first row of a batch, to be sure.
+        last = int(con.execute(q["job_last_id"]).fetchone()[0])
     ids = range(last - len(params) + 1, last + 1)
     if len(ids) > 1:
         first = (ids[0], params[0].execution_id)
         values = {"first_id": ids[0], "execution_ids": _ids(first[1:])}
         if first not in con.execute(q["job_ids_by_execution"], values).fetchall():
             raise StorageError("SQLite did not assign consecutive ids to a batch insert; nothing was written")
-    writes = insert_writes(ids, params, now, TIMES)
+    writes = insert_writes(ids, params, now, Times(point=encode, span=_us, bind=same, encode=encode))
     con.executemany(q["job_state_insert"], writes.states)
     if writes.properties:
         con.executemany(q["job_property_upsert"], writes.properties)

@@ -1,28 +1,123 @@
+-- One new job with everything that goes with it, in one statement: the job row, its states and
+-- properties (arrays), its queue entry (due at execute_after, else the statement's clock plus the
+-- delay), its link to a parent it waits for, and the NOTIFY of the enqueued id (sent at commit).
+-- The database clock is statement_timestamp(), the same for every part.
 -- name: job_insert
-INSERT INTO "{p}job" (
-    queue, priority, execution_id, state_name, state_sequence, state_elected_at,
-    invocation, middleware, locked_by, locked_at, lock_heartbeat, created_at, modified_at
-) VALUES (
-    :queue, :priority, :execution_id, :state_name, :state_sequence, :state_elected_at,
-    :invocation, :middleware, :lock_owner, :locked_at, :locked_at, :now, :now
+WITH j AS (
+    INSERT INTO "{p}job" (
+        queue, priority, execution_id, state_name, state_sequence, state_elected_at,
+        invocation, middleware, locked_by, locked_at, lock_heartbeat, created_at, modified_at
+    ) VALUES (
+        :queue, :priority, :execution_id, :state_name, :state_sequence, :state_elected_at,
+        :invocation, :middleware, :lock_owner,
+        CASE WHEN CAST(:lock_owner AS TEXT) IS NULL THEN NULL ELSE statement_timestamp() END,
+        CASE WHEN CAST(:lock_owner AS TEXT) IS NULL THEN NULL ELSE statement_timestamp() END,
+        statement_timestamp(), statement_timestamp()
+    )
+    RETURNING id
+), s AS (
+    INSERT INTO "{p}job_state" (job_id, sequence, name, elected_at, reason, fields)
+    SELECT j.id, s.sequence, s.name, s.elected_at, s.reason, s.fields
+    FROM j, unnest(
+        CAST(:s_sequence AS INTEGER[]), CAST(:s_name AS TEXT[]), CAST(:s_elected_at AS TIMESTAMPTZ[]),
+        CAST(:s_reason AS TEXT[]), CAST(:s_fields AS TEXT[])
+    ) AS s (sequence, name, elected_at, reason, fields)
+), pr AS (
+    INSERT INTO "{p}job_property" (job_id, name, type, text_value, int_value, float_value, bool_value, datetime_value)
+    SELECT j.id, x.name, x.type, x.text_value, x.int_value, x.float_value, x.bool_value, x.datetime_value
+    FROM j, unnest(
+        CAST(:p_name AS TEXT[]), CAST(:p_type AS TEXT[]), CAST(:p_text_value AS TEXT[]),
+        CAST(:p_int_value AS BIGINT[]), CAST(:p_float_value AS DOUBLE PRECISION[]), CAST(:p_bool_value AS SMALLINT[]),
+        CAST(:p_datetime_value AS TIMESTAMPTZ[])
+    ) AS x (name, type, text_value, int_value, float_value, bool_value, datetime_value)
+), qu AS (
+    INSERT INTO "{p}queue" (job_id, queue, priority, execute_after, execution_id, enqueued_at)
+    SELECT j.id, CAST(:q_queue AS TEXT), CAST(:q_priority AS INTEGER),
+           COALESCE(
+               CAST(:q_execute_after AS TIMESTAMPTZ),
+               statement_timestamp() + COALESCE(CAST(:q_delay AS INTERVAL), INTERVAL '0 seconds')
+           ),
+           CAST(:q_execution_id AS TEXT), statement_timestamp()
+    FROM j
+    WHERE CAST(:q_queue AS TEXT) IS NOT NULL
+    RETURNING job_id
+), li AS (
+    INSERT INTO "{p}job_continuation" (parent_id, child_id, fired_state, created_at)
+    SELECT CAST(:parent_id AS BIGINT), j.id, NULL, statement_timestamp()
+    FROM j
+    WHERE CAST(:parent_id AS BIGINT) IS NOT NULL
+    ON CONFLICT (parent_id, child_id) DO UPDATE SET fired_state = NULL
+), n AS (
+    SELECT pg_notify(CAST(:channel AS TEXT), CAST(job_id AS TEXT)) FROM qu
 )
-RETURNING id;
+SELECT j.id, statement_timestamp(), (SELECT count(*) FROM n) FROM j;
 
+-- A batch of new jobs in one statement, as job_insert for one (rows as arrays, matched to their
+-- job by its execution id). The NOTIFY payload holds the enqueued ids that fit in 7,900 bytes.
 -- name: job_insert_set
-INSERT INTO "{p}job" (
-    queue, priority, execution_id, state_name, state_sequence, state_elected_at,
-    invocation, middleware, locked_by, locked_at, lock_heartbeat, created_at, modified_at
+WITH j AS (
+    INSERT INTO "{p}job" (
+        queue, priority, execution_id, state_name, state_sequence, state_elected_at,
+        invocation, middleware, locked_by, locked_at, lock_heartbeat, created_at, modified_at
+    )
+    SELECT r.queue, r.priority, r.execution_id, r.state_name, r.state_sequence, r.state_elected_at,
+           r.invocation, r.middleware, r.lock_owner,
+           CASE WHEN r.lock_owner IS NULL THEN NULL ELSE statement_timestamp() END,
+           CASE WHEN r.lock_owner IS NULL THEN NULL ELSE statement_timestamp() END,
+           statement_timestamp(), statement_timestamp()
+    FROM unnest(
+        CAST(:queue AS TEXT[]), CAST(:priority AS INTEGER[]), CAST(:execution_id AS TEXT[]),
+        CAST(:state_name AS TEXT[]), CAST(:state_sequence AS INTEGER[]), CAST(:state_elected_at AS TIMESTAMPTZ[]),
+        CAST(:invocation AS TEXT[]), CAST(:middleware AS TEXT[]), CAST(:lock_owner AS TEXT[])
+    ) WITH ORDINALITY AS r (
+        queue, priority, execution_id, state_name, state_sequence, state_elected_at, invocation, middleware,
+        lock_owner, position
+    )
+    ORDER BY r.position
+    RETURNING id, execution_id
+), s AS (
+    INSERT INTO "{p}job_state" (job_id, sequence, name, elected_at, reason, fields)
+    SELECT j.id, s.sequence, s.name, s.elected_at, s.reason, s.fields
+    FROM unnest(
+        CAST(:s_job AS TEXT[]), CAST(:s_sequence AS INTEGER[]), CAST(:s_name AS TEXT[]),
+        CAST(:s_elected_at AS TIMESTAMPTZ[]), CAST(:s_reason AS TEXT[]), CAST(:s_fields AS TEXT[])
+    ) AS s (job, sequence, name, elected_at, reason, fields)
+    JOIN j ON j.execution_id = s.job
+), pr AS (
+    INSERT INTO "{p}job_property" (job_id, name, type, text_value, int_value, float_value, bool_value, datetime_value)
+    SELECT j.id, x.name, x.type, x.text_value, x.int_value, x.float_value, x.bool_value, x.datetime_value
+    FROM unnest(
+        CAST(:p_job AS TEXT[]), CAST(:p_name AS TEXT[]), CAST(:p_type AS TEXT[]), CAST(:p_text_value AS TEXT[]),
+        CAST(:p_int_value AS BIGINT[]), CAST(:p_float_value AS DOUBLE PRECISION[]), CAST(:p_bool_value AS SMALLINT[]),
+        CAST(:p_datetime_value AS TIMESTAMPTZ[])
+    ) AS x (job, name, type, text_value, int_value, float_value, bool_value, datetime_value)
+    JOIN j ON j.execution_id = x.job
+), qu AS (
+    INSERT INTO "{p}queue" (job_id, queue, priority, execute_after, execution_id, enqueued_at)
+    SELECT j.id, x.queue, x.priority,
+           COALESCE(x.execute_after, statement_timestamp() + COALESCE(x.delay, INTERVAL '0 seconds')),
+           x.execution_id, statement_timestamp()
+    FROM unnest(
+        CAST(:q_job AS TEXT[]), CAST(:q_queue AS TEXT[]), CAST(:q_priority AS INTEGER[]),
+        CAST(:q_execute_after AS TIMESTAMPTZ[]), CAST(:q_delay AS INTERVAL[]), CAST(:q_execution_id AS TEXT[])
+    ) AS x (job, queue, priority, execute_after, delay, execution_id)
+    JOIN j ON j.execution_id = x.job
+    RETURNING job_id
+), li AS (
+    INSERT INTO "{p}job_continuation" (parent_id, child_id, fired_state, created_at)
+    SELECT x.parent_id, j.id, NULL, statement_timestamp()
+    FROM unnest(CAST(:l_job AS TEXT[]), CAST(:l_parent_id AS BIGINT[])) AS x (job, parent_id)
+    JOIN j ON j.execution_id = x.job
+    ON CONFLICT (parent_id, child_id) DO UPDATE SET fired_state = NULL
+), n AS (
+    SELECT pg_notify(
+        CAST(:channel AS TEXT),
+        regexp_replace(left(string_agg(CAST(job_id AS TEXT), ',' ORDER BY job_id) || ',', 7901), ',[^,]*$', '')
+    )
+    FROM qu
+    HAVING count(*) > 0
 )
-SELECT r.queue, r.priority, r.execution_id, r.state_name, r.state_sequence, r.state_elected_at,
-       r.invocation, r.middleware, r.lock_owner, r.locked_at, r.locked_at, :now, :now
-FROM unnest(
-    CAST(:queue AS TEXT[]), CAST(:priority AS INTEGER[]), CAST(:execution_id AS TEXT[]),
-    CAST(:state_name AS TEXT[]), CAST(:state_sequence AS INTEGER[]), CAST(:state_elected_at AS TIMESTAMPTZ[]),
-    CAST(:invocation AS TEXT[]), CAST(:middleware AS TEXT[]), CAST(:lock_owner AS TEXT[]),
-    CAST(:locked_at AS TIMESTAMPTZ[])
-) AS r (queue, priority, execution_id, state_name, state_sequence, state_elected_at, invocation, middleware,
-        lock_owner, locked_at)
-RETURNING id, execution_id;
+SELECT j.id, j.execution_id, statement_timestamp(), (SELECT count(*) FROM n) FROM j;
 
 -- name: job_ids_by_execution
 SELECT id, execution_id FROM "{p}job" WHERE id >= :first_id AND execution_id = ANY(:execution_ids);

@@ -1,0 +1,300 @@
+"""Creating jobs when no handler observes their creation: the rows are built without electing each
+job, and must be exactly the rows the full path (election, BackgroundJob, save) writes."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+import hivemind_jobs as hm
+from hivemind_jobs.core.invocation import build_invocation
+from hivemind_jobs.errors import ArgumentBindingError
+from hivemind_jobs.lifecycle.records import NewJobs
+from tests import backends
+from tests import sample_jobs as jobs
+
+WHEN = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+ID = uuid.UUID("12345678-1234-5678-1234-567812345678")
+
+#: creation options, each giving different rows (queue, priority, properties, middleware, initial state)
+VARIANTS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "placed": {
+        "queue": "billing",
+        "priority": hm.Priority.HIGH,
+        "properties": {"tenant": "acme", "n": 5, "ratio": 1.5, "flag": True, "when": WHEN, "ref": ID},
+        "retry": hm.RetryPolicy(max_retries=3),
+        "middleware": [hm.Middleware(jobs.ExampleMiddleware, {"tag": "x"}, priority=2)],
+    },
+    "delay": {"delay": timedelta(minutes=5), "properties": {"tenant": "delayed"}},
+    "delay_until": {"delay_until": WHEN},
+    "idle": {"state": hm.Idle(reason="later")},
+}
+
+
+def stored(url: str, job_id: int, *, absolute_due: bool) -> dict[str, Any]:
+    """What is stored for a job, without its id, execution id and times (those differ by nature)."""
+    [job] = backends.raw(
+        url,
+        "SELECT queue, priority, execution_id, state_name, state_sequence, invocation, middleware, locked_by, "
+        "created_at, modified_at FROM {job} WHERE id = ?",
+        job_id,
+    )
+    queue, priority, execution_id, state_name, state_sequence, invocation, middleware, locked_by = job[:8]
+    created, modified = job[8:]
+    assert created == modified
+    entries = backends.raw(
+        url, "SELECT queue, priority, execution_id, execute_after, enqueued_at FROM {queue} WHERE job_id = ?", job_id
+    )
+    entry = None
+    if entries:
+        [(entry_queue, entry_priority, entry_execution, due, enqueued)] = entries
+        assert entry_execution == execution_id  # the entry is the job's current execution
+        assert enqueued == created  # one database clock for the whole insert
+        entry = (entry_queue, entry_priority, due if absolute_due else due - enqueued)
+    return {
+        "job": (queue, priority, state_name, state_sequence, invocation, middleware, locked_by),
+        "states": backends.raw(
+            url, "SELECT sequence, name, reason, fields FROM {job_state} WHERE job_id = ? ORDER BY sequence", job_id
+        ),
+        "properties": backends.raw(
+            url,
+            "SELECT name, type, text_value, int_value, float_value, bool_value, datetime_value FROM {job_property} "
+            "WHERE job_id = ? ORDER BY name",
+            job_id,
+        ),
+        "queue": entry,
+        "data": backends.raw(url, "SELECT name, value FROM {job_data} WHERE job_id = ?", job_id),
+    }
+
+
+async def create_three(client: hm.BackgroundJobClient) -> list[int]:
+    """One job with create, two with create_many: the same calls every time."""
+    first = await client.create(jobs.add, 1, b=3)
+    rest = await client.create_many([hm.call(jobs.add, 2), hm.call(jobs.hello_world, message="hi")])
+    return [first, *rest]
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+async def test_the_lean_path_stores_what_the_full_path_stores(hive: hm.HiveMind, db_url: str, variant: str) -> None:
+    client = hive.jobs.options(**VARIANTS[variant])
+    lean = await create_three(client)
+    saved: list[int] = []
+    unsubscribe = hive.mediator.subscribe(hm.JobSaved, lambda event: saved.append(event.job.id))
+    full = await create_three(client)
+    unsubscribe()
+    assert saved == full  # the handler made the full path run
+    absolute = "delay_until" in VARIANTS[variant]
+    for lean_id, full_id in zip(lean, full, strict=True):
+        assert stored(db_url, lean_id, absolute_due=absolute) == stored(db_url, full_id, absolute_due=absolute)
+    loaded = [await hive.jobs.get(job_id) for job_id in lean]
+    assert [job.invocation.arguments for job in loaded] == [{"a": 1, "b": 3}, {"a": 2}, {"message": "hi"}]
+    assert len({job.execution_id for job in loaded}) == 3
+
+
+HandlerSetup = Callable[[hm.HiveMind, list[str]], Callable[[], None]]
+
+
+def _on_election(hive: hm.HiveMind, seen: list[str]) -> Callable[[], None]:
+    def elect(request: hm.StateElection) -> None:
+        seen.append(request.job.invocation.display_name)
+
+    return hive.mediator.add_request_handler(hm.StateElection, elect)
+
+
+def _on_applied(hive: hm.HiveMind, seen: list[str]) -> Callable[[], None]:
+    return hive.mediator.subscribe(hm.JobStateApplied, lambda event: seen.append(event.job.invocation.display_name))
+
+
+def _on_saving(hive: hm.HiveMind, seen: list[str]) -> Callable[[], None]:
+    return hive.mediator.subscribe(hm.JobSaving, lambda event: seen.append(event.job.invocation.display_name))
+
+
+def _on_saved(hive: hm.HiveMind, seen: list[str]) -> Callable[[], None]:
+    return hive.mediator.subscribe(hm.JobSaved, lambda event: seen.append(event.job.invocation.display_name))
+
+
+@pytest.mark.parametrize("setup", [_on_election, _on_applied, _on_saving, _on_saved], ids=lambda f: f.__name__[4:])
+async def test_a_handler_sees_every_created_job(hive: hm.HiveMind, setup: HandlerSetup) -> None:
+    seen: list[str] = []
+    unsubscribe = setup(hive, seen)
+    await hive.jobs.create(jobs.add, 1)
+    async with hive.transaction() as tx:
+        await tx.jobs.create(jobs.do_stuff)
+    await hive.jobs.create_many([hm.call(jobs.hello_world, "a"), hm.call(jobs.add, 2)])
+    names = ["tests.sample_jobs:add", "tests.sample_jobs:do_stuff", "tests.sample_jobs:hello_world"]
+    assert seen == [names[0], names[1], names[2], names[0]]
+    unsubscribe()
+    await hive.jobs.create_many([hm.call(jobs.add, 3)])
+    assert len(seen) == 4
+    assert await hive.jobs.count() == 5
+
+
+async def test_a_bad_call_in_a_batch_writes_nothing(hive: hm.HiveMind, db_url: str) -> None:
+    with pytest.raises(ArgumentBindingError):
+        await hive.jobs.create_many([hm.call(jobs.add, 1), hm.call(jobs.add)])  # type: ignore[call-arg]
+    with pytest.raises(hm.LimitExceededError):
+        await hive.jobs.create_many([hm.call(jobs.add, 1), hm.call(jobs.hello_world, "x" * 2_000_000)])
+    with pytest.raises(hm.InvalidTransitionError):
+        await hive.jobs.options(state=hm.SystemDeleted()).create_many([hm.call(jobs.add, 1)])
+    assert backends.count(db_url, "job") == 0
+    assert backends.count(db_url, "job_state") == 0
+    assert backends.count(db_url, "queue") == 0
+
+
+async def test_a_rolled_back_transaction_keeps_none_of_its_jobs(hive: hm.HiveMind, db_url: str) -> None:
+    with pytest.raises(RuntimeError):
+        async with hive.transaction() as tx:
+            await tx.jobs.create(jobs.add, 1)
+            await tx.jobs.create_many([hm.call(jobs.add, 2), hm.call(jobs.add, 3)])
+            raise RuntimeError("undo")
+    assert backends.count(db_url, "job") == 0
+    async with hive.transaction() as tx:
+        first = await tx.jobs.create(jobs.add, 1)
+        more = await tx.jobs.create_many([hm.call(jobs.add, 2), hm.call(jobs.add, 3)])
+    assert sorted([first, *more]) == [first, first + 1, first + 2]
+    assert (await hive.jobs.count_by_state()) == {"Enqueued": 3}
+
+
+async def test_batches_get_their_own_ids_in_order(hive: hm.HiveMind) -> None:
+    ids = await hive.jobs.create_many([hm.call(jobs.add, n) for n in range(1200)])  # more than one MySQL insert
+    assert len(set(ids)) == 1200
+    for job_id, n in [(ids[0], 0), (ids[499], 499), (ids[500], 500), (ids[-1], 1199)]:
+        assert (await hive.jobs.get(job_id)).invocation.arguments == {"a": n}
+
+
+class Seen:
+    """What a callback received, awaitable until there is enough of it."""
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self._more = asyncio.Event()
+
+    def add(self, item: Any = None) -> None:
+        self.items.append(item)
+        self._more.set()
+
+    async def until(self, count: int, timeout: float = 10.0) -> None:
+        async with asyncio.timeout(timeout):
+            while len(self.items) < count:
+                self._more.clear()
+                await self._more.wait()
+
+
+async def test_local_fetchers_are_woken_after_the_commit(hive: hm.HiveMind) -> None:
+    woken = Seen()
+    remove = hive.env().add_wake_listener(woken.add)
+    try:
+        await hive.jobs.options(state=hm.Idle()).create(jobs.add, 3)  # not enqueued: nobody to wake
+        await hive.jobs.options(queue="mail").create(jobs.add, 1)
+        await hive.jobs.options(queue="bulk").create_many([hm.call(jobs.add, 2)])
+        await woken.until(2)
+    finally:
+        remove()
+    assert woken.items == [frozenset({"mail"}), frozenset({"bulk"})]
+
+
+async def test_postgres_notifies_other_processes_at_commit(postgres_url: str) -> None:
+    async with hm.HiveMind(postgres_url) as producer, hm.HiveMind(postgres_url) as listener:
+        changes = Seen()
+        listener.env().storage.subscribe_changes(changes.add)
+        await changes.until(1)  # the listener reports its connection once
+        async with producer.transaction() as tx:
+            await tx.jobs.create(jobs.add, 1)
+            with pytest.raises(TimeoutError):
+                await changes.until(2, timeout=0.2)  # nothing before the commit
+        await changes.until(2)
+        await producer.jobs.create(jobs.add, 2)
+        await changes.until(3)
+        await producer.jobs.create_many([hm.call(jobs.add, n) for n in range(3)])
+        await changes.until(4)
+
+
+def _two(a: int, b: str = "x", *, c: int = 0, d: str) -> None: ...
+
+
+CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((1,), {"d": "y"}),
+    ((1, "b"), {"d": "y"}),
+    ((), {"a": 1, "d": "y", "c": 2}),
+    ((1,), {"d": "y", "b": "z"}),
+    ((1,), {}),  # d missing
+    ((1, "b", 3), {"d": "y"}),  # too many positionals
+    ((1,), {"a": 1, "d": "y"}),  # a twice
+    ((1,), {"d": "y", "e": 1}),  # unknown keyword
+    ((), {"d": "y"}),  # a missing
+]
+
+
+@pytest.mark.parametrize(("args", "kwargs"), CALLS)
+def test_argument_binding_agrees_with_the_signature(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    try:
+        expected: dict[str, Any] | None = dict(inspect.signature(_two).bind(*args, **kwargs).arguments)
+    except TypeError:
+        expected = None
+    if expected is None:
+        with pytest.raises(ArgumentBindingError):
+            build_invocation(_two, args, kwargs, hm.Codec(), (hm.JobContext,))
+        return
+    invocation = build_invocation(_two, args, kwargs, hm.Codec(), (hm.JobContext,))
+    assert invocation.arguments == expected
+    assert list(invocation.arguments) == list(expected)  # the stored JSON keeps the signature's order
+
+
+def _kill_sessions(backend_name: str, url: str) -> None:
+    """Kill every server session of this test's storage (its pooled connections go stale)."""
+    if backend_name == "postgres":
+        name = f"hm-{backends.url_schema(url)}"
+        assert backends.raw(
+            url, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = ?", name
+        )
+        return
+    database = backends.url_database(url)
+    sessions = backends.raw(
+        url, "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", database
+    )
+    assert sessions
+    for (session,) in sessions:
+        backends.raw(url, "KILL CONNECTION ?", int(session))
+
+
+@pytest.mark.parametrize("backend_name", ["postgres", "mariadb"])
+async def test_a_retried_insert_that_committed_before_its_answer_was_lost_is_not_repeated(
+    backend_name: str, backend_url: str
+) -> None:
+    url = backend_url
+    if backend_name == "postgres":
+        url = f"{url}&application_name=hm-{backends.url_schema(url)}"
+    async with hm.HiveMind(url) as hive:
+        env = hive.env()
+        new = NewJobs(
+            queue="q", priority=hm.Priority.NORMAL, state=hm.Enqueued(), properties={}, middleware=(), codec=env.codec
+        )
+        stored = '{"v":1,"target":"tests.sample_jobs:do_stuff","async":false,"args":{}}'
+        for count in (1, 3):
+            rows = new.inserts([stored] * count, env.clock.now())
+            async with env.storage.transaction() as tx:  # the attempt whose answer was lost
+                first = await tx.job_insert(rows)
+            _kill_sessions(backend_name, url)
+            async with env.storage.transaction() as tx:  # the same insert again, on a dead connection
+                tx.commit_after_next()
+                again = await tx.job_insert(rows)
+            assert [row.id for row in again] == [row.id for row in first]
+        assert int(env.info.extras["retried"]) >= 2
+        assert await hive.jobs.count() == 4
+        assert backends.count(backend_url, "job_state") == 8
+
+
+async def test_a_batch_of_large_calls_is_written_whole(hive: hm.HiveMind) -> None:
+    text = "x" * 900_000  # five of them: more than one statement may carry on MySQL
+    ids = await hive.jobs.create_many([hm.call(jobs.hello_world, f"{n}{text}") for n in range(5)])
+    stored = [(await hive.jobs.get(job_id)).invocation.arguments["message"] for job_id in ids]
+    assert [message[:1] for message in stored] == ["0", "1", "2", "3", "4"]
+    assert all(len(message) == 900_001 for message in stored)
+    assert (await hive.jobs.count_by_state()) == {"Enqueued": 5}
