@@ -26,7 +26,7 @@ tables there on open (``auto_migrate=true`` is always set).
   same storage) calls ``hive.jobs.create(latency_job, time.time())`` at a steady --rate for
   --lat-seconds; latency = wall clock at the job body - wall clock just before the create call.
   ``producer_rate`` is the rate the producer achieved. How an idle colony notices another process's
-  enqueue: SQLite through its change marker (a file check every 5 ms, ``ColonyOptions.
+  enqueue: SQLite through its change marker (a file check every 2 ms, ``ColonyOptions.
   change_check_interval``), PostgreSQL through LISTEN/NOTIFY (sent at the enqueue's commit); both
   poll every --poll-ms only as a fallback. MySQL has no notification: the colony polls every
   --poll-ms (± 20 % jitter), so its latency is about half the poll interval plus the claim.

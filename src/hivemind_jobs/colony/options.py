@@ -63,7 +63,7 @@ class ColonyOptions:
 
     poll_interval: timedelta = timedelta(seconds=1)
     poll_jitter: float = 0.2
-    change_check_interval: timedelta | None = timedelta(milliseconds=5)
+    change_check_interval: timedelta | None = timedelta(milliseconds=2)
     prefetch: int = 0
     heartbeat_interval: timedelta | None = None
     lock_safety: float = 0.25
