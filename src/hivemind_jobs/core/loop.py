@@ -1,7 +1,7 @@
 """Running a coroutine on an event loop: asyncio's own, or uvloop's when asked for.
 
 HiveMind runs on either loop. uvloop is not used on its own initiative: measured on a colony
-(``bench/libraries.py``, figures in ``bench/LIBRARIES.md``) it saves nothing on SQLite and costs
+(``bench/libraries.py``, figures in ``docs/performance.md``) it saves nothing on SQLite and costs
 about a quarter more CPU per job on PostgreSQL, where the colony also works off fewer jobs per
 second. A colony does most of its work in Python, so a faster loop has little to save there.
 ``use_uvloop=True`` runs on uvloop (``pip install uvloop``).
