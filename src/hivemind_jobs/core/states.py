@@ -96,8 +96,9 @@ def registered_states() -> Mapping[str, type[State]]:
 
 
 def state_class(name: str) -> type[State] | None:
-    with _registry_lock:
-        return _registry.get(name)
+    # one dict read is atomic: no lock (this runs for every state read, in the storage threads too,
+    # and a contended lock costs more than the read); registrations still take the lock
+    return _registry.get(name)
 
 
 def _register(cls: type[State]) -> None:
