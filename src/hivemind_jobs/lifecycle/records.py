@@ -148,6 +148,13 @@ def job_from_record(record: JobRecord, environment: str, codec: Codec) -> Backgr
             invocation = invocation.with_problem(
                 f"stored priority {record.priority!r} is not one of 0-4", record.invocation
             )
+    rows = record.states
+    older = None
+    if len(rows) > 1:  # the history before the current state is decoded when someone reads it
+
+        def older() -> list[State]:
+            return [state_from_row(row, codec) for row in rows[:-1]]
+
     return BackgroundJob(
         environment=environment,
         job_id=record.id,
@@ -155,12 +162,14 @@ def job_from_record(record: JobRecord, environment: str, codec: Codec) -> Backgr
         priority=priority,
         invocation=invocation,
         execution_id=record.execution_id,
-        states=[state_from_row(row, codec) for row in record.states],
+        states=[state_from_row(row, codec) for row in rows[-1:]],
         properties={row.name: row.value for row in record.properties},
         middleware=middleware,
         created_at=record.created_at,
         modified_at=record.modified_at,
         lock=lock,
+        older=older,
+        older_count=len(rows) - 1,
     )
 
 
@@ -192,8 +201,7 @@ def job_to_insert(job: BackgroundJob, codec: Codec, lock_owner: str | None = Non
 
 
 def _saved_as_enqueued(job: BackgroundJob) -> bool:
-    saved = job._saved_state_count
-    return saved > 0 and isinstance(job._states[saved - 1], Enqueued)
+    return isinstance(job._last_saved_state, Enqueued)
 
 
 def job_to_update(
