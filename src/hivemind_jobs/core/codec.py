@@ -237,8 +237,15 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _datetime_json(value: datetime) -> JSONValue:
+    if value.tzinfo is not None and value.tzinfo is not UTC and value.utcoffset() is not None:
+        value = value.astimezone(UTC)
+    return {TAG: "datetime", "v": value.isoformat()}
+
+
 #: encoders for exact types on the hot path (subclasses take the general path; str is checked first)
 _EXACT_ENCODERS: Final[dict[type, Callable[[Any], JSONValue]]] = {
+    datetime: _datetime_json,
     type(None): _same,
     bool: _same,
     int: _same,

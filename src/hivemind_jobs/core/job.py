@@ -130,7 +130,7 @@ class MiddlewareEntry:
     def read_list(text: str | None) -> tuple[tuple[MiddlewareEntry, ...], str | None]:
         """Decode a stored middleware list without raising: ``(entries, None)``, or ``((), problem)``
         when the text is not a list of ``{"type": "module:qualname", "input": ..., "priority": int|null}``."""
-        if not text:
+        if not text or text == "[]":  # most jobs have none
             return (), None
         try:
             document = load_json(text)
