@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import types
 import uuid
 from collections.abc import Callable, Iterable, Mapping
@@ -160,6 +161,10 @@ class LockInfo:
     heartbeat: datetime
 
 
+#: held while a job decodes the earlier states of its history
+_decoding = threading.Lock()
+
+
 class BackgroundJob:
     """A background job as read from storage (a consistent snapshot) or being built.
 
@@ -257,11 +262,12 @@ class BackgroundJob:
         return tuple(self._states)
 
     def _decode_older(self) -> None:
-        older = self._older
-        if older is not None:
-            self._states[:0] = older()
-            self._older = None
-            self._older_count = 0
+        with _decoding:  # once, even when a job's thread and the loop read the history together
+            older = self._older
+            if older is not None:
+                self._states[:0] = older()
+                self._older = None
+                self._older_count = 0
 
     @property
     def properties(self) -> Mapping[str, PropertyValue]:
