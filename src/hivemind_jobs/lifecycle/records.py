@@ -6,7 +6,7 @@ import dataclasses
 import typing
 from typing import Any
 
-from hivemind_jobs.core.codec import Codec, compact_json, json_native_types, load_json
+from hivemind_jobs.core.codec import Codec, compact_json, exact_encoders, json_native_types, load_json
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, MiddlewareEntry, PropertyValue, property_type_of
 from hivemind_jobs.core.priority import Priority
@@ -39,7 +39,7 @@ def _field_hints(cls: type[State]) -> dict[str, Any]:
     return hints
 
 
-_FieldPlan = tuple[str, Any, str, bool, frozenset[type]]
+_FieldPlan = tuple[str, Any, str, bool, frozenset[type], dict[type, Any]]
 _field_plans: dict[type[State], tuple[_FieldPlan, ...]] = {}
 
 
@@ -57,6 +57,7 @@ def _field_plan(cls: type[State]) -> tuple[_FieldPlan, ...]:
                 f"{cls.state_name}.{name}",
                 name in defaults_none,
                 json_native_types(hints.get(name, Any)) - {float},  # NaN must still be refused
+                exact_encoders(hints.get(name, Any)),
             )
             for name in persisted_names(cls)
         )
@@ -72,14 +73,23 @@ def encode_state_fields(state: State, codec: Codec, encoded_values: typing.Mappi
         return compact_json(fields) if fields else "{}"
     encoded = {}
     plain_codec = type(codec) is Codec  # a subclass may encode scalars its own way
-    for name, hint, path, omit_none, native in _field_plan(type(state)):
+    for name, hint, path, omit_none, native, exact in _field_plan(type(state)):
         if encoded_values is not None and name in encoded_values:
             encoded[name] = encoded_values[name]
             continue
         value = getattr(state, name)
         if value is None and omit_none:
             continue
-        encoded[name] = value if plain_codec and type(value) in native else codec.encode(value, hint, path=path)
+        if plain_codec:
+            kind = type(value)
+            if kind in native:
+                encoded[name] = value
+                continue
+            encoder = exact.get(kind)
+            if encoder is not None:
+                encoded[name] = encoder(value)
+                continue
+        encoded[name] = codec.encode(value, hint, path=path)
     return compact_json(encoded) if encoded else "{}"
 
 
