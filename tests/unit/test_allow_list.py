@@ -145,6 +145,21 @@ def test_the_runnable_cache_never_serves_a_refused_target() -> None:
     _prepare(f"{MODULE}:dumps", {"obj": 1}, AllowList(modules=[MODULE, "json"]))
 
 
+def test_a_remembered_verdict_holds_only_for_its_allow_list_as_it_is() -> None:
+    modules = [MODULE]
+    allow = AllowList(modules=modules)
+    assert _prepare(f"{MODULE}:legit", {"value": 1}, allow).function is targets.legit
+    assert _prepare(f"{MODULE}:legit", {"value": 2}, allow).args == (2,)  # the remembered verdict
+    with pytest.raises(JobDefinitionError, match="not allowed"):
+        _prepare(f"{MODULE}:legit", {"value": 3}, AllowList(modules=["elsewhere"]))  # another list: judged again
+    modules[:] = ["elsewhere"]  # the same list, changed in place: judged again
+    with pytest.raises(JobDefinitionError, match="not allowed"):
+        _prepare(f"{MODULE}:legit", {"value": 4}, allow)
+    modules[:] = [MODULE]
+    invocation_module._runnables.clear()  # resolved afresh: the verdict is reached again
+    assert _prepare(f"{MODULE}:legit", {"value": 5}, allow).args == (5,)
+
+
 def test_instance_method_jobs_need_a_class_defined_in_an_allowed_module() -> None:
     call = _prepare(f"{MODULE}:Jobs", {"value": 1}, ALLOW, method="run")
     assert call.function(*call.args, **call.kwargs) == 4

@@ -50,6 +50,11 @@ def with_context(ctx: hm.JobContext, label: str) -> dict[str, Any]:
     return {"colony": ctx.colony, "swarm": ctx.swarm, "drone": ctx.drone, "job": ctx.job.id}
 
 
+def state_history(ctx: hm.JobContext) -> list[list[Any]]:
+    """The history of its own job as the running job reads it: name and sequence of each state."""
+    return [[state.name, state.sequence] for state in ctx.job.states]
+
+
 async def async_with_context(ctx: hm.JobContext) -> str:
     assert hm.current_job() is ctx
     ctx.job.set_property("seen", True)

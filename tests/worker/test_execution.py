@@ -43,6 +43,20 @@ async def test_executing_state_names_colony_swarm_and_drone(whive: hm.HiveMind) 
     assert job.state.result == {"colony": "test", "swarm": "main", "drone": executing.drone, "job": job_id}
 
 
+async def test_a_running_job_reads_its_whole_history(whive: hm.HiveMind) -> None:
+    job_id = await whive.jobs.create(jobs.state_history)
+    await colony_of(whive).run(burst=True)
+    job = await whive.jobs.get(job_id)
+    assert job.state.result == [["Created", 0], ["Enqueued", 1], ["Executing", 2]]
+    assert [(state.name, state.sequence) for state in job.states] == [
+        ("Created", 0),
+        ("Enqueued", 1),
+        ("Executing", 2),
+        ("Succeeded", 3),
+    ]
+    assert all(state.elected_at is not None for state in job.states)
+
+
 async def test_job_logs_are_persisted_at_the_environment_level(whive: hm.HiveMind) -> None:
     job_id = await whive.jobs.create(jobs.with_context, "logs")
     await colony_of(whive).run(burst=True)

@@ -32,9 +32,9 @@ from hivemind_jobs.core.text import nested_text_problem
 from hivemind_jobs.errors import HiveMindError, SerializationError
 from hivemind_jobs.lifecycle.changes import has_unsaved_changes, set_property
 from hivemind_jobs.lifecycle.machine import continue_after_save, elect, save_locked_many, transitions_observed
-from hivemind_jobs.lifecycle.records import job_from_record, state_to_row
+from hivemind_jobs.lifecycle.records import encode_state_fields, job_from_record
 from hivemind_jobs.lifecycle.unit import UnitOfWork
-from hivemind_jobs.storage.protocol import JobLogRow, JobUpdate, PropertyRow, QueuePointer, UpdateOutcome
+from hivemind_jobs.storage.protocol import JobLogRow, JobUpdate, PropertyRow, QueuePointer, StateRow, UpdateOutcome
 
 __all__ = ["Completer"]
 
@@ -234,9 +234,10 @@ class Completer:
                 stopping = runtime.stopping.is_set()
                 refill = [fetcher for fetcher in self.fetchers if fetcher.runner.free_drones and not stopping]
                 if not reload and not transitions_observed(scope):
-                    direct = [outcome for outcome in writable if _direct(outcome)]
-                    if direct:
-                        writable = [outcome for outcome in writable if not _direct(outcome)]
+                    rest: list[Outcome] = []
+                    for outcome in writable:
+                        (direct if _direct(outcome) else rest).append(outcome)
+                    writable = rest
                 jobs = await self._apply(writable, scope, reload=reload)
                 results = await save_locked_many(
                     jobs, holder, scope, keep_lock=lambda job: False, last=not refill and not direct
@@ -286,15 +287,13 @@ class Completer:
             sequence = job.state.sequence
             rows = []
             state: State | None = None
-            for template in outcome.states:
-                state = dataclasses.replace(template)
+            for state in outcome.states:  # the decided states are rows as they are, not applied to the job
                 sequence += 1
-                state.sequence = sequence
-                state.elected_at = now
                 encoded = None
                 if outcome.encoded_result is not None and isinstance(state, Succeeded):
                     encoded = {"result": outcome.encoded_result}
-                rows.append(state_to_row(state, codec, encoded))
+                fields = encode_state_fields(state, codec, encoded)
+                rows.append(StateRow(sequence, state.name, now, state.reason, fields))
             execution_id = new_execution_key()
             pointer = None
             if isinstance(state, Enqueued):

@@ -19,7 +19,6 @@ from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
 from hivemind_jobs.client.context import JobContext
-from hivemind_jobs.client.locked import LockedJob
 from hivemind_jobs.colony.events import JobExecuted, JobExecuting
 from hivemind_jobs.colony.execution import DroneJobContext
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run, SwarmRunner
@@ -128,16 +127,19 @@ class Drones:
         """The run of a job just claimed for ``drone`` (``now``: the monotonic time of the claim)."""
         runtime = self.runtime
         env = runtime.environment
-        locked = LockedJob(job, env.jobs, runtime.id)
+        options = env.options
         context = DroneJobContext(
-            locked,
+            job,
+            env.jobs,
+            runtime.id,
             colony=runtime.name,
             swarm=runner.path,
             drone=drone,
-            log_level=env.options.job_log_level,
-            logger_name=f"hivemind_jobs.job.{job.id}",
+            log_level=options.job_log_level,
+            limits=options.limits,
         )
-        due = max(entry.execute_after, entry.enqueued_at)
+        execute_after, enqueued_at = entry.execute_after, entry.enqueued_at
+        due = execute_after if execute_after >= enqueued_at else enqueued_at
         return Run(job, runner, drone, context, due, now, now)
 
     def launch(self, claimed: list[tuple[Run, UpdateOutcome]]) -> int:
@@ -172,18 +174,19 @@ class Drones:
         run.started_at = time.monotonic()
         run.started_on = env.clock.now()
         try:
-            middleware = resolve_middleware(
-                run.runner.middleware, run.job.middleware, codec=env.codec, activator=env.activator, allow=allow
-            )
+            job = run.job
+            if run.runner.middleware or job.middleware:
+                middleware = resolve_middleware(
+                    run.runner.middleware, job.middleware, codec=env.codec, activator=env.activator, allow=allow
+                )
+            else:
+                middleware = []
+            invocation = job.invocation
+            codec, activator = env.codec, env.activator
+            injections: dict[type, object] = {JobContext: run.context}
 
             def prepare() -> Any:
-                return prepare_call(
-                    run.job.invocation,
-                    codec=env.codec,
-                    activator=env.activator,
-                    allow=allow,
-                    injections={JobContext: run.context},
-                )
+                return prepare_call(invocation, codec=codec, activator=activator, allow=allow, injections=injections)
 
             mediator = env.mediator
             if mediator.has_handlers(JobExecuting):

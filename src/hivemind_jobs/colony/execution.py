@@ -12,12 +12,17 @@ import dataclasses
 import logging
 import threading
 import traceback
+from typing import TYPE_CHECKING
 
 from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.client.locked import LockedJob
 from hivemind_jobs.core.limits import Limits
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.storage.protocol import JobLogRow
+
+if TYPE_CHECKING:
+    from hivemind_jobs.client.jobs import BackgroundJobClient
+    from hivemind_jobs.core.job import BackgroundJob
 
 __all__ = ["DroneJobContext", "LogBuffer"]
 
@@ -31,6 +36,8 @@ class LogBuffer:
     Rows are cut to the environment's :class:`Limits` as they come in: a job that logs a huge
     message (or an exception with a huge text) keeps running, its row ends with a marker.
     """
+
+    __slots__ = ("_guard", "_rows", "job_id", "level", "limits")
 
     def __init__(self, job_id: int, level: int, limits: Limits | None = None) -> None:
         self.job_id = job_id
@@ -98,25 +105,42 @@ class _BufferHandler(logging.Handler):
 
 
 class DroneJobContext(JobContext):
-    """The context of one execution."""
+    """The context of one execution.
+
+    Most jobs never look at their context: the :class:`LockedJob` and the logger are built on
+    first use.
+    """
 
     def __init__(
-        self, locked: LockedJob, *, colony: str, swarm: str, drone: str, log_level: int, logger_name: str
+        self,
+        job: BackgroundJob,
+        client: BackgroundJobClient,
+        holder: str,
+        *,
+        colony: str,
+        swarm: str,
+        drone: str,
+        log_level: int,
+        limits: Limits,
     ) -> None:
-        self._locked = locked
+        self._job = job
+        self._client = client
+        self._holder = holder
+        self._locked: LockedJob | None = None
         self._colony = colony
         self._swarm = swarm
         self._drone = drone
         self._cancelled: threading.Event | None = None
-        # the environment's limits, reached through the client the locked job saves with
-        self.buffer = LogBuffer(locked.id, log_level, locked._client.environment.options.limits)
+        self.buffer = LogBuffer(job.id, log_level, limits)
         self._log_level = log_level
-        self._logger_name = logger_name
         self._logger: logging.Logger | None = None
 
     @property
     def job(self) -> LockedJob:
-        return self._locked
+        locked = self._locked
+        if locked is None:
+            locked = self._locked = LockedJob(self._job, self._client, self._holder)
+        return locked
 
     @property
     def colony(self) -> str:
@@ -134,7 +158,7 @@ class DroneJobContext(JobContext):
     def log(self) -> logging.Logger:
         logger = self._logger
         if logger is None:  # most jobs never log: build the logger on first use
-            logger = logging.Logger(self._logger_name, self._log_level)
+            logger = logging.Logger(f"hivemind_jobs.job.{self._job.id}", self._log_level)
             logger.parent = _job_logger_parent
             logger.addHandler(_BufferHandler(self.buffer))
             self._logger = logger

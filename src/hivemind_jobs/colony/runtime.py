@@ -87,7 +87,7 @@ class SwarmRunner:
             self.slot_free.set()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Run:
     """One execution in this colony."""
 
@@ -126,7 +126,7 @@ class Run:
             self.task.cancel()
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Outcome:
     """How a run ended, waiting for the completer."""
 

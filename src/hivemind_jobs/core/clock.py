@@ -59,9 +59,9 @@ def utc(moment: datetime) -> datetime:
 
 def to_microseconds(moment: datetime) -> int:
     """Microseconds since the Unix epoch (exact integer arithmetic)."""
-    delta = utc(moment) - _EPOCH
+    delta = (moment if moment.tzinfo is UTC else utc(moment)) - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def from_microseconds(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
+    return _EPOCH + timedelta(0, 0, value)

@@ -61,6 +61,7 @@ __all__ = [
     "JSONValue",
     "UndecodedValue",
     "compact_json",
+    "exact_encoders",
     "json_library",
     "json_native_types",
     "load_json",
@@ -237,8 +238,15 @@ def _same(value: Any) -> Any:
     return value
 
 
+def _datetime_json(value: datetime) -> JSONValue:
+    if value.tzinfo is not None and value.tzinfo is not UTC and value.utcoffset() is not None:
+        value = value.astimezone(UTC)
+    return {TAG: "datetime", "v": value.isoformat()}
+
+
 #: encoders for exact types on the hot path (subclasses take the general path; str is checked first)
 _EXACT_ENCODERS: Final[dict[type, Callable[[Any], JSONValue]]] = {
+    datetime: _datetime_json,
     type(None): _same,
     bool: _same,
     int: _same,
@@ -352,6 +360,22 @@ def _simple_types(hint: Any) -> tuple[type, ...] | None:
 _SCALARS: Final = frozenset({str, int, float, bool})
 #: hint -> JSON scalar types that decode to themselves under it (None: no shortcut)
 _PASSTHROUGH: dict[Any, Any] = {}
+
+
+def exact_encoders(hint: Any) -> dict[type, Callable[[Any], JSONValue]]:
+    """The encoders :meth:`Codec.encode` uses for values of exactly a class that ``hint`` names
+    (the hint itself, or a member of its union): such a value fits the hint, and a plain
+    :class:`Codec` encodes it with that function (datetime, timedelta, UUID ...)."""
+    members = get_args(hint) if _is_union(get_origin(hint)) else (hint,)
+    found = {}
+    for member in members:
+        try:
+            encoder = _EXACT_ENCODERS.get(member)
+        except TypeError:  # an unhashable hint: none of these classes
+            continue
+        if encoder is not None:
+            found[member] = encoder
+    return found
 
 
 def json_native_types(hint: Any) -> frozenset[type]:

@@ -637,10 +637,23 @@ def _check_storable(invocation: Invocation, display: str) -> None:
 # ---------------------------------------------------------------------------------------- running
 
 
+#: (parameter hint, injectable type) -> whether the hint asks for that type
+_injects: dict[tuple[type, type], bool] = {}
+
+
 def _injection_for(hint: Any, injections: Mapping[type, object]) -> object | None:
     if not isinstance(hint, type):
         return None
-    return next((value for kind, value in injections.items() if issubclass(hint, kind)), None)
+    for kind, value in injections.items():
+        key = (hint, kind)
+        wanted = _injects.get(key)
+        if wanted is None:
+            if len(_injects) >= _TARGET_CACHE_LIMIT:
+                _injects.clear()
+            wanted = _injects[key] = issubclass(hint, kind)
+        if wanted:
+            return value
+    return None
 
 
 _EMPTY: Any = inspect.Parameter.empty
@@ -676,7 +689,36 @@ class _Runnable:
 _runnables: dict[tuple[str, str | None], _Runnable] = {}
 
 
+def _verdicts(allow: AllowList) -> dict[tuple[str, str | None], _Runnable]:
+    """The targets ``allow`` was found to permit, each with the resolution it was checked on.
+
+    Kept on the allow list itself, and started afresh whenever its contents differ from when the
+    verdicts were reached (its sequences are not copied, so a caller could change them in place).
+    """
+    fingerprint = (tuple(allow.modules), tuple(allow.targets), allow.allow_all)
+    kept: tuple[Any, dict[tuple[str, str | None], _Runnable]] | None = allow.__dict__.get("_verdicts")
+    if kept is None or kept[0] != fingerprint:
+        kept = (fingerprint, {})
+        object.__setattr__(allow, "_verdicts", kept)
+    return kept[1]
+
+
 def _runnable(target: str, method: str | None, allow: AllowList) -> _Runnable:
+    """What running ``target`` needs, once ``allow`` permits it (checked for every call: the verdict
+    of an allow list on a target is remembered only for the resolution it was reached on)."""
+    key = (target, method)
+    verdicts = _verdicts(allow)
+    permitted = verdicts.get(key)
+    if permitted is not None and _runnables.get(key) is permitted:
+        return permitted
+    runnable = _check_runnable(target, method, allow)
+    if len(verdicts) >= _TARGET_CACHE_LIMIT:
+        verdicts.clear()
+    verdicts[key] = runnable
+    return runnable
+
+
+def _check_runnable(target: str, method: str | None, allow: AllowList) -> _Runnable:
     if not allow.permits(target):
         _import_target(target, allow)  # raises the "not allowed" error
     key = (target, method)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 import types
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -130,7 +131,7 @@ class MiddlewareEntry:
     def read_list(text: str | None) -> tuple[tuple[MiddlewareEntry, ...], str | None]:
         """Decode a stored middleware list without raising: ``(entries, None)``, or ``((), problem)``
         when the text is not a list of ``{"type": "module:qualname", "input": ..., "priority": int|null}``."""
-        if not text:
+        if not text or text == "[]":  # most jobs have none
             return (), None
         try:
             document = load_json(text)
@@ -160,11 +161,19 @@ class LockInfo:
     heartbeat: datetime
 
 
+#: held while a job decodes the earlier states of its history
+_decoding = threading.Lock()
+
+
 class BackgroundJob:
     """A background job as read from storage (a consistent snapshot) or being built.
 
     Read it freely; change it through a :class:`~hivemind_jobs.client.LockedJob`. The methods starting
     with an underscore are the engine's and track what a save must write.
+
+    A job read from storage may come with its earlier states still undecoded (``older``: a function
+    that decodes the ``older_count`` states before ``states``); they are decoded the first time the
+    history is read, so a worker that only runs the job never decodes them.
     """
 
     def __init__(
@@ -182,6 +191,8 @@ class BackgroundJob:
         created_at: datetime | None,
         modified_at: datetime | None,
         lock: LockInfo | None,
+        older: Callable[[], list[State]] | None = None,
+        older_count: int = 0,
     ) -> None:
         self._environment = environment
         self._id = job_id
@@ -190,14 +201,17 @@ class BackgroundJob:
         self._invocation = invocation
         #: the execution id in its canonical text form (how it is stored and compared)
         self._execution_key = str(execution_id)
+        #: the decoded end of the history (all of it once ``_older`` is None)
         self._states = list(states)
+        self._older = older
+        self._older_count = older_count if older is not None else 0
         self._properties = dict(properties)
         self._middleware = tuple(middleware)
         self._created_at = created_at
         self._modified_at = modified_at
         self._lock = lock
         # change tracking: what exists in storage
-        self._saved_state_count = len(self._states) if job_id is not None else 0
+        self._saved_state_count = self._older_count + len(self._states) if job_id is not None else 0
         self._saved_execution_key = self._execution_key
         self._changed_properties: set[str] = set()
         self._removed_properties: set[str] = set()
@@ -243,7 +257,17 @@ class BackgroundJob:
     @property
     def states(self) -> tuple[State, ...]:
         """The state history, oldest first (the last one is the current state)."""
+        if self._older is not None:
+            self._decode_older()
         return tuple(self._states)
+
+    def _decode_older(self) -> None:
+        with _decoding:  # once, even when a job's thread and the loop read the history together
+            older = self._older
+            if older is not None:
+                self._states[:0] = older()
+                self._older = None
+                self._older_count = 0
 
     @property
     def properties(self) -> Mapping[str, PropertyValue]:
@@ -319,7 +343,17 @@ class BackgroundJob:
 
     @property
     def _unsaved_states(self) -> list[State]:
-        return self._states[self._saved_state_count :]
+        return self._states[self._saved_state_count - self._older_count :]
+
+    @property
+    def _last_saved_state(self) -> State | None:
+        """The current state as last saved (None for a job never saved)."""
+        index = self._saved_state_count - 1
+        if index < 0:
+            return None
+        if index < self._older_count:
+            self._decode_older()
+        return self._states[index - self._older_count]
 
     @property
     def _has_changes(self) -> bool:
@@ -333,7 +367,7 @@ class BackgroundJob:
         if created_at is not None:
             self._created_at = created_at
         self._lock = lock
-        self._saved_state_count = len(self._states)
+        self._saved_state_count = self._older_count + len(self._states)
         self._saved_execution_key = self._execution_key
         self._changed_properties.clear()
         self._removed_properties.clear()

@@ -96,8 +96,9 @@ def registered_states() -> Mapping[str, type[State]]:
 
 
 def state_class(name: str) -> type[State] | None:
-    with _registry_lock:
-        return _registry.get(name)
+    # one dict read is atomic: no lock (this runs for every state read, in the storage threads too,
+    # and a contended lock costs more than the read); registrations still take the lock
+    return _registry.get(name)
 
 
 def _register(cls: type[State]) -> None:
@@ -311,6 +312,10 @@ def _check_text(state: State) -> None:
     texts = [("reason", state.reason)] if state.reason is not None else []
     texts.extend(state.persisted_fields().items())
     for name, value in texts:
+        if value is None or (
+            type(value) is str and value.isascii() and "\x00" not in value and len(value) <= _STATE_TEXT_MAX
+        ):
+            continue  # nothing to store, or ASCII text (so no lone surrogate) with no NUL: storable
         problem = nested_text_problem(value, _STATE_TEXT_MAX)
         if problem is not None:
             raise ConfigurationError(f"{state.name}.{name}: {problem}; the state cannot be stored")

@@ -7,7 +7,7 @@ import typing
 from datetime import datetime
 from typing import Any
 
-from hivemind_jobs.core.codec import Codec, compact_json, json_native_types, load_json
+from hivemind_jobs.core.codec import Codec, compact_json, exact_encoders, json_native_types, load_json
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import Invocation
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, MiddlewareEntry, PropertyValue, property_type_of
@@ -51,7 +51,7 @@ def _field_hints(cls: type[State]) -> dict[str, Any]:
     return hints
 
 
-_FieldPlan = tuple[str, Any, str, bool, frozenset[type]]
+_FieldPlan = tuple[str, Any, str, bool, frozenset[type], dict[type, Any]]
 _field_plans: dict[type[State], tuple[_FieldPlan, ...]] = {}
 
 
@@ -69,6 +69,7 @@ def _field_plan(cls: type[State]) -> tuple[_FieldPlan, ...]:
                 f"{cls.state_name}.{name}",
                 name in defaults_none,
                 json_native_types(hints.get(name, Any)) - {float},  # NaN must still be refused
+                exact_encoders(hints.get(name, Any)),
             )
             for name in persisted_names(cls)
         )
@@ -84,14 +85,23 @@ def encode_state_fields(state: State, codec: Codec, encoded_values: typing.Mappi
         return compact_json(fields) if fields else "{}"
     encoded = {}
     plain_codec = type(codec) is Codec  # a subclass may encode scalars its own way
-    for name, hint, path, omit_none, native in _field_plan(type(state)):
+    for name, hint, path, omit_none, native, exact in _field_plan(type(state)):
         if encoded_values is not None and name in encoded_values:
             encoded[name] = encoded_values[name]
             continue
         value = getattr(state, name)
         if value is None and omit_none:
             continue
-        encoded[name] = value if plain_codec and type(value) in native else codec.encode(value, hint, path=path)
+        if plain_codec:
+            kind = type(value)
+            if kind in native:
+                encoded[name] = value
+                continue
+            encoder = exact.get(kind)
+            if encoder is not None:
+                encoded[name] = encoder(value)
+                continue
+        encoded[name] = codec.encode(value, hint, path=path)
     return compact_json(encoded) if encoded else "{}"
 
 
@@ -160,6 +170,13 @@ def job_from_record(record: JobRecord, environment: str, codec: Codec) -> Backgr
             invocation = invocation.with_problem(
                 f"stored priority {record.priority!r} is not one of 0-4", record.invocation
             )
+    rows = record.states
+    older = None
+    if len(rows) > 1:  # the history before the current state is decoded when someone reads it
+
+        def older() -> list[State]:
+            return [state_from_row(row, codec) for row in rows[:-1]]
+
     return BackgroundJob(
         environment=environment,
         job_id=record.id,
@@ -167,12 +184,14 @@ def job_from_record(record: JobRecord, environment: str, codec: Codec) -> Backgr
         priority=priority,
         invocation=invocation,
         execution_id=record.execution_id,
-        states=[state_from_row(row, codec) for row in record.states],
+        states=[state_from_row(row, codec) for row in rows[-1:]],
         properties={row.name: row.value for row in record.properties},
         middleware=middleware,
         created_at=record.created_at,
         modified_at=record.modified_at,
         lock=lock,
+        older=older,
+        older_count=len(rows) - 1,
     )
 
 
@@ -204,8 +223,7 @@ def job_to_insert(job: BackgroundJob, codec: Codec, lock_owner: str | None = Non
 
 
 def _saved_as_enqueued(job: BackgroundJob) -> bool:
-    saved = job._saved_state_count
-    return saved > 0 and isinstance(job._states[saved - 1], Enqueued)
+    return isinstance(job._last_saved_state, Enqueued)
 
 
 def job_to_update(

@@ -69,6 +69,18 @@ class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
 
     @staticmethod
     def _escape_value(value: Any, conn: Any) -> Any:
+        kind = type(value)
+        # the usual types written as the driver writes them, without its per-value type dispatch
+        if kind is int:
+            return str(value)
+        if value is None:
+            return "NULL"
+        if kind is str:
+            return "'" + conn.escape_string(value) + "'"
+        if kind is datetime and value.tzinfo is None:
+            return "'" + value.isoformat(" ") + "'"
+        if kind is bool:
+            return "1" if value else "0"
         if isinstance(value, list | tuple):
             return "(" + ",".join(conn.escape(item) for item in value) + ")" if value else "(NULL)"
         return conn.escape(value)
@@ -149,12 +161,13 @@ class _MySQLConnection(Connection):
             await self.executemany(q[name], rows)
             return
         keys = list(rows[0])
-        async with self.raw.cursor(_Cursor) as cursor:
-            first = "SELECT " + ", ".join(f"%({key})s AS `{key}`" for key in keys)
-            rest = "SELECT " + ", ".join(f"%({key})s" for key in keys)
-            derived = " UNION ALL ".join(
-                [cursor.mogrify(first, rows[0]), *(cursor.mogrify(rest, row) for row in rows[1:])]
-            )
+        conn = self.raw
+        escape = _Cursor._escape_value
+        first = rows[0]
+        selects = ["SELECT " + ", ".join(f"{escape(first[key], conn)} AS `{key}`" for key in keys)]
+        selects += ["SELECT " + ", ".join([escape(row[key], conn) for key in keys]) for row in rows[1:]]
+        derived = " UNION ALL ".join(selects)
+        async with conn.cursor(_Cursor) as cursor:
             try:
                 await cursor.execute(set_sql.replace("%(rows)s", derived))
             except pymysql.Error as error:
