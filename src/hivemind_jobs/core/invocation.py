@@ -537,23 +537,25 @@ def _bind_plain(
     return bound
 
 
+def _argument_error(error: Exception, name: str, display: str) -> ArgumentSerializationError:
+    """What an argument that cannot be encoded is reported as."""
+    if isinstance(error, RecursionError):
+        return ArgumentSerializationError(
+            f"{display}: argument {name!r} is nested too deeply or contains itself (a cycle); pass data without cycles"
+        )
+    if isinstance(error, UnicodeEncodeError):
+        return ArgumentSerializationError(f"{display}: argument {name!r} holds text that cannot be stored ({error})")
+    return ArgumentSerializationError(f"{display}: {error}")
+
+
 def _encode_plain(bound: list[tuple[str, Any, Any, str]], codec: Codec, display: str) -> dict[str, JSONValue]:
     arguments: dict[str, JSONValue] = {}
     encode = codec.encode
     for name, value, hint, path in bound:
         try:
             arguments[name] = encode(value, hint, path=path)
-        except SerializationError as error:
-            raise ArgumentSerializationError(f"{display}: {error}") from None
-        except RecursionError:
-            raise ArgumentSerializationError(
-                f"{display}: argument {name!r} is nested too deeply or contains itself (a cycle); "
-                "pass data without cycles"
-            ) from None
-        except UnicodeEncodeError as error:
-            raise ArgumentSerializationError(
-                f"{display}: argument {name!r} holds text that cannot be stored ({error})"
-            ) from None
+        except (SerializationError, RecursionError, UnicodeEncodeError) as error:
+            raise _argument_error(error, name, display) from None
     return arguments
 
 
@@ -594,17 +596,8 @@ def build_invocation(
                 }
             else:
                 arguments[name] = codec.encode(value, hint, path=f"argument {name!r}")
-        except SerializationError as error:
-            raise ArgumentSerializationError(f"{display}: {error}") from None
-        except RecursionError:
-            raise ArgumentSerializationError(
-                f"{display}: argument {name!r} is nested too deeply or contains itself (a cycle); "
-                "pass data without cycles"
-            ) from None
-        except UnicodeEncodeError as error:
-            raise ArgumentSerializationError(
-                f"{display}: argument {name!r} holds text that cannot be stored ({error})"
-            ) from None
+        except (SerializationError, RecursionError, UnicodeEncodeError) as error:
+            raise _argument_error(error, name, display) from None
     invocation = Invocation(
         target=job_target.target, method=job_target.method, is_async=job_target.is_async, arguments=arguments
     )
