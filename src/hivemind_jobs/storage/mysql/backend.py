@@ -313,26 +313,19 @@ def _positions(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
 
 
 class _Literals:
-    """Values as SQL literals, escaped as the driver escapes them (its ``escape_string`` follows the
-    session's NO_BACKSLASH_ESCAPES), text, integers and NULL without the driver's per-value dispatch."""
+    """Values as SQL literals, escaped as the driver escapes parameters (``_Cursor._escape_value``:
+    its ``escape_string`` follows the session's NO_BACKSLASH_ESCAPES); aware datetimes as the naive
+    UTC value a DATETIME column holds."""
 
-    __slots__ = ("_escape", "_escape_string")
+    __slots__ = ("_connection",)
 
     def __init__(self, connection: Any) -> None:
-        self._escape = connection.escape
-        self._escape_string = connection.escape_string
+        self._connection = connection
 
     def __call__(self, value: Any) -> str:
-        kind = type(value)
-        if kind is str:
-            return f"'{self._escape_string(value)}'"
-        if kind is int:
-            return str(value)
-        if value is None:
-            return "NULL"
-        if kind is datetime:
+        if type(value) is datetime:
             value = _naive_utc(value)
-        return str(self._escape(value))
+        return str(_Cursor._escape_value(value, self._connection))
 
     def render(self, template: str, values: Mapping[str, Any]) -> str:
         return template % {name: self(value) for name, value in values.items()}
