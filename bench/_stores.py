@@ -62,6 +62,20 @@ def url_database(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
 
+def add_store_arguments(parser: argparse.ArgumentParser) -> None:
+    """--backend, --pg-url and --mysql-url, as every script that measures on fresh stores takes them."""
+    parser.add_argument("--backend", default="sqlite", choices=BACKENDS)
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="HiveMind URL of the PostgreSQL database to use")
+    parser.add_argument("--mysql-url", default=DEFAULT_MYSQL_URL, help="HiveMind URL of a MySQL/MariaDB database")
+
+
+def check_store_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """A parser error when --pg-url or --mysql-url names no database."""
+    for option, url in (("--pg-url", args.pg_url), ("--mysql-url", args.mysql_url)):
+        if not url_database(url):
+            parser.error(f"{option} names no database")
+
+
 async def pg_admin(url: str, database: str | None = None) -> Any:
     import psycopg
 

@@ -4,7 +4,7 @@
 ``--backend sqlite|postgres|mysql`` (MySQL/MariaDB). Every run uses a fresh store, removed
 afterwards: a new SQLite file in a temporary directory, a schema ``hmbench_<pid>_<k>`` in the
 database of --pg-url (dropped with CASCADE) or a database ``hmbench_<pid>_<k>`` next to the one of
---mysql-url (dropped); see bench/throughput.py, whose store helpers this script uses.
+--mysql-url (dropped); see bench/_stores.py, whose store helpers this script uses.
 
 Loading. --n (200,000) jobs are created through the library by a second ``HiveMind`` on the same
 store whose clock runs 40 days behind (the library stamps every state it elects with the
@@ -58,10 +58,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # job targets are stor
 import _jobs
 import hivemind_jobs as hm
 from _runs import Runs
+from _stores import Stores, add_store_arguments, bounded, check_store_arguments, server_prepare
 from hivemind_jobs.daemons.maintenance import run_maintenance
-from throughput import DEFAULT_MYSQL_URL, DEFAULT_PG_URL, Stores, bounded, server_prepare, url_database
 
-BACKENDS = ("sqlite", "postgres", "mysql")
 AGE = timedelta(days=40)  # how old the loaded jobs are; the retention is the default 30 days
 CHUNK = 1000  # jobs per create_many call while loading
 TOP_UP = 500  # jobs per create_many call of the producer
@@ -223,9 +222,7 @@ async def on_fresh_store(stores: Stores, args: argparse.Namespace) -> dict[str, 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", default="sqlite", choices=BACKENDS)
-    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="HiveMind URL of the PostgreSQL database to use")
-    parser.add_argument("--mysql-url", default=DEFAULT_MYSQL_URL, help="HiveMind URL of a MySQL/MariaDB database")
+    add_store_arguments(parser)
     parser.add_argument("--n", type=int, default=200_000, help="old completed jobs to remove")
     parser.add_argument("--batch", type=int, default=1000, help="rows per cleanup transaction")
     parser.add_argument("--pause", type=float, default=0.0, help="seconds the pass sleeps between batches")
@@ -239,9 +236,7 @@ def parse_args() -> argparse.Namespace:
         parser.error("--n, --batch, --drones, --poll-ms, --backlog and --baseline-seconds must be positive")
     if args.pause < 0:
         parser.error("--pause must be >= 0")
-    for option, url in (("--pg-url", args.pg_url), ("--mysql-url", args.mysql_url)):
-        if not url_database(url):
-            parser.error(f"{option} names no database")
+    check_store_arguments(parser, args)
     return args
 
 

@@ -59,15 +59,13 @@ import _jobs
 import hivemind_jobs as hm
 from _runs import Runs
 from _stores import (
-    BACKENDS,
-    DEFAULT_MYSQL_URL,
-    DEFAULT_PG_URL,
     WAIT_TIMEOUT,
     Stores,
+    add_store_arguments,
     bounded,
+    check_store_arguments,
     make_colony,
     server_prepare,
-    url_database,
 )
 from _worker_app import STATS_ENV, URL_ENV
 
@@ -233,9 +231,7 @@ async def processes_rate(url: str, args: argparse.Namespace, count: int, folder:
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", default="sqlite", choices=BACKENDS)
-    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="HiveMind URL of the PostgreSQL database to use")
-    parser.add_argument("--mysql-url", default=DEFAULT_MYSQL_URL, help="HiveMind URL of a MySQL/MariaDB database")
+    add_store_arguments(parser)
     parser.add_argument("--reps", type=int, default=1, help="repetitions of every figure (default 1: they are long)")
     parser.add_argument("--n", type=int, default=20000, help="jobs timed in every measurement")
     parser.add_argument("--backlog-small", type=int, default=10_000, help="backlog of backlog_10k_per_s")
@@ -274,9 +270,7 @@ def parse_args() -> argparse.Namespace:
         )
     if args.backlog_small < 0 or args.backlog_large < 0:
         parser.error("--backlog-small and --backlog-large must be 0 or more")
-    for option, url in (("--pg-url", args.pg_url), ("--mysql-url", args.mysql_url)):
-        if not url_database(url):
-            parser.error(f"{option} names no database")
+    check_store_arguments(parser, args)
     return args
 
 

@@ -122,18 +122,16 @@ import _jobs
 import hivemind_jobs as hm
 from _runs import Runs
 from _stores import (
-    BACKENDS,
-    DEFAULT_MYSQL_URL,
-    DEFAULT_PG_URL,
     WAIT_TIMEOUT,
     Stores,
+    add_store_arguments,
     bounded,
+    check_store_arguments,
     make_colony,
     mysql_admin,
     pg_admin,
     pg_conninfo,
     server_prepare,
-    url_database,
 )
 
 SCRIPT = Path(__file__).resolve()
@@ -586,9 +584,7 @@ def peer_environment(peer: str, directory: Path, args: argparse.Namespace) -> di
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--backend", default="sqlite", choices=BACKENDS)
-    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="HiveMind URL of the PostgreSQL database to use")
-    parser.add_argument("--mysql-url", default=DEFAULT_MYSQL_URL, help="HiveMind URL of a MySQL/MariaDB database")
+    add_store_arguments(parser)
     parser.add_argument("--reps", type=int, default=1, help="repetitions of every figure (default 1: they are long)")
     parser.add_argument("--n", type=int, default=20000, help="jobs processed by the colony, raw loop and peers")
     parser.add_argument("--n-one", type=int, default=5000, help="jobs created one by one (enqueue_one_per_s)")
@@ -618,9 +614,7 @@ def parse_args() -> argparse.Namespace:
         parser.error(
             "--n, --n-one, --n-bulk, --reps, --raw-batch, --raw-workers, --rate and --lat-seconds must be positive"
         )
-    for option, url in (("--pg-url", args.pg_url), ("--mysql-url", args.mysql_url)):
-        if not url_database(url):
-            parser.error(f"{option} names no database")
+    check_store_arguments(parser, args)
     return args
 
 
