@@ -111,6 +111,8 @@ class Fetcher:
                 continue
             if started:
                 runner.idle_since = None
+                # the launched drones start their jobs before this fetcher builds its next claim
+                await asyncio.sleep(0)
                 continue
             runner.idle_since = generation
             poll = options.poll_interval.total_seconds() * random.uniform(
