@@ -814,8 +814,7 @@ class MySQLStorage(ServerStorage):
         return cls(url, environment=environment, table_prefix=table_prefix)
 
     async def close(self) -> None:
-        async with self._probing:
-            self._drop_prober()
+        self._drop_prober()  # a probe in flight fails at once, quietly: the storage is closed
         await super().close()
 
     def change_marker(self) -> object | None:
@@ -836,9 +835,12 @@ class MySQLStorage(ServerStorage):
                     async with self._prober.cursor() as cursor:
                         await cursor.execute(self.queries["queue_change_probe"])
                         row = await cursor.fetchone()
-            except (pymysql.Error, OSError, TimeoutError) as error:
+            except BaseException as error:
+                # a failed or interrupted probe leaves its connection in an unknown state
                 self._drop_prober()
-                if not self._probe_failed:
+                if not isinstance(error, pymysql.Error | OSError | TimeoutError):
+                    raise
+                if self._open and not self._probe_failed:
                     _log.warning(
                         "environment %r: the change probe failed (%s); idle colonies poll until it works again",
                         self.environment,
@@ -846,6 +848,7 @@ class MySQLStorage(ServerStorage):
                     )
                 self._probe_failed = True
                 return True
+            self._drop_prober_if_closed()  # closed while this probe connected: nothing may stay open
         self._probe_failed = False
         self._marker = int(row[0])
         return True
@@ -854,6 +857,10 @@ class MySQLStorage(ServerStorage):
         prober, self._prober = self._prober, None
         if prober is not None:
             prober.close()
+
+    def _drop_prober_if_closed(self) -> None:
+        if not self._open:
+            self._drop_prober()
 
     @property
     def max_allowed_packet(self) -> int | None:
