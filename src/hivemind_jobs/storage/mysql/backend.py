@@ -806,7 +806,8 @@ class MySQLStorage(ServerStorage):
         #: the highest job id the last change probe read (None: not probed yet)
         self._marker: int | None = None
         self._prober: aiomysql.Connection | None = None
-        self._probing = asyncio.Lock()
+        #: a probe is in flight
+        self._probing = False
         self._probe_failed = False
 
     @classmethod
@@ -824,31 +825,35 @@ class MySQLStorage(ServerStorage):
     async def probe_changes(self) -> bool:
         """Read the highest job id (an index-only ``MAX``, one round trip on an autocommit
         connection of its own): it moves when any process creates a job. Jobs enqueued again
-        (retries, requeues, continuations) do not move it; the colonies' poll finds those."""
-        if not self._open:
+        (retries, requeues, continuations) do not move it; the colonies' poll finds those. While
+        a probe is in flight (another colony of this process) a second one returns at once: the
+        first refreshes the marker."""
+        if not self._open or self._probing:
             return True
-        async with self._probing:
-            try:
-                async with asyncio.timeout(_PROBE_TIMEOUT):
-                    if self._prober is None:
-                        self._prober = await aiomysql.connect(**{**self.driver._connect_args(), "autocommit": True})
-                    async with self._prober.cursor() as cursor:
-                        await cursor.execute(self.queries["queue_change_probe"])
-                        row = await cursor.fetchone()
-            except BaseException as error:
-                # a failed or interrupted probe leaves its connection in an unknown state
-                self._drop_prober()
-                if not isinstance(error, pymysql.Error | OSError | TimeoutError):
-                    raise
-                if self._open and not self._probe_failed:
-                    _log.warning(
-                        "environment %r: the change probe failed (%s); idle colonies poll until it works again",
-                        self.environment,
-                        self.redact(error),
-                    )
-                self._probe_failed = True
-                return True
-            self._drop_prober_if_closed()  # closed while this probe connected: nothing may stay open
+        self._probing = True
+        try:
+            async with asyncio.timeout(_PROBE_TIMEOUT):
+                if self._prober is None:
+                    self._prober = await aiomysql.connect(**{**self.driver._connect_args(), "autocommit": True})
+                async with self._prober.cursor() as cursor:
+                    await cursor.execute(self.queries["queue_change_probe"])
+                    row = await cursor.fetchone()
+        except BaseException as error:
+            # a failed or interrupted probe leaves its connection in an unknown state
+            self._drop_prober()
+            if not isinstance(error, pymysql.Error | OSError | TimeoutError):
+                raise
+            if self._open and not self._probe_failed:
+                _log.warning(
+                    "environment %r: the change probe failed (%s); idle colonies poll until it works again",
+                    self.environment,
+                    self.redact(error),
+                )
+            self._probe_failed = True
+            return True
+        finally:
+            self._probing = False
+        self._drop_prober_if_closed()  # closed while this probe connected: nothing may stay open
         self._probe_failed = False
         self._marker = int(row[0])
         return True
