@@ -57,9 +57,9 @@ _log = logging.getLogger("hivemind_jobs.storage.mysql")
 _RETRY_CODES = {1213, 1205, 2006, 2013, 2003, 1053, 1927, 4031}
 _DATABASE = re.compile(r"[A-Za-z0-9_$-]{1,64}")
 _INSERT_CHUNK = 500
+_INSERT_BYTES = 4_000_000
 #: how long one change probe may take before its connection is given up
 _PROBE_TIMEOUT = 5.0
-_INSERT_BYTES = 4_000_000
 
 
 class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
