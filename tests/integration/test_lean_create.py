@@ -216,6 +216,26 @@ async def test_postgres_notifies_other_processes_at_commit(postgres_url: str) ->
         await changes.until(4)
 
 
+async def test_mysql_change_probe_reads_other_connections_new_jobs(mariadb_url: str) -> None:
+    async with hm.HiveMind(mariadb_url) as producer, hm.HiveMind(mariadb_url) as prober:
+        storage = prober.env().storage
+        assert storage.change_marker() is None  # not probed yet
+        assert await storage.probe_changes()
+        assert storage.change_marker() == 0  # no job yet
+        async with producer.transaction() as tx:
+            await tx.jobs.create(jobs.add, 1)
+            await storage.probe_changes()
+            assert storage.change_marker() == 0  # nothing before the commit
+        first = await producer.jobs.create(jobs.add, 2)
+        await storage.probe_changes()
+        assert storage.change_marker() == first
+        [*_, last] = await producer.jobs.create_many([hm.call(jobs.add, n) for n in range(3)])
+        await storage.probe_changes()
+        assert storage.change_marker() == last
+    assert await storage.probe_changes()  # closed: nothing to probe, the marker stays
+    assert storage.change_marker() == last
+
+
 def _two(a: int, b: str = "x", *, c: int = 0, d: str) -> None: ...
 
 

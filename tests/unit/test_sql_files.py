@@ -28,6 +28,10 @@ DIALECT_ONLY: dict[str, tuple[frozenset[str], str]] = {
         "get them from the insert itself",
     ),
     "queue_notify": (frozenset({"postgres"}), "LISTEN/NOTIFY wake-ups (MySQL and SQLite have no such channel)"),
+    "queue_change_probe": (
+        frozenset({"mysql"}),
+        "idle colonies' probe for other processes' new jobs (PostgreSQL notifies, SQLite checks its WAL file)",
+    ),
     "queue_claim_prepare": (frozenset({"postgres"}), "planner settings for the claim's index walk"),
     "job_insert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch insert, used by name + '_set'"),
     "job_state_insert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch insert"),

@@ -37,6 +37,23 @@ async def test_colony_state_is_readable_while_it_runs(whive: hm.HiveMind) -> Non
         await whive.colonies.get("nobody:1:x")
 
 
+async def test_an_enqueue_elsewhere_starts_on_an_idle_colony_without_waiting_for_the_poll(
+    whive: hm.HiveMind, db_url: str
+) -> None:
+    # another hive has its own in-process wake-ups: only the storage can tell this colony (PostgreSQL
+    # notifies, SQLite's change marker moves, MySQL's change probe reads a higher job id)
+    colony = colony_of(whive, poll_interval=timedelta(seconds=30))
+    async with colony, hm.HiveMind(db_url) as producer:
+        await _until(lambda: _idle(colony))
+        job_id = await producer.jobs.create(jobs.note, "elsewhere")
+        await _until(lambda: _state_is(whive, job_id, hm.Succeeded))
+    assert jobs.RAN == ["elsewhere"]
+
+
+async def _idle(colony: hm.Colony) -> bool:
+    return all(runner.idle_since is not None for runner in colony._runtime.runners)
+
+
 async def test_stale_colonies_are_removed(whive: hm.HiveMind) -> None:
     old = colony_of(whive)
     await old.run(burst=True)

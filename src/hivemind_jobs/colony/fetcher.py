@@ -5,7 +5,8 @@ A claim takes at most as many jobs as the swarm has free drones (plus the prefet
 queue-group order, and in the *same transaction* moves each one to Executing (the colony holds the
 job lock; the new execution id is the fencing token). A fetcher wakes at once when a commit in this
 process enqueued to one of its queues, when the storage notifies a change (PostgreSQL) or its change
-marker moved (SQLite: a local check, no query), and otherwise polls with jitter.
+marker moved (SQLite: a local check, no query; MySQL: a probe query while a fetcher is idle), and
+otherwise polls with jitter.
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from hivemind_jobs.storage.protocol import (
 __all__ = ["ChangeWatch", "Fetcher", "wait_either"]
 
 _log = logging.getLogger("hivemind_jobs.colony")
+
+#: the least time between two change probes: each is a query (at most 100 per second per colony)
+PROBE_FLOOR = 0.01
 
 
 async def wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
@@ -107,6 +111,8 @@ class Fetcher:
                 continue
             if started:
                 runner.idle_since = None
+                # the launched drones start their jobs before this fetcher builds its next claim
+                await asyncio.sleep(0)
                 continue
             runner.idle_since = generation
             poll = options.poll_interval.total_seconds() * random.uniform(
@@ -256,7 +262,9 @@ class ChangeWatch:
 
     async def run(self) -> None:
         """Wake idle fetchers when the storage changed since their last claim (another process may
-        have enqueued): a local check every few milliseconds instead of a query."""
+        have enqueued): a local check every few milliseconds instead of a query, or where the
+        storage needs a query for it (MySQL) one probe at most every :data:`PROBE_FLOOR`, and only
+        while a fetcher is idle."""
         runtime = self.runtime
         assert runtime.options.change_check_interval is not None
         interval = runtime.options.change_check_interval.total_seconds()
@@ -267,15 +275,32 @@ class ChangeWatch:
                 await asyncio.Event().wait()
             finally:
                 unsubscribe()
-        if storage.change_marker() is None:
-            return
+        probing = storage.change_marker() is None
+        if probing:
+            if not await storage.probe_changes():
+                return
+            interval = max(interval, PROBE_FLOOR)
         while True:
             await asyncio.sleep(interval)
-            self.run_once()
+            if probing:
+                await self.probe_once()
+            else:
+                self.run_once()
+
+    async def probe_once(self) -> int:
+        """Where the change marker needs a query: refresh it if a fetcher is idle, then
+        :meth:`run_once`."""
+        if not self._idle():
+            return 0
+        await self.runtime.environment.storage.probe_changes()
+        return self.run_once()
+
+    def _idle(self) -> list[SwarmRunner]:
+        return [runner for runner in self.runtime.runners if runner.idle_since is not None and runner.free_drones]
 
     def run_once(self) -> int:
         """One look at the change marker; returns how many idle fetchers it woke."""
-        idle = [runner for runner in self.runtime.runners if runner.idle_since is not None and runner.free_drones]
+        idle = self._idle()
         if not idle:
             return 0
         marker = self.runtime.environment.storage.change_marker()

@@ -24,9 +24,13 @@ class ColonyOptions:
 
     - ``poll_interval`` (± ``poll_jitter`` as a fraction): how often idle swarms look for due jobs
       when nothing in this process woke them (an enqueue in the same process wakes them at once).
-    - ``change_check_interval``: how often idle swarms look at the storage's change marker (a
-      cheap local check, no query) to start jobs enqueued by other processes at once; None turns
-      it off (then only ``poll_interval`` applies).
+    - ``change_check_interval``: how often idle swarms look at the storage's change marker to start
+      jobs enqueued by other processes at once: a cheap local check on SQLite; on MySQL/MariaDB a
+      query (the highest job id, on a connection of its own), at most every 10 ms and only while a
+      swarm is idle, so at most 100 small queries per second per colony (new jobs start at once;
+      retries, requeues and continuations enqueued elsewhere wait for the poll). PostgreSQL is
+      notified instead. None turns it off, the PostgreSQL listener too (then only
+      ``poll_interval`` applies).
     - ``prefetch``: jobs claimed per swarm beyond its free drones (0: never more than free drones).
     - ``heartbeat_interval``: how often running jobs' locks are confirmed (None: a quarter of the
       environment's lock timeout). ``lock_safety``: the fraction of the lock timeout kept as margin:

@@ -305,8 +305,15 @@ class Storage(Protocol):
         """A cheap value (no round trip) that changes when another connection may have committed.
 
         Idle workers compare it every few milliseconds to start jobs enqueued by other processes
-        at once; None means the backend has no such signal (workers then poll, or listen).
+        at once; None means the backend has no such signal (workers then poll, listen, or refresh it
+        with :meth:`probe_changes`).
         """
+        ...
+
+    async def probe_changes(self) -> bool:
+        """Refresh :meth:`change_marker` from the database with one small query, for backends that
+        neither notify nor have a local marker (MySQL: the highest job id); False when this backend
+        has no such probe. A failed probe leaves the marker as it was (the poll remains)."""
         ...
 
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:

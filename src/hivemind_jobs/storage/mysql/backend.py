@@ -8,8 +8,10 @@ database are kept apart by their table prefix.
 Sessions run in UTC with READ COMMITTED isolation (fewer gap locks for a queue table), and
 report matched rather than changed rows. Claims are ``SELECT … FOR UPDATE SKIP LOCKED`` (MySQL
 8+, MariaDB 10.6+) followed by a ``DELETE`` of the queue entries and an ``UPDATE`` of the jobs.
-There is no notification channel: idle colonies poll with jitter (and wake at once for enqueues
-made in their own process).
+There is no notification channel: idle colonies probe the highest job id with one small query
+(:meth:`MySQLStorage.probe_changes`, on a connection of its own) to start jobs other processes
+created, poll with jitter for everything else, and wake at once for enqueues made in their own
+process.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ _RETRY_CODES = {1213, 1205, 2006, 2013, 2003, 1053, 1927, 4031}
 _DATABASE = re.compile(r"[A-Za-z0-9_$-]{1,64}")
 _INSERT_CHUNK = 500
 _INSERT_BYTES = 4_000_000
+#: how long one change probe may take before its connection is given up
+_PROBE_TIMEOUT = 5.0
 
 
 class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
@@ -799,10 +803,69 @@ class MySQLStorage(ServerStorage):
             )
         self.driver = _MySQLDriver(parsed, table_prefix)
         super().__init__(url, environment=environment, table_prefix=table_prefix, auto_migrate=parsed.auto_migrate)
+        #: the highest job id the last change probe read (None: not probed yet)
+        self._marker: int | None = None
+        self._prober: aiomysql.Connection | None = None
+        #: a probe is in flight
+        self._probing = False
+        self._probe_failed = False
 
     @classmethod
     def from_url(cls, url: str, *, environment: str, table_prefix: str) -> MySQLStorage:
         return cls(url, environment=environment, table_prefix=table_prefix)
+
+    async def close(self) -> None:
+        self._drop_prober()  # a probe in flight fails at once, quietly: the storage is closed
+        await super().close()
+
+    def change_marker(self) -> object | None:
+        """The highest job id read by the last :meth:`probe_changes` (None before the first)."""
+        return self._marker
+
+    async def probe_changes(self) -> bool:
+        """Read the highest job id (an index-only ``MAX``, one round trip on an autocommit
+        connection of its own): it moves when any process creates a job. Jobs enqueued again
+        (retries, requeues, continuations) do not move it; the colonies' poll finds those. While
+        a probe is in flight (another colony of this process) a second one returns at once: the
+        first refreshes the marker."""
+        if not self._open or self._probing:
+            return True
+        self._probing = True
+        try:
+            async with asyncio.timeout(_PROBE_TIMEOUT):
+                if self._prober is None:
+                    self._prober = await aiomysql.connect(**{**self.driver._connect_args(), "autocommit": True})
+                async with self._prober.cursor() as cursor:
+                    await cursor.execute(self.queries["queue_change_probe"])
+                    row = await cursor.fetchone()
+        except BaseException as error:
+            # a failed or interrupted probe leaves its connection in an unknown state
+            self._drop_prober()
+            if not isinstance(error, pymysql.Error | OSError | TimeoutError):
+                raise
+            if self._open and not self._probe_failed:
+                _log.warning(
+                    "environment %r: the change probe failed (%s); idle colonies poll until it works again",
+                    self.environment,
+                    self.redact(error),
+                )
+            self._probe_failed = True
+            return True
+        finally:
+            self._probing = False
+        self._drop_prober_if_closed()  # closed while this probe connected: nothing may stay open
+        self._probe_failed = False
+        self._marker = int(row[0])
+        return True
+
+    def _drop_prober(self) -> None:
+        prober, self._prober = self._prober, None
+        if prober is not None:
+            prober.close()
+
+    def _drop_prober_if_closed(self) -> None:
+        if not self._open:
+            self._drop_prober()
 
     @property
     def max_allowed_packet(self) -> int | None:

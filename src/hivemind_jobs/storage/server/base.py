@@ -491,6 +491,9 @@ class ServerStorage:
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
         return None
 
+    async def probe_changes(self) -> bool:
+        return False
+
     def change_marker(self) -> object | None:
         return None
 

@@ -337,6 +337,9 @@ class SQLiteStorage:
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
         return None
 
+    async def probe_changes(self) -> bool:
+        return False  # the change marker is a local file check
+
     def change_marker(self) -> object | None:
         """The WAL file's modification time and size: every commit of any process appends to it."""
         marker: list[tuple[int, int] | None] = []

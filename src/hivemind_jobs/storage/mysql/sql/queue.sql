@@ -41,3 +41,7 @@ SELECT queue, priority,
 FROM `{p}queue`
 GROUP BY queue, priority
 ORDER BY queue, priority;
+
+-- What idle colonies probe to see other processes' new jobs: the last entry of the primary key.
+-- name: queue_change_probe
+SELECT COALESCE(MAX(id), 0) FROM `{p}job`;
