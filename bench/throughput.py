@@ -27,9 +27,9 @@ tables there on open (``auto_migrate=true`` is always set).
   --lat-seconds; latency = wall clock at the job body - wall clock just before the create call.
   ``producer_rate`` is the rate the producer achieved. How an idle colony notices another process's
   enqueue: SQLite through its change marker (a file check every 2 ms, ``ColonyOptions.
-  change_check_interval``), PostgreSQL through LISTEN/NOTIFY (sent at the enqueue's commit); both
-  poll every --poll-ms only as a fallback. MySQL has no notification: the colony polls every
-  --poll-ms (± 20 % jitter), so its latency is about half the poll interval plus the claim.
+  change_check_interval``), PostgreSQL through LISTEN/NOTIFY (sent at the enqueue's commit), MySQL
+  through its change probe (the highest job id, read at most every 10 ms while a fetcher is idle);
+  all three poll every --poll-ms (± 20 % jitter) only as a fallback.
 - ``raw_limit_per_s``: the engine's limit for the same work with no library on top: --n rows of
   ``(id, queue, priority, status, payload, attempts, created_at, started_at, finished_at)`` with an
   index for the ready rows, claimed --raw-batch rows at a time, then marked done in a second
