@@ -606,6 +606,8 @@ def build_invocation(
 
 
 def _utf8(text: str) -> bool:
+    if text.isascii():  # the common case, without encoding the text
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
