@@ -466,6 +466,9 @@ class _JobTarget:
 
 _targets: dict[Any, _JobTarget] = {}
 _TARGET_CACHE_LIMIT = 4096
+#: the last function looked up, its injected types and its target: calls in a row (create_many,
+#: a loop of creates) mostly name the same function, found without building a cache key
+_last_target: tuple[Any, tuple[type, ...], _JobTarget] | None = None
 
 
 def _cache_key(func: Any, injected: tuple[type, ...]) -> Any:
@@ -477,6 +480,16 @@ def _cache_key(func: Any, injected: tuple[type, ...]) -> Any:
 
 
 def _job_target(func: Any, injected: tuple[type, ...]) -> _JobTarget:
+    global _last_target
+    last = _last_target
+    if last is not None and last[0] is func and last[1] == injected:
+        return last[2]
+    job_target = _cached_job_target(func, injected)
+    _last_target = (func, injected, job_target)
+    return job_target
+
+
+def _cached_job_target(func: Any, injected: tuple[type, ...]) -> _JobTarget:
     try:
         key = _cache_key(func, injected)
         cached = _targets.get(key)
@@ -606,6 +619,8 @@ def build_invocation(
 
 
 def _utf8(text: str) -> bool:
+    if text.isascii():  # the common case, without encoding the text
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

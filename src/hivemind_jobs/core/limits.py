@@ -60,17 +60,6 @@ def _json_bound(value: JSONValue) -> int | None:
     return None
 
 
-def _arguments_bound(invocation: Invocation) -> int | None:
-    """An upper bound of the stored invocation JSON's size, or None when an argument is a container."""
-    total = 64 + 6 * (len(invocation.target) + len(invocation.method or ""))
-    for name, value in invocation.arguments.items():
-        bound = _json_bound(value)
-        if bound is None:
-            return None
-        total += 6 * len(name) + 4 + bound
-    return total
-
-
 @dataclass(frozen=True, kw_only=True)
 class Limits:
     """How large the values a job stores may be; part of :class:`~hivemind_jobs.Options` (``limits=``).
@@ -130,13 +119,10 @@ class Limits:
     def check_arguments(self, invocation: Invocation) -> None:
         """Raise LimitExceededError when the stored call would be larger than ``max_argument_bytes``.
 
-        Calls of scalars are bounded without encoding them (the common case pays nothing); only
-        calls with containers or long strings are encoded once more to be measured.
+        The stored text is measured: building the invocation already wrote it (and keeps it for
+        the insert), so measuring it costs no second encoding.
         """
         limit = self.max_argument_bytes
-        bound = _arguments_bound(invocation)
-        if bound is not None and bound <= limit:
-            return
         size = utf8_size(invocation.to_json())
         if size > limit:
             raise LimitExceededError(

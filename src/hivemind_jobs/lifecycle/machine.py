@@ -148,10 +148,14 @@ async def save_new(jobs: list[BackgroundJob], unit: UnitOfWork) -> None:
             await unit.events.saved(job, True, True)
 
 
+#: every lifecycle event, listed once (iterating the enum class itself is slow on every create)
+_ALL_EVENTS = tuple(LifecycleEvent)
+
+
 def creation_observed(events: LifecycleEvents) -> bool:
     """Whether any handler observes a job's creation (its election, states applied, save): when none
     does, new jobs can be written from their rows (:func:`insert_new`) without electing each one."""
-    return any(events.observes(event) for event in LifecycleEvent)
+    return any(events.observes(event) for event in _ALL_EVENTS)
 
 
 async def insert_new(new: NewJobs, rows: list[JobInsert], unit: UnitOfWork) -> list[int]:

@@ -165,9 +165,9 @@ def job_rows(params: Sequence[JobInsert], bound_now: Any, encode: Callable[[date
             "queue": job.queue,
             "priority": job.priority,
             "execution_id": job.execution_id,
-            "state_name": job.states[-1].name,
-            "state_sequence": job.states[-1].sequence,
-            "state_elected_at": encode(job.states[-1].elected_at),
+            "state_name": current.name,
+            "state_sequence": current.sequence,
+            "state_elected_at": encode(current.elected_at),
             "invocation": job.invocation,
             "middleware": job.middleware,
             "lock_owner": job.lock_owner,
@@ -175,6 +175,7 @@ def job_rows(params: Sequence[JobInsert], bound_now: Any, encode: Callable[[date
             "now": bound_now,
         }
         for job in params
+        for current in (job.states[-1],)
     ]
 
 
