@@ -344,7 +344,8 @@ def _around(template: str, name: str) -> tuple[str, str]:
 def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection: Any, *, commit: bool) -> str | None:
     """The statements of ``insert_new_jobs`` (every value escaped as the driver does); None when
     they would be longer than ``_INSERT_BYTES``. A row of a job's states, properties, queue entry
-    or link names its job as ``@hm_f<insert> + <position>``; rows shared by several jobs (the
+    or link names its job as the first id of its INSERT of job rows (``@hm_f<insert>``, or
+    ``LAST_INSERT_ID()`` for the last one) plus its position; rows shared by several jobs (the
     states and properties of jobs created alike) are escaped once."""
     literal = _Literals(connection)
     render = literal.render
@@ -358,6 +359,7 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
     head, row, suffix = _values_template(q["job_insert"])
     row = row.replace("%(now)s", "@hm_now").replace("%(locked_at)s", "IF(%(lock_owner)s IS NULL, NULL, @hm_now)")
     rendered: list[str] = []
+    firsts: list[str] = []  # per INSERT of job rows: the SQL expression of its first id
     for index, ((chunk, _), job) in enumerate(zip(positions, params, strict=True)):
         current = job.states[-1]
         values = {
@@ -375,7 +377,13 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
         if index + 1 == len(params) or positions[index + 1][0] != chunk:
             multi = "" if len(rendered) == 1 else " * @hm_ok"
             statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
-            statements.append(f"SET @hm_f{chunk} = LAST_INSERT_ID(){multi}")
+            if chunk + 1 == chunks:
+                # no later INSERT of the script generates an AUTO_INCREMENT value: LAST_INSERT_ID()
+                # stays the last chunk's first id, one statement (and result) fewer than a variable
+                firsts.append(f"LAST_INSERT_ID(){multi}")
+            else:
+                statements.append(f"SET @hm_f{chunk} = LAST_INSERT_ID(){multi}")
+                firsts.append(f"@hm_f{chunk}")
             rendered = []
 
     head, row, suffix = _values_template(q["job_state_insert"])
@@ -393,7 +401,7 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
                     "fields": state.fields,
                 }
                 parts = states[id(state)] = (render(before, values), render(after, values))
-            rendered.append(f"{parts[0]}@hm_f{chunk} + {position}{parts[1]}")
+            rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
     statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
     rendered = []
     if any(job.properties for job in params):
@@ -406,7 +414,7 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
                 if parts is None:
                     values = property_params(0, prop, _naive_utc)
                     parts = properties[id(prop)] = (render(before, values), render(after, values))
-                rendered.append(f"{parts[0]}@hm_f{chunk} + {position}{parts[1]}")
+                rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
         rendered = []
     if any(job.enqueue is not None for job in params):
@@ -427,7 +435,7 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
                 "execute_after": pointer.execute_after,
                 "delay": 0 if delay is None else (delay.days * 86_400 + delay.seconds) * 1_000_000 + delay.microseconds,
             }
-            rendered.append(f"{render(before, values)}@hm_f{chunk} + {position}{render(after, values)}")
+            rendered.append(f"{render(before, values)}{firsts[chunk]} + {position}{render(after, values)}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
         rendered = []
     if any(job.awaiting_parent is not None for job in params):
@@ -436,11 +444,11 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
         for (chunk, position), job in zip(positions, params, strict=True):
             if job.awaiting_parent is not None:
                 values = {"parent_id": job.awaiting_parent}
-                rendered.append(f"{render(before, values)}@hm_f{chunk} + {position}{render(after, values)}")
+                rendered.append(f"{render(before, values)}{firsts[chunk]} + {position}{render(after, values)}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
     if commit:
         statements.append("COMMIT")
-    statements.append("SELECT CAST(@hm_now AS DATETIME(6)), " + ", ".join(f"@hm_f{chunk}" for chunk in range(chunks)))
+    statements.append("SELECT CAST(@hm_now AS DATETIME(6)), " + ", ".join(firsts))
     script = ";\n".join(statements)
     if len(script) > _INSERT_BYTES:
         return None

@@ -129,6 +129,13 @@ def _property_values(row: PropertyRow) -> tuple[Any, ...]:
     )
 
 
+def _empty_as_null(values: dict[str, Any]) -> dict[str, Any]:
+    """Empty arrays sent as NULL: ``unnest`` of either yields no rows, and psycopg dumps a NULL at
+    once where an empty list costs it an array dumper lookup (most jobs have no properties, no
+    parent and, in a batch, every job or none has a queue entry)."""
+    return {key: None if value == [] else value for key, value in values.items()}
+
+
 def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
     """The parameters of ``job_insert``."""
     current = job.states[-1]
@@ -157,7 +164,7 @@ def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
         "channel": channel,
     }
     values.update(_property_columns(job.properties))
-    return values
+    return _empty_as_null(values)
 
 
 def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
@@ -195,7 +202,7 @@ def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
         "channel": channel,
     }
     values.update(_property_columns([row for _, row in properties]))
-    return values
+    return _empty_as_null(values)
 
 
 class _PgConnection(Connection):
