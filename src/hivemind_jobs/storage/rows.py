@@ -478,6 +478,31 @@ def claim_starts(
     return updates
 
 
+def start_writes(
+    updates: Sequence[JobUpdate], claim: Mapping[str, Any], encode: Callable[[datetime], Any]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows that write the saves :func:`claim_starts` made: the parameters of
+    ``queue_start_claimed`` (each job's new execution and state, and the claim's lock: ``claim``
+    holds its ``owner`` and ``now``), and those of ``job_state_insert``."""
+    jobs: list[dict[str, Any]] = []
+    states: list[dict[str, Any]] = []
+    for update in updates:
+        (state,) = update.new_states
+        elected_at = encode(state.elected_at)
+        jobs.append(
+            {
+                "job_id": update.job_id,
+                "execution_id": update.execution_id,
+                "state_name": state.name,
+                "state_sequence": state.sequence,
+                "state_elected_at": elected_at,
+                **claim,
+            }
+        )
+        states.append(state_params(update.job_id, state, encode))
+    return jobs, states
+
+
 # ----------------------------------------------------------------------------- records
 
 

@@ -81,7 +81,7 @@ def _channel(schema: str, prefix: str) -> str:
 
 
 #: parameters that are the same for every row of a set-based statement
-_SCALARS = frozenset({"now"})
+_SCALARS = frozenset({"now", "owner"})
 _PLACEHOLDER = re.compile(r"%\(([a-z_0-9]+)\)s")
 
 

@@ -45,6 +45,7 @@ from hivemind_jobs.storage.rows import (
     same,
     save_results,
     save_writes,
+    start_writes,
 )
 from hivemind_jobs.storage.sql import SQL, QueryBook, to_pyformat
 
@@ -132,13 +133,16 @@ async def _records(
     acquired: set[int],
     *,
     writes: Sequence[tuple[SQL, dict[str, Any]]] = (),
+    claim: Mapping[str, Any] | None = None,
 ) -> dict[int, p.JobRecord]:
-    """Full records of the jobs ``ids`` (three statements whatever the count), after ``writes``."""
+    """Full records of the jobs ``ids`` (three statements whatever the count), after ``writes``;
+    with ``claim`` (``owner``, ``now``), as that claim locks them (``queue_select_claimed``)."""
     if not ids:
         return {}
     key = {"job_ids": list(ids)}
+    jobs = (q["job_select_many"], key) if claim is None else (q["queue_select_claimed"], {**key, **claim})
     state_rows, property_rows, rows = await c.fetch_each(
-        [(q["job_state_select_many"], key), (q["job_property_select_many"], key), (q["job_select_many"], key)],
+        [(q["job_state_select_many"], key), (q["job_property_select_many"], key), jobs],
         writes=writes,
     )
     return job_records(state_rows, property_rows, rows, acquired, c.dt)
@@ -433,25 +437,29 @@ async def _claim_walk(c: Connection, q: Queries, params: p.QueueClaim | p.QueueC
 
 
 async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
-    """The claim; deleting its entries, locking its jobs and reading their records in one round
-    trip where the driver pipelines; then each job ``params.start`` starts saved with its new state
-    (its row is locked by this transaction and by the claimer: no fence to read), in one more."""
+    """The claim; deleting its entries and reading their jobs' records in one round trip where the
+    driver pipelines; then each job ``params.start`` starts saved with its new state and the lock
+    (the claim read its row unlocked and holds it: no fence to read), in one more."""
     walk, now = await _claim_walk(c, q, params)
     if not walk.taken:
         return []
     entries = walk.enqueued()
-    writes: list[tuple[SQL, dict[str, Any]]] = [(q["queue_take"], {"job_ids": sorted(walk.taken)})]
+    take = (q["queue_take"], {"job_ids": sorted(walk.taken)})
     if not entries:
-        await c.execute(*writes[0])
+        await c.execute(*take)
         return walk.claimed
     ids = sorted(entry.job_id for entry in entries)
-    writes.append((q["queue_lock_claimed"], {"job_ids": ids, "owner": params.owner, "now": now}))
-    updates = claim_starts(params, entries, await _records(c, q, ids, set(ids), writes=writes))
-    if updates:
-        saves = save_writes(updates, c.dt(now), c.times)
-        async with c.pipeline():
-            await c.write_rows(q, "job_update", saves.updates)
-            await c.write_rows(q, "job_state_insert", saves.states)
+    claim = {"owner": params.owner, "now": now}
+    updates = claim_starts(params, entries, await _records(c, q, ids, set(ids), writes=[take], claim=claim))
+    async with c.pipeline():
+        if updates:
+            jobs, states = start_writes(updates, claim, c.times.encode)
+            await c.write_rows(q, "queue_start_claimed", jobs)
+            await c.write_rows(q, "job_state_insert", states)
+        if len(updates) < len(ids):  # claimed, not started: locked all the same
+            started = {update.job_id for update in updates}
+            waiting = [job_id for job_id in ids if job_id not in started]
+            await c.execute(q["queue_lock_claimed"], {"job_ids": waiting, **claim})
     return walk.claimed
 
 

@@ -51,6 +51,7 @@ from hivemind_jobs.storage.rows import (
     same,
     save_results,
     save_writes,
+    start_writes,
 )
 from hivemind_jobs.storage.sql import SQL, QueryBook
 
@@ -137,13 +138,25 @@ def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert
     return [p.JobInserted(job_id, created) for job_id in ids]
 
 
-def _records(con: sqlite3.Connection, q: Queries, ids: Sequence[int], acquired: set[int]) -> dict[int, p.JobRecord]:
-    """Full records of the jobs ``ids`` (three statements whatever the count)."""
+def _records(
+    con: sqlite3.Connection,
+    q: Queries,
+    ids: Sequence[int],
+    acquired: set[int],
+    claim: Mapping[str, Any] | None = None,
+) -> dict[int, p.JobRecord]:
+    """Full records of the jobs ``ids`` (three statements whatever the count); with ``claim``
+    (``owner``, ``now``), as that claim locks them (``queue_select_claimed``)."""
     key = {"job_ids": _ids(ids)}
+    rows = (
+        con.execute(q["job_select_many"], key)
+        if claim is None
+        else con.execute(q["queue_select_claimed"], {**key, **claim})
+    )
     return job_records(
         con.execute(q["job_state_select_many"], key),
         con.execute(q["job_property_select_many"], key),
-        con.execute(q["job_select_many"], key),
+        rows,
         acquired,
         from_microseconds,
     )
@@ -417,12 +430,18 @@ def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimS
     if not entries:
         return walk.claimed
     ids = [entry.job_id for entry in entries]
-    con.execute(q["queue_lock_claimed"], {"job_ids": _ids(ids), "owner": params.owner, "now": now})
-    updates = claim_starts(params, entries, _records(con, q, ids, set(ids)))
+    # the walk read these jobs unlocked, and nothing else writes before this transaction ends:
+    # each started job is locked by the row write that starts it, the others by one UPDATE
+    claim = {"owner": params.owner, "now": now}
+    updates = claim_starts(params, entries, _records(con, q, ids, set(ids), claim))
     if updates:
-        writes = save_writes(updates, now, TIMES)
-        con.executemany(q["job_update"], writes.updates)
-        con.executemany(q["job_state_insert"], writes.states)
+        jobs, states = start_writes(updates, claim, to_microseconds)
+        con.executemany(q["queue_start_claimed"], jobs)
+        con.executemany(q["job_state_insert"], states)
+    if len(updates) < len(ids):
+        started = {update.job_id for update in updates}
+        waiting = [job_id for job_id in ids if job_id not in started]
+        con.execute(q["queue_lock_claimed"], {"job_ids": _ids(waiting), **claim})
     return walk.claimed
 
 

@@ -34,6 +34,39 @@ UPDATE `{p}job`
 SET locked_by = :owner, locked_at = :now, lock_heartbeat = :now
 WHERE id IN :job_ids AND locked_by IS NULL;
 
+-- The records of jobs the claim has just read unlocked (and holds FOR UPDATE), as the claim
+-- leaves them: locked by :owner since :now (the UPDATE that starts each one takes the lock).
+-- name: queue_select_claimed
+SELECT id, queue, priority, execution_id, invocation, middleware, created_at, modified_at,
+       :owner, CAST(:now AS DATETIME(6)), CAST(:now AS DATETIME(6))
+FROM `{p}job`
+WHERE id IN :job_ids;
+
+-- A claimed job started: its lock taken and its Executing state recorded with one row write.
+-- name: queue_start_claimed
+UPDATE `{p}job`
+SET execution_id = :execution_id,
+    state_name = :state_name,
+    state_sequence = :state_sequence,
+    state_elected_at = :state_elected_at,
+    locked_by = :owner,
+    locked_at = :now,
+    lock_heartbeat = :now,
+    modified_at = :now
+WHERE id = :job_id;
+
+-- name: queue_start_claimed_set
+UPDATE `{p}job` AS j
+JOIN (:rows) AS u ON j.id = u.job_id
+SET j.execution_id = u.execution_id,
+    j.state_name = u.state_name,
+    j.state_sequence = u.state_sequence,
+    j.state_elected_at = u.state_elected_at,
+    j.locked_by = u.owner,
+    j.locked_at = u.now,
+    j.lock_heartbeat = u.now,
+    j.modified_at = u.now;
+
 -- name: queue_stats
 SELECT queue, priority,
        SUM(CASE WHEN execute_after <= :now THEN 1 ELSE 0 END),

@@ -33,6 +33,27 @@ UPDATE "{p}job"
 SET locked_by = :owner, locked_at = :now, lock_heartbeat = :now
 WHERE id IN (SELECT value FROM json_each(:job_ids)) AND locked_by IS NULL;
 
+-- The records of jobs the claim has just read unlocked, as the claim leaves them: locked by
+-- :owner since :now (the UPDATE that starts each one takes the lock, in the same transaction).
+-- name: queue_select_claimed
+SELECT id, queue, priority, execution_id, invocation, middleware, created_at, modified_at,
+       :owner, :now, :now
+FROM "{p}job"
+WHERE id IN (SELECT value FROM json_each(:job_ids));
+
+-- A claimed job started: its lock taken and its Executing state recorded with one row write.
+-- name: queue_start_claimed
+UPDATE "{p}job"
+SET execution_id = :execution_id,
+    state_name = :state_name,
+    state_sequence = :state_sequence,
+    state_elected_at = :state_elected_at,
+    locked_by = :owner,
+    locked_at = :now,
+    lock_heartbeat = :now,
+    modified_at = :now
+WHERE id = :job_id;
+
 -- name: queue_stats
 SELECT queue, priority,
        SUM(CASE WHEN execute_after <= :now THEN 1 ELSE 0 END),
