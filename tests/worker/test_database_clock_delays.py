@@ -219,3 +219,25 @@ def test_enqueued_delay_is_checked_and_a_refused_stored_one_reads_as_unknown() -
     negative = dataclasses.replace(good, fields='{"delay":{"$hm":"timedelta","v":[-1,0,0]}}')
     restored = state_from_row(negative, codec)  # a damaged row still reads: the job can be shown or deleted
     assert isinstance(restored, hm.UnknownState) and restored.stored_name == "Enqueued"
+
+
+@pytest.mark.parametrize("observed", [False, True], ids=["direct", "elected"])
+async def test_a_node_clock_behind_the_database_never_stamps_a_start_before_the_due_time(
+    db_url: str, observed: bool
+) -> None:
+    """The claim finds an entry due by the database clock; the Executing state's time comes from this
+    node's clock, which here runs two minutes behind: it is stamped with the due time instead."""
+    async with hm.HiveMind(db_url, clock=OffsetClock(timedelta(seconds=-120))) as hive:
+        if observed:  # with a handler every transition goes through the election
+            hive.mediator.add_request_handler(hm.StateElection, lambda request: None)
+        job_id = await hive.jobs.options(delay=timedelta(milliseconds=200)).create(jobs.note, "late")
+        due, _ = queue_row(db_url, job_id)
+
+        async def done() -> bool:
+            return (await hive.jobs.get(job_id)).state.name == "Succeeded"
+
+        async with colony_of(hive):
+            await until(done)
+        executing = (await hive.jobs.get(job_id)).states[2]
+    assert isinstance(executing, hm.Executing) and executing.due_at == due
+    assert executing.elected_at is not None and executing.elected_at >= due

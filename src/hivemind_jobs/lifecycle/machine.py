@@ -16,7 +16,7 @@ from typing import Literal
 
 from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.job import BackgroundJob, LockInfo
-from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, State, is_final_state
+from hivemind_jobs.core.states import Awaiting, Deleted, Enqueued, Executing, State, is_final_state
 from hivemind_jobs.errors import (
     InvalidTransitionError,
     JobLockReleasedError,
@@ -67,7 +67,7 @@ async def elect(job: BackgroundJob, state: State, unit: ElectionScope) -> bool:
     chain = [state.name]
     current = state
     while True:
-        previous = job._apply_state(current, env.clock.now())
+        previous = job._apply_state(current, election_time(current, env.clock.now()))
         if events.observes(LifecycleEvent.STATE_APPLIED):
             await events.state_applied(job, current, previous)
         if not events.observes(LifecycleEvent.ELECTION):
@@ -242,11 +242,19 @@ def transitions_observed(unit: UnitOfWork) -> bool:
     return any(observes(event) for event in _TRANSITION_EVENTS)
 
 
+def election_time(state: State, now: datetime) -> datetime:
+    """When ``state`` is elected: ``now`` by this node's clock, but an Executing state never before
+    the due time of the entry it was claimed from (the claim found the entry due by the database
+    clock, which may run a little ahead of this node's)."""
+    due = state.due_at if isinstance(state, Executing) else None
+    return due if due is not None and due > now else now
+
+
 def start_claimed(job: BackgroundJob, state: State, holder: str, now: datetime, codec: Codec) -> ClaimStart:
     """Apply ``state`` to a job a claim has just locked for ``holder``, with no election (nobody
     observes transitions: :func:`transitions_observed`), and take it as saved the way the claim
     writes it; returns what the claim writes (:class:`~hivemind_jobs.storage.protocol.QueueClaimStart`)."""
-    job._apply_state(state, now)
+    job._apply_state(state, election_time(state, now))
     lock = job.lock
     job._mark_saved(job.id, now, None, LockInfo(holder, lock.locked_at if lock is not None else now, now))
     return ClaimStart(job.execution_key, state_to_row(state, codec))
