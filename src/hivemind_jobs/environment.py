@@ -54,7 +54,7 @@ class Environment(EnvironmentServices):
         """``async with env.transaction() as tx:`` - everything done through ``tx`` commits together.
 
         With ``connection`` - the application's own connection to this environment's database
-        (``psycopg.AsyncConnection``, ``aiomysql`` connection or ``sqlite3.Connection``) inside a
+        (``psycopg.AsyncConnection``, ``asyncmy`` or ``aiomysql`` connection or ``sqlite3.Connection``) inside a
         transaction it opened - jobs are written in that transaction: they commit or roll back with
         the application's own data, when the application commits or rolls back.
         """

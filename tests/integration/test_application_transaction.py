@@ -3,6 +3,7 @@ with the application's data - on SQLite, PostgreSQL and MariaDB."""
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -77,12 +78,12 @@ async def postgres_app(url: str) -> App:
     return App(connection, insert, connection.commit, connection.rollback, count, connection.close)
 
 
-async def mariadb_app(url: str) -> App:
-    import aiomysql
-
+async def mariadb_app(url: str, driver: str = "aiomysql") -> App:
+    """The application on a connection of ``driver`` (aiomysql or asyncmy: the same calls)."""
+    connect = importlib.import_module(driver).connect
     database = backends.url_database(url)
     settings = backends.mysql_settings()
-    connection = await aiomysql.connect(db=database, autocommit=False, **settings)
+    connection = await connect(db=database, autocommit=False, **settings)
     async with connection.cursor() as cursor:
         await cursor.execute("CREATE TABLE IF NOT EXISTS app_order (name VARCHAR(100))")
     await connection.commit()
@@ -93,7 +94,7 @@ async def mariadb_app(url: str) -> App:
             await cursor.execute("INSERT INTO app_order (name) VALUES (%s)", (name,))
 
     async def count() -> int:
-        reader = await aiomysql.connect(db=database, autocommit=True, **settings)
+        reader = await connect(db=database, autocommit=True, **settings)
         try:
             async with reader.cursor() as cursor:
                 await cursor.execute("SELECT COUNT(*) FROM app_order")
@@ -143,6 +144,30 @@ async def test_jobs_roll_back_with_the_application(hive: hm.HiveMind, app: App) 
     assert await hive.jobs.count_by_state() == {}
 
 
+async def test_an_asyncmy_application_connection_commits_and_rolls_back(
+    hive: hm.HiveMind, backend_name: str, backend_url: str
+) -> None:
+    if backend_name != "mariadb":
+        pytest.skip("asyncmy is a MySQL/MariaDB driver")
+    application = await mariadb_app(backend_url, "asyncmy")
+    try:
+        async with hive.transaction(connection=application.connection) as tx:
+            await application.insert_order("lost")
+            lost = await tx.jobs.create(add, 1, 2)
+        await application.rollback()
+        await application.connection.begin()  # type: ignore[attr-defined]
+        async with hive.transaction(connection=application.connection) as tx:
+            await application.insert_order("kept")
+            kept = await tx.jobs.create(add, 3, 4)
+        assert await hive.jobs.try_get(kept) is None
+        await application.commit()
+    finally:
+        await application.close()
+    assert await application.count_orders() == 1
+    assert await hive.jobs.try_get(lost) is None
+    assert (await hive.jobs.get(kept)).state.name == "Enqueued"
+
+
 async def test_a_connection_of_another_kind_is_refused(hive: hm.HiveMind, tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="runs on"):
         async with hive.transaction(connection=object()) as tx:
@@ -157,9 +182,9 @@ async def test_an_autocommit_connection_is_refused(hive: hm.HiveMind, backend_na
 
         connection = await psycopg.AsyncConnection.connect(backends.PG_URL, autocommit=True)
     else:
-        import aiomysql
+        import asyncmy
 
-        connection = await aiomysql.connect(
+        connection = await asyncmy.connect(
             db=backends.url_database(backend_url), autocommit=True, **backends.mysql_settings()
         )
     try:

@@ -36,9 +36,9 @@ __all__ = ["db"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 #: top-level modules of the database drivers whose errors are reported like HiveMind's own
-_DRIVER_MODULES = frozenset({"sqlite3", "psycopg", "psycopg_pool", "pymysql", "aiomysql"})
+_DRIVER_MODULES = frozenset({"sqlite3", "psycopg", "psycopg_pool", "pymysql", "asyncmy", "aiomysql"})
 #: loggers of the drivers: their warnings are kept for the error message, not printed
-_DRIVER_LOGGERS = ("psycopg", "aiomysql")
+_DRIVER_LOGGERS = ("psycopg", "asyncmy", "aiomysql")
 _POOL_PREFIX = re.compile(r"^error connecting in '[^']*': ")
 EXIT_PENDING = 1
 EXIT_ERROR = 2

@@ -1,1 +1,1 @@
-"""MySQL/MariaDB storage (aiomysql)."""
+"""MySQL/MariaDB storage (asyncmy)."""

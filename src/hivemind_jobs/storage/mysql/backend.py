@@ -1,4 +1,4 @@
-"""MySQL / MariaDB storage: aiomysql with a connection pool.
+"""MySQL / MariaDB storage: asyncmy with a connection pool.
 
 URL: ``mysql://user:password@host:port/database`` (also ``mariadb://``), with optional query
 parameters ``auto_migrate=true`` (create or upgrade the tables on open; otherwise ``hivemind db
@@ -22,8 +22,9 @@ import hashlib
 import logging
 import math
 import re
+import sys
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,11 +44,13 @@ from hivemind_jobs.storage.server.base import (
 from hivemind_jobs.storage.sql import SQL, Migration, QueryBook, check_owner, check_table_names, owner_version
 
 try:
-    import aiomysql
+    import asyncmy
+    import asyncmy.cursors
+    import asyncmy.errors
     import pymysql
     from pymysql.constants import CLIENT
 except ImportError as missing:  # pragma: no cover - depends on the installed extras
-    raise ConfigurationError("the MySQL backend needs aiomysql: pip install 'hivemind-jobs[mysql]'") from missing
+    raise ConfigurationError("the MySQL backend needs asyncmy: pip install 'hivemind-jobs[mysql]'") from missing
 
 __all__ = ["MySQLStorage"]
 
@@ -58,45 +61,75 @@ _RETRY_CODES = {1213, 1205, 2006, 2013, 2003, 1053, 1927, 4031}
 _DATABASE = re.compile(r"[A-Za-z0-9_$-]{1,64}")
 _INSERT_CHUNK = 500
 _INSERT_BYTES = 4_000_000
+#: an INSERT whose row is placeholders only (the drivers' test for a multi-row executemany): its
+#: head, row and suffix
+_INSERT_VALUES = re.compile(
+    r"\s*((?:INSERT|REPLACE)\b.+\bVALUES?\s*)"
+    r"(\(\s*%\(\w+\)s\s*(?:,\s*%\(\w+\)s\s*)*\))"
+    r"(\s*(?:(?:AS|ON DUPLICATE).*)?);?\s*\Z",
+    re.IGNORECASE | re.DOTALL,
+)
 #: how long one change probe may take before its connection is given up
 _PROBE_TIMEOUT = 5.0
 
 
-class _Cursor(aiomysql.Cursor):  # type: ignore[misc]
-    """The driver's cursor, also binding a list or tuple as ``(a, b, c)`` for ``IN`` (each item
-    escaped by the driver; an empty one as ``(NULL)``, which matches nothing)."""
-
-    def _escape_args(self, args: Any, conn: Any) -> Any:
-        if isinstance(args, dict):
-            return {key: self._escape_value(value, conn) for key, value in args.items()}
-        return super()._escape_args(args, conn)
-
-    @staticmethod
-    def _escape_value(value: Any, conn: Any) -> Any:
-        kind = type(value)
-        # the usual types written as the driver writes them, without its per-value type dispatch
-        if kind is int:
-            return str(value)
-        if value is None:
-            return "NULL"
-        if kind is str:
-            return "'" + conn.escape_string(value) + "'"
-        if kind is datetime and value.tzinfo is None:
-            return "'" + value.isoformat(" ") + "'"
-        if kind is bool:
-            return "1" if value else "0"
-        if isinstance(value, list | tuple):
-            return "(" + ",".join(conn.escape(item) for item in value) + ")" if value else "(NULL)"
-        return conn.escape(value)
+#: what the drivers raise: asyncmy (HiveMind's own pool) and pymysql (aiomysql, for an
+#: application's connection, and the blocking sessions)
+_DRIVER_ERRORS = (asyncmy.errors.Error, pymysql.Error)
+_INTERFACE_ERRORS = (asyncmy.errors.InterfaceError, pymysql.err.InterfaceError)
+_INTEGRITY_ERRORS = (asyncmy.errors.IntegrityError, pymysql.err.IntegrityError)
 
 
-class _MigrationCursor(_Cursor):
+def _escape(value: Any, conn: Any) -> Any:
+    """``value`` as an SQL literal, escaped by ``conn`` (an asyncmy or aiomysql connection, whose
+    ``escape_string`` follows the session's NO_BACKSLASH_ESCAPES); a list or tuple as ``(a, b, c)``
+    for ``IN`` (an empty one as ``(NULL)``, which matches nothing); bytes as a hex literal."""
+    kind = type(value)
+    # the usual types written as the drivers write them, without their per-value type dispatch
+    if kind is int:
+        return str(value)
+    if value is None:
+        return "NULL"
+    if kind is str:
+        return "'" + conn.escape_string(value) + "'"
+    if kind is datetime and value.tzinfo is None:
+        return "'" + value.isoformat(" ") + "'"
+    if kind is bool:
+        return "1" if value else "0"
+    if isinstance(value, list | tuple):
+        return "(" + ",".join([_escape(item, conn) for item in value]) + ")" if value else "(NULL)"
+    if isinstance(value, bytes | bytearray):
+        # a hex literal: the same under every SQL mode and driver (aiomysql's escaping of bytes
+        # fails with current PyMySQL; asyncmy's ignores NO_BACKSLASH_ESCAPES)
+        return "X'" + value.hex() + "'"
+    return conn.escape(value)
+
+
+def _render(sql: str, params: Mapping[str, Any] | None, conn: Any) -> str:
+    """The statement with its ``%(name)s`` placeholders replaced by the escaped values (sent as
+    text: the drivers' own cursors then skip their parameter handling)."""
+    if params is None:
+        return sql
+    return sql % {key: _escape(value, conn) for key, value in params.items()}
+
+
+def _cursor_class(raw: Any) -> Any:
+    """The tuple-returning cursor of ``raw``'s driver (an application's aiomysql connection may
+    default to another one)."""
+    if isinstance(raw, asyncmy.Connection):
+        return asyncmy.cursors.Cursor
+    import aiomysql  # not a dependency: only an application's aiomysql connection gets here
+
+    return aiomysql.Cursor
+
+
+class _MigrationCursor(asyncmy.cursors.Cursor):
     """For migrations: re-running an idempotent statement (the resumption of a migration that
     stopped half-way) makes the server note "Table ... already exists"; expected, so logged at
-    debug level instead of raised as Python warnings."""
+    debug level instead of as warnings."""
 
     async def _show_warnings(self, conn: Any) -> None:
-        if self._result and self._result.has_next:
+        if self._result and self._result.has_next:  # type: ignore[attr-defined]  # the stubs omit it
             return
         for warning in await conn.show_warnings() or ():
             _log.debug("MySQL migration note: %s", warning[-1])
@@ -122,123 +155,109 @@ class _MySQLConnection(Connection):
     statement over the server's ``max_allowed_packet`` otherwise surfaces as a lost connection or
     a "Packet sequence number wrong", retried as if the server had gone away."""
 
-    __slots__ = ("driver", "raw")
+    __slots__ = ("cursor_class", "driver", "raw")
     dialect = MYSQL
     times = Times(point=same, span=same, bind=_naive_utc, encode=_naive_utc)
 
-    def __init__(self, raw: aiomysql.Connection, driver: _MySQLDriver) -> None:
+    def __init__(self, raw: Any, driver: _MySQLDriver) -> None:
         self.raw = raw
         self.driver = driver
+        self.cursor_class = _cursor_class(raw)
+
+    async def _run(self, cursor: Any, statement: str) -> int:
+        """Send one rendered statement; a refused oversized one raises a worded StorageError."""
+        try:
+            return int(await cursor.execute(statement) or 0)
+        except _DRIVER_ERRORS as error:
+            self.driver.raise_if_packet_refused(error, statement)
+            raise
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        async with self.raw.cursor(_Cursor) as cursor:
-            try:
-                await cursor.execute(sql, params)
-            except pymysql.Error as error:
-                self.driver.raise_if_packet_refused(error, cursor)
-                raise
+        async with self.raw.cursor(self.cursor_class) as cursor:
+            await self._run(cursor, _render(sql, params, self.raw))
             return list(await cursor.fetchall())
 
     async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
-        async with self.raw.cursor(_Cursor) as cursor:
-            try:
-                return int(await cursor.execute(sql, params))
-            except pymysql.Error as error:
-                self.driver.raise_if_packet_refused(error, cursor)
-                raise
+        async with self.raw.cursor(self.cursor_class) as cursor:
+            return await self._run(cursor, _render(sql, params, self.raw))
 
     async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
+        """An ``INSERT ... VALUES`` of placeholders as multi-row INSERTs (as the drivers do),
+        anything else statement by statement; the rows it matched or wrote."""
         if not params:
             return 0
-        async with self.raw.cursor(_Cursor) as cursor:
-            try:
-                return int(await cursor.executemany(sql, params) or 0)
-            except pymysql.Error as error:
-                self.driver.raise_if_packet_refused(error, cursor)
-                raise
+        count = 0
+        async with self.raw.cursor(self.cursor_class) as cursor:
+            match = _INSERT_VALUES.match(sql)
+            if match:
+                head, row, suffix = match.groups()
+                for statement, _ in _multi_row(head, row, suffix, params, self.raw):
+                    count += await self._run(cursor, statement)
+            else:
+                for values in params:
+                    count += await self._run(cursor, _render(sql, values, self.raw))
+        return count
 
     async def write_rows(self, q: Mapping[str, SQL], name: str, rows: Sequence[dict[str, Any]]) -> None:
         """A batch of saves as one UPDATE joined with a derived table of the rows (``<name>_set``);
-        other batch writes go through the driver's multi-row INSERT."""
+        other batch writes as multi-row INSERTs."""
         set_sql = q.get(f"{name}_set")
         if set_sql is None or len(rows) < 2:
             await self.executemany(q[name], rows)
             return
         keys = list(rows[0])
         conn = self.raw
-        escape = _Cursor._escape_value
         first = rows[0]
-        selects = ["SELECT " + ", ".join(f"{escape(first[key], conn)} AS `{key}`" for key in keys)]
-        selects += ["SELECT " + ", ".join([escape(row[key], conn) for key in keys]) for row in rows[1:]]
+        selects = ["SELECT " + ", ".join(f"{_escape(first[key], conn)} AS `{key}`" for key in keys)]
+        selects += ["SELECT " + ", ".join([_escape(row[key], conn) for key in keys]) for row in rows[1:]]
         derived = " UNION ALL ".join(selects)
-        async with conn.cursor(_Cursor) as cursor:
-            try:
-                await cursor.execute(set_sql.replace("%(rows)s", derived))
-            except pymysql.Error as error:
-                self.driver.raise_if_packet_refused(error, cursor)
-                raise
+        async with conn.cursor(self.cursor_class) as cursor:
+            await self._run(cursor, set_sql.replace("%(rows)s", derived))
 
     async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
         # INSERT IGNORE would warn and ON DUPLICATE KEY counts a found row (CLIENT.FOUND_ROWS) as
         # changed; a duplicate key only fails the statement, not the transaction.
         try:
             return await self.execute(sql, params) == 1
-        except pymysql.err.IntegrityError as error:
+        except _INTEGRITY_ERRORS as error:
             if error.args and error.args[0] == _DUPLICATE_KEY:
                 return False
             raise
 
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
-        async with self.raw.cursor(_Cursor) as cursor:
-            try:
-                await cursor.execute(sql, params)
-            except pymysql.Error as error:
-                self.driver.raise_if_packet_refused(error, cursor)
-                raise
+        async with self.raw.cursor(self.cursor_class) as cursor:
+            await self._run(cursor, _render(sql, params, self.raw))
             return int(cursor.lastrowid)
 
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
         """Multi-row INSERTs; a statement's rows get consecutive ids from its first one, which is
         checked against the execution ids (and looked up if the server interleaved them)."""
-        head, _, values = q["job_insert"].partition("VALUES")
+        head, row, suffix = _values_template(q["job_insert"])
+        lookup = q["job_ids_by_execution"]
         ids: list[int] = []
-        async with self.raw.cursor(_Cursor) as cursor:
-            start = 0
-            while start < len(params):
-                rendered: list[str] = []
-                size = 0
-                end = start
-                while end < len(params) and len(rendered) < _INSERT_CHUNK and size < _INSERT_BYTES:
-                    text = cursor.mogrify(values, params[end])  # the driver's own parameter escaping
-                    rendered.append(text)
-                    size += len(text)
-                    end += 1
-                try:
-                    await cursor.execute(f"{head}VALUES {','.join(rendered)}")
-                except pymysql.Error as error:
-                    self.driver.raise_if_packet_refused(error, cursor)
-                    raise
+        start = 0
+        async with self.raw.cursor(self.cursor_class) as cursor:
+            for statement, end in _multi_row(head, row, suffix, params, self.raw):
+                await self._run(cursor, statement)
                 first = int(cursor.lastrowid)
                 chunk = params[start:end]
+                start = end
                 if len(chunk) == 1:  # one row: the id the server reported is exactly its id
                     ids.append(first)
-                    start = end
                     continue
-                edges = [chunk[0]["execution_id"], chunk[-1]["execution_id"]]
-                await cursor.execute(q["job_ids_by_execution"], {"first_id": first, "execution_ids": tuple(edges)})
+                edges = (chunk[0]["execution_id"], chunk[-1]["execution_id"])
+                await cursor.execute(_render(lookup, {"first_id": first, "execution_ids": edges}, self.raw))
                 found = {execution: job_id for job_id, execution in await cursor.fetchall()}
                 if found.get(edges[0]) == first and found.get(edges[1]) == first + len(chunk) - 1:
                     ids.extend(range(first, first + len(chunk)))
-                else:  # not consecutive (interleaved auto-increment): look every id up
-                    executions = [row["execution_id"] for row in chunk]
-                    await cursor.execute(
-                        q["job_ids_by_execution"], {"first_id": first, "execution_ids": tuple(executions)}
-                    )
-                    by_execution = {execution: job_id for job_id, execution in await cursor.fetchall()}
-                    if len(by_execution) != len(chunk):
-                        raise StorageError("MySQL did not report the ids of inserted jobs; nothing was written")
-                    ids.extend(by_execution[execution] for execution in executions)
-                start = end
+                    continue
+                # not consecutive (interleaved auto-increment): look every id up
+                executions = tuple(values["execution_id"] for values in chunk)
+                await cursor.execute(_render(lookup, {"first_id": first, "execution_ids": executions}, self.raw))
+                by_execution = {execution: job_id for job_id, execution in await cursor.fetchall()}
+                if len(by_execution) != len(chunk):
+                    raise StorageError("MySQL did not report the ids of inserted jobs; nothing was written")
+                ids.extend(by_execution[execution] for execution in executions)
         return ids
 
     async def insert_new_jobs(
@@ -255,15 +274,15 @@ class _MySQLConnection(Connection):
         script = _insert_script(q, params, self.raw, commit=self.sole)
         if script is None:
             return None
-        async with self.raw.cursor(_Cursor) as cursor:
+        async with self.raw.cursor(self.cursor_class) as cursor:
             try:
                 await cursor.execute(script)
                 row: Any = None
                 while await cursor.nextset():
                     if cursor.description:
                         row = await cursor.fetchone()
-            except pymysql.Error as error:
-                self.driver.raise_if_packet_refused(error, cursor)
+            except _DRIVER_ERRORS as error:
+                self.driver.raise_if_packet_refused(error, script)
                 raise
         if self.sole:
             self.committed = True
@@ -292,6 +311,25 @@ def _values_template(sql: str) -> tuple[str, str, str]:
     return f"{head}VALUES ", rest[start : end + 1], rest[end + 1 :].strip().rstrip(";")
 
 
+def _multi_row(
+    head: str, row: str, suffix: str, params: Sequence[Mapping[str, Any]], conn: Any
+) -> Iterator[tuple[str, int]]:
+    """The rows as INSERTs of at most ``_INSERT_CHUNK`` rows and about ``_INSERT_BYTES``, each with
+    the index in ``params`` where its rows end."""
+    start = 0
+    while start < len(params):
+        rendered: list[str] = []
+        size = 0
+        end = start
+        while end < len(params) and len(rendered) < _INSERT_CHUNK and size < _INSERT_BYTES:
+            text = _render(row, params[end], conn)
+            rendered.append(text)
+            size += len(text)
+            end += 1
+        yield f"{head}{','.join(rendered)} {suffix}".rstrip(), end
+        start = end
+
+
 def _chunks(params: Sequence[JobInsert]) -> list[int]:
     """Where each INSERT of job rows ends (at most ``_INSERT_CHUNK`` rows and about ``_INSERT_BYTES``)."""
     ends = []
@@ -317,9 +355,8 @@ def _positions(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
 
 
 class _Literals:
-    """Values as SQL literals, escaped as the driver escapes parameters (``_Cursor._escape_value``:
-    its ``escape_string`` follows the session's NO_BACKSLASH_ESCAPES); aware datetimes as the naive
-    UTC value a DATETIME column holds."""
+    """Values as SQL literals (:func:`_escape`); aware datetimes as the naive UTC value a DATETIME
+    column holds."""
 
     __slots__ = ("_connection",)
 
@@ -329,7 +366,7 @@ class _Literals:
     def __call__(self, value: Any) -> str:
         if type(value) is datetime:
             value = _naive_utc(value)
-        return str(_Cursor._escape_value(value, self._connection))
+        return str(_escape(value, self._connection))
 
     def render(self, template: str, values: Mapping[str, Any]) -> str:
         return template % {name: self(value) for name, value in values.items()}
@@ -511,7 +548,7 @@ class _MySQLDriver(Driver):
         self.namespace = url.database
         self.quote = "`"
         self.prefix = prefix
-        self._pool: aiomysql.Pool | None = None
+        self._pool: asyncmy.Pool | None = None
         self._users = 0
         #: pooled connections already switched to READ COMMITTED
         self._configured: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -531,11 +568,10 @@ class _MySQLDriver(Driver):
             "port": self.url.port,
             "user": self.url.user or "root",
             "password": self.url.password or "",
-            "db": self.url.database,
+            "database": self.url.database,
             "autocommit": False,
             "charset": "utf8mb4",
             "client_flag": CLIENT.FOUND_ROWS,
-            "cursorclass": _Cursor,
             "connect_timeout": timeout,
             "init_command": "SET time_zone = '+00:00'",
         }
@@ -547,7 +583,7 @@ class _MySQLDriver(Driver):
             port=args["port"],
             user=args["user"],
             password=args["password"],
-            database=args["db"],
+            database=args["database"],
             autocommit=False,
             charset="utf8mb4",
             client_flag=CLIENT.FOUND_ROWS,
@@ -578,10 +614,10 @@ class _MySQLDriver(Driver):
         if self._pool is not None:
             return
         try:
-            self._pool = await aiomysql.create_pool(
+            self._pool = await asyncmy.create_pool(
                 minsize=1, maxsize=self.url.pool_size, pool_recycle=3600, **self._connect_args()
             )
-        except (pymysql.Error, OSError) as error:
+        except (*_DRIVER_ERRORS, OSError) as error:
             self._users -= 1
             raise StorageError(
                 f"cannot connect to MySQL at {self.url.host}:{self.url.port}/{self.url.database}: "
@@ -648,7 +684,7 @@ class _MySQLDriver(Driver):
                 await raw.rollback()
             finally:
                 await self._pool.release(raw)
-        except pymysql.Error as error:  # only the wording of a later error depends on it
+        except _DRIVER_ERRORS as error:  # only the wording of a later error depends on it
             _log.debug("could not read max_allowed_packet of %s: %s", self.where, self.url.redact(error))
             return
         self.max_allowed_packet = int(row[0])
@@ -657,28 +693,26 @@ class _MySQLDriver(Driver):
     def where(self) -> str:
         return f"{self.url.host}:{self.url.port}/{self.url.database}"
 
-    def raise_if_packet_refused(self, error: pymysql.Error, cursor: Any) -> None:
+    def raise_if_packet_refused(self, error: Exception, statement: str) -> None:
         """Raise a worded StorageError (not retryable: the same statement would fail again) when
-        ``error`` is the server refusing a statement over its ``max_allowed_packet``."""
+        ``error`` is the server refusing ``statement`` for being over its ``max_allowed_packet``."""
         code = error.args[0] if error.args and isinstance(error.args[0], int) else None
         text = str(error)
-        sent = getattr(cursor, "_last_executed", None)  # the driver keeps the statement it sent last
-        size = len(sent) if isinstance(sent, bytes | bytearray) else utf8_size(sent) if isinstance(sent, str) else None
+        size = utf8_size(statement)
         packet = self.max_allowed_packet
         refused = code == _PACKET_TOO_LARGE or "max_allowed_packet" in text
         if not refused and size is not None and size >= (packet or _WIRE_PACKET):
             refused = (
                 code in _CONNECTION_GONE
                 or "packet sequence number wrong" in text.lower()
-                or isinstance(error, pymysql.err.InterfaceError)
+                or isinstance(error, _INTERFACE_ERRORS)
             )
         if not refused:
             return
-        statement = f"a statement of {size:,} bytes" if size is not None else "a statement"
         server = f"its max_allowed_packet is {packet:,} bytes" if packet is not None else "over its max_allowed_packet"
         raise StorageError(
-            f"the MySQL/MariaDB server at {self.where} refused {statement}: {server}. The statement did not run "
-            "and its transaction is rolled back. Raise the server's max_allowed_packet (SET GLOBAL "
+            f"the MySQL/MariaDB server at {self.where} refused a statement of {size:,} bytes: {server}. The statement "
+            "did not run and its transaction is rolled back. Raise the server's max_allowed_packet (SET GLOBAL "
             "max_allowed_packet = ..., or in the server configuration; new connections use it) above the largest "
             "values you store, or keep HiveMind's size limits well below it: "
             "Options(limits=Limits(max_argument_bytes=..., max_data_bytes=..., max_result_bytes=...)). "
@@ -692,21 +726,26 @@ class _MySQLDriver(Driver):
         await raw.rollback()
 
     def is_driver_error(self, error: BaseException) -> bool:
-        return isinstance(error, pymysql.Error)
+        return isinstance(error, _DRIVER_ERRORS)
 
     def is_retryable(self, error: BaseException) -> bool:
-        if isinstance(error, pymysql.err.InterfaceError):
+        if isinstance(error, _INTERFACE_ERRORS):
             return True
-        code = error.args[0] if isinstance(error, pymysql.Error) and error.args else None
+        code = error.args[0] if isinstance(error, _DRIVER_ERRORS) and error.args else None
         return code in _RETRY_CODES
 
     def connection_lost(self, raw: Any) -> bool:
+        if isinstance(raw, asyncmy.Connection):
+            return not raw.connected
         return bool(raw.closed)
 
     def check_external(self, connection: object) -> None:
-        if not isinstance(connection, aiomysql.Connection):
+        aiomysql = sys.modules.get("aiomysql")  # an aiomysql connection means aiomysql is imported
+        if not isinstance(connection, asyncmy.Connection) and (
+            aiomysql is None or not isinstance(connection, aiomysql.Connection)
+        ):
             raise ConfigurationError(
-                f"a MySQL environment runs on an aiomysql connection, got {type(connection).__name__}"
+                f"a MySQL environment runs on an asyncmy or aiomysql connection, got {type(connection).__name__}"
             )
         if connection.get_autocommit():
             raise TransactionError(
@@ -813,7 +852,7 @@ class MySQLStorage(ServerStorage):
         super().__init__(url, environment=environment, table_prefix=table_prefix, auto_migrate=parsed.auto_migrate)
         #: the highest job id the last change probe read (None: not probed yet)
         self._marker: int | None = None
-        self._prober: aiomysql.Connection | None = None
+        self._prober: asyncmy.Connection | None = None
         #: a probe is in flight
         self._probing = False
         self._probe_failed = False
@@ -842,14 +881,14 @@ class MySQLStorage(ServerStorage):
         try:
             async with asyncio.timeout(_PROBE_TIMEOUT):
                 if self._prober is None:
-                    self._prober = await aiomysql.connect(**{**self.driver._connect_args(), "autocommit": True})
+                    self._prober = await asyncmy.connect(**{**self.driver._connect_args(), "autocommit": True})
                 async with self._prober.cursor() as cursor:
                     await cursor.execute(self.queries["queue_change_probe"])
                     row = await cursor.fetchone()
         except BaseException as error:
             # a failed or interrupted probe leaves its connection in an unknown state
             self._drop_prober()
-            if not isinstance(error, pymysql.Error | OSError | TimeoutError):
+            if not isinstance(error, (*_DRIVER_ERRORS, OSError, TimeoutError)):
                 raise
             if self._open and not self._probe_failed:
                 _log.warning(
