@@ -37,6 +37,11 @@ DIALECT_ONLY: dict[str, tuple[frozenset[str], str]] = {
     "job_state_insert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch insert"),
     "job_property_upsert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch upsert"),
     "queue_upsert_set": (frozenset({"postgres"}), "set-based (unnest) form of a batch upsert"),
+    "queue_start_claimed_set": (
+        SERVERS,
+        "the claimed jobs started as one UPDATE (unnest on PostgreSQL, a derived table on MySQL); SQLite runs "
+        "the statement per row in-process",
+    ),
     "job_update_set": (
         SERVERS,
         "a batch of saves as one UPDATE (unnest on PostgreSQL, a derived table on MySQL); SQLite runs the "
