@@ -222,16 +222,17 @@ class JobConformance(ConformanceBase):
 
     async def test_lock_renewer_renews_only_own_fresh_locks_from_any_thread(self, storage: Storage) -> None:
         mine, theirs, expired = await self.insert(storage, new_job(), new_job(), new_job())
-        await self.get(storage, expired, "me")
-        await asyncio.sleep(0.15)
-        await self.get(storage, mine, "me")
-        await self.get(storage, theirs, "someone")
-        before = await self.get(storage, mine)
         renewer = storage.lock_renewer()
         try:
+            # connected first, so that only the reads below stand between locking ``mine`` and renewing it
             assert await asyncio.to_thread(renewer.renew, JobHeartbeat((), "me", LONG), 5.0) == frozenset()
+            await self.get(storage, expired, "me")
+            await asyncio.sleep(0.8)
+            await self.get(storage, theirs, "someone")
+            await self.get(storage, mine, "me")
+            before = await self.get(storage, mine)
             await asyncio.sleep(0.01)
-            short = JobHeartbeat((mine, theirs, expired), "me", timedelta(milliseconds=100))
+            short = JobHeartbeat((mine, theirs, expired), "me", timedelta(milliseconds=600))
             assert await asyncio.to_thread(renewer.renew, short, 5.0) == frozenset({mine})
             after = await self.get(storage, mine)
             assert after.lock_heartbeat > before.lock_heartbeat  # type: ignore[attr-defined]
