@@ -53,6 +53,15 @@ tables there on open (``auto_migrate=true`` is always set).
     + 1 WHERE id IN (...)``, ``COMMIT``; done: ``UPDATE ... SET status = 2, finished_at = NOW(6)
     WHERE id IN (...)`` (autocommit). InnoDB table with KEY (status, priority, id); rows prefilled
     by multi-row INSERTs, then ``ANALYZE TABLE``.
+- ``schema_limit_per_s``, ``schema_create_one_per_s``, ``schema_create_bulk_per_s``: the same three
+  kinds of work **on HiveMind's own tables, writing the rows HiveMind must write** (every state change
+  a history row, finishes fenced on lock holder, execution id and lock freshness), in hand-written
+  driver-level SQL with the fewest round trips (one data-modifying statement per step on PostgreSQL,
+  multi-statement scripts on MySQL, one hop per transaction on SQLite): processing --n jobs created by
+  HiveMind, claimed --raw-batch at a time by --raw-workers loops; creating --n-one jobs one per
+  transaction; creating --n-bulk jobs in batches of 1000. What no library can beat on this schema;
+  ``bench/_schema_limits.py`` has the statements. Each checks the tables afterwards. Skipped with
+  ``rawschema`` (``raw`` skips the one-table limits above).
 - Peers, each measured by the shared peer harness (../shared/bench/run_peer.py, phase ``process``,
   config ``default``, --n jobs, timed the same way as ``jobs_per_s``) in a subprocess with this
   interpreter; null (and the reason on stderr) if the library is not installed or the run fails.
@@ -71,10 +80,12 @@ tables there on open (``auto_migrate=true`` is always set).
     harness's --chunk, set to ours), the counterpart of ``bulk_enqueue_per_s``. Both on fresh
     PgQueuer tables, in a process of their own; skipped with ``enqueue``.
 
-Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s, and ``jobs_vs_<peer>`` = jobs_per_s /
-<peer>_per_s for the backend's peers; on PostgreSQL also ``enqueue_one_vs_pgqueuer`` =
-enqueue_one_per_s / pgqueuer_enqueue_one_per_s and ``bulk_vs_pgqueuer`` = bulk_enqueue_per_s /
-pgqueuer_bulk_per_s. Skip parts with --skip process,latency,enqueue,raw,peers (or a single peer by
+Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s; ``jobs_vs_schema``, ``enqueue_one_vs_schema``
+and ``bulk_vs_schema``: jobs_per_s, enqueue_one_per_s and bulk_enqueue_per_s over their schema
+limits; ``jobs_vs_<peer>`` = jobs_per_s / <peer>_per_s for the backend's peers; on PostgreSQL also
+``enqueue_one_vs_pgqueuer`` = enqueue_one_per_s / pgqueuer_enqueue_one_per_s and
+``bulk_vs_pgqueuer`` = bulk_enqueue_per_s / pgqueuer_bulk_per_s. Skip parts with --skip
+process,latency,enqueue,raw,rawschema,peers (or a single peer by
 name: huey, pgqueuer, procrastinate); their figures are null.
 
 Targets: every run ends with one line per target of its backend (the figure, the bound, PASS or FAIL;
@@ -114,11 +125,13 @@ from collections.abc import Callable
 from pathlib import Path
 from queue import SimpleQueue
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # job targets are stored as _jobs:<name>
 
 import _jobs
+import _schema_limits as own_schema
 import hivemind_jobs as hm
 from _runs import Runs
 from _stores import (
@@ -129,17 +142,20 @@ from _stores import (
     check_store_arguments,
     make_colony,
     mysql_admin,
+    mysql_connect_args,
     pg_admin,
     pg_conninfo,
     server_prepare,
+    url_database,
 )
+from hivemind_jobs.storage.postgres.backend import _channel as pg_channel
 
 SCRIPT = Path(__file__).resolve()
 
 PEERS = {"sqlite": ("huey",), "postgres": ("pgqueuer", "procrastinate"), "mysql": ()}
 #: what the shared harness's adapter of each peer imports
 PEER_MODULES = {"huey": ("huey",), "pgqueuer": ("pgqueuer", "asyncpg"), "procrastinate": ("procrastinate", "asyncpg")}
-PARTS = ("process", "latency", "enqueue", "raw", "peers", "huey", "pgqueuer", "procrastinate")
+PARTS = ("process", "latency", "enqueue", "raw", "rawschema", "peers", "huey", "pgqueuer", "procrastinate")
 CHUNK = 1000
 
 
@@ -364,6 +380,52 @@ async def server_raw_limit(stores: Stores, args: argparse.Namespace, batch: int)
         if args.backend == "postgres":
             return await pg_raw_limit(args.pg_url, name, args.n, batch, args.raw_workers)
         return await mysql_raw_limit(args.mysql_url, name, args.n, batch, args.raw_workers)
+
+
+# ---------------------------------------------------------------- raw limits of HiveMind's own schema
+
+
+async def schema_limits(stores: Stores, args: argparse.Namespace) -> dict[str, float]:
+    """``schema_limit_per_s``, ``schema_create_one_per_s`` and ``schema_create_bulk_per_s`` (see
+    ``_schema_limits``), each on a fresh store whose tables HiveMind created."""
+    noop, _ = job_functions(args.sync_jobs)
+    figures: dict[str, float] = {}
+    for name in ("schema_limit_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"):
+        async with stores.hive_url() as url:
+            async with hm.HiveMind(url) as hive:  # the tables, and the jobs the processing limit works off
+                if name == "schema_limit_per_s":
+                    for start in range(0, args.n, CHUNK):
+                        await hive.jobs.create_many(hm.call(noop, i) for i in range(start, min(args.n, start + CHUNK)))
+            n, chunk = (args.n_one, 1) if name == "schema_create_one_per_s" else (args.n_bulk, CHUNK)
+            query = dict(parse_qsl(urlsplit(url).query))
+            if args.backend == "sqlite":
+                hop = HopThread()
+                try:
+                    path = url.removeprefix("sqlite:///")
+                    if name == "schema_limit_per_s":
+                        figures[name] = await own_schema.sqlite_schema_limit(path, hop, args.n, args.raw_batch)
+                    else:
+                        figures[name] = await own_schema.sqlite_schema_create(path, hop, n, chunk)
+                finally:
+                    hop.close()
+            elif args.backend == "postgres":
+                conninfo, namespace = pg_conninfo(args.pg_url), query["schema"]
+                if name == "schema_limit_per_s":
+                    figures[name] = await own_schema.pg_schema_limit(
+                        conninfo, namespace, args.n, args.raw_batch, args.raw_workers
+                    )
+                else:
+                    channel = pg_channel(namespace, own_schema.PREFIX)
+                    figures[name] = await own_schema.pg_schema_create(conninfo, namespace, channel, n, chunk)
+            else:
+                connect, database = mysql_connect_args(args.mysql_url), url_database(url)
+                if name == "schema_limit_per_s":
+                    figures[name] = await own_schema.mysql_schema_limit(
+                        connect, database, args.n, args.raw_batch, args.raw_workers
+                    )
+                else:
+                    figures[name] = await own_schema.mysql_schema_create(connect, database, n, chunk)
+    return figures
 
 
 # ---------------------------------------------------------------- HiveMind colony
@@ -712,6 +774,8 @@ def main() -> None:
                 else:
                     record({"raw_limit_per_s": asyncio.run(server_raw_limit(stores, args, args.raw_batch))})
                     record({"raw_limit_b1_per_s": asyncio.run(server_raw_limit(stores, args, 1))})
+            if "rawschema" not in args.skip:
+                record(asyncio.run(schema_limits(stores, args)))
             if "process" not in args.skip:
                 measure(colony_process)
             if "latency" not in args.skip:
@@ -749,11 +813,20 @@ def main() -> None:
         return None
 
     ratios = {"jobs_vs_raw": ratio("jobs_per_s", "raw_limit_per_s")}
+    ratios["jobs_vs_schema"] = ratio("jobs_per_s", "schema_limit_per_s")
+    ratios["enqueue_one_vs_schema"] = ratio("enqueue_one_per_s", "schema_create_one_per_s")
+    ratios["bulk_vs_schema"] = ratio("bulk_enqueue_per_s", "schema_create_bulk_per_s")
     ratios.update({f"jobs_vs_{peer}": ratio("jobs_per_s", f"{peer}_per_s") for peer in PEERS[args.backend]})
     described = [f"jobs_per_s / raw_limit_per_s (batch {args.raw_batch}) = {ratios['jobs_vs_raw']}"]
+    described += [
+        f"jobs_per_s / schema_limit_per_s = {ratios['jobs_vs_schema']}",
+        f"enqueue_one_per_s / schema_create_one_per_s = {ratios['enqueue_one_vs_schema']}",
+        f"bulk_enqueue_per_s / schema_create_bulk_per_s = {ratios['bulk_vs_schema']}",
+    ]
     described += [f"jobs_per_s / {peer}_per_s = {ratios[f'jobs_vs_{peer}']}" for peer in PEERS[args.backend]]
     names = ["jobs_per_s", "cpu_us_per_job", "startup_s", "stop_s", "enqueue_one_per_s", "bulk_enqueue_per_s"]
     names += ["p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate", "raw_limit_per_s", "raw_limit_b1_per_s"]
+    names += ["schema_limit_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"]
     names += [f"{peer}_per_s" for peer in PEERS[args.backend]]
     if args.backend == "postgres":
         names += ["pgqueuer_enqueue_one_per_s", "pgqueuer_bulk_per_s"]

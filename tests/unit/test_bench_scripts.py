@@ -29,7 +29,7 @@ def run(script: str, *arguments: str, **environment: str) -> tuple[int, dict[str
 
 def test_throughput_reports_cpu_per_job_and_its_targets() -> None:
     status, figures, errors = run(
-        "throughput.py", "--n", "300", "--n-one", "50", "--n-bulk", "300", "--skip", "latency,raw,peers"
+        "throughput.py", "--n", "300", "--n-one", "50", "--n-bulk", "300", "--skip", "latency,raw,rawschema,peers"
     )
     assert status == 0, errors[-3000:]
     assert figures["jobs_per_s"] > 0
@@ -46,7 +46,7 @@ def test_throughput_reports_cpu_per_job_and_its_targets() -> None:
 
 def test_a_peer_that_cannot_be_measured_fails_the_run_unless_skipped(tmp_path: Path) -> None:
     nowhere = str(tmp_path / "no-harness")
-    only_peers = "process,latency,enqueue,raw"
+    only_peers = "process,latency,enqueue,raw,rawschema"
     status, figures, errors = run("throughput.py", "--skip", only_peers, HIVEMIND_PEER_BENCH=nowhere)
     assert status == 1
     assert figures["huey_per_s"] is None
@@ -54,6 +54,16 @@ def test_a_peer_that_cannot_be_measured_fails_the_run_unless_skipped(tmp_path: P
     status, figures, errors = run("throughput.py", "--skip", f"{only_peers},huey", HIVEMIND_PEER_BENCH=nowhere)
     assert status == 0, errors[-3000:]
     assert figures["huey_per_s"] is None
+
+
+def test_throughput_reports_the_limits_of_its_own_schema() -> None:
+    sizes = ["--n", "300", "--n-one", "50", "--n-bulk", "1500"]
+    status, figures, errors = run("throughput.py", *sizes, "--skip", "process,latency,enqueue,raw,peers")
+    assert status == 0, errors[-3000:]
+    for name in ("schema_limit_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"):
+        assert figures[name] > 0, name
+    assert figures["raw_limit_per_s"] is None  # skipped
+    assert figures["jobs_vs_schema"] is None  # jobs_per_s was not measured
 
 
 def test_scale_reports_backlog_and_process_figures() -> None:
