@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hivemind_jobs.colony.completer import Completer
@@ -284,8 +284,13 @@ class Colony:
         dedicated: bool = False,
         work_on_global: bool | None = None,
         middleware: Iterable[Middleware] = (),
+        timeout: timedelta | None = None,
     ) -> Swarm:
-        """Add a root swarm (it also works the ``global`` queue unless ``work_on_global=False``)."""
+        """Add a root swarm (it also works the ``global`` queue unless ``work_on_global=False``).
+
+        ``timeout`` bounds each run of its jobs (and its sub-swarms') that have no timeout of their
+        own, over the environment's ``Options.timeout``.
+        """
         if self.status != ColonyStatus.STOPPED:
             raise ConfigurationError("add swarms before the colony starts")
         swarm = Swarm.define(
@@ -296,6 +301,7 @@ class Colony:
             work_on_global=work_on_global,
             middleware=middleware,
             taken=self._swarm_names,
+            timeout=timeout,
         )
         self._roots.append(swarm)
         return swarm

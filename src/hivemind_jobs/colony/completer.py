@@ -1,6 +1,7 @@
 """The completer: writes the outcomes of finished runs in batches, and refills the drones they freed.
 
-An outcome becomes states once (:meth:`Completer.decide`): Succeeded; Failed, then Enqueued again
+An outcome becomes states once (:meth:`Completer.decide`): Succeeded; Failed (with a
+``TimeoutError`` when the run reached its timeout, whatever it returned), then Enqueued again
 when the retry decision (:func:`~hivemind_jobs.core.retry.decide_retry`) says so; the state a client
 asked for when it stopped the job; or Enqueued after a shutdown. A batch is one transaction: the
 job logs, the fenced saves (job id, execution id, lock holder: a drone that lost its lock never
@@ -134,6 +135,13 @@ class Completer:
         env = runtime.environment
         job = run.job
         error = outcome.error
+        if run.timed_out:
+            # whatever it returned or raised once cancelled: a run that reached its timeout failed
+            timed_out = TimeoutError(f"job {job.id} ran longer than its timeout of {run.timeout:g} s")
+            if error is not None and not isinstance(error, asyncio.CancelledError):
+                timed_out.__cause__ = error
+            self._fail(outcome, timed_out)
+            return
         # a job that finished anyway while a stop cancelled it gets its real outcome; one that
         # ended because of the cancel goes back to the queue (a sync job's other errors are its own)
         if run.interrupted and error is not None:
@@ -185,6 +193,12 @@ class Completer:
             return
         if isinstance(error, asyncio.CancelledError):
             error = JobCancelled(f"job {job.id} was cancelled")
+        self._fail(outcome, error)
+
+    def _fail(self, outcome: Outcome, error: BaseException) -> None:
+        """Failed with ``error``, then Enqueued again when the job's retry policy says so."""
+        env = self.runtime.environment
+        job = outcome.run.job
         failed = Failed.from_exception(error)
         failed.message, failed.traceback = env.options.limits.exception_text(failed.message, failed.traceback)
         outcome.states = [failed]
