@@ -201,11 +201,15 @@ def test_bad_timeouts_are_refused_with_a_clear_error(value: object, expected: st
 def test_the_worker_command_reads_a_swarm_timeout() -> None:
     assert parse_swarm_settings("main:4:reports") == ("main:4:reports", {})
     assert parse_swarm_settings("main/child:2@timeout=1.5") == ("main/child:2", {"timeout": timedelta(seconds=1.5)})
+    assert parse_swarm_settings("cpu:4:heavy@process,timeout=60") == (
+        "cpu:4:heavy",
+        {"execution": "process", "timeout": timedelta(seconds=60)},
+    )
     for bad, message in [
         ("main:4@timeout=0", "more than 0 seconds"),
         ("main:4@timeout=x", "number of seconds"),
         ("main:4@timeout=nan", "more than 0 seconds"),
-        ("main:4@process=1", "unknown swarm setting"),
+        ("main:4@processes", "unknown swarm setting"),
         ("main:4@timeout", "unknown swarm setting"),
     ]:
         with pytest.raises(click.BadParameter, match=message):

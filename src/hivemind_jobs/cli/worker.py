@@ -102,17 +102,20 @@ def parse_swarm(spec: str) -> tuple[list[str], int, list[str | tuple[str, int]]]
 
 
 def parse_swarm_settings(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``name:drones[:queues]@timeout=SECONDS`` into the swarm spec and the keyword arguments
-    of its swarm (``timeout``: a timedelta)."""
+    """Split ``name:drones[:queues]@process,timeout=SECONDS`` into the swarm spec and the keyword
+    arguments of its swarm (``execution``: ``process`` or ``thread``; ``timeout``: a timedelta)."""
     base, at, tail = spec.partition("@")
     settings: dict[str, Any] = {}
     if not at:
         return base, settings
     for item in tail.split(","):
+        if item in ("process", "thread"):
+            settings["execution"] = item
+            continue
         key, equals, raw = item.partition("=")
         if key != "timeout" or not equals:
             raise click.BadParameter(
-                f"{spec!r}: unknown swarm setting {item!r}; use name:drones[:queues]@timeout=SECONDS",
+                f"{spec!r}: unknown swarm setting {item!r}; use name:drones[:queues]@process,timeout=SECONDS",
                 param_hint="--swarm",
             )
         try:
@@ -424,8 +427,8 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
     "--swarm",
     "swarms",
     multiple=True,
-    help="name:drones[:queue1,queue2=priority][@timeout=SECONDS]; repeat for more swarms, parent/child:... for"
-    " sub-swarms.",
+    help="name:drones[:queue1,queue2=priority][@process,timeout=SECONDS]; repeat for more swarms,"
+    " parent/child:... for sub-swarms; @process runs its sync jobs in child processes.",
 )
 @click.option("--drones", default=4, show_default=True, help="Drones of the default swarm when no --swarm is given.")
 @click.option(

@@ -41,6 +41,7 @@ from hivemind_jobs.colony.events import ColonyStatusChanged
 from hivemind_jobs.colony.fetcher import ChangeWatch, Fetcher
 from hivemind_jobs.colony.heartbeat import Heartbeats
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
+from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, ColonyStatus, Run, SwarmRunner
 from hivemind_jobs.colony.swarm import QueueSpec, Swarm
 from hivemind_jobs.colony.watcher import Watcher
@@ -285,11 +286,13 @@ class Colony:
         work_on_global: bool | None = None,
         middleware: Iterable[Middleware] = (),
         timeout: timedelta | None = None,
+        execution: str | None = None,
     ) -> Swarm:
         """Add a root swarm (it also works the ``global`` queue unless ``work_on_global=False``).
 
         ``timeout`` bounds each run of its jobs (and its sub-swarms') that have no timeout of their
-        own, over the environment's ``Options.timeout``.
+        own, over the environment's ``Options.timeout``. ``execution="process"`` runs its sync jobs
+        in child processes, one per drone (``"thread"``, the default: in the colony's threads).
         """
         if self.status != ColonyStatus.STOPPED:
             raise ConfigurationError("add swarms before the colony starts")
@@ -302,6 +305,7 @@ class Colony:
             middleware=middleware,
             taken=self._swarm_names,
             timeout=timeout,
+            execution=execution,
         )
         self._roots.append(swarm)
         return swarm
@@ -433,6 +437,16 @@ class Colony:
         runtime.supervisor = DaemonSupervisor(self, self._builtin_daemons() + self._daemon_specs)
         heartbeats = Heartbeats(runtime, loop)
         try:
+            for runner in runtime.runners:
+                if runner.swarm.run_execution() == "process":
+                    runner.processes = ProcessPool(
+                        runner.swarm.drones,
+                        environment=self.environment,
+                        allow=self.allow,
+                        start_method=self.options.process_start_method,
+                        name=runner.path,
+                    )
+                    await runner.processes.start()
             heartbeats.start()
             await watcher.sync_state()
             await runtime.supervisor.start()
@@ -555,6 +569,9 @@ class Colony:
         await self._set_status(ColonyStatus.STOPPED)
         await _within(self._watcher.sync_state(), until, f"colony {self.name}: writing its stopped state")
         parts.threads.shutdown(wait=False, cancel_futures=True)
+        for runner in runtime.runners:
+            if runner.processes is not None:
+                await _within(runner.processes.close(until), until, f"colony {self.name}: stopping child processes")
         _log.info("colony %s stopped (%d jobs processed)", self.name, self.processed)
         return lingering
 

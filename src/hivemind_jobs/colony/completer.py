@@ -24,12 +24,13 @@ from datetime import timedelta
 from hivemind_jobs.client.context import JobCancelled
 from hivemind_jobs.colony.drone import Drones
 from hivemind_jobs.colony.fetcher import Fetcher
+from hivemind_jobs.colony.processes import JobProcessError
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.job import BackgroundJob, property_type_of
 from hivemind_jobs.core.retry import RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, decide_retry, retry_policy_of
 from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, Succeeded
-from hivemind_jobs.core.text import nested_text_problem
+from hivemind_jobs.core.text import nested_text_problem, redact_secrets, storable_text
 from hivemind_jobs.errors import HiveMindError, SerializationError
 from hivemind_jobs.lifecycle.changes import has_unsaved_changes, set_property
 from hivemind_jobs.lifecycle.machine import continue_after_save, elect, save_locked_many, transitions_observed
@@ -199,7 +200,15 @@ class Completer:
         """Failed with ``error``, then Enqueued again when the job's retry policy says so."""
         env = self.runtime.environment
         job = outcome.run.job
-        failed = Failed.from_exception(error)
+        if isinstance(error, JobProcessError):  # raised in a child process: its own type and traceback
+            failed = Failed(
+                exception_type=error.exception_type,
+                message=storable_text(redact_secrets(error.message)),
+                traceback=storable_text(redact_secrets(error.traceback_text)),
+                exception=error,
+            )
+        else:
+            failed = Failed.from_exception(error)
         failed.message, failed.traceback = env.options.limits.exception_text(failed.message, failed.traceback)
         outcome.states = [failed]
         policy = retry_policy_of(job.get_property(RETRY_POLICY_PROPERTY), env.options.retry)

@@ -27,8 +27,9 @@ from typing import Any, ParamSpec, TypeVar
 from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.colony.events import JobExecuted, JobExecuting
 from hivemind_jobs.colony.execution import DroneJobContext
+from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run, SwarmRunner
-from hivemind_jobs.core.invocation import prepare_call
+from hivemind_jobs.core.invocation import PreparedCall, prepare_call
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, effective_timeout, stored_timeout
 from hivemind_jobs.middleware.pipeline import resolve_middleware, run_pipeline
@@ -214,7 +215,16 @@ class Drones:
             if mediator.has_handlers(JobExecuting):
                 await mediator.publish(JobExecuting(run.context))
             executor = _RunExecutor(self.threads, run)
-            outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
+            processes = run.runner.processes
+            if processes is not None and not invocation.is_async:
+                stored = invocation.to_json()
+
+                async def in_process(call: PreparedCall) -> Any:  # resolved here too: the allow list is checked twice
+                    return await processes.run(run, stored)
+
+                outcome.result = await run_pipeline(run.context, middleware, prepare, executor, in_process)
+            else:
+                outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
         except asyncio.CancelledError as error:
             outcome.error = error
         except Exception as error:
@@ -251,6 +261,12 @@ class Drones:
         if task is None or task.done() or run.lost or run.lingering:
             return
         run.timed_out = True
+        if ProcessPool.kill(run):  # a process can be stopped for real: its run ends once it is gone
+            _log.warning("job %s reached its timeout of %g s; killing its process", run.job.id, run.timeout)
+            run.context.buffer.add(
+                logging.WARNING, f"the job reached its timeout of {run.timeout:g} s; its process was killed"
+            )
+            return
         in_thread = run.in_thread()
         _log.warning("job %s reached its timeout of %g s; cancelling it", run.job.id, run.timeout)
         run.context.buffer.add(logging.WARNING, f"the job reached its timeout of {run.timeout:g} s and was cancelled")

@@ -31,6 +31,7 @@ from hivemind_jobs.daemons.runtime import DaemonSupervisor
 from hivemind_jobs.storage.protocol import JobLogRow
 
 if TYPE_CHECKING:
+    from hivemind_jobs.colony.processes import ProcessPool
     from hivemind_jobs.environment import Environment
 
 __all__ = ["ColonyRuntime", "ColonyStatus", "Outcome", "Run", "SwarmRunner"]
@@ -57,6 +58,8 @@ class SwarmRunner:
         self.middleware = tuple(swarm.middleware_chain())
         #: how long a run of a job without a timeout of its own may take here (None: the environment's)
         self.timeout = swarm.run_timeout()
+        #: the child processes its sync jobs run in (set while the colony runs, for ``execution="process"``)
+        self.processes: ProcessPool | None = None
         self.free_drones: deque[str] = deque(f"{swarm.name}.drone-{index + 1}" for index in range(swarm.drones))
         #: drones named so far (a written-off drone's replacement gets the next number)
         self.drones_named = swarm.drones
@@ -137,6 +140,8 @@ class Run:
     drone_lost: bool = False
     #: the timer of its timeout, then of the grace period after it
     timer: asyncio.TimerHandle | None = None
+    #: the child process that runs its sync job (swarms with ``execution="process"``)
+    process: object | None = None
 
     def in_thread(self) -> bool:
         """Whether a thread runs this job's code right now (cancelling the task would not stop it)."""

@@ -10,8 +10,11 @@ then due time decides):
 
 A queue already listed in a closer group is removed from later ones.
 
-A swarm's ``timeout`` bounds each run of the jobs it runs that have no timeout of their own; a
-sub-swarm without one uses its parent's (see :mod:`hivemind_jobs.core.timeouts` for the order).
+A swarm's ``execution`` says where its sync jobs run: ``"thread"`` (the colony's thread pool) or
+``"process"`` (a child process per drone, :mod:`hivemind_jobs.colony.processes`); a sub-swarm
+without one uses its parent's. A swarm's ``timeout`` bounds each run of the jobs it runs that
+have no timeout of their own; a sub-swarm without one uses its parent's (see
+:mod:`hivemind_jobs.core.timeouts` for the order).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from hivemind_jobs.errors import ConfigurationError
 __all__ = ["QueueSpec", "Swarm"]
 
 QueueSpec = str | tuple[str, int]
+_EXECUTIONS = ("thread", "process")
 
 
 @dataclass(eq=False)
@@ -46,6 +50,8 @@ class Swarm:
     taken: set[str] = field(default_factory=set, repr=False)
     #: how long one run of a job without a timeout of its own may take here (None: the parent's)
     timeout: timedelta | None = None
+    #: where its sync jobs run, "thread" or "process" (None: as its parent's, "thread" at the root)
+    execution: str | None = None
 
     @classmethod
     def define(
@@ -60,6 +66,7 @@ class Swarm:
         parent: Swarm | None = None,
         taken: set[str] | None = None,
         timeout: timedelta | None = None,
+        execution: str | None = None,
     ) -> Swarm:
         """A swarm; ``taken`` holds the names already used in its colony (the new one is added)."""
         validate_swarm_name(name)
@@ -84,9 +91,20 @@ class Swarm:
             if not isinstance(entry, Middleware):
                 raise ConfigurationError(f"swarm {name!r}: middleware must be hivemind_jobs.Middleware(...)")
         validate_timeout(timeout, f"swarm {name!r}: timeout")
+        if execution is not None and execution not in _EXECUTIONS:
+            raise ConfigurationError(f"swarm {name!r}: execution must be 'thread' or 'process', got {execution!r}")
         names.add(name)
         return cls(
-            name, drones, tuple(parsed), dedicated, work_on_global, entries, parent, taken=names, timeout=timeout
+            name,
+            drones,
+            tuple(parsed),
+            dedicated,
+            work_on_global,
+            entries,
+            parent,
+            taken=names,
+            timeout=timeout,
+            execution=execution,
         )
 
     def swarm(
@@ -99,9 +117,10 @@ class Swarm:
         work_on_global: bool | None = None,
         middleware: Iterable[Middleware] = (),
         timeout: timedelta | None = None,
+        execution: str | None = None,
     ) -> Swarm:
         """Add a sub-swarm; it works its own queues first, then (unless dedicated) this swarm's. Without
-        a ``timeout`` of its own it uses this swarm's."""
+        a ``timeout`` or an ``execution`` of its own it uses this swarm's."""
         child = Swarm.define(
             name,
             drones=drones,
@@ -112,6 +131,7 @@ class Swarm:
             parent=self,
             taken=self.taken,
             timeout=timeout,
+            execution=execution,
         )
         self.children.append(child)
         return child
@@ -174,6 +194,15 @@ class Swarm:
                 return node.timeout
             node = node.parent
         return None
+
+    def run_execution(self) -> str:
+        """Where its sync jobs run: its own ``execution``, or its nearest ancestor's, else "thread"."""
+        node: Swarm | None = self
+        while node is not None:
+            if node.execution is not None:
+                return node.execution
+            node = node.parent
+        return "thread"
 
     def middleware_chain(self) -> Sequence[Middleware]:
         """Middleware of this swarm and its ancestors (outermost first)."""
