@@ -228,3 +228,12 @@ async def test_an_async_job_that_swallows_its_cancel_loses_its_drone_and_fails_w
     job = await whive.jobs.get(job_id)
     assert isinstance(job.state, hm.Failed) and job.state.exception_type == "builtins.TimeoutError"
     assert (await whive.jobs.get(other)).states[2].drone == "main.drone-2"  # type: ignore[attr-defined]
+
+
+async def test_every_occurrence_of_a_recurring_job_carries_its_timeout(whive: hm.HiveMind) -> None:
+    recurring = whive.recurring.options(timeout=timedelta(seconds=45))
+    await recurring.create_or_update("nightly", hm.cron("0 3 * * *"), jobs.add, 1, 2)
+    occurrence = await whive.recurring.trigger("nightly")
+    assert (await whive.jobs.get(occurrence)).get_property(TIMEOUT_PROPERTY) == 45.0
+    with pytest.raises(hm.ConfigurationError, match="timeout must be positive"):
+        whive.recurring.options(timeout=timedelta(0))
