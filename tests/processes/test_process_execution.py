@@ -94,7 +94,7 @@ async def test_cpu_bound_jobs_run_in_parallel_processes_and_the_loop_stays_respo
     runs = [state.result for state in results]  # type: ignore[attr-defined]
     assert len({run["pid"] for run in runs} | {os.getpid()}) == 3  # two children, neither is this process
     assert max(run["start"] for run in runs) < min(run["end"] for run in runs)  # they ran at the same time
-    assert max(gaps) < 0.5  # the loop was never held while they burned a core each
+    assert max(gaps) < 0.75  # the loop was never held while they burned a core each
 
 
 async def test_a_timed_out_job_has_its_process_killed_and_replaced(phive: hm.HiveMind) -> None:
@@ -226,3 +226,29 @@ def test_the_worker_command_runs_a_swarm_in_processes(tmp_path: Path, monkeypatc
         assert all(isinstance(pid, int) and pid != os.getpid() for pid in pids), pids
     finally:
         sys.modules.pop(name, None)
+
+
+async def test_children_can_be_started_by_a_forkserver(phive: hm.HiveMind) -> None:
+    job_id = await phive.jobs.create(child_jobs.pid_of)
+    async with _colony(phive, process_start_method="forkserver"):
+        await _until(_ended(phive, job_id))
+    state = (await phive.jobs.get(job_id)).state
+    assert isinstance(state, hm.Succeeded) and state.result != os.getpid()
+
+
+def test_bad_execution_settings_are_refused(tmp_path: Path) -> None:
+    hive = hm.HiveMind(f"sqlite:///{tmp_path / 'unused.db'}")
+    with pytest.raises(hm.ConfigurationError, match="execution must be 'thread' or 'process'"):
+        hive.colony(name="refused").swarm("main", execution="processes")
+    with pytest.raises(hm.ConfigurationError, match="process_start_method must be 'spawn' or 'forkserver'"):
+        hm.ColonyOptions(process_start_method="fork")
+
+
+def test_a_sub_swarm_runs_where_its_parent_does_unless_told(tmp_path: Path) -> None:
+    colony = hm.HiveMind(f"sqlite:///{tmp_path / 'unused.db'}").colony(name="tree")
+    parent = colony.swarm("cpu", execution="process", timeout=timedelta(seconds=30))
+    child = parent.swarm("child")
+    threaded = parent.swarm("threaded", execution="thread", timeout=timedelta(seconds=5))
+    assert (parent.run_execution(), child.run_execution(), threaded.run_execution()) == ("process", "process", "thread")
+    assert (child.run_timeout(), threaded.run_timeout()) == (timedelta(seconds=30), timedelta(seconds=5))
+    assert colony.swarm("plain").run_execution() == "thread"

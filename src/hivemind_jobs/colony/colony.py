@@ -437,6 +437,7 @@ class Colony:
         runtime.supervisor = DaemonSupervisor(self, self._builtin_daemons() + self._daemon_specs)
         heartbeats = Heartbeats(runtime, loop)
         try:
+            heartbeats.start()
             for runner in runtime.runners:
                 if runner.swarm.run_execution() == "process":
                     runner.processes = ProcessPool(
@@ -447,7 +448,6 @@ class Colony:
                         name=runner.path,
                     )
                     await runner.processes.start()
-            heartbeats.start()
             await watcher.sync_state()
             await runtime.supervisor.start()
             parts.tasks = [
