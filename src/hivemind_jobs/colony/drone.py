@@ -235,7 +235,7 @@ class Drones:
                 run.timer.cancel()
                 run.timer = None
             if run.drone_lost:  # its drone was replaced already; the extra thread is not needed any more
-                if isinstance(self.threads, SyncJobThreads) and run.threads:
+                if run.extra_thread and isinstance(self.threads, SyncJobThreads):
                     self.threads.remove_thread()
             else:
                 run.runner.return_drone(run.drone, wake=False)
@@ -288,6 +288,7 @@ class Drones:
         run.drone_lost = True
         if run.threads and isinstance(self.threads, SyncJobThreads):
             self.threads.add_thread()  # the new drone's sync jobs must not wait for the stuck thread
+            run.extra_thread = True
         fresh = run.runner.replace_drone(run.drone)
         _log.warning(
             "job %s is still running %g s after its timeout; drone %s is written off (%s replaces it); the job "

@@ -39,7 +39,7 @@ from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.invocation import AllowList, DefaultActivator, Invocation, prepare_call
 from hivemind_jobs.core.retry import FRAMEWORK_FATAL
 from hivemind_jobs.core.text import redact_secrets
-from hivemind_jobs.errors import ConfigurationError, JobDefinitionError
+from hivemind_jobs.errors import ConfigurationError, JobDataNotFoundError, JobDefinitionError
 from hivemind_jobs.storage.protocol import JobLogRow
 
 if TYPE_CHECKING:
@@ -408,9 +408,7 @@ class _ChildJob:
     async def get_data(self, name: str, type_hint: Any = Any) -> Any:
         found, value = self._side.get_data(self.id, name, type_hint)
         if not found:
-            from hivemind_jobs.errors import JobDataNotFoundError
-
-            raise JobDataNotFoundError(f"job {self.id} has no data {name!r}")
+            raise JobDataNotFoundError(f"job {self.id} has no data item {name!r}")
         return value
 
     async def try_get_data(self, name: str, type_hint: Any = Any, *, default: Any = None) -> Any:

@@ -138,6 +138,8 @@ class Run:
     #: it went on past its timeout's grace period: its drone was given back to the swarm (a fresh
     #: one) while it keeps its lock until it returns
     drone_lost: bool = False
+    #: the sync-job thread pool got one more thread when its drone was written off
+    extra_thread: bool = False
     #: the timer of its timeout, then of the grace period after it
     timer: asyncio.TimerHandle | None = None
     #: the child process that runs its sync job (swarms with ``execution="process"``)
