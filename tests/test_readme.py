@@ -64,6 +64,8 @@ async def test_readme_examples_run(
     assert printed.count("Succeeded(result='report ") == 2 and "['report-worker']" in printed
     assert "at 01:30 every day in America/New_York, only during work_week (Mon-Fri)" in printed
     assert "Enqueued True" in printed and "['sync'] 1" in printed
+    assert printed.count("builtins.TimeoutError gave up after 0 retries") == 2
+    assert "\n2.5\n" in printed  # the mean computed in a child process
     assert (tmp_path / "hivemind.db").exists() and (tmp_path / "tenants.db").exists()
 
 

@@ -116,3 +116,56 @@ class Skip:
     async def __call__(self, context: hm.JobContext, input: Any, call_next: hm.CallNext) -> Any:
         record("skipped")
         return "skipped by middleware"
+
+
+def _first_run(label: str, job_id: int) -> bool:
+    """Records that ``label`` started for ``job_id``; whether it is the first start of this test."""
+    with _guard:
+        return not any(item[:2] == (label, job_id) for item in RAN if isinstance(item, tuple) and len(item) == 4)
+
+
+async def slow_first_time(ctx: hm.JobContext, seconds: float) -> str:
+    """Sleeps ``seconds`` on its first run (cancellable), returns at once on the next ones."""
+    first = _first_run("async", ctx.job.id)
+    start = time.monotonic()
+    try:
+        if first:
+            await asyncio.sleep(seconds)
+    finally:
+        record(("async", ctx.job.id, start, time.monotonic()))
+    return "done"
+
+
+def stubborn_first_time(ctx: hm.JobContext, seconds: float) -> str:
+    """Blocks ``seconds`` on its first run ignoring ``ctx.cancelled``; returns at once on the next ones.
+    Records (label, job id, start, end) of every run."""
+    first = _first_run("stubborn", ctx.job.id)
+    start = time.monotonic()
+    if first:
+        time.sleep(seconds)
+    record(("stubborn", ctx.job.id, start, time.monotonic()))
+    return "done"
+
+
+def cooperative(ctx: hm.JobContext, seconds: float) -> str:
+    """Works in small steps for ``seconds``, stopping when asked; records (label, job id, start, end)."""
+    start = time.monotonic()
+    try:
+        deadline = start + seconds
+        while time.monotonic() < deadline:
+            ctx.raise_if_cancelled()
+            time.sleep(0.01)
+    finally:
+        record(("cooperative", ctx.job.id, start, time.monotonic()))
+    return "done"
+
+
+async def deaf_sleeper(seconds: float) -> str:
+    """Sleeps ``seconds`` even when cancelled (a job that swallows its cancel)."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            await asyncio.sleep(left)
+        except asyncio.CancelledError:
+            continue
+    return "slept anyway"

@@ -26,6 +26,7 @@ from click.core import ParameterSource
 import hivemind_jobs as hm
 from hivemind_jobs.cli.supervisor import EXIT_ALLOWANCE, PROCESS_ENV, Supervisor, watch_supervisor
 from hivemind_jobs.core.text import redact_secrets
+from hivemind_jobs.core.timeouts import validate_timeout
 
 __all__ = [
     "SETTINGS",
@@ -35,6 +36,7 @@ __all__ = [
     "load_app",
     "parse_settings",
     "parse_swarm",
+    "parse_swarm_settings",
     "run_worker",
 ]
 
@@ -97,6 +99,40 @@ def parse_swarm(spec: str) -> tuple[list[str], int, list[str | tuple[str, int]]]
         else:
             queues.append(name)
     return parts[0].split("/"), drones, queues
+
+
+def parse_swarm_settings(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``name:drones[:queues]@process,timeout=SECONDS`` into the swarm spec and the keyword
+    arguments of its swarm (``execution``: ``process`` or ``thread``; ``timeout``: a timedelta)."""
+    base, at, tail = spec.partition("@")
+    settings: dict[str, Any] = {}
+    if not at:
+        return base, settings
+    for item in tail.split(","):
+        if item in ("process", "thread"):
+            settings["execution"] = item
+            continue
+        key, equals, raw = item.partition("=")
+        if key != "timeout" or not equals:
+            raise click.BadParameter(
+                f"{spec!r}: unknown swarm setting {item!r}; use name:drones[:queues]@process,timeout=SECONDS",
+                param_hint="--swarm",
+            )
+        try:
+            seconds = float(raw)
+        except ValueError:
+            raise click.BadParameter(
+                f"{spec!r}: timeout must be a number of seconds, e.g. timeout=30, got {raw!r}", param_hint="--swarm"
+            ) from None
+        if not math.isfinite(seconds) or seconds <= 0:
+            raise click.BadParameter(
+                f"{spec!r}: timeout must be more than 0 seconds, got {raw!r}", param_hint="--swarm"
+            )
+        try:
+            settings["timeout"] = validate_timeout(timedelta(seconds=seconds), "timeout")
+        except (OverflowError, hm.HiveMindError) as error:
+            raise click.BadParameter(f"{spec!r}: {error}", param_hint="--swarm") from None
+    return base, settings
 
 
 class WorkerSettingError(click.ClickException):
@@ -243,7 +279,8 @@ def _build_colony(app: Any, options: dict[str, Any]) -> hm.Colony:
     apply_settings(colony, options.get("settings", {}))
     specs = options["swarms"] or [f"main:{options['drones']}"]
     built: dict[str, hm.Swarm] = {}
-    for spec in specs:
+    for given in specs:
+        spec, settings = parse_swarm_settings(given)
         path, drones, queues = parse_swarm(spec)
         parent_path, name = "/".join(path[:-1]), path[-1]
         if parent_path:
@@ -252,9 +289,9 @@ def _build_colony(app: Any, options: dict[str, Any]) -> hm.Colony:
                 raise click.BadParameter(
                     f"{spec!r}: define swarm {parent_path!r} before its sub-swarms", param_hint="--swarm"
                 )
-            built["/".join(path)] = parent.swarm(name, drones=drones, queues=queues)
+            built["/".join(path)] = parent.swarm(name, drones=drones, queues=queues, **settings)
         else:
-            built[name] = colony.swarm(name, drones=drones, queues=queues)
+            built[name] = colony.swarm(name, drones=drones, queues=queues, **settings)
     return colony
 
 
@@ -390,7 +427,8 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
     "--swarm",
     "swarms",
     multiple=True,
-    help="name:drones[:queue1,queue2=priority]; repeat for more swarms, parent/child:... for sub-swarms.",
+    help="name:drones[:queue1,queue2=priority][@process,timeout=SECONDS]; repeat for more swarms,"
+    " parent/child:... for sub-swarms; @process runs its sync jobs in child processes.",
 )
 @click.option("--drones", default=4, show_default=True, help="Drones of the default swarm when no --swarm is given.")
 @click.option(

@@ -56,6 +56,7 @@ from hivemind_jobs.core.states import (
     SystemDeleting,
 )
 from hivemind_jobs.core.text import redact_secrets
+from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, timeout_seconds, validate_timeout
 from hivemind_jobs.errors import (
     ConfigurationError,
     InvalidTransitionError,
@@ -133,6 +134,7 @@ class CreateOptions:
     middleware: tuple[Middleware, ...] = ()
     state: State | None = None
     retry: RetryPolicy | None = None
+    timeout: timedelta | None = None
 
     def initial_state(self) -> State:
         if self.state is not None:
@@ -339,13 +341,15 @@ class BackgroundJobClient:
         middleware: Iterable[Middleware] | None = UNSET,
         state: State | None = UNSET,
         retry: RetryPolicy | None = UNSET,
+        timeout: timedelta | None = UNSET,
     ) -> BackgroundJobClient:
         """A client that creates jobs with these options (merged over this client's).
 
         ``delay``/``delay_until`` create the job Enqueued but not fetched before then; ``after``
         creates it Awaiting a parent; ``state`` creates it in any other state (``Idle()`` ...).
         ``retry`` overrides the environment's retry policy for these jobs (its numbers; fatal error
-        types always come from the environment's policy).
+        types always come from the environment's policy). ``timeout`` bounds each run of these
+        jobs (over the swarm's and the environment's timeout; None: theirs apply).
         """
         current = self._options
         changes: dict[str, Any] = {}
@@ -395,6 +399,8 @@ class BackgroundJobClient:
             if retry is not None and not isinstance(retry, RetryPolicy):
                 raise ConfigurationError(f"retry must be hivemind_jobs.RetryPolicy(...), got {retry!r}")
             changes["retry"] = retry
+        if timeout is not UNSET:
+            changes["timeout"] = validate_timeout(timeout, "timeout")
         options = dataclasses.replace(current, **changes)
         chosen = [
             name
@@ -442,9 +448,14 @@ class BackgroundJobClient:
 
     def _job_properties(self) -> Mapping[str, PropertyValue]:
         options = self._options
-        if options.retry is None:
+        if options.retry is None and options.timeout is None:
             return options.properties
-        return {**options.properties, RETRY_POLICY_PROPERTY: options.retry.to_json()}
+        properties = dict(options.properties)
+        if options.retry is not None:
+            properties[RETRY_POLICY_PROPERTY] = options.retry.to_json()
+        if options.timeout is not None:
+            properties[TIMEOUT_PROPERTY] = timeout_seconds(options.timeout)
+        return properties
 
     def _new_jobs(self) -> NewJobs | None:
         """How jobs are created without electing each one, or None when the full path must run: a

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hivemind_jobs.colony.completer import Completer
@@ -41,6 +41,7 @@ from hivemind_jobs.colony.events import ColonyStatusChanged
 from hivemind_jobs.colony.fetcher import ChangeWatch, Fetcher
 from hivemind_jobs.colony.heartbeat import Heartbeats
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
+from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, ColonyStatus, Run, SwarmRunner
 from hivemind_jobs.colony.swarm import QueueSpec, Swarm
 from hivemind_jobs.colony.watcher import Watcher
@@ -284,8 +285,15 @@ class Colony:
         dedicated: bool = False,
         work_on_global: bool | None = None,
         middleware: Iterable[Middleware] = (),
+        timeout: timedelta | None = None,
+        execution: str | None = None,
     ) -> Swarm:
-        """Add a root swarm (it also works the ``global`` queue unless ``work_on_global=False``)."""
+        """Add a root swarm (it also works the ``global`` queue unless ``work_on_global=False``).
+
+        ``timeout`` bounds each run of its jobs (and its sub-swarms') that have no timeout of their
+        own, over the environment's ``Options.timeout``. ``execution="process"`` runs its sync jobs
+        in child processes, one per drone (``"thread"``, the default: in the colony's threads).
+        """
         if self.status != ColonyStatus.STOPPED:
             raise ConfigurationError("add swarms before the colony starts")
         swarm = Swarm.define(
@@ -296,6 +304,8 @@ class Colony:
             work_on_global=work_on_global,
             middleware=middleware,
             taken=self._swarm_names,
+            timeout=timeout,
+            execution=execution,
         )
         self._roots.append(swarm)
         return swarm
@@ -428,6 +438,16 @@ class Colony:
         heartbeats = Heartbeats(runtime, loop)
         try:
             heartbeats.start()
+            for runner in runtime.runners:
+                if runner.swarm.run_execution() == "process":
+                    runner.processes = ProcessPool(
+                        runner.swarm.drones,
+                        environment=self.environment,
+                        allow=self.allow,
+                        start_method=self.options.process_start_method,
+                        name=runner.path,
+                    )
+                    await runner.processes.start()
             await watcher.sync_state()
             await runtime.supervisor.start()
             parts.tasks = [
@@ -549,6 +569,9 @@ class Colony:
         await self._set_status(ColonyStatus.STOPPED)
         await _within(self._watcher.sync_state(), until, f"colony {self.name}: writing its stopped state")
         parts.threads.shutdown(wait=False, cancel_futures=True)
+        for runner in runtime.runners:
+            if runner.processes is not None:
+                await _within(runner.processes.close(until), until, f"colony {self.name}: stopping child processes")
         _log.info("colony %s stopped (%d jobs processed)", self.name, self.processed)
         return lingering
 

@@ -1,6 +1,7 @@
 """The completer: writes the outcomes of finished runs in batches, and refills the drones they freed.
 
-An outcome becomes states once (:meth:`Completer.decide`): Succeeded; Failed, then Enqueued again
+An outcome becomes states once (:meth:`Completer.decide`): Succeeded; Failed (with a
+``TimeoutError`` when the run reached its timeout, whatever it returned), then Enqueued again
 when the retry decision (:func:`~hivemind_jobs.core.retry.decide_retry`) says so; the state a client
 asked for when it stopped the job; or Enqueued after a shutdown. A batch is one transaction: the
 job logs, the fenced saves (job id, execution id, lock holder: a drone that lost its lock never
@@ -23,12 +24,13 @@ from datetime import timedelta
 from hivemind_jobs.client.context import JobCancelled
 from hivemind_jobs.colony.drone import Drones
 from hivemind_jobs.colony.fetcher import Fetcher
+from hivemind_jobs.colony.processes import JobProcessError
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.job import BackgroundJob, property_type_of
 from hivemind_jobs.core.retry import RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, decide_retry, retry_policy_of
 from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, Succeeded
-from hivemind_jobs.core.text import nested_text_problem
+from hivemind_jobs.core.text import nested_text_problem, redact_secrets, storable_text
 from hivemind_jobs.errors import HiveMindError, SerializationError
 from hivemind_jobs.lifecycle.changes import has_unsaved_changes, set_property
 from hivemind_jobs.lifecycle.machine import continue_after_save, elect, save_locked_many, transitions_observed
@@ -134,6 +136,13 @@ class Completer:
         env = runtime.environment
         job = run.job
         error = outcome.error
+        if run.timed_out:
+            # whatever it returned or raised once cancelled: a run that reached its timeout failed
+            timed_out = TimeoutError(f"job {job.id} ran longer than its timeout of {run.timeout:g} s")
+            if error is not None and not isinstance(error, asyncio.CancelledError):
+                timed_out.__cause__ = error
+            self._fail(outcome, timed_out)
+            return
         # a job that finished anyway while a stop cancelled it gets its real outcome; one that
         # ended because of the cancel goes back to the queue (a sync job's other errors are its own)
         if run.interrupted and error is not None:
@@ -185,7 +194,21 @@ class Completer:
             return
         if isinstance(error, asyncio.CancelledError):
             error = JobCancelled(f"job {job.id} was cancelled")
-        failed = Failed.from_exception(error)
+        self._fail(outcome, error)
+
+    def _fail(self, outcome: Outcome, error: BaseException) -> None:
+        """Failed with ``error``, then Enqueued again when the job's retry policy says so."""
+        env = self.runtime.environment
+        job = outcome.run.job
+        if isinstance(error, JobProcessError):  # raised in a child process: its own type and traceback
+            failed = Failed(
+                exception_type=error.exception_type,
+                message=storable_text(redact_secrets(error.message)),
+                traceback=storable_text(redact_secrets(error.traceback_text)),
+                exception=error,
+            )
+        else:
+            failed = Failed.from_exception(error)
         failed.message, failed.traceback = env.options.limits.exception_text(failed.message, failed.traceback)
         outcome.states = [failed]
         policy = retry_policy_of(job.get_property(RETRY_POLICY_PROPERTY), env.options.retry)

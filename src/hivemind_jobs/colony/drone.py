@@ -4,6 +4,12 @@ outcome to the completer.
 Async jobs run on the event loop; sync jobs run in the colony's bounded pool of daemon threads
 (:class:`SyncJobThreads`), which a stop can leave behind (a thread cannot be cancelled, and one that
 ignores its cancel must not keep the process alive).
+
+A run with a timeout (its job's, its swarm's or the environment's) has a timer: when it fires, an
+async job is cancelled and a sync job sees ``ctx.cancelled``. A run that has not ended
+``ColonyOptions.timeout_grace`` later has its drone written off: the swarm gets a fresh drone (and
+the thread pool one more thread) while the run keeps its lock, and its outcome (Failed,
+``TimeoutError``) is written only once its code has returned, so no second run can overlap it.
 """
 
 from __future__ import annotations
@@ -21,9 +27,11 @@ from typing import Any, ParamSpec, TypeVar
 from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.colony.events import JobExecuted, JobExecuting
 from hivemind_jobs.colony.execution import DroneJobContext
+from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run, SwarmRunner
-from hivemind_jobs.core.invocation import prepare_call
+from hivemind_jobs.core.invocation import PreparedCall, prepare_call
 from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, effective_timeout, stored_timeout
 from hivemind_jobs.middleware.pipeline import resolve_middleware, run_pipeline
 from hivemind_jobs.storage.protocol import ClaimedJob, UpdateOutcome
 
@@ -63,6 +71,16 @@ class SyncJobThreads(Executor):
                 self._threads.append(thread)
                 thread.start()
         return future
+
+    def add_thread(self) -> None:
+        """Allow one more thread (one of the pool's threads runs a job that went on past its timeout)."""
+        with self._lock:
+            self._max_workers += 1
+
+    def remove_thread(self) -> None:
+        """Undo :meth:`add_thread` (that job returned; its thread serves the pool again)."""
+        with self._lock:
+            self._max_workers -= 1
 
     def _serve(self) -> None:
         while True:
@@ -173,8 +191,13 @@ class Drones:
         outcome = Outcome(run)
         run.started_at = time.monotonic()
         run.started_on = env.clock.now()
+        job = run.job
+        own_timeout = job.get_property(TIMEOUT_PROPERTY)
+        if own_timeout is not None or run.runner.timeout is not None or env.options.timeout is not None:
+            run.timeout = effective_timeout(stored_timeout(own_timeout), run.runner.timeout, env.options.timeout)
+            if run.timeout is not None:
+                run.timer = asyncio.get_running_loop().call_later(run.timeout, self._time_out, run)
         try:
-            job = run.job
             if run.runner.middleware or job.middleware:
                 middleware = resolve_middleware(
                     run.runner.middleware, job.middleware, codec=env.codec, activator=env.activator, allow=allow
@@ -192,14 +215,30 @@ class Drones:
             if mediator.has_handlers(JobExecuting):
                 await mediator.publish(JobExecuting(run.context))
             executor = _RunExecutor(self.threads, run)
-            outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
+            processes = run.runner.processes
+            if processes is not None and not invocation.is_async:
+                stored = invocation.to_json()
+
+                async def in_process(call: PreparedCall) -> Any:  # resolved here too: the allow list is checked twice
+                    return await processes.run(run, stored)
+
+                outcome.result = await run_pipeline(run.context, middleware, prepare, executor, in_process)
+            else:
+                outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
         except asyncio.CancelledError as error:
             outcome.error = error
         except Exception as error:
             outcome.error = error
         finally:
             outcome.duration = time.monotonic() - run.started_at
-            run.runner.return_drone(run.drone, wake=False)
+            if run.timer is not None:
+                run.timer.cancel()
+                run.timer = None
+            if run.drone_lost:  # its drone was replaced already; the extra thread is not needed any more
+                if run.extra_thread and isinstance(self.threads, SyncJobThreads):
+                    self.threads.remove_thread()
+            else:
+                run.runner.return_drone(run.drone, wake=False)
             if run.lingering:
                 # the stop ended before this run did: nothing is written, its lock expires and the
                 # lock monitor re-enqueues the job (its result may have come too late to be written)
@@ -213,3 +252,49 @@ class Drones:
                     await env.mediator.publish(executed)
                 except Exception:
                     _log.exception("a JobExecuted handler failed for job %s", run.job.id)
+
+    def _time_out(self, run: Run) -> None:
+        """The run reached its timeout: cancel it (a sync job in a thread sees ``ctx.cancelled``) and
+        give it the grace period to end."""
+        run.timer = None
+        task = run.task
+        if task is None or task.done() or run.lost or run.lingering:
+            return
+        run.timed_out = True
+        if ProcessPool.kill(run):  # a process can be stopped for real: its run ends once it is gone
+            _log.warning("job %s reached its timeout of %g s; killing its process", run.job.id, run.timeout)
+            run.context.buffer.add(
+                logging.WARNING, f"the job reached its timeout of {run.timeout:g} s; its process was killed"
+            )
+            return
+        in_thread = run.in_thread()
+        _log.warning("job %s reached its timeout of %g s; cancelling it", run.job.id, run.timeout)
+        run.context.buffer.add(logging.WARNING, f"the job reached its timeout of {run.timeout:g} s and was cancelled")
+        for future in run.threads:
+            future.cancel()  # only a call still waiting for a thread: it never starts
+        # a thread cannot be cancelled: cancelling the task would free the job while its code still runs
+        run.cancel(hard=not in_thread)
+        grace = self.runtime.options.timeout_grace.total_seconds()
+        run.timer = asyncio.get_running_loop().call_later(grace, self._write_off, run)
+
+    def _write_off(self, run: Run) -> None:
+        """The run went on past its timeout's grace period: its drone is written off and the swarm
+        gets a fresh one. The run keeps its lock (its heartbeats go on) until its code returns; only
+        then is its outcome written, so the job cannot run twice at once."""
+        run.timer = None
+        task = run.task
+        if task is None or task.done() or run.lost or run.lingering:
+            return
+        run.drone_lost = True
+        if run.threads and isinstance(self.threads, SyncJobThreads):
+            self.threads.add_thread()  # the new drone's sync jobs must not wait for the stuck thread
+            run.extra_thread = True
+        fresh = run.runner.replace_drone(run.drone)
+        _log.warning(
+            "job %s is still running %g s after its timeout; drone %s is written off (%s replaces it); the job "
+            "keeps its lock until its code returns, then it is recorded as failed (TimeoutError)",
+            run.job.id,
+            self.runtime.options.timeout_grace.total_seconds(),
+            run.drone,
+            fresh,
+        )

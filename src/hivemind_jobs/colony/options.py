@@ -54,6 +54,14 @@ class ColonyOptions:
       thread is still running then keeps its lock until the thread returns or the process exits
       (never back to Enqueued while it may still run). ``shutdown_write_timeout`` is a deprecated
       name of ``shutdown_timeout`` (used when ``shutdown_timeout`` is left at its default).
+    - ``timeout_grace``: how long a job that reached its timeout (``Options.timeout``, a swarm's
+      or its own) may take to stop after it was cancelled. A sync job in a thread cannot be
+      stopped from outside: when it has not returned by then, its drone is written off (the swarm
+      gets a fresh one, the thread pool one more thread) while the job keeps its lock, and it is
+      recorded as failed with ``TimeoutError`` once its thread returns, so that no second run of
+      it can overlap this one.
+    - ``process_start_method``: how the child processes of swarms with ``execution="process"``
+      are started: ``"spawn"`` (default) or ``"forkserver"``.
     - ``state_sync_interval``: how often the colony's state is written; colonies without a heartbeat
       for ``stale_colony_after`` are removed by ``colony_cleanup_interval``.
     - ``sync_threads``: threads for synchronous jobs (None: one per drone).
@@ -78,6 +86,8 @@ class ColonyOptions:
     graceful_stop: timedelta = timedelta(seconds=10)
     shutdown_timeout: timedelta = _DEFAULT_SHUTDOWN_TIMEOUT
     shutdown_write_timeout: timedelta | None = None
+    timeout_grace: timedelta = timedelta(seconds=10)
+    process_start_method: str = "spawn"
     state_sync_interval: timedelta = timedelta(seconds=2)
     stale_colony_after: timedelta = timedelta(minutes=5)
     colony_cleanup_interval: timedelta = timedelta(minutes=1)
@@ -94,6 +104,7 @@ class ColonyOptions:
             "watch_interval",
             "graceful_stop",
             "shutdown_timeout",
+            "timeout_grace",
             "state_sync_interval",
             "stale_colony_after",
             "colony_cleanup_interval",
@@ -121,6 +132,10 @@ class ColonyOptions:
             raise ConfigurationError(f"ColonyOptions.max_rescues must be >= 0, got {self.max_rescues}")
         if self.sync_threads is not None and self.sync_threads < 1:
             raise ConfigurationError(f"ColonyOptions.sync_threads must be >= 1, got {self.sync_threads}")
+        if self.process_start_method not in ("spawn", "forkserver"):
+            raise ConfigurationError(
+                f"ColonyOptions.process_start_method must be 'spawn' or 'forkserver', got {self.process_start_method!r}"
+            )
         if self.completion_batch < 1:
             raise ConfigurationError("ColonyOptions.completion_batch must be >= 1")
         if not 1 <= self.maintenance_batch <= 100_000:

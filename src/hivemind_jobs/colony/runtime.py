@@ -31,6 +31,7 @@ from hivemind_jobs.daemons.runtime import DaemonSupervisor
 from hivemind_jobs.storage.protocol import JobLogRow
 
 if TYPE_CHECKING:
+    from hivemind_jobs.colony.processes import ProcessPool
     from hivemind_jobs.environment import Environment
 
 __all__ = ["ColonyRuntime", "ColonyStatus", "Outcome", "Run", "SwarmRunner"]
@@ -55,7 +56,13 @@ class SwarmRunner:
         self.groups = swarm.queue_groups()
         self.queues = frozenset(queue for group in self.groups for queue in group)
         self.middleware = tuple(swarm.middleware_chain())
+        #: how long a run of a job without a timeout of its own may take here (None: the environment's)
+        self.timeout = swarm.run_timeout()
+        #: the child processes its sync jobs run in (set while the colony runs, for ``execution="process"``)
+        self.processes: ProcessPool | None = None
         self.free_drones: deque[str] = deque(f"{swarm.name}.drone-{index + 1}" for index in range(swarm.drones))
+        #: drones named so far (a written-off drone's replacement gets the next number)
+        self.drones_named = swarm.drones
         self.busy: dict[str, Run] = {}
         #: set when jobs of its queues may have become due (an enqueue here or elsewhere)
         self.wake = asyncio.Event()
@@ -86,6 +93,16 @@ class SwarmRunner:
         if wake:
             self.slot_free.set()
 
+    def replace_drone(self, name: str) -> str:
+        """Write drone ``name`` off (its job went on past its timeout) and give the swarm a fresh one
+        in its place; returns the fresh one's name."""
+        self.busy.pop(name, None)
+        self.drones_named += 1
+        fresh = f"{self.swarm.name}.drone-{self.drones_named}"
+        self.free_drones.append(fresh)
+        self.slot_free.set()
+        return fresh
+
 
 @dataclass(eq=False, slots=True)
 class Run:
@@ -114,6 +131,19 @@ class Run:
     #: a stop ended while this run could still run (its thread had not returned): it keeps its lock
     #: (heartbeats go on) and nothing is written for it; the lock expires once the process is gone
     lingering: bool = False
+    #: how long it may run, in seconds (None: no timeout)
+    timeout: float | None = None
+    #: it reached its timeout and was cancelled: it ends as Failed with a TimeoutError
+    timed_out: bool = False
+    #: it went on past its timeout's grace period: its drone was given back to the swarm (a fresh
+    #: one) while it keeps its lock until it returns
+    drone_lost: bool = False
+    #: the sync-job thread pool got one more thread when its drone was written off
+    extra_thread: bool = False
+    #: the timer of its timeout, then of the grace period after it
+    timer: asyncio.TimerHandle | None = None
+    #: the child process that runs its sync job (swarms with ``execution="process"``)
+    process: object | None = None
 
     def in_thread(self) -> bool:
         """Whether a thread runs this job's code right now (cancelling the task would not stop it)."""

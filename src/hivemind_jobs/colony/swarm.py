@@ -9,20 +9,29 @@ then due time decides):
 3. then its parent's groups, and so on up the tree, unless the swarm is ``dedicated``.
 
 A queue already listed in a closer group is removed from later ones.
+
+A swarm's ``execution`` says where its sync jobs run: ``"thread"`` (the colony's thread pool) or
+``"process"`` (a child process per drone, :mod:`hivemind_jobs.colony.processes`); a sub-swarm
+without one uses its parent's. A swarm's ``timeout`` bounds each run of the jobs it runs that
+have no timeout of their own; a sub-swarm without one uses its parent's (see
+:mod:`hivemind_jobs.core.timeouts` for the order).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from hivemind_jobs.core.job import Middleware
 from hivemind_jobs.core.names import DEFAULT_QUEUE, validate_queue_name, validate_swarm_name
+from hivemind_jobs.core.timeouts import validate_timeout
 from hivemind_jobs.errors import ConfigurationError
 
 __all__ = ["QueueSpec", "Swarm"]
 
 QueueSpec = str | tuple[str, int]
+_EXECUTIONS = ("thread", "process")
 
 
 @dataclass(eq=False)
@@ -39,6 +48,10 @@ class Swarm:
     children: list[Swarm] = field(default_factory=list)
     #: the names taken in the whole colony (shared by every swarm of it)
     taken: set[str] = field(default_factory=set, repr=False)
+    #: how long one run of a job without a timeout of its own may take here (None: the parent's)
+    timeout: timedelta | None = None
+    #: where its sync jobs run, "thread" or "process" (None: as its parent's, "thread" at the root)
+    execution: str | None = None
 
     @classmethod
     def define(
@@ -52,6 +65,8 @@ class Swarm:
         middleware: Iterable[Middleware] = (),
         parent: Swarm | None = None,
         taken: set[str] | None = None,
+        timeout: timedelta | None = None,
+        execution: str | None = None,
     ) -> Swarm:
         """A swarm; ``taken`` holds the names already used in its colony (the new one is added)."""
         validate_swarm_name(name)
@@ -75,8 +90,22 @@ class Swarm:
         for entry in entries:
             if not isinstance(entry, Middleware):
                 raise ConfigurationError(f"swarm {name!r}: middleware must be hivemind_jobs.Middleware(...)")
+        validate_timeout(timeout, f"swarm {name!r}: timeout")
+        if execution is not None and execution not in _EXECUTIONS:
+            raise ConfigurationError(f"swarm {name!r}: execution must be 'thread' or 'process', got {execution!r}")
         names.add(name)
-        return cls(name, drones, tuple(parsed), dedicated, work_on_global, entries, parent, taken=names)
+        return cls(
+            name,
+            drones,
+            tuple(parsed),
+            dedicated,
+            work_on_global,
+            entries,
+            parent,
+            taken=names,
+            timeout=timeout,
+            execution=execution,
+        )
 
     def swarm(
         self,
@@ -87,8 +116,11 @@ class Swarm:
         dedicated: bool = False,
         work_on_global: bool | None = None,
         middleware: Iterable[Middleware] = (),
+        timeout: timedelta | None = None,
+        execution: str | None = None,
     ) -> Swarm:
-        """Add a sub-swarm; it works its own queues first, then (unless dedicated) this swarm's."""
+        """Add a sub-swarm; it works its own queues first, then (unless dedicated) this swarm's. Without
+        a ``timeout`` or an ``execution`` of its own it uses this swarm's."""
         child = Swarm.define(
             name,
             drones=drones,
@@ -98,6 +130,8 @@ class Swarm:
             middleware=middleware,
             parent=self,
             taken=self.taken,
+            timeout=timeout,
+            execution=execution,
         )
         self.children.append(child)
         return child
@@ -151,6 +185,24 @@ class Swarm:
             if fresh:
                 result.append(fresh)
         return tuple(result)
+
+    def run_timeout(self) -> timedelta | None:
+        """The timeout of this swarm, or of its nearest ancestor that has one (None: none has)."""
+        node: Swarm | None = self
+        while node is not None:
+            if node.timeout is not None:
+                return node.timeout
+            node = node.parent
+        return None
+
+    def run_execution(self) -> str:
+        """Where its sync jobs run: its own ``execution``, or its nearest ancestor's, else "thread"."""
+        node: Swarm | None = self
+        while node is not None:
+            if node.execution is not None:
+                return node.execution
+            node = node.parent
+        return "thread"
 
     def middleware_chain(self) -> Sequence[Middleware]:
         """Middleware of this swarm and its ancestors (outermost first)."""

@@ -9,6 +9,7 @@ from datetime import timedelta
 from hivemind_jobs.core.limits import Limits
 from hivemind_jobs.core.names import validate_state_name
 from hivemind_jobs.core.retry import RetryPolicy
+from hivemind_jobs.core.timeouts import validate_timeout
 from hivemind_jobs.errors import ConfigurationError
 
 __all__ = ["Options"]
@@ -25,6 +26,9 @@ class Options:
       your database: several busy worker processes on one SQLite file can wait seconds for its
       write lock, and a lock that expires meanwhile makes a finished job run again.
     - ``retry``: the default retry policy of background jobs.
+    - ``timeout``: how long one run of a job may take by default (None: no limit). A swarm's
+      ``timeout`` and a job's own (``jobs.options(timeout=...)``) win over it; a run that reaches
+      its timeout fails with ``TimeoutError`` and is retried by the retry policy.
     - ``max_election_hops``: how many times election handlers may replace a state in one change.
     - ``max_continuation_depth``: how deep one transition may cascade through continuations.
     - ``job_log_level``: the lowest level of job log records that is persisted.
@@ -55,6 +59,7 @@ class Options:
     occurrence_key_retention: timedelta = timedelta(days=7)
     clock_skew_warning: timedelta | None = timedelta(seconds=10)
     limits: Limits = field(default_factory=Limits)
+    timeout: timedelta | None = None
 
     def __post_init__(self) -> None:
         if self.retention is not None and self.retention < timedelta(0):
@@ -94,5 +99,6 @@ class Options:
             raise ConfigurationError(
                 f"Options.limits must be hivemind_jobs.core.limits.Limits(...), got {self.limits!r}"
             )
+        validate_timeout(self.timeout, "Options.timeout")
         if not isinstance(self.job_log_level, int) or isinstance(self.job_log_level, bool):
             raise ConfigurationError("Options.job_log_level must be a logging level (int)")

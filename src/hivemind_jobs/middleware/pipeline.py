@@ -84,13 +84,17 @@ async def run_pipeline(
     middleware: Sequence[ResolvedMiddleware],
     prepared: Callable[[], PreparedCall],
     executor: Executor,
+    run_sync: Callable[[PreparedCall], Awaitable[Any]] | None = None,
 ) -> Any:
-    """Run the middleware onion around the job; returns the (possibly replaced) result."""
+    """Run the middleware onion around the job; returns the (possibly replaced) result. A sync job
+    runs on ``executor``, or through ``run_sync`` when given (a child process)."""
 
     async def call_job() -> Any:
         call = prepared()
         if call.is_async:
             return await call.function(*call.args, **call.kwargs)
+        if run_sync is not None:
+            return await run_sync(call)
         loop = asyncio.get_running_loop()
         snapshot = contextvars.copy_context()
         return await loop.run_in_executor(

@@ -16,6 +16,7 @@ from hivemind_jobs.core.job import Middleware, MiddlewareEntry, PropertyValue
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY, RetryPolicy
 from hivemind_jobs.core.text import text_problem
+from hivemind_jobs.core.timeouts import validate_timeout
 from hivemind_jobs.errors import (
     ConfigurationError,
     HiveMindError,
@@ -105,6 +106,7 @@ class _Options:
     properties: Mapping[str, PropertyValue] | None = None
     middleware: tuple[Middleware, ...] = ()
     retry: RetryPolicy | None = None
+    timeout: timedelta | None = None
     settings: RecurringSettings = field(default_factory=RecurringSettings)
     on_running: OnRunning = "wait"
     update_timeout: timedelta | None = timedelta(seconds=30)
@@ -158,6 +160,7 @@ class RecurringJobClient:
         properties: Mapping[str, PropertyValue] | None = _UNSET,
         middleware: Iterable[Middleware] | None = _UNSET,
         retry: RetryPolicy | None = _UNSET,
+        timeout: timedelta | None = _UNSET,
         misfire: Misfire | str = _UNSET,
         misfire_threshold: timedelta = _UNSET,
         next_run_base: NextRunBase | str = _UNSET,
@@ -173,7 +176,8 @@ class RecurringJobClient:
 
         ``on_running`` decides what an update or delete does while an occurrence runs: ``"wait"``
         for it to end or ``"cancel"`` it first, either way for at most ``update_timeout``
-        (None: no limit). ``paused=True`` creates the recurring job Idle.
+        (None: no limit). ``paused=True`` creates the recurring job Idle. ``timeout`` bounds each run
+        of every occurrence, as ``jobs.options(timeout=...)`` does for a job.
         """
         current = self._options
         changes: dict[str, Any] = {}
@@ -189,6 +193,8 @@ class RecurringJobClient:
             if retry is not None and not isinstance(retry, RetryPolicy):
                 raise ConfigurationError(f"retry takes a RetryPolicy or None, got {retry!r}")
             changes["retry"] = retry
+        if timeout is not _UNSET:
+            changes["timeout"] = validate_timeout(timeout, "timeout")
         setting_changes: dict[str, Any] = {
             name: value
             for name, value in (
@@ -235,6 +241,8 @@ class RecurringJobClient:
             job_options["queue"] = options.queue
         if options.priority is not _UNSET:
             job_options["priority"] = options.priority
+        if options.timeout is not None:
+            job_options["timeout"] = options.timeout  # stored with the definition's properties, copied to each run
         # The background-job client checks the call, its arguments and the options exactly as for a job.
         template = self._jobs.options(**job_options)._build(function, args, kwargs)
         schedule.next_after(self._env.clock.now(), self.calendars)  # a schedule that never fires fails here
