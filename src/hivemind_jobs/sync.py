@@ -30,7 +30,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from hivemind_jobs.client.colonies import ColonyClient
-from hivemind_jobs.client.jobs import BackgroundJobClient, CreateOptions, JobCall
+from hivemind_jobs.client.jobs import BackgroundJobClient, CreateOptions, JobCall, JobRef
 from hivemind_jobs.client.locked import LockedJob
 from hivemind_jobs.client.search import LockedJobs
 from hivemind_jobs.core.clock import Clock
@@ -55,6 +55,7 @@ __all__ = [
     "SyncColonyClient",
     "SyncEnvironment",
     "SyncHiveMind",
+    "SyncJobRef",
     "SyncLockedJob",
     "SyncLockedJobs",
     "SyncRecurringJobClient",
@@ -338,6 +339,30 @@ class SyncLockedJobs(list[SyncLockedJob], _Facade[LockedJobs]):
         self._runner.run("leaving locked jobs", lambda: self._target.__aexit__(exc_type, exc, tb))
 
 
+class SyncJobRef(_Facade[JobRef[Any]]):
+    """Blocking counterpart of :class:`~hivemind_jobs.JobRef`."""
+
+    def __repr__(self) -> str:
+        return repr(self._target).replace("JobRef(", "SyncJobRef(", 1)
+
+    def __int__(self) -> int:
+        return self._target.id
+
+    @property
+    def id(self) -> int:
+        return self._target.id
+
+    @property
+    def client(self) -> BackgroundJobClient:
+        return self._target.client
+
+    @property
+    def result_type(self) -> Any:
+        return self._target.result_type
+
+    result = _blocking(JobRef.result)
+
+
 class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
     """Blocking counterpart of :class:`~hivemind_jobs.BackgroundJobClient` (same method names)."""
 
@@ -351,6 +376,7 @@ class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
 
     options = _chaining(BackgroundJobClient.options)
     create = _blocking(BackgroundJobClient.create)
+    create_ref = _blocking(BackgroundJobClient.create_ref, SyncJobRef)
 
     def create_many(self, calls: Iterable[JobCall]) -> list[int]:
         """Create many jobs in one transaction and one storage round trip (all or nothing).
@@ -361,6 +387,7 @@ class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
 
     try_get = _blocking(BackgroundJobClient.try_get)
     get = _blocking(BackgroundJobClient.get)
+    wait = _blocking(BackgroundJobClient.wait)
     count_by_state = _blocking(BackgroundJobClient.count_by_state)
     queue_stats = _blocking(BackgroundJobClient.queue_stats)
     search = _blocking(BackgroundJobClient.search)

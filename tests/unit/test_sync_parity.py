@@ -40,6 +40,7 @@ PAIRS: dict[type, type] = {
     hm.BackgroundJobClient: hm.SyncBackgroundJobClient,
     hm.LockedJob: hm.SyncLockedJob,
     hm.LockedJobs: sync.SyncLockedJobs,
+    hm.JobRef: hm.SyncJobRef,
     hm.RecurringJobClient: hm.SyncRecurringJobClient,
     ColonyClient: sync.SyncColonyClient,
 }

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import threading
 import time
 from typing import Any
@@ -116,3 +118,19 @@ class Skip:
     async def __call__(self, context: hm.JobContext, input: Any, call_next: hm.CallNext) -> Any:
         record("skipped")
         return "skipped by middleware"
+
+
+@dataclasses.dataclass(frozen=True)
+class Invoice:
+    """A result type that is neither registered nor JSON: decoded only when the reader names it."""
+
+    number: int
+    due: datetime.date
+
+
+def make_invoice(number: int) -> Invoice:
+    return Invoice(number, datetime.date(2026, 1, number))
+
+
+async def async_invoices(count: int) -> list[Invoice]:
+    return [make_invoice(number) for number in range(1, count + 1)]
