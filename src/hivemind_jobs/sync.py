@@ -30,7 +30,10 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from hivemind_jobs.client.colonies import ColonyClient
+from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.client.jobs import BackgroundJobClient, CreateOptions, JobCall, JobRef
+from hivemind_jobs.client.jobs import P as JobP  # the twin's overloads use the async member's own variables
+from hivemind_jobs.client.jobs import R as JobR
 from hivemind_jobs.client.locked import LockedJob
 from hivemind_jobs.client.search import LockedJobs
 from hivemind_jobs.core.clock import Clock
@@ -67,6 +70,7 @@ T = TypeVar("T")
 A = TypeVar("A")  # what an async member returns
 H = TypeVar("H")  # the blocking handle made of it
 W = TypeVar("W")  # the async object a blocking class wraps
+R = TypeVar("R")  # the result of a job handle
 F = TypeVar("F", bound="_Facade[Any]")
 
 #: on a made member: the async member it passes calls on to
@@ -339,8 +343,8 @@ class SyncLockedJobs(list[SyncLockedJob], _Facade[LockedJobs]):
         self._runner.run("leaving locked jobs", lambda: self._target.__aexit__(exc_type, exc, tb))
 
 
-class SyncJobRef(_Facade[JobRef[Any]]):
-    """Blocking counterpart of :class:`~hivemind_jobs.JobRef`."""
+class SyncJobRef(_Facade[JobRef[R]], Generic[R]):
+    """Blocking counterpart of :class:`~hivemind_jobs.JobRef`: ``ref.result()`` blocks."""
 
     def __repr__(self) -> str:
         return repr(self._target).replace("JobRef(", "SyncJobRef(", 1)
@@ -353,8 +357,8 @@ class SyncJobRef(_Facade[JobRef[Any]]):
         return self._target.id
 
     @property
-    def client(self) -> BackgroundJobClient:
-        return self._target.client
+    def client(self) -> SyncBackgroundJobClient:
+        return SyncBackgroundJobClient(self._target.client, self._runner)
 
     @property
     def result_type(self) -> Any:
@@ -376,7 +380,32 @@ class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
 
     options = _chaining(BackgroundJobClient.options)
     create = _blocking(BackgroundJobClient.create)
-    create_ref = _blocking(BackgroundJobClient.create_ref, SyncJobRef)
+
+    @overload
+    def create_ref(
+        self,
+        function: Callable[Concatenate[JobContext, JobP], Coroutine[Any, Any, JobR]],
+        /,
+        *args: JobP.args,
+        **kwargs: JobP.kwargs,
+    ) -> SyncJobRef[JobR]: ...
+    @overload
+    def create_ref(
+        self, function: Callable[JobP, Coroutine[Any, Any, JobR]], /, *args: JobP.args, **kwargs: JobP.kwargs
+    ) -> SyncJobRef[JobR]: ...
+    @overload
+    def create_ref(
+        self, function: Callable[Concatenate[JobContext, JobP], JobR], /, *args: JobP.args, **kwargs: JobP.kwargs
+    ) -> SyncJobRef[JobR]: ...
+    @overload
+    def create_ref(
+        self, function: Callable[JobP, JobR], /, *args: JobP.args, **kwargs: JobP.kwargs
+    ) -> SyncJobRef[JobR]: ...
+    def create_ref(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> SyncJobRef[Any]:
+        """Blocking twin of :meth:`~hivemind_jobs.BackgroundJobClient.create_ref`: ``ref.result()``
+        blocks and is typed as the function's result."""
+        ref = self._runner.run("create_ref()", lambda: self._target.create_ref(function, *args, **kwargs))
+        return SyncJobRef(ref, self._runner)
 
     def create_many(self, calls: Iterable[JobCall]) -> list[int]:
         """Create many jobs in one transaction and one storage round trip (all or nothing).

@@ -212,7 +212,6 @@ def call(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobCall:
     return JobCall(function, args, kwargs)
 
 
-@dataclass(frozen=True, slots=True)
 class JobRef(Generic[R]):
     """A job created by :meth:`BackgroundJobClient.create_ref`: its id, and its result typed ``R``
     (what the function returns; for an ``async def``, what it returns when awaited).
@@ -221,10 +220,16 @@ class JobRef(Generic[R]):
     result with the function's return annotation, as job arguments are decoded with the parameters'.
     """
 
-    id: int
-    client: BackgroundJobClient = field(repr=False, compare=False)
-    #: the hint the result is decoded with (the function's return annotation; Any without one)
-    result_type: Any = field(default=Any, repr=False, compare=False)
+    __slots__ = ("client", "id", "result_type")
+
+    def __init__(self, job_id: int, client: BackgroundJobClient, result_type: Any = Any) -> None:
+        self.id: int = job_id
+        self.client: BackgroundJobClient = client
+        #: the hint the result is decoded with (the function's return annotation; Any without one)
+        self.result_type: Any = result_type
+
+    def __repr__(self) -> str:
+        return f"JobRef(id={self.id})"
 
     def __int__(self) -> int:
         return self.id
