@@ -26,6 +26,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from datetime import timedelta
 from types import MappingProxyType, TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
@@ -70,7 +71,6 @@ T = TypeVar("T")
 A = TypeVar("A")  # what an async member returns
 H = TypeVar("H")  # the blocking handle made of it
 W = TypeVar("W")  # the async object a blocking class wraps
-R = TypeVar("R")  # the result of a job handle
 F = TypeVar("F", bound="_Facade[Any]")
 
 #: on a made member: the async member it passes calls on to
@@ -343,7 +343,7 @@ class SyncLockedJobs(list[SyncLockedJob], _Facade[LockedJobs]):
         self._runner.run("leaving locked jobs", lambda: self._target.__aexit__(exc_type, exc, tb))
 
 
-class SyncJobRef(_Facade[JobRef[R]], Generic[R]):
+class SyncJobRef(_Facade[JobRef[JobR]], Generic[JobR]):
     """Blocking counterpart of :class:`~hivemind_jobs.JobRef`: ``ref.result()`` blocks."""
 
     def __repr__(self) -> str:
@@ -364,7 +364,10 @@ class SyncJobRef(_Facade[JobRef[R]], Generic[R]):
     def result_type(self) -> Any:
         return self._target.result_type
 
-    result = _blocking(JobRef.result)
+    def result(self, *, timeout: timedelta | float | None = None) -> JobR:
+        """Blocking twin of :meth:`~hivemind_jobs.JobRef.result`: the job's result once it succeeded."""
+        target = self._target
+        return self._runner.run("result()", lambda: target.result(timeout=timeout))
 
 
 class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
