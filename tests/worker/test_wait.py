@@ -154,3 +154,33 @@ def test_blocking_facade_waits(db_url: str) -> None:
         assert ref.result(timeout=30) == jobs.Invoice(3, datetime.date(2026, 1, 3))
         with pytest.raises(hm.JobFailedError, match="sync boom"):
             hive.jobs.wait(failing, timeout=30)
+
+
+async def test_postgres_notifies_a_batch_of_finished_jobs_once(postgres_url: str) -> None:
+    async with hm.HiveMind(postgres_url) as hive:
+        job_ids = [await hive.jobs.create(jobs.note, str(n)) for n in range(3)]
+        kept = await hive.jobs.create(jobs.note, "kept")
+        received: list[frozenset[int] | None] = []
+        unsubscribe = hive.jobs.environment.storage.subscribe_finished(received.append)
+        assert unsubscribe is not None
+        for _ in range(200):  # the listener reports a (re)connect first: from then on it listens
+            if received:
+                break
+            await asyncio.sleep(0.01)
+        assert received == [None]
+        waits = [asyncio.ensure_future(hive.jobs.wait(job_id, timeout=30)) for job_id in job_ids]
+        await asyncio.sleep(0.5)
+        started = time.monotonic()
+        async with hm.HiveMind(postgres_url) as other:  # one bulk save: one statement for the batch
+            result = await other.jobs.delete_where(hm.job.id.in_(job_ids), batch_size=10)
+        assert result.changed == 3
+        outcomes = await asyncio.gather(*waits, return_exceptions=True)
+        assert all(isinstance(outcome, hm.JobDeletedError) for outcome in outcomes)
+        assert time.monotonic() - started < 2.5  # well before the 5 s poll
+        for _ in range(200):
+            if len(received) > 1:
+                break
+            await asyncio.sleep(0.01)
+        assert received[1:] == [frozenset(job_ids)]  # one notification, the batch's ids, not the kept job
+        assert kept not in received[1]
+        unsubscribe()

@@ -36,7 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
-from hivemind_jobs.core.states import is_final_state
+from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
 from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow
@@ -263,11 +263,16 @@ class _PgConnection(Connection):
 
     async def write_rows(self, q: Mapping[str, SQL], name: str, rows: Sequence[dict[str, Any]]) -> None:
         """Several rows as one statement over arrays (``<name>_set``, ``unnest``): far less work
-        per row than a parameter set each."""
+        per row than a parameter set each. ``job_update_set`` also notifies the jobs it finished
+        (see :meth:`notify_finished`)."""
         if len(rows) < 2:
             await self.executemany(q[name], rows)
             return
-        await self.raw.execute(_binary(q[f"{name}_set"]), _columns(rows))
+        values = _columns(rows)
+        if name == "job_update":
+            values["finished_channel"] = self.finished_channel
+            values["final_states"] = final_state_names()
+        await self.raw.execute(_binary(q[f"{name}_set"]), values)
 
     async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
         return await self.execute(sql, params) == 1  # the statement says ON CONFLICT DO NOTHING
@@ -345,7 +350,10 @@ class _PgConnection(Connection):
         await self.raw.execute(q["queue_notify"], {"channel": self.channel, "payload": payload})
 
     async def notify_finished(self, q: Mapping[str, SQL], saved: Sequence[JobUpdate]) -> None:
-        """One ``NOTIFY`` for the whole batch (in its pipeline), only when a save ends a job."""
+        """The ``NOTIFY`` of a single save that ends its job; several saves are written by
+        ``job_update_set``, whose statement notifies itself (no statement more per batch)."""
+        if len(saved) != 1:
+            return
         finished = [
             update.job_id for update in saved if update.new_states and is_final_state(update.new_states[-1].name)
         ]
