@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from hivemind_jobs.core.states import is_final_state
 from hivemind_jobs.errors import RetryableStorageError
 from hivemind_jobs.lifecycle.services import EnvironmentServices
-from hivemind_jobs.storage.protocol import StateRow
+from hivemind_jobs.storage.protocol import StateRow, Storage
 
 __all__ = ["ResultWaiters", "result_waiters"]
 
@@ -61,7 +61,9 @@ class ResultWaiters:
     notified_poll = 5.0
 
     def __init__(self, environment: EnvironmentServices) -> None:
-        self._env = environment
+        # weak: the registry maps the environment to this object, which must not keep it alive
+        self._environment = weakref.ref(environment)
+        self._name = environment.name
         self._waiting: dict[int, list[asyncio.Future[StateRow | None]]] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -80,7 +82,12 @@ class ResultWaiters:
         self._waiting.setdefault(job_id, []).append(future)
         self._wake.set()
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name=f"hivemind-wait-{self._env.name}")
+            environment = self._environment()
+            if environment is None:  # pragma: no cover - a caller holds its environment
+                raise RuntimeError("the environment of these waits is gone")
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(environment), name=f"hivemind-wait-{self._name}"
+            )
         try:
             return await future
         finally:
@@ -95,15 +102,15 @@ class ResultWaiters:
         if job_ids is None or not job_ids.isdisjoint(self._waiting):
             self._wake.set()
 
-    async def _run(self) -> None:
-        storage = self._env.storage
+    async def _run(self, environment: EnvironmentServices) -> None:
+        storage = environment.storage
         unsubscribe = storage.subscribe_finished(self._on_finished)
         delay = self.notified_poll if unsubscribe is not None else self.min_poll
         try:
             while self._waiting:
                 self._wake.clear()
                 try:
-                    finished = await self._read(list(self._waiting))
+                    finished = await self._read(storage, list(self._waiting))
                 except RetryableStorageError as error:
                     _log.warning("reading the jobs waited for failed (%s); trying again", error)
                 except Exception as error:  # closed storage, schema problem...: every waiter hears it
@@ -120,7 +127,7 @@ class ResultWaiters:
                                 future.set_result(row)
                 if not self._waiting:
                     break
-                woken = await self._pause(delay, watch_marker=unsubscribe is None)
+                woken = await self._pause(storage, delay, watch_marker=unsubscribe is None)
                 if unsubscribe is None:
                     delay = self.min_poll if woken else min(delay * 2, self.max_poll)
         finally:
@@ -128,16 +135,15 @@ class ResultWaiters:
             if unsubscribe is not None:
                 unsubscribe()
 
-    async def _pause(self, seconds: float, *, watch_marker: bool) -> bool:
+    async def _pause(self, storage: Storage, seconds: float, *, watch_marker: bool) -> bool:
         """Sleep up to ``seconds``; True when woken early (a notification, a new waiter or, with
         ``watch_marker``, the storage's change marker moved)."""
-        if not watch_marker or self._env.storage.change_marker() is None:
+        if not watch_marker or storage.change_marker() is None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(seconds):
                     await self._wake.wait()
                     return True
             return False
-        storage = self._env.storage
         marker = storage.change_marker()
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
@@ -149,13 +155,13 @@ class ResultWaiters:
                 return True
         return False
 
-    async def _read(self, job_ids: Sequence[int]) -> dict[int, StateRow | None]:
+    async def _read(self, storage: Storage, job_ids: Sequence[int]) -> dict[int, StateRow | None]:
         """The jobs among ``job_ids`` that finished (their final state row) or are gone (None)."""
         self.reads += 1
         finished: dict[int, StateRow | None] = {}
         for start in range(0, len(job_ids), _READ_BATCH):
             chunk = job_ids[start : start + _READ_BATCH]
-            async with self._env.storage.transaction(readonly=True) as tx:
+            async with storage.transaction(readonly=True) as tx:
                 records = {record.id: record for record in await tx.job_get_many(chunk)}
             for job_id in chunk:
                 record = records.get(job_id)
