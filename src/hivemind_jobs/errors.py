@@ -18,6 +18,10 @@ know HiveMind still handles it sensibly. Messages say what was wrong and what to
     ├── SerializationError (TypeError)           a value cannot be stored as JSON or read back
     ├── JobNotFoundError (LookupError)           no job with that id in this environment
     ├── JobDataNotFoundError (LookupError)       no job data item with that name
+    ├── JobNotSucceededError                     a waited-for job ended without a result
+    │   ├── JobFailedError                       it failed (the stored exception type, message, traceback)
+    │   └── JobDeletedError                      it was deleted (or removed) before it succeeded
+    ├── JobWaitTimeoutError (TimeoutError)       a wait for a job's result gave up
     ├── JobLockError                             lock problems
     │   ├── JobLockedError                       held by another requester
     │   ├── JobLockStaleError                    our lock expired or was taken over before the save
@@ -54,12 +58,16 @@ __all__ = [
     "InvalidTransitionError",
     "JobDataNotFoundError",
     "JobDefinitionError",
+    "JobDeletedError",
+    "JobFailedError",
     "JobLockError",
     "JobLockReleasedError",
     "JobLockStaleError",
     "JobLockTimeoutError",
     "JobLockedError",
     "JobNotFoundError",
+    "JobNotSucceededError",
+    "JobWaitTimeoutError",
     "LimitExceededError",
     "QueryError",
     "RetryableStorageError",
@@ -129,6 +137,55 @@ class JobNotFoundError(HiveMindError, LookupError):
 
 class JobDataNotFoundError(HiveMindError, LookupError):
     """The job has no data item with the requested name."""
+
+
+class JobNotSucceededError(HiveMindError):
+    """A job waited for reached a final state other than Succeeded (raised as such for a custom
+    final state; Failed and Deleted raise the subclasses)."""
+
+    def __init__(self, job_id: int, state: str, reason: str | None, message: str | None = None) -> None:
+        because = f" ({reason})" if reason else ""
+        super().__init__(message or f"background job {job_id} ended in state {state}{because}, without a result")
+        self.job_id = job_id
+        self.state = state
+        self.reason = reason
+
+
+class JobFailedError(JobNotSucceededError):
+    """A job waited for failed (for good: no retry is left); carries the exception it raised as
+    stored: its type's ``module.QualifiedName``, message and formatted traceback."""
+
+    def __init__(
+        self,
+        job_id: int,
+        *,
+        exception_type: str | None,
+        exception_message: str | None,
+        traceback: str | None,
+        reason: str | None = None,
+    ) -> None:
+        raised = f"{exception_type or 'an exception'}: {exception_message or ''}".rstrip(": ")
+        super().__init__(job_id, "Failed", reason, f"background job {job_id} failed with {raised}")
+        self.exception_type = exception_type
+        self.exception_message = exception_message
+        self.traceback = traceback
+
+
+class JobDeletedError(JobNotSucceededError):
+    """A job waited for was deleted, or removed from storage, before it succeeded."""
+
+    def __init__(self, job_id: int, state: str, reason: str | None = None) -> None:
+        because = f" ({reason})" if reason else ""
+        super().__init__(job_id, state, reason, f"background job {job_id} was deleted{because} before it succeeded")
+
+
+class JobWaitTimeoutError(HiveMindError, TimeoutError):
+    """A wait for a job's result ended before the job did (the job goes on: wait again later)."""
+
+    def __init__(self, job_id: int, timeout: float) -> None:
+        super().__init__(f"background job {job_id} did not finish within {timeout:g} s; it goes on, wait again later")
+        self.job_id = job_id
+        self.timeout = timeout
 
 
 class JobLockError(HiveMindError):

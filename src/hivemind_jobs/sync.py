@@ -26,11 +26,15 @@ import functools
 import inspect
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from datetime import timedelta
 from types import MappingProxyType, TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from hivemind_jobs.client.colonies import ColonyClient
-from hivemind_jobs.client.jobs import BackgroundJobClient, CreateOptions, JobCall
+from hivemind_jobs.client.context import JobContext
+from hivemind_jobs.client.jobs import BackgroundJobClient, CreateOptions, JobCall, JobRef
+from hivemind_jobs.client.jobs import P as JobP  # the twin's overloads use the async member's own variables
+from hivemind_jobs.client.jobs import R as JobR
 from hivemind_jobs.client.locked import LockedJob
 from hivemind_jobs.client.search import LockedJobs
 from hivemind_jobs.core.clock import Clock
@@ -55,6 +59,7 @@ __all__ = [
     "SyncColonyClient",
     "SyncEnvironment",
     "SyncHiveMind",
+    "SyncJobRef",
     "SyncLockedJob",
     "SyncLockedJobs",
     "SyncRecurringJobClient",
@@ -338,6 +343,33 @@ class SyncLockedJobs(list[SyncLockedJob], _Facade[LockedJobs]):
         self._runner.run("leaving locked jobs", lambda: self._target.__aexit__(exc_type, exc, tb))
 
 
+class SyncJobRef(_Facade[JobRef[JobR]], Generic[JobR]):
+    """Blocking counterpart of :class:`~hivemind_jobs.JobRef`: ``ref.result()`` blocks."""
+
+    def __repr__(self) -> str:
+        return repr(self._target).replace("JobRef(", "SyncJobRef(", 1)
+
+    def __int__(self) -> int:
+        return self._target.id
+
+    @property
+    def id(self) -> int:
+        return self._target.id
+
+    @property
+    def client(self) -> SyncBackgroundJobClient:
+        return SyncBackgroundJobClient(self._target.client, self._runner)
+
+    @property
+    def result_type(self) -> Any:
+        return self._target.result_type
+
+    def result(self, *, timeout: timedelta | float | None = None) -> JobR:
+        """Blocking twin of :meth:`~hivemind_jobs.JobRef.result`: the job's result once it succeeded."""
+        target = self._target
+        return self._runner.run("result()", lambda: target.result(timeout=timeout))
+
+
 class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
     """Blocking counterpart of :class:`~hivemind_jobs.BackgroundJobClient` (same method names)."""
 
@@ -352,6 +384,32 @@ class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
     options = _chaining(BackgroundJobClient.options)
     create = _blocking(BackgroundJobClient.create)
 
+    @overload
+    def create_ref(
+        self,
+        function: Callable[Concatenate[JobContext, JobP], Coroutine[Any, Any, JobR]],
+        /,
+        *args: JobP.args,
+        **kwargs: JobP.kwargs,
+    ) -> SyncJobRef[JobR]: ...
+    @overload
+    def create_ref(
+        self, function: Callable[JobP, Coroutine[Any, Any, JobR]], /, *args: JobP.args, **kwargs: JobP.kwargs
+    ) -> SyncJobRef[JobR]: ...
+    @overload
+    def create_ref(
+        self, function: Callable[Concatenate[JobContext, JobP], JobR], /, *args: JobP.args, **kwargs: JobP.kwargs
+    ) -> SyncJobRef[JobR]: ...
+    @overload
+    def create_ref(
+        self, function: Callable[JobP, JobR], /, *args: JobP.args, **kwargs: JobP.kwargs
+    ) -> SyncJobRef[JobR]: ...
+    def create_ref(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> SyncJobRef[Any]:
+        """Blocking twin of :meth:`~hivemind_jobs.BackgroundJobClient.create_ref`: ``ref.result()``
+        blocks and is typed as the function's result."""
+        ref = self._runner.run("create_ref()", lambda: self._target.create_ref(function, *args, **kwargs))
+        return SyncJobRef(ref, self._runner)
+
     def create_many(self, calls: Iterable[JobCall]) -> list[int]:
         """Create many jobs in one transaction and one storage round trip (all or nothing).
 
@@ -361,6 +419,7 @@ class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
 
     try_get = _blocking(BackgroundJobClient.try_get)
     get = _blocking(BackgroundJobClient.get)
+    wait = _blocking(BackgroundJobClient.wait)
     count_by_state = _blocking(BackgroundJobClient.count_by_state)
     queue_stats = _blocking(BackgroundJobClient.queue_stats)
     search = _blocking(BackgroundJobClient.search)

@@ -27,3 +27,19 @@ async def usage(hive: hm.HiveMind, sync_hive: hm.SyncHiveMind) -> None:
     text: str = await jobs.get_data(job_id, "name", str)
     number: int = await jobs.get_data(job_id, "name", str)  # error: the hint decides the result type
     print(text, number)
+    ref = await jobs.create_ref(add, 1)
+    total: int = await ref.result(timeout=5)
+    wrong_total: str = await ref.result()  # error: the result is typed as the function returns
+    await jobs.create_ref(add, "one")  # error: create_ref checks the arguments like create
+    entity: str = await (await jobs.create_ref(async_job, "entity")).result()  # an async job's awaited result
+    wrong_entity: int = await (await jobs.create_ref(async_job, "entity")).result()  # error: str, not int
+    waited: int = await jobs.wait(job_id, int, timeout=1.5)
+    wrong_waited: str = await jobs.wait(job_id, int)  # error: the hint decides the result type
+    sync_total: int = sync_hive.jobs.create_ref(add, 1).result()
+    wrong_sync_total: str = sync_hive.jobs.create_ref(add, 1).result()  # error: blocking handles are typed too
+    await hive.recurring.create_or_update("nightly", hm.every(minutes=5), add, 1, b=2)
+    await hive.recurring.create_or_update("nightly", hm.every(minutes=5), add, "one")  # error: wrong type
+    await hive.recurring.create_or_update("nightly", hm.every(minutes=5), add)  # error: missing argument
+    await hive.recurring.create_or_update("nightly", hm.every(minutes=5), async_job, "entity")
+    sync_hive.recurring.create_or_update("nightly", hm.every(minutes=5), hello_world, 3)  # error: blocking too
+    print(total, wrong_total, entity, wrong_entity, waited, wrong_waited, sync_total, wrong_sync_total)

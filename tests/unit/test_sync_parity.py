@@ -40,6 +40,7 @@ PAIRS: dict[type, type] = {
     hm.BackgroundJobClient: hm.SyncBackgroundJobClient,
     hm.LockedJob: hm.SyncLockedJob,
     hm.LockedJobs: sync.SyncLockedJobs,
+    hm.JobRef: hm.SyncJobRef,
     hm.RecurringJobClient: hm.SyncRecurringJobClient,
     ColonyClient: sync.SyncColonyClient,
 }
@@ -187,9 +188,11 @@ def _sync_type(hint: Any, handles: dict[type, type], sync_owner: type) -> Any:
     if not args:
         return hint
     replaced = tuple(_sync_type(arg, handles, sync_owner) for arg in args)
-    if replaced == args:
+    if replaced == args and typing.get_origin(hint) not in handles:
         return hint
     origin = typing.get_origin(hint)
+    if origin in handles:  # a generic handle such as JobRef[R]
+        origin = handles[origin]
     if origin in (typing.Union, types.UnionType):
         return functools.reduce(operator.or_, replaced)
     return origin[replaced]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import datetime
 import threading
 import time
 from typing import Any
@@ -169,3 +171,19 @@ async def deaf_sleeper(seconds: float) -> str:
         except asyncio.CancelledError:
             continue
     return "slept anyway"
+
+
+@dataclasses.dataclass(frozen=True)
+class Invoice:
+    """A result type that is neither registered nor JSON: decoded only when the reader names it."""
+
+    number: int
+    due: datetime.date
+
+
+def make_invoice(number: int) -> Invoice:
+    return Invoice(number, datetime.date(2026, 1, number))
+
+
+async def async_invoices(count: int) -> list[Invoice]:
+    return [make_invoice(number) for number in range(1, count + 1)]

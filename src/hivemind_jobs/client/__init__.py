@@ -9,6 +9,7 @@ from hivemind_jobs.client.jobs import (
     DeleteResult,
     JobCall,
     JobLogEntry,
+    JobRef,
     call,
 )
 from hivemind_jobs.client.locked import LockAttempt, LockedJob
@@ -22,6 +23,7 @@ __all__ = [
     "JobCancelled",
     "JobContext",
     "JobLogEntry",
+    "JobRef",
     "JobSaved",
     "JobSaving",
     "JobStateApplied",

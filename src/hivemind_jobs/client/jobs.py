@@ -18,19 +18,22 @@ import json
 import logging
 import time
 import traceback
+import typing
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Concatenate, ParamSpec, TypeVar, cast, overload
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast, overload
 
 from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.client.events import MediatorEvents
 from hivemind_jobs.client.locked import LockAttempt, LockedJob
 from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
+from hivemind_jobs.client.waiting import result_waiters
 from hivemind_jobs.core.clock import utc
+from hivemind_jobs.core.codec import load_json
 from hivemind_jobs.core.continuations import After
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import Invocation, build_invocation
@@ -50,10 +53,13 @@ from hivemind_jobs.core.states import (
     Deleted,
     Enqueued,
     Executing,
+    Failed,
     Idle,
     State,
+    Succeeded,
     SystemDeleted,
     SystemDeleting,
+    is_final_state,
 )
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, timeout_seconds, validate_timeout
@@ -61,9 +67,13 @@ from hivemind_jobs.errors import (
     ConfigurationError,
     InvalidTransitionError,
     JobDataNotFoundError,
+    JobDeletedError,
+    JobFailedError,
     JobLockedError,
     JobLockTimeoutError,
     JobNotFoundError,
+    JobNotSucceededError,
+    JobWaitTimeoutError,
     QueryError,
     TransactionError,
 )
@@ -77,7 +87,7 @@ from hivemind_jobs.lifecycle.machine import (
     save_locked_many,
     save_new,
 )
-from hivemind_jobs.lifecycle.records import NewJobs, encode_state_fields, job_from_record
+from hivemind_jobs.lifecycle.records import NewJobs, encode_state_fields, job_from_record, state_from_row
 from hivemind_jobs.lifecycle.services import EnvironmentServices, TransactionBase
 from hivemind_jobs.lifecycle.unit import Outside, UnitOfWork
 from hivemind_jobs.query.conditions import Condition, TargetKind, check_text, target_kinds
@@ -97,6 +107,7 @@ from hivemind_jobs.storage.protocol import (
     JobRecord,
     JobSearch,
     QueueStat,
+    StateRow,
     UpdateOutcome,
 )
 
@@ -107,12 +118,14 @@ __all__ = [
     "DeleteResult",
     "JobCall",
     "JobLogEntry",
+    "JobRef",
     "call",
 ]
 
 P = ParamSpec("P")
 T = TypeVar("T")
 D = TypeVar("D")
+R = TypeVar("R")
 #: marks an option that was not passed (None is a meaningful value for several options)
 UNSET: Any = object()
 _MAX_LOG_PAGE = 10_000
@@ -199,6 +212,57 @@ def call(function: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs) -> Jo
 def call(function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobCall:
     """A type-checked job call for :meth:`BackgroundJobClient.create_many`."""
     return JobCall(function, args, kwargs)
+
+
+class JobRef(Generic[R]):
+    """A job created by :meth:`BackgroundJobClient.create_ref`: its id, and its result typed ``R``
+    (what the function returns; for an ``async def``, what it returns when awaited).
+
+    ``await ref.result()`` waits for the job like :meth:`BackgroundJobClient.wait` and decodes the
+    result with the function's return annotation, as job arguments are decoded with the parameters'.
+    """
+
+    __slots__ = ("client", "id", "result_type")
+
+    def __init__(self, job_id: int, client: BackgroundJobClient, result_type: Any = Any) -> None:
+        self.id: int = job_id
+        self.client: BackgroundJobClient = client
+        #: the hint the result is decoded with (the function's return annotation; Any without one)
+        self.result_type: Any = result_type
+
+    def __repr__(self) -> str:
+        return f"JobRef(id={self.id})"
+
+    def __int__(self) -> int:
+        return self.id
+
+    async def result(self, *, timeout: timedelta | float | None = None) -> R:
+        """The job's result once it succeeded; see :meth:`BackgroundJobClient.wait` for the errors."""
+        return cast(R, await self.client.wait(self.id, self.result_type, timeout=timeout))
+
+
+def _return_hint(function: Callable[..., Any]) -> Any:
+    """The return annotation of a job function, resolved (Any when it has none or it cannot be)."""
+    try:
+        hints = typing.get_type_hints(function)
+    except Exception:  # an unresolvable forward reference: the result is decoded without a hint
+        return Any
+    hint = hints.get("return", Any)
+    return Any if hint is None or hint is type(None) else hint
+
+
+def _wait_seconds(timeout: object) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, timedelta):
+        seconds = timeout.total_seconds()
+    elif isinstance(timeout, int | float) and not isinstance(timeout, bool):
+        seconds = float(timeout)
+    else:
+        raise ConfigurationError(f"timeout must be seconds (a number), a timedelta or None, got {timeout!r}")
+    if not seconds >= 0:
+        raise ConfigurationError(f"timeout must not be negative, got {timeout!r}")
+    return seconds
 
 
 class _ImplicitBinding:
@@ -499,6 +563,31 @@ class BackgroundJobClient:
         rows = new.inserts((self._invocation(function, args, kwargs).to_json(),), self._env.clock.now())
         return (await self._insert_new(new, rows))[0]
 
+    @overload
+    async def create_ref(
+        self,
+        function: Callable[Concatenate[JobContext, P], Coroutine[Any, Any, R]],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> JobRef[R]: ...
+    @overload
+    async def create_ref(
+        self, function: Callable[P, Coroutine[Any, Any, R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> JobRef[R]: ...
+    @overload
+    async def create_ref(
+        self, function: Callable[Concatenate[JobContext, P], R], /, *args: P.args, **kwargs: P.kwargs
+    ) -> JobRef[R]: ...
+    @overload
+    async def create_ref(self, function: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> JobRef[R]: ...
+    async def create_ref(self, function: Callable[..., Any], /, *args: Any, **kwargs: Any) -> JobRef[Any]:
+        """Like :meth:`create`, but returns a :class:`JobRef` whose ``await ref.result()`` is typed
+        as the function's result and decoded with its return annotation."""
+        job_id = await self.create(function, *args, **kwargs)
+        client = self if self._binding is None else BackgroundJobClient(self._env)
+        return JobRef(job_id, client, _return_hint(function))
+
     async def create_many(self, calls: Iterable[JobCall]) -> list[int]:
         """Create many jobs in one transaction and one storage round trip (all or nothing)."""
         new = self._new_jobs()
@@ -548,6 +637,74 @@ class BackgroundJobClient:
         if job is None:
             raise JobNotFoundError(job_id, self._env.name)
         return job
+
+    # ------------------------------------------------------------------ results
+    @overload
+    async def wait(self, job_id: int, *, timeout: timedelta | float | None = None) -> Any: ...
+    @overload
+    async def wait(self, job_id: int, result_type: type[T], *, timeout: timedelta | float | None = None) -> T: ...
+    async def wait(self, job_id: int, result_type: Any = Any, *, timeout: timedelta | float | None = None) -> Any:
+        """Wait until the job reaches a final state and return its result if it Succeeded.
+
+        The result is decoded as ``result_type`` (like :meth:`get_data`); without one it comes back
+        as stored (tagged values such as datetimes still come back typed). :meth:`create_ref` gives
+        a handle that decodes with the function's return annotation.
+
+        Raises :class:`JobFailedError` (the stored exception type, message and traceback) when the
+        job failed for good (a failure that is retried is waited through), :class:`JobDeletedError`
+        when it was deleted or removed, :class:`JobNotSucceededError` for another final state,
+        :class:`JobNotFoundError` when no such job exists, and :class:`JobWaitTimeoutError` (a
+        :class:`TimeoutError`) after ``timeout`` seconds (None: no limit); the job is not changed.
+        A job that is cancelled (Idle) is waited for until it runs again or the timeout.
+
+        Waits are cheap: every wait of the environment shares one reader, woken by PostgreSQL's
+        notification when jobs finish, or polling with backoff (10 ms to 0.5 s) elsewhere.
+        """
+        _check_job_id(job_id)
+        seconds = _wait_seconds(timeout)
+        if self._binding is not None:
+            raise TransactionError(
+                "wait inside a transaction would keep it open while the job runs (and could never see the "
+                "job finish); wait outside it, after the commit"
+            )
+        env = self._env
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                async with env.storage.transaction(readonly=True) as tx:
+                    record = await tx.job_get(JobGet(job_id))
+                if record is None:
+                    raise JobNotFoundError(job_id, env.name)
+                row: StateRow | None = record.states[-1]
+                if row is None or not is_final_state(row.name):
+                    row = await result_waiters(env).final_state(job_id)
+        except TimeoutError:
+            if deadline.expired():
+                raise JobWaitTimeoutError(job_id, cast(float, seconds)) from None
+            raise
+        return self._outcome(job_id, row, result_type)
+
+    def _outcome(self, job_id: int, row: StateRow | None, result_type: Any) -> Any:
+        """The result stored in a final state row, or the error the state stands for."""
+        codec = self._env.codec
+        if row is None:
+            raise JobDeletedError(job_id, SystemDeleted.state_name, "removed from storage")
+        if row.name == Succeeded.state_name:
+            fields = load_json(row.fields) if row.fields else {}
+            stored = fields.get("result") if isinstance(fields, dict) else None
+            return codec.decode(stored, result_type, path=f"the result of job {job_id}")
+        state = state_from_row(row, codec)
+        if isinstance(state, Failed):
+            raise JobFailedError(
+                job_id,
+                exception_type=state.exception_type,
+                exception_message=state.message,
+                traceback=state.traceback,
+                reason=state.reason,
+            )
+        if isinstance(state, Deleted | SystemDeleting | SystemDeleted):
+            raise JobDeletedError(job_id, row.name, row.reason)
+        raise JobNotSucceededError(job_id, row.name, row.reason)
 
     async def count_by_state(self) -> dict[str, int]:
         """How many jobs are in each current state."""

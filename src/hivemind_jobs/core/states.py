@@ -49,6 +49,7 @@ __all__ = [
     "SystemDeleting",
     "UnknownState",
     "check_transition",
+    "final_state_names",
     "is_final_state",
     "persisted_names",
     "registered_states",
@@ -87,6 +88,11 @@ def is_final_state(name: str) -> bool:
     """Whether ``name`` is a registered state class marked final (Succeeded, Failed, Deleted ...)."""
     cls = state_class(name)
     return cls is not None and cls.final
+
+
+def final_state_names() -> list[str]:
+    """The names of the registered final states (Succeeded, Failed, Deleted ... and custom ones)."""
+    return [name for name, cls in list(_registry.items()) if cls.final]
 
 
 def registered_states() -> Mapping[str, type[State]]:

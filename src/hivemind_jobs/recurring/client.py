@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Concatenate, Literal, ParamSpec, overload
 
 from hivemind_jobs.core.job import Middleware, MiddlewareEntry, PropertyValue
 from hivemind_jobs.core.priority import Priority
@@ -57,6 +57,7 @@ from hivemind_jobs.storage.protocol import (
 from hivemind_jobs.storage.protocol import Transaction as StorageTransaction
 
 if TYPE_CHECKING:
+    from hivemind_jobs.client.context import JobContext
     from hivemind_jobs.client.jobs import BackgroundJobClient
     from hivemind_jobs.lifecycle.services import EnvironmentServices, TransactionBase
     from hivemind_jobs.lifecycle.unit import UnitOfWork
@@ -64,6 +65,8 @@ if TYPE_CHECKING:
     from hivemind_jobs.recurring.engine import PassReport
 
 __all__ = ["RecurringJobClient", "RecurringNotFoundError"]
+
+P = ParamSpec("P")
 
 _UNSET: Any = object()
 _ORDER_KEYS = ("id", "state", "queue", "priority", "next_run", "created_at", "modified_at", "runs", "last_outcome")
@@ -259,11 +262,26 @@ class RecurringJobClient:
             settings=options.settings,
         )
 
+    @overload
+    async def create_or_update(
+        self,
+        recurring_id: str,
+        schedule: Schedule,
+        function: Callable[Concatenate[JobContext, P], Any],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> bool: ...
+    @overload
+    async def create_or_update(
+        self, recurring_id: str, schedule: Schedule, function: Callable[P, Any], /, *args: P.args, **kwargs: P.kwargs
+    ) -> bool: ...
     async def create_or_update(
         self, recurring_id: str, schedule: Schedule, function: Callable[..., Any], /, *args: Any, **kwargs: Any
     ) -> bool:
         """Create the recurring job ``recurring_id`` that runs ``function(*args, **kwargs)`` on
-        ``schedule``, or update it; True when it was created.
+        ``schedule``, or update it; True when it was created. The arguments are checked against the
+        function's signature by the type checker (as for ``jobs.create``) and at run time.
 
         An update replaces what runs, where, the schedule and the settings (a running occurrence is
         waited for or cancelled first, see :meth:`options`); the statistics and history stay. When the

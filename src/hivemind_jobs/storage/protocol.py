@@ -322,6 +322,12 @@ class Storage(Protocol):
         (workers then use :meth:`change_marker` or poll)."""
         ...
 
+    def subscribe_finished(self, callback: Callable[[frozenset[int] | None], None]) -> Callable[[], None] | None:
+        """Call ``callback(job_ids)`` (on the running loop) after another connection committed jobs
+        reaching a final state (None: any job may have); returns a function that unsubscribes, or
+        None when the backend has no such push (waiters for results then poll)."""
+        ...
+
     def lock_renewer(self) -> LockRenewer:
         """A new :class:`LockRenewer` (it connects at its first call; close it when done)."""
         ...

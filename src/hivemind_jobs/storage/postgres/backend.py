@@ -13,6 +13,12 @@ Every enqueue sends ``NOTIFY`` on the environment's channel with the job ids (ne
 fits PostgreSQL's 8000-byte payload); the notification is delivered at commit. Idle colonies
 listen on one dedicated connection per storage and claim at once; the listener reconnects with
 backoff after an outage and reports a change after every reconnect, so colonies then poll once.
+
+A save that ends jobs in a final state (a completion batch, a delete) sends one ``NOTIFY`` on the
+environment's second channel, ``<channel>_finished``, with those job ids (an empty payload when
+they do not fit: "check every job you wait for"). Only processes that wait for results listen to
+it (:meth:`PostgresStorage.subscribe_finished`, one more connection per storage), so colonies are
+never woken by completions.
 """
 
 from __future__ import annotations
@@ -30,9 +36,10 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any
 
+from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
-from hivemind_jobs.storage.protocol import Capabilities, JobInsert, PropertyRow
+from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow
 from hivemind_jobs.storage.rows import Times, property_params, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
@@ -78,6 +85,27 @@ _RETRY_SQLSTATES = {"40P01", "40001", "55P03", "57P01", "57P02", "57P03", "08000
 def _channel(schema: str, prefix: str) -> str:
     digest = hashlib.sha1(f"{schema}.{prefix}".encode(), usedforsecurity=False).hexdigest()[:16]
     return f"hivemind_{digest}"
+
+
+def _finished_channel(channel: str) -> str:
+    return f"{channel}_finished"
+
+
+def _id_payload(job_ids: Sequence[int], *, whole: bool) -> str:
+    """Job ids for a NOTIFY payload, cut below PostgreSQL's limit; ``whole``: a list that does not
+    fit becomes empty (listeners then check every job) instead of being cut short."""
+    payload = ",".join(map(str, job_ids))
+    if len(payload) > _NOTIFY_LIMIT:
+        payload = "" if whole else payload[: payload.rfind(",", 0, _NOTIFY_LIMIT)]
+    return payload
+
+
+def _finished_ids(payload: str) -> frozenset[int] | None:
+    """The job ids of a finished-jobs payload; None for "any job" (empty or not ids)."""
+    try:
+        return frozenset(int(part) for part in payload.split(",")) if payload else None
+    except ValueError:
+        return None
 
 
 #: parameters that are the same for every row of a set-based statement
@@ -206,13 +234,14 @@ def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
 
 
 class _PgConnection(Connection):
-    __slots__ = ("channel", "raw")
+    __slots__ = ("channel", "finished_channel", "raw")
     dialect = POSTGRES
     times = Times(point=same, span=same, bind=same, encode=same)
 
     def __init__(self, raw: psycopg.AsyncConnection[Any], channel: str) -> None:
         self.raw = raw
         self.channel = channel
+        self.finished_channel = _finished_channel(channel)
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         cursor = self.raw.cursor(row_factory=tuple_row)  # whatever row factory the connection has
@@ -234,11 +263,16 @@ class _PgConnection(Connection):
 
     async def write_rows(self, q: Mapping[str, SQL], name: str, rows: Sequence[dict[str, Any]]) -> None:
         """Several rows as one statement over arrays (``<name>_set``, ``unnest``): far less work
-        per row than a parameter set each."""
+        per row than a parameter set each. ``job_update_set`` also notifies the jobs it finished
+        (see :meth:`notify_finished`)."""
         if len(rows) < 2:
             await self.executemany(q[name], rows)
             return
-        await self.raw.execute(_binary(q[f"{name}_set"]), _columns(rows))
+        values = _columns(rows)
+        if name == "job_update":
+            values["finished_channel"] = self.finished_channel
+            values["final_states"] = final_state_names()
+        await self.raw.execute(_binary(q[f"{name}_set"]), values)
 
     async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
         return await self.execute(sql, params) == 1  # the statement says ON CONFLICT DO NOTHING
@@ -312,10 +346,20 @@ class _PgConnection(Connection):
         return rows[1]
 
     async def notify(self, q: Mapping[str, SQL], job_ids: Sequence[int]) -> None:
-        payload = ",".join(map(str, job_ids))
-        if len(payload) > _NOTIFY_LIMIT:
-            payload = payload[: payload.rfind(",", 0, _NOTIFY_LIMIT)]
+        payload = _id_payload(job_ids, whole=False)
         await self.raw.execute(q["queue_notify"], {"channel": self.channel, "payload": payload})
+
+    async def notify_finished(self, q: Mapping[str, SQL], saved: Sequence[JobUpdate]) -> None:
+        """The ``NOTIFY`` of a single save that ends its job; several saves are written by
+        ``job_update_set``, whose statement notifies itself (no statement more per batch)."""
+        if len(saved) != 1:
+            return
+        finished = [
+            update.job_id for update in saved if update.new_states and is_final_state(update.new_states[-1].name)
+        ]
+        if finished:
+            payload = _id_payload(finished, whole=True)
+            await self.raw.execute(q["queue_notify"], {"channel": self.finished_channel, "payload": payload})
 
     def dt(self, value: datetime) -> datetime:
         return value if value.tzinfo is UTC else value.astimezone(UTC)
@@ -565,15 +609,18 @@ class PostgresStorage(ServerStorage):
         self._changes = 0
         self._callbacks: list[Callable[[], None]] = []
         self._listener: asyncio.Task[None] | None = None
+        self._finished_callbacks: list[Callable[[frozenset[int] | None], None]] = []
+        self._finished_listener: asyncio.Task[None] | None = None
 
     @classmethod
     def from_url(cls, url: str, *, environment: str, table_prefix: str) -> PostgresStorage:
         return cls(url, environment=environment, table_prefix=table_prefix)
 
     async def close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            await cancel_within(listener, CLOSE_WAIT)
+        for listener in (self._listener, self._finished_listener):
+            if listener is not None:
+                await cancel_within(listener, CLOSE_WAIT)
+        self._listener = self._finished_listener = None
         await super().close()
 
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
@@ -603,12 +650,43 @@ class PostgresStorage(ServerStorage):
     def _start_listener(self) -> None:
         if self._listener is None and self._open:
             self._listener = asyncio.get_running_loop().create_task(
-                self._listen(), name=f"hivemind-listen-{self.environment}"
+                self._listen(self._pg.channel, lambda _payload: self._changed(), self._changed),
+                name=f"hivemind-listen-{self.environment}",
             )
 
-    async def _listen(self) -> None:
+    def subscribe_finished(self, callback: Callable[[frozenset[int] | None], None]) -> Callable[[], None] | None:
+        """``callback(job_ids)`` runs for every batch of jobs that reached a final state (None:
+        any job may have, after a reconnect or when the ids did not fit a notification). Every
+        subscriber shares one listening connection, opened at the first subscription."""
+        if self._finished_listener is None and self._open:
+            self._finished_listener = asyncio.get_running_loop().create_task(
+                self._listen(
+                    _finished_channel(self._pg.channel),
+                    lambda payload: self._finished(_finished_ids(payload)),
+                    lambda: self._finished(None),
+                ),
+                name=f"hivemind-listen-finished-{self.environment}",
+            )
+        self._finished_callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._finished_callbacks.remove(callback)
+
+        return unsubscribe
+
+    def _finished(self, job_ids: frozenset[int] | None) -> None:
+        for callback in list(self._finished_callbacks):
+            try:
+                callback(job_ids)
+            except Exception:
+                _log.exception("a finished-jobs callback failed")
+
+    async def _listen(self, channel_name: str, received: Callable[[str], None], missed: Callable[[], None]) -> None:
+        """LISTEN on ``channel_name``: ``received(payload)`` for each notification, ``missed()``
+        after every (re)connect and lost connection (anything may have been missed meanwhile)."""
         failures = 0
-        channel = pgsql.Identifier(self._pg.channel)
+        channel = pgsql.Identifier(channel_name)
         while True:
             try:
                 connection = await self._pg.connect(autocommit=True)
@@ -622,11 +700,11 @@ class PostgresStorage(ServerStorage):
                 async with connection:
                     await connection.execute(pgsql.SQL("LISTEN {}").format(channel))
                     failures = 0
-                    self._changed()  # anything may have been missed while not listening
-                    async for _ in connection.notifies():
-                        self._changed()
+                    missed()  # anything may have been missed while not listening
+                    async for notification in connection.notifies():
+                        received(notification.payload)
             except psycopg.Error as error:
-                self._changed()
+                missed()
                 failures += 1
                 delay = min(10.0, 0.2 * 2**failures) * random.uniform(0.8, 1.2)
                 _log.warning("LISTEN connection lost (%s); reconnecting in %.1f s", self.redact(error), delay)

@@ -40,6 +40,7 @@ from hivemind_jobs.storage.protocol import (
     Capabilities,
     JobHeartbeat,
     JobInsert,
+    JobUpdate,
     LockRenewer,
     SchemaStatus,
     StorageInfo,
@@ -225,6 +226,11 @@ class Connection(abc.ABC):
     async def notify(self, q: Mapping[str, SQL], job_ids: Sequence[int]) -> None:
         """Tell listening colonies that these jobs were enqueued (at commit); no-op by default."""
         del q, job_ids
+
+    async def notify_finished(self, q: Mapping[str, SQL], saved: Sequence[JobUpdate]) -> None:
+        """Tell listening waiters which of these saves end their job in a final state (at commit);
+        no-op by default (waiters poll)."""
+        del q, saved
 
     @abc.abstractmethod
     def dt(self, value: datetime) -> datetime:
@@ -489,6 +495,9 @@ class ServerStorage:
             await self.driver.close_pool()
 
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
+        return None
+
+    def subscribe_finished(self, callback: Callable[[frozenset[int] | None], None]) -> Callable[[], None] | None:
         return None
 
     async def probe_changes(self) -> bool:

@@ -208,6 +208,8 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
             await c.execute(q["queue_take"], {"job_ids": writes.dequeued})
         if writes.links:
             await c.executemany(q["continuation_insert"], writes.links)
+        if saved:
+            await c.notify_finished(q, saved)
     found: tuple[p.ContinuationLink, ...] = ()
     if writes.changed or writes.released:
         # one query for both: children waiting on changed jobs, fired parents of released ones

@@ -337,6 +337,9 @@ class SQLiteStorage:
     def subscribe_changes(self, callback: Callable[[], None]) -> Callable[[], None] | None:
         return None
 
+    def subscribe_finished(self, callback: Callable[[frozenset[int] | None], None]) -> Callable[[], None] | None:
+        return None
+
     async def probe_changes(self) -> bool:
         return False  # the change marker is a local file check
 

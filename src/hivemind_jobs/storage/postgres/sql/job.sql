@@ -146,6 +146,9 @@ SET queue = :queue,
 WHERE id = :job_id;
 
 -- name: job_update_set
+-- The saves of a batch, and one NOTIFY on the finished-jobs channel with the ids of the jobs that
+-- are in a final state now (empty when they do not fit a payload: listeners then check every job).
+WITH updated AS (
 UPDATE "{p}job" AS j
 SET queue = u.queue,
     priority = u.priority,
@@ -162,7 +165,14 @@ FROM unnest(
     CAST(:state_name AS TEXT[]), CAST(:state_sequence AS INTEGER[]), CAST(:state_elected_at AS TIMESTAMPTZ[]),
     CAST(:release_lock AS BOOLEAN[])
 ) AS u (id, queue, priority, execution_id, state_name, state_sequence, state_elected_at, release_lock)
-WHERE j.id = u.id;
+WHERE j.id = u.id
+RETURNING j.id, j.state_name
+), finished AS (
+    SELECT string_agg(CAST(id AS TEXT), ',') AS ids FROM updated WHERE state_name = ANY(CAST(:final_states AS TEXT[]))
+)
+SELECT pg_notify(:finished_channel, CASE WHEN length(ids) > 7900 THEN '' ELSE ids END)
+FROM finished
+WHERE ids IS NOT NULL;
 
 -- name: job_fence_check_many
 SELECT id, execution_id, locked_by, lock_heartbeat, statement_timestamp() FROM "{p}job"
