@@ -12,7 +12,11 @@ rows are read, decided on, then written, as the servers do with rows locked ``FO
 
 from __future__ import annotations
 
+import functools
+import itertools
 import json
+import operator
+import re
 import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -90,6 +94,88 @@ def _kept_due(con: sqlite3.Connection, q: Queries, pointers: Sequence[tuple[int,
     return {int(job_id): int(due) for job_id, due in con.execute(q["queue_due_many"], {"job_ids": _ids(ids)})}
 
 
+_NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z_0-9]*)")
+_NUMBERED = re.compile(r"\?(\d+)")
+#: rows per multi-row INSERT (SQLite binds at most 32,766 parameters per statement)
+_ROWS_PER_INSERT = 250
+
+
+class _RowInsert:
+    """An ``INSERT ... VALUES (...) [ON CONFLICT ...]`` statement written for many rows at once.
+
+    ``executemany`` runs the statement once per row, binding each row's dict by name (sqlite3
+    looks every name up per row); a batch of created jobs writes four rows per job that way. This
+    writes up to :data:`_ROWS_PER_INSERT` rows per statement, bound by position: a third less of
+    SQLite's CPU per row. For statements whose text has no string literal (a ``:word`` in a literal
+    would be taken for a parameter) and one parenthesised VALUES row.
+    """
+
+    def __init__(self, sql: SQL) -> None:
+        if "'" in sql:
+            raise ValueError("_RowInsert is for statements without string literals")
+        head, values, tail = _values_row(sql)
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"?{names.index(match.group(1)) + 1}"
+
+        self._head, self._row, self._tail = head, _NAMED.sub(number, values), tail
+        self._width = len(names)
+        self.values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
+            operator.itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))  # type: ignore[misc]
+        )
+
+    @functools.lru_cache(maxsize=8)  # noqa: B019 (one instance per statement, kept for the process)
+    def text(self, rows: int) -> str:
+        """The statement for ``rows`` rows: row ``k`` binds parameters ``k * width + 1``..."""
+        width = self._width
+
+        def row(k: int) -> str:
+            return _NUMBERED.sub(lambda match: f"?{k * width + int(match.group(1))}", self._row)
+
+        return f"{self._head}VALUES {','.join(row(k) for k in range(rows))}{self._tail}"
+
+    def run(self, con: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+        values = self.values
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            con.execute(self.text(len(chunk)), list(itertools.chain.from_iterable(map(values, chunk))))
+
+
+def _values_row(sql: str) -> tuple[str, str, str]:
+    """``sql`` split around its one parenthesised VALUES row: the text before ``VALUES``, the row,
+    and the rest (an ``ON CONFLICT`` clause, say)."""
+    head, keyword, rest = sql.partition("VALUES")
+    if not keyword or not rest.lstrip().startswith("("):
+        raise ValueError(f"not an INSERT ... VALUES (...) statement: {sql!r}")
+    opening = len(rest) - len(rest.lstrip())
+    depth = 0
+    for index in range(opening, len(rest)):
+        depth += {"(": 1, ")": -1}.get(rest[index], 0)
+        if depth == 0:
+            return head, rest[opening : index + 1], rest[index + 1 :].rstrip().rstrip(";")
+    raise ValueError(f"unbalanced VALUES row in {sql!r}")
+
+
+@functools.cache
+def _row_insert(sql: SQL) -> _RowInsert:
+    return _RowInsert(sql)
+
+
+#: fewer rows than this are written one statement per row (the multi-row text costs more than it saves)
+_FEW_ROWS = 16
+
+
+def _insert_rows(con: sqlite3.Connection, sql: SQL, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write ``rows`` with the single-row INSERT ``sql``: many rows per statement for a batch."""
+    if len(rows) < _FEW_ROWS:
+        con.executemany(sql, rows)
+    else:
+        _row_insert(sql).run(con, rows)
+
+
 # ----------------------------------------------------------------------------- jobs
 
 
@@ -116,7 +202,7 @@ def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert
         last = con.execute(q["job_insert"], rows[0]).lastrowid
         assert last is not None
     else:
-        con.executemany(q["job_insert"], rows)
+        _insert_rows(con, q["job_insert"], rows)
         # The transaction holds the only write lock and ids are AUTOINCREMENT: the rows just inserted
         # got consecutive ids ending at the last one. Checked on the first row of a batch, to be sure.
         last = int(con.execute(q["job_last_id"]).fetchone()[0])
@@ -127,11 +213,11 @@ def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert
         if first not in con.execute(q["job_ids_by_execution"], values).fetchall():
             raise StorageError("SQLite did not assign consecutive ids to a batch insert; nothing was written")
     writes = insert_writes(ids, params, now, Times(point=encode, span=_us, bind=same, encode=encode))
-    con.executemany(q["job_state_insert"], writes.states)
+    _insert_rows(con, q["job_state_insert"], writes.states)
     if writes.properties:
-        con.executemany(q["job_property_upsert"], writes.properties)
+        _insert_rows(con, q["job_property_upsert"], writes.properties)
     if writes.pointers:
-        con.executemany(q["queue_upsert"], writes.pointers)
+        _insert_rows(con, q["queue_upsert"], writes.pointers)
     if writes.links:
         con.executemany(q["continuation_insert"], writes.links)
     created = from_microseconds(now)
