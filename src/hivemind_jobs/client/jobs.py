@@ -30,6 +30,7 @@ from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.client.events import MediatorEvents
 from hivemind_jobs.client.locked import LockAttempt, LockedJob
 from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
+from hivemind_jobs.client.unique import Unique, unique_key
 from hivemind_jobs.core.clock import utc
 from hivemind_jobs.core.continuations import After
 from hivemind_jobs.core.ids import new_execution_key
@@ -58,6 +59,7 @@ from hivemind_jobs.core.states import (
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import (
     ConfigurationError,
+    DuplicateJobError,
     InvalidTransitionError,
     JobDataNotFoundError,
     JobLockedError,
@@ -95,6 +97,7 @@ from hivemind_jobs.storage.protocol import (
     JobQueues,
     JobRecord,
     JobSearch,
+    JobUniqueSet,
     QueueStat,
     UpdateOutcome,
 )
@@ -133,6 +136,7 @@ class CreateOptions:
     middleware: tuple[Middleware, ...] = ()
     state: State | None = None
     retry: RetryPolicy | None = None
+    unique: Unique | None = None
 
     def initial_state(self) -> State:
         if self.state is not None:
@@ -339,13 +343,15 @@ class BackgroundJobClient:
         middleware: Iterable[Middleware] | None = UNSET,
         state: State | None = UNSET,
         retry: RetryPolicy | None = UNSET,
+        unique: Unique | None = UNSET,
     ) -> BackgroundJobClient:
         """A client that creates jobs with these options (merged over this client's).
 
         ``delay``/``delay_until`` create the job Enqueued but not fetched before then; ``after``
         creates it Awaiting a parent; ``state`` creates it in any other state (``Idle()`` ...).
         ``retry`` overrides the environment's retry policy for these jobs (its numbers; fatal error
-        types always come from the environment's policy).
+        types always come from the environment's policy). ``unique`` creates at most one job per
+        key (see :class:`Unique`): a second create answers the existing job's id.
         """
         current = self._options
         changes: dict[str, Any] = {}
@@ -395,6 +401,10 @@ class BackgroundJobClient:
             if retry is not None and not isinstance(retry, RetryPolicy):
                 raise ConfigurationError(f"retry must be hivemind_jobs.RetryPolicy(...), got {retry!r}")
             changes["retry"] = retry
+        if unique is not UNSET:
+            if unique is not None and not isinstance(unique, Unique):
+                raise ConfigurationError(f"unique must be hivemind_jobs.Unique(...), got {unique!r}")
+            changes["unique"] = unique
         options = dataclasses.replace(current, **changes)
         chosen = [
             name
@@ -482,6 +492,8 @@ class BackgroundJobClient:
         (LimitExceededError). A parameter annotated :class:`JobContext` is injected at execution
         and is not passed here.
         """
+        if self._options.unique is not None:
+            return (await self._create_unique([JobCall(function, args, kwargs)]))[0]
         new = self._new_jobs()
         if new is None:
             return (await self._create([self._build(function, args, kwargs)]))[0]
@@ -489,7 +501,13 @@ class BackgroundJobClient:
         return (await self._insert_new(new, rows))[0]
 
     async def create_many(self, calls: Iterable[JobCall]) -> list[int]:
-        """Create many jobs in one transaction and one storage round trip (all or nothing)."""
+        """Create many jobs in one transaction and one storage round trip (all or nothing).
+
+        With the ``unique`` option each job whose key is held (by an existing job or by an earlier
+        job of the same batch) answers the holder's id in its place instead of creating a job.
+        """
+        if self._options.unique is not None:
+            return await self._create_unique(list(calls))
         new = self._new_jobs()
         if new is None:
             jobs = [self._build(item.function, item.args, item.kwargs) for item in calls]
@@ -516,6 +534,41 @@ class BackgroundJobClient:
             ids = await insert_new(new, rows, unit)
         if enqueued:
             env.wake(enqueued)
+        return ids
+
+    async def _create_unique(self, calls: list[JobCall]) -> list[int]:
+        """Create unique jobs: each locks its key's row in the transaction (see
+        :mod:`hivemind_jobs.client.unique`), then answers the holder's id or creates the job and
+        makes it the holder; several statements per job, paid only by unique jobs."""
+        unique = self._options.unique
+        assert unique is not None
+        states = unique.state_names()
+        invocations = [self._invocation(item.function, item.args, item.kwargs) for item in calls]
+        keys = [unique_key(unique, invocation) for invocation in invocations]  # checked before any write
+        ids: list[int] = []
+        async with self.unit_of_work(implicit=False) as scope:
+            tx = scope.tx
+            new = self._new_jobs()
+            for item, invocation, key in zip(calls, invocations, keys, strict=True):
+                now = self._env.clock.now()
+                held = await tx.job_unique_claim(key)
+                if held.job_id is not None and (
+                    unique.holds(held.job_state) or (held.expires_at is not None and held.expires_at > now)
+                ):
+                    if unique.on_conflict == "raise":
+                        raise DuplicateJobError(held.job_id, key)
+                    ids.append(held.job_id)
+                    continue
+                if new is None:
+                    job = self._build(item.function, item.args, item.kwargs)
+                    await elect(job, self._options.initial_state(), scope)
+                    await save_new([job], scope)
+                    job_id = job.id
+                else:
+                    job_id = (await insert_new(new, new.inserts((invocation.to_json(),), now), scope))[0]
+                expires = now + unique.period if unique.period is not None else None
+                await tx.job_unique_set(JobUniqueSet(key, job_id, states, expires))
+                ids.append(job_id)
         return ids
 
     async def _create(self, jobs: list[BackgroundJob]) -> list[int]:
