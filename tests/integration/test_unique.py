@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -116,3 +117,12 @@ async def test_a_key_naming_an_unknown_argument_writes_nothing(hive: hm.HiveMind
     with pytest.raises(hm.ConfigurationError, match="plain argument"):
         await hive.jobs.options(unique=hm.Unique(key="x-{nope}")).create(jobs.add, 1)
     assert await hive.jobs.count() == 0
+
+
+async def test_concurrent_batches_sharing_keys_in_any_order_agree(hive: hm.HiveMind) -> None:
+    unique = hive.jobs.options(unique=hm.Unique())
+    calls = [hm.call(jobs.add, n) for n in range(6)]
+    forward, backward = await asyncio.gather(unique.create_many(calls), unique.create_many(calls[::-1]))
+    assert forward == backward[::-1]
+    assert len(set(forward)) == 6
+    assert await hive.jobs.count() == 6

@@ -548,16 +548,22 @@ class BackgroundJobClient:
         ids: list[int] = []
         async with self.unit_of_work(implicit=False) as scope:
             tx = scope.tx
+            # Keys are locked in one order, so that batches sharing keys wait instead of deadlocking.
+            claimed = {key: await tx.job_unique_claim(key) for key in sorted(set(keys))}
+            holders: dict[str, int] = {}  # the holders found or created by this batch
             new = self._new_jobs()
             for item, invocation, key in zip(calls, invocations, keys, strict=True):
                 now = self._env.clock.now()
-                held = await tx.job_unique_claim(key)
-                if held.job_id is not None and (
-                    unique.holds(held.job_state) or (held.expires_at is not None and held.expires_at > now)
-                ):
+                held = claimed[key]
+                holder = holders.get(key)
+                if holder is None and held.job_id is not None:
+                    if unique.holds(held.job_state) or (held.expires_at is not None and held.expires_at > now):
+                        holder = held.job_id
+                if holder is not None:
                     if unique.on_conflict == "raise":
-                        raise DuplicateJobError(held.job_id, key)
-                    ids.append(held.job_id)
+                        raise DuplicateJobError(holder, key)
+                    holders[key] = holder
+                    ids.append(holder)
                     continue
                 if new is None:
                     job = self._build(item.function, item.args, item.kwargs)
@@ -568,6 +574,7 @@ class BackgroundJobClient:
                     job_id = (await insert_new(new, new.inserts((invocation.to_json(),), now), scope))[0]
                 expires = now + unique.period if unique.period is not None else None
                 await tx.job_unique_set(JobUniqueSet(key, job_id, states, expires))
+                holders[key] = job_id
                 ids.append(job_id)
         return ids
 
