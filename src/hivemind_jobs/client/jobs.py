@@ -97,6 +97,7 @@ from hivemind_jobs.storage.protocol import (
     JobQueues,
     JobRecord,
     JobSearch,
+    JobUniqueRecord,
     JobUniqueSet,
     QueueStat,
     UpdateOutcome,
@@ -556,9 +557,8 @@ class BackgroundJobClient:
                 now = self._env.clock.now()
                 held = claimed[key]
                 holder = holders.get(key)
-                if holder is None and held.job_id is not None:
-                    if unique.holds(held.job_state) or (held.expires_at is not None and held.expires_at > now):
-                        holder = held.job_id
+                if holder is None and held.job_id is not None and self._still_held(unique, held, now):
+                    holder = held.job_id
                 if holder is not None:
                     if unique.on_conflict == "raise":
                         raise DuplicateJobError(holder, key)
@@ -577,6 +577,11 @@ class BackgroundJobClient:
                 holders[key] = job_id
                 ids.append(job_id)
         return ids
+
+    @staticmethod
+    def _still_held(unique: Unique, held: JobUniqueRecord, now: datetime) -> bool:
+        """Whether the holder of a claimed key keeps it: in one of its states, or within the period."""
+        return unique.holds(held.job_state) or (held.expires_at is not None and held.expires_at > now)
 
     async def _create(self, jobs: list[BackgroundJob]) -> list[int]:
         async with self.unit_of_work() as scope:
