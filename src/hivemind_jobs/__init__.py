@@ -32,6 +32,7 @@ from hivemind_jobs.client import (
 )
 from hivemind_jobs.client.colonies import ColonyInfo, ColonyNotFoundError, DaemonLogEntry
 from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
+from hivemind_jobs.client.unique import Unique
 from hivemind_jobs.colony import (
     Colony,
     ColonyOptions,
@@ -74,6 +75,7 @@ from hivemind_jobs.errors import (
     ArgumentSerializationError,
     ConcurrencyConflictError,
     ConfigurationError,
+    DuplicateJobError,
     HiveMindError,
     InvalidNameError,
     InvalidTransitionError,
@@ -174,6 +176,7 @@ __all__ = [
     "DefaultActivator",
     "DeleteResult",
     "Deleted",
+    "DuplicateJobError",
     "Enqueued",
     "Environment",
     "Executing",
@@ -262,6 +265,7 @@ __all__ = [
     "Transaction",
     "TransactionError",
     "UndecodedValue",
+    "Unique",
     "UnknownState",
     "WeekdayCalendar",
     "__version__",

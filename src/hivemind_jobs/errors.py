@@ -22,6 +22,7 @@ know HiveMind still handles it sensibly. Messages say what was wrong and what to
     │   ├── JobFailedError                       it failed (the stored exception type, message, traceback)
     │   └── JobDeletedError                      it was deleted (or removed) before it succeeded
     ├── JobWaitTimeoutError (TimeoutError)       a wait for a job's result gave up
+    ├── DuplicateJobError                        a unique job's key is held (``on_conflict="raise"``)
     ├── JobLockError                             lock problems
     │   ├── JobLockedError                       held by another requester
     │   ├── JobLockStaleError                    our lock expired or was taken over before the save
@@ -53,6 +54,7 @@ __all__ = [
     "ArgumentSerializationError",
     "ConcurrencyConflictError",
     "ConfigurationError",
+    "DuplicateJobError",
     "HiveMindError",
     "InvalidNameError",
     "InvalidTransitionError",
@@ -133,6 +135,19 @@ class JobNotFoundError(HiveMindError, LookupError):
         super().__init__(f"background job {job_id} does not exist in environment {environment!r}")
         self.job_id = job_id
         self.environment = environment
+
+
+class DuplicateJobError(HiveMindError):
+    """A unique job was created while another job holds its key (``Unique(on_conflict="raise")``);
+    ``job_id`` is the id of that job."""
+
+    def __init__(self, job_id: int, key: str) -> None:
+        super().__init__(
+            f"unique key {key!r} is held by background job {job_id}; use that job, or create with "
+            'Unique(on_conflict="existing") to get its id instead of this error'
+        )
+        self.job_id = job_id
+        self.key = key
 
 
 class JobDataNotFoundError(HiveMindError, LookupError):

@@ -31,6 +31,7 @@ from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.client.events import MediatorEvents
 from hivemind_jobs.client.locked import LockAttempt, LockedJob
 from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
+from hivemind_jobs.client.unique import Unique, unique_key
 from hivemind_jobs.client.waiting import result_waiters
 from hivemind_jobs.core.clock import utc
 from hivemind_jobs.core.codec import load_json
@@ -65,6 +66,7 @@ from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, timeout_seconds, validate_timeout
 from hivemind_jobs.errors import (
     ConfigurationError,
+    DuplicateJobError,
     InvalidTransitionError,
     JobDataNotFoundError,
     JobDeletedError,
@@ -106,6 +108,8 @@ from hivemind_jobs.storage.protocol import (
     JobQueues,
     JobRecord,
     JobSearch,
+    JobUniqueRecord,
+    JobUniqueSet,
     QueueStat,
     StateRow,
     UpdateOutcome,
@@ -148,6 +152,7 @@ class CreateOptions:
     state: State | None = None
     retry: RetryPolicy | None = None
     timeout: timedelta | None = None
+    unique: Unique | None = None
 
     def initial_state(self) -> State:
         if self.state is not None:
@@ -406,6 +411,7 @@ class BackgroundJobClient:
         state: State | None = UNSET,
         retry: RetryPolicy | None = UNSET,
         timeout: timedelta | None = UNSET,
+        unique: Unique | None = UNSET,
     ) -> BackgroundJobClient:
         """A client that creates jobs with these options (merged over this client's).
 
@@ -413,7 +419,9 @@ class BackgroundJobClient:
         creates it Awaiting a parent; ``state`` creates it in any other state (``Idle()`` ...).
         ``retry`` overrides the environment's retry policy for these jobs (its numbers; fatal error
         types always come from the environment's policy). ``timeout`` bounds each run of these
-        jobs (over the swarm's and the environment's timeout; None: theirs apply).
+        jobs (over the swarm's and the environment's timeout; None: theirs apply). ``unique``
+        creates at most one job per key (see :class:`Unique`): a second create answers the
+        existing job's id.
         """
         current = self._options
         changes: dict[str, Any] = {}
@@ -465,6 +473,10 @@ class BackgroundJobClient:
             changes["retry"] = retry
         if timeout is not UNSET:
             changes["timeout"] = validate_timeout(timeout, "timeout")
+        if unique is not UNSET:
+            if unique is not None and not isinstance(unique, Unique):
+                raise ConfigurationError(f"unique must be hivemind_jobs.Unique(...), got {unique!r}")
+            changes["unique"] = unique
         options = dataclasses.replace(current, **changes)
         chosen = [
             name
@@ -557,6 +569,8 @@ class BackgroundJobClient:
         (LimitExceededError). A parameter annotated :class:`JobContext` is injected at execution
         and is not passed here.
         """
+        if self._options.unique is not None:
+            return (await self._create_unique([JobCall(function, args, kwargs)]))[0]
         new = self._new_jobs()
         if new is None:
             return (await self._create([self._build(function, args, kwargs)]))[0]
@@ -589,7 +603,13 @@ class BackgroundJobClient:
         return JobRef(job_id, client, _return_hint(function))
 
     async def create_many(self, calls: Iterable[JobCall]) -> list[int]:
-        """Create many jobs in one transaction and one storage round trip (all or nothing)."""
+        """Create many jobs in one transaction and one storage round trip (all or nothing).
+
+        With the ``unique`` option each job whose key is held (by an existing job or by an earlier
+        job of the same batch) answers the holder's id in its place instead of creating a job.
+        """
+        if self._options.unique is not None:
+            return await self._create_unique(list(calls))
         new = self._new_jobs()
         if new is None:
             jobs = [self._build(item.function, item.args, item.kwargs) for item in calls]
@@ -617,6 +637,52 @@ class BackgroundJobClient:
         if enqueued:
             env.wake(enqueued)
         return ids
+
+    async def _create_unique(self, calls: list[JobCall]) -> list[int]:
+        """Create unique jobs: each locks its key's row in the transaction (see
+        :mod:`hivemind_jobs.client.unique`), then answers the holder's id or creates the job and
+        makes it the holder; several statements per job, paid only by unique jobs."""
+        unique = self._options.unique
+        assert unique is not None
+        states = unique.state_names()
+        invocations = [self._invocation(item.function, item.args, item.kwargs) for item in calls]
+        keys = [unique_key(unique, invocation) for invocation in invocations]  # checked before any write
+        ids: list[int] = []
+        async with self.unit_of_work(implicit=False) as scope:
+            tx = scope.tx
+            # Keys are locked in one order, so that batches sharing keys wait instead of deadlocking.
+            claimed = {key: await tx.job_unique_claim(key) for key in sorted(set(keys))}
+            holders: dict[str, int] = {}  # the holders found or created by this batch
+            new = self._new_jobs()
+            for item, invocation, key in zip(calls, invocations, keys, strict=True):
+                now = self._env.clock.now()
+                held = claimed[key]
+                holder = holders.get(key)
+                if holder is None and held.job_id is not None and self._still_held(unique, held, now):
+                    holder = held.job_id
+                if holder is not None:
+                    if unique.on_conflict == "raise":
+                        raise DuplicateJobError(holder, key)
+                    holders[key] = holder
+                    ids.append(holder)
+                    continue
+                if new is None:
+                    job = self._build(item.function, item.args, item.kwargs)
+                    await elect(job, self._options.initial_state(), scope)
+                    await save_new([job], scope)
+                    job_id = job.id
+                else:
+                    job_id = (await insert_new(new, new.inserts((invocation.to_json(),), now), scope))[0]
+                expires = now + unique.period if unique.period is not None else None
+                await tx.job_unique_set(JobUniqueSet(key, job_id, states, expires))
+                holders[key] = job_id
+                ids.append(job_id)
+        return ids
+
+    @staticmethod
+    def _still_held(unique: Unique, held: JobUniqueRecord, now: datetime) -> bool:
+        """Whether the holder of a claimed key keeps it: in one of its states, or within the period."""
+        return unique.holds(held.job_state) or (held.expires_at is not None and held.expires_at > now)
 
     async def _create(self, jobs: list[BackgroundJob]) -> list[int]:
         async with self.unit_of_work() as scope:

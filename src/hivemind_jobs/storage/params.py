@@ -49,6 +49,8 @@ __all__ = [
     "JobQueues",
     "JobRecord",
     "JobSearch",
+    "JobUniqueRecord",
+    "JobUniqueSet",
     "JobUpdate",
     "JobUpdated",
     "LeaseAcquire",
@@ -515,6 +517,30 @@ class RecurringList:
     limit: int = 1000
     due: bool = False
     running: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class JobUniqueRecord:
+    """The row of a unique key, locked for the rest of the transaction (see
+    ``job_unique_claim``). ``job_id`` is None when the key was free: this transaction inserted it
+    and must set it (:class:`JobUniqueSet`) or roll back. ``job_state`` is the current state name of
+    the holding job (None when that job no longer exists)."""
+
+    job_id: int | None
+    states: tuple[str, ...]
+    expires_at: datetime | None
+    job_state: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobUniqueSet:
+    """Make ``job_id`` the holder of a unique key claimed in this transaction: it holds it while in
+    one of ``states`` or until ``expires_at``."""
+
+    unique_key: str
+    job_id: int
+    states: tuple[str, ...]
+    expires_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -56,6 +56,8 @@ from hivemind_jobs.storage.params import (
     JobQueues,
     JobRecord,
     JobSearch,
+    JobUniqueRecord,
+    JobUniqueSet,
     JobUpdate,
     JobUpdated,
     LeaseAcquire,
@@ -140,6 +142,12 @@ class JobOperations(Protocol):
     async def job_action_delete(self, params: Sequence[int]) -> int: ...
     async def continuation_list(self, params: int) -> list[ContinuationLink]: ...
     async def continuation_mark(self, params: Sequence[ContinuationMark]) -> None: ...
+    async def job_unique_claim(self, params: str) -> JobUniqueRecord:
+        """Lock the row of the unique key ``params`` for the rest of the transaction, inserting it
+        when missing (then its ``job_id`` is None); race-free across processes."""
+        ...
+
+    async def job_unique_set(self, params: JobUniqueSet) -> bool: ...
 
 
 class QueueOperations(Protocol):

@@ -28,6 +28,7 @@ from hivemind_jobs.storage.params import (
     ContinuationLink,
     JobInsert,
     JobRecord,
+    JobUniqueSet,
     JobUpdate,
     JobUpdated,
     LogPurge,
@@ -69,6 +70,8 @@ __all__ = [
     "save_results",
     "save_writes",
     "state_params",
+    "unique_set_params",
+    "unique_states",
 ]
 
 T = TypeVar("T")
@@ -621,3 +624,17 @@ def event_params(rows: Sequence[RecurringEventRow], now: Any) -> list[dict[str, 
         }
         for row in rows
     ]
+
+
+def unique_states(stored: str) -> tuple[str, ...]:
+    """The state names of a unique key's row (stored comma-separated)."""
+    return tuple(name for name in stored.split(",") if name)
+
+
+def unique_set_params(params: JobUniqueSet, bind: Callable[[datetime], Any]) -> dict[str, Any]:
+    return {
+        "unique_key": params.unique_key,
+        "job_id": params.job_id,
+        "states": ",".join(params.states),
+        "expires_at": bind(params.expires_at) if params.expires_at is not None else None,
+    }

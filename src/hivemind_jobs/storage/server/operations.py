@@ -46,6 +46,8 @@ from hivemind_jobs.storage.rows import (
     save_results,
     save_writes,
     start_writes,
+    unique_set_params,
+    unique_states,
 )
 from hivemind_jobs.storage.sql import SQL, QueryBook, to_pyformat
 
@@ -397,6 +399,23 @@ async def continuation_mark(c: Connection, q: Queries, params: Sequence[p.Contin
             await c.execute(q["continuation_fire"], {**key, "fired_state": mark.fired_state})
 
 
+async def job_unique_claim(c: Connection, q: Queries, params: str) -> p.JobUniqueRecord:
+    # The claim inserts the key's row or, when another transaction holds it, waits for that one to
+    # end; the locking reads then see the latest committed rows.
+    key = {"unique_key": params}
+    await c.execute(q["job_unique_claim"], key)
+    job_id, states, expires_at = (await c.fetchall(q["job_unique_select"], key))[0]
+    if job_id is None:
+        return p.JobUniqueRecord(None, (), None, None)
+    rows = await c.fetchall(q["job_unique_job_state"], {"job_id": job_id})
+    expires = c.dt(expires_at) if expires_at is not None else None
+    return p.JobUniqueRecord(int(job_id), unique_states(states), expires, rows[0][0] if rows else None)
+
+
+async def job_unique_set(c: Connection, q: Queries, params: p.JobUniqueSet) -> bool:
+    return await c.execute(q["job_unique_set"], unique_set_params(params, c.bind_dt)) == 1
+
+
 # ----------------------------------------------------------------------------- queue
 
 
@@ -708,6 +727,8 @@ class ServerOperations(BoundOperations):
     job_action_delete = async_operation(job_action_delete, copy=True)
     continuation_list = async_operation(continuation_list)
     continuation_mark = async_operation(continuation_mark, copy=True)
+    job_unique_claim = async_operation(job_unique_claim)
+    job_unique_set = async_operation(job_unique_set)
     queue_claim = async_operation(queue_claim)
     queue_claim_start = async_operation(queue_claim_start)
     queue_stats = async_operation(queue_stats)

@@ -56,6 +56,8 @@ from hivemind_jobs.storage.rows import (
     save_results,
     save_writes,
     start_writes,
+    unique_set_params,
+    unique_states,
 )
 from hivemind_jobs.storage.sql import SQL, QueryBook
 
@@ -473,6 +475,23 @@ def continuation_mark(con: sqlite3.Connection, q: Queries, params: Sequence[p.Co
             con.execute(q["continuation_fire"], {**key, "fired_state": mark.fired_state})
 
 
+def job_unique_claim(con: sqlite3.Connection, q: Queries, params: str) -> p.JobUniqueRecord:
+    # A write transaction holds the database's write lock: nobody else claims the key meanwhile.
+    key = {"unique_key": params}
+    con.execute(q["job_unique_claim"], key)
+    job_id, states, expires_at = con.execute(q["job_unique_select"], key).fetchone()
+    if job_id is None:
+        return p.JobUniqueRecord(None, (), None, None)
+    row = con.execute(q["job_unique_job_state"], {"job_id": job_id}).fetchone()
+    expires = from_microseconds(expires_at) if expires_at is not None else None
+    return p.JobUniqueRecord(int(job_id), unique_states(states), expires, None if row is None else row[0])
+
+
+def job_unique_set(con: sqlite3.Connection, q: Queries, params: p.JobUniqueSet) -> bool:
+    values = unique_set_params(params, to_microseconds)
+    return con.execute(q["job_unique_set"], values).rowcount == 1
+
+
 # ----------------------------------------------------------------------------- queue
 
 
@@ -773,6 +792,8 @@ class SQLiteOperations(BoundOperations):
     job_action_delete = operation(job_action_delete, copy=True)
     continuation_list = operation(continuation_list)
     continuation_mark = operation(continuation_mark, copy=True)
+    job_unique_claim = operation(job_unique_claim)
+    job_unique_set = operation(job_unique_set)
     queue_claim = operation(queue_claim)
     queue_claim_start = operation(queue_claim_start)
     queue_stats = operation(queue_stats)

@@ -26,6 +26,8 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRow,
     JobRecord,
+    JobUniqueRecord,
+    JobUniqueSet,
     PropertyRow,
     Storage,
     UpdateOutcome,
@@ -368,3 +370,39 @@ class JobConformance(ConformanceBase):
             assert await tx.job_action_delete([first]) == 1
             assert await tx.job_action_list(JobActionList((ids[0],))) == []
             assert len(await tx.job_action_list(JobActionList(tuple(ids)))) == 1
+
+    # ------------------------------------------------------------------ unique keys
+    async def test_unique_key_is_claimed_then_held_by_its_job(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        until = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+        async with storage.transaction() as tx:
+            assert await tx.job_unique_claim("k") == JobUniqueRecord(None, (), None, None)  # free: inserted
+            assert await tx.job_unique_set(JobUniqueSet("k", job_id, ("Enqueued", "Executing"), until))
+            assert not await tx.job_unique_set(JobUniqueSet("other", job_id, (), None))  # never claimed
+        async with storage.transaction() as tx:
+            held = await tx.job_unique_claim("k")
+            assert held == JobUniqueRecord(job_id, ("Enqueued", "Executing"), until, "Enqueued")
+            assert await tx.job_unique_claim("K") == JobUniqueRecord(None, (), None, None)  # keys are exact
+            assert await tx.job_unique_set(JobUniqueSet("k", job_id + 1000, (), None))  # taken over
+        async with storage.transaction() as tx:
+            # the holder no longer exists: no state
+            assert await tx.job_unique_claim("k") == JobUniqueRecord(job_id + 1000, (), None, None)
+
+    async def test_unique_claim_rolls_back_and_waits_for_the_claiming_transaction(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        with pytest.raises(RuntimeError):
+            async with storage.transaction() as tx:
+                assert (await tx.job_unique_claim("k")).job_id is None
+                raise RuntimeError("roll back")
+        async with storage.transaction() as tx:
+            assert (await tx.job_unique_claim("k")).job_id is None  # the rolled back row is gone
+            second = asyncio.ensure_future(self._claim(storage, "k"))
+            await asyncio.sleep(0.2)
+            assert not second.done(), "a claim did not wait for the transaction holding the key"
+            assert await tx.job_unique_set(JobUniqueSet("k", job_id, ("Enqueued",), None))
+        assert (await asyncio.wait_for(second, 10)).job_id == job_id
+
+    @staticmethod
+    async def _claim(storage: Storage, key: str) -> JobUniqueRecord:
+        async with storage.transaction() as tx:
+            return await tx.job_unique_claim(key)

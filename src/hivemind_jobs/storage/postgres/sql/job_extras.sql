@@ -64,3 +64,17 @@ UNION ALL
 SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
 WHERE child_id = ANY(:released_ids) AND fired_state IS NOT NULL
 ORDER BY parent_id, child_id;
+
+-- name: job_unique_claim
+INSERT INTO "{p}job_unique" (unique_key, job_id, states, expires_at) VALUES (:unique_key, NULL, '', NULL)
+ON CONFLICT (unique_key) DO NOTHING;
+
+-- name: job_unique_select
+SELECT job_id, states, expires_at FROM "{p}job_unique" WHERE unique_key = :unique_key FOR UPDATE;
+
+-- name: job_unique_job_state
+SELECT state_name FROM "{p}job" WHERE id = :job_id FOR SHARE;
+
+-- name: job_unique_set
+UPDATE "{p}job_unique" SET job_id = :job_id, states = :states, expires_at = :expires_at
+WHERE unique_key = :unique_key;
