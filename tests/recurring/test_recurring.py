@@ -127,12 +127,14 @@ async def test_misfire_policies(hive: hm.HiveMind, policy: str) -> None:
     first = await _wait_until_due(hive, "late")
     await asyncio.sleep(3.2)  # no scheduler runs: about four occurrences are missed
     report = await hive.recurring.run_pass()
+    # every second since the first due time is one occurrence (more when this machine was slow)
+    elapsed = (datetime.now(UTC) - first).total_seconds()
     job = await hive.recurring.get("late")
     occurrences = (await hive.jobs.search(hm.prop("hm.recurring_id") == "late")).jobs
     stats = job.stats
     assert stats.misfired == 1
     missed = stats.skipped + len(occurrences)
-    assert 3 <= missed <= 6, stats
+    assert 3 <= missed <= elapsed + 2, (stats, elapsed)
     if policy == "run_once":
         assert report.enqueued == 1 and len(occurrences) == 1 and job.state == "Executing"
         assert occurrences[0].properties["hm.scheduled_at"] > first  # the latest missed one
