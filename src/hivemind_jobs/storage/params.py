@@ -57,6 +57,8 @@ __all__ = [
     "PropertyRow",
     "QueueClaim",
     "QueueClaimStart",
+    "QueuePause",
+    "QueuePauseRecord",
     "QueuePointer",
     "QueueStat",
     "RecurringEventList",
@@ -371,6 +373,22 @@ class QueueStat:
     priority: int
     ready: int
     delayed: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePause:
+    """Pause ``queue`` (``paused_at`` is the database clock's now); pausing a paused queue keeps its
+    first record."""
+
+    queue: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePauseRecord:
+    queue: str
+    paused_at: datetime
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
