@@ -30,6 +30,7 @@ from hivemind_jobs.client import (
     current_job,
 )
 from hivemind_jobs.client.colonies import ColonyInfo, ColonyNotFoundError, DaemonLogEntry
+from hivemind_jobs.client.queues import PausedQueue
 from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
 from hivemind_jobs.colony import (
     Colony,
@@ -125,6 +126,7 @@ from hivemind_jobs.sync import (
     SyncHiveMind,
     SyncLockedJob,
     SyncLockedJobs,
+    SyncQueueClient,
     SyncRecurringJobClient,
     SyncTransaction,
 )
@@ -211,6 +213,7 @@ __all__ = [
     "NextRunBase",
     "Options",
     "Order",
+    "PausedQueue",
     "Priority",
     "PropertyType",
     "QueryError",
@@ -242,6 +245,7 @@ __all__ = [
     "SyncHiveMind",
     "SyncLockedJob",
     "SyncLockedJobs",
+    "SyncQueueClient",
     "SyncRecurringJobClient",
     "SyncTransaction",
     "SystemClock",
