@@ -58,7 +58,7 @@ NOT_MIRRORED: dict[tuple[type, str], str] = {
     (hm.Environment, "storage"): "the storage backend itself, an async object below the public API",
     (hm.Environment, "add_wake_listener"): "wakes drones on the environment's event loop; colonies use it",
     (hm.Environment, "wake"): "wakes this process's drones; the clients call it at commit",
-    (hm.Environment, "add_pause_listener"): "tells colonies on the environment's event loop of a pause; colonies use it",
+    (hm.Environment, "add_pause_listener"): "tells colonies on their event loop of a pause; colonies use it",
     (hm.Environment, "queue_pauses_changed"): "tells this process's colonies of a pause; the queue client calls it",
     (hm.Environment, "check_clock"): "compares clocks in a storage transaction; colonies call it",
     (hm.Environment, "note_clock_skew"): "reports a skew a colony measured",
