@@ -43,6 +43,8 @@ async def test_a_paused_queue_waits_in_order_while_other_queues_run(whive: hm.Hi
     ids = [await whive.jobs.options(queue="reports").create(jobs.note, f"r{index}") for index in (1, 2, 3)]
     first = await whive.jobs.options(queue="reports", priority=hm.Priority.HIGH).create(jobs.note, "r0")
     other = await whive.jobs.options(queue="other").create(jobs.note, "o1")
+    stats = {(stat.queue, stat.priority): (stat.ready, stat.paused) for stat in await whive.jobs.queue_stats()}
+    assert stats == {("other", 2): (1, False), ("reports", 1): (1, True), ("reports", 2): (3, True)}
     colony = whive.colony(name="pausing", allow=ALLOW, options=FAST)
     colony.swarm("main", drones=1, queues=["reports", "other"])
     async with colony, hm.HiveMind(db_url) as elsewhere:

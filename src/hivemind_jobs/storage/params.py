@@ -373,6 +373,8 @@ class QueueStat:
     priority: int
     ready: int
     delayed: int
+    #: the queue is paused (set by the job client, which reads the paused queues in the same snapshot)
+    paused: bool = False
 
 
 @dataclass(frozen=True, slots=True)
