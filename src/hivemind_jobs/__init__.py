@@ -31,6 +31,7 @@ from hivemind_jobs.client import (
     current_job,
 )
 from hivemind_jobs.client.colonies import ColonyInfo, ColonyNotFoundError, DaemonLogEntry
+from hivemind_jobs.client.queues import PausedQueue
 from hivemind_jobs.client.search import BulkResult, JobPage, LockedJobs
 from hivemind_jobs.client.unique import Unique
 from hivemind_jobs.colony import (
@@ -133,6 +134,7 @@ from hivemind_jobs.sync import (
     SyncJobRef,
     SyncLockedJob,
     SyncLockedJobs,
+    SyncQueueClient,
     SyncRecurringJobClient,
     SyncTransaction,
 )
@@ -225,6 +227,7 @@ __all__ = [
     "NextRunBase",
     "Options",
     "Order",
+    "PausedQueue",
     "Priority",
     "PropertyType",
     "QueryError",
@@ -257,6 +260,7 @@ __all__ = [
     "SyncJobRef",
     "SyncLockedJob",
     "SyncLockedJobs",
+    "SyncQueueClient",
     "SyncRecurringJobClient",
     "SyncTransaction",
     "SystemClock",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from hivemind_jobs.client.colonies import ColonyClient
 from hivemind_jobs.client.jobs import BackgroundJobClient
+from hivemind_jobs.client.queues import QueueClient
 from hivemind_jobs.lifecycle.services import EnvironmentServices, TransactionBase
 from hivemind_jobs.recurring.calendars import CalendarRegistry
 from hivemind_jobs.recurring.client import RecurringJobClient
@@ -49,6 +50,11 @@ class Environment(EnvironmentServices):
     def colonies(self) -> ColonyClient:
         """The colonies (worker processes) of this environment."""
         return ColonyClient(self)
+
+    @property
+    def queues(self) -> QueueClient:
+        """The queues of this environment: pause and resume them."""
+        return QueueClient(self)
 
     def transaction(self, *, connection: object | None = None) -> Transaction:
         """``async with env.transaction() as tx:`` - everything done through ``tx`` commits together.

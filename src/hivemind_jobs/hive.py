@@ -21,6 +21,7 @@ from hivemind_jobs.storage import StorageInfo, open_storage, redact_url
 
 if TYPE_CHECKING:
     from hivemind_jobs.client.colonies import ColonyClient
+    from hivemind_jobs.client.queues import QueueClient
     from hivemind_jobs.colony import Colony, ColonyOptions
     from hivemind_jobs.core.invocation import AllowList
     from hivemind_jobs.recurring.client import RecurringJobClient
@@ -138,6 +139,11 @@ class HiveMind:
     def colonies(self) -> ColonyClient:
         """The colonies (worker processes) of the default environment."""
         return self.env().colonies
+
+    @property
+    def queues(self) -> QueueClient:
+        """The queues of the default environment: pause and resume them."""
+        return self.env().queues
 
     def colony(
         self,

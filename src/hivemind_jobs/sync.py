@@ -36,6 +36,7 @@ from hivemind_jobs.client.jobs import BackgroundJobClient, CreateOptions, JobCal
 from hivemind_jobs.client.jobs import P as JobP  # the twin's overloads use the async member's own variables
 from hivemind_jobs.client.jobs import R as JobR
 from hivemind_jobs.client.locked import LockedJob
+from hivemind_jobs.client.queues import QueueClient
 from hivemind_jobs.client.search import LockedJobs
 from hivemind_jobs.core.clock import Clock
 from hivemind_jobs.core.codec import Codec
@@ -62,6 +63,7 @@ __all__ = [
     "SyncJobRef",
     "SyncLockedJob",
     "SyncLockedJobs",
+    "SyncQueueClient",
     "SyncRecurringJobClient",
     "SyncTransaction",
 ]
@@ -477,6 +479,15 @@ class SyncColonyClient(_Facade[ColonyClient]):
     daemon_logs = _blocking(ColonyClient.daemon_logs)
 
 
+class SyncQueueClient(_Facade[QueueClient]):
+    """Blocking counterpart of :class:`~hivemind_jobs.client.queues.QueueClient`."""
+
+    pause = _blocking(QueueClient.pause)
+    resume = _blocking(QueueClient.resume)
+    paused = _blocking(QueueClient.paused)
+    is_paused = _blocking(QueueClient.is_paused)
+
+
 class SyncTransaction(_Facade[Transaction]):
     """Blocking counterpart of :class:`~hivemind_jobs.Transaction`: ``with hive.transaction() as tx:``.
 
@@ -565,6 +576,10 @@ class SyncEnvironment(_Facade[Environment]):
     @property
     def colonies(self) -> SyncColonyClient:
         return SyncColonyClient(self._target.colonies, self._runner)
+
+    @property
+    def queues(self) -> SyncQueueClient:
+        return SyncQueueClient(self._target.queues, self._runner)
 
     transaction = _forwarded(Environment.transaction, SyncTransaction)
     open = _blocking(Environment.open)
@@ -657,6 +672,10 @@ class SyncHiveMind:
     @property
     def colonies(self) -> SyncColonyClient:
         return SyncColonyClient(self.hive.colonies, self._loop())
+
+    @property
+    def queues(self) -> SyncQueueClient:
+        return SyncQueueClient(self.hive.queues, self._loop())
 
     def transaction(self, environment: str | None = None, *, connection: object | None = None) -> SyncTransaction:
         """``with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together.

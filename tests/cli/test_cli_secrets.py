@@ -23,7 +23,14 @@ SERVERS = {
     "mariadb": urlsplit(backends.MYSQL_URL)._replace(query="", fragment=""),
 }
 #: a command of each group that reads a storage URL
-COMMANDS = [["db", "status"], ["db", "upgrade"], ["jobs", "ls"], ["jobs", "count"], ["recurring", "ls"]]
+COMMANDS = [
+    ["db", "status"],
+    ["db", "upgrade"],
+    ["jobs", "ls"],
+    ["jobs", "count"],
+    ["recurring", "ls"],
+    ["queues", "list"],
+]
 
 
 def _server(backend: str, *, password: str | None = None, query: str = "") -> str:

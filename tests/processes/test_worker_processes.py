@@ -426,3 +426,34 @@ async def test_a_stalled_worker_that_reclaims_its_rescued_job_keeps_watching_it(
     assert job.get_property("hm.rescues") == 1, [(state.name, state.reason) for state in job.states]
     assert isinstance(job.state, hm.Succeeded)
     assert len(log.read_text().splitlines()) == 2  # the stalled run and one re-run
+
+
+@pytest.mark.timeout(60)
+async def test_a_pause_from_another_process_is_honoured_within_the_poll_interval(
+    tmp_path: Path, client: hm.HiveMind, workers: Workers
+) -> None:
+    side = tmp_path / "side.db"
+    jobs.create_side_table(str(side))
+    worker = workers.start("pausable", swarm="main:1:reports")
+    await wait_until(lambda: colony_running(client, "pausable"), 20, "the worker runs", workers)
+    reports = client.jobs.options(queue="reports")
+    first = await reports.create(jobs.record_run, str(side), 0)
+
+    async def succeeded(*ids: int) -> bool:
+        states = [(await client.jobs.get(job_id)).state for job_id in ids]
+        return all(isinstance(state, hm.Succeeded) for state in states)
+
+    await wait_until(lambda: succeeded(first), 20, "the first job ran", workers)
+    # this process pauses (stored): the worker process learns of it at its next poll
+    assert await client.queues.pause("reports", reason="test")
+    await asyncio.sleep(10 * POLL_INTERVAL)
+    waiting = [await reports.create(jobs.record_run, str(side), number) for number in (1, 2, 3)]
+    await asyncio.sleep(10 * POLL_INTERVAL)
+    assert await client.jobs.count_by_state() == {"Succeeded": 1, "Enqueued": 3}, workers.logs()
+    assert sql(side, "SELECT number FROM runs ORDER BY rowid") == [(0,)]
+    assert await client.queues.resume("reports")
+    took = await wait_until(lambda: succeeded(*waiting), 20, "the paused jobs ran after the resume", workers)
+    assert took < 5, workers.logs()
+    assert sql(side, "SELECT number FROM runs ORDER BY rowid") == [(0,), (1,), (2,), (3,)]  # in their order
+    worker.signal(signal.SIGTERM)
+    assert worker.wait(timeout=15) == 0, workers.logs()

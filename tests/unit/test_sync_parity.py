@@ -31,6 +31,7 @@ import hivemind_jobs as hm
 from hivemind_jobs import sync
 from hivemind_jobs.client.colonies import ColonyClient
 from hivemind_jobs.client.locked import LockAttempt
+from hivemind_jobs.client.queues import QueueClient
 
 #: async class -> its blocking class
 PAIRS: dict[type, type] = {
@@ -43,6 +44,7 @@ PAIRS: dict[type, type] = {
     hm.JobRef: hm.SyncJobRef,
     hm.RecurringJobClient: hm.SyncRecurringJobClient,
     ColonyClient: sync.SyncColonyClient,
+    QueueClient: sync.SyncQueueClient,
 }
 #: what the blocking twin returns instead of an async handle
 HANDLES: dict[type, type] = {**PAIRS, LockAttempt: hm.SyncLockedJob}
@@ -57,6 +59,8 @@ NOT_MIRRORED: dict[tuple[type, str], str] = {
     (hm.Environment, "storage"): "the storage backend itself, an async object below the public API",
     (hm.Environment, "add_wake_listener"): "wakes drones on the environment's event loop; colonies use it",
     (hm.Environment, "wake"): "wakes this process's drones; the clients call it at commit",
+    (hm.Environment, "add_pause_listener"): "tells colonies on their event loop of a pause; colonies use it",
+    (hm.Environment, "queue_pauses_changed"): "tells this process's colonies of a pause; the queue client calls it",
     (hm.Environment, "check_clock"): "compares clocks in a storage transaction; colonies call it",
     (hm.Environment, "note_clock_skew"): "reports a skew a colony measured",
     (hm.Transaction, "storage_transaction"): "the storage-level transaction underneath, an async object",

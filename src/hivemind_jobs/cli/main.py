@@ -39,6 +39,7 @@ def demo(database: Path | None) -> None:
 def _register() -> None:
     from hivemind_jobs.cli.db import db
     from hivemind_jobs.cli.jobs import jobs
+    from hivemind_jobs.cli.queues import queues
     from hivemind_jobs.cli.recurring import recurring
     from hivemind_jobs.cli.worker import colonies, worker
 
@@ -47,6 +48,7 @@ def _register() -> None:
     cli.add_command(db)
     cli.add_command(jobs)
     cli.add_command(recurring)
+    cli.add_command(queues)
 
 
 _register()

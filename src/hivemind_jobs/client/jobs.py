@@ -778,9 +778,12 @@ class BackgroundJobClient:
             return await tx.job_state_counts()
 
     async def queue_stats(self) -> list[QueueStat]:
-        """Per queue and priority: jobs ready to be fetched and jobs delayed."""
+        """Per queue and priority: jobs ready to be fetched and jobs delayed, and whether the queue
+        is paused (``hive.queues``)."""
         async with self._read_scope() as tx:
-            return await tx.queue_stats()
+            stats = await tx.queue_stats()
+            paused = {record.queue for record in await tx.queue_pause_list()}
+        return [dataclasses.replace(stat, paused=True) if stat.queue in paused else stat for stat in stats]
 
     # ------------------------------------------------------------------ queries
     async def search(

@@ -41,6 +41,7 @@ from hivemind_jobs.colony.events import ColonyStatusChanged
 from hivemind_jobs.colony.fetcher import ChangeWatch, Fetcher
 from hivemind_jobs.colony.heartbeat import Heartbeats
 from hivemind_jobs.colony.options import ColonyOptions, RestartPolicy
+from hivemind_jobs.colony.pauses import PauseWatch
 from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, ColonyStatus, Run, SwarmRunner
 from hivemind_jobs.colony.swarm import QueueSpec, Swarm
@@ -139,7 +140,8 @@ class _Parts:
         self.fetchers = [Fetcher(runtime, runner, self.drones) for runner in runtime.runners]
         self.completer = Completer(runtime, self.drones, self.fetchers)
         self.changes = ChangeWatch(runtime)
-        #: the fetchers' tasks, then the completer's, the watcher's and the change watch's
+        self.pauses = PauseWatch(runtime)
+        #: the fetchers' tasks, then the completer's, the watcher's, the pause watch's and the change watch's
         self.tasks: list[asyncio.Task[None]] = []
 
 
@@ -345,6 +347,33 @@ class Colony:
         """Its state, as its record in the storage shows it."""
         return self._runtime.describe()
 
+    # ------------------------------------------------------------------ pausing swarms
+    def pause_swarm(self, name: str) -> None:
+        """Stop the swarm ``name`` (its path, ``parent/child`` for a sub-swarm) from claiming jobs, in
+        this colony only and until :meth:`resume_swarm` (not stored: a restarted colony runs it).
+        Its drones finish what they run; its queues stay open to other swarms and colonies."""
+        self._runtime.paused_swarms.add(self._swarm_path(name))
+        self._runtime.apply_pauses()
+
+    def resume_swarm(self, name: str) -> None:
+        """Let the swarm ``name`` claim jobs again, at once."""
+        self._runtime.paused_swarms.discard(self._swarm_path(name))
+        self._runtime.apply_pauses()
+
+    @property
+    def paused_swarms(self) -> frozenset[str]:
+        """The paths of the swarms paused with :meth:`pause_swarm`."""
+        return frozenset(self._runtime.paused_swarms)
+
+    def _swarm_path(self, name: str) -> str:
+        paths = [swarm.path for swarm in self.swarms]
+        if name not in paths:
+            raise ConfigurationError(
+                f"colony {self.name!r} has no swarm {name!r}; its swarms are {', '.join(paths) or 'none'} "
+                "(a sub-swarm is named by its path, parent/child)"
+            )
+        return name
+
     def _builtin_daemons(self) -> list[DaemonSpec]:
         return [
             DaemonSpec(
@@ -432,8 +461,10 @@ class Colony:
         total_drones = sum(swarm.drones for swarm in self.swarms)
         threads = SyncJobThreads(self.options.sync_threads or max(1, total_drones), f"hivemind-{self.name}")
         runtime.runners = [SwarmRunner(swarm) for swarm in self.swarms if swarm.drones > 0]
+        runtime.apply_pauses()
         parts = _Parts(runtime, threads)
         removers.append(self.environment.add_wake_listener(parts.changes.on_wake))
+        removers.append(self.environment.add_pause_listener(parts.pauses.on_change))
         runtime.supervisor = DaemonSupervisor(self, self._builtin_daemons() + self._daemon_specs)
         heartbeats = Heartbeats(runtime, loop)
         try:
@@ -450,12 +481,17 @@ class Colony:
                     await runner.processes.start()
             await watcher.sync_state()
             await runtime.supervisor.start()
+            try:  # before the first claim: a paused queue is never claimed from by a starting colony
+                await parts.pauses.run_once()
+            except HiveMindError as error:
+                _log.warning("colony %s could not read the paused queues (%s); retrying", self.name, error)
             parts.tasks = [
                 asyncio.create_task(fetcher.run(), name=f"hivemind-fetch-{fetcher.runner.path}")
                 for fetcher in parts.fetchers
             ]
             parts.tasks.append(asyncio.create_task(parts.completer.run(), name="hivemind-completer"))
             parts.tasks.append(asyncio.create_task(watcher.run(), name="hivemind-watcher"))
+            parts.tasks.append(asyncio.create_task(parts.pauses.run(), name="hivemind-pauses"))
             if self.options.change_check_interval is not None:
                 parts.tasks.append(asyncio.create_task(parts.changes.run(), name="hivemind-changes"))
             await self._set_status(ColonyStatus.RUNNING)

@@ -128,6 +128,8 @@ class Fetcher:
         runner = self.runner
         runner.wake.clear()
         runner.marker = runtime.environment.storage.change_marker()
+        if not runner.groups:  # every queue of the swarm is paused, or the swarm is
+            return 0
         claimed: list[tuple[Run, UpdateOutcome]] = []
         try:
             async with runtime.environment.jobs.unit_of_work() as scope:
@@ -151,6 +153,8 @@ class Fetcher:
         stored call cannot be decoded fails here, in the same transaction (retrying cannot help, and
         left in the queue it would come first again and again); returns how many did.
         """
+        if not self.runner.groups:
+            return 0
         if limit <= len(self.runner.free_drones) and not transitions_observed(scope):
             return await self._claim_started(scope, limit, claimed, last=last)
         runtime = self.runtime

@@ -53,8 +53,12 @@ class SwarmRunner:
     def __init__(self, swarm: Swarm) -> None:
         self.swarm = swarm
         self.path = swarm.path
-        self.groups = swarm.queue_groups()
+        #: the fetch order as configured, and as claimed from now: without paused queues, or empty
+        #: while the swarm is paused
+        self.configured_groups = swarm.queue_groups()
+        self.groups = self.configured_groups
         self.queues = frozenset(queue for group in self.groups for queue in group)
+        self.paused = False
         self.middleware = tuple(swarm.middleware_chain())
         #: how long a run of a job without a timeout of its own may take here (None: the environment's)
         self.timeout = swarm.run_timeout()
@@ -82,7 +86,22 @@ class SwarmRunner:
             "queues": [list(group) for group in self.groups],
             "drones": drones,
             "busy": len(self.busy),
+            "paused": self.paused,
         }
+
+    def apply_pauses(self, paused_queues: frozenset[str], *, swarm_paused: bool) -> bool:
+        """Leave paused queues (or, while the swarm is paused, every queue) out of the claims;
+        returns True when a queue became claimable again (the fetcher should look at once)."""
+        before = frozenset(queue for group in self.groups for queue in group)
+        self.paused = swarm_paused
+        if swarm_paused:
+            self.groups = ()
+        elif not paused_queues:
+            self.groups = self.configured_groups
+        else:
+            kept = (tuple(queue for queue in group if queue not in paused_queues) for group in self.configured_groups)
+            self.groups = tuple(group for group in kept if group)
+        return any(queue not in before for group in self.groups for queue in group)
 
     def take_drone(self) -> str:
         return self.free_drones.popleft()
@@ -208,6 +227,9 @@ class ColonyRuntime:
         self.rescued = 0
         self.last_progress_at: datetime | None = None
         self.runners: list[SwarmRunner] = []
+        #: the queues paused in storage as last read, and the swarms (paths) paused in this colony
+        self.paused_queues: frozenset[str] = frozenset()
+        self.paused_swarms: set[str] = set()
         #: the runs in flight (a job can have two: a lost run still ending, and its re-run)
         self.running: set[Run] = set()
         #: the newest run of each job in flight here
@@ -228,6 +250,13 @@ class ColonyRuntime:
     def running_jobs(self) -> dict[int, str]:
         """Job id -> drone of the jobs running now."""
         return {run.job.id: run.drone for run in self.running if not run.lost}
+
+    def apply_pauses(self) -> None:
+        """Bring every swarm's claims in line with the paused queues and swarms; wake the fetchers
+        of those that may claim more than before."""
+        for runner in self.runners:
+            if runner.apply_pauses(self.paused_queues, swarm_paused=runner.path in self.paused_swarms):
+                runner.wake.set()
 
     def forget(self, run: Run) -> None:
         """The run is over for this colony (written, dropped or given up)."""

@@ -58,6 +58,7 @@ class EnvironmentServices:
         self.clock = clock
         self.activator = activator
         self._wake_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[frozenset[str]], None]]] = []
+        self._pause_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
         self._clock_warned_at: float | None = None  # time.monotonic() of the last skew warning
         self._clock_skewed = False
 
@@ -89,6 +90,25 @@ class EnvironmentServices:
         for loop, listener in list(self._wake_listeners):
             with contextlib.suppress(RuntimeError):  # that loop is closed
                 loop.call_soon_threadsafe(listener, names)
+
+    def add_pause_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener()`` (on the running loop) whenever this process paused or resumed a queue;
+        returns a function that removes the listener. Colonies use it to re-read the paused queues
+        at once instead of at their next poll."""
+        entry = (asyncio.get_running_loop(), listener)
+        self._pause_listeners.append(entry)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._pause_listeners.remove(entry)
+
+        return remove
+
+    def queue_pauses_changed(self) -> None:
+        """Tell this process's colonies that the paused queues changed."""
+        for loop, listener in list(self._pause_listeners):
+            with contextlib.suppress(RuntimeError):  # that loop is closed
+                loop.call_soon_threadsafe(listener)
 
     # ------------------------------------------------------------------ clock skew
     async def check_clock(self, tx: StorageTransaction) -> timedelta | None:

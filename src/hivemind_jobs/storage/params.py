@@ -59,6 +59,8 @@ __all__ = [
     "PropertyRow",
     "QueueClaim",
     "QueueClaimStart",
+    "QueuePause",
+    "QueuePauseRecord",
     "QueuePointer",
     "QueueStat",
     "RecurringEventList",
@@ -373,6 +375,24 @@ class QueueStat:
     priority: int
     ready: int
     delayed: int
+    #: the queue is paused (set by the job client, which reads the paused queues in the same snapshot)
+    paused: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePause:
+    """Pause ``queue`` (``paused_at`` is the database clock's now); pausing a paused queue keeps its
+    first record."""
+
+    queue: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePauseRecord:
+    queue: str
+    paused_at: datetime
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)

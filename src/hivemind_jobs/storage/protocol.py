@@ -65,6 +65,8 @@ from hivemind_jobs.storage.params import (
     OccurrenceInsert,
     QueueClaim,
     QueueClaimStart,
+    QueuePause,
+    QueuePauseRecord,
     QueueStat,
     RecurringEventList,
     RecurringEventPrune,
@@ -160,6 +162,17 @@ class QueueOperations(Protocol):
         ...
 
     async def queue_stats(self) -> list[QueueStat]: ...
+    async def queue_pause(self, params: QueuePause) -> bool:
+        """Pause a queue: claims leave it out until it is resumed; False when it was paused already."""
+        ...
+
+    async def queue_resume(self, params: str) -> bool:
+        """Resume the queue named ``params``; False when it was not paused."""
+        ...
+
+    async def queue_pause_list(self) -> list[QueuePauseRecord]:
+        """The paused queues, by name."""
+        ...
 
 
 class ColonyOperations(Protocol):

@@ -492,6 +492,21 @@ async def queue_stats(c: Connection, q: Queries) -> list[p.QueueStat]:
     ]
 
 
+async def queue_pause(c: Connection, q: Queries, params: p.QueuePause) -> bool:
+    return await c.insert_if_absent(q["queue_pause_insert"], {"queue": params.queue, "reason": params.reason})
+
+
+async def queue_resume(c: Connection, q: Queries, params: str) -> bool:
+    return await c.execute(q["queue_pause_delete"], {"queue": params}) == 1
+
+
+async def queue_pause_list(c: Connection, q: Queries) -> list[p.QueuePauseRecord]:
+    return [
+        p.QueuePauseRecord(queue, c.dt(paused_at), reason)
+        for queue, paused_at, reason in await c.fetchall(q["queue_pause_select_all"])
+    ]
+
+
 # ----------------------------------------------------------------------------- colonies
 
 
@@ -732,6 +747,9 @@ class ServerOperations(BoundOperations):
     queue_claim = async_operation(queue_claim)
     queue_claim_start = async_operation(queue_claim_start)
     queue_stats = async_operation(queue_stats)
+    queue_pause = async_operation(queue_pause)
+    queue_resume = async_operation(queue_resume)
+    queue_pause_list = async_operation(queue_pause_list)
     colony_upsert = async_operation(colony_upsert)
     colony_get = async_operation(colony_get)
     colony_list = async_operation(colony_list)

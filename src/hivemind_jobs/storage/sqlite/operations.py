@@ -557,6 +557,22 @@ def queue_stats(con: sqlite3.Connection, q: Queries) -> list[p.QueueStat]:
     ]
 
 
+def queue_pause(con: sqlite3.Connection, q: Queries, params: p.QueuePause) -> bool:
+    values = {"queue": params.queue, "now": now_us(), "reason": params.reason}
+    return con.execute(q["queue_pause_insert"], values).rowcount == 1
+
+
+def queue_resume(con: sqlite3.Connection, q: Queries, params: str) -> bool:
+    return con.execute(q["queue_pause_delete"], {"queue": params}).rowcount == 1
+
+
+def queue_pause_list(con: sqlite3.Connection, q: Queries) -> list[p.QueuePauseRecord]:
+    return [
+        p.QueuePauseRecord(queue, from_microseconds(paused_at), reason)
+        for queue, paused_at, reason in con.execute(q["queue_pause_select_all"])
+    ]
+
+
 def clock_now(con: sqlite3.Connection, q: Queries) -> datetime:
     return from_microseconds(now_us())
 
@@ -797,6 +813,9 @@ class SQLiteOperations(BoundOperations):
     queue_claim = operation(queue_claim)
     queue_claim_start = operation(queue_claim_start)
     queue_stats = operation(queue_stats)
+    queue_pause = operation(queue_pause)
+    queue_resume = operation(queue_resume)
+    queue_pause_list = operation(queue_pause_list)
     colony_upsert = operation(colony_upsert)
     colony_get = operation(colony_get)
     colony_list = operation(colony_list)

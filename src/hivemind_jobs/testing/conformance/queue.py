@@ -14,6 +14,7 @@ from hivemind_jobs.storage.protocol import (
     JobRecord,
     QueueClaim,
     QueueClaimStart,
+    QueuePause,
     QueuePointer,
     Storage,
     UpdateOutcome,
@@ -160,3 +161,34 @@ class QueueConformance(ConformanceBase):
         async with storage.transaction(readonly=True) as tx:
             stats = {(s.queue, s.priority): (s.ready, s.delayed) for s in await tx.queue_stats()}
         assert stats == {("q", 1): (1, 1), ("r", 4): (1, 0)}
+
+    async def test_queue_pause_resume_list(self, storage: Storage) -> None:
+        before = utc_now() - timedelta(seconds=5)
+        async with storage.transaction() as tx:
+            assert await tx.queue_pause_list() == []
+            assert await tx.queue_pause(QueuePause("reports", "month end"))
+            assert await tx.queue_pause(QueuePause("b-queue"))
+        async with storage.transaction() as tx:
+            # pausing again keeps the first record
+            assert not await tx.queue_pause(QueuePause("reports", "another reason"))
+            # names compare exactly
+            assert await tx.queue_pause(QueuePause("Reports"))
+            assert await tx.queue_resume("Reports")
+        async with storage.transaction(readonly=True) as tx:
+            paused = await tx.queue_pause_list()
+        assert [(item.queue, item.reason) for item in paused] == [("b-queue", None), ("reports", "month end")]
+        assert all(before <= item.paused_at <= utc_now() + timedelta(seconds=5) for item in paused)
+        assert all(item.paused_at.utcoffset() == timedelta(0) for item in paused)
+        async with storage.transaction() as tx:
+            assert await tx.queue_resume("reports")
+            assert not await tx.queue_resume("reports")
+            assert not await tx.queue_resume("never-paused")
+        async with storage.transaction() as tx:
+            assert [item.queue for item in await tx.queue_pause_list()] == ["b-queue"]
+            await tx.rollback()
+        # a pause rolled back leaves nothing
+        async with storage.transaction() as tx:
+            assert await tx.queue_pause(QueuePause("rolled-back"))
+            await tx.rollback()
+        async with storage.transaction(readonly=True) as tx:
+            assert [item.queue for item in await tx.queue_pause_list()] == ["b-queue"]

@@ -78,3 +78,12 @@ ORDER BY queue, priority;
 -- What idle colonies probe to see other processes' new jobs: the last entry of the primary key.
 -- name: queue_change_probe
 SELECT COALESCE(MAX(id), 0) FROM `{p}job`;
+
+-- name: queue_pause_insert
+INSERT INTO `{p}queue_pause` (queue, paused_at, reason) VALUES (:queue, UTC_TIMESTAMP(6), :reason);
+
+-- name: queue_pause_delete
+DELETE FROM `{p}queue_pause` WHERE queue = :queue;
+
+-- name: queue_pause_select_all
+SELECT queue, paused_at, reason FROM `{p}queue_pause` ORDER BY queue;

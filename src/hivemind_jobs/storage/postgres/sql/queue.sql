@@ -106,3 +106,13 @@ ORDER BY queue, priority;
 
 -- name: queue_notify
 SELECT pg_notify(:channel, :payload);
+
+-- name: queue_pause_insert
+INSERT INTO "{p}queue_pause" (queue, paused_at, reason) VALUES (:queue, statement_timestamp(), :reason)
+ON CONFLICT (queue) DO NOTHING;
+
+-- name: queue_pause_delete
+DELETE FROM "{p}queue_pause" WHERE queue = :queue;
+
+-- name: queue_pause_select_all
+SELECT queue, paused_at, reason FROM "{p}queue_pause" ORDER BY queue;

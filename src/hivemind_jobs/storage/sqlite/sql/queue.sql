@@ -61,3 +61,12 @@ SELECT queue, priority,
 FROM "{p}queue"
 GROUP BY queue, priority
 ORDER BY queue, priority;
+
+-- name: queue_pause_insert
+INSERT OR IGNORE INTO "{p}queue_pause" (queue, paused_at, reason) VALUES (:queue, :now, :reason);
+
+-- name: queue_pause_delete
+DELETE FROM "{p}queue_pause" WHERE queue = :queue;
+
+-- name: queue_pause_select_all
+SELECT queue, paused_at, reason FROM "{p}queue_pause" ORDER BY queue;
