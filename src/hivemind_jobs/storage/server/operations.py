@@ -673,7 +673,10 @@ async def recurring_event_prune(c: Connection, q: Queries, params: p.RecurringEv
 
 
 async def job_purge(c: Connection, q: Queries, params: p.JobPurge) -> int:
-    cutoff = c.bind_dt(await clock_now(c, q) - params.older_than)
+    """Delete up to ``params.limit`` jobs finished longer than ``params.older_than`` ago, and the
+    unique keys they held whose period has passed."""
+    now = await clock_now(c, q)
+    cutoff = c.bind_dt(now - params.older_than)
     ids: list[int] = []
     for state in params.states:
         if len(ids) >= params.limit:
@@ -684,7 +687,9 @@ async def job_purge(c: Connection, q: Queries, params: p.JobPurge) -> int:
         ids.extend(int(row[0]) for row in rows)
     if not ids:
         return 0
-    return await c.execute(q["job_purge"], {"ids": sorted(ids)})
+    purged = await c.execute(q["job_purge"], {"ids": sorted(ids)})
+    await c.execute(q["job_unique_release_purged"], {"ids": sorted(ids), "now": c.bind_dt(now)})
+    return purged
 
 
 async def log_purge(c: Connection, q: Queries, params: p.LogPurge) -> int:

@@ -747,7 +747,10 @@ def recurring_event_prune(con: sqlite3.Connection, q: Queries, params: p.Recurri
 
 
 def job_purge(con: sqlite3.Connection, q: Queries, params: p.JobPurge) -> int:
-    cutoff = now_us() - _us(params.older_than)
+    """Delete up to ``params.limit`` jobs finished longer than ``params.older_than`` ago, and the
+    unique keys they held whose period has passed."""
+    now = now_us()
+    cutoff = now - _us(params.older_than)
     ids: list[int] = []
     for state in params.states:
         if len(ids) >= params.limit:
@@ -756,7 +759,9 @@ def job_purge(con: sqlite3.Connection, q: Queries, params: p.JobPurge) -> int:
         ids.extend(int(row[0]) for row in con.execute(q["job_purge_select"], values))
     if not ids:
         return 0
-    return con.execute(q["job_purge"], {"ids": _ids(sorted(ids))}).rowcount
+    purged = con.execute(q["job_purge"], {"ids": _ids(sorted(ids))}).rowcount
+    con.execute(q["job_unique_release_purged"], {"ids": _ids(sorted(ids)), "now": now})
+    return purged
 
 
 def log_purge(con: sqlite3.Connection, q: Queries, params: p.LogPurge) -> int:

@@ -16,6 +16,7 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRow,
     JobPurge,
+    JobUniqueSet,
     LeaseAcquire,
     LogPurge,
     OccurrenceInsert,
@@ -79,6 +80,26 @@ class MaintenanceConformance(ConformanceBase):
         assert left == [*ids[3:], child]
         assert counts == {"Failed": 1, "Succeeded": 2, "Enqueued": 1, "Awaiting": 1}
         assert await self.claim(storage, (("global",),), 10) == [ids[6]]
+
+    async def test_job_purge_releases_the_unique_keys_of_the_jobs_it_deletes(self, storage: Storage) -> None:
+        now = utc_now()
+        done, in_period, kept = await self.insert(
+            storage,
+            *(new_job(state="Succeeded", enqueue=False, elected_at=now - 3 * DAY) for _ in range(2)),
+            new_job(state="Succeeded", enqueue=False, elected_at=now - DAY / 2),  # too recent to purge
+        )
+        held = {"done": (done, None), "period": (in_period, now + DAY), "kept": (kept, None)}
+        async with storage.transaction() as tx:
+            for key, (job_id, until) in held.items():
+                await tx.job_unique_claim(key)
+                assert await tx.job_unique_set(JobUniqueSet(key, job_id, ("Enqueued",), until))
+        async with storage.transaction() as tx:
+            assert await tx.job_purge(JobPurge(("Succeeded",), DAY)) == 2
+        async with storage.transaction() as tx:
+            # a purged job's key is free again; a key whose period runs stays held, as does a kept job's
+            assert (await tx.job_unique_claim("done")).job_id is None
+            assert (await tx.job_unique_claim("period")).job_id == in_period
+            assert (await tx.job_unique_claim("kept")).job_id == kept
 
     async def test_job_purge_measures_age_on_the_database_clock(self, storage: Storage) -> None:
         async with storage.transaction(readonly=True) as tx:

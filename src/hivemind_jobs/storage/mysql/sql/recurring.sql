@@ -71,6 +71,10 @@ FOR UPDATE SKIP LOCKED;
 -- name: job_purge
 DELETE FROM `{p}job` WHERE id IN :ids;
 
+-- name: job_unique_release_purged
+-- The unique keys purged jobs held, unless their period still runs.
+DELETE FROM `{p}job_unique` WHERE job_id IN :ids AND (expires_at IS NULL OR expires_at <= :now);
+
 -- name: job_log_purge
 DELETE FROM `{p}job_log` WHERE created_at < :cutoff ORDER BY id LIMIT :limit;
 

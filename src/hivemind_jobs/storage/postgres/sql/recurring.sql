@@ -73,6 +73,10 @@ FOR UPDATE SKIP LOCKED;
 -- name: job_purge
 DELETE FROM "{p}job" WHERE id = ANY(:ids);
 
+-- name: job_unique_release_purged
+-- The unique keys purged jobs held, unless their period still runs.
+DELETE FROM "{p}job_unique" WHERE job_id = ANY(:ids) AND (expires_at IS NULL OR expires_at <= :now);
+
 -- name: job_log_purge
 DELETE FROM "{p}job_log" WHERE id IN (
     SELECT id FROM "{p}job_log" WHERE created_at < :cutoff ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED
