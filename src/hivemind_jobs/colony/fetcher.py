@@ -234,6 +234,8 @@ class Fetcher:
             return start_claimed(job, executing, holder, elected_at, codec)
 
         try:
+            if last:  # nothing else to write when every claimed job starts: the claim may commit
+                scope.last_operation()
             await scope.tx.queue_claim_start(QueueClaimStart(runner.groups, limit, holder, start))
             outcomes: list[UpdateOutcome] = []
             for job in undecodable:

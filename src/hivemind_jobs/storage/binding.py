@@ -39,6 +39,7 @@ __all__ = [
     "BoundOperations",
     "always",
     "async_operation",
+    "never",
     "operation",
     "release_is_final",
     "update_is_final",
@@ -57,6 +58,11 @@ IsFinal = Callable[[Any], bool]
 def always(result: object) -> bool:
     """Any result of the operation is final (the default)."""
     return True
+
+
+def never(result: object) -> bool:
+    """No result of the operation is known final from the result alone: the caller commits."""
+    return False
 
 
 def update_is_final(result: JobUpdated) -> bool:

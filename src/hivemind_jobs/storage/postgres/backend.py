@@ -325,6 +325,13 @@ class _PgConnection(Connection):
         # a clear gain once the database is a network hop away
         return self.raw.pipeline()
 
+    async def commit_in_pipeline(self) -> bool:
+        if not self.sole:
+            return False
+        await self.raw.commit()  # in pipeline mode: sent after the statements before it, one sync for all
+        self.committed = True
+        return True
+
     async def fetch_each(
         self, queries: Sequence[tuple[SQL, dict[str, Any]]], *, writes: Sequence[tuple[SQL, dict[str, Any]]] = ()
     ) -> list[list[tuple[Any, ...]]]:

@@ -210,6 +210,12 @@ class Connection(abc.ABC):
         (PostgreSQL pipeline mode): their row counts are then not reported. Default: no-op."""
         return contextlib.nullcontext()
 
+    async def commit_in_pipeline(self) -> bool:
+        """Inside :meth:`pipeline`, while :attr:`sole`: commit the transaction with the statements
+        sent before it (no round trip of its own), and set :attr:`committed`. False, without
+        committing, where the driver does not pipeline (the transaction then commits as usual)."""
+        return False
+
     async def fetch_each(
         self, queries: Sequence[tuple[SQL, dict[str, Any]]], *, writes: Sequence[tuple[SQL, dict[str, Any]]] = ()
     ) -> list[list[tuple[Any, ...]]]:

@@ -460,7 +460,9 @@ async def _claim_walk(c: Connection, q: Queries, params: p.QueueClaim | p.QueueC
 async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
     """The claim; deleting its entries and reading their jobs' records in one round trip where the
     driver pipelines; then each job ``params.start`` starts saved with its new state and the lock
-    (the claim read its row unlocked and holds it: no fence to read), in one more."""
+    (the claim read its row unlocked and holds it: no fence to read), in one more, which also
+    commits when the claim is the transaction's only operation and started every job it claimed
+    (nothing is left for the caller to write)."""
     walk, now = await _claim_walk(c, q, params)
     if not walk.taken:
         return []
@@ -481,6 +483,8 @@ async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart
             started = {update.job_id for update in updates}
             waiting = [job_id for job_id in ids if job_id not in started]
             await c.execute(q["queue_lock_claimed"], {"job_ids": waiting, **claim})
+        else:
+            await c.commit_in_pipeline()
     return walk.claimed
 
 

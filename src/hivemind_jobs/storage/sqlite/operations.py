@@ -29,6 +29,7 @@ from hivemind_jobs.query.conditions import Condition
 from hivemind_jobs.storage import params as p
 from hivemind_jobs.storage.binding import (
     BoundOperations,
+    never,
     operation,
     release_is_final,
     update_is_final,
@@ -816,7 +817,9 @@ class SQLiteOperations(BoundOperations):
     job_unique_claim = operation(job_unique_claim)
     job_unique_set = operation(job_unique_set)
     queue_claim = operation(queue_claim)
-    queue_claim_start = operation(queue_claim_start)
+    # the fetcher may ask the claim to commit; whether it may cannot be told from the claimed
+    # entries (a job that could not start is failed after it), so SQLite commits as usual
+    queue_claim_start = operation(queue_claim_start, final=never)
     queue_stats = operation(queue_stats)
     queue_pause = operation(queue_pause)
     queue_resume = operation(queue_resume)

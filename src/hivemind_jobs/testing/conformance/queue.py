@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 
 from hivemind_jobs.storage.protocol import (
@@ -150,6 +151,39 @@ class QueueConformance(ConformanceBase):
         assert result.outcome is UpdateOutcome.SAVED
         # what is left: the job locked by someone else and the one beyond the limit
         assert await self.claim(storage, (("global",),), 10) == [ids[4]]
+
+    async def test_claim_start_asked_to_commit_leaves_the_transaction_open_unless_every_job_started(
+        self, storage: Storage
+    ) -> None:
+        ids = await self.insert(storage, new_job(), new_job(), new_job())
+
+        def starter(declined: set[int]) -> Callable[[ClaimedJob, JobRecord], ClaimStart | None]:
+            def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
+                if entry.job_id in declined:
+                    return None
+                return ClaimStart(str(uuid.uuid4()), state_row(2, "Executing", {}, elected_at=utc_now()))
+
+            return start
+
+        # a job the caller declines to start (it fails it next): the claim must not commit
+        async with storage.transaction() as tx:
+            tx.commit_after_next()
+            claimed = await tx.queue_claim_start(QueueClaimStart((("global",),), 2, "colony-1", starter({ids[0]})))
+            assert [entry.job_id for entry in claimed] == ids[:2]
+            assert not tx.finished
+            update = self._update(claimed[0].record, "colony-1", release_lock=True)
+            assert (await tx.job_update(update)).outcome is UpdateOutcome.SAVED
+        # every claimed job started: the claim may commit with its own writes (where the driver
+        # pipelines), and what it wrote is there either way
+        async with storage.transaction() as tx:
+            tx.commit_after_next()
+            [entry] = await tx.queue_claim_start(QueueClaimStart((("global",),), 5, "colony-1", starter(set())))
+            assert entry.job_id == ids[2]
+            assert tx.finished is (storage.capabilities.dialect == "postgresql")
+        for job_id, state in ((ids[0], "Enqueued"), (ids[1], "Executing"), (ids[2], "Executing")):
+            record = await self.get(storage, job_id)
+            assert isinstance(record, JobRecord) and record.states[-1].name == state, (job_id, record)
+        assert await self.claim(storage, (("global",),), 10) == []  # the declined job is unlocked, dequeued
 
     async def test_queue_stats(self, storage: Storage) -> None:
         await self.insert(
