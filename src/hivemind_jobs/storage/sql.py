@@ -42,6 +42,7 @@ __all__ = [
     "parse_named_queries",
     "prefixed_names",
     "split_statements",
+    "to_numbered",
     "to_pyformat",
 ]
 
@@ -66,6 +67,19 @@ OWNER_MIGRATION: Final = "schema_owner"
 def to_pyformat(sql: str) -> str:
     """``:name`` placeholders as the server drivers' ``%(name)s`` (literal ``%`` doubled)."""
     return _PARAM.sub(r"%(\1)s", sql.replace("%", "%%"))
+
+
+def to_numbered(sql: str) -> tuple[str, list[str]]:
+    """``:name`` placeholders as SQLite's numbered ``?N`` (a name used twice keeps its number), and
+    the names in number order."""
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"?{names.index(match.group(1)) + 1}"
+
+    return _PARAM.sub(number, sql), names
 
 
 def parse_named_queries(text: str, source: str) -> dict[str, str]:

@@ -60,7 +60,7 @@ from hivemind_jobs.storage.rows import (
     unique_set_params,
     unique_states,
 )
-from hivemind_jobs.storage.sql import SQL, QueryBook
+from hivemind_jobs.storage.sql import SQL, QueryBook, to_numbered
 
 if TYPE_CHECKING:
     from hivemind_jobs.storage.protocol import Operations
@@ -97,7 +97,6 @@ def _kept_due(con: sqlite3.Connection, q: Queries, pointers: Sequence[tuple[int,
     return {int(job_id): int(due) for job_id, due in con.execute(q["queue_due_many"], {"job_ids": _ids(ids)})}
 
 
-_NAMED = re.compile(r"(?<![:\w]):([a-z_][a-z_0-9]*)")
 _NUMBERED = re.compile(r"\?(\d+)")
 #: rows per multi-row INSERT (SQLite binds at most 32,766 parameters per statement)
 _ROWS_PER_INSERT = 250
@@ -117,14 +116,8 @@ class _RowInsert:
         if "'" in sql:
             raise ValueError("_RowInsert is for statements without string literals")
         head, values, tail = _values_row(sql)
-        names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            if match.group(1) not in names:
-                names.append(match.group(1))
-            return f"?{names.index(match.group(1)) + 1}"
-
-        self._head, self._row, self._tail = head, _NAMED.sub(number, values), tail
+        row, names = to_numbered(values)
+        self._head, self._row, self._tail = head, row, tail
         self._width = len(names)
         self.values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
             operator.itemgetter(*names) if len(names) > 1 else (lambda row, name=names[0]: (row[name],))  # type: ignore[misc]
