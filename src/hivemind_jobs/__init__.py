@@ -70,6 +70,7 @@ from hivemind_jobs.core.states import (
     SystemDeleting,
     UnknownState,
 )
+from hivemind_jobs.core.throttle import Limit, RateLimit
 from hivemind_jobs.environment import Environment, Transaction
 from hivemind_jobs.errors import (
     ArgumentBindingError,
@@ -214,6 +215,7 @@ __all__ = [
     "JobSaving",
     "JobStateApplied",
     "JobWaitTimeoutError",
+    "Limit",
     "LimitExceededError",
     "Limits",
     "LockAttempt",
@@ -231,6 +233,7 @@ __all__ = [
     "Priority",
     "PropertyType",
     "QueryError",
+    "RateLimit",
     "RecurringJob",
     "RecurringJobClient",
     "RecurringNotFoundError",

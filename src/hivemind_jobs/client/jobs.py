@@ -63,6 +63,7 @@ from hivemind_jobs.core.states import (
     is_final_state,
 )
 from hivemind_jobs.core.text import redact_secrets
+from hivemind_jobs.core.throttle import Limit, RateLimit, limit_key, queue_limit_entries
 from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, timeout_seconds, validate_timeout
 from hivemind_jobs.errors import (
     ConfigurationError,
@@ -103,6 +104,7 @@ from hivemind_jobs.storage.protocol import (
     JobDataSet,
     JobGet,
     JobInsert,
+    JobLimitSet,
     JobLogList,
     JobLogRow,
     JobQueues,
@@ -153,6 +155,8 @@ class CreateOptions:
     retry: RetryPolicy | None = None
     timeout: timedelta | None = None
     unique: Unique | None = None
+    concurrency: Limit | None = None
+    rate_limit: RateLimit | None = None
 
     def initial_state(self) -> State:
         if self.state is not None:
@@ -412,6 +416,8 @@ class BackgroundJobClient:
         retry: RetryPolicy | None = UNSET,
         timeout: timedelta | None = UNSET,
         unique: Unique | None = UNSET,
+        concurrency: Limit | None = UNSET,
+        rate_limit: RateLimit | None = UNSET,
     ) -> BackgroundJobClient:
         """A client that creates jobs with these options (merged over this client's).
 
@@ -421,7 +427,9 @@ class BackgroundJobClient:
         types always come from the environment's policy). ``timeout`` bounds each run of these
         jobs (over the swarm's and the environment's timeout; None: theirs apply). ``unique``
         creates at most one job per key (see :class:`Unique`): a second create answers the
-        existing job's id.
+        existing job's id. ``concurrency`` (:class:`Limit`) and ``rate_limit`` (:class:`RateLimit`)
+        bound how many jobs sharing a key run at once and start per period, across colonies (over
+        the environment's ``Options.queue_limits``); a job over a limit waits, Enqueued.
         """
         current = self._options
         changes: dict[str, Any] = {}
@@ -477,6 +485,16 @@ class BackgroundJobClient:
             if unique is not None and not isinstance(unique, Unique):
                 raise ConfigurationError(f"unique must be hivemind_jobs.Unique(...), got {unique!r}")
             changes["unique"] = unique
+        if concurrency is not UNSET:
+            if concurrency is not None and not isinstance(concurrency, Limit):
+                raise ConfigurationError(f"concurrency must be hivemind_jobs.Limit(max=...), got {concurrency!r}")
+            changes["concurrency"] = concurrency
+        if rate_limit is not UNSET:
+            if rate_limit is not None and not isinstance(rate_limit, RateLimit):
+                raise ConfigurationError(
+                    f"rate_limit must be hivemind_jobs.RateLimit(max=..., per=...), got {rate_limit!r}"
+                )
+            changes["rate_limit"] = rate_limit
         options = dataclasses.replace(current, **changes)
         chosen = [
             name
@@ -569,8 +587,8 @@ class BackgroundJobClient:
         (LimitExceededError). A parameter annotated :class:`JobContext` is injected at execution
         and is not passed here.
         """
-        if self._options.unique is not None:
-            return (await self._create_unique([JobCall(function, args, kwargs)]))[0]
+        if self._options.unique is not None or self._limits() is not None:
+            return (await self._create_controlled([JobCall(function, args, kwargs)]))[0]
         new = self._new_jobs()
         if new is None:
             return (await self._create([self._build(function, args, kwargs)]))[0]
@@ -608,8 +626,8 @@ class BackgroundJobClient:
         With the ``unique`` option each job whose key is held (by an existing job or by an earlier
         job of the same batch) answers the holder's id in its place instead of creating a job.
         """
-        if self._options.unique is not None:
-            return await self._create_unique(list(calls))
+        if self._options.unique is not None or self._limits() is not None:
+            return await self._create_controlled(list(calls))
         new = self._new_jobs()
         if new is None:
             jobs = [self._build(item.function, item.args, item.kwargs) for item in calls]
@@ -638,46 +656,117 @@ class BackgroundJobClient:
             env.wake(enqueued)
         return ids
 
-    async def _create_unique(self, calls: list[JobCall]) -> list[int]:
-        """Create unique jobs: each locks its key's row in the transaction (see
+    def _limits(self) -> tuple[Limit | None, RateLimit | None] | None:
+        """The concurrency and rate limits of the jobs this client creates (their own options over
+        their queue's ``Options.queue_limits``); None when they have neither."""
+        options = self._options
+        concurrency, rate = options.concurrency, options.rate_limit
+        entry = self._env.options.queue_limits.get(options.queue)
+        if entry is not None:
+            queue_concurrency, queue_rate = queue_limit_entries(entry, options.queue)
+            concurrency = concurrency or queue_concurrency
+            rate = rate or queue_rate
+        return None if concurrency is None and rate is None else (concurrency, rate)
+
+    def _limit_row(self, invocation: Invocation) -> Callable[[int], JobLimitSet] | None:
+        """The stored limits of a job of ``invocation`` (keys filled now: checked before any write)."""
+        limits = self._limits()
+        if limits is None:
+            return None
+        concurrency, rate = limits
+        options = self._options
+        function = invocation.target if invocation.method is None else f"{invocation.target}.{invocation.method}"
+
+        def key(limit: Limit | RateLimit | None, own: Limit | RateLimit | None) -> str | None:
+            if limit is None:
+                return None
+            return limit_key(
+                limit.key,
+                default=f"function:{function}" if limit is own else f"queue:{options.queue}",
+                queue=options.queue,
+                function=function,
+                arguments=invocation.arguments,
+                properties=options.properties,
+            )
+
+        keys = (key(concurrency, options.concurrency), key(rate, options.rate_limit))
+        limit_max = concurrency.max if concurrency is not None else None
+        rate_max = rate.max if rate is not None else None
+        period = rate.period_ms if rate is not None else None
+        return lambda job_id: JobLimitSet(job_id, keys[0], limit_max, keys[1], rate_max, period)
+
+    async def _create_controlled(self, calls: list[JobCall]) -> list[int]:
+        """Create unique or limited jobs in one transaction. A unique job locks its key's row (see
         :mod:`hivemind_jobs.client.unique`), then answers the holder's id or creates the job and
-        makes it the holder; several statements per job, paid only by unique jobs."""
+        makes it the holder; a limited job's limits are set before the transaction commits (no
+        claim sees it before). Several statements per job, paid only by these jobs."""
         unique = self._options.unique
-        assert unique is not None
-        states = unique.state_names()
         invocations = [self._invocation(item.function, item.args, item.kwargs) for item in calls]
-        keys = [unique_key(unique, invocation) for invocation in invocations]  # checked before any write
+        # keys are checked before any write
+        keys = [unique_key(unique, invocation) for invocation in invocations] if unique is not None else None
+        limit_rows = [self._limit_row(invocation) for invocation in invocations]
         ids: list[int] = []
+        limited: list[JobLimitSet] = []
         async with self.unit_of_work(implicit=False) as scope:
-            tx = scope.tx
-            # Keys are locked in one order, so that batches sharing keys wait instead of deadlocking.
-            claimed = {key: await tx.job_unique_claim(key) for key in sorted(set(keys))}
-            holders: dict[str, int] = {}  # the holders found or created by this batch
-            new = self._new_jobs()
-            for item, invocation, key in zip(calls, invocations, keys, strict=True):
-                now = self._env.clock.now()
-                held = claimed[key]
-                holder = holders.get(key)
-                if holder is None and held.job_id is not None and self._still_held(unique, held, now):
-                    holder = held.job_id
-                if holder is not None:
-                    if unique.on_conflict == "raise":
-                        raise DuplicateJobError(holder, key)
-                    holders[key] = holder
-                    ids.append(holder)
-                    continue
-                if new is None:
-                    job = self._build(item.function, item.args, item.kwargs)
-                    await elect(job, self._options.initial_state(), scope)
-                    await save_new([job], scope)
-                    job_id = job.id
-                else:
-                    job_id = (await insert_new(new, new.inserts((invocation.to_json(),), now), scope))[0]
-                expires = now + unique.period if unique.period is not None else None
-                await tx.job_unique_set(JobUniqueSet(key, job_id, states, expires))
-                holders[key] = job_id
-                ids.append(job_id)
+            if keys is None:
+                ids = await self._create_in(scope, calls, invocations)
+                created: list[bool] = [True] * len(ids)
+            else:
+                assert unique is not None
+                ids, created = await self._create_unique_in(scope, unique, calls, invocations, keys)
+            for job_id, row, new in zip(ids, limit_rows, created, strict=True):
+                if new and row is not None:
+                    limited.append(row(job_id))
+            if limited:
+                await scope.tx.job_limit_set(limited)
         return ids
+
+    async def _create_in(self, scope: UnitOfWork, calls: list[JobCall], invocations: list[Invocation]) -> list[int]:
+        """Create the jobs of ``calls`` in ``scope``."""
+        if not calls:
+            return []
+        new = self._new_jobs()
+        if new is None:
+            jobs = [self._build(item.function, item.args, item.kwargs) for item in calls]
+            for job in jobs:
+                await elect(job, self._options.initial_state(), scope)
+            await save_new(jobs, scope)
+            return [job.id for job in jobs]
+        rows = new.inserts([invocation.to_json() for invocation in invocations], self._env.clock.now())
+        return await insert_new(new, rows, scope)
+
+    async def _create_unique_in(
+        self, scope: UnitOfWork, unique: Unique, calls: list[JobCall], invocations: list[Invocation], keys: list[str]
+    ) -> tuple[list[int], list[bool]]:
+        """Create unique jobs in ``scope``: the id of each (created or the holder's) and whether it
+        was created."""
+        states = unique.state_names()
+        ids: list[int] = []
+        created: list[bool] = []
+        tx = scope.tx
+        # Keys are locked in one order, so that batches sharing keys wait instead of deadlocking.
+        claimed = {key: await tx.job_unique_claim(key) for key in sorted(set(keys))}
+        holders: dict[str, int] = {}  # the holders found or created by this batch
+        for item, invocation, key in zip(calls, invocations, keys, strict=True):
+            now = self._env.clock.now()
+            held = claimed[key]
+            holder = holders.get(key)
+            if holder is None and held.job_id is not None and self._still_held(unique, held, now):
+                holder = held.job_id
+            if holder is not None:
+                if unique.on_conflict == "raise":
+                    raise DuplicateJobError(holder, key)
+                holders[key] = holder
+                ids.append(holder)
+                created.append(False)
+                continue
+            job_id = (await self._create_in(scope, [item], [invocation]))[0]
+            expires = now + unique.period if unique.period is not None else None
+            await tx.job_unique_set(JobUniqueSet(key, job_id, states, expires))
+            holders[key] = job_id
+            ids.append(job_id)
+            created.append(True)
+        return ids, created
 
     @staticmethod
     def _still_held(unique: Unique, held: JobUniqueRecord, now: datetime) -> bool:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from hivemind_jobs.core.limits import Limits
 from hivemind_jobs.core.names import validate_state_name
 from hivemind_jobs.core.retry import RetryPolicy
+from hivemind_jobs.core.throttle import Limit, RateLimit, queue_limit_entries
 from hivemind_jobs.core.timeouts import validate_timeout
 from hivemind_jobs.errors import ConfigurationError
 
@@ -42,6 +44,10 @@ class Options:
       opens and at each colony state sync; None: never checked). Due times never depend on it.
     - ``limits``: how large arguments, job data, results, log messages and exception text may be
       (:class:`~hivemind_jobs.core.limits.Limits`; 1 MiB for stored values by default).
+    - ``queue_limits``: concurrency and rate limits of queues, by queue name: a
+      :class:`~hivemind_jobs.core.throttle.Limit`, a :class:`~hivemind_jobs.core.throttle.RateLimit`
+      or a tuple of one of each (their key defaults to the queue). Jobs created in such a queue
+      without limits of their own get these; the creating process's options decide.
     """
 
     retention: timedelta | None = timedelta(days=30)
@@ -60,8 +66,15 @@ class Options:
     clock_skew_warning: timedelta | None = timedelta(seconds=10)
     limits: Limits = field(default_factory=Limits)
     timeout: timedelta | None = None
+    queue_limits: Mapping[str, Limit | RateLimit | tuple[Limit | RateLimit, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.queue_limits, Mapping):
+            raise ConfigurationError(
+                f"Options.queue_limits must be a mapping of queue names, got {self.queue_limits!r}"
+            )
+        for queue, entry in self.queue_limits.items():
+            queue_limit_entries(entry, queue)
         if self.retention is not None and self.retention < timedelta(0):
             raise ConfigurationError(f"Options.retention must be >= 0 or None, got {self.retention}")
         for name in self.retention_states:

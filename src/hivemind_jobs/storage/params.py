@@ -39,6 +39,7 @@ __all__ = [
     "JobHeartbeat",
     "JobInsert",
     "JobInserted",
+    "JobLimitSet",
     "JobLockRelease",
     "JobLockReleased",
     "JobLockTakeover",
@@ -561,6 +562,20 @@ class JobUniqueSet:
     job_id: int
     states: tuple[str, ...]
     expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobLimitSet:
+    """The limits a new job is claimed under: at most ``limit_max`` jobs of ``limit_key`` Executing
+    at once, at most ``rate_max`` starts of ``rate_key`` per ``rate_period_ms`` milliseconds (None:
+    no such limit). Claims leave a job over either limit in the queue."""
+
+    job_id: int
+    limit_key: str | None
+    limit_max: int | None
+    rate_key: str | None
+    rate_max: int | None
+    rate_period_ms: int | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,6 +46,7 @@ from hivemind_jobs.storage.params import (
     JobHeartbeat,
     JobInsert,
     JobInserted,
+    JobLimitSet,
     JobLockRelease,
     JobLockReleased,
     JobLockTakeover,
@@ -150,6 +151,10 @@ class JobOperations(Protocol):
         ...
 
     async def job_unique_set(self, params: JobUniqueSet) -> bool: ...
+    async def job_limit_set(self, params: Sequence[JobLimitSet]) -> int:
+        """Set the concurrency and rate limits of jobs created in this transaction (before it
+        commits, no claim sees them); answers how many jobs were found."""
+        ...
 
 
 class QueueOperations(Protocol):

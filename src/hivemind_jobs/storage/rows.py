@@ -27,6 +27,7 @@ from hivemind_jobs.storage.params import (
     ClaimedJob,
     ContinuationLink,
     JobInsert,
+    JobLimitSet,
     JobRecord,
     JobUniqueSet,
     JobUpdate,
@@ -391,6 +392,17 @@ _NO_TIMEOUT = timedelta(0)
 _CLAIM_ORDER = operator.itemgetter(2, 4, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class JobLimits:
+    """A claimed job's limits as stored (see :class:`~hivemind_jobs.storage.params.JobLimitSet`)."""
+
+    limit_key: str | None
+    limit_max: int | None
+    rate_key: str | None
+    rate_max: int | None
+    rate_period: int | None
+
+
 class ClaimWalk:
     """The claim's walk over its queue groups, the same on every backend.
 
@@ -403,7 +415,7 @@ class ClaimWalk:
     claimed.
     """
 
-    __slots__ = ("_decode", "_groups", "_limit", "_seen", "claimed", "current", "taken")
+    __slots__ = ("_decode", "_groups", "_limit", "_seen", "claimed", "current", "limits", "taken")
 
     def __init__(self, params: QueueClaim | QueueClaimStart, decode: Callable[[Any], datetime]) -> None:
         self._groups: Iterator[tuple[str, ...]] = iter(params.groups)
@@ -416,6 +428,8 @@ class ClaimWalk:
         self.taken: list[int] = []
         #: job id -> (state_sequence, state_name) of each claimed job as read by the claim
         self.current: dict[int, tuple[int, str]] = {}
+        #: job id -> the limits of each claimed job that has any (see :meth:`apply_limits`)
+        self.limits: dict[int, JobLimits] = {}
 
     @property
     def remaining(self) -> int:
@@ -445,6 +459,62 @@ class ClaimWalk:
             if row[3] == row[6]:
                 claimed.append(ClaimedJob(job_id, row[1], row[2], row[3], decode(row[4]), decode(row[5])))
                 current[job_id] = (int(row[7]), row[8])
+                if row[10] is not None or row[12] is not None:
+                    self.limits[job_id] = JobLimits(row[10], row[11], row[12], row[13], row[14])
+
+    def limit_keys(self) -> tuple[list[str], list[str]]:
+        """The concurrency keys and the rate keys of the claimed jobs, each sorted."""
+        concurrency = {limits.limit_key for limits in self.limits.values() if limits.limit_key is not None}
+        rate = {limits.rate_key for limits in self.limits.values() if limits.rate_key is not None}
+        return sorted(concurrency), sorted(rate)
+
+    def apply_limits(
+        self, running: Mapping[str, int], starts: Mapping[str, Sequence[datetime]], now: datetime
+    ) -> list[str]:
+        """Keep the claimed jobs that fit their limits, best first, and put the others back (their
+        entries are neither taken nor claimed: they stay in the queue, in their place).
+
+        ``running`` counts the Executing jobs of each concurrency key, ``starts`` lists the recorded
+        starts of each rate key, both read under the keys' locks at ``now``. A job fits while fewer
+        than its ``limit_max`` jobs of its key run (with the ones kept before it) and fewer than its
+        ``rate_max`` starts of its rate key were recorded after ``now`` minus its period. Returns the
+        rate key of each kept job that has one: a start to record at ``now``.
+        """
+        used = dict(running)
+        recorded: dict[str, int] = {}
+        to_record: list[str] = []
+        dropped: set[int] = set()
+        for entry in self.claimed:
+            limits = self.limits.get(entry.job_id)
+            if limits is None:
+                continue
+            key = limits.limit_key
+            if key is not None and used.get(key, 0) >= (limits.limit_max or 0):
+                dropped.add(entry.job_id)
+                continue
+            rate_key = limits.rate_key
+            if rate_key is not None:
+                since = now - timedelta(milliseconds=limits.rate_period or 0)
+                count = sum(1 for at in starts.get(rate_key, ()) if at > since) + recorded.get(rate_key, 0)
+                if count >= (limits.rate_max or 0):
+                    dropped.add(entry.job_id)
+                    continue
+                recorded[rate_key] = recorded.get(rate_key, 0) + 1
+                to_record.append(rate_key)
+            if key is not None:
+                used[key] = used.get(key, 0) + 1
+        if dropped:
+            self.claimed = [entry for entry in self.claimed if entry.job_id not in dropped]
+            self.taken = [job_id for job_id in self.taken if job_id not in dropped]
+            for job_id in dropped:
+                del self.current[job_id]
+        return to_record
+
+    def rate_horizon(self, now: datetime) -> datetime:
+        """The time before which no claimed job's rate limit looks: older starts of their keys
+        can be pruned."""
+        longest = max((limits.rate_period or 0 for limits in self.limits.values()), default=0)
+        return now - timedelta(milliseconds=longest)
 
     def enqueued(self) -> list[ClaimedJob]:
         """The claimed entries whose jobs are still Enqueued (a start claims only those)."""
@@ -638,3 +708,17 @@ def unique_set_params(params: JobUniqueSet, bind: Callable[[datetime], Any]) -> 
         "states": ",".join(params.states),
         "expires_at": bind(params.expires_at) if params.expires_at is not None else None,
     }
+
+
+def limit_set_params(params: Sequence[JobLimitSet]) -> list[dict[str, Any]]:
+    return [
+        {
+            "job_id": row.job_id,
+            "limit_key": row.limit_key,
+            "limit_max": row.limit_max,
+            "rate_key": row.rate_key,
+            "rate_max": row.rate_max,
+            "rate_period": row.rate_period_ms,
+        }
+        for row in params
+    ]

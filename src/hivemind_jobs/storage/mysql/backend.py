@@ -135,6 +135,23 @@ class _MigrationCursor(asyncmy.cursors.Cursor):
             _log.debug("MySQL migration note: %s", warning[-1])
 
 
+#: "Duplicate column name" and "Duplicate key name": an ALTER TABLE that adds columns or indexes
+#: fails so when it ran before (MySQL has no ADD COLUMN IF NOT EXISTS)
+_ALTER_DONE = (1060, 1061)
+
+
+async def _run_migration_statement(cursor: Any, statement: str) -> None:
+    """Run one migration statement; an ``ALTER TABLE`` that a stopped migration already applied
+    (it is a single statement: all of it or nothing) counts as done when run again."""
+    try:
+        await cursor.execute(statement)
+    except _DRIVER_ERRORS as error:
+        code = error.args[0] if error.args else None
+        if not (statement.lstrip().upper().startswith("ALTER TABLE") and code in _ALTER_DONE):
+            raise
+        _log.debug("MySQL migration note: %s (applied before)", error)
+
+
 def _naive_utc(value: datetime) -> datetime:
     """An aware datetime as the naive UTC value a DATETIME column holds (the session runs in UTC)."""
     if value.tzinfo is not None:
@@ -818,7 +835,7 @@ class _MySQLDriver(Driver):
         if apply:
             for migration in pending:
                 for statement in migration.statements(self.prefix):
-                    await cursor.execute(statement)
+                    await _run_migration_statement(cursor, statement)
                 await cursor.execute(
                     queries["schema_version_insert"], {"version": migration.version, "name": migration.name}
                 )

@@ -38,6 +38,7 @@ from hivemind_jobs.storage.rows import (
     job_records,
     job_rows,
     kept_due_ids,
+    limit_set_params,
     occurrence_params,
     purge_query,
     queue_rows,
@@ -416,6 +417,12 @@ async def job_unique_set(c: Connection, q: Queries, params: p.JobUniqueSet) -> b
     return await c.execute(q["job_unique_set"], unique_set_params(params, c.bind_dt)) == 1
 
 
+async def job_limit_set(c: Connection, q: Queries, params: Sequence[p.JobLimitSet]) -> int:
+    if not params:
+        return 0
+    return await c.executemany(q["job_limit_set"], limit_set_params(params))
+
+
 # ----------------------------------------------------------------------------- queue
 
 
@@ -454,7 +461,37 @@ async def _claim_walk(c: Connection, q: Queries, params: p.QueueClaim | p.QueueC
         if rows:
             now = rows[0][9] if now is None else now  # the database clock, read by the claim
             walk.add(rows)
+    if walk.limits:
+        await _claim_limited(c, q, walk)
     return walk, now
+
+
+async def _claim_limited(c: Connection, q: Queries, walk: ClaimWalk) -> None:
+    """Keep the claimed jobs that fit their concurrency and rate limits (see
+    :meth:`ClaimWalk.apply_limits`): lock each key's row in one order (another colony's claim of
+    the key waits until this transaction ends), then count its running jobs and recent starts,
+    which every claim of the key before this one has committed; record the starts kept."""
+    concurrency, rate = walk.limit_keys()
+    queries: list[tuple[SQL, dict[str, Any]]] = [(q["limit_clock"], {})]
+    if concurrency:
+        queries.append((q["limit_running"], {"keys": concurrency}))
+    if rate:
+        queries.append((q["limit_starts"], {"keys": rate}))
+    locks = [(q["limit_lock"], {"key": key}) for key in sorted({*concurrency, *rate})]
+    results = await c.fetch_each(queries, writes=locks)
+    now = c.dt(results[0][0][0])
+    running = {key: int(count) for key, count in results[1]} if concurrency else {}
+    starts: dict[str, list[datetime]] = {}
+    for key, at in results[-1] if rate else ():
+        starts.setdefault(key, []).append(c.dt(at))
+    recorded = walk.apply_limits(running, starts, now)
+    if rate:
+        async with c.pipeline():
+            horizon = c.bind_dt(walk.rate_horizon(now))
+            await c.execute(q["limit_start_prune"], {"keys": rate, "horizon": horizon})
+            if recorded:
+                at = c.bind_dt(now)
+                await c.executemany(q["limit_start_insert"], [{"rate_key": key, "started_at": at} for key in recorded])
 
 
 async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
@@ -753,6 +790,7 @@ class ServerOperations(BoundOperations):
     continuation_mark = async_operation(continuation_mark, copy=True)
     job_unique_claim = async_operation(job_unique_claim)
     job_unique_set = async_operation(job_unique_set)
+    job_limit_set = async_operation(job_limit_set)
     queue_claim = async_operation(queue_claim)
     queue_claim_start = async_operation(queue_claim_start)
     queue_stats = async_operation(queue_stats)

@@ -49,6 +49,7 @@ from hivemind_jobs.storage.rows import (
     job_records,
     job_rows,
     kept_due_ids,
+    limit_set_params,
     occurrence_params,
     purge_query,
     queue_rows,
@@ -486,6 +487,10 @@ def job_unique_set(con: sqlite3.Connection, q: Queries, params: p.JobUniqueSet) 
     return con.execute(q["job_unique_set"], values).rowcount == 1
 
 
+def job_limit_set(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobLimitSet]) -> int:
+    return con.executemany(q["job_limit_set"], limit_set_params(params)).rowcount if params else 0
+
+
 # ----------------------------------------------------------------------------- queue
 
 
@@ -514,7 +519,29 @@ def _claim_walk(con: sqlite3.Connection, q: Queries, params: p.QueueClaim | p.Qu
     while (queues := walk.next_queues()) is not None:
         limit = walk.remaining
         walk.add([row for queue in queues for row in con.execute(claim, {"queue": queue, "now": now, "limit": limit})])
+    if walk.limits:
+        _claim_limited(con, q, walk, now)
     return walk
+
+
+def _claim_limited(con: sqlite3.Connection, q: Queries, walk: ClaimWalk, now: int) -> None:
+    """Keep the claimed jobs that fit their concurrency and rate limits (see
+    :meth:`ClaimWalk.apply_limits`), counted inside this write transaction (no other claim runs
+    meanwhile); record the starts kept."""
+    concurrency, rate = walk.limit_keys()
+    running: dict[str, int] = {}
+    if concurrency:
+        running = {key: int(count) for key, count in con.execute(q["limit_running"], {"keys": _ids(concurrency)})}
+    starts: dict[str, list[datetime]] = {}
+    if rate:
+        for key, at in con.execute(q["limit_starts"], {"keys": _ids(rate)}):
+            starts.setdefault(key, []).append(from_microseconds(at))
+    at = from_microseconds(now)
+    recorded = walk.apply_limits(running, starts, at)
+    if rate:
+        horizon = to_microseconds(walk.rate_horizon(at))
+        con.execute(q["limit_start_prune"], {"keys": _ids(rate), "horizon": horizon})
+        con.executemany(q["limit_start_insert"], [{"rate_key": key, "started_at": now} for key in recorded])
 
 
 def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
@@ -809,6 +836,7 @@ class SQLiteOperations(BoundOperations):
     continuation_mark = operation(continuation_mark, copy=True)
     job_unique_claim = operation(job_unique_claim)
     job_unique_set = operation(job_unique_set)
+    job_limit_set = operation(job_limit_set)
     queue_claim = operation(queue_claim)
     # the fetcher may ask the claim to commit; whether it may cannot be told from the claimed
     # entries (a job that could not start is failed after it), so SQLite commits as usual

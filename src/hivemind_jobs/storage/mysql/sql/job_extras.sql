@@ -77,3 +77,9 @@ SELECT state_name FROM `{p}job` WHERE id = :job_id LOCK IN SHARE MODE;
 -- name: job_unique_set
 UPDATE `{p}job_unique` SET job_id = :job_id, states = :states, expires_at = :expires_at
 WHERE unique_key = :unique_key;
+
+-- name: job_limit_set
+UPDATE `{p}job`
+SET limit_key = :limit_key, limit_max = :limit_max, rate_key = :rate_key, rate_max = :rate_max,
+    rate_period = :rate_period
+WHERE id = :job_id;

@@ -14,16 +14,48 @@ ON DUPLICATE KEY UPDATE
 -- the database clock.
 -- name: queue_claim_select
 SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id,
-       j.state_sequence, j.state_name, UTC_TIMESTAMP(6)
+       j.state_sequence, j.state_name, UTC_TIMESTAMP(6),
+       j.limit_key, j.limit_max, j.rate_key, j.rate_max, j.rate_period
 FROM `{p}queue` AS q
 JOIN `{p}job` AS j ON j.id = q.job_id AND j.locked_by IS NULL
 WHERE q.queue IN :queues AND q.execute_after <= UTC_TIMESTAMP(6)
+  AND (j.limit_key IS NULL OR j.limit_max > (
+      SELECT COUNT(*) FROM `{p}job` AS r WHERE r.limit_key = j.limit_key AND r.state_name = 'Executing'))
+  AND (j.rate_key IS NULL OR j.rate_max > (
+      SELECT COUNT(*) FROM `{p}limit_start` AS s
+      WHERE s.rate_key = j.rate_key
+        AND s.started_at > UTC_TIMESTAMP(6) - INTERVAL j.rate_period * 1000 MICROSECOND))
 ORDER BY q.priority, q.execute_after, q.job_id
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
 -- name: queue_take
 DELETE FROM `{p}queue` WHERE job_id IN :job_ids;
+
+-- The lock of one limit key (its row created on first use), held to the end of the transaction:
+-- the upsert takes the row's exclusive lock either way. Claims lock their keys in one order
+-- (sorted), so that they wait for each other instead of deadlocking.
+-- name: limit_lock
+INSERT INTO `{p}limit_lock` (lock_key, locked_at) VALUES (:key, UTC_TIMESTAMP(6))
+ON DUPLICATE KEY UPDATE locked_at = VALUES(locked_at);
+
+-- name: limit_running
+SELECT limit_key, COUNT(*) FROM `{p}job`
+WHERE limit_key IN :keys AND state_name = 'Executing'
+GROUP BY limit_key;
+
+-- name: limit_starts
+SELECT rate_key, started_at FROM `{p}limit_start` WHERE rate_key IN :keys;
+
+-- The clock a claim's rate limits count with: read after the keys' locks were taken.
+-- name: limit_clock
+SELECT UTC_TIMESTAMP(6);
+
+-- name: limit_start_insert
+INSERT INTO `{p}limit_start` (rate_key, started_at) VALUES (:rate_key, :started_at);
+
+-- name: limit_start_prune
+DELETE FROM `{p}limit_start` WHERE rate_key IN :keys AND started_at <= :horizon;
 
 -- The due times of entries a save keeps (a job moved without a new state).
 -- name: queue_due_many

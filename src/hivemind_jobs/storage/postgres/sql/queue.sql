@@ -29,17 +29,27 @@ SELECT set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', '
 -- The best due entries of a queue group: each queue is read through the claim index in claim
 -- order (the LATERAL keeps that an index range scan per queue), rows held by other transactions
 -- and jobs locked by someone are skipped. Entries whose execution id is stale (not the job's)
--- are taken too, and dropped instead of claimed. The last column is the database clock.
+-- are taken too, and dropped instead of claimed. The tenth column is the database clock, the last
+-- five the job's limits. A limited job whose key is at its limit is left out here, so that it does
+-- not hold the places of jobs behind it; the claim checks the limits again under the keys' locks.
 -- name: queue_claim_select
 SELECT c.job_id, c.queue, c.priority, c.execution_id, c.execute_after, c.enqueued_at, c.current_execution,
-       c.state_sequence, c.state_name, statement_timestamp()
+       c.state_sequence, c.state_name, statement_timestamp(),
+       c.limit_key, c.limit_max, c.rate_key, c.rate_max, c.rate_period
 FROM unnest(CAST(:queues AS TEXT[])) AS g (queue)
 CROSS JOIN LATERAL (
     SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at,
-           j.execution_id AS current_execution, j.state_sequence, j.state_name
+           j.execution_id AS current_execution, j.state_sequence, j.state_name,
+           j.limit_key, j.limit_max, j.rate_key, j.rate_max, j.rate_period
     FROM "{p}queue" AS q
     JOIN "{p}job" AS j ON j.id = q.job_id AND j.locked_by IS NULL
     WHERE q.queue = g.queue AND q.execute_after <= statement_timestamp()
+      AND (j.limit_key IS NULL OR j.limit_max > (
+          SELECT count(*) FROM "{p}job" AS r WHERE r.limit_key = j.limit_key AND r.state_name = 'Executing'))
+      AND (j.rate_key IS NULL OR j.rate_max > (
+          SELECT count(*) FROM "{p}limit_start" AS s
+          WHERE s.rate_key = j.rate_key
+            AND s.started_at > statement_timestamp() - j.rate_period * interval '1 millisecond'))
     ORDER BY q.priority, q.execute_after, q.job_id
     LIMIT :limit
     FOR UPDATE OF q, j SKIP LOCKED
@@ -49,6 +59,31 @@ LIMIT :limit;
 
 -- name: queue_take
 DELETE FROM "{p}queue" WHERE job_id = ANY(:job_ids);
+
+-- The lock of one limit key (its row created on first use), held to the end of the transaction.
+-- Claims lock their keys in one order (sorted), so that they wait for each other instead of
+-- deadlocking.
+-- name: limit_lock
+INSERT INTO "{p}limit_lock" (lock_key, locked_at) VALUES (:key, statement_timestamp())
+ON CONFLICT (lock_key) DO UPDATE SET locked_at = excluded.locked_at;
+
+-- name: limit_running
+SELECT limit_key, count(*) FROM "{p}job"
+WHERE limit_key = ANY(:keys) AND state_name = 'Executing'
+GROUP BY limit_key;
+
+-- name: limit_starts
+SELECT rate_key, started_at FROM "{p}limit_start" WHERE rate_key = ANY(:keys);
+
+-- The clock a claim's rate limits count with: read after the keys' locks were taken.
+-- name: limit_clock
+SELECT clock_timestamp();
+
+-- name: limit_start_insert
+INSERT INTO "{p}limit_start" (rate_key, started_at) VALUES (:rate_key, :started_at);
+
+-- name: limit_start_prune
+DELETE FROM "{p}limit_start" WHERE rate_key = ANY(:keys) AND started_at <= :horizon;
 
 -- The due times of entries a save keeps (a job moved without a new state).
 -- name: queue_due_many

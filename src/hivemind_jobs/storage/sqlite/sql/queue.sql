@@ -14,15 +14,35 @@ ON CONFLICT (job_id) DO UPDATE SET
 -- database, so nothing read here can be taken by another claim meanwhile.
 -- name: queue_claim_select
 SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id,
-       j.state_sequence, j.state_name
+       j.state_sequence, j.state_name, :now,
+       j.limit_key, j.limit_max, j.rate_key, j.rate_max, j.rate_period
 FROM "{p}queue" AS q
 JOIN "{p}job" AS j ON j.id = q.job_id AND j.locked_by IS NULL
 WHERE q.queue = :queue AND q.execute_after <= :now
+  AND (j.limit_key IS NULL OR j.limit_max > (
+      SELECT count(*) FROM "{p}job" AS r WHERE r.limit_key = j.limit_key AND r.state_name = 'Executing'))
+  AND (j.rate_key IS NULL OR j.rate_max > (
+      SELECT count(*) FROM "{p}limit_start" AS s
+      WHERE s.rate_key = j.rate_key AND s.started_at > :now - j.rate_period * 1000))
 ORDER BY q.priority, q.execute_after, q.job_id
 LIMIT :limit;
 
 -- name: queue_take
 DELETE FROM "{p}queue" WHERE job_id IN (SELECT value FROM json_each(:job_ids));
+
+-- name: limit_running
+SELECT limit_key, count(*) FROM "{p}job"
+WHERE limit_key IN (SELECT value FROM json_each(:keys)) AND state_name = 'Executing'
+GROUP BY limit_key;
+
+-- name: limit_starts
+SELECT rate_key, started_at FROM "{p}limit_start" WHERE rate_key IN (SELECT value FROM json_each(:keys));
+
+-- name: limit_start_insert
+INSERT INTO "{p}limit_start" (rate_key, started_at) VALUES (:rate_key, :started_at);
+
+-- name: limit_start_prune
+DELETE FROM "{p}limit_start" WHERE rate_key IN (SELECT value FROM json_each(:keys)) AND started_at <= :horizon;
 
 -- The due times of entries a save keeps (a job moved without a new state).
 -- name: queue_due_many
