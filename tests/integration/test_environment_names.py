@@ -154,13 +154,21 @@ async def test_tables_from_before_the_owner_record_upgrade_and_are_claimed(db_ur
         job = await hive.jobs.create(do_stuff)
     latest = _latest(db_url)
     owner = owner_version(load_migrations(_PACKAGES[_backend(db_url)]))
-    # the tables the migrations after the owner record's create (extend when one is added)
-    later = ["job_unique", "queue_pause"]
+    # the tables the migrations after the owner record's create (extend when one is added), and
+    # the columns the limits migration adds to the job table
+    later = ["job_unique", "queue_pause", "limit_start"]
     assert latest - owner == len(later)
     # the tables as the version before the owner record left them: none of those, fewer versions
     backends.raw(db_url, f"DROP TABLE {_table(db_url, 'hm_TenantA_')}")
     for name in later:
         backends.raw(db_url, f"DROP TABLE {backends.table(db_url, name, 'hm_TenantA_')}")
+    job_table = backends.table(db_url, "job", "hm_TenantA_")
+    if db_url.startswith("sqlite"):
+        backends.raw(db_url, 'DROP INDEX "hm_TenantA_job_by_limit"')
+    else:
+        backends.raw(db_url, f"DROP TABLE {backends.table(db_url, 'limit_lock', 'hm_TenantA_')}")
+    for column in ("limit_key", "limit_max", "rate_key", "rate_max", "rate_period"):
+        backends.raw(db_url, f"ALTER TABLE {job_table} DROP COLUMN {column}")
     version_table = backends.table(db_url, "schema_version", "hm_TenantA_")
     backends.raw(db_url, f"DELETE FROM {version_table} WHERE version >= ?", owner)
 

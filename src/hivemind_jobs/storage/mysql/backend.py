@@ -140,14 +140,19 @@ class _MigrationCursor(asyncmy.cursors.Cursor):
 _ALTER_DONE = (1060, 1061)
 
 
+def applied_before(statement: str, error: BaseException) -> bool:
+    """Whether ``error`` says that the migration statement ran before: an ``ALTER TABLE`` (one
+    statement: all of it or nothing) that a stopped migration already applied."""
+    code = error.args[0] if error.args else None
+    return statement.lstrip().upper().startswith("ALTER TABLE") and code in _ALTER_DONE
+
+
 async def _run_migration_statement(cursor: Any, statement: str) -> None:
-    """Run one migration statement; an ``ALTER TABLE`` that a stopped migration already applied
-    (it is a single statement: all of it or nothing) counts as done when run again."""
+    """Run one migration statement; one that :func:`applied_before` counts as done."""
     try:
         await cursor.execute(statement)
     except _DRIVER_ERRORS as error:
-        code = error.args[0] if error.args else None
-        if not (statement.lstrip().upper().startswith("ALTER TABLE") and code in _ALTER_DONE):
+        if not applied_before(statement, error):
             raise
         _log.debug("MySQL migration note: %s (applied before)", error)
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ClaimStart,
+    JobLimitSet,
     JobLockRelease,
     JobRecord,
     QueueClaim,
@@ -184,6 +185,91 @@ class QueueConformance(ConformanceBase):
             record = await self.get(storage, job_id)
             assert isinstance(record, JobRecord) and record.states[-1].name == state, (job_id, record)
         assert await self.claim(storage, (("global",),), 10) == []  # the declined job is unlocked, dequeued
+
+    # ------------------------------------------------------------------ limits
+    @staticmethod
+    async def start_claim(storage: Storage, limit: int, owner: str = "colony-1", queue: str = "global") -> list[int]:
+        """Claim and start (Executing) up to ``limit`` jobs of ``queue``."""
+
+        def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
+            del entry, record
+            return ClaimStart(str(uuid.uuid4()), state_row(2, "Executing", {}, elected_at=utc_now()))
+
+        async with storage.transaction() as tx:
+            claimed = await tx.queue_claim_start(QueueClaimStart(((queue,),), limit, owner, start))
+        return [entry.job_id for entry in claimed]
+
+    async def finish(self, storage: Storage, job_id: int, owner: str = "colony-1") -> None:
+        record = await self.get(storage, job_id)
+        assert isinstance(record, JobRecord)
+        update = self._update(record, owner, release_lock=True, new_states=(state_row(3, "Succeeded", {}),))
+        async with storage.transaction() as tx:
+            assert (await tx.job_update(update)).outcome is UpdateOutcome.SAVED
+
+    async def test_claims_keep_concurrency_limits(self, storage: Storage) -> None:
+        ids = await self.insert(storage, *(new_job() for _ in range(6)))
+        async with storage.transaction() as tx:
+            limited = [JobLimitSet(job_id, "k", 2, None, None, None) for job_id in ids[:4]]
+            found = await tx.job_limit_set([*limited, JobLimitSet(ids[5], "other", 1, None, None, None)])
+        assert found == 5
+        # all three of k fit as the claim reads them; under the key's lock only two may start
+        assert await self.start_claim(storage, 3) == ids[:2]
+        # k is full: its jobs are left out of the walk and do not hold the places of the others
+        assert await self.start_claim(storage, 3) == ids[4:6]
+        assert await self.start_claim(storage, 3) == []
+        await self.finish(storage, ids[0])  # one of k ended: one more of k may start
+        assert await self.start_claim(storage, 3) == [ids[2]]
+        assert await self.start_claim(storage, 3) == []
+        record = await self.get(storage, ids[3])
+        assert isinstance(record, JobRecord) and record.states[-1].name == "Enqueued" and record.locked_by is None
+
+    async def test_a_claim_counts_the_starts_of_a_concurrent_claim_of_its_key(self, storage: Storage) -> None:
+        # in two queues: each claim reads (and locks) only its own queue's rows
+        ids = await self.insert(storage, new_job(queue="a"), new_job(queue="b"))
+        async with storage.transaction() as tx:
+            assert await tx.job_limit_set([JobLimitSet(job_id, "one", 1, None, None, None) for job_id in ids]) == 2
+        entered = asyncio.Event()
+
+        def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
+            del entry, record
+            return ClaimStart(str(uuid.uuid4()), state_row(2, "Executing", {}, elected_at=utc_now()))
+
+        async with storage.transaction() as tx:
+            first = await tx.queue_claim_start(QueueClaimStart((("a",),), 1, "colony-1", start))
+            assert [entry.job_id for entry in first] == ids[:1]
+
+            async def second_claim() -> list[int]:
+                entered.set()
+                return await self.start_claim(storage, 5, owner="colony-2", queue="b")
+
+            second = asyncio.create_task(second_claim())
+            await entered.wait()
+            await asyncio.sleep(0.3)
+            assert not second.done()  # it waits for this transaction (the key's lock, or the writer)
+        assert await asyncio.wait_for(second, 10) == []  # and then counts the job this one started
+        await self.finish(storage, ids[0])
+        assert await self.start_claim(storage, 5, queue="b") == ids[1:]
+
+    async def test_claims_keep_rate_limits(self, storage: Storage) -> None:
+        ids = await self.insert(storage, *(new_job() for _ in range(5)))
+        async with storage.transaction() as tx:
+            hourly = [JobLimitSet(job_id, None, None, "hourly", 2, 3_600_000) for job_id in ids[:3]]
+            quick = [JobLimitSet(job_id, None, None, "quick", 1, 300) for job_id in ids[3:]]
+            assert await tx.job_limit_set([*hourly, *quick]) == 5
+        assert await self.start_claim(storage, 10) == [ids[0], ids[1], ids[3]]
+        for job_id in (ids[0], ids[1], ids[3]):
+            await self.finish(storage, job_id)  # a rate limit counts starts, not running jobs
+        assert await self.start_claim(storage, 10) == []
+        await asyncio.sleep(0.45)  # the quick key's window has passed; the hourly one has not
+        assert await self.start_claim(storage, 10) == [ids[4]]
+        assert await self.start_claim(storage, 10) == []
+
+    async def test_limits_of_missing_jobs_set_nothing(self, storage: Storage) -> None:
+        [job_id] = await self.insert(storage, new_job())
+        async with storage.transaction() as tx:
+            assert await tx.job_limit_set([JobLimitSet(job_id + 1000, "k", 1, None, None, None)]) == 0
+            assert await tx.job_limit_set([]) == 0
+        assert await self.start_claim(storage, 5) == [job_id]
 
     async def test_queue_stats(self, storage: Storage) -> None:
         await self.insert(
