@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 from datetime import datetime, timedelta
@@ -98,3 +99,18 @@ class NeedsArguments:
 class ExampleMiddleware:
     async def __call__(self, ctx: Any, input: Any, call_next: Any) -> Any:
         return await call_next()
+
+
+#: runs of :func:`tracked_sleep` in this process: key -> [running now, most at once]
+TRACKED: dict[str, list[int]] = {}
+
+
+async def tracked_sleep(key: str, seconds: float) -> None:
+    """Sleep, counting how many runs of ``key`` overlap in this process."""
+    counts = TRACKED.setdefault(key, [0, 0])
+    counts[0] += 1
+    counts[1] = max(counts[1], counts[0])
+    try:
+        await asyncio.sleep(seconds)
+    finally:
+        counts[0] -= 1

@@ -13,6 +13,7 @@ or per queue (``Options.queue_limits``).
 
 from __future__ import annotations
 
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -91,6 +92,12 @@ def limit_key(
         key = template
     else:
         fields = {"queue": queue, "function": function, **arguments, **properties}
+        for _, name, _, _ in string.Formatter().parse(template):
+            if name is not None and not name.isidentifier():
+                raise ConfigurationError(
+                    f"limit key {template!r}: {{{name}}} is not a plain name; use {{name}} fields of the "
+                    "job's properties and arguments (or queue, function) only"
+                )
         try:
             key = template.format_map({name: str(value) for name, value in fields.items()})
         except (KeyError, IndexError, ValueError, AttributeError) as error:
