@@ -102,3 +102,9 @@ def test_a_rate_limit_counts_the_starts_of_the_claim_itself() -> None:
     assert walk.apply_limits({}, {}, NOW) == ["r", "r"]
     assert [entry.job_id for entry in walk.claimed] == [1, 2]
     assert walk.rate_horizon(NOW) == NOW - timedelta(seconds=1)
+
+
+def test_jobs_of_a_key_whose_lock_was_not_taken_are_put_back() -> None:
+    walk = _walk(_row(1, ("a", 5, None, None, None)), _row(2, (None, None, "a", 5, 1000)), _row(3))
+    assert walk.apply_limits({}, {}, NOW, unavailable=frozenset({"a"})) == []
+    assert [entry.job_id for entry in walk.claimed] == [3]

@@ -469,7 +469,12 @@ class ClaimWalk:
         return sorted(concurrency), sorted(rate)
 
     def apply_limits(
-        self, running: Mapping[str, int], starts: Mapping[str, Sequence[datetime]], now: datetime
+        self,
+        running: Mapping[str, int],
+        starts: Mapping[str, Sequence[datetime]],
+        now: datetime,
+        *,
+        unavailable: frozenset[str] = frozenset(),
     ) -> list[str]:
         """Keep the claimed jobs that fit their limits, best first, and put the others back (their
         entries are neither taken nor claimed: they stay in the queue, in their place).
@@ -478,7 +483,8 @@ class ClaimWalk:
         starts of each rate key, both read under the keys' locks at ``now``. A job fits while fewer
         than its ``limit_max`` jobs of its key run (with the ones kept before it) and fewer than its
         ``rate_max`` starts of its rate key were recorded after ``now`` minus its period. Returns the
-        rate key of each kept job that has one: a start to record at ``now``.
+        rate key of each kept job that has one: a start to record at ``now``. A job with a key in
+        ``unavailable`` (its lock could not be taken) is put back whatever the counts.
         """
         used = dict(running)
         recorded: dict[str, int] = {}
@@ -489,6 +495,9 @@ class ClaimWalk:
             if limits is None:
                 continue
             key = limits.limit_key
+            if unavailable and (key in unavailable or limits.rate_key in unavailable):
+                dropped.add(entry.job_id)
+                continue
             if key is not None and used.get(key, 0) >= (limits.limit_max or 0):
                 dropped.add(entry.job_id)
                 continue

@@ -190,6 +190,8 @@ class Connection(abc.ABC):
     sole = False
     #: set by an operation that committed the transaction while it was :attr:`sole`
     committed = False
+    #: the limit keys whose locks this transaction holds (see ``operations._claim_limited``)
+    limit_keys_held: frozenset[str] = frozenset()
     #: the application's own connection (``transaction(connection=...)``)
     external = False
     #: set by the transaction when it runs its first operation again on a fresh connection

@@ -468,23 +468,36 @@ async def _claim_walk(c: Connection, q: Queries, params: p.QueueClaim | p.QueueC
 
 async def _claim_limited(c: Connection, q: Queries, walk: ClaimWalk) -> None:
     """Keep the claimed jobs that fit their concurrency and rate limits (see
-    :meth:`ClaimWalk.apply_limits`): lock each key's row in one order (another colony's claim of
-    the key waits until this transaction ends), then count its running jobs and recent starts,
-    which every claim of the key before this one has committed; record the starts kept."""
+    :meth:`ClaimWalk.apply_limits`): lock each key's row (another colony's claim of the key waits
+    until this transaction ends), then count its running jobs and recent starts, which every claim
+    of the key before this one has committed; record the starts kept.
+
+    A transaction waits only for keys above every key it holds (sorted), so waits cannot form a
+    cycle; a key below one held (a second claim in one transaction) is taken only if free, and its
+    jobs wait for a later claim if not."""
     concurrency, rate = walk.limit_keys()
-    queries: list[tuple[SQL, dict[str, Any]]] = [(q["limit_clock"], {})]
+    held = c.limit_keys_held
+    highest = max(held) if held else ""
+    wanted = sorted({*concurrency, *rate} - held)
+    waits = [key for key in wanted if key > highest]
+    tries = [key for key in wanted if key < highest]
+    queries: list[tuple[SQL, dict[str, Any]]] = []
+    if tries:
+        queries.append((q["limit_try_lock"], {"keys": tries}))
+    queries.append((q["limit_clock"], {}))
     if concurrency:
         queries.append((q["limit_running"], {"keys": concurrency}))
     if rate:
         queries.append((q["limit_starts"], {"keys": rate}))
-    locks = [(q["limit_lock"], {"key": key}) for key in sorted({*concurrency, *rate})]
-    results = await c.fetch_each(queries, writes=locks)
+    results = await c.fetch_each(queries, writes=[(q["limit_lock"], {"key": key}) for key in waits])
+    taken = {row[0] for row in results.pop(0)} if tries else set()
+    c.limit_keys_held = held | set(waits) | taken
     now = c.dt(results[0][0][0])
     running = {key: int(count) for key, count in results[1]} if concurrency else {}
     starts: dict[str, list[datetime]] = {}
     for key, at in results[-1] if rate else ():
         starts.setdefault(key, []).append(c.dt(at))
-    recorded = walk.apply_limits(running, starts, now)
+    recorded = walk.apply_limits(running, starts, now, unavailable=frozenset(tries) - taken)
     if rate:
         async with c.pipeline():
             horizon = c.bind_dt(walk.rate_horizon(now))

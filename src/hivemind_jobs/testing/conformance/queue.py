@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from hivemind_jobs.storage.protocol import (
     QueuePause,
     QueuePointer,
     Storage,
+    Transaction,
     UpdateOutcome,
 )
 from hivemind_jobs.testing.conformance.support import (
@@ -249,6 +251,34 @@ class QueueConformance(ConformanceBase):
         assert await asyncio.wait_for(second, 10) == []  # and then counts the job this one started
         await self.finish(storage, ids[0])
         assert await self.start_claim(storage, 5, queue="b") == ids[1:]
+
+    async def test_a_second_claim_in_one_transaction_takes_a_lower_key_only_if_free(self, storage: Storage) -> None:
+        x, y, z = await self.insert(storage, new_job(queue="x"), new_job(queue="y"), new_job(queue="z"))
+        async with storage.transaction() as tx:
+            limits = [JobLimitSet(x, "a", 5, None, None, None), JobLimitSet(y, "b", 5, None, None, None)]
+            assert await tx.job_limit_set([*limits, JobLimitSet(z, "a", 5, None, None, None)]) == 3
+        # SQLite: a write transaction excludes every other one, so no other claim can hold "a"
+        concurrent = storage.capabilities.dialect != "sqlite"
+        async with contextlib.AsyncExitStack() as stack:
+            if concurrent:  # another transaction holds key "a"
+                other = await stack.enter_async_context(storage.transaction())
+                assert [entry.job_id for entry in await self._start_in(other, "x")] == [x]
+            async with storage.transaction() as tx:
+                assert [entry.job_id for entry in await self._start_in(tx, "y")] == [y]  # holds "b"
+                # "a" sorts below "b": waiting for it could deadlock with a claim that holds "a"
+                # and waits for "b", so this claim takes it only if it is free
+                second = await asyncio.wait_for(self._start_in(tx, "z"), 10)
+                assert [entry.job_id for entry in second] == ([] if concurrent else [z])
+        if concurrent:
+            assert await self.start_claim(storage, 5, queue="z") == [z]  # free again
+
+    @staticmethod
+    async def _start_in(tx: Transaction, queue: str) -> list[ClaimedJob]:
+        def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
+            del entry, record
+            return ClaimStart(str(uuid.uuid4()), state_row(2, "Executing", {}, elected_at=utc_now()))
+
+        return await tx.queue_claim_start(QueueClaimStart(((queue,),), 5, "colony-1", start))
 
     async def test_claims_keep_rate_limits(self, storage: Storage) -> None:
         ids = await self.insert(storage, *(new_job() for _ in range(5)))

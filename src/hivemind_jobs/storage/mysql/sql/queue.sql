@@ -39,6 +39,10 @@ DELETE FROM `{p}queue` WHERE job_id IN :job_ids;
 INSERT INTO `{p}limit_lock` (lock_key, locked_at) VALUES (:key, UTC_TIMESTAMP(6))
 ON DUPLICATE KEY UPDATE locked_at = VALUES(locked_at);
 
+-- A limit key's lock if no other transaction holds it (no wait): the keys it took.
+-- name: limit_try_lock
+SELECT lock_key FROM `{p}limit_lock` WHERE lock_key IN :keys FOR UPDATE SKIP LOCKED;
+
 -- name: limit_running
 SELECT limit_key, COUNT(*) FROM `{p}job`
 WHERE limit_key IN :keys AND state_name = 'Executing'

@@ -67,6 +67,10 @@ DELETE FROM "{p}queue" WHERE job_id = ANY(:job_ids);
 INSERT INTO "{p}limit_lock" (lock_key, locked_at) VALUES (:key, statement_timestamp())
 ON CONFLICT (lock_key) DO UPDATE SET locked_at = excluded.locked_at;
 
+-- A limit key's lock if no other transaction holds it (no wait): the keys it took.
+-- name: limit_try_lock
+SELECT lock_key FROM "{p}limit_lock" WHERE lock_key = ANY(:keys) FOR UPDATE SKIP LOCKED;
+
 -- name: limit_running
 SELECT limit_key, count(*) FROM "{p}job"
 WHERE limit_key = ANY(:keys) AND state_name = 'Executing'
