@@ -1,19 +1,96 @@
-"""What the worker-process tests share: polling with the workers' logs on failure, colony status,
-and a TCP proxy that silently drops a worker's database traffic."""
+"""What the worker-process tests share: ``hivemind worker`` processes, polling with the workers'
+logs on failure, colony status, and a TCP proxy that silently drops a worker's database traffic."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import selectors
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import pytest
 
 import hivemind_jobs as hm
+
+REPO = Path(__file__).resolve().parents[2]
+#: the worker options of the tests: test-scale polls, lock monitor and graceful stop
+TEST_SCALE = ("--poll-interval", "0.1", "--monitor-interval", "0.5", "--graceful-stop", "2")
+
+
+class WorkerProcess:
+    """One ``hivemind worker`` process; its output goes to ``log``."""
+
+    def __init__(self, name: str, process: subprocess.Popen[bytes], log: Path) -> None:
+        self.name = name
+        self.process = process
+        self.log = log
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+class WorkerProcesses:
+    """The ``hivemind worker`` processes of one test, all running ``app`` (a factory of the
+    HiveMind that reads its settings from the environment); :meth:`cleanup` kills the ones left."""
+
+    def __init__(self, tmp_path: Path, app: str, *, options: Sequence[str] = TEST_SCALE) -> None:
+        self.tmp_path = tmp_path
+        self.app = app
+        self.options = tuple(options)
+        self.started: list[WorkerProcess] = []
+
+    def launch(self, name: str, environment: Mapping[str, str], *, drones: int = 1) -> WorkerProcess:
+        """Start a worker named ``name`` with ``environment`` added to this process's."""
+        log = self.tmp_path / f"{name}.log"
+        env = {**os.environ, **environment}
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+        command = [
+            sys.executable,
+            "-m",
+            "hivemind_jobs.cli",
+            "worker",
+            self.app,
+            "--name",
+            name,
+            "--drones",
+            str(drones),
+            "--allow",
+            "tests.processes",
+            *self.options,
+        ]
+        with log.open("wb") as sink:
+            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        worker = WorkerProcess(name, process, log)
+        self.started.append(worker)
+        return worker
+
+    def logs(self) -> str:
+        return "\n".join(f"----- {w.name} (pid {w.pid})\n{w.output()[-5000:]}" for w in self.started)
+
+    def stop_all(self, timeout: float = 20) -> list[int]:
+        """SIGTERM every worker still running; the exit codes of all, in start order."""
+        for worker in self.started:
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGTERM)
+        return [worker.process.wait(timeout=timeout) for worker in self.started]
+
+    def cleanup(self) -> None:
+        for worker in self.started:
+            if worker.process.poll() is None:
+                worker.process.kill()
+            worker.process.wait(timeout=10)
 
 
 class HasLogs(Protocol):

@@ -8,11 +8,8 @@ database of each backend; their output goes to a log file shown when an assertio
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
@@ -24,72 +21,20 @@ import pytest_asyncio
 
 import hivemind_jobs as hm
 from tests.processes import heartbeat_jobs
-from tests.processes.support import BlackholeProxy, colony_running, wait_until
+from tests.processes.support import BlackholeProxy, WorkerProcess, WorkerProcesses, colony_running, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 APP = "tests.processes.heartbeat_jobs:hive"
 LOCK_TIMEOUT = 2.0
 FAIL_AFTER = LOCK_TIMEOUT * 0.75  # ColonyOptions.lock_safety's default margin
 
 
-class Worker:
-    def __init__(self, name: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.name = name
-        self.process = process
-        self.log = log
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-class Workers:
+class Workers(WorkerProcesses):
     def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.started: list[Worker] = []
+        super().__init__(tmp_path, APP)
 
-    def start(self, name: str, url: str, *, drones: int = 1) -> Worker:
-        log = self.tmp_path / f"{name}.log"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        env[heartbeat_jobs.URL_ENV] = url
-        env[heartbeat_jobs.LOCK_TIMEOUT_ENV] = str(LOCK_TIMEOUT)
-        command = [
-            sys.executable,
-            "-m",
-            "hivemind_jobs.cli",
-            "worker",
-            APP,
-            "--name",
-            name,
-            "--drones",
-            str(drones),
-            "--allow",
-            "tests.processes",
-            "--poll-interval",
-            "0.1",
-            "--monitor-interval",
-            "0.5",
-            "--graceful-stop",
-            "2",
-        ]
-        with log.open("wb") as sink:
-            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        worker = Worker(name, process, log)
-        self.started.append(worker)
-        return worker
-
-    def logs(self) -> str:
-        return "\n".join(f"----- {w.name} (pid {w.pid})\n{w.output()[-5000:]}" for w in self.started)
-
-    def cleanup(self) -> None:
-        for worker in self.started:
-            if worker.process.poll() is None:
-                worker.process.kill()
-            worker.process.wait(timeout=10)
+    def start(self, name: str, url: str, *, drones: int = 1) -> WorkerProcess:
+        env = {heartbeat_jobs.URL_ENV: url, heartbeat_jobs.LOCK_TIMEOUT_ENV: str(LOCK_TIMEOUT)}
+        return self.launch(name, env, drones=drones)
 
 
 @pytest.fixture

@@ -484,7 +484,7 @@ async def _claim_limited(c: Connection, q: Queries, walk: ClaimWalk) -> None:
     queries: list[tuple[SQL, dict[str, Any]]] = []
     if tries:
         queries.append((q["limit_try_lock"], {"keys": tries}))
-    queries.append((q["limit_clock"], {}))
+    queries.append((q["clock_now"], {}))  # the clock after the locks: a statement of its own
     if concurrency:
         queries.append((q["limit_running"], {"keys": concurrency}))
     if rate:

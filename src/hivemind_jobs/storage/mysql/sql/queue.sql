@@ -51,10 +51,6 @@ GROUP BY limit_key;
 -- name: limit_starts
 SELECT rate_key, started_at FROM `{p}limit_start` WHERE rate_key IN :keys;
 
--- The clock a claim's rate limits count with: read after the keys' locks were taken.
--- name: limit_clock
-SELECT UTC_TIMESTAMP(6);
-
 -- name: limit_start_insert
 INSERT INTO `{p}limit_start` (rate_key, started_at) VALUES (:rate_key, :started_at);
 
