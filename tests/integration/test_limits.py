@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 
 import hivemind_jobs as hm
+from hivemind_jobs.core.throttle import JobLimits
 from tests import backends
 from tests import sample_jobs as jobs
 
@@ -101,3 +102,26 @@ def test_the_sync_facade_takes_the_same_options(tmp_path: object) -> None:
         assert hive.jobs.get(job_id).state.name == "Enqueued"
     rows = backends.raw(f"sqlite:///{tmp_path}/sync.db", "SELECT limit_key, limit_max FROM {job}")
     assert rows == [("sync", 1)]
+
+
+async def test_recurring_occurrences_get_the_limits_of_their_recurring_job(db_url: str) -> None:
+    options = hm.Options(queue_limits={"reports": hm.RateLimit(max=4, per=timedelta(hours=1))})
+    async with hm.HiveMind(db_url, options=options) as hive:
+        limited = hive.recurring.options(concurrency=hm.Limit(max=1, key="nightly-{a}"))
+        assert await limited.create_or_update("nightly", hm.every(hours=1), jobs.add, 3)
+        assert await hive.recurring.options(queue="reports").create_or_update("report", hm.every(hours=1), jobs.add, 4)
+        assert await hive.recurring.create_or_update("plain", hm.every(hours=1), jobs.add, 5)
+        nightly = await hive.recurring.trigger("nightly")
+        report = await hive.recurring.trigger("report")
+        plain = await hive.recurring.trigger("plain")
+        # stored with the definition: read back, updated without limits, it has none
+        assert (await hive.recurring.get("nightly")).definition.limits == JobLimits("nightly-3", 1)
+        with pytest.raises(hm.ConfigurationError, match="names 'missing'"):
+            await hive.recurring.options(concurrency=hm.Limit(max=1, key="{missing}")).create_or_update(
+                "broken", hm.every(hours=1), jobs.add, 1
+            )
+        assert await hive.recurring.try_get("broken") is None
+    rows = stored(db_url)
+    assert rows[nightly] == ("nightly-3", 1, None, None, None)
+    assert rows[report] == (None, None, "queue:reports", 4, 3_600_000)
+    assert rows[plain] == (None, None, None, None, None)

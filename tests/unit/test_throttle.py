@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 import hivemind_jobs as hm
-from hivemind_jobs.core.throttle import limit_key, queue_limit_entries
+from hivemind_jobs.core.throttle import JobLimits, limit_key, queue_limit_entries
 from hivemind_jobs.storage.params import QueueClaim
 from hivemind_jobs.storage.rows import ClaimWalk
 
@@ -108,3 +108,12 @@ def test_jobs_of_a_key_whose_lock_was_not_taken_are_put_back() -> None:
     walk = _walk(_row(1, ("a", 5, None, None, None)), _row(2, (None, None, "a", 5, 1000)), _row(3))
     assert walk.apply_limits({}, {}, NOW, unavailable=frozenset({"a"})) == []
     assert [entry.job_id for entry in walk.claimed] == [3]
+
+
+def test_stored_limits_round_trip_and_refuse_other_json() -> None:
+    limits = JobLimits("k", 2, "r", 5, 1000)
+    assert JobLimits.from_json(limits.to_json()) == limits
+    assert JobLimits.from_json(JobLimits(rate_key="r", rate_max=1, rate_period_ms=5).to_json()).limit_key is None
+    for bad in ('{"limit_key": 3}', '{"limit_max": 0}', '{"rate_max": true}', '{"other": 1}', "[]"):
+        with pytest.raises(ValueError, match="limits"):
+            JobLimits.from_json(bad)

@@ -63,7 +63,7 @@ from hivemind_jobs.core.states import (
     is_final_state,
 )
 from hivemind_jobs.core.text import redact_secrets
-from hivemind_jobs.core.throttle import Limit, RateLimit, limit_key, queue_limit_entries
+from hivemind_jobs.core.throttle import JobLimits, Limit, RateLimit, job_limits
 from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, timeout_seconds, validate_timeout
 from hivemind_jobs.errors import (
     ConfigurationError,
@@ -587,7 +587,7 @@ class BackgroundJobClient:
         (LimitExceededError). A parameter annotated :class:`JobContext` is injected at execution
         and is not passed here.
         """
-        if self._options.unique is not None or self._limits() is not None:
+        if self._options.unique is not None or self._limited():
             return (await self._create_controlled([JobCall(function, args, kwargs)]))[0]
         new = self._new_jobs()
         if new is None:
@@ -626,7 +626,7 @@ class BackgroundJobClient:
         With the ``unique`` option each job whose key is held (by an existing job or by an earlier
         job of the same batch) answers the holder's id in its place instead of creating a job.
         """
-        if self._options.unique is not None or self._limits() is not None:
+        if self._options.unique is not None or self._limited():
             return await self._create_controlled(list(calls))
         new = self._new_jobs()
         if new is None:
@@ -656,44 +656,28 @@ class BackgroundJobClient:
             env.wake(enqueued)
         return ids
 
-    def _limits(self) -> tuple[Limit | None, RateLimit | None] | None:
-        """The concurrency and rate limits of the jobs this client creates (their own options over
-        their queue's ``Options.queue_limits``); None when they have neither."""
+    def _limited(self) -> bool:
+        """Whether the jobs this client creates have limits (their own or their queue's)."""
         options = self._options
-        concurrency, rate = options.concurrency, options.rate_limit
-        entry = self._env.options.queue_limits.get(options.queue)
-        if entry is not None:
-            queue_concurrency, queue_rate = queue_limit_entries(entry, options.queue)
-            concurrency = concurrency or queue_concurrency
-            rate = rate or queue_rate
-        return None if concurrency is None and rate is None else (concurrency, rate)
+        return (
+            options.concurrency is not None
+            or options.rate_limit is not None
+            or options.queue in self._env.options.queue_limits
+        )
 
-    def _limit_row(self, invocation: Invocation) -> Callable[[int], JobLimitSet] | None:
+    def _limits_of(self, invocation: Invocation) -> JobLimits | None:
         """The stored limits of a job of ``invocation`` (keys filled now: checked before any write)."""
-        limits = self._limits()
-        if limits is None:
-            return None
-        concurrency, rate = limits
         options = self._options
         function = invocation.target if invocation.method is None else f"{invocation.target}.{invocation.method}"
-
-        def key(limit: Limit | RateLimit | None, own: Limit | RateLimit | None) -> str | None:
-            if limit is None:
-                return None
-            return limit_key(
-                limit.key,
-                default=f"function:{function}" if limit is own else f"queue:{options.queue}",
-                queue=options.queue,
-                function=function,
-                arguments=invocation.arguments,
-                properties=options.properties,
-            )
-
-        keys = (key(concurrency, options.concurrency), key(rate, options.rate_limit))
-        limit_max = concurrency.max if concurrency is not None else None
-        rate_max = rate.max if rate is not None else None
-        period = rate.period_ms if rate is not None else None
-        return lambda job_id: JobLimitSet(job_id, keys[0], limit_max, keys[1], rate_max, period)
+        return job_limits(
+            options.concurrency,
+            options.rate_limit,
+            queue=options.queue,
+            function=function,
+            arguments=invocation.arguments,
+            properties=options.properties,
+            queue_limits=self._env.options.queue_limits,
+        )
 
     async def _create_controlled(self, calls: list[JobCall]) -> list[int]:
         """Create unique or limited jobs in one transaction. A unique job locks its key's row (see
@@ -704,7 +688,7 @@ class BackgroundJobClient:
         invocations = [self._invocation(item.function, item.args, item.kwargs) for item in calls]
         # keys are checked before any write
         keys = [unique_key(unique, invocation) for invocation in invocations] if unique is not None else None
-        limit_rows = [self._limit_row(invocation) for invocation in invocations]
+        limits = [self._limits_of(invocation) for invocation in invocations]
         ids: list[int] = []
         limited: list[JobLimitSet] = []
         async with self.unit_of_work(implicit=False) as scope:
@@ -714,9 +698,9 @@ class BackgroundJobClient:
             else:
                 assert unique is not None
                 ids, created = await self._create_unique_in(scope, unique, calls, invocations, keys)
-            for job_id, row, new in zip(ids, limit_rows, created, strict=True):
-                if new and row is not None:
-                    limited.append(row(job_id))
+            for job_id, job_limit, new in zip(ids, limits, created, strict=True):
+                if new and job_limit is not None:
+                    limited.append(JobLimitSet.of(job_id, job_limit))
             if limited:
                 await scope.tx.job_limit_set(limited)
         return ids

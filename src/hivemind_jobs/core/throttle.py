@@ -13,15 +13,16 @@ or per queue (``Options.queue_limits``).
 
 from __future__ import annotations
 
+import json
 import string
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import timedelta
 from typing import Any
 
 from hivemind_jobs.errors import ConfigurationError
 
-__all__ = ["Limit", "RateLimit", "limit_key"]
+__all__ = ["JobLimits", "Limit", "RateLimit", "limit_key"]
 
 #: a stored key is at most this long (the servers index it)
 MAX_KEY = 200
@@ -121,3 +122,71 @@ def queue_limit_entries(value: object, queue: str) -> tuple[Limit | None, RateLi
             f"Options.queue_limits[{queue!r}] must be a Limit, a RateLimit or a tuple of one of each, got {value!r}"
         )
     return (concurrency[0] if concurrency else None, rate[0] if rate else None)
+
+
+@dataclass(frozen=True)
+class JobLimits:
+    """The limits of one job as stored: its keys filled, None where it has no such limit."""
+
+    limit_key: str | None = None
+    limit_max: int | None = None
+    rate_key: str | None = None
+    rate_max: int | None = None
+    rate_period_ms: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobLimits:
+        data = json.loads(text)
+        if not isinstance(data, dict) or set(data) - set(cls.__dataclass_fields__):
+            raise ValueError(f"not stored limits: {text[:80]!r}")
+        limits = cls(**data)
+        for name in ("limit_key", "rate_key"):
+            if not isinstance(getattr(limits, name), str | None):
+                raise ValueError(f"limits: {name} must be text or null")
+        for name in ("limit_max", "rate_max", "rate_period_ms"):
+            value = getattr(limits, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+                raise ValueError(f"limits: {name} must be a positive integer or null")
+        return limits
+
+
+def job_limits(
+    concurrency: Limit | None,
+    rate: RateLimit | None,
+    *,
+    queue: str,
+    function: str,
+    arguments: Mapping[str, Any],
+    properties: Mapping[str, Any],
+    queue_limits: Mapping[str, object],
+) -> JobLimits | None:
+    """The stored limits of a job: its own ``concurrency`` and ``rate`` over those its queue has in
+    ``queue_limits`` (``Options.queue_limits``); None when it has neither. Keys are filled now, so
+    a bad key fails before anything is written."""
+    own_concurrency, own_rate = concurrency, rate
+    entry = queue_limits.get(queue)
+    if entry is not None:
+        queue_concurrency, queue_rate = queue_limit_entries(entry, queue)
+        concurrency = concurrency or queue_concurrency
+        rate = rate or queue_rate
+    if concurrency is None and rate is None:
+        return None
+
+    def key(limit: Limit | RateLimit | None, own: Limit | RateLimit | None) -> str | None:
+        if limit is None:
+            return None
+        default = f"function:{function}" if limit is own else f"queue:{queue}"
+        return limit_key(
+            limit.key, default=default, queue=queue, function=function, arguments=arguments, properties=properties
+        )
+
+    return JobLimits(
+        limit_key=key(concurrency, own_concurrency),
+        limit_max=concurrency.max if concurrency is not None else None,
+        rate_key=key(rate, own_rate),
+        rate_max=rate.max if rate is not None else None,
+        rate_period_ms=rate.period_ms if rate is not None else None,
+    )

@@ -16,6 +16,7 @@ from hivemind_jobs.core.job import Middleware, MiddlewareEntry, PropertyValue
 from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY, RetryPolicy
 from hivemind_jobs.core.text import text_problem
+from hivemind_jobs.core.throttle import Limit, RateLimit
 from hivemind_jobs.core.timeouts import validate_timeout
 from hivemind_jobs.errors import (
     ConfigurationError,
@@ -110,6 +111,8 @@ class _Options:
     middleware: tuple[Middleware, ...] = ()
     retry: RetryPolicy | None = None
     timeout: timedelta | None = None
+    concurrency: Limit | None = None
+    rate_limit: RateLimit | None = None
     settings: RecurringSettings = field(default_factory=RecurringSettings)
     on_running: OnRunning = "wait"
     update_timeout: timedelta | None = timedelta(seconds=30)
@@ -164,6 +167,8 @@ class RecurringJobClient:
         middleware: Iterable[Middleware] | None = _UNSET,
         retry: RetryPolicy | None = _UNSET,
         timeout: timedelta | None = _UNSET,
+        concurrency: Limit | None = _UNSET,
+        rate_limit: RateLimit | None = _UNSET,
         misfire: Misfire | str = _UNSET,
         misfire_threshold: timedelta = _UNSET,
         next_run_base: NextRunBase | str = _UNSET,
@@ -180,7 +185,9 @@ class RecurringJobClient:
         ``on_running`` decides what an update or delete does while an occurrence runs: ``"wait"``
         for it to end or ``"cancel"`` it first, either way for at most ``update_timeout``
         (None: no limit). ``paused=True`` creates the recurring job Idle. ``timeout`` bounds each run
-        of every occurrence, as ``jobs.options(timeout=...)`` does for a job.
+        of every occurrence, as ``jobs.options(timeout=...)`` does for a job; ``concurrency`` and
+        ``rate_limit`` limit every occurrence as they limit a job (keys filled when the recurring
+        job is created or updated).
         """
         current = self._options
         changes: dict[str, Any] = {}
@@ -198,6 +205,12 @@ class RecurringJobClient:
             changes["retry"] = retry
         if timeout is not _UNSET:
             changes["timeout"] = validate_timeout(timeout, "timeout")
+        if concurrency is not _UNSET:
+            self._jobs.options(concurrency=concurrency)  # checked as for a job
+            changes["concurrency"] = concurrency
+        if rate_limit is not _UNSET:
+            self._jobs.options(rate_limit=rate_limit)
+            changes["rate_limit"] = rate_limit
         setting_changes: dict[str, Any] = {
             name: value
             for name, value in (
@@ -246,8 +259,12 @@ class RecurringJobClient:
             job_options["priority"] = options.priority
         if options.timeout is not None:
             job_options["timeout"] = options.timeout  # stored with the definition's properties, copied to each run
+        job_options["concurrency"] = options.concurrency
+        job_options["rate_limit"] = options.rate_limit
         # The background-job client checks the call, its arguments and the options exactly as for a job.
-        template = self._jobs.options(**job_options)._build(function, args, kwargs)
+        template_client = self._jobs.options(**job_options)
+        template = template_client._build(function, args, kwargs)
+        limits = template_client._limits_of(template.invocation)
         schedule.next_after(self._env.clock.now(), self.calendars)  # a schedule that never fires fails here
         properties = {name: value for name, value in template.properties.items() if name != RETRY_POLICY_PROPERTY}
         return RecurringDefinition(
@@ -260,6 +277,7 @@ class RecurringJobClient:
             middleware=MiddlewareEntry.list_to_json(template.middleware),
             retry=None if options.retry is None else options.retry.to_json(),
             settings=options.settings,
+            limits=limits,
         )
 
     @overload

@@ -42,6 +42,7 @@ from hivemind_jobs.recurring.model import (
 )
 from hivemind_jobs.storage.protocol import (
     JobGet,
+    JobLimitSet,
     OccurrenceInsert,
     RecurringEventPrune,
     RecurringEventRow,
@@ -182,6 +183,8 @@ async def enqueue_occurrence(
     await elect(occurrence, state or Enqueued(reason=reason), scope)
     await save_new([occurrence], scope)
     assert occurrence.id is not None
+    if job.definition.limits is not None:
+        await scope.tx.job_limit_set([JobLimitSet.of(occurrence.id, job.definition.limits)])
     return occurrence.id
 
 

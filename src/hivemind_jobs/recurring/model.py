@@ -20,6 +20,7 @@ from hivemind_jobs.core.clock import from_microseconds, to_microseconds
 from hivemind_jobs.core.job import PropertyType, PropertyValue, property_type_of
 from hivemind_jobs.core.names import validate_property_name
 from hivemind_jobs.core.priority import Priority
+from hivemind_jobs.core.throttle import JobLimits
 from hivemind_jobs.errors import ConfigurationError, SerializationError
 from hivemind_jobs.recurring.schedule import Schedule
 
@@ -192,6 +193,7 @@ class RecurringDefinition:
     middleware: str = "[]"  # the middleware JSON, exactly as background jobs store it
     retry: str | None = None  # a RetryPolicy as JSON (None: the environment's policy)
     settings: RecurringSettings = field(default_factory=RecurringSettings)
+    limits: JobLimits | None = None  # each occurrence's concurrency and rate limits
 
     def to_json(self) -> str:
         return json.dumps(
@@ -205,6 +207,7 @@ class RecurringDefinition:
                 "middleware": self.middleware,
                 "retry": self.retry,
                 "settings": self.settings.to_json(),
+                **({"limits": self.limits.to_json()} if self.limits is not None else {}),
             },
             separators=(",", ":"),
             ensure_ascii=False,
@@ -224,6 +227,7 @@ class RecurringDefinition:
                 middleware=str(data["middleware"]),
                 retry=data["retry"],
                 settings=RecurringSettings.from_json(data["settings"]),
+                limits=JobLimits.from_json(data["limits"]) if data.get("limits") is not None else None,
             )
         except (ValueError, KeyError, TypeError, ConfigurationError) as error:
             raise SerializationError(

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hivemind_jobs.core.job import PropertyType, PropertyValue
+from hivemind_jobs.core.throttle import JobLimits
 
 if TYPE_CHECKING:
     from hivemind_jobs.query.conditions import Condition
@@ -576,6 +577,10 @@ class JobLimitSet:
     rate_key: str | None
     rate_max: int | None
     rate_period_ms: int | None
+
+    @classmethod
+    def of(cls, job_id: int, limits: JobLimits) -> JobLimitSet:
+        return cls(job_id, limits.limit_key, limits.limit_max, limits.rate_key, limits.rate_max, limits.rate_period_ms)
 
 
 @dataclass(frozen=True, slots=True)
