@@ -46,6 +46,7 @@ from hivemind_jobs.colony import (
     RestartPolicy,
     Swarm,
 )
+from hivemind_jobs.colony.outcome_log import JobContextFilter, JsonLogFormatter
 from hivemind_jobs.core.clock import Clock, FrozenClock, SystemClock
 from hivemind_jobs.core.codec import Codec, UndecodedValue, register_type
 from hivemind_jobs.core.continuations import After, Continue
@@ -194,6 +195,7 @@ __all__ = [
     "JobCall",
     "JobCancelled",
     "JobContext",
+    "JobContextFilter",
     "JobDataNotFoundError",
     "JobDefinitionError",
     "JobDeletedError",
@@ -215,6 +217,7 @@ __all__ = [
     "JobSaving",
     "JobStateApplied",
     "JobWaitTimeoutError",
+    "JsonLogFormatter",
     "Limit",
     "LimitExceededError",
     "Limits",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import logging
 import threading
 import time
 from typing import Any
@@ -187,3 +188,9 @@ def make_invoice(number: int) -> Invoice:
 
 async def async_invoices(count: int) -> list[Invoice]:
     return [make_invoice(number) for number in range(1, count + 1)]
+
+
+def logs_inside(message: str) -> str:
+    """Logs through stdlib logging from its sync thread (not through ctx.log)."""
+    logging.getLogger("tests.worker.inside").warning("inside: %s", message)
+    return message

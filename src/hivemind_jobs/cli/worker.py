@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
-import logging
 import math
 import os
 import socket
@@ -24,6 +23,7 @@ import click
 from click.core import ParameterSource
 
 import hivemind_jobs as hm
+from hivemind_jobs.cli.logs import LOG_FORMATS, configure_logging
 from hivemind_jobs.cli.supervisor import EXIT_ALLOWANCE, PROCESS_ENV, Supervisor, watch_supervisor
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.core.timeouts import validate_timeout
@@ -440,6 +440,20 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
 @click.option("--burst", is_flag=True, help="Process what is due, then exit.")
 @click.option("--log-level", default="INFO", show_default=True, help="Python logging level of the worker.")
 @click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or as one JSON object per line (with the job's fields).",
+)
+@click.option(
+    "--log-config",
+    default=None,
+    metavar="FILE",
+    help="A logging.config.dictConfig dictionary (.json, .toml, or .yaml with PyYAML) instead of the above.",
+)
+@click.option("--quiet-jobs", is_flag=True, help="No line per job outcome (logger hivemind_jobs.worker).")
+@click.option(
     "--processes",
     default=1,
     show_default=True,
@@ -450,8 +464,8 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
 @_setting_options
 def worker(app_path: str, **options: Any) -> None:
     """Run a colony for APP (module:attribute holding a HiveMind or Colony)."""
-    logging.basicConfig(
-        level=options.pop("log_level").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    configure_logging(
+        options.pop("log_level"), options.pop("log_format"), options.pop("log_config"), options.pop("quiet_jobs")
     )
     processes: int = options.pop("processes")
     options["app_path"] = app_path

@@ -24,6 +24,7 @@ from datetime import timedelta
 from hivemind_jobs.client.context import JobCancelled
 from hivemind_jobs.colony.drone import Drones
 from hivemind_jobs.colony.fetcher import Fetcher
+from hivemind_jobs.colony.outcome_log import log_job_event, log_outcome
 from hivemind_jobs.colony.processes import JobProcessError
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run
 from hivemind_jobs.core.ids import new_execution_key
@@ -235,6 +236,7 @@ class Completer:
             if not run.lost and now - run.last_confirmed > fail_after:
                 runtime.lose(run, f"its lock could not be confirmed for {now - run.last_confirmed:.1f} s")
         writable = [outcome for outcome in batch if not outcome.run.lost]
+        by_job = {outcome.run.job.id: outcome for outcome in writable}
         for outcome in batch:
             if outcome.run.lost:
                 _log.warning(
@@ -276,6 +278,8 @@ class Completer:
             for outcome in batch:
                 outcome.run.context.buffer.put_back([row for row in logs if row.job_id == outcome.run.job.id])
             raise
+        for outcome in batch:  # written: a job claimed again just now (a retry due at once) is no rescue
+            runtime.forget(outcome.run)
         self.drones.launch(claimed)
         ends: list[tuple[int, State, UpdateOutcome]] = [
             (job.id, job.state, result) for job, result in zip(jobs, results, strict=True)
@@ -283,11 +287,18 @@ class Completer:
         ends += [
             (outcome.run.job.id, outcome.states[-1], result) for outcome, result in zip(direct, written, strict=True)
         ]
+        clock_now = env.clock.now()
         for job_id, state, result in ends:
+            ended = by_job.get(job_id)
+            try:  # the batch is committed: nothing here may fail it (it would be written again)
+                if ended is not None and result is not UpdateOutcome.SAVED:
+                    why = f"outcome not written, {result.value} (another execution owns the job now)"
+                    log_job_event(logging.WARNING, ended.run.job, runtime.name, why)
+                elif ended is not None:
+                    log_outcome(ended, runtime.name, clock_now)
+            except Exception:
+                _log.exception("job %s: its outcome line could not be logged", job_id)
             if result is not UpdateOutcome.SAVED:
-                _log.warning(
-                    "job %s: outcome not written, %s (another execution owns the job now)", job_id, result.value
-                )
                 continue
             runtime.processed += 1
             if isinstance(state, Succeeded):

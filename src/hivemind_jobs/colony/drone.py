@@ -27,6 +27,7 @@ from typing import Any, ParamSpec, TypeVar
 from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.colony.events import JobExecuted, JobExecuting
 from hivemind_jobs.colony.execution import DroneJobContext
+from hivemind_jobs.colony.outcome_log import enter_job, job_fields, leave_job
 from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run, SwarmRunner
 from hivemind_jobs.core.invocation import PreparedCall, prepare_call
@@ -192,6 +193,9 @@ class Drones:
         run.started_at = time.monotonic()
         run.started_on = env.clock.now()
         job = run.job
+        # the job's fields on every record emitted while it runs (JobContextFilter), in this task
+        # and in the thread of a sync job (the pipeline runs it in a copy of this context)
+        token = enter_job(job_fields(job, runtime.name))
         own_timeout = job.get_property(TIMEOUT_PROPERTY)
         if own_timeout is not None or run.runner.timeout is not None or env.options.timeout is not None:
             run.timeout = effective_timeout(stored_timeout(own_timeout), run.runner.timeout, env.options.timeout)
@@ -252,6 +256,7 @@ class Drones:
                     await env.mediator.publish(executed)
                 except Exception:
                     _log.exception("a JobExecuted handler failed for job %s", run.job.id)
+            leave_job(token)
 
     def _time_out(self, run: Run) -> None:
         """The run reached its timeout: cancel it (a sync job in a thread sees ``ctx.cancelled``) and

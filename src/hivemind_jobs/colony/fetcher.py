@@ -17,6 +17,7 @@ import random
 import time
 
 from hivemind_jobs.colony.drone import Drones
+from hivemind_jobs.colony.outcome_log import log_job_event
 from hivemind_jobs.colony.runtime import ColonyRuntime, Run, SwarmRunner
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.states import Enqueued, Executing, Failed
@@ -204,7 +205,7 @@ class Fetcher:
         by_id = {job.id: outcome for job, outcome in zip(jobs, outcomes, strict=True)}
         claimed.extend((run, by_id.get(run.job.id, UpdateOutcome.NOT_FOUND)) for run in started)
         for job in undecodable:
-            _log.warning("job %s cannot run and failed: %s", job.id, job.invocation.problem)
+            log_job_event(logging.ERROR, job, runtime.name, f"cannot run and failed: {job.invocation.problem}")
         return sum(1 for job in undecodable if by_id.get(job.id) is UpdateOutcome.SAVED)
 
     async def _claim_started(
@@ -254,7 +255,7 @@ class Fetcher:
         for (job, entry), drone in zip(started, drones, strict=False):
             claimed.append((new_run(job, runner, drone, entry, now_mono), UpdateOutcome.SAVED))
         for job in undecodable:
-            _log.warning("job %s cannot run and failed: %s", job.id, job.invocation.problem)
+            log_job_event(logging.ERROR, job, runtime.name, f"cannot run and failed: {job.invocation.problem}")
         return sum(1 for outcome in outcomes if outcome is UpdateOutcome.SAVED)
 
 

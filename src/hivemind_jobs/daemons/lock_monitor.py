@@ -19,8 +19,11 @@ any other expired lock (a client that died holding it) is simply released.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
+from hivemind_jobs.colony.outcome_log import log_job_event
+from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.retry import RESCUES_PROPERTY
 from hivemind_jobs.core.states import Enqueued, Executing, Failed
 from hivemind_jobs.daemons.periodic import PeriodicDaemon
@@ -43,6 +46,7 @@ _BATCH = 100
 async def rescue_expired_locks(environment: Environment, holder: str, *, max_rescues: int, limit: int = _BATCH) -> int:
     """Rescue up to ``limit`` jobs with expired locks; returns how many were re-enqueued or failed."""
     rescued: set[int] = set()
+    events: list[tuple[int, BackgroundJob, str, str]] = []  # the lines to log once saved
     async with environment.jobs.unit_of_work() as scope:
         ids = await scope.tx.job_lock_takeover(JobLockTakeover(environment.options.lock_timeout, holder, limit))
         if not ids:
@@ -57,7 +61,9 @@ async def rescue_expired_locks(environment: Environment, holder: str, *, max_res
                 count = (count if isinstance(count, int) else 0) + 1
                 set_property(job, RESCUES_PROPERTY, count)
                 if count > max_rescues:
-                    await elect(job, _poison(count, max_rescues), scope)
+                    poison = _poison(count, max_rescues)
+                    await elect(job, poison, scope)
+                    events.append((logging.ERROR, job, state.colony or "", f"failed as poison: {poison.reason}"))
                 else:
                     reason = (
                         f"rescued: lock of {state.drone or 'a drone'} timed out "
@@ -65,6 +71,7 @@ async def rescue_expired_locks(environment: Environment, holder: str, *, max_res
                     )
                     # due_at None: claimed by a build that did not record it (or by hand), due at once
                     await elect(job, Enqueued(reason=reason, delay_until=state.due_at), scope)
+                    events.append((logging.WARNING, job, state.colony or "", reason))
                 rescued.add(job.id)
             elif isinstance(state, Enqueued):
                 again = Enqueued(
@@ -74,6 +81,9 @@ async def rescue_expired_locks(environment: Environment, holder: str, *, max_res
                 rescued.add(job.id)
         outcomes = await save_locked_many(jobs, holder, scope, keep_lock=lambda job: False)
     saved = {job.id for job, outcome in zip(jobs, outcomes, strict=True) if outcome is UpdateOutcome.SAVED}
+    for level, job, colony, message in events:
+        if job.id in saved:
+            log_job_event(level, job, colony, message)
     return len(rescued & saved)
 
 
