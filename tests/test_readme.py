@@ -66,6 +66,8 @@ async def test_readme_examples_run(
     assert "Enqueued True" in printed and "['sync'] 1" in printed
     assert printed.count("builtins.TimeoutError gave up after 0 retries") == 2
     assert "\n2.5\n" in printed  # the mean computed in a child process
+    assert "myapp True readme_example:greet greeting Ada\n" in printed  # a record from inside the job
+    assert "hivemind_jobs.worker True readme_example:greet job " in printed  # the outcome line
     assert "\n2\nTrue\n" in printed  # two jobs of a tenant at a time; the rate-limited third a second later
     assert (tmp_path / "hivemind.db").exists() and (tmp_path / "tenants.db").exists()
 
