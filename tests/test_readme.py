@@ -68,6 +68,7 @@ async def test_readme_examples_run(
     assert "\n2.5\n" in printed  # the mean computed in a child process
     assert "myapp True readme_example:greet greeting Ada\n" in printed  # a record from inside the job
     assert "hivemind_jobs.worker True readme_example:greet job " in printed  # the outcome line
+    assert "\nreports 1\n" in printed  # a HiveMind from the settings file
     assert "\n2\nTrue\n" in printed  # two jobs of a tenant at a time; the rate-limited third a second later
     assert (tmp_path / "hivemind.db").exists() and (tmp_path / "tenants.db").exists()
 

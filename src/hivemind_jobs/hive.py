@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Mapping
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from hivemind_jobs.client.jobs import BackgroundJobClient
+from hivemind_jobs.config import find_config, settings_from_env
 from hivemind_jobs.core.clock import Clock, SystemClock
 from hivemind_jobs.core.codec import Codec
 from hivemind_jobs.core.invocation import Activator, DefaultActivator
@@ -62,6 +64,31 @@ class HiveMind:
         self._environments: dict[str, Environment] = {}
         self.default_environment = validate_environment_name(environment)
         self.add_environment(environment, url, options=options, table_prefix=table_prefix)
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> HiveMind:
+        """A HiveMind on ``HIVEMIND_URL`` (default ``sqlite:///hivemind.db``) with the environment
+        ``HIVEMIND_ENV`` and the table prefix ``HIVEMIND_PREFIX`` when set; ``kwargs`` as for
+        ``HiveMind(...)`` (options, activator ...)."""
+        return cls._from_settings(settings_from_env(), kwargs)
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> HiveMind:
+        """Like :meth:`from_env`, with the settings file's ``url``, ``env`` and ``prefix`` below the
+        environment variables: ``path``, else ``HIVEMIND_CONFIG``, else ``./hivemind.toml``, else
+        ``[tool.hivemind]`` in ``./pyproject.toml`` (see :mod:`hivemind_jobs.config`)."""
+        values = find_config(path).values
+        settings = {key: str(values[key]) for key in ("url", "env", "prefix") if values.get(key) is not None}
+        return cls._from_settings({**settings, **settings_from_env()}, kwargs)
+
+    @classmethod
+    def _from_settings(cls, settings: Mapping[str, str], kwargs: dict[str, Any]) -> HiveMind:
+        return cls(
+            settings.get("url", DEFAULT_URL),
+            environment=settings.get("env", DEFAULT_ENVIRONMENT),
+            table_prefix=settings.get("prefix"),
+            **kwargs,
+        )
 
     def __repr__(self) -> str:
         return f"<HiveMind environments={list(self._environments)}>"

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import os
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from datetime import timedelta
@@ -613,6 +614,23 @@ class SyncHiveMind:
             codec=codec,
         )
         self._runner: _LoopThread | None = None
+
+    @classmethod
+    def from_env(cls, **kwargs: Any) -> SyncHiveMind:
+        """Blocking twin of :meth:`HiveMind.from_env`."""
+        return cls._around(HiveMind.from_env(**kwargs))
+
+    @classmethod
+    def from_config(cls, path: str | os.PathLike[str] | None = None, **kwargs: Any) -> SyncHiveMind:
+        """Blocking twin of :meth:`HiveMind.from_config`."""
+        return cls._around(HiveMind.from_config(path, **kwargs))
+
+    @classmethod
+    def _around(cls, hive: HiveMind) -> SyncHiveMind:
+        facade = cls.__new__(cls)
+        facade.hive = hive
+        facade._runner = None
+        return facade
 
     def __repr__(self) -> str:
         return repr(self.hive).replace("<HiveMind", "<SyncHiveMind", 1)

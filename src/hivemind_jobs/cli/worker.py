@@ -420,7 +420,7 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
 
 
 @click.command()
-@click.argument("app_path", metavar="APP")
+@click.argument("app_path", metavar="APP", required=False)
 @click.option("--env", "environment", default=None, help="Environment to work (default: the app's default one).")
 @click.option("--name", default=None, help="Readable colony name (default: host-pid).")
 @click.option(
@@ -462,8 +462,13 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option("--supervisor-fd", type=int, default=None, hidden=True)
 @_setting_options
-def worker(app_path: str, **options: Any) -> None:
-    """Run a colony for APP (module:attribute holding a HiveMind or Colony)."""
+def worker(app_path: str | None, **options: Any) -> None:
+    """Run a colony for APP (module:attribute holding a HiveMind or Colony; or HIVEMIND_APP, or
+    app = "..." in the settings file)."""
+    if not app_path:
+        raise click.UsageError(
+            'give APP (module:attribute of your HiveMind), set HIVEMIND_APP, or put app = "..." in hivemind.toml'
+        )
     configure_logging(
         options.pop("log_level"), options.pop("log_format"), options.pop("log_config"), options.pop("quiet_jobs")
     )
