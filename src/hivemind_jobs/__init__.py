@@ -46,12 +46,12 @@ from hivemind_jobs.colony import (
     RestartPolicy,
     Swarm,
 )
-from hivemind_jobs.colony.outcome_log import JobContextFilter, JsonLogFormatter
 from hivemind_jobs.core.clock import Clock, FrozenClock, SystemClock
 from hivemind_jobs.core.codec import Codec, UndecodedValue, register_type
 from hivemind_jobs.core.continuations import After, Continue
 from hivemind_jobs.core.invocation import Activator, AllowList, DefaultActivator, Invocation, instance
 from hivemind_jobs.core.job import BackgroundJob, LockInfo, Middleware, MiddlewareEntry, PropertyType
+from hivemind_jobs.core.joblog import JobContextFilter, JsonLogFormatter
 from hivemind_jobs.core.limits import Limits
 from hivemind_jobs.core.options import Options
 from hivemind_jobs.core.priority import Priority

@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from hivemind_jobs.colony.outcome_log import WORKER_LOGGER, JobContextFilter, JsonLogFormatter
+from hivemind_jobs.core.joblog import WORKER_LOGGER, JobContextFilter, JsonLogFormatter
 
 __all__ = ["LOG_FORMATS", "TEXT_FORMAT", "configure_logging", "load_log_config"]
 

@@ -24,11 +24,12 @@ from datetime import timedelta
 from hivemind_jobs.client.context import JobCancelled
 from hivemind_jobs.colony.drone import Drones
 from hivemind_jobs.colony.fetcher import Fetcher
-from hivemind_jobs.colony.outcome_log import log_job_event, log_outcome
+from hivemind_jobs.colony.outcome_log import log_outcome
 from hivemind_jobs.colony.processes import JobProcessError
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.job import BackgroundJob, property_type_of
+from hivemind_jobs.core.joblog import log_job_event
 from hivemind_jobs.core.retry import RETRIES_PROPERTY, RETRY_POLICY_PROPERTY, decide_retry, retry_policy_of
 from hivemind_jobs.core.states import Enqueued, Executing, Failed, State, Succeeded
 from hivemind_jobs.core.text import nested_text_problem, redact_secrets, storable_text

@@ -27,11 +27,11 @@ from typing import Any, ParamSpec, TypeVar
 from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.colony.events import JobExecuted, JobExecuting
 from hivemind_jobs.colony.execution import DroneJobContext
-from hivemind_jobs.colony.outcome_log import enter_job, job_fields, leave_job
 from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run, SwarmRunner
 from hivemind_jobs.core.invocation import PreparedCall, prepare_call
 from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.joblog import enter_job, job_fields, leave_job
 from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, effective_timeout, stored_timeout
 from hivemind_jobs.middleware.pipeline import resolve_middleware, run_pipeline
 from hivemind_jobs.storage.protocol import ClaimedJob, UpdateOutcome

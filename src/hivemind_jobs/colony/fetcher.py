@@ -17,9 +17,9 @@ import random
 import time
 
 from hivemind_jobs.colony.drone import Drones
-from hivemind_jobs.colony.outcome_log import log_job_event
 from hivemind_jobs.colony.runtime import ColonyRuntime, Run, SwarmRunner
 from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.joblog import log_job_event
 from hivemind_jobs.core.states import Enqueued, Executing, Failed
 from hivemind_jobs.errors import HiveMindError, SerializationError
 from hivemind_jobs.lifecycle.machine import elect, save_locked_many, start_claimed, transitions_observed

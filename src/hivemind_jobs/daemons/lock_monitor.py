@@ -22,8 +22,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from hivemind_jobs.colony.outcome_log import log_job_event
 from hivemind_jobs.core.job import BackgroundJob
+from hivemind_jobs.core.joblog import log_job_event
 from hivemind_jobs.core.retry import RESCUES_PROPERTY
 from hivemind_jobs.core.states import Enqueued, Executing, Failed
 from hivemind_jobs.daemons.periodic import PeriodicDaemon
