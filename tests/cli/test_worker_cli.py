@@ -43,6 +43,17 @@ def app_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]
 
             def not_a_hive() -> int:
                 return 1
+
+
+            RAN = []
+
+
+            def a_job(n: int) -> None:
+                RAN.append(n)
+
+
+            def broken_factory() -> hm.HiveMind:
+                raise RuntimeError("no settings")
             """
         )
     )
@@ -87,11 +98,16 @@ def test_worker_refuses_bad_apps_and_specs(app_module: str) -> None:
         "nocolon": "expected module:attribute",
         f"{app_module}:missing": "has no attribute",
         f"{app_module}:not_a_hive": "expected a HiveMind",
+        f"{app_module}:a_job": "is a function of (n), not a HiveMind",
+        f"{app_module}:broken_factory": "broken_factory() failed: RuntimeError: no settings",
+        f"{app_module}:hm": "is a module; expected a HiveMind",
         "no_such_module_xyz:hive": "cannot import",
     }
     for app, message in cases.items():
         result = runner.invoke(cli, ["worker", app, "--burst"])
         assert result.exit_code == 2 and message in result.output, (app, result.output)
+        assert "Traceback" not in result.output
+    assert __import__(app_module).RAN == []  # a job function named as APP is refused, not run
     result = runner.invoke(cli, ["worker", f"{app_module}:hive", "--swarm", "ghost/child:1", "--burst"])
     assert result.exit_code == 2 and "define swarm 'ghost'" in result.output
     result = runner.invoke(cli, ["colonies"])

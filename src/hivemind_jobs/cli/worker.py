@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import importlib
+import inspect
 import math
 import os
 import socket
@@ -44,14 +45,41 @@ __all__ = [
 def load_app(path: str) -> Any:
     """Import ``module:attribute`` (the current directory is importable, like uvicorn)."""
     target = _resolve_app(path)
-    if callable(target) and not isinstance(target, hm.HiveMind | hm.Colony):
-        target = target()
+    if callable(target) and not isinstance(target, hm.HiveMind | hm.Colony | type):
+        _check_factory(path, target)
+        try:
+            target = target()
+        except Exception as error:
+            raise click.BadParameter(
+                f"{path}() failed: {type(error).__name__}: {redact_secrets(str(error))}", param_hint="APP"
+            ) from error
     if not isinstance(target, hm.HiveMind | hm.Colony):
         raise click.BadParameter(
             f"{path} is a {type(target).__name__}; expected a HiveMind, a Colony or a function returning one",
             param_hint="APP",
         )
     return target
+
+
+def _check_factory(path: str, function: Any) -> None:
+    """A function given as APP is called to get the app only if it needs no arguments (a job
+    function named by mistake is refused, not run)."""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return
+    required = [
+        name
+        for name, parameter in signature.parameters.items()
+        if parameter.default is inspect.Parameter.empty
+        and parameter.kind not in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    ]
+    if required:
+        raise click.BadParameter(
+            f"{path} is a function of ({', '.join(required)}), not a HiveMind; APP names a HiveMind, a Colony or "
+            "a function without arguments that returns one (e.g. myapp.jobs:hive)",
+            param_hint="APP",
+        )
 
 
 def _resolve_app(path: str) -> Any:
