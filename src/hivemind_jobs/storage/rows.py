@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from hivemind_jobs.core.job import PropertyType, PropertyValue
+from hivemind_jobs.core.throttle import JobLimits
 from hivemind_jobs.storage.params import (
     ClaimedJob,
     ContinuationLink,
@@ -392,17 +393,6 @@ _NO_TIMEOUT = timedelta(0)
 _CLAIM_ORDER = operator.itemgetter(2, 4, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class JobLimits:
-    """A claimed job's limits as stored (see :class:`~hivemind_jobs.storage.params.JobLimitSet`)."""
-
-    limit_key: str | None
-    limit_max: int | None
-    rate_key: str | None
-    rate_max: int | None
-    rate_period: int | None
-
-
 class ClaimWalk:
     """The claim's walk over its queue groups, the same on every backend.
 
@@ -410,9 +400,10 @@ class ClaimWalk:
     of the next group (:meth:`next_queues`: each queue once, in the first group that names it) and
     hands back the due entries it read from them (:meth:`add`), at most :attr:`remaining` per read,
     as rows ``(job_id, queue, priority, execution_id, execute_after, enqueued_at, the job's current
-    execution_id, state_sequence, state_name, ...)``. They are taken best first (priority, due time,
-    id); an entry whose execution id is stale (not the job's) is taken too, to be deleted, but not
-    claimed.
+    execution_id, state_sequence, state_name, the clock, limit_key, limit_max, rate_key, rate_max,
+    rate_period)``. They are taken best first (priority, due time, id); an entry whose execution id
+    is stale (not the job's) is taken too, to be deleted, but not claimed. A claimed job with limits
+    is kept only if :meth:`apply_limits` finds room for it.
     """
 
     __slots__ = ("_decode", "_groups", "_limit", "_seen", "claimed", "current", "limits", "taken")
@@ -503,7 +494,7 @@ class ClaimWalk:
                 continue
             rate_key = limits.rate_key
             if rate_key is not None:
-                since = now - timedelta(milliseconds=limits.rate_period or 0)
+                since = now - timedelta(milliseconds=limits.rate_period_ms or 0)
                 count = sum(1 for at in starts.get(rate_key, ()) if at > since) + recorded.get(rate_key, 0)
                 if count >= (limits.rate_max or 0):
                     dropped.add(entry.job_id)
@@ -522,7 +513,7 @@ class ClaimWalk:
     def rate_horizon(self, now: datetime) -> datetime:
         """The time before which no claimed job's rate limit looks: older starts of their keys
         can be pruned."""
-        longest = max((limits.rate_period or 0 for limits in self.limits.values()), default=0)
+        longest = max((limits.rate_period_ms or 0 for limits in self.limits.values()), default=0)
         return now - timedelta(milliseconds=longest)
 
     def enqueued(self) -> list[ClaimedJob]:
