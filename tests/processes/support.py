@@ -40,6 +40,12 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
 
+    def signal(self, number: signal.Signals) -> None:
+        self.process.send_signal(number)
+
+    def wait(self, timeout: float) -> int:
+        return self.process.wait(timeout=timeout)
+
 
 class WorkerProcesses:
     """The ``hivemind worker`` processes of one test, all running ``app`` (a factory of the
@@ -51,25 +57,27 @@ class WorkerProcesses:
         self.options = tuple(options)
         self.started: list[WorkerProcess] = []
 
-    def launch(self, name: str, environment: Mapping[str, str], *, drones: int = 1) -> WorkerProcess:
-        """Start a worker named ``name`` with ``environment`` added to this process's."""
+    def launch(
+        self,
+        name: str,
+        environment: Mapping[str, str],
+        *,
+        drones: int = 1,
+        swarm: str | None = None,
+        options: Sequence[str] | None = None,
+        arguments: Sequence[str] | None = None,
+    ) -> WorkerProcess:
+        """Start a worker named ``name`` with ``environment`` added to this process's: one swarm of
+        ``drones`` (or ``swarm``), jobs of ``tests.processes`` allowed, ``options`` (default: the
+        ones given to this object); ``arguments`` replaces all of that (an app that sets it up)."""
         log = self.tmp_path / f"{name}.log"
         env = {**os.environ, **environment}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-        command = [
-            sys.executable,
-            "-m",
-            "hivemind_jobs.cli",
-            "worker",
-            self.app,
-            "--name",
-            name,
-            "--drones",
-            str(drones),
-            "--allow",
-            "tests.processes",
-            *self.options,
-        ]
+        if arguments is None:
+            swarms = ["--swarm", swarm] if swarm else ["--drones", str(drones)]
+            extra = self.options if options is None else tuple(options)
+            arguments = ["--name", name, *swarms, "--allow", "tests.processes", *extra]
+        command = [sys.executable, "-m", "hivemind_jobs.cli", "worker", self.app, *arguments]
         with log.open("wb") as sink:
             process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
         worker = WorkerProcess(name, process, log)

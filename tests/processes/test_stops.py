@@ -9,11 +9,8 @@ process. Worker output goes to a log file shown when an assertion fails.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
@@ -25,9 +22,8 @@ import pytest_asyncio
 
 import hivemind_jobs as hm
 from tests.processes import stop_jobs
-from tests.processes.support import BlackholeProxy, colony_running, wait_until
+from tests.processes.support import BlackholeProxy, WorkerProcess, WorkerProcesses, colony_running, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 APP = "tests.processes.stop_jobs:colony"
 LOCK_TIMEOUT = 2.0
 GRACEFUL_STOP = 1.0
@@ -37,49 +33,22 @@ BUDGET = GRACEFUL_STOP + SHUTDOWN_TIMEOUT
 MARGIN = 1.5
 
 
-class Worker:
-    def __init__(self, name: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.name = name
-        self.process = process
-        self.log = log
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+Worker = WorkerProcess
 
 
-class Workers:
+class Workers(WorkerProcesses):
     def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.started: list[Worker] = []
+        super().__init__(tmp_path, APP)
 
-    def start(self, name: str, url: str, *, lock_timeout: float = LOCK_TIMEOUT) -> Worker:
-        log = self.tmp_path / f"{name}.log"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        env[stop_jobs.URL_ENV] = url
-        env[stop_jobs.LOCK_TIMEOUT_ENV] = str(lock_timeout)
-        env[stop_jobs.GRACEFUL_STOP_ENV] = str(GRACEFUL_STOP)
-        env[stop_jobs.SHUTDOWN_TIMEOUT_ENV] = str(SHUTDOWN_TIMEOUT)
-        env[stop_jobs.NAME_ENV] = name
-        command = [sys.executable, "-m", "hivemind_jobs.cli", "worker", APP]
-        with log.open("wb") as sink:
-            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        worker = Worker(name, process, log)
-        self.started.append(worker)
-        return worker
-
-    def logs(self) -> str:
-        return "\n".join(f"----- {w.name} (pid {w.pid})\n{w.output()[-5000:]}" for w in self.started)
-
-    def cleanup(self) -> None:
-        for worker in self.started:
-            if worker.process.poll() is None:
-                worker.process.kill()
-            worker.process.wait(timeout=10)
+    def start(self, name: str, url: str, *, lock_timeout: float = LOCK_TIMEOUT) -> WorkerProcess:
+        env = {
+            stop_jobs.URL_ENV: url,
+            stop_jobs.LOCK_TIMEOUT_ENV: str(lock_timeout),
+            stop_jobs.GRACEFUL_STOP_ENV: str(GRACEFUL_STOP),
+            stop_jobs.SHUTDOWN_TIMEOUT_ENV: str(SHUTDOWN_TIMEOUT),
+            stop_jobs.NAME_ENV: name,
+        }
+        return self.launch(name, env, arguments=())  # the app's colony sets itself up
 
 
 @pytest.fixture

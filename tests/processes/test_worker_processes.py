@@ -8,11 +8,8 @@ Timings are test scale: a 2 s lock timeout, the lock monitor every 0.5 s, polls 
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -22,9 +19,8 @@ import pytest_asyncio
 
 import hivemind_jobs as hm
 from tests.processes import jobs
-from tests.processes.support import colony_running, wait_until
+from tests.processes.support import WorkerProcess, WorkerProcesses, colony_running, wait_until
 
-REPO = Path(__file__).resolve().parents[2]
 APP = "tests.processes.jobs:hive"
 LOCK_TIMEOUT = 2.0
 #: The bulk test's workers keep the SQLite file's write lock busy: a ``BEGIN IMMEDIATE`` was measured
@@ -36,35 +32,15 @@ MONITOR_INTERVAL = 0.5
 POLL_INTERVAL = 0.1
 
 
-class Worker:
-    """One ``hivemind worker`` process."""
-
-    def __init__(self, name: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.name = name
-        self.process = process
-        self.log = log
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-    def signal(self, number: signal.Signals) -> None:
-        self.process.send_signal(number)
-
-    def wait(self, timeout: float) -> int:
-        return self.process.wait(timeout=timeout)
+Worker = WorkerProcess
 
 
-class Workers:
+class Workers(WorkerProcesses):
     """Starts worker processes on one database file; ``cleanup`` kills the ones still running."""
 
     def __init__(self, tmp_path: Path, db: Path) -> None:
-        self.tmp_path = tmp_path
+        super().__init__(tmp_path, APP)
         self.db = db
-        self.started: list[Worker] = []
 
     def start(
         self,
@@ -74,23 +50,9 @@ class Workers:
         swarm: str | None = None,
         graceful_stop: float = 5.0,
         lock_timeout: float = LOCK_TIMEOUT,
-    ) -> Worker:
-        log = self.tmp_path / f"{name}.log"
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        env[jobs.DB_ENV] = str(self.db)
-        env[jobs.LOCK_TIMEOUT_ENV] = str(lock_timeout)
-        command = [
-            sys.executable,
-            "-m",
-            "hivemind_jobs.cli",
-            "worker",
-            APP,
-            "--name",
-            name,
-            *(["--swarm", swarm] if swarm else ["--drones", str(drones)]),
-            "--allow",
-            "tests.processes",
+    ) -> WorkerProcess:
+        env = {jobs.DB_ENV: str(self.db), jobs.LOCK_TIMEOUT_ENV: str(lock_timeout)}
+        options = [
             "--poll-interval",
             str(POLL_INTERVAL),
             "--monitor-interval",
@@ -98,23 +60,13 @@ class Workers:
             "--graceful-stop",
             str(graceful_stop),
         ]
-        with log.open("wb") as sink:
-            process = subprocess.Popen(command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT)
-        worker = Worker(name, process, log)
-        self.started.append(worker)
-        return worker
-
-    def logs(self) -> str:
-        return "\n".join(
-            f"----- {worker.name} (pid {worker.pid})\n{worker.output()[-4000:]}" for worker in self.started
-        )
+        return self.launch(name, env, drones=drones, swarm=swarm, options=options)
 
     def cleanup(self) -> None:
         for worker in self.started:
             if worker.process.poll() is None:
                 worker.process.send_signal(signal.SIGCONT)  # a stopped process would not die of SIGTERM
-                worker.process.kill()
-            worker.process.wait(timeout=10)
+        super().cleanup()
 
 
 @pytest.fixture
