@@ -139,7 +139,7 @@ def test_the_worker_takes_its_app_and_options_from_the_environment(
         env = {"HIVEMIND_APP": "settings_app:hive", "HIVEMIND_BURST": "1", "HIVEMIND_ALLOW": "settings_app"}
         result = runner.invoke(cli, ["worker"], env=env)
         assert result.exit_code == 0, result.output
-        assert "colony stopped after 1 jobs" in result.output
+        assert "colony stopped after 1 job\n" in result.output
 
         async def result_of() -> object:
             async with hm.HiveMind(f"sqlite:///{tmp_path / 'app.db'}") as hive:

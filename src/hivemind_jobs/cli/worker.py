@@ -513,7 +513,7 @@ def worker(app_path: str | None, **options: Any) -> None:
         processed = _run_to_exit(run_worker(app, options))
     except hm.HiveMindError as error:
         raise click.ClickException(redact_secrets(str(error))) from error
-    click.echo(f"colony stopped after {processed} jobs", err=True)
+    click.echo(f"colony stopped after {processed} {'job' if processed == 1 else 'jobs'}", err=True)
 
 
 @click.command()
