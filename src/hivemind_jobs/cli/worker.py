@@ -47,12 +47,7 @@ def load_app(path: str) -> Any:
     target = _resolve_app(path)
     if callable(target) and not isinstance(target, hm.HiveMind | hm.Colony | type):
         _check_factory(path, target)
-        try:
-            target = target()
-        except Exception as error:
-            raise click.BadParameter(
-                f"{path}() failed: {type(error).__name__}: {redact_secrets(str(error))}", param_hint="APP"
-            ) from error
+        target = target()  # the application's own failure shows its traceback (passwords redacted)
     if not isinstance(target, hm.HiveMind | hm.Colony):
         raise click.BadParameter(
             f"{path} is a {type(target).__name__}; expected a HiveMind, a Colony or a function returning one",
