@@ -100,3 +100,16 @@ def test_the_json_formatter_writes_one_object_per_record() -> None:
 
         failing = logging.LogRecord("x", logging.ERROR, __file__, 1, "oops", (), sys.exc_info())
     assert "ValueError: broken" in json.loads(hm.JsonLogFormatter().format(failing))["exception"]
+
+
+async def test_failures_are_logged_when_info_lines_are_off(
+    whive: hm.HiveMind, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="hivemind_jobs.worker")
+    ok = await whive.jobs.create(jobs.add, 1, 2)
+    failed = await whive.jobs.create(jobs.boom, "at warning level")
+    await colony_of(whive).run(burst=True)
+    lines = worker_lines(caplog)
+    assert ok not in lines  # no success line below INFO
+    [gave_up] = lines[failed]
+    assert gave_up.levelno == logging.ERROR and "gave up after 0 retries" in gave_up.getMessage()
