@@ -31,7 +31,7 @@ from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run, SwarmRunner
 from hivemind_jobs.core.invocation import PreparedCall, prepare_call
 from hivemind_jobs.core.job import BackgroundJob
-from hivemind_jobs.core.joblog import enter_job, job_fields, leave_job
+from hivemind_jobs.core.joblog import enter_job, leave_job
 from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, effective_timeout, stored_timeout
 from hivemind_jobs.middleware.pipeline import resolve_middleware, run_pipeline
 from hivemind_jobs.storage.protocol import ClaimedJob, UpdateOutcome
@@ -195,7 +195,7 @@ class Drones:
         job = run.job
         # the job's fields on every record emitted while it runs (JobContextFilter), in this task
         # and in the thread of a sync job (the pipeline runs it in a copy of this context)
-        token = enter_job(job_fields(job, runtime.name))
+        token = enter_job(job, runtime.name)
         own_timeout = job.get_property(TIMEOUT_PROPERTY)
         if own_timeout is not None or run.runner.timeout is not None or env.options.timeout is not None:
             run.timeout = effective_timeout(stored_timeout(own_timeout), run.runner.timeout, env.options.timeout)

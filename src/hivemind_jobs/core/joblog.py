@@ -6,8 +6,8 @@ rescued, or whose outcome could not be written, ERROR for a job that failed for 
 used up, a fatal error, poison, a call that cannot be decoded). Each record carries the fields of
 :data:`JOB_FIELDS` as attributes (``record.job_id`` ...), for formatters and log shippers.
 
-While a job runs, its fields are in a context variable (it follows the job into its sync thread);
-:class:`JobContextFilter` copies them onto any record emitted meanwhile, whatever the logger. The
+While a job runs, it is in a context variable (which follows it into its sync thread);
+:class:`JobContextFilter` adds its fields to any record emitted meanwhile, whatever the logger. The
 library only creates records; what is shown where is the application's (or the CLI's) logging
 configuration.
 """
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +42,10 @@ WORKER_LOGGER = "hivemind_jobs.worker"
 JOB_FIELDS = ("job_id", "function", "queue", "environment", "colony", "attempt", "execution_id")
 
 _log = logging.getLogger(WORKER_LOGGER)
-_running: contextvars.ContextVar[Mapping[str, Any] | None] = contextvars.ContextVar("hivemind_job", default=None)
+#: the job running in this context and its colony; its fields are built only when a record needs them
+_running: contextvars.ContextVar[tuple[BackgroundJob, str] | None] = contextvars.ContextVar(
+    "hivemind_job", default=None
+)
 
 
 def job_fields(job: BackgroundJob, colony: str) -> dict[str, Any]:
@@ -61,12 +63,12 @@ def job_fields(job: BackgroundJob, colony: str) -> dict[str, Any]:
     }
 
 
-def enter_job(fields: Mapping[str, Any]) -> contextvars.Token[Mapping[str, Any] | None]:
-    """Mark the current context as running the job of ``fields`` (undo with :func:`leave_job`)."""
-    return _running.set(fields)
+def enter_job(job: BackgroundJob, colony: str) -> contextvars.Token[tuple[BackgroundJob, str] | None]:
+    """Mark the current context as running ``job`` in ``colony`` (undo with :func:`leave_job`)."""
+    return _running.set((job, colony))
 
 
-def leave_job(token: contextvars.Token[Mapping[str, Any] | None]) -> None:
+def leave_job(token: contextvars.Token[tuple[BackgroundJob, str] | None]) -> None:
     _running.reset(token)
 
 
@@ -76,9 +78,9 @@ class JobContextFilter(logging.Filter):
     not have them; records emitted outside a job pass unchanged. Attach it to a handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        fields = _running.get()
-        if fields is not None:
-            for name, value in fields.items():
+        running = _running.get()
+        if running is not None:
+            for name, value in job_fields(*running).items():
                 if not hasattr(record, name):
                     setattr(record, name, value)
         return True
