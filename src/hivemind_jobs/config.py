@@ -53,11 +53,8 @@ def find_config(explicit: str | os.PathLike[str] | None = None, directory: Path 
         return load_config(here / "hivemind.toml")
     pyproject = here / "pyproject.toml"
     if pyproject.is_file():
-        data = _read_toml(pyproject)
-        table = data.get("tool", {}).get("hivemind") if isinstance(data.get("tool"), dict) else None
+        table = _tool_table(_read_toml(pyproject), pyproject)
         if table is not None:
-            if not isinstance(table, dict):
-                raise ConfigurationError(f"{pyproject}: [tool.hivemind] must be a table")
             return ConfigFile(pyproject, _checked(table, pyproject))
     return ConfigFile(None, {})
 
@@ -67,11 +64,17 @@ def load_config(path: Path) -> ConfigFile:
     its top-level keys otherwise."""
     data = _read_toml(path)
     if path.name == "pyproject.toml":
-        tool = data.get("tool")
-        data = tool.get("hivemind", {}) if isinstance(tool, dict) else {}
-        if not isinstance(data, dict):
-            raise ConfigurationError(f"{path}: [tool.hivemind] must be a table")
+        data = _tool_table(data, path) or {}
     return ConfigFile(path, _checked(data, path))
+
+
+def _tool_table(data: Mapping[str, Any], path: Path) -> dict[str, Any] | None:
+    """The ``[tool.hivemind]`` table of a ``pyproject.toml``'s data, None when it has none."""
+    tool = data.get("tool")
+    table = tool.get("hivemind") if isinstance(tool, dict) else None
+    if table is not None and not isinstance(table, dict):
+        raise ConfigurationError(f"{path}: [tool.hivemind] must be a table")
+    return table
 
 
 def settings_from_env(keys: tuple[str, ...] = ("url", "env", "prefix")) -> dict[str, str]:

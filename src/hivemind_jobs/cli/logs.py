@@ -1,8 +1,8 @@
 """How the command line configures logging (the library itself never does).
 
 ``--log-level`` sets the root level; ``--log-format text|json`` picks one line of text or one JSON
-object per record (:class:`~hivemind_jobs.colony.outcome_log.JsonLogFormatter`), written to stderr
-with the running job's fields added (:class:`~hivemind_jobs.colony.outcome_log.JobContextFilter`);
+object per record (:class:`~hivemind_jobs.core.joblog.JsonLogFormatter`), written to stderr
+with the running job's fields added (:class:`~hivemind_jobs.core.joblog.JobContextFilter`);
 ``--log-config FILE`` hands a :func:`logging.config.dictConfig` dictionary (JSON, TOML, or YAML
 with PyYAML installed) the whole configuration instead; ``--quiet-jobs`` turns the worker's
 per-job lines (logger ``hivemind_jobs.worker``) off.

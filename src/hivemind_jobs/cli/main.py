@@ -10,7 +10,7 @@ from types import TracebackType
 import click
 
 import hivemind_jobs
-from hivemind_jobs.cli.settings import default_map, install
+from hivemind_jobs.cli.settings import default_map, install, setting_key
 from hivemind_jobs.config import CONFIG_ENV, find_config
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.errors import ConfigurationError
@@ -85,8 +85,6 @@ def _register() -> None:
 def config_command(ctx: click.Context, command: tuple[str, ...], as_json: bool) -> None:
     """Show the settings COMMAND (default: worker) would run with, and where each came from."""
     import json
-
-    from hivemind_jobs.cli.settings import setting_key
 
     root = ctx.find_root()
     path = command or ("worker",)
