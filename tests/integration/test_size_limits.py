@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -13,6 +14,7 @@ import pytest_asyncio
 import hivemind_jobs as hm
 from hivemind_jobs.core.limits import KIB, MIB, Limits, utf8_size
 from hivemind_jobs.errors import LimitExceededError, RetryableStorageError
+from hivemind_jobs.storage.sql import SQL
 from tests import backends
 from tests.worker.conftest import FAST
 
@@ -312,6 +314,26 @@ async def test_mariadb_reports_a_statement_over_max_allowed_packet_in_words(
                 await hive.jobs.set_data(job_id, "blob", "d" * (packet + 1_000_000))
             assert await hive.jobs.try_get_data(job_id, "blob") is None
             assert [job.id for job in (await hive.jobs.search()).jobs] == [job_id]
+
+
+async def test_mariadb_closes_a_session_that_sent_an_oversized_statement(mariadb_url: str) -> None:
+    """After a refused packet the session's protocol state is unknown: it is closed, never pooled
+    again (the next statement on it would fail with "Packet sequence number wrong")."""
+    packet = int(backends.raw(mariadb_url, "SELECT @@global.max_allowed_packet")[0][0])
+    if packet > 64 * MIB:
+        pytest.skip(f"the server's max_allowed_packet ({packet:,}) is larger than this test sends")
+    async with hm.HiveMind(mariadb_url) as hive:
+        driver: Any = hive.env().storage.driver
+        raw = await driver.acquire()
+        try:
+            connection = driver.wrap(raw)
+            with pytest.raises(hm.StorageError, match="max_allowed_packet"):
+                await connection.fetchall(SQL("SELECT %(blob)s"), {"blob": "p" * (packet + 1_000_000)})
+            assert driver.connection_lost(raw)
+        finally:
+            await driver.release(raw, discard=driver.connection_lost(raw))
+        for _ in range(8):  # more than the pool holds: every pooled session still speaks the protocol
+            assert await hive.jobs.count() == 0
 
 
 async def test_mariadb_does_not_warn_about_default_limits(mariadb_url: str, caplog: pytest.LogCaptureFixture) -> None:

@@ -173,7 +173,7 @@ _WIRE_PACKET = 16 * 1024 * 1024 - 1
 
 
 class _MySQLConnection(Connection):
-    """Every statement failure goes through :meth:`_MySQLDriver.raise_if_packet_refused`: a
+    """Every statement failure goes through :meth:`_MySQLDriver.packet_refusal`: a
     statement over the server's ``max_allowed_packet`` otherwise surfaces as a lost connection or
     a "Packet sequence number wrong", retried as if the server had gone away."""
 
@@ -191,8 +191,17 @@ class _MySQLConnection(Connection):
         try:
             return int(await cursor.execute(statement) or 0)
         except _DRIVER_ERRORS as error:
-            self.driver.raise_if_packet_refused(error, statement)
+            self._raise_if_refused(error, statement)
             raise
+
+    def _raise_if_refused(self, error: Exception, statement: str) -> None:
+        """Raise the worded refusal of an oversized ``statement``, closing the session first: after
+        a refused packet its protocol state is unknown ("Packet sequence number wrong" on the next
+        statement), so the pool must not hand it out again."""
+        refusal = self.driver.packet_refusal(error, statement)
+        if refusal is not None:
+            self.raw.close()
+            raise refusal from error
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         async with self.raw.cursor(self.cursor_class) as cursor:
@@ -304,7 +313,7 @@ class _MySQLConnection(Connection):
                     if cursor.description:
                         row = await cursor.fetchone()
             except _DRIVER_ERRORS as error:
-                self.driver.raise_if_packet_refused(error, script)
+                self._raise_if_refused(error, script)
                 raise
         if self.sole:
             self.committed = True
@@ -715,9 +724,9 @@ class _MySQLDriver(Driver):
     def where(self) -> str:
         return f"{self.url.host}:{self.url.port}/{self.url.database}"
 
-    def raise_if_packet_refused(self, error: Exception, statement: str) -> None:
-        """Raise a worded StorageError (not retryable: the same statement would fail again) when
-        ``error`` is the server refusing ``statement`` for being over its ``max_allowed_packet``."""
+    def packet_refusal(self, error: Exception, statement: str) -> StorageError | None:
+        """A worded StorageError (not retryable: the same statement would fail again) when ``error``
+        is the server refusing ``statement`` for being over its ``max_allowed_packet``, else None."""
         code = error.args[0] if error.args and isinstance(error.args[0], int) else None
         text = str(error)
         size = utf8_size(statement)
@@ -730,16 +739,16 @@ class _MySQLDriver(Driver):
                 or isinstance(error, _INTERFACE_ERRORS)
             )
         if not refused:
-            return
+            return None
         server = f"its max_allowed_packet is {packet:,} bytes" if packet is not None else "over its max_allowed_packet"
-        raise StorageError(
+        return StorageError(
             f"the MySQL/MariaDB server at {self.where} refused a statement of {size:,} bytes: {server}. The statement "
             "did not run and its transaction is rolled back. Raise the server's max_allowed_packet (SET GLOBAL "
             "max_allowed_packet = ..., or in the server configuration; new connections use it) above the largest "
             "values you store, or keep HiveMind's size limits well below it: "
             "Options(limits=Limits(max_argument_bytes=..., max_data_bytes=..., max_result_bytes=...)). "
             f"Driver error: {error}"
-        ) from error
+        )
 
     async def commit(self, raw: Any) -> None:
         await raw.commit()
