@@ -41,6 +41,7 @@ from hivemind_jobs.colony import (
     ColonyStatusChanged,
     DaemonContext,
     DaemonStatus,
+    JobEnded,
     JobExecuted,
     JobExecuting,
     RestartPolicy,
@@ -72,6 +73,7 @@ from hivemind_jobs.core.states import (
     UnknownState,
 )
 from hivemind_jobs.core.throttle import Limit, RateLimit
+from hivemind_jobs.daemons.lock_monitor import JobRescued
 from hivemind_jobs.environment import Environment, Transaction
 from hivemind_jobs.errors import (
     ArgumentBindingError,
@@ -199,6 +201,7 @@ __all__ = [
     "JobDataNotFoundError",
     "JobDefinitionError",
     "JobDeletedError",
+    "JobEnded",
     "JobExecuted",
     "JobExecuting",
     "JobFailedError",
@@ -213,6 +216,7 @@ __all__ = [
     "JobNotSucceededError",
     "JobPage",
     "JobRef",
+    "JobRescued",
     "JobSaved",
     "JobSaving",
     "JobStateApplied",

@@ -113,3 +113,28 @@ async def test_failures_are_logged_when_info_lines_are_off(
     assert ok not in lines  # no success line below INFO
     [gave_up] = lines[failed]
     assert gave_up.levelno == logging.ERROR and "gave up after 0 retries" in gave_up.getMessage()
+
+
+async def test_a_written_outcome_is_published_as_job_ended(whive: hm.HiveMind) -> None:
+    ended: list[hm.JobEnded] = []
+    whive.mediator.subscribe(hm.JobEnded, ended.append)
+    ok = await whive.jobs.options(queue="sums").create(jobs.add, 1, 2)
+    once = hm.RetryPolicy(max_retries=1, delays=[timedelta(0)])
+    retried = await whive.jobs.options(retry=once).create(jobs.boom, "bad value")
+    colony = colony_of(whive)
+    colony.swarm("sums", drones=1, queues=["sums"], work_on_global=False)
+    await colony.run(burst=True)
+    seen = sorted((event.job.id, event.outcome, event.state.name, event.job.queue) for event in ended)
+    assert seen == sorted(
+        [
+            (ok, "succeeded", "Succeeded", "sums"),
+            (retried, "retried", "Enqueued", "global"),
+            (retried, "failed", "Failed", "global"),
+        ]
+    )
+    for event in ended:
+        assert event.colony == "test"
+        assert event.duration >= 0 and event.lead_time >= 0
+        assert (event.error is None) == (event.outcome == "succeeded")
+    [failure] = [event for event in ended if event.outcome == "failed"]
+    assert isinstance(failure.error, ValueError) and str(failure.error) == "bad value"

@@ -109,6 +109,10 @@ async def _orphan(hive: hm.HiveMind, job_id: int) -> None:
 
 async def test_the_lock_monitor_rescues_orphans_and_fails_poison_jobs(whive: hm.HiveMind) -> None:
     job_id = await whive.jobs.create(jobs.note, "orphan")
+    rescued: list[tuple[int, str, bool, str]] = []
+    whive.mediator.subscribe(
+        hm.JobRescued, lambda event: rescued.append((event.job.id, event.colony, event.poison, event.job.state.name))
+    )
     for rescue in range(1, 5):
         await _orphan(whive, job_id)
         assert await rescue_expired_locks(whive.env(), "monitor", max_rescues=3) == 0  # the lock is still fresh
@@ -121,6 +125,8 @@ async def test_the_lock_monitor_rescues_orphans_and_fails_poison_jobs(whive: hm.
             assert isinstance(job.state, hm.Enqueued) and "rescued" in (job.state.reason or "")
         else:
             assert isinstance(job.state, hm.Failed) and (job.state.reason or "").startswith("poison")
+    # one event per rescue, after it was written: three enqueued again, then the poison failure
+    assert rescued == [(job_id, "dead", False, "Enqueued")] * 3 + [(job_id, "dead", True, "Failed")]
 
 
 async def test_a_running_colony_rescues_and_reruns_an_orphan(whive: hm.HiveMind) -> None:

@@ -19,12 +19,13 @@ import random
 import sys
 import time
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from hivemind_jobs.client.context import JobCancelled
 from hivemind_jobs.colony.drone import Drones
+from hivemind_jobs.colony.events import JobEnded
 from hivemind_jobs.colony.fetcher import Fetcher
-from hivemind_jobs.colony.outcome_log import log_outcome
+from hivemind_jobs.colony.outcome_log import log_outcome, outcome_kind
 from hivemind_jobs.colony.processes import JobProcessError
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run
 from hivemind_jobs.core.ids import new_execution_key
@@ -289,6 +290,7 @@ class Completer:
             (outcome.run.job.id, outcome.states[-1], result) for outcome, result in zip(direct, written, strict=True)
         ]
         clock_now = env.clock.now()
+        published: list[JobEnded] | None = [] if env.mediator.has_handlers(JobEnded) else None
         for job_id, state, result in ends:
             ended = by_job.get(job_id)
             try:  # the batch is committed: nothing here may fail it (it would be written again)
@@ -297,6 +299,8 @@ class Completer:
                     log_job_event(logging.WARNING, ended.run.job, runtime.name, why)
                 elif ended is not None:
                     log_outcome(ended, runtime.name, clock_now)
+                    if published is not None and ended.states:
+                        published.append(self._ended(ended, state, clock_now))
             except Exception:
                 _log.exception("job %s: its outcome line could not be logged", job_id)
             if result is not UpdateOutcome.SAVED:
@@ -306,6 +310,19 @@ class Completer:
                 runtime.succeeded += 1
             elif isinstance(state, Failed):
                 runtime.failed += 1
+        for event in published or ():
+            try:
+                await env.mediator.publish(event)
+            except Exception:
+                _log.exception("a JobEnded handler failed for job %s", event.job.id)
+
+    def _ended(self, outcome: Outcome, state: State, now: datetime) -> JobEnded:
+        """The event of an outcome written with ``state`` as the job's state now."""
+        run = outcome.run
+        lead = ((run.started_on or now) - run.due_at).total_seconds()
+        return JobEnded(
+            run.job, self.runtime.name, outcome_kind(outcome), state, outcome.duration, max(lead, 0.0), outcome.error
+        )
 
     async def _write_direct(self, outcomes: list[Outcome], scope: UnitOfWork, *, last: bool) -> list[UpdateOutcome]:
         """Write outcomes without electing them on their jobs (no handler sees transitions): the

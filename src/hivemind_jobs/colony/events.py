@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hivemind_jobs.client.context import JobContext
     from hivemind_jobs.colony.colony import Colony
+    from hivemind_jobs.core.job import BackgroundJob
+    from hivemind_jobs.core.states import State
 
-__all__ = ["ColonyStatusChanged", "JobExecuted", "JobExecuting"]
+__all__ = ["ColonyStatusChanged", "JobEnded", "JobExecuted", "JobExecuting"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,3 +35,23 @@ class JobExecuted:
     result: Any
     error: BaseException | None
     duration: float
+
+
+@dataclass(frozen=True, slots=True)
+class JobEnded:
+    """A run's outcome is written (its transaction committed): what metrics and traces count.
+
+    ``outcome`` is one of ``succeeded``, ``failed`` (no retry left, or not retried), ``retried``
+    (failed and enqueued again), ``stopped`` (a client stopped it), ``requeued`` (returned to its
+    queue unfinished, at a shutdown) or ``ended`` (any other state a handler elected). ``job`` is
+    the job as it was claimed; ``state`` the state it is in now; ``duration`` how long it ran and
+    ``lead_time`` how long it waited between due and started, in seconds.
+    """
+
+    job: BackgroundJob
+    colony: str
+    outcome: str
+    state: State
+    duration: float
+    lead_time: float
+    error: BaseException | None

@@ -13,7 +13,7 @@ from hivemind_jobs.core.states import Enqueued, Failed, State, Succeeded
 if TYPE_CHECKING:
     from hivemind_jobs.colony.runtime import Outcome, Run
 
-__all__ = ["log_outcome"]
+__all__ = ["log_outcome", "outcome_kind"]
 
 _log = logging.getLogger(WORKER_LOGGER)
 
@@ -33,6 +33,21 @@ def log_outcome(outcome: Outcome, colony: str, now: Any) -> None:
         return
     level, message = _describe(states, run, now)
     log_job_event(level, run.job, colony, message, duration_ms=duration_ms)
+
+
+def outcome_kind(outcome: Outcome) -> str:
+    """The word :class:`~hivemind_jobs.colony.events.JobEnded` gives an outcome the completer wrote."""
+    states = outcome.states
+    first, last = states[0], states[-1]
+    if isinstance(first, Succeeded):
+        return "succeeded"
+    if isinstance(first, Failed):
+        return "retried" if isinstance(last, Enqueued) and len(states) > 1 else "failed"
+    if outcome.run.stop_state is not None:
+        return "stopped"
+    if isinstance(last, Enqueued):
+        return "requeued"
+    return "ended"
 
 
 def _describe(states: list[State], run: Run, now: Any) -> tuple[int, str]:

@@ -3,7 +3,7 @@ periodic ones (:mod:`.periodic`), and the built-in maintenance daemons every col
 scoped to the colony's environment). Never imports the colony: it sees it as a :class:`DaemonHost`."""
 
 from hivemind_jobs.daemons.colonies import ColonyCleanup, colony_cleanup_daemon
-from hivemind_jobs.daemons.lock_monitor import LockMonitor, lock_monitor_daemon, rescue_expired_locks
+from hivemind_jobs.daemons.lock_monitor import JobRescued, LockMonitor, lock_monitor_daemon, rescue_expired_locks
 from hivemind_jobs.daemons.maintenance import Maintenance, maintenance_daemon, run_maintenance
 from hivemind_jobs.daemons.periodic import PeriodicDaemon
 from hivemind_jobs.daemons.runtime import (
@@ -27,6 +27,7 @@ __all__ = [
     "DaemonSpec",
     "DaemonStatus",
     "DaemonSupervisor",
+    "JobRescued",
     "LockMonitor",
     "Maintenance",
     "PeriodicDaemon",

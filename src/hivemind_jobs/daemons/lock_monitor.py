@@ -20,6 +20,7 @@ any other expired lock (a client that died holding it) is simply released.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hivemind_jobs.core.job import BackgroundJob
@@ -37,7 +38,21 @@ from hivemind_jobs.storage.protocol import JobLockTakeover, UpdateOutcome
 if TYPE_CHECKING:
     from hivemind_jobs.environment import Environment
 
-__all__ = ["LockMonitor", "lock_monitor_daemon", "rescue_expired_locks"]
+_log = logging.getLogger("hivemind_jobs.colony")
+
+__all__ = ["JobRescued", "LockMonitor", "lock_monitor_daemon", "rescue_expired_locks"]
+
+
+@dataclass(frozen=True, slots=True)
+class JobRescued:
+    """The lock monitor took a job over from a holder that stopped heartbeating (published after
+    its transaction committed): enqueued again, or failed as poison (``poison``). ``colony`` names
+    the colony that held it ("" when unknown); ``job`` is the job in its new state."""
+
+    job: BackgroundJob
+    colony: str
+    poison: bool
+
 
 #: jobs rescued per transaction; a pass goes on while batches come back full
 _BATCH = 100
@@ -84,6 +99,14 @@ async def rescue_expired_locks(environment: Environment, holder: str, *, max_res
     for level, job, colony, message in events:
         if job.id in saved:
             log_job_event(level, job, colony, message)
+    mediator = environment.mediator
+    if mediator.has_handlers(JobRescued):
+        for level, job, colony, _ in events:
+            if job.id in saved:
+                try:
+                    await mediator.publish(JobRescued(job, colony, poison=level == logging.ERROR))
+                except Exception:
+                    _log.exception("a JobRescued handler failed for job %s", job.id)
     return len(rescued & saved)
 
 
