@@ -298,3 +298,14 @@ __all__ = [
     "state",
     "where",
 ]
+
+#: modules of optional extras, imported on first use: ``hm.otel`` (``[otel]``)
+_EXTRAS = frozenset({"otel"})
+
+
+def __getattr__(name: str) -> object:
+    if name in _EXTRAS:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,10 +8,13 @@ for an application transaction spanning several calls.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hivemind_jobs.client.colonies import ColonyClient
 from hivemind_jobs.client.jobs import BackgroundJobClient
 from hivemind_jobs.client.queues import QueueClient
 from hivemind_jobs.lifecycle.services import EnvironmentServices, TransactionBase
+from hivemind_jobs.middleware.protocol import JobMiddleware
 from hivemind_jobs.recurring.calendars import CalendarRegistry
 from hivemind_jobs.recurring.client import RecurringJobClient
 
@@ -24,6 +27,12 @@ class Environment(EnvironmentServices):
     _jobs: BackgroundJobClient | None = None
     _recurring: RecurringJobClient | None = None
     _calendars: CalendarRegistry | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: middleware instances every colony of the environment runs outermost, in this order
+        #: (see :mod:`hivemind_jobs.core.hooks`)
+        self.middleware: list[JobMiddleware] = []
 
     @property
     def jobs(self) -> BackgroundJobClient:

@@ -41,6 +41,7 @@ from hivemind_jobs.client.queues import QueueClient
 from hivemind_jobs.client.search import LockedJobs
 from hivemind_jobs.core.clock import Clock
 from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.hooks import CreateHook
 from hivemind_jobs.core.invocation import Activator, Invocation
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT
@@ -52,6 +53,7 @@ from hivemind_jobs.errors import StorageClosedError, SyncFacadeError
 from hivemind_jobs.hive import DEFAULT_URL, HiveMind
 from hivemind_jobs.lifecycle.services import EnvironmentServices
 from hivemind_jobs.mediator import Mediator
+from hivemind_jobs.middleware.protocol import JobMiddleware
 from hivemind_jobs.recurring.calendars import CalendarRegistry
 from hivemind_jobs.recurring.client import RecurringJobClient
 from hivemind_jobs.storage.protocol import StorageInfo
@@ -557,6 +559,16 @@ class SyncEnvironment(_Facade[Environment]):
     @property
     def activator(self) -> Activator:
         return self._target.activator
+
+    @property
+    def create_hooks(self) -> list[CreateHook]:
+        """The environment's creation hooks (:mod:`hivemind_jobs.core.hooks`), the same list."""
+        return self._target.create_hooks
+
+    @property
+    def middleware(self) -> list[JobMiddleware]:
+        """The middleware instances every colony of the environment runs outermost, the same list."""
+        return self._target.middleware
 
     @property
     def info(self) -> StorageInfo:

@@ -12,6 +12,7 @@ collide with the job's own arguments, which the type checker checks against the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import dataclasses
 import json
@@ -36,6 +37,7 @@ from hivemind_jobs.client.waiting import result_waiters
 from hivemind_jobs.core.clock import utc
 from hivemind_jobs.core.codec import load_json
 from hivemind_jobs.core.continuations import After
+from hivemind_jobs.core.hooks import JobCreation
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.invocation import Invocation, build_invocation
 from hivemind_jobs.core.job import BackgroundJob, Middleware, MiddlewareEntry, PropertyValue, property_type_of
@@ -248,6 +250,13 @@ class JobRef(Generic[R]):
     async def result(self, *, timeout: timedelta | float | None = None) -> R:
         """The job's result once it succeeded; see :meth:`BackgroundJobClient.wait` for the errors."""
         return cast(R, await self.client.wait(self.id, self.result_type, timeout=timeout))
+
+
+def _function_name(function: Callable[..., Any]) -> str:
+    """``module:qualname`` of a job's function as the creation hooks see it (before it is checked)."""
+    module = getattr(function, "__module__", None) or "?"
+    qualname = getattr(function, "__qualname__", None) or type(function).__qualname__
+    return f"{module}:{qualname}"
 
 
 def _return_hint(function: Callable[..., Any]) -> Any:
@@ -587,6 +596,11 @@ class BackgroundJobClient:
         (LimitExceededError). A parameter annotated :class:`JobContext` is injected at execution
         and is not passed here.
         """
+        if self._env.create_hooks:
+            return (await self._create_hooked([JobCall(function, args, kwargs)], one=True))[0]
+        return await self._create_one(function, args, kwargs)
+
+    async def _create_one(self, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> int:
         if self._options.unique is not None or self._limited():
             return (await self._create_controlled([JobCall(function, args, kwargs)]))[0]
         new = self._new_jobs()
@@ -594,6 +608,26 @@ class BackgroundJobClient:
             return (await self._create([self._build(function, args, kwargs)]))[0]
         rows = new.inserts((self._invocation(function, args, kwargs).to_json(),), self._env.clock.now())
         return (await self._insert_new(new, rows))[0]
+
+    async def _create_hooked(self, calls: list[JobCall], *, one: bool) -> list[int]:
+        """Create ``calls`` inside the environment's creation hooks (:mod:`hivemind_jobs.core.hooks`):
+        the properties they add are stored with every job, and they see the ids or the error."""
+        env = self._env
+        creation = JobCreation(env.name, self._options.queue, tuple(_function_name(call.function) for call in calls))
+        with contextlib.ExitStack() as hooks:
+            for hook in env.create_hooks:
+                hooks.enter_context(hook(creation))
+            client = self
+            if creation.properties:
+                properties = {**self._options.properties, **creation.properties}
+                options = dataclasses.replace(self._options, properties=properties)
+                client = BackgroundJobClient(env, transaction=self._binding, options=options)
+            if one:
+                ids = [await client._create_one(calls[0].function, calls[0].args, calls[0].kwargs)]
+            else:
+                ids = await client._create_many(calls)
+            creation.ids.extend(ids)
+        return ids
 
     @overload
     async def create_ref(
@@ -626,6 +660,11 @@ class BackgroundJobClient:
         With the ``unique`` option each job whose key is held (by an existing job or by an earlier
         job of the same batch) answers the holder's id in its place instead of creating a job.
         """
+        if self._env.create_hooks:
+            return await self._create_hooked(list(calls), one=False)
+        return await self._create_many(calls)
+
+    async def _create_many(self, calls: Iterable[JobCall]) -> list[int]:
         if self._options.unique is not None or self._limited():
             return await self._create_controlled(list(calls))
         new = self._new_jobs()

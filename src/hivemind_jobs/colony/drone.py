@@ -202,9 +202,14 @@ class Drones:
             if run.timeout is not None:
                 run.timer = asyncio.get_running_loop().call_later(run.timeout, self._time_out, run)
         try:
-            if run.runner.middleware or job.middleware:
+            if run.runner.middleware or job.middleware or env.middleware:
                 middleware = resolve_middleware(
-                    run.runner.middleware, job.middleware, codec=env.codec, activator=env.activator, allow=allow
+                    run.runner.middleware,
+                    job.middleware,
+                    codec=env.codec,
+                    activator=env.activator,
+                    allow=allow,
+                    outer=env.middleware,
                 )
             else:
                 middleware = []

@@ -19,6 +19,7 @@ from typing import Self
 
 from hivemind_jobs.core.clock import Clock
 from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.hooks import CreateHook
 from hivemind_jobs.core.invocation import Activator
 from hivemind_jobs.core.names import validate_environment_name
 from hivemind_jobs.core.options import Options
@@ -57,6 +58,8 @@ class EnvironmentServices:
         self.codec = codec
         self.clock = clock
         self.activator = activator
+        #: called around each create/create_many (see :mod:`hivemind_jobs.core.hooks`)
+        self.create_hooks: list[CreateHook] = []
         self._wake_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[frozenset[str]], None]]] = []
         self._pause_listeners: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
         self._clock_warned_at: float | None = None  # time.monotonic() of the last skew warning

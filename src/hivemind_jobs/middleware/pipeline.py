@@ -61,8 +61,10 @@ def resolve_middleware(
     codec: Codec,
     activator: Activator,
     allow: AllowList,
+    outer: Sequence[JobMiddleware] = (),
 ) -> list[ResolvedMiddleware]:
-    """Swarm middleware then the job's own, ordered by priority (lowest first, None last; stable)."""
+    """The environment's middleware instances (``outer``, outermost, in their order), then the
+    swarm's middleware and the job's own ordered by priority (lowest first, None last; stable)."""
     resolved: list[ResolvedMiddleware] = []
     for spec in swarm_middleware:
         name = f"{spec.type.__module__}.{spec.type.__qualname__}"
@@ -76,6 +78,8 @@ def resolve_middleware(
             ResolvedMiddleware(_activate(middleware_type, activator, entry.type_name), value, entry.priority)
         )
     resolved.sort(key=lambda item: (item.priority is None, item.priority or 0))
+    if outer:
+        resolved[:0] = [ResolvedMiddleware(instance, None, None) for instance in outer]
     return resolved
 
 
