@@ -622,6 +622,9 @@ class BackgroundJobClient:
                 properties = {**self._options.properties, **creation.properties}
                 options = dataclasses.replace(self._options, properties=properties)
                 client = BackgroundJobClient(env, transaction=self._binding, options=options)
+                new = self._new_jobs()
+                if new is not None:  # this client's rows with the hooks' properties: no new checks
+                    client._new = new.with_properties(creation.properties)
             if one:
                 ids = [await client._create_one(calls[0].function, calls[0].args, calls[0].kwargs)]
             else:

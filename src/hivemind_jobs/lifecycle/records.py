@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from datetime import datetime
@@ -308,6 +309,15 @@ class NewJobs:
     @property
     def queue(self) -> str:
         return self._queue
+
+    def with_properties(self, extra: typing.Mapping[str, PropertyValue]) -> NewJobs:
+        """The same jobs with ``extra`` properties stored too (replacing those of the same name)."""
+        merged = {row.name: row for row in self._properties}
+        for name, value in extra.items():
+            merged[name] = PropertyRow(name, property_type_of(name, value), value)
+        other = copy.copy(self)
+        other._properties = tuple(merged[name] for name in sorted(merged))
+        return other
 
     @property
     def enqueued(self) -> bool:
