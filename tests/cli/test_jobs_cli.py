@@ -391,7 +391,11 @@ def test_bad_input_is_one_line_and_exit_2(db_url: str, args: list[str], message:
 
 def test_no_database_file_is_an_error_and_creates_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert "no SQLite database at" in error("ls")
+    for command in ("ls", "count", "show 1", "requeue --all", "delete --all"):
+        assert error(*command.split()) == (
+            "Error: no database given: pass --url URL or --app module:attribute "
+            "(or set HIVEMIND_URL or HIVEMIND_APP, or url or app in hivemind.toml)\n"
+        )
     assert "no SQLite database at" in error("count", "--url", f"sqlite:///{tmp_path / 'missing.db'}")
     assert list(tmp_path.iterdir()) == []
 

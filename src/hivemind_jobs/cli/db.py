@@ -42,6 +42,11 @@ _DRIVER_LOGGERS = ("psycopg", "asyncmy", "aiomysql")
 _POOL_PREFIX = re.compile(r"^error connecting in '[^']*': ")
 EXIT_PENDING = 1
 EXIT_ERROR = 2
+#: what a command that reads a database says when nothing names one (flag, variable or file)
+NO_TARGET = (
+    "no database given: pass --url URL or --app module:attribute "
+    "(or set HIVEMIND_URL or HIVEMIND_APP, or url or app in hivemind.toml)"
+)
 
 
 class DbCommandError(click.ClickException):
@@ -156,11 +161,13 @@ def _reported(url: str | None, where: str | None = None) -> Iterator[None]:
 
 
 def _targets(url: str | None, app_path: str | None, environment: str | None, prefix: str | None) -> list[Target]:
-    if (url is None) == (app_path is None):
-        raise click.UsageError("give either --url URL or --app module:attribute")
+    if url is None and app_path is None:
+        raise DbCommandError(NO_TARGET)
+    if url is not None and app_path is not None:
+        raise DbCommandError("give either --url URL or --app module:attribute, not both")
     if app_path is not None:
         if prefix is not None:
-            raise click.UsageError("--prefix goes with --url; with --app the app's environments set their prefixes")
+            raise DbCommandError("--prefix goes with --url; with --app the app's environments set their prefixes")
         with _reported(None):
             app = load_app(app_path)
             hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive

@@ -27,6 +27,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 import hivemind_jobs as hm
+from hivemind_jobs.cli.views import due_at, state_counts_table
 
 QUICK_JOBS = 400
 REPORTS = ("Q1", "Q2", "Q3", "Q4")
@@ -270,13 +271,7 @@ def progress_view(counts: dict[str, int], delayed: int, total: int, rate: Throug
         f"[bold]{settled}/{total}[/] jobs settled - {rate.elapsed:4.1f} s - "
         f"{rate.current:,.0f} jobs/s now, {rate.average:,.0f} jobs/s on average"
     )
-    table = Table(show_edge=False)
-    for name in COLUMNS:
-        table.add_column(name, justify="right")
-    cells = [str(counts.get(name, 0)) for name in COLUMNS]
-    if delayed:
-        cells[0] += f" ({delayed} delayed)"
-    table.add_row(*cells)
+    table = state_counts_table(counts, COLUMNS, {"Enqueued": f"({delayed} delayed)"} if delayed else None)
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=max(total, 1), completed=settled, width=60), f"{100 * settled / max(total, 1):5.1f}%")
     swarms = "   ".join(
@@ -359,18 +354,6 @@ def executions(job: hm.BackgroundJob) -> list[hm.Executing]:
 def started_at(job: hm.BackgroundJob) -> datetime | None:
     """When the job's (last) execution started (None: it never ran)."""
     return max((state.elected_at for state in executions(job) if state.elected_at), default=None)
-
-
-def due_at(state: hm.State) -> datetime | None:
-    """When an Enqueued state was due: its absolute time, or its elected time plus its relative delay
-    (an estimate on this machine's clock: the database measured the delay on its own)."""
-    if not isinstance(state, hm.Enqueued):
-        return None
-    if state.delay_until is not None:
-        return state.delay_until
-    if state.delay is not None and state.elected_at is not None:
-        return state.elected_at + state.delay
-    return None
 
 
 def percentile(ordered: list[float], fraction: float) -> float:

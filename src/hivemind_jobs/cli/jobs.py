@@ -31,7 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 import hivemind_jobs as hm
-from hivemind_jobs.cli.db import DbCommandError, _one_line, _reported, _safe_url
+from hivemind_jobs.cli.db import NO_TARGET, DbCommandError, _one_line, _reported, _safe_url
 from hivemind_jobs.cli.worker import load_app
 from hivemind_jobs.client.jobs import BackgroundJobClient
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_queue_name, validate_state_name
@@ -39,7 +39,6 @@ from hivemind_jobs.core.priority import coerce_priority
 from hivemind_jobs.core.states import registered_states
 from hivemind_jobs.environment import Environment
 from hivemind_jobs.errors import HiveMindError
-from hivemind_jobs.hive import DEFAULT_URL
 from hivemind_jobs.query import MAX_PAGE, Condition, parse_order
 from hivemind_jobs.query.conditions import PropertyQueryValue
 from hivemind_jobs.query.order import decode_cursor
@@ -317,7 +316,7 @@ def _source_options(command: F) -> F:
             "--url",
             default=None,
             metavar="URL",
-            help=f"Storage URL (default {DEFAULT_URL}): sqlite:///path.db, "
+            help="Storage URL: sqlite:///path.db, "
             "postgresql://user@host:port/db?schema=name, mysql://user@host:port/db.",
         ),
         click.option(
@@ -353,7 +352,9 @@ def _environment(source: Source) -> Environment:
             app = load_app(source.app_path)
             hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive
             return hive.env(source.environment)
-    url = source.url if source.url is not None else DEFAULT_URL
+    if source.url is None:
+        raise DbCommandError(NO_TARGET)
+    url = source.url
     with _reported(url):
         try:
             environment = source.environment if source.environment is not None else DEFAULT_ENVIRONMENT
@@ -554,8 +555,9 @@ def _now() -> datetime:
 def jobs() -> None:
     """List, inspect, count, requeue and delete the background jobs of one environment.
 
-    The database is named like `hivemind db` does: --url URL (default sqlite:///hivemind.db) with
-    --env and --prefix, or --app module:attribute for an application's HiveMind. Errors print one
+    The database is named like `hivemind db` does: --url URL with --env and --prefix, or --app
+    module:attribute for an application's HiveMind (or HIVEMIND_URL / HIVEMIND_APP, or the settings
+    file); without any of them the command says what to pass. Errors print one
     line `Error: ...` on stderr and exit with status 2.
 
     \b

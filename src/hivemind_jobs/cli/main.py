@@ -62,11 +62,12 @@ def demo(database: Path | None) -> None:
 
 
 def _register() -> None:
+    from hivemind_jobs.cli.colonies import colonies
     from hivemind_jobs.cli.db import db
     from hivemind_jobs.cli.jobs import jobs
     from hivemind_jobs.cli.queues import queues
     from hivemind_jobs.cli.recurring import recurring
-    from hivemind_jobs.cli.worker import colonies, worker
+    from hivemind_jobs.cli.worker import worker
 
     cli.add_command(worker)
     cli.add_command(colonies)
