@@ -126,10 +126,13 @@ def test_ls_prints_a_table_of_the_jobs(db_url: str) -> None:
         "queue",
         "priority",
         "state",
+        "due",
+        "(UTC)",
         "created",
         "(UTC)",
         "modified",
         "(UTC)",
+        "function",
         "properties",
     ]
     rows = {int(line.split()[0]): line.split() for line in lines[1:]}
@@ -286,7 +289,8 @@ def test_show_json_and_the_lock_holder(db_url: str) -> None:
 def test_show_an_unknown_job_is_an_error(db_url: str) -> None:
     seed(db_url)
     assert "background job 9999 does not exist in environment 'main'" in error("show", "9999", "--url", db_url)
-    assert "a job id is a positive int" in error("show", "0", "--url", db_url)
+    assert "job id '0': not a job id (a positive whole number" in error("show", "0", "--url", db_url)
+    assert "job id 'x': not a job id" in error("show", "x", "--url", db_url)
 
 
 # ----------------------------------------------------------------------------- count
