@@ -84,7 +84,7 @@ def test_colonies_shows_swarms_drones_and_the_job_a_drone_runs(db_url: str) -> N
     assert lines[0].startswith(f"colony cli-colony ({colony['id']}) running on ")
     assert "heartbeat " in lines[0] and "0 jobs processed" in lines[0]
     assert any("swarm main  queues global  1/" in line for line in lines)
-    assert any("swarm sub  queues other | global  0/1 drones busy" in line for line in lines)
+    assert any("swarm sub  queues other | global  0/1 drone busy" in line for line in lines)
     assert any(line.strip(" │├└─").endswith(f"busy: job {job_id}") for line in lines)
     assert lines[-1].startswith("1 colony; heartbeats as of ")
 

@@ -99,7 +99,7 @@ def _colony_tree(document: dict[str, Any]) -> Tree:
         label = Text.assemble(
             ("swarm ", "bold"),
             (short, "cyan"),
-            f"  queues {_queues_text(swarm['queues'])}  {swarm['busy']}/{len(drones)} drones busy",
+            f"  queues {_queues_text(swarm['queues'])}  {swarm['busy']}/{plural(len(drones), 'drone')} busy",
             (" (paused)" if swarm["paused"] else "", "yellow"),
         )
         node = parent.add(label)

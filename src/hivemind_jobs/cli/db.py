@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import click
 
 import hivemind_jobs as hm
+from hivemind_jobs.cli.views import plural
 from hivemind_jobs.cli.worker import load_app
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_environment_name, validate_table_prefix
 from hivemind_jobs.core.text import redact_secrets
@@ -249,10 +250,6 @@ def _status_json(target: Target, status: SchemaStatus) -> str:
     )
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 @db.command(short_help="Show the schema version and the pending migrations (exit 1 if any).")
 @_target_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line for several environments).")
@@ -280,7 +277,7 @@ def status(url: str | None, environment: str | None, prefix: str | None, app_pat
             click.echo("pending migrations:")
             for name in schema.pending:
                 click.echo(f"  {name}")
-            click.echo(f"{_plural(len(schema.pending), 'migration')} pending: run `hivemind db upgrade` (same options)")
+            click.echo(f"{plural(len(schema.pending), 'migration')} pending: run `hivemind db upgrade` (same options)")
         else:
             click.echo("up to date")
     if any(schema.pending for schema in statuses):

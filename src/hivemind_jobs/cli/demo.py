@@ -27,7 +27,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 import hivemind_jobs as hm
-from hivemind_jobs.cli.views import due_at, state_counts_table
+from hivemind_jobs.cli.views import due_at, plural, state_counts_table
 
 QUICK_JOBS = 400
 REPORTS = ("Q1", "Q2", "Q3", "Q4")
@@ -275,7 +275,7 @@ def progress_view(counts: dict[str, int], delayed: int, total: int, rate: Throug
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=max(total, 1), completed=settled, width=60), f"{100 * settled / max(total, 1):5.1f}%")
     swarms = "   ".join(
-        f"swarm [cyan]{swarm['name']}[/] {swarm['busy']}/{len(swarm['drones'])} drones busy"
+        f"swarm [cyan]{swarm['name']}[/] {swarm['busy']}/{plural(len(swarm['drones']), 'drone')} busy"
         for swarm in colony.describe()["swarms"]
     )
     return Group(heading, bar, table, swarms)
@@ -414,7 +414,7 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
         span = max((max(ends) - min(starts)).total_seconds(), 1e-3)
         console.print(
             f"[bold]throughput[/]: {len(lead_times)} quick jobs in {span:.2f} s = "
-            f"[bold]{len(lead_times) / span:,.0f} jobs/s[/]; the colony processed {run.processed} executions "
+            f"[bold]{len(lead_times) / span:,.0f} jobs/s[/]; the colony processed {plural(run.processed, 'execution')} "
             f"in {run.elapsed:.1f} s (waiting for the delayed jobs included)",
             soft_wrap=True,
         )
@@ -491,7 +491,7 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
     for info in await hive.colonies.list():
         console.print(
             f"[bold]colony[/] {info.name} ({info.id}) {info.status}: "
-            + ", ".join(f"swarm {swarm['name']} with {len(swarm['drones'])} drones" for swarm in info.swarms)
+            + ", ".join(f"swarm {swarm['name']} with {plural(len(swarm['drones']), 'drone')}" for swarm in info.swarms)
         )
 
 

@@ -26,6 +26,7 @@ from click.core import ParameterSource
 import hivemind_jobs as hm
 from hivemind_jobs.cli.logs import LOG_FORMATS, configure_logging
 from hivemind_jobs.cli.supervisor import EXIT_ALLOWANCE, PROCESS_ENV, Supervisor, watch_supervisor
+from hivemind_jobs.cli.views import plural
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.core.timeouts import validate_timeout
 
@@ -508,4 +509,4 @@ def worker(app_path: str | None, **options: Any) -> None:
         processed = _run_to_exit(run_worker(app, options))
     except hm.HiveMindError as error:
         raise click.ClickException(redact_secrets(str(error))) from error
-    click.echo(f"colony stopped after {processed} {'job' if processed == 1 else 'jobs'}", err=True)
+    click.echo(f"colony stopped after {plural(processed, 'job')}", err=True)
