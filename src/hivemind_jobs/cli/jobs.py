@@ -551,25 +551,33 @@ def _console() -> Console:
 
 
 def _jobs_table(page: list[hm.BackgroundJob]) -> Table:
-    """The jobs of ``ls``: every column on one line; on a terminal too narrow for them the function
-    and the properties are cut with an ellipsis (piped output is never cut, see :func:`_console`)."""
+    """The jobs of ``ls``: every column on one line; on a terminal too narrow for them only the
+    function and the properties are cut, with an ellipsis (piped output is never cut, see
+    :func:`_console`)."""
+    headers = ("id", "queue", "priority", "state", "due (UTC)", "created (UTC)", "modified (UTC)")
+    rows = [
+        (
+            str(job.id),
+            job.queue,
+            job.priority.name.lower(),
+            job.state.name,
+            _when(due_at(job.state)),
+            _when(job.created_at),
+            _when(job.modified_at),
+            job.invocation.display_name,
+            _clip(_properties_text(job.properties)),
+        )
+        for job in page
+    ]
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("id", "queue", "priority", "state", "due (UTC)", "created (UTC)", "modified (UTC)"):
-        table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True)
+    for index, column in enumerate(headers):
+        # as wide as their widest cell: the terminal's width is taken from the last two columns
+        width = max([len(column), *(len(row[index]) for row in rows)])
+        table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True, min_width=width)
     table.add_column("function", no_wrap=True, overflow="ellipsis", min_width=12)
     table.add_column("properties", no_wrap=True, overflow="ellipsis", min_width=10)
-    for job in page:
-        table.add_row(
-            Text(str(job.id)),
-            Text(job.queue),
-            Text(job.priority.name.lower()),
-            Text(job.state.name),
-            Text(_when(due_at(job.state))),
-            Text(_when(job.created_at)),
-            Text(_when(job.modified_at)),
-            Text(job.invocation.display_name),
-            Text(_clip(_properties_text(job.properties))),
-        )
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 

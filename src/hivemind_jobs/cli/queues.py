@@ -216,19 +216,26 @@ def list_queues(source: Source, as_json: bool) -> None:
     if not rows:
         click.echo("no queues hold jobs and none is paused")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("queue", "ready", "delayed", "by priority", "oldest due", "paused since (UTC)"):
-        table.add_column(column, justify="right" if column in ("ready", "delayed") else "left", no_wrap=True)
-    table.add_column("reason", no_wrap=True, overflow="ellipsis", min_width=8)
-    for row in rows:
-        waited = f"{age_text(now - row.oldest_due_at)} ago" if row.oldest_due_at is not None else "-"
-        table.add_row(
-            Text(row.queue),
-            Text(str(row.ready)),
-            Text(str(row.delayed)),
-            Text(_priorities_text(row)),
-            Text(waited),
-            Text(_when(row.paused_at)),
-            Text(row.reason or ""),
+    headers = ("queue", "ready", "delayed", "by priority", "oldest due", "paused since (UTC)")
+    cells = [
+        (
+            row.queue,
+            str(row.ready),
+            str(row.delayed),
+            _priorities_text(row),
+            f"{age_text(now - row.oldest_due_at)} ago" if row.oldest_due_at is not None else "-",
+            _when(row.paused_at),
         )
+        for row in rows
+    ]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for index, column in enumerate(headers):
+        # as wide as their widest cell: on a narrow terminal only the reason is cut
+        width = max([len(column), *(len(line[index]) for line in cells)])
+        table.add_column(
+            column, justify="right" if column in ("ready", "delayed") else "left", no_wrap=True, min_width=width
+        )
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", min_width=8)
+    for row, line in zip(rows, cells, strict=True):
+        table.add_row(*(Text(cell) for cell in line), Text(row.reason or ""))
     _console().print(table)
