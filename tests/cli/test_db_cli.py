@@ -344,7 +344,11 @@ def test_a_sqlite_file_that_is_no_database(tmp_path: Path) -> None:
 
 
 def test_usage_errors_exit_2() -> None:
-    assert "either --url URL or --app" in invoke("status").stderr
+    for command in ("status", "upgrade", "sql"):
+        nothing = invoke(command)
+        assert nothing.exit_code == 2 and nothing.stdout == ""
+        assert nothing.stderr.startswith("Error: no database given: pass --url URL or --app module:attribute")
+        assert nothing.stderr.count("\n") == 1
     assert invoke("upgrade", "--url", "sqlite:///x.db", "--app", "a:b").exit_code == 2
     assert invoke("sql", "--url", "sqlite:///x.db", "--since", "-1").exit_code == 2
     assert "Exit status" in invoke("status", "--help").stdout

@@ -126,10 +126,13 @@ def test_ls_prints_a_table_of_the_jobs(db_url: str) -> None:
         "queue",
         "priority",
         "state",
+        "due",
+        "(UTC)",
         "created",
         "(UTC)",
         "modified",
         "(UTC)",
+        "function",
         "properties",
     ]
     rows = {int(line.split()[0]): line.split() for line in lines[1:]}
@@ -286,7 +289,8 @@ def test_show_json_and_the_lock_holder(db_url: str) -> None:
 def test_show_an_unknown_job_is_an_error(db_url: str) -> None:
     seed(db_url)
     assert "background job 9999 does not exist in environment 'main'" in error("show", "9999", "--url", db_url)
-    assert "a job id is a positive int" in error("show", "0", "--url", db_url)
+    assert "job id '0': not a job id (a positive whole number" in error("show", "0", "--url", db_url)
+    assert "job id 'x': not a job id" in error("show", "x", "--url", db_url)
 
 
 # ----------------------------------------------------------------------------- count
@@ -391,7 +395,11 @@ def test_bad_input_is_one_line_and_exit_2(db_url: str, args: list[str], message:
 
 def test_no_database_file_is_an_error_and_creates_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert "no SQLite database at" in error("ls")
+    for command in ("ls", "count", "show 1", "requeue --all", "delete --all"):
+        assert error(*command.split()) == (
+            "Error: no database given: pass --url URL or --app module:attribute "
+            "(or set HIVEMIND_URL or HIVEMIND_APP, or url or app in hivemind.toml)\n"
+        )
     assert "no SQLite database at" in error("count", "--url", f"sqlite:///{tmp_path / 'missing.db'}")
     assert list(tmp_path.iterdir()) == []
 

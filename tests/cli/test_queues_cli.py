@@ -10,7 +10,7 @@ import asyncio
 import json
 import shlex
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from click.testing import CliRunner, Result
@@ -80,16 +80,33 @@ def test_pause_resume_and_list(db_url: str) -> None:
     assert (rows["empty"]["ready"], rows["empty"]["paused"]) == (0, True)
 
     lines = ok("list", "--url", db_url).splitlines()
-    assert lines[0].split() == ["queue", "ready", "delayed", "paused", "since", "(UTC)", "reason"]
-    table = {line.split()[0]: line.split() for line in lines[1:]}
-    assert table["reports"][1:3] == ["1", "1"] and table["reports"][-2:] == ["month", "end"]
-    assert table["global"] == ["global", "1", "0", "-"]
+    assert lines[0].split() == [
+        "queue",
+        "ready",
+        "delayed",
+        "by",
+        "priority",
+        "oldest",
+        "due",
+        "paused",
+        "since",
+        "(UTC)",
+        "reason",
+    ]
+    table = {line.split()[0]: line for line in lines[1:]}
+    assert table["reports"].split()[1:5] == ["1", "1", "normal", "1+1"]
+    assert table["reports"].endswith("month end")
+    assert table["global"].split()[1:5] == ["1", "0", "normal", "1"] and table["global"].split()[-3:] == [
+        "s",
+        "ago",
+        "-",
+    ]
 
     assert ok("resume", "reports", "--url", db_url) == "resumed queue 'reports'\n"
     assert ok("resume", "reports", "--url", db_url) == "queue 'reports' was not paused\n"
     assert ok("resume", "empty", "--url", db_url) == "resumed queue 'empty'\n"
     assert paused(db_url) == []
-    assert ok("list", "--url", db_url).count("-") == 2  # no pause shown
+    assert all(row["paused_at"] is None for row in json.loads(ok("list", "--json", "--url", db_url))["queues"])
 
 
 def test_bad_input_is_one_line_and_changes_nothing(db_url: str) -> None:
@@ -99,3 +116,42 @@ def test_bad_input_is_one_line_and_changes_nothing(db_url: str) -> None:
     assert "--reason" in error("pause", "reports", "--reason", "x" * 1001, "--url", db_url)
     assert paused(db_url) == []
     assert ok("list", "--url", db_url) == "no queues hold jobs and none is paused\n"
+
+
+def test_list_shows_depth_by_priority_and_the_oldest_due_job(db_url: str) -> None:
+    async def seed(hive: hm.HiveMind) -> None:
+        mail = hive.jobs.options(queue="mail")
+        await mail.options(priority="high").create(sample_jobs.add, 1, 2)
+        await mail.options(priority="high").create(sample_jobs.add, 1, 2)
+        await mail.options(priority="low").create(sample_jobs.add, 1, 2)
+        await mail.options(priority="low", delay=timedelta(hours=2)).create(sample_jobs.add, 1, 2)
+        retried = await mail.create(sample_jobs.add, 1, 2)
+        await hive.jobs.change_state(retried, hm.Enqueued(delay=timedelta(minutes=30), reason="retry 1 of 3"))
+        await hive.jobs.options(queue="later", delay=timedelta(days=1)).create(sample_jobs.add, 1, 2)
+
+    before = datetime.now(UTC)
+    with_hive(db_url, seed)
+    after = datetime.now(UTC)
+    rows = {row["queue"]: row for row in json.loads(ok("list", "--json", "--url", db_url))["queues"]}
+    assert list(rows) == ["later", "mail"]
+    mail = rows["mail"]
+    assert (mail["ready"], mail["delayed"], mail["paused"]) == (3, 2, False)
+    assert mail["priorities"] == [
+        {"priority": "high", "value": 1, "ready": 2, "delayed": 0},
+        {"priority": "normal", "value": 2, "ready": 0, "delayed": 1},
+        {"priority": "low", "value": 3, "ready": 1, "delayed": 1},
+    ]
+    oldest = datetime.fromisoformat(mail["oldest_due_at"])
+    assert before - timedelta(seconds=1) <= oldest <= after  # the first high job, due when it was created
+    assert 0 <= mail["oldest_due_age_seconds"] < 60
+    later = rows["later"]
+    assert (later["ready"], later["delayed"], later["oldest_due_at"], later["oldest_due_age_seconds"]) == (
+        0,
+        1,
+        None,
+        None,
+    )
+    table = {line.split()[0]: line for line in ok("list", "--url", db_url).splitlines()[1:]}
+    assert table["mail"].split()[1:7] == ["3", "2", "high", "2,", "normal", "0+1,"]
+    assert "low 1+1" in table["mail"] and " s ago" in table["mail"]
+    assert table["later"].split()[1:6] == ["0", "1", "normal", "0+1", "-"]

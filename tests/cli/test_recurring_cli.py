@@ -450,7 +450,7 @@ def test_bad_input_is_one_line_and_exit_2(db_url: str, args: list[str], message:
 
 def test_no_database_file_is_an_error_and_creates_none(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    assert "no SQLite database at" in error("ls")
+    assert error("ls").startswith("Error: no database given: pass --url URL or --app module:attribute")
     assert "no SQLite database at" in error("show", "tick", "--url", f"sqlite:///{tmp_path / 'missing.db'}")
     assert "no SQLite database at" in error("delete", "tick", "--url", f"sqlite:///{tmp_path / 'missing.db'}")
     assert list(tmp_path.iterdir()) == []

@@ -106,4 +106,4 @@ def test_worker_refuses_bad_apps_and_specs(app_module: str) -> None:
     result = runner.invoke(cli, ["worker", f"{app_module}:hive", "--swarm", "ghost/child:1", "--burst"])
     assert result.exit_code == 2 and "define swarm 'ghost'" in result.output
     result = runner.invoke(cli, ["colonies"])
-    assert result.exit_code == 2 and "either --app" in result.output
+    assert result.exit_code == 2 and "no database given: pass --url URL or --app" in result.output

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import click
 
 import hivemind_jobs as hm
+from hivemind_jobs.cli.views import plural
 from hivemind_jobs.cli.worker import load_app
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_environment_name, validate_table_prefix
 from hivemind_jobs.core.text import redact_secrets
@@ -42,6 +43,11 @@ _DRIVER_LOGGERS = ("psycopg", "asyncmy", "aiomysql")
 _POOL_PREFIX = re.compile(r"^error connecting in '[^']*': ")
 EXIT_PENDING = 1
 EXIT_ERROR = 2
+#: what a command that reads a database says when nothing names one (flag, variable or file)
+NO_TARGET = (
+    "no database given: pass --url URL or --app module:attribute "
+    "(or set HIVEMIND_URL or HIVEMIND_APP, or url or app in hivemind.toml)"
+)
 
 
 class DbCommandError(click.ClickException):
@@ -156,11 +162,13 @@ def _reported(url: str | None, where: str | None = None) -> Iterator[None]:
 
 
 def _targets(url: str | None, app_path: str | None, environment: str | None, prefix: str | None) -> list[Target]:
-    if (url is None) == (app_path is None):
-        raise click.UsageError("give either --url URL or --app module:attribute")
+    if url is None and app_path is None:
+        raise DbCommandError(NO_TARGET)
+    if url is not None and app_path is not None:
+        raise DbCommandError("give either --url URL or --app module:attribute, not both")
     if app_path is not None:
         if prefix is not None:
-            raise click.UsageError("--prefix goes with --url; with --app the app's environments set their prefixes")
+            raise DbCommandError("--prefix goes with --url; with --app the app's environments set their prefixes")
         with _reported(None):
             app = load_app(app_path)
             hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive
@@ -242,10 +250,6 @@ def _status_json(target: Target, status: SchemaStatus) -> str:
     )
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}{'' if count == 1 else 's'}"
-
-
 @db.command(short_help="Show the schema version and the pending migrations (exit 1 if any).")
 @_target_options
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (one per line for several environments).")
@@ -273,7 +277,7 @@ def status(url: str | None, environment: str | None, prefix: str | None, app_pat
             click.echo("pending migrations:")
             for name in schema.pending:
                 click.echo(f"  {name}")
-            click.echo(f"{_plural(len(schema.pending), 'migration')} pending: run `hivemind db upgrade` (same options)")
+            click.echo(f"{plural(len(schema.pending), 'migration')} pending: run `hivemind db upgrade` (same options)")
         else:
             click.echo("up to date")
     if any(schema.pending for schema in statuses):

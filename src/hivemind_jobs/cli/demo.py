@@ -27,6 +27,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 
 import hivemind_jobs as hm
+from hivemind_jobs.cli.views import due_at, plural, state_counts_table
 
 QUICK_JOBS = 400
 REPORTS = ("Q1", "Q2", "Q3", "Q4")
@@ -270,17 +271,11 @@ def progress_view(counts: dict[str, int], delayed: int, total: int, rate: Throug
         f"[bold]{settled}/{total}[/] jobs settled - {rate.elapsed:4.1f} s - "
         f"{rate.current:,.0f} jobs/s now, {rate.average:,.0f} jobs/s on average"
     )
-    table = Table(show_edge=False)
-    for name in COLUMNS:
-        table.add_column(name, justify="right")
-    cells = [str(counts.get(name, 0)) for name in COLUMNS]
-    if delayed:
-        cells[0] += f" ({delayed} delayed)"
-    table.add_row(*cells)
+    table = state_counts_table(counts, COLUMNS, {"Enqueued": f"({delayed} delayed)"} if delayed else None)
     bar = Table.grid(padding=(0, 1))
     bar.add_row(ProgressBar(total=max(total, 1), completed=settled, width=60), f"{100 * settled / max(total, 1):5.1f}%")
     swarms = "   ".join(
-        f"swarm [cyan]{swarm['name']}[/] {swarm['busy']}/{len(swarm['drones'])} drones busy"
+        f"swarm [cyan]{swarm['name']}[/] {swarm['busy']}/{plural(len(swarm['drones']), 'drone')} busy"
         for swarm in colony.describe()["swarms"]
     )
     return Group(heading, bar, table, swarms)
@@ -361,18 +356,6 @@ def started_at(job: hm.BackgroundJob) -> datetime | None:
     return max((state.elected_at for state in executions(job) if state.elected_at), default=None)
 
 
-def due_at(state: hm.State) -> datetime | None:
-    """When an Enqueued state was due: its absolute time, or its elected time plus its relative delay
-    (an estimate on this machine's clock: the database measured the delay on its own)."""
-    if not isinstance(state, hm.Enqueued):
-        return None
-    if state.delay_until is not None:
-        return state.delay_until
-    if state.delay is not None and state.elected_at is not None:
-        return state.elected_at + state.delay
-    return None
-
-
 def percentile(ordered: list[float], fraction: float) -> float:
     """Nearest-rank percentile of sorted values."""
     return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
@@ -431,7 +414,7 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
         span = max((max(ends) - min(starts)).total_seconds(), 1e-3)
         console.print(
             f"[bold]throughput[/]: {len(lead_times)} quick jobs in {span:.2f} s = "
-            f"[bold]{len(lead_times) / span:,.0f} jobs/s[/]; the colony processed {run.processed} executions "
+            f"[bold]{len(lead_times) / span:,.0f} jobs/s[/]; the colony processed {plural(run.processed, 'execution')} "
             f"in {run.elapsed:.1f} s (waiting for the delayed jobs included)",
             soft_wrap=True,
         )
@@ -508,7 +491,7 @@ async def summary(hive: hm.HiveMind, marks: Landmarks, run: RunReport, console: 
     for info in await hive.colonies.list():
         console.print(
             f"[bold]colony[/] {info.name} ({info.id}) {info.status}: "
-            + ", ".join(f"swarm {swarm['name']} with {len(swarm['drones'])} drones" for swarm in info.swarms)
+            + ", ".join(f"swarm {swarm['name']} with {plural(len(swarm['drones']), 'drone')}" for swarm in info.swarms)
         )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import dataclasses
 import enum
 import functools
@@ -19,6 +20,7 @@ import json
 import math
 import re
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -31,16 +33,16 @@ from rich.table import Table
 from rich.text import Text
 
 import hivemind_jobs as hm
-from hivemind_jobs.cli.db import DbCommandError, _one_line, _reported, _safe_url
+from hivemind_jobs.cli.db import NO_TARGET, DbCommandError, _one_line, _reported, _safe_url
+from hivemind_jobs.cli.views import age_text, due_at, plural
 from hivemind_jobs.cli.worker import load_app
-from hivemind_jobs.client.jobs import BackgroundJobClient
+from hivemind_jobs.client.jobs import BackgroundJobClient, CancelResult, DeleteResult, JobLogEntry
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_queue_name, validate_state_name
 from hivemind_jobs.core.priority import coerce_priority
 from hivemind_jobs.core.states import registered_states
 from hivemind_jobs.environment import Environment
 from hivemind_jobs.errors import HiveMindError
-from hivemind_jobs.hive import DEFAULT_URL
-from hivemind_jobs.query import MAX_PAGE, Condition, parse_order
+from hivemind_jobs.query import MAX_IN_VALUES, MAX_PAGE, Condition, parse_order
 from hivemind_jobs.query.conditions import PropertyQueryValue
 from hivemind_jobs.query.order import decode_cursor
 from hivemind_jobs.storage.sqlite.backend import SQLiteStorage
@@ -58,12 +60,37 @@ _DURATION_PART = re.compile(r"(\d+)([smhdw])")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _PRIORITY_NAMES = ", ".join(priority.name.lower() for priority in hm.Priority)
 _TEXT_WIDTH = 60
+#: log records read per query
+_LOG_PAGE = 1000
 #: the width of tables written to a pipe or file: wide enough that rows are never wrapped
 _PIPE_WIDTH = 10_000
 
 
 def _bad(option: str, value: str, message: str) -> DbCommandError:
     return DbCommandError(f"{option} {value!r}: {message}")
+
+
+def _job_id(text: str) -> int:
+    """A job id given on the command line (a positive whole number)."""
+    if not _INT.fullmatch(text.strip()) or int(text) <= 0:
+        raise DbCommandError(f"job id {text!r}: not a job id (a positive whole number such as 12)")
+    return int(text)
+
+
+def _positive(option: str, text: str) -> int:
+    if not _INT.fullmatch(text.strip()) or int(text) <= 0:
+        raise _bad(option, text, "expected a positive whole number")
+    return int(text)
+
+
+def _job_ids(command: str, texts: tuple[str, ...], filters: Filters | None, all_jobs: bool) -> list[int]:
+    """The ids given to ``command`` (in order, each once); ids exclude filters and --all."""
+    if texts and ((filters is not None and filters.given) or all_jobs):
+        raise DbCommandError(f"give {command} either job ids or filters (or --all), not both; ids: {' '.join(texts)}")
+    ids = list(dict.fromkeys(_job_id(text) for text in texts))
+    if len(ids) > MAX_IN_VALUES:
+        raise DbCommandError(f"at most {MAX_IN_VALUES} job ids at once (got {len(ids)}); use filters for more")
+    return ids
 
 
 # ----------------------------------------------------------------------------- parsing values
@@ -317,7 +344,7 @@ def _source_options(command: F) -> F:
             "--url",
             default=None,
             metavar="URL",
-            help=f"Storage URL (default {DEFAULT_URL}): sqlite:///path.db, "
+            help="Storage URL: sqlite:///path.db, "
             "postgresql://user@host:port/db?schema=name, mysql://user@host:port/db.",
         ),
         click.option(
@@ -353,7 +380,9 @@ def _environment(source: Source) -> Environment:
             app = load_app(source.app_path)
             hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive
             return hive.env(source.environment)
-    url = source.url if source.url is not None else DEFAULT_URL
+    if source.url is None:
+        raise DbCommandError(NO_TARGET)
+    url = source.url
     with _reported(url):
         try:
             environment = source.environment if source.environment is not None else DEFAULT_ENVIRONMENT
@@ -465,8 +494,11 @@ def _job_summary(job: hm.BackgroundJob) -> dict[str, Any]:
         "reason": job.state.reason,
         "created_at": _iso(job.created_at),
         "modified_at": _iso(job.modified_at),
+        "due_at": _iso(due_at(job.state)),
         "properties": plain(dict(job.properties)),
         "function": job.invocation.display_name,
+        "target": job.invocation.target,
+        "method": job.invocation.method,
         "locked_by": job.locked_by,
     }
 
@@ -519,28 +551,38 @@ def _console() -> Console:
 
 
 def _jobs_table(page: list[hm.BackgroundJob]) -> Table:
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("id", "queue", "priority", "state", "created (UTC)", "modified (UTC)", "properties"):
-        table.add_column(column, justify="right" if column == "id" else "left", no_wrap=column != "properties")
-    for job in page:
-        table.add_row(
-            Text(str(job.id)),
-            Text(job.queue),
-            Text(job.priority.name.lower()),
-            Text(job.state.name),
-            Text(_when(job.created_at)),
-            Text(_when(job.modified_at)),
-            Text(_clip(_properties_text(job.properties))),
+    """The jobs of ``ls``: every column on one line; on a terminal too narrow for them only the
+    function and the properties are cut, with an ellipsis (piped output is never cut, see
+    :func:`_console`)."""
+    headers = ("id", "queue", "priority", "state", "due (UTC)", "created (UTC)", "modified (UTC)")
+    rows = [
+        (
+            str(job.id),
+            job.queue,
+            job.priority.name.lower(),
+            job.state.name,
+            _when(due_at(job.state)),
+            _when(job.created_at),
+            _when(job.modified_at),
+            job.invocation.display_name,
+            _clip(_properties_text(job.properties)),
         )
+        for job in page
+    ]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for index, column in enumerate(headers):
+        # as wide as their widest cell: the terminal's width is taken from the last two columns
+        width = max([len(column), *(len(row[index]) for row in rows)])
+        table.add_column(column, justify="right" if column == "id" else "left", no_wrap=True, min_width=width)
+    table.add_column("function", no_wrap=True, overflow="ellipsis", min_width=12)
+    table.add_column("properties", no_wrap=True, overflow="ellipsis", min_width=10)
+    for row in rows:
+        table.add_row(*(Text(cell) for cell in row))
     return table
 
 
 def _echo_json(document: Any) -> None:
     click.echo(json.dumps(document, ensure_ascii=False))
-
-
-def _plural(count: int, word: str, words: str) -> str:
-    return f"{count} {word if count == 1 else words}"
 
 
 def _now() -> datetime:
@@ -552,14 +594,15 @@ def _now() -> datetime:
 
 @click.group()
 def jobs() -> None:
-    """List, inspect, count, requeue and delete the background jobs of one environment.
+    """List, inspect, count, wait for, watch, requeue, cancel and delete the jobs of one environment.
 
-    The database is named like `hivemind db` does: --url URL (default sqlite:///hivemind.db) with
-    --env and --prefix, or --app module:attribute for an application's HiveMind. Errors print one
+    The database is named like `hivemind db` does: --url URL with --env and --prefix, or --app
+    module:attribute for an application's HiveMind (or HIVEMIND_URL / HIVEMIND_APP, or the settings
+    file); without any of them the command says what to pass. Errors print one
     line `Error: ...` on stderr and exit with status 2.
 
     \b
-    Filters (ls, count, requeue, delete; all given ones must hold):
+    Filters (ls, count, requeue, cancel, delete; all given ones must hold):
       --state Failed --state Deleted   current state is any of them
       --queue mail --queue 'report*'   queue is any of them (* is any characters)
       --priority high --priority 0     priority is any of them (critical high normal low none, 0-4)
@@ -672,6 +715,7 @@ def _show_text(job: hm.BackgroundJob) -> list[str]:
         f"queue:      {job.queue}",
         f"priority:   {job.priority.name.lower()} ({int(job.priority)})",
         f"state:      {job.state.name} since {_when(job.state.elected_at)} UTC",
+        *_due_lines(job.state, "  "),
         *_state_lines(job.state, "  "),
         f"created:    {_when(job.created_at)} UTC",
         f"modified:   {_when(job.modified_at)} UTC",
@@ -688,29 +732,127 @@ def _show_text(job: hm.BackgroundJob) -> list[str]:
     for state in job.states:
         lines.append(f"  #{state.sequence} {state.name} at {_when(state.elected_at)} UTC")
         if state is not job.state:
+            lines.extend(_due_lines(state, "      "))
             lines.extend(_state_lines(state, "      "))
     return lines
 
 
-@jobs.command(short_help="Show one job in detail.")
-@click.argument("job_id", type=int)
-@click.option("--json", "as_json", is_flag=True, help="Print the job as one JSON object.")
+def _due_lines(state: hm.State, indent: str) -> list[str]:
+    """When an Enqueued state with a delay (a retry, a delayed job) is, or was, due."""
+    due = due_at(state)
+    if due is None:
+        return []
+    now = _now()
+    when = f"in {age_text(due - now)}" if due > now else f"{age_text(now - due)} ago"
+    return [f"{indent}due: {_when(due)} UTC ({when})"]
+
+
+def _log_dict(entry: JobLogEntry) -> dict[str, Any]:
+    return {
+        "id": entry.id,
+        "created_at": _iso(entry.created_at),
+        "level": entry.level_name,
+        "logger": entry.logger,
+        "message": entry.message,
+        "exception_type": entry.exception_type,
+        "exception_message": entry.exception_message,
+        "traceback": entry.traceback,
+    }
+
+
+def _log_lines(entry: JobLogEntry) -> list[str]:
+    logger = f" {entry.logger}:" if entry.logger else ""
+    lines = [f"  {_when(entry.created_at)} {entry.level_name}{logger} {entry.message}"]
+    if entry.traceback:
+        lines.extend(f"    {line}" for line in entry.traceback.rstrip("\n").splitlines())
+    elif entry.exception_type:
+        lines.append(f"    {entry.exception_type}: {entry.exception_message or ''}")
+    return lines
+
+
+async def _job_logs(client: BackgroundJobClient, job_id: int, tail: int | None) -> list[JobLogEntry]:
+    """The job's log records, oldest first; with ``tail`` only the last ``tail`` of them."""
+    kept: collections.deque[JobLogEntry] = collections.deque(maxlen=tail)
+    after = 0
+    while True:
+        page = await client.get_logs(job_id, after_id=after, limit=_LOG_PAGE)
+        kept.extend(page)
+        if len(page) < _LOG_PAGE:
+            return list(kept)
+        after = page[-1].id
+
+
+def _abbreviated(value: Any) -> str:
+    return _clip(json.dumps(plain(value), ensure_ascii=False))
+
+
+@jobs.command(short_help="Show one job in detail, with its history and logs.")
+@click.argument("job_id", metavar="ID")
+@click.option("--logs", "show_logs", is_flag=True, help="Also show the job's log lines (oldest first).")
+@click.option("--tail", default=None, metavar="N", help="Only the last N log lines (implies --logs).")
+@click.option(
+    "--data",
+    "data_names",
+    multiple=True,
+    metavar="NAME",
+    help="Also show the job data item NAME (values abbreviated; --json prints them whole). Repeatable.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the job (and its logs and data items) as one JSON object.")
 @_source_options
-def show(source: Source, job_id: int, as_json: bool) -> None:
-    """Show one job: function and arguments, queue, priority, state and its history, properties, lock.
+def show(
+    source: Source,
+    job_id: str,
+    show_logs: bool,
+    tail: str | None,
+    data_names: tuple[str, ...],
+    as_json: bool,
+) -> None:
+    """Show one job: function and arguments, queue, priority, its state (with when a retry or a
+    delayed job is due), its history (each state with time and reason), properties, lock; with
+    --logs its log lines, with --data NAME its data items.
 
-    An unknown JOB_ID is an error (exit status 2).
+    An unknown ID is an error (exit status 2).
     """
+    number = _job_id(job_id)
+    last = _positive("--tail", tail) if tail is not None else None
+    with_logs = show_logs or last is not None
 
-    async def fetch(client: BackgroundJobClient) -> hm.BackgroundJob:
-        return await client.get(job_id)
+    async def fetch(client: BackgroundJobClient) -> tuple[hm.BackgroundJob, list[JobLogEntry], dict[str, Any]]:
+        job = await client.get(number)
+        logs = await _job_logs(client, number, last) if with_logs else []
+        missing = object()
+        data = {}
+        for name in data_names:
+            try:
+                value = await client.try_get_data(number, name, default=missing)
+            except HiveMindError as error:
+                raise _bad("--data", name, str(error)) from None
+            if value is missing:
+                raise _bad("--data", name, f"job {number} has no data item {name!r}")
+            data[name] = value
+        return job, logs, data
 
-    job = _run(source, fetch)
+    job, logs, data = _run(source, fetch)
     if as_json:
-        _echo_json(_job_details(job))
+        document = _job_details(job)
+        if with_logs:
+            document["logs"] = [_log_dict(entry) for entry in logs]
+        if data_names:
+            document["data"] = plain(data)
+        _echo_json(document)
         return
     for line in _show_text(job):
         click.echo(line)
+    if data_names:
+        click.echo("data:")
+        for name, value in data.items():
+            click.echo(f"  {name} = {_abbreviated(value)}")
+    if with_logs:
+        shown = f"last {plural(len(logs), 'log line')}" if last is not None else plural(len(logs), "log line")
+        click.echo(f"logs ({shown}):" if logs else "logs: none")
+        for entry in logs:
+            for line in _log_lines(entry):
+                click.echo(line)
 
 
 @jobs.command()
@@ -748,30 +890,98 @@ def _report_bulk(verb: str, result: hm.BulkResult, as_json: bool) -> None:
         _echo_json({"changed": result.changed, "unchanged": result.unchanged, "batches": result.batches})
         return
     click.echo(
-        f"{verb} {_plural(result.changed, 'job', 'jobs')}; {result.unchanged} left unchanged; "
-        f"{_plural(result.batches, 'batch', 'batches')}"
+        f"{verb} {plural(result.changed, 'job')}; {result.unchanged} left unchanged; "
+        f"{plural(result.batches, 'batch', 'batches')}"
     )
 
 
-@jobs.command(short_help="Enqueue the matching jobs again.")
+@dataclass(frozen=True)
+class Outcome:
+    """What a command did to one job given by id: ``done`` when it did what was asked."""
+
+    job_id: int
+    outcome: str
+    done: bool
+    detail: str | None = None
+
+    def line(self) -> str:
+        return f"job {self.job_id} {self.outcome}" + (f": {self.detail}" if self.detail else "")
+
+    def document(self) -> dict[str, Any]:
+        return {"id": self.job_id, "outcome": self.outcome.replace(" ", "_"), "done": self.done, "detail": self.detail}
+
+
+async def _check_known(client: BackgroundJobClient, ids: list[int]) -> None:
+    """Every id names a job of the environment, or nothing is changed (exit status 2)."""
+    page = await client.search(hm.job.id.in_(ids), order_by="id", limit=len(ids))
+    missing = sorted(set(ids) - {job.id for job in page.jobs})
+    if missing:
+        where = client.environment.name
+        names = ", ".join(map(str, missing))
+        raise DbCommandError(
+            f"no job {names} in environment {where!r}; nothing was changed"
+            if len(missing) == 1
+            else f"no jobs {names} in environment {where!r}; nothing was changed"
+        )
+
+
+def _report_outcomes(outcomes: list[Outcome], as_json: bool) -> None:
+    """One line (or JSON object) per job; exit status 1 when some job was not changed as asked."""
+    if as_json:
+        _echo_json({"jobs": [outcome.document() for outcome in outcomes]})
+    else:
+        for outcome in outcomes:
+            click.echo(outcome.line())
+    if not all(outcome.done for outcome in outcomes):
+        click.get_current_context().exit(EXIT_NOT_DONE)
+
+
+def _locked_detail(job: hm.BackgroundJob | None) -> str:
+    if job is None:
+        return "it no longer exists"
+    return f"locked by {job.locked_by} (running); cancel it first" if job.locked_by else f"it is {job.state.name}"
+
+
+_BY_ID_HELP = """
+    \b
+    Exit status:
+      0  every job given by id was changed (or the filters' jobs were)
+      1  some job given by id is not in a state that allows it (each is reported)
+      2  error: bad option or id, an id that names no job (then nothing is changed), database
+"""
+
+#: some job given by id was not changed as asked (each one is reported)
+EXIT_NOT_DONE = 1
+
+
+@jobs.command(short_help="Enqueue jobs again, by id or by filters.")
+@click.argument("job_ids", nargs=-1, metavar="[ID]...")
 @click.option("--to-queue", default=None, metavar="QUEUE", help="Move them to this queue.")
 @click.option("--to-priority", default=None, metavar="P", help=f"Give them this priority ({_PRIORITY_NAMES}, 0-4).")
-@click.option("--all", "all_jobs", is_flag=True, help="Requeue every job (required when no filter is given).")
-@click.option("--json", "as_json", is_flag=True, help='Print {"changed": N, "unchanged": N, "batches": N}.')
+@click.option("--all", "all_jobs", is_flag=True, help="Requeue every job (required when no filter or id is given).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"changed": N, "unchanged": N, "batches": N}; with ids {"jobs": [{"id", "outcome", ...}]}.',
+)
 @_filter_options
 @_source_options
 def requeue(
     source: Source,
     filters: Filters,
+    job_ids: tuple[str, ...],
     to_queue: str | None,
     to_priority: str | None,
     all_jobs: bool,
     as_json: bool,
 ) -> None:
-    """Enqueue the matching jobs again (failed, succeeded, idle or deleted ones run once more),
-    optionally in another queue or priority. Needs a filter or --all.
+    """Enqueue jobs again (failed, succeeded, idle or deleted ones run once more), optionally in
+    another queue or priority: the jobs given by ID (`hivemind jobs requeue 12 15`), or those
+    matching the filters, or --all.
 
-    Jobs locked by a worker (running ones) are skipped and not counted.
+    Jobs locked by a worker (running ones) are skipped: by filters they are not counted, by id
+    they are reported.
     """
     if to_queue is not None:
         try:
@@ -779,6 +989,23 @@ def requeue(
         except HiveMindError as error:
             raise _bad("--to-queue", to_queue, str(error)) from None
     priority = parse_priority("--to-priority", to_priority) if to_priority is not None else None
+    ids = _job_ids("requeue", job_ids, filters, all_jobs)
+    if ids:
+
+        async def requeue_each(client: BackgroundJobClient) -> list[Outcome]:
+            await _check_known(client, ids)
+            outcomes = []
+            for job_id in ids:
+                result = await client.requeue_where(hm.job.id == job_id, queue=to_queue, priority=priority)
+                if result.changed:
+                    outcomes.append(Outcome(job_id, "requeued", done=True))
+                else:
+                    detail = _locked_detail(await client.try_get(job_id))
+                    outcomes.append(Outcome(job_id, "not requeued", done=False, detail=detail))
+            return outcomes
+
+        _report_outcomes(_run(source, requeue_each), as_json)
+        return
     condition = _bulk_condition("requeue", filters, all_jobs)
 
     async def change(client: BackgroundJobClient) -> hm.BulkResult:
@@ -787,21 +1014,214 @@ def requeue(
     _report_bulk("requeued", _run(source, change), as_json)
 
 
-@jobs.command(short_help="Delete (soft) the matching jobs.")
+requeue.help = (requeue.help or "") + _BY_ID_HELP
+
+
+_DELETE_OUTCOMES = {
+    DeleteResult.DELETED: ("deleted", True, None),
+    DeleteResult.REQUESTED: ("stop requested", True, "it is running; its drone stops it and deletes it"),
+    DeleteResult.ALREADY_DELETED: ("not deleted", False, "it was deleted already"),
+}
+
+
+@jobs.command(short_help="Delete (soft) jobs, by id or by filters.")
+@click.argument("job_ids", nargs=-1, metavar="[ID]...")
 @click.option("--reason", default=None, help="Reason recorded with the Deleted state (default: deleted).")
-@click.option("--all", "all_jobs", is_flag=True, help="Delete every job (required when no filter is given).")
-@click.option("--json", "as_json", is_flag=True, help='Print {"changed": N, "unchanged": N, "batches": N}.')
+@click.option("--all", "all_jobs", is_flag=True, help="Delete every job (required when no filter or id is given).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"changed": N, "unchanged": N, "batches": N}; with ids {"jobs": [{"id", "outcome", ...}]}.',
+)
 @_filter_options
 @_source_options
-def delete(source: Source, filters: Filters, reason: str | None, all_jobs: bool, as_json: bool) -> None:
-    """Move the matching jobs to the Deleted state (kept until retention removes them); jobs
-    already deleted are left unchanged. Needs a filter or --all.
+def delete(
+    source: Source, filters: Filters, job_ids: tuple[str, ...], reason: str | None, all_jobs: bool, as_json: bool
+) -> None:
+    """Move jobs to the Deleted state (kept until retention removes them): the jobs given by ID
+    (`hivemind jobs delete 12 15`), or those matching the filters, or --all.
 
-    Jobs locked by a worker (running ones) are skipped and not counted.
+    By id, a running job is stopped by its drone and then deleted; by filters, jobs locked by a
+    worker (running ones) are skipped and not counted, and jobs already deleted are left unchanged.
     """
+    ids = _job_ids("delete", job_ids, filters, all_jobs)
+    if ids:
+
+        async def delete_each(client: BackgroundJobClient) -> list[Outcome]:
+            await _check_known(client, ids)
+            outcomes = []
+            for job_id in ids:
+                try:
+                    result = await client.delete(job_id, reason=reason)
+                except hm.JobLockedError:
+                    outcomes.append(
+                        Outcome(job_id, "not deleted", done=False, detail=_locked_detail(await client.try_get(job_id)))
+                    )
+                    continue
+                outcome, done, detail = _DELETE_OUTCOMES[result]
+                outcomes.append(Outcome(job_id, outcome, done=done, detail=detail))
+            return outcomes
+
+        _report_outcomes(_run(source, delete_each), as_json)
+        return
     condition = _bulk_condition("delete", filters, all_jobs)
 
     async def change(client: BackgroundJobClient) -> hm.BulkResult:
         return await client.delete_where(condition, reason=reason)
 
     _report_bulk("deleted", _run(source, change), as_json)
+
+
+delete.help = (delete.help or "") + _BY_ID_HELP
+
+#: the states a job can be cancelled in (the client's cancel moves the others nowhere)
+_CANCELLABLE = ("Enqueued", "Awaiting", "Executing")
+
+
+async def _cancel_one(client: BackgroundJobClient, job_id: int, reason: str | None) -> Outcome:
+    try:
+        result = await client.cancel(job_id, reason=reason)
+    except hm.JobLockedError:
+        return Outcome(job_id, "not cancelled", done=False, detail=_locked_detail(await client.try_get(job_id)))
+    except hm.JobNotFoundError:
+        return Outcome(job_id, "not cancelled", done=False, detail="it no longer exists")
+    if result is CancelResult.CANCELLED:
+        return Outcome(job_id, "cancelled", done=True, detail="it is Idle now")
+    if result is CancelResult.REQUESTED:
+        return Outcome(job_id, "stop requested", done=True, detail="it is running; its drone stops it (then Idle)")
+    job = await client.try_get(job_id)
+    state = job.state.name if job is not None else "gone"
+    return Outcome(job_id, "not cancelled", done=False, detail=f"it is {state}, not waiting or running")
+
+
+@jobs.command(short_help="Stop running jobs and park waiting ones (Idle), by id or by filters.")
+@click.argument("job_ids", nargs=-1, metavar="[ID]...")
+@click.option("--reason", default=None, help="Reason recorded with the Idle state (default: cancelled).")
+@click.option("--all", "all_jobs", is_flag=True, help="Cancel every waiting or running job (when no filter or id).")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"jobs": [{"id", "outcome", "done", "detail"}]}; by filters '
+    '{"cancelled": N, "stop_requested": N, "not_cancelled": N}.',
+)
+@_filter_options
+@_source_options
+def cancel(
+    source: Source, filters: Filters, job_ids: tuple[str, ...], reason: str | None, all_jobs: bool, as_json: bool
+) -> None:
+    """Cancel jobs that have not finished: a waiting one (Enqueued or Awaiting) becomes Idle at
+    once; for a running one (Executing) its drone is asked to stop it, and it becomes Idle when
+    the drone has stopped it (within the colony's watch interval). Cancelled jobs are kept and can
+    be requeued. The jobs are given by ID (`hivemind jobs cancel 12 15`), or by the filters (only
+    their waiting and running jobs are looked at), or --all.
+
+    To remove a job instead, use `hivemind jobs delete` (it stops a running job first, too).
+    """
+    ids = _job_ids("cancel", job_ids, filters, all_jobs)
+    if ids:
+
+        async def cancel_each(client: BackgroundJobClient) -> list[Outcome]:
+            await _check_known(client, ids)
+            return [await _cancel_one(client, job_id, reason) for job_id in ids]
+
+        _report_outcomes(_run(source, cancel_each), as_json)
+        return
+    given = _bulk_condition("cancel", filters, all_jobs)
+    condition = hm.where(*(part for part in (given, hm.state.is_(*_CANCELLABLE)) if part is not None))
+
+    async def cancel_matching(client: BackgroundJobClient) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        after: str | None = None
+        while True:
+            page = await client.search(condition, order_by="id", limit=_CANCEL_PAGE, after=after)
+            for job in page.jobs:
+                counts[(await _cancel_one(client, job.id, reason)).outcome] += 1
+            if page.next_cursor is None:
+                return counts
+            after = page.next_cursor
+
+    counts = _run(source, cancel_matching)
+    cancelled, requested, refused = counts["cancelled"], counts["stop requested"], counts["not cancelled"]
+    if as_json:
+        _echo_json({"cancelled": cancelled, "stop_requested": requested, "not_cancelled": refused})
+        return
+    click.echo(
+        f"cancelled {plural(cancelled, 'job')}; stop requested for {plural(requested, 'running job')}; "
+        f"{refused} not cancelled (finished or locked meanwhile)"
+    )
+
+
+cancel.help = (cancel.help or "") + _BY_ID_HELP
+
+#: jobs read per query while cancelling by filters
+_CANCEL_PAGE = 500
+#: ``wait``: the job failed, was deleted or ended in another final state
+EXIT_FAILED = 1
+#: ``wait``: the job did not finish within --timeout
+EXIT_TIMEOUT = 3
+
+
+def _timeout(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
+        raise _bad("--timeout", text, "expected seconds, a number of 0 or more such as 30 or 0.5")
+    return seconds
+
+
+@jobs.command(short_help="Wait for a job to finish and print its result.")
+@click.argument("job_id", metavar="ID")
+@click.option(
+    "--timeout", default=None, metavar="SECONDS", help="Give up after this many seconds (default: wait until it ends)."
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help='Print {"id", "outcome", "state", "result", "error"} (for every outcome but an error).',
+)
+@_source_options
+def wait(source: Source, job_id: str, timeout: str | None, as_json: bool) -> None:
+    """Wait until the job ID reaches a final state; print its result as JSON when it succeeded.
+
+    A failure that is retried is waited through; a cancelled (Idle) job is waited for until it
+    runs again or the timeout. Waiting changes nothing.
+
+    \b
+    Exit status:
+      0  the job succeeded (its result is printed, as JSON)
+      1  it failed, was deleted or ended in another final state (the error is printed)
+      2  error: bad option or id, no such job, database
+      3  it did not finish within --timeout (it goes on)
+    """
+    number = _job_id(job_id)
+    seconds = _timeout(timeout) if timeout is not None else None
+
+    async def wait_for(client: BackgroundJobClient) -> dict[str, Any]:
+        try:
+            result = await client.wait(number, timeout=seconds)
+        except hm.JobWaitTimeoutError as error:
+            return {"id": number, "outcome": "timeout", "state": None, "result": None, "error": str(error)}
+        except hm.JobFailedError as error:
+            return {"id": number, "outcome": "failed", "state": error.state, "result": None, "error": str(error)}
+        except hm.JobDeletedError as error:
+            return {"id": number, "outcome": "deleted", "state": error.state, "result": None, "error": str(error)}
+        except hm.JobNotSucceededError as error:
+            return {"id": number, "outcome": "not_succeeded", "state": error.state, "result": None, "error": str(error)}
+        return {"id": number, "outcome": "succeeded", "state": "Succeeded", "result": plain(result), "error": None}
+
+    document = _run(source, wait_for)
+    if as_json:
+        _echo_json(document)
+    elif document["outcome"] == "succeeded":
+        _echo_json(document["result"])
+    else:
+        click.echo(f"Error: {_one_line(document['error'], source.url)}", err=True)
+    if document["outcome"] == "timeout":
+        click.get_current_context().exit(EXIT_TIMEOUT)
+    if document["outcome"] != "succeeded":
+        click.get_current_context().exit(EXIT_FAILED)

@@ -62,16 +62,19 @@ def demo(database: Path | None) -> None:
 
 
 def _register() -> None:
+    from hivemind_jobs.cli.colonies import colonies
     from hivemind_jobs.cli.db import db
     from hivemind_jobs.cli.jobs import jobs
     from hivemind_jobs.cli.queues import queues
     from hivemind_jobs.cli.recurring import recurring
-    from hivemind_jobs.cli.worker import colonies, worker
+    from hivemind_jobs.cli.watch import watch
+    from hivemind_jobs.cli.worker import worker
 
     cli.add_command(worker)
     cli.add_command(colonies)
     cli.add_command(db)
     cli.add_command(jobs)
+    assert jobs.commands["watch"] is watch  # registered on the group by its module
     cli.add_command(recurring)
     cli.add_command(queues)
     cli.add_command(config_command)

@@ -11,14 +11,26 @@ Every error is one line ``Error: ...`` on stderr and exit status 2.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
 import click
 from rich.table import Table
 from rich.text import Text
 
+import hivemind_jobs as hm
 from hivemind_jobs.cli.db import DbCommandError
-from hivemind_jobs.cli.jobs import Source, _bad, _console, _echo_json, _source_options, _when, run_in_environment
+from hivemind_jobs.cli.jobs import (
+    Source,
+    _bad,
+    _console,
+    _echo_json,
+    _iso,
+    _source_options,
+    _when,
+    run_in_environment,
+)
+from hivemind_jobs.cli.views import age_text, due_at
 from hivemind_jobs.client.queues import MAX_REASON
 from hivemind_jobs.core.names import validate_queue_name
 from hivemind_jobs.core.text import text_problem
@@ -30,13 +42,49 @@ __all__ = ["queues"]
 
 @dataclass(frozen=True, slots=True)
 class QueueRow:
-    """One queue as ``list`` shows it: its waiting jobs (all priorities) and its pause."""
+    """One queue as ``list`` shows it: its waiting jobs by priority, the oldest due one, its pause."""
 
     queue: str
-    ready: int
-    delayed: int
+    #: priority name -> (ready, delayed)
+    priorities: dict[str, tuple[int, int]]
+    oldest_due_at: datetime | None
     paused_at: datetime | None
     reason: str | None
+
+    @property
+    def ready(self) -> int:
+        return sum(ready for ready, _ in self.priorities.values())
+
+    @property
+    def delayed(self) -> int:
+        return sum(delayed for _, delayed in self.priorities.values())
+
+
+#: jobs read per query, and at most that many queries, looking for a queue's oldest due job
+_OLDEST_PAGE = 200
+_OLDEST_PAGES = 5
+
+
+async def _oldest_due(environment: Environment, queue: str, now: datetime) -> datetime | None:
+    """When the queue's longest-waiting due job became due, from its Enqueued state: the time it
+    was enqueued, or that plus its delay (an estimate: the database measures delays on its own
+    clock). Enqueued jobs are read by modification time, oldest first (a job is modified when it
+    is enqueued), until no later one can have become due earlier."""
+    condition = hm.where(hm.state.is_("Enqueued"), hm.job.queue == queue)
+    best: datetime | None = None
+    after: str | None = None
+    for _ in range(_OLDEST_PAGES):
+        page = await environment.jobs.search(condition, order_by="modified", limit=_OLDEST_PAGE, after=after)
+        for job in page.jobs:
+            if best is not None and job.modified_at is not None and job.modified_at > best:
+                return best
+            due = due_at(job.state) or job.state.elected_at
+            if due is not None and due <= now and (best is None or due < best):
+                best = due
+        if page.next_cursor is None:
+            break
+        after = page.next_cursor
+    return best
 
 
 def _queue(text: str) -> str:
@@ -98,66 +146,96 @@ def resume(source: Source, name: str) -> None:
         click.echo(f"queue {queue!r} was not paused")
 
 
-@queues.command("list", short_help="List the queues: waiting jobs and pauses.")
+def _row_document(row: QueueRow, now: datetime) -> dict[str, Any]:
+    return {
+        "queue": row.queue,
+        "ready": row.ready,
+        "delayed": row.delayed,
+        "priorities": [
+            {"priority": name, "value": int(hm.Priority[name.upper()]), "ready": ready, "delayed": delayed}
+            for name, (ready, delayed) in row.priorities.items()
+        ],
+        "oldest_due_at": _iso(row.oldest_due_at),
+        "oldest_due_age_seconds": (
+            round((now - row.oldest_due_at).total_seconds(), 3) if row.oldest_due_at is not None else None
+        ),
+        "paused": row.paused_at is not None,
+        "paused_at": _iso(row.paused_at),
+        "reason": row.reason,
+    }
+
+
+def _priorities_text(row: QueueRow) -> str:
+    parts = []
+    for name, (ready, delayed) in row.priorities.items():
+        parts.append(f"{name} {ready}" + (f"+{delayed}" if delayed else ""))
+    return ", ".join(parts) or "-"
+
+
+@queues.command("list", short_help="List the queues: depth by priority, due and delayed jobs, pauses.")
 @click.option("--json", "as_json", is_flag=True, help='Print {"queues": [...]} only.')
 @_source_options
 def list_queues(source: Source, as_json: bool) -> None:
-    """List the queues that hold jobs or are paused, by name: jobs ready and delayed, and when and
-    why a paused one was paused."""
+    """List the queues that hold waiting jobs or are paused, by name: jobs ready (due now) and
+    delayed (due later: delayed jobs, retries), both by priority, how long the oldest due job has
+    waited, and when and why a paused one was paused.
 
-    async def fetch(environment: Environment) -> list[QueueRow]:
+    In the table, "by priority" reads `high 2, normal 5+1`: 2 high-priority jobs due, 5 normal
+    ones due and 1 delayed. Jobs awaiting a parent job are not in a queue yet and not counted.
+    """
+
+    async def fetch(environment: Environment) -> tuple[list[QueueRow], datetime]:
         stats = await environment.jobs.queue_stats()
         paused = {item.queue: item for item in await environment.queues.paused()}
-        counts: dict[str, list[int]] = {}
-        for stat in stats:
-            found = counts.setdefault(stat.queue, [0, 0])
-            found[0] += stat.ready
-            found[1] += stat.delayed
+        now = datetime.now(UTC)
+        counts: dict[str, dict[str, tuple[int, int]]] = {}
+        for stat in sorted(stats, key=lambda item: (item.queue, item.priority)):
+            name = hm.Priority(stat.priority).name.lower()
+            ready, delayed = counts.setdefault(stat.queue, {}).get(name, (0, 0))
+            counts[stat.queue][name] = (ready + stat.ready, delayed + stat.delayed)
         rows = []
         for queue in sorted(set(counts) | set(paused)):
-            ready, delayed = counts.get(queue, [0, 0])
+            by_priority = counts.get(queue, {})
+            due = any(ready for ready, _ in by_priority.values())
             pause = paused.get(queue)
             rows.append(
                 QueueRow(
                     queue,
-                    ready,
-                    delayed,
+                    by_priority,
+                    await _oldest_due(environment, queue, now) if due else None,
                     pause.paused_at if pause is not None else None,
                     pause.reason if pause is not None else None,
                 )
             )
-        return rows
+        return rows, now
 
-    rows = run_in_environment(source, fetch)
+    rows, now = run_in_environment(source, fetch)
     if as_json:
-        _echo_json(
-            {
-                "queues": [
-                    {
-                        "queue": row.queue,
-                        "ready": row.ready,
-                        "delayed": row.delayed,
-                        "paused": row.paused_at is not None,
-                        "paused_at": row.paused_at.isoformat() if row.paused_at is not None else None,
-                        "reason": row.reason,
-                    }
-                    for row in rows
-                ]
-            }
-        )
+        _echo_json({"queues": [_row_document(row, now) for row in rows]})
         return
     if not rows:
         click.echo("no queues hold jobs and none is paused")
         return
-    table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("queue", "ready", "delayed", "paused since (UTC)", "reason"):
-        table.add_column(column, justify="right" if column in ("ready", "delayed") else "left")
-    for row in rows:
-        table.add_row(
-            Text(row.queue),
-            Text(str(row.ready)),
-            Text(str(row.delayed)),
-            Text(_when(row.paused_at)),
-            Text(row.reason or ""),
+    headers = ("queue", "ready", "delayed", "by priority", "oldest due", "paused since (UTC)")
+    cells = [
+        (
+            row.queue,
+            str(row.ready),
+            str(row.delayed),
+            _priorities_text(row),
+            f"{age_text(now - row.oldest_due_at)} ago" if row.oldest_due_at is not None else "-",
+            _when(row.paused_at),
         )
+        for row in rows
+    ]
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for index, column in enumerate(headers):
+        # as wide as their widest cell: on a narrow terminal only the reason is cut
+        width = max([len(column), *(len(line[index]) for line in cells)])
+        table.add_column(
+            column, justify="right" if column in ("ready", "delayed") else "left", no_wrap=True, min_width=width
+        )
+    table.add_column("reason", no_wrap=True, overflow="ellipsis", min_width=8)
+    for row, line in zip(rows, cells, strict=True):
+        table.add_row(*(Text(cell) for cell in line), Text(row.reason or ""))
     _console().print(table)

@@ -328,7 +328,7 @@ def _show_text(shown: Shown, history: int) -> list[str]:
 def recurring() -> None:
     """List, inspect, trigger, pause, resume and delete the recurring jobs of one environment.
 
-    The database is named like `hivemind jobs` does: --url URL (default sqlite:///hivemind.db) with
+    The database is named like `hivemind jobs` does: --url URL with
     --env and --prefix (the table prefix), or --app module:attribute for an application's HiveMind
     (whose calendars then explain the schedules). `ls --id-prefix` filters by recurring job id;
     --prefix stays the table prefix, as in `hivemind jobs`. Times are UTC. Errors print one line

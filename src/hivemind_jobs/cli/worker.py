@@ -1,4 +1,4 @@
-"""``hivemind worker`` and ``hivemind colonies``: run a colony from the command line, list colonies.
+"""``hivemind worker``: run a colony from the command line (``hivemind colonies`` lists them).
 
 The application is given uvicorn-style as ``module:attribute``; the attribute is a
 :class:`~hivemind_jobs.HiveMind`, a :class:`~hivemind_jobs.Colony` (run as configured) or a
@@ -26,6 +26,7 @@ from click.core import ParameterSource
 import hivemind_jobs as hm
 from hivemind_jobs.cli.logs import LOG_FORMATS, configure_logging
 from hivemind_jobs.cli.supervisor import EXIT_ALLOWANCE, PROCESS_ENV, Supervisor, watch_supervisor
+from hivemind_jobs.cli.views import plural
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.core.timeouts import validate_timeout
 
@@ -508,73 +509,4 @@ def worker(app_path: str | None, **options: Any) -> None:
         processed = _run_to_exit(run_worker(app, options))
     except hm.HiveMindError as error:
         raise click.ClickException(redact_secrets(str(error))) from error
-    click.echo(f"colony stopped after {processed} {'job' if processed == 1 else 'jobs'}", err=True)
-
-
-@click.command()
-@click.option("--app", "app_path", default=None, help="module:attribute of the application's HiveMind.")
-@click.option("--url", default=None, help="Storage URL instead of --app (e.g. sqlite:///hivemind.db).")
-@click.option("--env", "environment", default=None, help="Environment (default: the default one).")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def colonies(app_path: str | None, url: str | None, environment: str | None, as_json: bool) -> None:
-    """List the colonies of an environment, as they last reported themselves."""
-    import json
-
-    from rich.console import Console
-    from rich.table import Table
-
-    if (app_path is None) == (url is None):
-        raise click.UsageError("give either --app module:attribute or --url")
-    if app_path is not None:
-        app = load_app(app_path)
-        hive = app if isinstance(app, hm.HiveMind) else app.hive
-    else:
-        assert url is not None
-        try:
-            hive = hm.HiveMind(url, environment=environment or "main")
-        except (hm.HiveMindError, ValueError) as error:  # ValueError: urllib's own (a port that is no number)
-            raise click.ClickException(redact_secrets(str(error))) from error
-
-    async def fetch() -> list[hm.ColonyInfo]:
-        async with hive:
-            return await hive.env(environment).colonies.list()
-
-    try:
-        infos = asyncio.run(fetch())
-    except hm.HiveMindError as error:
-        raise click.ClickException(redact_secrets(str(error))) from error
-    if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {
-                        "id": info.id,
-                        "name": info.name,
-                        "status": info.status,
-                        "host": info.host,
-                        "pid": info.pid,
-                        "heartbeat": info.heartbeat.isoformat(),
-                        "last_progress_at": info.last_progress_at.isoformat() if info.last_progress_at else None,
-                        "state": info.state,
-                    }
-                    for info in infos
-                ]
-            )
-        )
-        return
-    table = Table(title=f"Colonies ({len(infos)})")
-    for column in ("name", "id", "status", "swarms", "busy drones", "processed", "heartbeat"):
-        table.add_column(column)
-    for info in infos:
-        busy = sum(int(swarm.get("busy", 0)) for swarm in info.swarms)
-        total = sum(len(swarm.get("drones", [])) for swarm in info.swarms)
-        table.add_row(
-            info.name,
-            info.id,
-            info.status,
-            ", ".join(str(swarm.get("name")) for swarm in info.swarms),
-            f"{busy}/{total}",
-            str(info.state.get("processed", 0)),
-            info.heartbeat.strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    Console().print(table)
+    click.echo(f"colony stopped after {plural(processed, 'job')}", err=True)
