@@ -299,8 +299,9 @@ __all__ = [
     "where",
 ]
 
-#: modules of optional extras, imported on first use: ``hm.otel`` (``[otel]``)
-_EXTRAS = frozenset({"otel"})
+#: modules of optional extras, imported on first use: ``hm.otel`` (``[otel]``), ``hm.prometheus``
+#: (``[prometheus]``)
+_EXTRAS = frozenset({"otel", "prometheus"})
 
 
 def __getattr__(name: str) -> object:

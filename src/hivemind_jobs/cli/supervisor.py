@@ -83,6 +83,7 @@ class Supervisor:
         restart_delay: float = 1.0,
         max_restart_delay: float = 30.0,
         stable_after: float = 10.0,
+        on_exit: Callable[[int], None] | None = None,
     ) -> None:
         if count < 1:
             raise ValueError(f"count must be 1 or more, got {count}")
@@ -96,6 +97,8 @@ class Supervisor:
         self.max_restart_delay = max_restart_delay
         #: a child that lived this long before it died is restarted after the shortest delay
         self.stable_after = stable_after
+        #: told the pid of each child that exited while the group runs (before its restart)
+        self.on_exit = on_exit
         self._signals: list[int] = []
 
     # ------------------------------------------------------------------ running
@@ -163,6 +166,8 @@ class Supervisor:
         pid = child.process.pid
         child.process = None
         self._close_pipe(child)
+        if self.on_exit is not None:
+            self.on_exit(pid)
         if self.burst and status == 0:
             child.done = True
             _log.info("%s (pid %d) drained its work and exited", child.label, pid)

@@ -8,13 +8,18 @@ callable returning either.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import functools
 import importlib
 import inspect
+import logging
 import math
 import os
 import socket
 import sys
+import tempfile
+import time
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from pathlib import Path
@@ -29,6 +34,7 @@ from hivemind_jobs.cli.supervisor import EXIT_ALLOWANCE, PROCESS_ENV, Supervisor
 from hivemind_jobs.cli.views import plural
 from hivemind_jobs.core.text import redact_secrets
 from hivemind_jobs.core.timeouts import validate_timeout
+from hivemind_jobs.errors import RetryableStorageError
 
 __all__ = [
     "SETTINGS",
@@ -41,6 +47,8 @@ __all__ = [
     "parse_swarm_settings",
     "run_worker",
 ]
+
+_log = logging.getLogger("hivemind_jobs.cli.worker")
 
 
 def load_app(path: str) -> Any:
@@ -322,7 +330,13 @@ def _build_colony(app: Any, options: dict[str, Any]) -> hm.Colony:
 async def run_worker(app: Any, options: dict[str, Any]) -> int:
     colony = _build_colony(app, options)
     hive: hm.HiveMind = app if isinstance(app, hm.HiveMind) else app.hive
-    await hive.open()
+    await open_waiting(hive, options.get("wait_for_db", 0.0))
+    metrics: Any = options.get("metrics")
+    refresher: asyncio.Task[None] | None = None
+    if metrics is not None:
+        metrics.instrument(hive)
+        every = options.get("metrics_interval") or _METRICS_INTERVAL
+        refresher = asyncio.create_task(metrics.keep_refreshed(hive, colony, every), name="hivemind-metrics")
     supervisor_fd: int | None = options.get("supervisor_fd")
     # a colony of `--processes N` stops when its supervisor is gone, even killed: no orphans
     unwatch = (
@@ -333,11 +347,42 @@ async def run_worker(app: Any, options: dict[str, Any]) -> int:
     finally:
         if unwatch is not None:
             unwatch()
+        if refresher is not None:
+            refresher.cancel()
+            metrics.count_drones(colony)
         # the storage closes within what is left of the stop's budget, database reachable or not
         await hive.close(timeout=max(colony.shutdown_remaining(), _CLOSE_FLOOR))
     return colony.processed
 
 
+async def open_waiting(hive: hm.HiveMind, budget: float) -> None:
+    """Open ``hive``; while its database does not answer (refused, timed out, starting up) try
+    again with backoff for up to ``budget`` seconds, then fail in one line. A refusal (wrong
+    password, unknown database) fails at once: waiting would not change it."""
+    deadline = time.monotonic() + budget
+    delay = _FIRST_WAIT
+    while True:
+        try:
+            await hive.open()
+            return
+        except RetryableStorageError as error:
+            left = deadline - time.monotonic()
+            why = " ".join(redact_secrets(str(error)).split())  # one line
+            if left <= 0:
+                await hive.close()
+                waited = f" within {budget:g} s" if budget > 0 else ""
+                raise click.ClickException(f"the database did not answer{waited}: {why}") from None
+            pause = min(delay, left)
+            _log.warning("the database does not answer yet (%s); trying again in %.1f s", why, pause)
+            await asyncio.sleep(pause)
+            delay = min(delay * 2, _LONGEST_WAIT)
+
+
+#: --wait-for-db: the first pause between attempts, doubling up to the longest
+_FIRST_WAIT = 0.5
+_LONGEST_WAIT = 5.0
+#: seconds between two reads of the queue depths and colonies for the metrics
+_METRICS_INTERVAL = 5.0
 #: the least time closing the storage gets after a stop, even one whose budget is spent
 _CLOSE_FLOOR = 0.2
 #: what the worker gives tasks still pending after the colony stopped (abandoned by a bounded stop)
@@ -369,7 +414,7 @@ def _run_to_exit(main: Coroutine[Any, Any, _T]) -> _T:
 #: colony names have 1-64 characters (``core.names``)
 _NAME_MAX = 64
 #: options a child of ``--processes`` is not given as they were: it gets its own name and pipe
-_NOT_FORWARDED = frozenset({"processes", "name", "supervisor_fd"})
+_NOT_FORWARDED = frozenset({"processes", "name", "supervisor_fd", "metrics_port", "metrics_host", "metrics_child"})
 
 
 def _run_supervisor(ctx: click.Context, app_path: str, processes: int, options: dict[str, Any]) -> int:
@@ -400,20 +445,59 @@ def _run_supervisor(ctx: click.Context, app_path: str, processes: int, options: 
         raise click.ClickException(redact_secrets(str(error))) from error
     forwarded = _forwarded_options(ctx)
 
+    port: int | None = options.get("metrics_port")
+    metrics = ["--metrics-child"] if port is not None else []
+
     def command(index: int, fd: int) -> list[str]:
         name = [f"--name={names[index]}"] if names else []
         worker_command = [sys.executable, "-m", "hivemind_jobs.cli", "worker", app_path]
-        return [*worker_command, *forwarded, *name, f"--supervisor-fd={fd}"]
+        return [*worker_command, *forwarded, *name, *metrics, f"--supervisor-fd={fd}"]
 
     budget = (probe.options.graceful_stop + probe.options.stop_budget).total_seconds()
-    supervisor = Supervisor(
-        command,
-        processes,
-        labels=lambda index: f"colony {names[index]}" if names else f"colony process {index}",
-        stop_budget=budget + EXIT_ALLOWANCE,
-        burst=options["burst"],
-    )
-    return supervisor.run()
+    with contextlib.ExitStack() as stack:
+        env: dict[str, str] | None = None
+        on_exit: Callable[[int], None] | None = None
+        if port is not None:
+            # the children write their metrics to files here; this process serves their sum
+            from hivemind_jobs import prometheus
+
+            directory = stack.enter_context(tempfile.TemporaryDirectory(prefix="hivemind-metrics-"))
+            env = {**os.environ, prometheus.MULTIPROCESS_ENV: directory}
+            server = _serve_metrics(lambda: prometheus.serve_processes(port, options["metrics_host"], directory))
+            stack.callback(server.shutdown)
+            on_exit = functools.partial(_child_died, directory=directory)
+        supervisor = Supervisor(
+            command,
+            processes,
+            labels=lambda index: f"colony {names[index]}" if names else f"colony process {index}",
+            stop_budget=budget + EXIT_ALLOWANCE,
+            burst=options["burst"],
+            env=env,
+            on_exit=on_exit,
+        )
+        return supervisor.run()
+
+
+def _child_died(pid: int, *, directory: str) -> None:
+    from hivemind_jobs import prometheus
+
+    prometheus.process_died(pid, directory)
+
+
+def _prometheus() -> Any:
+    """The metrics module, or a one-line error naming the extra."""
+    try:
+        from hivemind_jobs import prometheus
+    except ImportError as error:
+        raise click.UsageError(f"--metrics-port: {error}") from None
+    return prometheus
+
+
+def _serve_metrics(start: Callable[[], Any]) -> Any:
+    try:
+        return start()
+    except OSError as error:
+        raise click.UsageError(f"--metrics-port: cannot serve the metrics: {error}") from None
 
 
 def _forwarded_options(ctx: click.Context) -> list[str]:
@@ -484,6 +568,32 @@ def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
     type=click.IntRange(min=1),
     help="Colony processes to run under one supervisor (named NAME-1..NAME-N); 1: this process is the colony.",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve Prometheus metrics on http://HOST:PORT/metrics (extra [prometheus]); with --processes, the"
+    " supervisor serves the sum of its colonies.",
+)
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, help="Address the metrics are served on.")
+@click.option(
+    "--metrics-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    default=_METRICS_INTERVAL,
+    show_default=True,
+    metavar="SECONDS",
+    help="Seconds between two reads of the queue depths and colonies for the metrics.",
+)
+@click.option("--metrics-child", is_flag=True, hidden=True)
+@click.option(
+    "--wait-for-db",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="When the database does not answer at start, try again with backoff this long before giving up (0: not).",
+)
 @click.option("--supervisor-fd", type=int, default=None, hidden=True)
 @_setting_options
 def worker(app_path: str | None, **options: Any) -> None:
@@ -503,7 +613,16 @@ def worker(app_path: str | None, **options: Any) -> None:
         raise click.BadParameter("timings must be positive")
     if processes > 1:
         ctx = click.get_current_context()
+        if options["metrics_port"] is not None:
+            _prometheus()
         ctx.exit(_run_supervisor(ctx, app_path, processes, options))
+    port = options.pop("metrics_port")
+    host = options.pop("metrics_host")
+    if port is not None or options.pop("metrics_child"):
+        prometheus = _prometheus()
+        options["metrics"] = prometheus.HiveMetrics()
+        if port is not None:
+            _serve_metrics(lambda: prometheus.serve(port, host))
     app = load_app(app_path)
     try:
         processed = _run_to_exit(run_worker(app, options))

@@ -499,7 +499,11 @@ class Colony:
                 await watcher.sync_state()  # visible as running at once, not at the first periodic sync
             self._started.set()
             _log.info(
-                "colony %s (%s) running %d drones in %d swarms", self.name, self.id, total_drones, len(runtime.runners)
+                "colony %s (%s) running %s in %s",
+                self.name,
+                self.id,
+                f"{total_drones} drone{'s' if total_drones != 1 else ''}",
+                f"{len(runtime.runners)} swarm{'s' if len(runtime.runners) != 1 else ''}",
             )
             if burst:
                 await watcher.wait_until_drained()

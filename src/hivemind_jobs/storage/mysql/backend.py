@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hivemind_jobs.core.limits import Limits, utf8_size
-from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
+from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import MYSQL
 from hivemind_jobs.storage.protocol import Capabilities, JobInsert
 from hivemind_jobs.storage.rows import Times, property_params, same
@@ -168,6 +168,8 @@ _DUPLICATE_KEY = 1062  # ER_DUP_ENTRY
 _PACKET_TOO_LARGE = 1153  # ER_NET_PACKET_TOO_LARGE
 #: server gone away / lost connection: what a server that dropped an oversized packet looks like
 _CONNECTION_GONE = {2006, 2013}
+#: a connection attempt that got no answer: no socket, refused, host unknown, gone, lost
+_UNREACHABLE = {2002, 2003, 2005, 2006, 2013}
 #: one protocol packet; a longer statement is split, and a server with an unknown limit may refuse it
 _WIRE_PACKET = 16 * 1024 * 1024 - 1
 
@@ -650,7 +652,10 @@ class _MySQLDriver(Driver):
             )
         except (*_DRIVER_ERRORS, OSError) as error:
             self._users -= 1
-            raise StorageError(
+            # no answer from a server (refused, timed out, gone): trying again later may work
+            code = error.args[0] if error.args and isinstance(error.args[0], int) else None
+            unreachable = isinstance(error, OSError) or code in _UNREACHABLE
+            raise (RetryableStorageError if unreachable else StorageError)(
                 f"cannot connect to MySQL at {self.url.host}:{self.url.port}/{self.url.database}: "
                 f"{self.url.redact(error)}"
             ) from error

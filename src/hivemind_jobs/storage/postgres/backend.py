@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hivemind_jobs.core.states import final_state_names, is_final_state
-from hivemind_jobs.errors import ConfigurationError, StorageError, TransactionError
+from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
 from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow
 from hivemind_jobs.storage.rows import Times, property_params, same
@@ -231,6 +231,17 @@ def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
     }
     values.update(_property_columns([row for _, row in properties]))
     return _empty_as_null(values)
+
+
+#: what a server that answers but cannot serve yet says (it may later)
+_NOT_YET = ("the database system is starting up", "the database system is shutting down", "in recovery")
+
+
+def _unreachable(error: BaseException) -> bool:
+    """Whether a failed connection attempt got no answer that would stay the same (a refused or
+    timed-out connection, a server starting up), rather than a refusal (role, password, database)."""
+    text = str(error)
+    return "FATAL:" not in text or any(words in text for words in _NOT_YET)
 
 
 class _PgConnection(Connection):
@@ -468,7 +479,9 @@ class _PgDriver(Driver):
             await (await self.connect()).close()
         except psycopg.Error as error:
             self._users -= 1
-            raise StorageError(
+            # no answer from a server (refused, timed out, starting up): trying again later may work
+            kind = RetryableStorageError if _unreachable(error) else StorageError
+            raise kind(
                 f"cannot connect to PostgreSQL at {self.url.host}:{self.url.port}/{self.url.database}: "
                 f"{self.url.redact(error).strip()}"
             ) from error
@@ -486,7 +499,7 @@ class _PgDriver(Driver):
         except psycopg_pool.PoolTimeout as error:
             await pool.close()
             self._users -= 1
-            raise StorageError(
+            raise RetryableStorageError(
                 f"cannot connect to PostgreSQL at {self.url.host}:{self.url.port}/{self.url.database}: "
                 f"{self.url.redact(error)}"
             ) from error
