@@ -69,6 +69,8 @@ async def test_readme_examples_run(
     assert "myapp True readme_example:greet greeting Ada\n" in printed  # a record from inside the job
     assert "hivemind_jobs.worker True readme_example:greet job " in printed  # the outcome line
     assert "\nreports 1\n" in printed  # a HiveMind from the settings file
+    # one trace from the request through the job's creation to its run
+    assert "\n00-\n['POST /greetings', 'create global', 'process global']\n1\n" in printed
     assert "\n2\nTrue\n" in printed  # two jobs of a tenant at a time; the rate-limited third a second later
     assert (tmp_path / "hivemind.db").exists() and (tmp_path / "tenants.db").exists()
 
