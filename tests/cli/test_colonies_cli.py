@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 import threading
 from datetime import timedelta
 
-from click.testing import CliRunner, Result
-
 import hivemind_jobs as hm
-from hivemind_jobs.cli.main import cli
+from tests.cli.support import Command
+
+_COMMAND = Command("colonies")
+invoke, ok, error = _COMMAND.invoke, _COMMAND.ok, _COMMAND.error
+
 
 RELEASE = threading.Event()
 
@@ -23,20 +24,6 @@ async def hold(number: int) -> int:
     return number
 
 
-def invoke(*args: str) -> Result:
-    result = CliRunner().invoke(cli, ["colonies", *args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"hivemind colonies {shlex.join(args)} crashed:\n{result.output}") from result.exception
-    return result
-
-
-def ok(*args: str) -> str:
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert result.stderr == "", result.stderr
-    return result.stdout
-
-
 async def _with_running_colony(url: str) -> tuple[int, str, str]:
     """Run a colony (swarm main with 2 drones, sub-swarm main/sub with 1) holding one job; return
     the job id and what ``colonies --json`` and ``colonies`` printed meanwhile."""
@@ -45,7 +32,7 @@ async def _with_running_colony(url: str) -> tuple[int, str, str]:
         poll_interval=timedelta(milliseconds=50), state_sync_interval=timedelta(milliseconds=100)
     )
     async with hm.HiveMind(url) as hive:
-        job_id = await hive.jobs.create(hold, 7)
+        job_id = await hive.jobs.options(queue="other").create(hold, 7)  # only the sub-swarm takes it
         colony = hive.colony(name="cli-colony", allow=hm.AllowList(modules=[__name__]), options=options)
         root = colony.swarm("main", drones=2, queues=["global"])
         root.swarm("sub", drones=1, queues=["other"])
@@ -76,15 +63,15 @@ def test_colonies_shows_swarms_drones_and_the_job_a_drone_runs(db_url: str) -> N
     assert swarms["main"]["queues"] == [["global"]]
     assert swarms["main/sub"]["queues"] == [["other"], ["global"]]  # its own queue first, then its parent's
     busy = [drone for swarm in swarms.values() for drone in swarm["drones"] if drone["busy"]]
-    assert [(drone["job_id"], drone["name"].split(".")[0]) for drone in busy] == [(job_id, "main")]
-    assert swarms["main"]["busy"] == 1 and swarms["main/sub"]["busy"] == 0
+    assert [(drone["job_id"], drone["name"].split(".")[0]) for drone in busy] == [(job_id, "sub")]
+    assert swarms["main"]["busy"] == 0 and swarms["main/sub"]["busy"] == 1
     assert {daemon["name"] for daemon in colony["daemons"]} >= {"hm.colony-state", "hm.lock-monitor"}
 
     lines = text.splitlines()
     assert lines[0].startswith(f"colony cli-colony ({colony['id']}) running on ")
     assert "heartbeat " in lines[0] and "0 jobs processed" in lines[0]
-    assert any("swarm main  queues global  1/" in line for line in lines)
-    assert any("swarm sub  queues other | global  0/1 drone busy" in line for line in lines)
+    assert any("swarm main  queues global  0/2 drones busy" in line for line in lines), text
+    assert any("swarm sub  queues other | global  1/1 drone busy" in line for line in lines), text
     assert any(line.strip(" │├└─").endswith(f"busy: job {job_id}") for line in lines)
     assert lines[-1].startswith("1 colony; heartbeats as of ")
 

@@ -9,19 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 import threading
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from click.testing import CliRunner, Result
 
 import hivemind_jobs as hm
-from hivemind_jobs.cli.main import cli
 from tests import sample_jobs
+from tests.cli.support import Command, with_hive
+
+_COMMAND = Command("jobs")
+invoke, ok, error = _COMMAND.invoke, _COMMAND.ok, _COMMAND.error
+
 
 T = TypeVar("T")
 RELEASE = threading.Event()
@@ -31,37 +32,6 @@ async def hold(number: int) -> int:
     """Runs until the test releases it or its drone is asked to stop it."""
     await asyncio.to_thread(RELEASE.wait, 30)
     return number
-
-
-def invoke(*args: str) -> Result:
-    result = CliRunner().invoke(cli, ["jobs", *args])
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise AssertionError(f"hivemind jobs {shlex.join(args)} crashed:\n{result.output}") from result.exception
-    return result
-
-
-def ok(*args: str) -> str:
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert result.stderr == "", result.stderr
-    return result.stdout
-
-
-def error(*args: str) -> str:
-    """The one-line error of a command that must fail with exit status 2 (nothing on stdout)."""
-    result = invoke(*args)
-    assert result.exit_code == 2, result.output
-    assert result.stdout == "", result.stdout
-    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
-
-
-def with_hive(url: str, work: Callable[[hm.HiveMind], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with hm.HiveMind(url) as hive:
-            return await work(hive)
-
-    return asyncio.run(run())
 
 
 def state(url: str, job_id: int) -> str:

@@ -6,50 +6,19 @@ database, and what it changed is read back through the library.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shlex
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
-from click.testing import CliRunner, Result
-
 import hivemind_jobs as hm
-from hivemind_jobs.cli.main import cli
 from tests import sample_jobs
+from tests.cli.support import Command, with_hive
+
+_COMMAND = Command("queues", statuses=(0, 2))
+invoke, ok, error = _COMMAND.invoke, _COMMAND.ok, _COMMAND.error
+
 
 T = TypeVar("T")
-
-
-def invoke(*args: str) -> Result:
-    result = CliRunner().invoke(cli, ["queues", *args])
-    if result.exit_code not in (0, 2) or (result.exception and not isinstance(result.exception, SystemExit)):
-        raise AssertionError(f"hivemind queues {shlex.join(args)} crashed:\n{result.output}") from result.exception
-    return result
-
-
-def ok(*args: str) -> str:
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert result.stderr == "", result.stderr
-    return result.stdout
-
-
-def error(*args: str) -> str:
-    result = invoke(*args)
-    assert result.exit_code == 2, result.output
-    assert result.stdout == "", result.stdout
-    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
-
-
-def with_hive(url: str, work: Callable[[hm.HiveMind], Awaitable[T]]) -> T:
-    async def run() -> T:
-        async with hm.HiveMind(url) as hive:
-            return await work(hive)
-
-    return asyncio.run(run())
 
 
 def paused(url: str) -> list[tuple[str, str | None]]:

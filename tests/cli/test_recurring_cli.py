@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shlex
 import sys
 import textwrap
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 import hivemind_jobs as hm
 from hivemind_jobs.cli.main import cli
 from tests import sample_jobs
+from tests.cli.support import Command, with_hive
+
+_COMMAND = Command("recurring", statuses=(0, 1, 2))
+invoke, ok, error = _COMMAND.invoke, _COMMAND.ok, _COMMAND.error
+
 
 T = TypeVar("T")
 DAILY = hm.cron("30 1 * * *", tz="America/New_York")
@@ -38,37 +42,6 @@ LS_KEYS = {
     "function",
     "job_id",
 }
-
-
-def invoke(*args: str, answer: str | None = None) -> Result:
-    result = CliRunner().invoke(cli, ["recurring", *args], input=answer)
-    if result.exit_code not in (0, 1, 2) or (result.exception and not isinstance(result.exception, SystemExit)):
-        raise AssertionError(f"hivemind recurring {shlex.join(args)} crashed:\n{result.output}") from result.exception
-    return result
-
-
-def ok(*args: str) -> str:
-    result = invoke(*args)
-    assert result.exit_code == 0, result.output
-    assert result.stderr == "", result.stderr
-    return result.stdout
-
-
-def error(*args: str) -> str:
-    """The one-line error of a command that must fail with exit status 2 (nothing on stdout)."""
-    result = invoke(*args)
-    assert result.exit_code == 2, result.output
-    assert result.stdout == "", result.stdout
-    assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
-
-
-def with_hive(url: str, work: Callable[[hm.HiveMind], Awaitable[T]], environment: str = "main") -> T:
-    async def run() -> T:
-        async with hm.HiveMind(url, environment=environment) as hive:
-            return await work(hive)
-
-    return asyncio.run(run())
 
 
 def get(url: str, recurring_id: str) -> hm.RecurringJob | None:
