@@ -620,9 +620,10 @@ def worker(app_path: str | None, **options: Any) -> None:
     host = options.pop("metrics_host")
     if port is not None or options.pop("metrics_child"):
         prometheus = _prometheus()
-        options["metrics"] = prometheus.HiveMetrics()
+        # a registry of its own: a second worker run in one process registers its metrics again
+        metrics = options["metrics"] = prometheus.HiveMetrics(prometheus.CollectorRegistry())
         if port is not None:
-            _serve_metrics(lambda: prometheus.serve(port, host))
+            _serve_metrics(lambda: prometheus.serve(port, host, metrics.registry))
     app = load_app(app_path)
     try:
         processed = _run_to_exit(run_worker(app, options))
