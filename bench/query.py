@@ -170,6 +170,7 @@ JOB_COLUMNS = (
     "state_elected_at",
     "invocation",
     "middleware",
+    "function_name",
     "locked_by",
     "locked_at",
     "lock_heartbeat",
@@ -188,6 +189,7 @@ PG_TYPES = {
         "text",
         "int4",
         "timestamptz",
+        "text",
         "text",
         "text",
         "text",
@@ -395,7 +397,8 @@ def generate(n: int, end_us: int, stamp: Stamp, tally: Tally, *, chunk: int = CH
             modified = created if kind == "enqueued" else now + 100 + int(rand() * 300)
             invocation = f'{{"v":1,"target":"_jobs:noop","async":true,"args":{{"number":{job_id}}}}}'
             sequence = len(history) - 1
-            row = (job_id, queue, priority, execution_id, name, sequence, stamp(elected), invocation, "[]")
+            function = "_jobs:noop"
+            row = (job_id, queue, priority, execution_id, name, sequence, stamp(elected), invocation, "[]", function)
             out.job.append((*row, None, None, None, stamp(created), stamp(modified)))
             out.job_state.extend(
                 (job_id, sequence, state, stamp(at), reason, fields)
@@ -980,8 +983,9 @@ async def raw_job(store: Store, job_id: int) -> dict[str, list[Row]]:
         return tuple(type(value).__name__ if index in times else value for index, value in enumerate(row))
 
     return {
-        # queue, priority, (execution_id), state name/sequence, (elected), invocation, middleware, locks, (times)
-        "job": [shape(row, {2, 5, 11, 12}) for row in job],
+        # queue, priority, (execution_id), state name/sequence, (elected), invocation, middleware, function,
+        # locks, (times)
+        "job": [shape(row, {2, 5, 12, 13}) for row in job],
         "job_state": [shape(row, {2}) for row in states],
         "job_property": [tuple(row) for row in properties],
         "queue": [(*shape(row, {2, 3, 4}), row[3] == execution_id) for row in queue],

@@ -444,6 +444,7 @@ class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
     set_data = _blocking(BackgroundJobClient.set_data)
     get_data = _blocking(BackgroundJobClient.get_data)
     try_get_data = _blocking(BackgroundJobClient.try_get_data)
+    list_data = _blocking(BackgroundJobClient.list_data)
     add_log = _blocking(BackgroundJobClient.add_log)
     get_logs = _blocking(BackgroundJobClient.get_logs)
 

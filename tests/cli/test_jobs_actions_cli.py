@@ -174,6 +174,7 @@ def test_show_logs_tail_data_and_due_time(db_url: str) -> None:
         ["#2", "Failed"],
         ["#3", "Enqueued"],
     ]
+    assert lines[lines.index("data:") - 1] == "data items: report (222 chars)"  # {"pages":12,"text":"x...x"}
     data_line = lines[lines.index("data:") + 1]
     assert data_line.startswith('  report = {"pages": 12, "text": "xxx') and data_line.endswith("...")
     logs = lines[lines.index("logs (6 log lines):") + 1 :]
@@ -188,9 +189,11 @@ def test_show_logs_tail_data_and_due_time(db_url: str) -> None:
     assert [entry["message"] for entry in document["logs"]] == ["line 3", "line 4", "it broke"]
     assert document["logs"][2]["exception_type"] == "builtins.ValueError"
     assert document["data"] == {"report": {"pages": 12, "text": "x" * 200}}
+    assert document["data_items"] == {"report": 222}
     assert [state["name"] for state in document["states"]] == ["Created", "Enqueued", "Failed", "Enqueued"]
 
-    assert ok("show", str(other), "--url", db_url, "--logs").splitlines()[-1] == "logs: none"
+    plain = ok("show", str(other), "--url", db_url, "--logs").splitlines()
+    assert plain[-1] == "logs: none" and not any(line.startswith("data items") for line in plain)
     assert "--tail 'x': expected a positive whole number" in error("show", str(job_id), "--tail", "x", "--url", db_url)
     assert "--data 'nothing': job" in error("show", str(job_id), "--data", "nothing", "--url", db_url)
     assert "job id 'twelve'" in error("show", "twelve", "--url", db_url)

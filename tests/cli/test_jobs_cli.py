@@ -172,6 +172,21 @@ def test_ls_filters(db_url: str) -> None:
     assert ls_ids(db_url, "--order", "id") == jobs.all
 
 
+def test_function_filter(db_url: str) -> None:
+    jobs = seed(db_url)
+    assert ls_ids(db_url, "--function", "tests.sample_jobs:hello_world") == [jobs.failed, jobs.acme]
+    assert ls_ids(db_url, "--function", "tests.sample_jobs:add", "--function", "*:do_*") == [
+        jobs.deleted,
+        jobs.text_five,
+    ]
+    assert ls_ids(db_url, "--function", "tests.sample_jobs:*", "--queue", "mail*") == [jobs.text_five, jobs.acme]
+    assert ls_ids(db_url, "--function", "tests.sample_jobs:hello") == []  # a name is exact; * makes a pattern
+    assert count(db_url, "--function", "tests.sample_jobs:hello_world", "--state", "Failed") == 1
+    # the bulk commands take the same filter
+    ok("delete", "--url", db_url, "--function", "tests.sample_jobs:hello_world")
+    assert ls_ids(db_url, "--state", "Deleted", "--function", "*hello_world") == [jobs.failed, jobs.acme]
+
+
 def test_ls_since_and_until(db_url: str) -> None:
     jobs = seed(db_url)
     assert ls_ids(db_url, "--since", "1h") == sorted(jobs.all, reverse=True)
@@ -377,6 +392,8 @@ def test_requeue_and_delete_need_a_filter_or_all(db_url: str) -> None:
         (["requeue", "--all", "--to-queue", "no way"], "--to-queue 'no way': invalid queue name"),
         (["ls", "--queue", "a b"], "--queue 'a b': invalid queue name"),
         (["ls", "--state", "9lives"], "--state '9lives': invalid state name"),
+        (["ls", "--function", "a*\\"], "a pattern cannot end with a lone backslash"),
+        (["ls", "--function", "x" * 4001], "longer than"),
         (["ls", "--order", "colour"], "--order 'colour': cannot order by 'colour'"),
         (["ls", "--after", "garbage"], "--after 'garbage': not a cursor"),
         (["ls", "--order", "property:n", "--after", "x"], "has no cursor; page through it with --page N"),

@@ -155,9 +155,9 @@ async def test_tables_from_before_the_owner_record_upgrade_and_are_claimed(db_ur
     latest = _latest(db_url)
     owner = owner_version(load_migrations(_PACKAGES[_backend(db_url)]))
     # the tables the migrations after the owner record's create (extend when one is added), and
-    # the columns the limits migration adds to the job table
+    # the columns the limits and function migrations add to the job table
     later = ["job_unique", "queue_pause", "limit_start"]
-    assert latest - owner == len(later)
+    assert latest - owner == len(later) + 1  # the function migration adds a column, no table
     # the tables as the version before the owner record left them: none of those, fewer versions
     backends.raw(db_url, f"DROP TABLE {_table(db_url, 'hm_TenantA_')}")
     for name in later:
@@ -167,7 +167,12 @@ async def test_tables_from_before_the_owner_record_upgrade_and_are_claimed(db_ur
         backends.raw(db_url, 'DROP INDEX "hm_TenantA_job_by_limit"')
     else:
         backends.raw(db_url, f"DROP TABLE {backends.table(db_url, 'limit_lock', 'hm_TenantA_')}")
-    for column in ("limit_key", "limit_max", "rate_key", "rate_max", "rate_period"):
+    if db_url.startswith("mysql"):
+        backends.raw(db_url, f"ALTER TABLE {job_table} DROP INDEX `hm_TenantA_job_by_function`")
+    else:
+        schema = "" if db_url.startswith("sqlite") else f'"{backends.url_schema(db_url)}".'
+        backends.raw(db_url, f'DROP INDEX {schema}"hm_TenantA_job_by_function"')
+    for column in ("limit_key", "limit_max", "rate_key", "rate_max", "rate_period", "function_name"):
         backends.raw(db_url, f"ALTER TABLE {job_table} DROP COLUMN {column}")
     version_table = backends.table(db_url, "schema_version", "hm_TenantA_")
     backends.raw(db_url, f"DELETE FROM {version_table} WHERE version >= ?", owner)
@@ -175,6 +180,7 @@ async def test_tables_from_before_the_owner_record_upgrade_and_are_claimed(db_ur
     async with hm.HiveMind(db_url, environment="TenantA") as hive:
         assert hive.env().info.schema_version == latest
         assert (await hive.jobs.get(job)).state.name == "Enqueued"
+        assert [found.id for found in await hive.jobs.search(hm.job.function == do_stuff)] == [job]  # filled in
     assert backends.raw(db_url, f"SELECT environment, table_prefix FROM {_table(db_url, 'hm_TenantA_')}") == [
         ("TenantA", "hm_TenantA_")
     ]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 import hivemind_jobs as hm
-from hivemind_jobs.core.invocation import build_invocation
+from hivemind_jobs.core.invocation import Invocation, build_invocation
 from hivemind_jobs.errors import ArgumentBindingError
 from hivemind_jobs.lifecycle.records import NewJobs
 from tests import backends
@@ -296,7 +296,7 @@ async def test_a_retried_insert_that_committed_before_its_answer_was_lost_is_not
         new = NewJobs(
             queue="q", priority=hm.Priority.NORMAL, state=hm.Enqueued(), properties={}, middleware=(), codec=env.codec
         )
-        stored = '{"v":1,"target":"tests.sample_jobs:do_stuff","async":false,"args":{}}'
+        stored = Invocation.from_json('{"v":1,"target":"tests.sample_jobs:do_stuff","async":false,"args":{}}')
         for count in (1, 3):
             rows = new.inserts([stored] * count, env.clock.now())
             async with env.storage.transaction() as tx:  # the attempt whose answer was lost

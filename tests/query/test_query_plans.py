@@ -26,7 +26,7 @@ from hivemind_jobs.storage.dialect import MYSQL, POSTGRES, SQLITE, Dialect
 from hivemind_jobs.storage.protocol import JobSearch
 from hivemind_jobs.storage.sql import QueryBook, to_pyformat
 from tests import backends
-from tests.sample_jobs import do_stuff
+from tests.sample_jobs import add, do_stuff
 
 BATCHES = 200
 BATCH = 100
@@ -67,6 +67,10 @@ def _amount() -> hm.Condition:
     return hm.where(hm.prop("amount") >= 10, hm.prop("amount") < 13)
 
 
+def _function() -> hm.Condition:
+    return hm.job.function == add
+
+
 def _urgent() -> hm.Condition:
     return hm.prop("urgent") == True  # noqa: E712 - builds a condition
 
@@ -81,6 +85,8 @@ CASES = [
     Case("count-int-range", "job_property_int", _amount, count=True),
     Case("search-bool-property", "job_property_bool", _urgent),
     Case("count-bool-property", "job_property_bool", _urgent, count=True),
+    Case("search-by-function", "job_by_function", _function, sorted_by_index=True),
+    Case("count-by-function", "job_by_function", _function, count=True),
     Case("newest-first", "job_by_created", lambda: None, order_by="-created", sorted_by_index=True),
     Case("oldest-first", "job_by_created", lambda: None, order_by="created", sorted_by_index=True),
     Case("newest-first-after-cursor", "job_by_created", lambda: None, order_by="-created", after=True,
@@ -125,7 +131,10 @@ async def _load(url: str) -> tuple[QueryBook, dict[str, str], dict[str, Any], di
                 queue=f"q{k % 10}",
                 properties={"tenant": f"t{k % 100}", "amount": k, "urgent": k % 100 == 0},
             )
-            await client.create_many([hm.call(do_stuff) for _ in range(BATCH)])
+            if k % 50 == 1:  # 2% of the jobs run another function
+                await client.create_many([hm.call(add, n, n) for n in range(BATCH)])
+            else:
+                await client.create_many([hm.call(do_stuff) for _ in range(BATCH)])
         failed = hm.Failed(exception_type="TimeoutError", message="slow")
         await jobs.change_state_where(hm.prop("tenant") == "t7", failed, batch_size=1000)
         await jobs.delete_where(hm.where(hm.prop("amount") >= 100, hm.prop("amount") < 120), batch_size=1000)
@@ -246,6 +255,7 @@ def test_the_data_gives_the_planner_a_choice(loaded: Loaded) -> None:
     assert loaded.answers["count-text-property"] == 2 * BATCH
     assert loaded.answers["count-int-range"] == 3 * BATCH
     assert loaded.answers["count-bool-property"] == 2 * BATCH
+    assert loaded.answers["count-by-function"] == 4 * BATCH
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

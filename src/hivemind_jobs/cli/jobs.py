@@ -43,8 +43,8 @@ from hivemind_jobs.core.states import registered_states
 from hivemind_jobs.environment import Environment
 from hivemind_jobs.errors import HiveMindError
 from hivemind_jobs.query import MAX_IN_VALUES, MAX_PAGE, Condition, parse_order
-from hivemind_jobs.query.conditions import PropertyQueryValue
 from hivemind_jobs.query.order import decode_cursor
+from hivemind_jobs.query.text import parse_duration, typed_value
 from hivemind_jobs.storage.sqlite.backend import SQLiteStorage
 
 __all__ = ["Filters", "jobs", "parse_moment", "parse_property", "typed_value"]
@@ -53,11 +53,6 @@ T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 
 _INT = re.compile(r"[+-]?\d+")
-_FLOAT = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+(?=[eE]))(?:[eE][+-]?\d+)?")
-_DATE_ONLY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
-_DURATION = re.compile(r"(?:\d+[smhdw])+")
-_DURATION_PART = re.compile(r"(\d+)([smhdw])")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _PRIORITY_NAMES = ", ".join(priority.name.lower() for priority in hm.Priority)
 _TEXT_WIDTH = 60
 #: log records read per query
@@ -96,32 +91,6 @@ def _job_ids(command: str, texts: tuple[str, ...], filters: Filters | None, all_
 # ----------------------------------------------------------------------------- parsing values
 
 
-def typed_value(raw: str) -> PropertyQueryValue:
-    """A ``--property`` value as the type it compares with: ``true``/``false`` a bool, a whole
-    number an int, a decimal a float, an ISO-8601 datetime with offset a datetime, ``"quoted"``
-    or anything else text. A datetime without offset is refused (it names no moment)."""
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        return raw[1:-1]
-    if raw.lower() in ("true", "false"):
-        return raw.lower() == "true"
-    if _INT.fullmatch(raw):
-        return int(raw)
-    if _FLOAT.fullmatch(raw):
-        return float(raw)
-    if _DATE_ONLY.fullmatch(raw):
-        return raw
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError:
-        return raw
-    if moment.tzinfo is None:
-        raise ValueError(
-            "a datetime needs a UTC offset (e.g. 2024-05-01T12:00:00Z or +02:00); "
-            "to compare it as text, quote it: name='\"...\"'"
-        )
-    return moment
-
-
 def parse_property(spec: str) -> Condition:
     """``name=value`` (typed, see :func:`typed_value`) or ``name=~pattern`` (``*``: any characters)."""
     name, equals, raw = spec.partition("=")
@@ -133,16 +102,6 @@ def parse_property(spec: str) -> Condition:
         return hm.prop(name) == typed_value(raw)
     except (HiveMindError, ValueError) as error:
         raise _bad("--property", spec, str(error)) from None
-
-
-def parse_duration(text: str) -> timedelta | None:
-    """``30m``, ``2h``, ``7d``, ``1h30m`` (units s, m, h, d, w) or None when it is no duration."""
-    if not _DURATION.fullmatch(text):
-        return None
-    parts = {_UNITS[unit]: 0 for unit in _UNITS}
-    for amount, unit in _DURATION_PART.findall(text):
-        parts[_UNITS[unit]] += int(amount)
-    return timedelta(**parts)
 
 
 def parse_moment(option: str, text: str, now: datetime) -> datetime:
@@ -195,12 +154,13 @@ class Filters:
     queues: tuple[str, ...] = ()
     priorities: tuple[str, ...] = ()
     properties: tuple[str, ...] = ()
+    functions: tuple[str, ...] = ()
     since: str | None = None
     until: str | None = None
 
     @property
     def given(self) -> bool:
-        return any((self.states, self.queues, self.priorities, self.properties, self.since, self.until))
+        return any((self.states, self.queues, self.priorities, self.properties, self.functions, self.since, self.until))
 
     def condition(self, now: datetime) -> Condition | None:
         """The query (None without filters), or a one-line error naming the bad option."""
@@ -209,6 +169,8 @@ class Filters:
             parts.append(self._states())
         if self.queues:
             parts.append(self._queues())
+        if self.functions:
+            parts.append(self._functions())
         if self.priorities:
             parts.append(hm.job.priority.in_([parse_priority("--priority", text) for text in self.priorities]))
         parts.extend(parse_property(spec) for spec in self.properties)
@@ -240,6 +202,15 @@ class Filters:
             alternatives.append(hm.job.queue.in_(exact))
         return hm.any_of(*alternatives)
 
+    def _functions(self) -> Condition:
+        alternatives: list[Condition] = []
+        for text in self.functions:
+            try:
+                alternatives.append(hm.job.function.like(text) if "*" in text else hm.job.function == text)
+            except HiveMindError as error:
+                raise _bad("--function", text, str(error)) from None
+        return hm.any_of(*alternatives)
+
     def _created(self, now: datetime) -> list[Condition]:
         since = parse_moment("--since", self.since, now) if self.since is not None else None
         until = parse_moment("--until", self.until, now) if self.until is not None else None
@@ -268,6 +239,7 @@ def _filter_options(command: F) -> F:
             queues=kwargs.pop("queues"),
             priorities=kwargs.pop("priorities"),
             properties=kwargs.pop("properties"),
+            functions=kwargs.pop("functions"),
             since=kwargs.pop("since"),
             until=kwargs.pop("until"),
         )
@@ -287,6 +259,14 @@ def _filter_options(command: F) -> F:
             multiple=True,
             metavar="QUEUE",
             help="Queue; with * a pattern, e.g. mail* (repeat: any of).",
+        ),
+        click.option(
+            "--function",
+            "functions",
+            multiple=True,
+            metavar="NAME",
+            help="Function as module:qualname, e.g. myapp.jobs:send_mail; with * a pattern, e.g. 'myapp.mail:*' "
+            "(repeat: any of).",
         ),
         click.option(
             "--priority",
@@ -808,8 +788,8 @@ def show(
     as_json: bool,
 ) -> None:
     """Show one job: function and arguments, queue, priority, its state (with when a retry or a
-    delayed job is due), its history (each state with time and reason), properties, lock; with
-    --logs its log lines, with --data NAME its data items.
+    delayed job is due), its history (each state with time and reason), properties, lock, the names
+    of its data items; with --logs its log lines, with --data NAME a data item's value.
 
     An unknown ID is an error (exit status 2).
     """
@@ -817,8 +797,11 @@ def show(
     last = _positive("--tail", tail) if tail is not None else None
     with_logs = show_logs or last is not None
 
-    async def fetch(client: BackgroundJobClient) -> tuple[hm.BackgroundJob, list[JobLogEntry], dict[str, Any]]:
+    async def fetch(
+        client: BackgroundJobClient,
+    ) -> tuple[hm.BackgroundJob, list[JobLogEntry], dict[str, Any], dict[str, int]]:
         job = await client.get(number)
+        items = await client.list_data(number)
         logs = await _job_logs(client, number, last) if with_logs else []
         missing = object()
         data = {}
@@ -830,11 +813,12 @@ def show(
             if value is missing:
                 raise _bad("--data", name, f"job {number} has no data item {name!r}")
             data[name] = value
-        return job, logs, data
+        return job, logs, data, items
 
-    job, logs, data = _run(source, fetch)
+    job, logs, data, items = _run(source, fetch)
     if as_json:
         document = _job_details(job)
+        document["data_items"] = items
         if with_logs:
             document["logs"] = [_log_dict(entry) for entry in logs]
         if data_names:
@@ -843,6 +827,8 @@ def show(
         return
     for line in _show_text(job):
         click.echo(line)
+    if items:
+        click.echo("data items: " + ", ".join(f"{name} ({plural(size, 'char')})" for name, size in items.items()))
     if data_names:
         click.echo("data:")
         for name, value in data.items():

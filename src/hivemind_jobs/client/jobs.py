@@ -103,6 +103,7 @@ from hivemind_jobs.storage import Transaction as StorageTransaction
 from hivemind_jobs.storage.protocol import (
     JobActionInsert,
     JobDataGet,
+    JobDataList,
     JobDataSet,
     JobGet,
     JobInsert,
@@ -606,7 +607,7 @@ class BackgroundJobClient:
         new = self._new_jobs()
         if new is None:
             return (await self._create([self._build(function, args, kwargs)]))[0]
-        rows = new.inserts((self._invocation(function, args, kwargs).to_json(),), self._env.clock.now())
+        rows = new.inserts((self._invocation(function, args, kwargs),), self._env.clock.now())
         return (await self._insert_new(new, rows))[0]
 
     async def _create_hooked(self, calls: list[JobCall], *, one: bool) -> list[int]:
@@ -677,7 +678,7 @@ class BackgroundJobClient:
                 return []
             return await self._create(jobs)
         invocation = self._invocation
-        stored = [invocation(item.function, item.args, item.kwargs).to_json() for item in calls]
+        stored = [invocation(item.function, item.args, item.kwargs) for item in calls]
         if not stored:
             return []
         return await self._insert_new(new, new.inserts(stored, self._env.clock.now()))
@@ -758,7 +759,7 @@ class BackgroundJobClient:
                 await elect(job, self._options.initial_state(), scope)
             await save_new(jobs, scope)
             return [job.id for job in jobs]
-        rows = new.inserts([invocation.to_json() for invocation in invocations], self._env.clock.now())
+        rows = new.inserts(invocations, self._env.clock.now())
         return await insert_new(new, rows, scope)
 
     async def _create_unique_in(
@@ -1289,6 +1290,16 @@ class BackgroundJobClient:
             stored = await scope.tx.job_data_set(JobDataSet(job_id, name, text))
         if not stored:
             raise JobNotFoundError(job_id, self._env.name)
+
+    async def list_data(self, job_id: int, *, limit: int = 1000) -> dict[str, int]:
+        """The names of the job's data items (at most ``limit``, in code point order), each with the
+        size of its stored JSON in characters; an empty dict when it has none (or no such job)."""
+        _check_job_id(job_id)
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ConfigurationError(f"limit must be a whole number from 1 to 10000, got {limit!r}")
+        async with self._read_scope() as tx:
+            items = await tx.job_data_list(JobDataList(job_id, limit))
+        return {item.name: item.size for item in items}
 
     async def _data_text(self, job_id: int, name: str) -> str | None:
         _check_job_id(job_id)

@@ -236,6 +236,12 @@ class Invocation:
     def display_name(self) -> str:
         return f"{self.target}.{self.method}" if self.method else self.target
 
+    @property
+    def function_name(self) -> str:
+        """The function as stored in the job's searchable ``function_name`` column: its display name,
+        cut at :data:`MAX_FUNCTION_NAME` characters (the longest every backend indexes)."""
+        return self.display_name[:MAX_FUNCTION_NAME]
+
     def describe(self, max_length: int = 120) -> str:
         """A short human-readable call, e.g. ``myapp.jobs:send(to='a@b.c')``."""
         if self.problem is not None:
@@ -249,6 +255,13 @@ class Invocation:
 
 
 _PROBLEM_LIMIT = 500
+#: the longest function name stored in a job's searchable column (longer ones are cut)
+MAX_FUNCTION_NAME = 700
+
+
+def function_name(func: Any) -> str:
+    """The stored function name of the job callable ``func`` (what ``job.function`` compares with)."""
+    return _job_target(func, ()).display[:MAX_FUNCTION_NAME]
 
 
 def _clip(text: str) -> str:

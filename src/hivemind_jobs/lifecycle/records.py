@@ -215,6 +215,7 @@ def job_to_insert(job: BackgroundJob, codec: Codec, lock_owner: str | None = Non
         execution_id=job.execution_key,
         invocation=job.invocation.to_json(),
         middleware=MiddlewareEntry.list_to_json(job.middleware),
+        function=job.invocation.function_name,
         states=tuple(state_to_row(item, codec) for item in job.states),
         properties=property_rows(job, job.properties),
         enqueue=queue_pointer(job),
@@ -324,8 +325,8 @@ class NewJobs:
         """Whether the jobs are created Enqueued (their queue is woken after the commit)."""
         return self._enqueued
 
-    def inserts(self, invocations: typing.Iterable[str], now: datetime) -> list[JobInsert]:
-        """One insert per stored call (``Invocation.to_json()``), its states elected at ``now``."""
+    def inserts(self, invocations: typing.Iterable[Invocation], now: datetime) -> list[JobInsert]:
+        """One insert per call, its states elected at ``now``."""
         states = (
             StateRow(0, Created.state_name, now, None, self._created_fields),
             StateRow(1, self._state_name, now, self._reason, self._fields),
@@ -337,5 +338,17 @@ class NewJobs:
             pointer = (
                 QueuePointer(queue, priority, execution_id, self._after, delay=self._delay) if self._enqueued else None
             )
-            rows.append(JobInsert(queue, priority, execution_id, invocation, middleware, states, properties, pointer))
+            rows.append(
+                JobInsert(
+                    queue,
+                    priority,
+                    execution_id,
+                    invocation.to_json(),
+                    middleware,
+                    invocation.function_name,
+                    states,
+                    properties,
+                    pointer,
+                )
+            )
         return rows

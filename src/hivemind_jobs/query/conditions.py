@@ -28,7 +28,7 @@ from __future__ import annotations
 import enum
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -497,6 +497,28 @@ class _OptionalTextField(_TextField):
         return Compare(self._target, Op.MISSING, None, None)
 
 
+class _FunctionField(_Field[str | Callable[..., Any]]):
+    """A job's function: compares with its ``module:qualname`` text or with a job callable."""
+
+    __slots__ = ()
+
+    def like(self, pattern: str) -> Condition:
+        """Matches ``pattern`` where ``*`` is any run of characters: ``job.function.like("myapp.mail:*")``."""
+        return Compare(self._target, Op.LIKE, like_pattern(self._target, pattern), ValueKind.TEXT)
+
+
+def _function_name(target: Target, value: object) -> str:
+    if isinstance(value, str):
+        return _text(target, value)
+    from hivemind_jobs.core.invocation import function_name
+    from hivemind_jobs.errors import JobDefinitionError
+
+    try:
+        return function_name(value)
+    except JobDefinitionError as error:
+        raise QueryError(f"{target} compares with 'module:qualname' text or a job function: {error}") from None
+
+
 PropertyQueryValue = str | int | float | bool | datetime | uuid.UUID
 
 
@@ -531,7 +553,8 @@ def prop(name: str) -> PropertyTarget:
 
 
 class _JobTargets:
-    """Columns of a job: ``job.id``, ``job.queue``, ``job.priority``, ``job.created_at``, ``job.modified_at``."""
+    """Columns of a job: ``job.id``, ``job.queue``, ``job.function``, ``job.priority``, ``job.created_at``,
+    ``job.modified_at``."""
 
     __slots__ = ()
 
@@ -545,6 +568,13 @@ class _JobTargets:
     @property
     def queue(self) -> _TextField:
         return _TextField(Target(TargetKind.JOB, "queue"), ValueKind.TEXT, _text)
+
+    @property
+    def function(self) -> _FunctionField:
+        """The called function as ``module:qualname`` (``module:Class.method`` for instance methods):
+        ``job.function == send_mail`` (a job callable), ``job.function == "myapp.jobs:send_mail"``,
+        ``job.function.like("myapp.jobs:*")``. Names are stored cut at 700 characters."""
+        return _FunctionField(Target(TargetKind.JOB, "function"), ValueKind.TEXT, _function_name)
 
     @property
     def priority(self) -> _Field[Priority | int | str]:

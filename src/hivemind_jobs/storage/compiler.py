@@ -51,6 +51,7 @@ Tables = Callable[[str], str]
 _JOB_COLUMNS = {
     "id": "j.id",
     "queue": "j.queue",
+    "function": "j.function_name",
     "priority": "j.priority",
     "created_at": "j.created_at",
     "modified_at": "j.modified_at",

@@ -35,6 +35,8 @@ __all__ = [
     "JobActionList",
     "JobActionRecord",
     "JobDataGet",
+    "JobDataItem",
+    "JobDataList",
     "JobDataSet",
     "JobGet",
     "JobHeartbeat",
@@ -51,6 +53,7 @@ __all__ = [
     "JobQueues",
     "JobRecord",
     "JobSearch",
+    "JobStateHistogram",
     "JobUniqueRecord",
     "JobUniqueSet",
     "JobUpdate",
@@ -153,6 +156,8 @@ class JobInsert:
     execution_id: str
     invocation: str
     middleware: str
+    #: the called function as ``module:qualname`` (``Invocation.display_name``), searchable
+    function: str
     states: tuple[StateRow, ...]
     properties: tuple[PropertyRow, ...]
     enqueue: QueuePointer | None = None
@@ -248,6 +253,31 @@ class ContinuationMark:
 class JobDataGet:
     job_id: int
     name: str
+
+
+@dataclass(frozen=True, slots=True)
+class JobStateHistogram:
+    """How many jobs entered ``state`` (and are still in it) in each ``bucket`` since ``since``:
+    bucket ``n`` counts those elected from ``since + n * bucket`` on (read through the state index)."""
+
+    state: str
+    since: datetime
+    bucket: timedelta
+
+
+@dataclass(frozen=True, slots=True)
+class JobDataList:
+    """The data items of a job by name (first ``limit``, in name order)."""
+
+    job_id: int
+    limit: int = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class JobDataItem:
+    name: str
+    #: the length of the stored JSON text, in characters
+    size: int
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,6 +175,7 @@ def job_rows(params: Sequence[JobInsert], bound_now: Any, encode: Callable[[date
             "state_elected_at": encode(current.elected_at),
             "invocation": job.invocation,
             "middleware": job.middleware,
+            "function_name": job.function,
             "lock_owner": job.lock_owner,
             "locked_at": bound_now if job.lock_owner is not None else None,
             "now": bound_now,

@@ -372,7 +372,7 @@ def _chunks(params: Sequence[JobInsert]) -> list[int]:
             ends.append(index)
             size = rows = 0
         rows += 1
-        size += len(job.invocation) + len(job.middleware) + 200
+        size += len(job.invocation) + len(job.middleware) + len(job.function) + 200
     ends.append(len(params))
     return ends
 
@@ -441,6 +441,7 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
             "state_elected_at": current.elected_at,
             "invocation": job.invocation,
             "middleware": job.middleware,
+            "function_name": job.function,
             "lock_owner": job.lock_owner,
         }
         rendered.append(render(row, values))

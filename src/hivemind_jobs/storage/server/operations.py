@@ -312,6 +312,17 @@ async def job_data_get(c: Connection, q: Queries, params: p.JobDataGet) -> str |
     return None if not rows else str(rows[0][0])
 
 
+async def job_state_histogram(c: Connection, q: Queries, params: p.JobStateHistogram) -> dict[int, int]:
+    values = {"state": params.state, "since": c.times.encode(params.since), "bucket": params.bucket.total_seconds()}
+    rows = await c.fetchall(q["job_state_histogram"], values)
+    return {int(bucket): int(count) for bucket, count in rows}
+
+
+async def job_data_list(c: Connection, q: Queries, params: p.JobDataList) -> list[p.JobDataItem]:
+    rows = await c.fetchall(q["job_data_names"], {"job_id": params.job_id, "limit": params.limit})
+    return [p.JobDataItem(str(name), int(size)) for name, size in rows]
+
+
 async def job_data_set(c: Connection, q: Queries, params: p.JobDataSet) -> bool:
     if not await c.fetchall(q["job_lock_row"], {"job_id": params.job_id}):
         return False
@@ -793,6 +804,8 @@ class ServerOperations(BoundOperations):
     job_count = async_operation(job_count)
     job_queues = async_operation(job_queues)
     job_data_get = async_operation(job_data_get)
+    job_data_list = async_operation(job_data_list)
+    job_state_histogram = async_operation(job_state_histogram)
     job_data_set = async_operation(job_data_set)
     job_log_insert = async_operation(job_log_insert, copy=True)
     job_log_list = async_operation(job_log_list)

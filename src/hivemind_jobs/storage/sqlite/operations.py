@@ -386,6 +386,16 @@ def job_data_get(con: sqlite3.Connection, q: Queries, params: p.JobDataGet) -> s
     return None if row is None else str(row[0])
 
 
+def job_state_histogram(con: sqlite3.Connection, q: Queries, params: p.JobStateHistogram) -> dict[int, int]:
+    values = {"state": params.state, "since": to_microseconds(params.since), "bucket": max(1, _us(params.bucket))}
+    return {int(bucket): int(count) for bucket, count in con.execute(q["job_state_histogram"], values)}
+
+
+def job_data_list(con: sqlite3.Connection, q: Queries, params: p.JobDataList) -> list[p.JobDataItem]:
+    rows = con.execute(q["job_data_names"], {"job_id": params.job_id, "limit": params.limit}).fetchall()
+    return [p.JobDataItem(str(name), int(size)) for name, size in rows]
+
+
 def job_data_set(con: sqlite3.Connection, q: Queries, params: p.JobDataSet) -> bool:
     if con.execute(q["job_lock_row"], {"job_id": params.job_id}).fetchone() is None:
         return False
@@ -826,6 +836,8 @@ class SQLiteOperations(BoundOperations):
     job_count = operation(job_count)
     job_queues = operation(job_queues)
     job_data_get = operation(job_data_get)
+    job_data_list = operation(job_data_list)
+    job_state_histogram = operation(job_state_histogram)
     job_data_set = operation(job_data_set)
     job_log_insert = operation(job_log_insert, copy=True)
     job_log_list = operation(job_log_list)

@@ -18,6 +18,8 @@ from hivemind_jobs.storage.protocol import (
     JobActionInsert,
     JobActionList,
     JobDataGet,
+    JobDataItem,
+    JobDataList,
     JobDataSet,
     JobGet,
     JobHeartbeat,
@@ -26,6 +28,7 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRow,
     JobRecord,
+    JobStateHistogram,
     JobUniqueRecord,
     JobUniqueSet,
     PropertyRow,
@@ -309,6 +312,21 @@ class JobConformance(ConformanceBase):
             counts = await tx.job_state_counts()
         assert counts == {"Enqueued": 2, "Idle": 1}
 
+    async def test_state_histogram(self, storage: Storage) -> None:
+        since = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+        minute = timedelta(minutes=1)
+        offsets = [timedelta(seconds=-1), timedelta(0), timedelta(seconds=59.999999), minute, 3 * minute + minute / 2]
+        succeeded = [new_job(state="Succeeded", enqueue=False, elected_at=since + offset) for offset in offsets]
+        await self.insert(storage, *succeeded, new_job(state="Failed", enqueue=False, elected_at=since))
+        async with storage.transaction(readonly=True) as tx:
+            histogram = await tx.job_state_histogram(JobStateHistogram("Succeeded", since, minute))
+            failed = await tx.job_state_histogram(JobStateHistogram("Failed", since, timedelta(hours=1)))
+            later = await tx.job_state_histogram(JobStateHistogram("Succeeded", since + 10 * minute, minute))
+        # the one elected before ``since`` is not counted; each bucket starts at its own minute
+        assert histogram == {0: 2, 1: 1, 3: 1}
+        assert failed == {0: 1}
+        assert later == {}
+
     # ------------------------------------------------------------------ continuations
     async def test_continuation_links_fire_and_reset(self, storage: Storage) -> None:
         [parent] = await self.insert(storage, new_job())
@@ -343,6 +361,23 @@ class JobConformance(ConformanceBase):
             assert not await tx.job_data_set(JobDataSet(job_id + 1000, "k", "1"))
         async with storage.transaction(readonly=True) as tx:
             assert await tx.job_data_get(JobDataGet(job_id, "k")) == '{"a":2}'
+
+    async def test_job_data_list(self, storage: Storage) -> None:
+        [job_id, other] = await self.insert(storage, new_job(), new_job())
+        escaped, accented = '"\\u00e9t\\u00e9"', '"\u00e9t\u00e9"'
+        values = {"b": escaped, "a": "[1,2,3]", "Z": accented, "c": "1"}
+        async with storage.transaction() as tx:
+            assert await tx.job_data_list(JobDataList(job_id)) == []
+            for name, value in values.items():
+                assert await tx.job_data_set(JobDataSet(job_id, name, value))
+            assert await tx.job_data_set(JobDataSet(other, "x", "1"))
+        async with storage.transaction(readonly=True) as tx:
+            # names by code point; sizes in characters of the stored JSON
+            listed = await tx.job_data_list(JobDataList(job_id))
+            assert listed == [JobDataItem(name, len(values[name])) for name in ("Z", "a", "b", "c")]
+            assert [item.size for item in listed] == [5, 7, 15, 1]
+            assert await tx.job_data_list(JobDataList(job_id, limit=2)) == listed[:2]
+            assert await tx.job_data_list(JobDataList(job_id + 1000)) == []
 
     async def test_job_logs(self, storage: Storage) -> None:
         [job_id] = await self.insert(storage, new_job())

@@ -60,6 +60,28 @@ class SearchConformance(ConformanceBase):
             records = await tx.job_search(JobSearch(condition, order, limit, offset, after))
         return [record.id for record in records]
 
+    async def test_search_filters_by_function(self, storage: Storage) -> None:
+        ids = await self.insert(
+            storage,
+            new_job(function="myapp.mail:send"),
+            new_job(function="myapp.mail:Mailer.deliver"),
+            new_job(function="myapp.billing:charge"),
+            new_job(function="myapp.mail:send"),
+        )
+        expected: list[tuple[Condition, list[int]]] = [
+            (job.function == "myapp.mail:send", [ids[0], ids[3]]),
+            (job.function.like("myapp.mail:*"), [*ids[0:2], ids[3]]),
+            (job.function.like("*.deliver"), [ids[1]]),
+            (job.function.in_(["myapp.billing:charge", "myapp.mail:Mailer.deliver"]), ids[1:3]),
+            (job.function != "myapp.mail:send", ids[1:3]),
+            (job.function > "myapp.c", [ids[0], ids[1], ids[3]]),
+            (job.function == "myapp.mail:SEND", []),  # case-sensitive
+        ]
+        for condition, matching in expected:
+            assert await self.search(storage, condition) == matching, f"job_search({condition!r})"
+        async with storage.transaction(readonly=True) as tx:
+            assert await tx.job_count(job.function.like("myapp.mail:*")) == 3
+
     async def test_search_filters_by_condition(self, storage: Storage) -> None:
         ids = await self._sample(storage)
         expected: list[tuple[Condition | None, list[int]]] = [

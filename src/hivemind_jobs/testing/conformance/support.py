@@ -56,6 +56,7 @@ def new_job(
     awaiting_parent: int | None = None,
     lock_owner: str | None = None,
     elected_at: datetime | None = None,
+    function: str = "tests.sample:work",
 ) -> JobInsert:
     """A job row as the engine would insert it (Created, then ``state`` elected at ``elected_at``)."""
     execution_id = str(uuid.uuid4())
@@ -63,8 +64,9 @@ def new_job(
         queue=queue,
         priority=priority,
         execution_id=execution_id,
-        invocation=json.dumps({"v": 1, "target": "tests.sample:work", "async": False, "args": {"n": 1}}),
+        invocation=json.dumps({"v": 1, "target": function, "async": False, "args": {"n": 1}}),
         middleware="[]",
+        function=function,
         states=(state_row(0, "Created", elected_at=elected_at), state_row(1, state, elected_at=elected_at)),
         properties=properties,
         enqueue=QueuePointer(queue, priority, execution_id, execute_after, delay=delay) if enqueue else None,

@@ -6,10 +6,10 @@
 WITH j AS (
     INSERT INTO "{p}job" (
         queue, priority, execution_id, state_name, state_sequence, state_elected_at,
-        invocation, middleware, locked_by, locked_at, lock_heartbeat, created_at, modified_at
+        invocation, middleware, function_name, locked_by, locked_at, lock_heartbeat, created_at, modified_at
     ) VALUES (
         :queue, :priority, :execution_id, :state_name, :state_sequence, :state_elected_at,
-        :invocation, :middleware, :lock_owner,
+        :invocation, :middleware, :function_name, :lock_owner,
         CASE WHEN CAST(:lock_owner AS TEXT) IS NULL THEN NULL ELSE statement_timestamp() END,
         CASE WHEN CAST(:lock_owner AS TEXT) IS NULL THEN NULL ELSE statement_timestamp() END,
         statement_timestamp(), statement_timestamp()
@@ -58,20 +58,21 @@ SELECT j.id, statement_timestamp(), (SELECT count(*) FROM n) FROM j;
 WITH j AS (
     INSERT INTO "{p}job" (
         queue, priority, execution_id, state_name, state_sequence, state_elected_at,
-        invocation, middleware, locked_by, locked_at, lock_heartbeat, created_at, modified_at
+        invocation, middleware, function_name, locked_by, locked_at, lock_heartbeat, created_at, modified_at
     )
     SELECT r.queue, r.priority, r.execution_id, r.state_name, r.state_sequence, r.state_elected_at,
-           r.invocation, r.middleware, r.lock_owner,
+           r.invocation, r.middleware, r.function_name, r.lock_owner,
            CASE WHEN r.lock_owner IS NULL THEN NULL ELSE statement_timestamp() END,
            CASE WHEN r.lock_owner IS NULL THEN NULL ELSE statement_timestamp() END,
            statement_timestamp(), statement_timestamp()
     FROM unnest(
         CAST(:queue AS TEXT[]), CAST(:priority AS INTEGER[]), CAST(:execution_id AS TEXT[]),
         CAST(:state_name AS TEXT[]), CAST(:state_sequence AS INTEGER[]), CAST(:state_elected_at AS TIMESTAMPTZ[]),
-        CAST(:invocation AS TEXT[]), CAST(:middleware AS TEXT[]), CAST(:lock_owner AS TEXT[])
+        CAST(:invocation AS TEXT[]), CAST(:middleware AS TEXT[]), CAST(:function_name AS TEXT[]),
+        CAST(:lock_owner AS TEXT[])
     ) WITH ORDINALITY AS r (
         queue, priority, execution_id, state_name, state_sequence, state_elected_at, invocation, middleware,
-        lock_owner, position
+        function_name, lock_owner, position
     )
     ORDER BY r.position
     RETURNING id, execution_id
@@ -193,6 +194,12 @@ FOR UPDATE;
 
 -- name: job_heartbeat
 UPDATE "{p}job" SET lock_heartbeat = :now WHERE id = ANY(:job_ids);
+
+-- name: job_state_histogram
+SELECT CAST(floor(extract(epoch FROM state_elected_at - CAST(:since AS TIMESTAMPTZ)) / :bucket) AS BIGINT), COUNT(*)
+FROM "{p}job"
+WHERE state_name = :state AND state_elected_at >= :since
+GROUP BY 1;
 
 -- name: job_state_counts
 SELECT state_name, COUNT(*) FROM "{p}job" GROUP BY state_name;

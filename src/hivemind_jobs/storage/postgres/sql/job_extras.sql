@@ -1,6 +1,9 @@
 -- name: job_data_select
 SELECT value FROM "{p}job_data" WHERE job_id = :job_id AND name = :name;
 
+-- name: job_data_names
+SELECT name, length(value) FROM "{p}job_data" WHERE job_id = :job_id ORDER BY name LIMIT :limit;
+
 -- name: job_data_upsert
 INSERT INTO "{p}job_data" (job_id, name, value, modified_at)
 VALUES (:job_id, :name, :value, :now)

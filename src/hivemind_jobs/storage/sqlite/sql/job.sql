@@ -1,10 +1,10 @@
 -- name: job_insert
 INSERT INTO "{p}job" (
     queue, priority, execution_id, state_name, state_sequence, state_elected_at,
-    invocation, middleware, locked_by, locked_at, lock_heartbeat, created_at, modified_at
+    invocation, middleware, function_name, locked_by, locked_at, lock_heartbeat, created_at, modified_at
 ) VALUES (
     :queue, :priority, :execution_id, :state_name, :state_sequence, :state_elected_at,
-    :invocation, :middleware, :lock_owner,
+    :invocation, :middleware, :function_name, :lock_owner,
     CASE WHEN :lock_owner IS NULL THEN NULL ELSE :now END,
     CASE WHEN :lock_owner IS NULL THEN NULL ELSE :now END,
     :now, :now
@@ -55,6 +55,11 @@ ORDER BY id;
 
 -- name: job_heartbeat
 UPDATE "{p}job" SET lock_heartbeat = :now WHERE id IN (SELECT value FROM json_each(:job_ids));
+
+-- name: job_state_histogram
+SELECT (state_elected_at - :since) / :bucket, COUNT(*) FROM "{p}job"
+WHERE state_name = :state AND state_elected_at >= :since
+GROUP BY 1;
 
 -- name: job_state_counts
 SELECT state_name, COUNT(*) FROM "{p}job" GROUP BY state_name;
