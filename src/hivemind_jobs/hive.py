@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -191,6 +191,21 @@ class HiveMind:
 
         return Colony(self, name=name, environment=environment, options=options, allow=allow, properties=properties)
 
+    def dashboard(
+        self,
+        *,
+        authorize: Callable[[Any], bool | Awaitable[bool]] | None = None,
+        read_only: bool | None = None,
+        title: str = "HiveMind",
+    ) -> Any:
+        """The web dashboard of every environment, as an ASGI app (extra ``[dashboard]``).
+
+        ``authorize(request) -> bool`` (or an awaitable bool) decides who may see and use it;
+        without it, ``read_only=True`` must be chosen explicitly (a dashboard that shows jobs but
+        changes nothing). Mount it: ``app.mount("/jobs", hive.dashboard(authorize=is_admin))``.
+        Open the hive in the application's lifespan, as for creating jobs."""
+        return dashboard_factory()(self, authorize=authorize, read_only=read_only, title=title)
+
     def transaction(self, environment: str | None = None, *, connection: object | None = None) -> Transaction:
         """``async with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together.
 
@@ -233,6 +248,17 @@ class HiveMind:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+
+def dashboard_factory() -> Callable[..., Any]:
+    """``create_dashboard`` of the dashboard extra, or a ConfigurationError saying how to install it."""
+    try:
+        from hivemind_jobs.dashboard import create_dashboard
+    except ImportError as error:
+        raise ConfigurationError(
+            f"the dashboard needs the dashboard extra: pip install 'hivemind-jobs[dashboard]' ({error})"
+        ) from None
+    return create_dashboard
 
 
 _DEFAULT_PORTS = {"postgresql": 5432, "postgres": 5432, "mysql": 3306, "mariadb": 3306}

@@ -24,8 +24,8 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 try:
     import prometheus_client
@@ -41,11 +41,22 @@ from hivemind_jobs.daemons.lock_monitor import JobRescued
 
 if TYPE_CHECKING:
     from hivemind_jobs.colony.colony import Colony
-    from hivemind_jobs.hive import HiveMind
+    from hivemind_jobs.environment import Environment
+    from hivemind_jobs.mediator import Mediator
 
 __all__ = ["MULTIPROCESS_ENV", "HiveMetrics", "process_died", "serve", "serve_processes"]
 
 _log = logging.getLogger("hivemind_jobs.prometheus")
+
+
+class HiveMind(Protocol):
+    """What the metrics read of a :class:`~hivemind_jobs.HiveMind`: its events and its environments."""
+
+    mediator: Mediator
+
+    @property
+    def environments(self) -> Mapping[str, Environment]: ...
+
 
 #: the directory of the multiprocess files (prometheus_client reads it when first imported)
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"

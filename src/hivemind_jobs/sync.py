@@ -22,6 +22,7 @@ context managers, the few with their own logic) are held to the async API by
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import functools
 import inspect
 import os
@@ -50,7 +51,7 @@ from hivemind_jobs.core.priority import Priority
 from hivemind_jobs.core.states import State
 from hivemind_jobs.environment import Environment, Transaction
 from hivemind_jobs.errors import StorageClosedError, SyncFacadeError
-from hivemind_jobs.hive import DEFAULT_URL, HiveMind
+from hivemind_jobs.hive import DEFAULT_URL, HiveMind, dashboard_factory
 from hivemind_jobs.lifecycle.services import EnvironmentServices
 from hivemind_jobs.mediator import Mediator
 from hivemind_jobs.middleware.protocol import JobMiddleware
@@ -114,6 +115,12 @@ class _LoopThread:
         if self._closed:
             raise StorageClosedError("this SyncHiveMind is closed")
         return asyncio.run_coroutine_threadsafe(coroutine_factory(), self._loop).result()
+
+    def submit(self, coroutine_factory: Callable[[], Coroutine[Any, Any, T]]) -> concurrent.futures.Future[T]:
+        """Start ``coroutine_factory()`` on this loop without waiting (for callers on other loops)."""
+        if self._closed:
+            raise StorageClosedError("this SyncHiveMind is closed")
+        return asyncio.run_coroutine_threadsafe(coroutine_factory(), self._loop)
 
     def close(self) -> None:
         if self._closed:
@@ -707,6 +714,23 @@ class SyncHiveMind:
     @property
     def queues(self) -> SyncQueueClient:
         return SyncQueueClient(self.hive.queues, self._loop())
+
+    def dashboard(
+        self,
+        *,
+        authorize: Callable[[Any], bool | Awaitable[bool]] | None = None,
+        read_only: bool | None = None,
+        title: str = "HiveMind",
+    ) -> Any:
+        """Blocking twin of :meth:`HiveMind.dashboard`: the ASGI app runs on the server's loop and
+        reads through this facade's own loop (open the facade before serving requests)."""
+
+        async def on_facade_loop(factory: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
+            return await asyncio.wrap_future(self._loop().submit(factory))
+
+        return dashboard_factory()(
+            self.hive, authorize=authorize, read_only=read_only, title=title, runner=on_facade_loop
+        )
 
     def transaction(self, environment: str | None = None, *, connection: object | None = None) -> SyncTransaction:
         """``with hive.transaction() as tx:`` - calls through ``tx.jobs`` commit together.

@@ -63,6 +63,7 @@ def demo(database: Path | None) -> None:
 
 def _register() -> None:
     from hivemind_jobs.cli.colonies import colonies
+    from hivemind_jobs.cli.dashboard import dashboard
     from hivemind_jobs.cli.db import db
     from hivemind_jobs.cli.jobs import jobs
     from hivemind_jobs.cli.queues import queues
@@ -72,6 +73,7 @@ def _register() -> None:
 
     cli.add_command(worker)
     cli.add_command(colonies)
+    cli.add_command(dashboard)
     cli.add_command(db)
     cli.add_command(jobs)
     assert jobs.commands["watch"] is watch  # registered on the group by its module
