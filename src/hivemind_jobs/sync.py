@@ -452,6 +452,8 @@ class SyncBackgroundJobClient(_Facade[BackgroundJobClient]):
     get_data = _blocking(BackgroundJobClient.get_data)
     try_get_data = _blocking(BackgroundJobClient.try_get_data)
     list_data = _blocking(BackgroundJobClient.list_data)
+    count_over_time = _blocking(BackgroundJobClient.count_over_time)
+    count_by_queue = _blocking(BackgroundJobClient.count_by_queue)
     add_log = _blocking(BackgroundJobClient.add_log)
     get_logs = _blocking(BackgroundJobClient.get_logs)
 

@@ -121,6 +121,12 @@ async def test_job_filters_and_keyset_pages(hive: hm.HiveMind, dash: httpx.Async
     assert ids_on((await dash.get("/jobs", params={"property": 'amount="42"'})).text) == []  # typed: text != int
     assert ids_on((await dash.get("/jobs", params={"queue": "ma*", "since": "1h"})).text) == [other]
     assert ids_on((await dash.get("/jobs", params={"until": "1h"})).text) == []
+    assert ids_on((await dash.get("/jobs", params={"modified_until": "1h"})).text) == []
+    await jobs.change_state(other, hm.Failed.from_exception(ValueError("x")))
+    changed = (await jobs.get(other)).modified_at
+    assert changed is not None
+    since = {"modified_since": changed.isoformat(), "state": "Failed"}
+    assert ids_on((await dash.get("/jobs", params=since)).text) == [other]
 
     # keyset pages of 50 through the tenant's 120 jobs: no job twice, none left out
     seen: list[int] = []
@@ -147,6 +153,7 @@ async def test_job_filters_and_keyset_pages(hive: hm.HiveMind, dash: httpx.Async
         ({"property": "due=2024-05-01T10:00"}, "needs a UTC offset"),
         ({"priority": "urgent"}, "priority"),
         ({"since": "3 days"}, "expected a duration"),
+        ({"modified_since": "2024-05-01T10:00"}, "needs a UTC offset"),
         ({"state": "9lives"}, "invalid state name"),
         ({"order": "colour"}, "use id, created or modified"),
         ({"after": "garbage"}, "after:"),
@@ -377,3 +384,19 @@ async def test_no_page_shows_the_storage_password(backend_url: str) -> None:
             assert "postgresql://root:***@" in overview
             for path in ("/", "/jobs", f"/jobs/{job_id}", "/queues", "/colonies", "/recurring", "/metrics"):
                 assert secret not in (await client.get(path)).text, path
+
+
+async def test_large_states_are_counted_up_to_a_cap_and_on_demand(
+    hive: hm.HiveMind, dash: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hivemind_jobs.dashboard import pages
+
+    monkeypatch.setattr(pages, "COUNT_CAP", 3)
+    await hive.jobs.create_many([hm.call(sample_jobs.add, n, n) for n in range(5)])
+    failed = await hive.jobs.create(sample_jobs.do_stuff)
+    await hive.jobs.change_state(failed, hm.Failed.from_exception(ValueError("x")))
+    overview = (await dash.get("/")).text
+    assert re.search(r'href="/count\?state=Enqueued"[^>]*>3\+</a>', overview)  # at least 3, counted on demand
+    assert re.search(r'state=Failed">Failed</a></td><td class="num">1</td>', overview)
+    assert (await dash.get("/count?state=Enqueued")).text == "5"
+    assert (await dash.get("/count?state=9lives")).status_code == 400

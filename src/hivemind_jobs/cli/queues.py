@@ -30,7 +30,7 @@ from hivemind_jobs.cli.jobs import (
     _when,
     run_in_environment,
 )
-from hivemind_jobs.cli.views import age_text, due_at
+from hivemind_jobs.cli.views import age_text
 from hivemind_jobs.client.queues import MAX_REASON
 from hivemind_jobs.core.names import validate_queue_name
 from hivemind_jobs.core.text import text_problem
@@ -58,33 +58,6 @@ class QueueRow:
     @property
     def delayed(self) -> int:
         return sum(delayed for _, delayed in self.priorities.values())
-
-
-#: jobs read per query, and at most that many queries, looking for a queue's oldest due job
-_OLDEST_PAGE = 200
-_OLDEST_PAGES = 5
-
-
-async def _oldest_due(environment: Environment, queue: str, now: datetime) -> datetime | None:
-    """When the queue's longest-waiting due job became due, from its Enqueued state: the time it
-    was enqueued, or that plus its delay (an estimate: the database measures delays on its own
-    clock). Enqueued jobs are read by modification time, oldest first (a job is modified when it
-    is enqueued), until no later one can have become due earlier."""
-    condition = hm.where(hm.state.is_("Enqueued"), hm.job.queue == queue)
-    best: datetime | None = None
-    after: str | None = None
-    for _ in range(_OLDEST_PAGES):
-        page = await environment.jobs.search(condition, order_by="modified", limit=_OLDEST_PAGE, after=after)
-        for job in page.jobs:
-            if best is not None and job.modified_at is not None and job.modified_at > best:
-                return best
-            due = due_at(job.state) or job.state.elected_at
-            if due is not None and due <= now and (best is None or due < best):
-                best = due
-        if page.next_cursor is None:
-            break
-        after = page.next_cursor
-    return best
 
 
 def _queue(text: str) -> str:
@@ -189,20 +162,22 @@ def list_queues(source: Source, as_json: bool) -> None:
         paused = {item.queue: item for item in await environment.queues.paused()}
         now = datetime.now(UTC)
         counts: dict[str, dict[str, tuple[int, int]]] = {}
+        oldest: dict[str, datetime] = {}
         for stat in sorted(stats, key=lambda item: (item.queue, item.priority)):
             name = hm.Priority(stat.priority).name.lower()
             ready, delayed = counts.setdefault(stat.queue, {}).get(name, (0, 0))
             counts[stat.queue][name] = (ready + stat.ready, delayed + stat.delayed)
+            if stat.oldest_due is not None and (stat.queue not in oldest or stat.oldest_due < oldest[stat.queue]):
+                oldest[stat.queue] = stat.oldest_due
         rows = []
         for queue in sorted(set(counts) | set(paused)):
             by_priority = counts.get(queue, {})
-            due = any(ready for ready, _ in by_priority.values())
             pause = paused.get(queue)
             rows.append(
                 QueueRow(
                     queue,
                     by_priority,
-                    await _oldest_due(environment, queue, now) if due else None,
+                    oldest.get(queue),
                     pause.paused_at if pause is not None else None,
                     pause.reason if pause is not None else None,
                 )

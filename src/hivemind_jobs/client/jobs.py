@@ -47,6 +47,7 @@ from hivemind_jobs.core.names import (
     validate_property_name,
     validate_queue_name,
     validate_requester,
+    validate_state_name,
 )
 from hivemind_jobs.core.priority import Priority, coerce_priority
 from hivemind_jobs.core.retry import RETRY_POLICY_PROPERTY, RetryPolicy
@@ -113,6 +114,8 @@ from hivemind_jobs.storage.protocol import (
     JobQueues,
     JobRecord,
     JobSearch,
+    JobStateHistogram,
+    JobStateSince,
     JobUniqueRecord,
     JobUniqueSet,
     QueueStat,
@@ -888,10 +891,34 @@ class BackgroundJobClient:
             raise JobDeletedError(job_id, row.name, row.reason)
         raise JobNotSucceededError(job_id, row.name, row.reason)
 
-    async def count_by_state(self) -> dict[str, int]:
-        """How many jobs are in each current state."""
+    async def count_by_state(self, *, at_most: int | None = None) -> dict[str, int]:
+        """How many jobs are in each current state.
+
+        ``at_most``: count each state only up to that many (a state at the cap has at least that
+        many jobs): bounded reads of the state index instead of one over every job, for tables of
+        millions of jobs (the dashboard's overview)."""
+        if at_most is not None and (isinstance(at_most, bool) or not isinstance(at_most, int) or at_most < 1):
+            raise ConfigurationError(f"at_most must be a positive whole number or None, got {at_most!r}")
         async with self._read_scope() as tx:
-            return await tx.job_state_counts()
+            if at_most is None:
+                return await tx.job_state_counts()
+            return await tx.job_state_counts_capped(at_most)
+
+    async def count_by_queue(self, state: type[State] | str, *, since: datetime) -> dict[str, int]:
+        """How many jobs of each queue entered ``state`` since ``since`` and are still in it (for
+        Succeeded and Failed: finished since then), read through the state index."""
+        name = _state_filter_name(state)
+        async with self._read_scope() as tx:
+            return await tx.job_state_by_queue(JobStateSince(name, _aware("since", since)))
+
+    async def count_over_time(self, state: type[State] | str, *, since: datetime, every: timedelta) -> dict[int, int]:
+        """How many jobs entered ``state`` (and are still in it) in each period ``every`` from
+        ``since`` on: period ``n`` starts at ``since + n * every``; periods without one are left out."""
+        name = _state_filter_name(state)
+        if not isinstance(every, timedelta) or every <= timedelta(0):
+            raise ConfigurationError(f"every must be a positive timedelta, got {every!r}")
+        async with self._read_scope() as tx:
+            return await tx.job_state_histogram(JobStateHistogram(name, _aware("since", since), every))
 
     async def queue_stats(self) -> list[QueueStat]:
         """Per queue and priority: jobs ready to be fetched and jobs delayed, and whether the queue
@@ -1393,3 +1420,17 @@ class BackgroundJobClient:
             )
             for r in records
         ]
+
+
+def _state_filter_name(state: type[State] | str) -> str:
+    if isinstance(state, type) and issubclass(state, State):
+        return state.state_name
+    if isinstance(state, str):
+        return validate_state_name(state)
+    raise ConfigurationError(f"state must be a state class such as Succeeded or its name, got {state!r}")
+
+
+def _aware(name: str, moment: object) -> datetime:
+    if not isinstance(moment, datetime) or moment.tzinfo is None:
+        raise ConfigurationError(f"{name} must be a datetime with a time zone, got {moment!r}")
+    return moment

@@ -1,8 +1,9 @@
 """The dashboard's ASGI app: routes, security (authorization, CSRF, headers) and rendering.
 
-Every page reads through the public clients of an environment (``env.jobs``, ``env.recurring``,
-``env.colonies``); every action is a POST under the object it acts on, checked against the CSRF
-token of the visitor's cookie. Read-only dashboards show no action and answer every POST with 403.
+Pages read through an environment's clients (``env.jobs``, ``env.recurring``, ``env.colonies``,
+``env.queues``; a job's continuation links through a read-only storage transaction); every action
+is a POST under the object it acts on, checked against the CSRF token of the visitor's cookie.
+Read-only dashboards show no action and answer every POST with 403.
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ class _Guard:
                 return
             receive = _replay(body, receive)
         path = (scope.get("root_path", "") or "") + "/"
+        secure = "; Secure" if scope.get("scheme") == "https" else ""
 
         async def send_with_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
@@ -220,7 +222,7 @@ class _Guard:
                     headers.append(
                         (
                             b"set-cookie",
-                            f"{_CSRF_COOKIE}={token}; Path={path}; HttpOnly; SameSite=Strict".encode(),
+                            f"{_CSRF_COOKIE}={token}; Path={path}; HttpOnly; SameSite=Strict{secure}".encode(),
                         )
                     )
                 message = {**message, "headers": headers}
@@ -261,6 +263,15 @@ def _routes(dashboard: _Dashboard) -> list[Any]:
             raise HTTPException(400, "range is hour or day")
         data = await d.call(lambda: pages.throughput(env, span))
         return JSONResponse(data)
+
+    async def count(request: Request) -> Response:
+        env = d.env(request)
+        name = request.query_params.get("state", "")
+        try:
+            number = await d.call(lambda: pages.state_count(env, name))
+        except HiveMindError as error:
+            raise HTTPException(400, f"state {name!r}: {error}") from None
+        return PlainTextResponse(f"{number:,}")
 
     async def jobs(request: Request) -> Response:
         env = d.env(request)
@@ -356,6 +367,7 @@ def _routes(dashboard: _Dashboard) -> list[Any]:
     return [
         Route("/", overview),
         Route("/throughput", throughput),
+        Route("/count", count),
         Route("/jobs", jobs),
         Route("/jobs/bulk", bulk, methods=["POST"]),
         Route("/jobs/{job_id}", job),

@@ -18,7 +18,24 @@ from hivemind_jobs.query.text import parse_duration, typed_value
 __all__ = ["JobFilters", "parse_filters"]
 
 #: the filter parameters of /jobs (each may repeat: state, queue, function, priority, property)
-FILTER_KEYS = ("state", "queue", "function", "priority", "property", "since", "until")
+FILTER_KEYS = (
+    "state",
+    "queue",
+    "function",
+    "priority",
+    "property",
+    "since",
+    "until",
+    "modified_since",
+    "modified_until",
+)
+#: the time filters: parameter -> (column, lower bound?)
+_TIMES = {
+    "since": ("created_at", True),
+    "until": ("created_at", False),
+    "modified_since": ("modified_at", True),
+    "modified_until": ("modified_at", False),
+}
 
 
 @dataclass
@@ -119,11 +136,12 @@ def parse_filters(params: Mapping[str, Sequence[str]], now: datetime) -> JobFilt
             parts.append(_property(spec))
         except (HiveMindError, ValueError) as error:
             filters.errors.append(str(error))
-    for key in ("since", "until"):
+    for key, (column, lower) in _TIMES.items():
         for text in values[key][:1]:
             try:
                 moment = _moment(key, text, now)
-                parts.append(q.job.created_at >= moment if key == "since" else q.job.created_at < moment)
+                target = q.job.created_at if column == "created_at" else q.job.modified_at
+                parts.append(target >= moment if lower else target < moment)
             except (HiveMindError, ValueError) as error:
                 filters.errors.append(str(error))
     if not filters.errors and parts:

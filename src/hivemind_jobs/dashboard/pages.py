@@ -21,7 +21,6 @@ from hivemind_jobs.query import Condition, parse_order
 from hivemind_jobs.query import conditions as q
 from hivemind_jobs.query.order import decode_cursor
 from hivemind_jobs.storage import redact_url
-from hivemind_jobs.storage.params import JobStateHistogram
 
 if TYPE_CHECKING:
     from hivemind_jobs.environment import Environment
@@ -41,6 +40,9 @@ __all__ = [
 
 #: jobs per page of /jobs
 PAGE_SIZE = 50
+#: the overview counts each state up to this many jobs (bounded index reads; "10,000+" beyond, with
+#: a link that counts them all on demand)
+COUNT_CAP = 10_000
 #: a colony whose heartbeat is older than this is shown as stale
 STALE_AFTER = timedelta(seconds=30)
 _LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
@@ -91,7 +93,7 @@ def show_value(value: Any, limit: int = _CLIP) -> str:
 
 
 async def overview(env: Environment) -> dict[str, Any]:
-    counts = await env.jobs.count_by_state()
+    counts = await env.jobs.count_by_state(at_most=COUNT_CAP)
     stats = await env.jobs.queue_stats()
     colonies = await env.colonies.list()
     failures = await env.jobs.search(q.state == Failed, order_by="-id", limit=8)
@@ -101,6 +103,7 @@ async def overview(env: Environment) -> dict[str, Any]:
     return {
         "counts": sorted(counts.items(), key=lambda item: (-item[1], item[0])),
         "total": sum(counts.values()),
+        "cap": COUNT_CAP,
         "queues": queues,
         "colonies_alive": len(alive),
         "colonies_total": len(colonies),
@@ -113,12 +116,27 @@ def _queue_rows(stats: Sequence[Any]) -> list[dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
     for stat in stats:
         row = rows.setdefault(
-            stat.queue, {"queue": stat.queue, "ready": 0, "delayed": 0, "paused": stat.paused, "by_priority": {}}
+            stat.queue,
+            {
+                "queue": stat.queue,
+                "ready": 0,
+                "delayed": 0,
+                "paused": stat.paused,
+                "by_priority": {},
+                "oldest_due": None,
+            },
         )
+        if stat.oldest_due is not None and (row["oldest_due"] is None or stat.oldest_due < row["oldest_due"]):
+            row["oldest_due"] = stat.oldest_due
         row["ready"] += stat.ready
         row["delayed"] += stat.delayed
         row["by_priority"][Priority(stat.priority).name.lower()] = stat.ready + stat.delayed
     return sorted(rows.values(), key=lambda row: row["queue"])
+
+
+async def state_count(env: Environment, name: str) -> int:
+    """Every job in the state ``name`` (one read of the state index: slow on millions, so on demand)."""
+    return await env.jobs.count(q.state == name)
 
 
 async def throughput(env: Environment, span: str) -> dict[str, Any]:
@@ -129,10 +147,9 @@ async def throughput(env: Environment, span: str) -> dict[str, Any]:
     now = datetime.now(UTC).replace(second=0, microsecond=0)
     since = now - bucket * (buckets - 1)
     series = {}
-    async with env.storage.transaction(readonly=True) as tx:
-        for state in ("Succeeded", "Failed"):
-            counts = await tx.job_state_histogram(JobStateHistogram(state, since, bucket))
-            series[state.lower()] = [counts.get(index, 0) for index in range(buckets)]
+    for state in (Succeeded, Failed):
+        counts = await env.jobs.count_over_time(state, since=since, every=bucket)
+        series[state.state_name.lower()] = [counts.get(index, 0) for index in range(buckets)]
     times = [int((since + bucket * index).timestamp()) for index in range(buckets)]
     return {"span": span, "bucket_seconds": int(bucket.total_seconds()), "times": times, **series}
 
@@ -373,11 +390,22 @@ async def queues_page(env: Environment) -> dict[str, Any]:
         row["pause"] = paused.get(row["queue"])
     for name, record in paused.items():
         if name not in {row["queue"] for row in rows}:
-            rows.append({"queue": name, "ready": 0, "delayed": 0, "paused": True, "by_priority": {}, "pause": record})
-    for row in rows:  # finished in the last hour, through the state index
-        recent = q.where(q.state.elected_at >= since, q.job.queue == row["queue"])
-        row["succeeded"] = await env.jobs.count(q.where(q.state == Succeeded, recent))
-        row["failed"] = await env.jobs.count(q.where(q.state == Failed, recent))
+            rows.append(
+                {
+                    "queue": name,
+                    "ready": 0,
+                    "delayed": 0,
+                    "paused": True,
+                    "by_priority": {},
+                    "oldest_due": None,
+                    "pause": record,
+                }
+            )
+    succeeded = await env.jobs.count_by_queue(Succeeded, since=since)  # finished in the last hour
+    failed = await env.jobs.count_by_queue(Failed, since=since)
+    for row in rows:
+        row["succeeded"] = succeeded.get(row["queue"], 0)
+        row["failed"] = failed.get(row["queue"], 0)
     return {
         "queues": sorted(rows, key=lambda row: row["queue"]),
         "priorities": [priority.name.lower() for priority in Priority],

@@ -54,6 +54,7 @@ __all__ = [
     "JobRecord",
     "JobSearch",
     "JobStateHistogram",
+    "JobStateSince",
     "JobUniqueRecord",
     "JobUniqueSet",
     "JobUpdate",
@@ -266,6 +267,14 @@ class JobStateHistogram:
 
 
 @dataclass(frozen=True, slots=True)
+class JobStateSince:
+    """How many jobs of each queue entered ``state`` (and are still in it) since ``since``."""
+
+    state: str
+    since: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class JobDataList:
     """The data items of a job by name (first ``limit``, in name order)."""
 
@@ -407,6 +416,8 @@ class QueueStat:
     priority: int
     ready: int
     delayed: int
+    #: when the longest-waiting entry became due (None: none is due yet), on the database clock
+    oldest_due: datetime | None = None
     #: the queue is paused (set by the job client, which reads the paused queues in the same snapshot)
     paused: bool = False
 

@@ -318,6 +318,21 @@ async def job_state_histogram(c: Connection, q: Queries, params: p.JobStateHisto
     return {int(bucket): int(count) for bucket, count in rows}
 
 
+async def job_state_by_queue(c: Connection, q: Queries, params: p.JobStateSince) -> dict[str, int]:
+    values = {"state": params.state, "since": c.times.encode(params.since)}
+    return {str(queue): int(count) for queue, count in await c.fetchall(q["job_state_by_queue"], values)}
+
+
+async def job_state_counts_capped(c: Connection, q: Queries, params: int) -> dict[str, int]:
+    counts = {}
+    ((name,),) = await c.fetchall(q["job_state_next"], {"after": ""})
+    while name is not None:
+        ((count,),) = await c.fetchall(q["job_state_count_capped"], {"state": name, "cap": params})
+        counts[str(name)] = int(count)
+        ((name,),) = await c.fetchall(q["job_state_next"], {"after": name})
+    return counts
+
+
 async def job_data_list(c: Connection, q: Queries, params: p.JobDataList) -> list[p.JobDataItem]:
     rows = await c.fetchall(q["job_data_names"], {"job_id": params.job_id, "limit": params.limit})
     return [p.JobDataItem(str(name), int(size)) for name, size in rows]
@@ -551,10 +566,12 @@ async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart
 
 async def queue_stats(c: Connection, q: Queries) -> list[p.QueueStat]:
     now = await clock_now(c, q)
-    return [
-        p.QueueStat(queue, int(priority), int(ready or 0), int(delayed or 0))
-        for queue, priority, ready, delayed in await c.fetchall(q["queue_stats"], {"now": c.bind_dt(now)})
-    ]
+    rows = await c.fetchall(q["queue_stats"], {"now": c.bind_dt(now)})
+    stats = []
+    for queue, priority, ready, delayed, first in rows:
+        due = c.dt(first)
+        stats.append(p.QueueStat(queue, int(priority), int(ready or 0), int(delayed or 0), due if due <= now else None))
+    return stats
 
 
 async def queue_pause(c: Connection, q: Queries, params: p.QueuePause) -> bool:
@@ -806,6 +823,8 @@ class ServerOperations(BoundOperations):
     job_data_get = async_operation(job_data_get)
     job_data_list = async_operation(job_data_list)
     job_state_histogram = async_operation(job_state_histogram)
+    job_state_by_queue = async_operation(job_state_by_queue)
+    job_state_counts_capped = async_operation(job_state_counts_capped)
     job_data_set = async_operation(job_data_set)
     job_log_insert = async_operation(job_log_insert, copy=True)
     job_log_list = async_operation(job_log_list)

@@ -391,6 +391,21 @@ def job_state_histogram(con: sqlite3.Connection, q: Queries, params: p.JobStateH
     return {int(bucket): int(count) for bucket, count in con.execute(q["job_state_histogram"], values)}
 
 
+def job_state_by_queue(con: sqlite3.Connection, q: Queries, params: p.JobStateSince) -> dict[str, int]:
+    values = {"state": params.state, "since": to_microseconds(params.since)}
+    return {str(queue): int(count) for queue, count in con.execute(q["job_state_by_queue"], values)}
+
+
+def job_state_counts_capped(con: sqlite3.Connection, q: Queries, params: int) -> dict[str, int]:
+    counts = {}
+    (name,) = con.execute(q["job_state_next"], {"after": ""}).fetchone()
+    while name is not None:
+        (count,) = con.execute(q["job_state_count_capped"], {"state": name, "cap": params}).fetchone()
+        counts[str(name)] = int(count)
+        (name,) = con.execute(q["job_state_next"], {"after": name}).fetchone()
+    return counts
+
+
 def job_data_list(con: sqlite3.Connection, q: Queries, params: p.JobDataList) -> list[p.JobDataItem]:
     rows = con.execute(q["job_data_names"], {"job_id": params.job_id, "limit": params.limit}).fetchall()
     return [p.JobDataItem(str(name), int(size)) for name, size in rows]
@@ -582,9 +597,12 @@ def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimS
 
 
 def queue_stats(con: sqlite3.Connection, q: Queries) -> list[p.QueueStat]:
+    now = now_us()
     return [
-        p.QueueStat(queue, priority, int(ready or 0), int(delayed or 0))
-        for queue, priority, ready, delayed in con.execute(q["queue_stats"], {"now": now_us()})
+        p.QueueStat(
+            queue, priority, int(ready or 0), int(delayed or 0), from_microseconds(first) if first <= now else None
+        )
+        for queue, priority, ready, delayed, first in con.execute(q["queue_stats"], {"now": now})
     ]
 
 
@@ -838,6 +856,8 @@ class SQLiteOperations(BoundOperations):
     job_data_get = operation(job_data_get)
     job_data_list = operation(job_data_list)
     job_state_histogram = operation(job_state_histogram)
+    job_state_by_queue = operation(job_state_by_queue)
+    job_state_counts_capped = operation(job_state_counts_capped)
     job_data_set = operation(job_data_set)
     job_log_insert = operation(job_log_insert, copy=True)
     job_log_list = operation(job_log_list)

@@ -29,6 +29,7 @@ from hivemind_jobs.storage.protocol import (
     JobLogRow,
     JobRecord,
     JobStateHistogram,
+    JobStateSince,
     JobUniqueRecord,
     JobUniqueSet,
     PropertyRow,
@@ -326,6 +327,25 @@ class JobConformance(ConformanceBase):
         assert histogram == {0: 2, 1: 1, 3: 1}
         assert failed == {0: 1}
         assert later == {}
+
+    async def test_state_by_queue_and_capped_counts(self, storage: Storage) -> None:
+        since = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+        await self.insert(
+            storage,
+            *(new_job(queue="mail", state="Succeeded", enqueue=False, elected_at=since) for _ in range(3)),
+            new_job(queue="mail", state="Succeeded", enqueue=False, elected_at=since - timedelta(seconds=1)),
+            new_job(queue="reports", state="Succeeded", enqueue=False, elected_at=since + timedelta(hours=1)),
+            new_job(queue="reports", state="Failed", enqueue=False, elected_at=since),
+            new_job(queue="mail"),
+        )
+        async with storage.transaction(readonly=True) as tx:
+            assert await tx.job_state_by_queue(JobStateSince("Succeeded", since)) == {"mail": 3, "reports": 1}
+            assert await tx.job_state_by_queue(JobStateSince("Failed", since)) == {"reports": 1}
+            assert await tx.job_state_by_queue(JobStateSince("Idle", since)) == {}
+            # every state jobs are in, each counted up to the cap
+            assert await tx.job_state_counts_capped(3) == {"Enqueued": 1, "Failed": 1, "Succeeded": 3}
+            assert await tx.job_state_counts_capped(100) == {"Enqueued": 1, "Failed": 1, "Succeeded": 5}
+            assert await tx.job_state_counts_capped(100) == await tx.job_state_counts()
 
     # ------------------------------------------------------------------ continuations
     async def test_continuation_links_fire_and_reset(self, storage: Storage) -> None:

@@ -302,15 +302,28 @@ class QueueConformance(ConformanceBase):
         assert await self.start_claim(storage, 5) == [job_id]
 
     async def test_queue_stats(self, storage: Storage) -> None:
+        long_ago = utc_now() - timedelta(hours=2)
         await self.insert(
             storage,
             new_job(queue="q", priority=1),
+            new_job(queue="q", priority=1, execute_after=long_ago),
             new_job(queue="q", priority=1, execute_after=utc_now() + timedelta(hours=1)),
             new_job(queue="r", priority=4),
+            new_job(queue="s", priority=2, execute_after=utc_now() + timedelta(hours=1)),
         )
         async with storage.transaction(readonly=True) as tx:
-            stats = {(s.queue, s.priority): (s.ready, s.delayed) for s in await tx.queue_stats()}
-        assert stats == {("q", 1): (1, 1), ("r", 4): (1, 0)}
+            found = {(s.queue, s.priority): s for s in await tx.queue_stats()}
+        assert {key: (s.ready, s.delayed) for key, s in found.items()} == {
+            ("q", 1): (2, 1),
+            ("r", 4): (1, 0),
+            ("s", 2): (0, 1),
+        }
+        # the longest-waiting due entry; none when nothing is due yet
+        oldest = found[("q", 1)].oldest_due
+        assert oldest is not None and abs((oldest - long_ago).total_seconds()) < 0.001
+        newest = found[("r", 4)].oldest_due
+        assert newest is not None and utc_now() - newest < timedelta(minutes=1)
+        assert found[("s", 2)].oldest_due is None
 
     async def test_queue_pause_resume_list(self, storage: Storage) -> None:
         before = utc_now() - timedelta(seconds=5)

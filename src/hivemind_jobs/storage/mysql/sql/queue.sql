@@ -102,7 +102,8 @@ SET j.execution_id = u.execution_id,
 -- name: queue_stats
 SELECT queue, priority,
        SUM(CASE WHEN execute_after <= :now THEN 1 ELSE 0 END),
-       SUM(CASE WHEN execute_after > :now THEN 1 ELSE 0 END)
+       SUM(CASE WHEN execute_after > :now THEN 1 ELSE 0 END),
+       MIN(execute_after)
 FROM `{p}queue`
 GROUP BY queue, priority
 ORDER BY queue, priority;

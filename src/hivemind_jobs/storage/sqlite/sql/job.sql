@@ -61,6 +61,21 @@ SELECT (state_elected_at - :since) / :bucket, COUNT(*) FROM "{p}job"
 WHERE state_name = :state AND state_elected_at >= :since
 GROUP BY 1;
 
+-- The state index's range of the recent ones (the planner would rather walk every job of the state
+-- in queue order, to group without sorting).
+-- name: job_state_by_queue
+SELECT queue, COUNT(*) FROM "{p}job" INDEXED BY "{p}job_by_state"
+WHERE state_name = :state AND state_elected_at >= :since
+GROUP BY queue;
+
+-- The first state name after :after that a job is in (one seek in the state index); from '' on,
+-- one after the other, they are every state jobs are in.
+-- name: job_state_next
+SELECT MIN(state_name) FROM "{p}job" WHERE state_name > :after;
+
+-- name: job_state_count_capped
+SELECT COUNT(*) FROM (SELECT 1 FROM "{p}job" WHERE state_name = :state LIMIT :cap) AS t;
+
 -- name: job_state_counts
 SELECT state_name, COUNT(*) FROM "{p}job" GROUP BY state_name;
 
