@@ -251,10 +251,15 @@ def _plain(status: int, text: str) -> Response:
 def _routes(dashboard: _Dashboard) -> list[Any]:
     d = dashboard
 
-    async def overview(request: Request) -> Response:
-        env = d.env(request)
-        data = await d.call(lambda: pages.overview(env))
-        return d.render(request, "overview.html", data)
+    def page(template: str, read: Callable[[Environment], Coroutine[Any, Any, dict[str, Any]]]) -> Any:
+        """A page that shows what ``read`` returns for the environment asked for."""
+
+        async def show(request: Request) -> Response:
+            env = d.env(request)
+            data = await d.call(lambda: read(env))
+            return d.render(request, template, data)
+
+        return show
 
     async def throughput(request: Request) -> Response:
         env = d.env(request)
@@ -318,11 +323,6 @@ def _routes(dashboard: _Dashboard) -> list[Any]:
         query = pages.form_filters(form).query()
         return _back(request, "/jobs", done, query)
 
-    async def recurring(request: Request) -> Response:
-        env = d.env(request)
-        data = await d.call(lambda: pages.recurring_page(env))
-        return d.render(request, "recurring.html", data)
-
     async def recurring_job(request: Request) -> Response:
         env = d.env(request)
         recurring_id = request.path_params["recurring_id"]
@@ -338,16 +338,6 @@ def _routes(dashboard: _Dashboard) -> list[Any]:
         done = await d.call(lambda: pages.recurring_action(env, recurring_id, action))
         target = "/recurring" if action == "delete" else f"/recurring/{recurring_id}"
         return _back(request, target, done)
-
-    async def colonies(request: Request) -> Response:
-        env = d.env(request)
-        data = await d.call(lambda: pages.colonies_page(env))
-        return d.render(request, "colonies.html", data)
-
-    async def queues(request: Request) -> Response:
-        env = d.env(request)
-        data = await d.call(lambda: pages.queues_page(env))
-        return d.render(request, "queues.html", data)
 
     async def queue_action(request: Request) -> Response:
         env = d.env(request)
@@ -365,18 +355,18 @@ def _routes(dashboard: _Dashboard) -> list[Any]:
         return Response(generate_latest(d.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return [
-        Route("/", overview),
+        Route("/", page("overview.html", pages.overview)),
         Route("/throughput", throughput),
         Route("/count", count),
         Route("/jobs", jobs),
         Route("/jobs/bulk", bulk, methods=["POST"]),
         Route("/jobs/{job_id}", job),
         Route("/jobs/{job_id}/{action:str}", job_action, methods=["POST"]),
-        Route("/recurring", recurring),
+        Route("/recurring", page("recurring.html", pages.recurring_page)),
         Route("/recurring/{recurring_id}", recurring_job),
         Route("/recurring/{recurring_id}/{action:str}", recurring_action, methods=["POST"]),
-        Route("/colonies", colonies),
-        Route("/queues", queues),
+        Route("/colonies", page("colonies.html", pages.colonies_page)),
+        Route("/queues", page("queues.html", pages.queues_page)),
         Route("/queues/{queue}/{action:str}", queue_action, methods=["POST"]),
         Route("/metrics", metrics),
         Mount("/static", StaticFiles(directory=_HERE / "static"), name="static"),
