@@ -38,10 +38,10 @@ async def _with_running_colony(url: str) -> tuple[int, str, str]:
         root.swarm("sub", drones=1, queues=["other"])
         try:
             async with colony:
-                for _ in range(200):  # until the record shows the drone running the job
+                for _ in range(200):  # until the record shows every drone, one running the job
                     infos = await hive.colonies.list()
                     drones = [drone for info in infos for swarm in info.swarms for drone in swarm.get("drones", [])]
-                    if any(drone.get("job_id") == job_id for drone in drones):
+                    if len(drones) == 3 and any(drone.get("job_id") == job_id for drone in drones):
                         break
                     await asyncio.sleep(0.05)
                 as_json = (await asyncio.to_thread(invoke, "--url", url, "--json")).stdout

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 import hivemind_jobs as hm
 from tests.dashboard.conftest import LiveDashboard, screenshot
@@ -88,7 +89,8 @@ def test_overview_chart_and_counts(live: LiveDashboard, page: Any) -> None:
     page.wait_for_selector("#throughput canvas", timeout=WAIT_MS)  # uPlot drew under the page's CSP
     assert page.locator("#throughput").get_attribute("data-points") == "60"
     page.click("button[data-range=day]")
-    page.wait_for_function("document.getElementById('throughput').getAttribute('data-points') === '96'")
+    # waits through selectors: a string of JavaScript would be evaluated in the page, which its CSP forbids
+    page.wait_for_selector("#throughput[data-points='96']", timeout=WAIT_MS)
     assert "the printer is on fire" in page.locator("body").inner_text()
     screenshot(page, "overview")
 
@@ -107,12 +109,12 @@ def test_filter_by_property_and_page(live: LiveDashboard, page: Any) -> None:
     page.fill("input[name=property]", "tenant=acme")
     page.click("form.filters button[type=submit]")
     page.wait_for_url(re.compile(r".*property=tenant%3Dacme.*"))  # the filter is in the address: bookmarkable
-    page.wait_for_function("document.querySelectorAll('table.jobs tbody tr').length === 50")
+    expect(page.locator("table.jobs tbody tr")).to_have_count(50)
     first = rows(page)
     assert first == sorted(acme, reverse=True)[:50]
     screenshot(page, "jobs")
     page.click("a.next")
-    page.wait_for_function("document.querySelectorAll('table.jobs tbody tr').length === 10")
+    expect(page.locator("table.jobs tbody tr")).to_have_count(10)
     assert rows(page) == sorted(acme, reverse=True)[50:]
     # a typed range works too, and a bad filter says what is wrong
     page.goto(live.base + "/jobs?property=amount%3E%3D8")

@@ -171,6 +171,7 @@ class Drones:
                 run.runner.return_drone(run.drone)
                 continue
             run.runner.busy[run.drone] = run
+            run.runner.claiming.discard(run.drone)
             older = runtime.latest.get(run.job.id)
             if older is not None and older in runtime.running and not older.lost:
                 # claimed again, so its execution changed: the earlier run here can never write

@@ -68,6 +68,8 @@ class SwarmRunner:
         #: drones named so far (a written-off drone's replacement gets the next number)
         self.drones_named = swarm.drones
         self.busy: dict[str, Run] = {}
+        #: drones taken for a claim in flight (neither free nor running a job yet)
+        self.claiming: set[str] = set()
         #: set when jobs of its queues may have become due (an enqueue here or elsewhere)
         self.wake = asyncio.Event()
         #: set when drones became free and no completer refilled them
@@ -79,6 +81,7 @@ class SwarmRunner:
 
     def describe(self) -> dict[str, Any]:
         drones: list[dict[str, Any]] = [{"name": name, "job_id": None} for name in self.free_drones]
+        drones += [{"name": name, "job_id": None} for name in self.claiming if name not in self.busy]
         drones += [{"name": name, "job_id": run.job.id} for name, run in self.busy.items()]
         drones.sort(key=lambda item: str(item["name"]))
         return {
@@ -104,10 +107,13 @@ class SwarmRunner:
         return any(queue not in before for group in self.groups for queue in group)
 
     def take_drone(self) -> str:
-        return self.free_drones.popleft()
+        name = self.free_drones.popleft()
+        self.claiming.add(name)
+        return name
 
     def return_drone(self, name: str, *, wake: bool = True) -> None:
         self.busy.pop(name, None)
+        self.claiming.discard(name)
         self.free_drones.append(name)
         if wake:
             self.slot_free.set()
@@ -116,6 +122,7 @@ class SwarmRunner:
         """Write drone ``name`` off (its job went on past its timeout) and give the swarm a fresh one
         in its place; returns the fresh one's name."""
         self.busy.pop(name, None)
+        self.claiming.discard(name)
         self.drones_named += 1
         fresh = f"{self.swarm.name}.drone-{self.drones_named}"
         self.free_drones.append(fresh)
