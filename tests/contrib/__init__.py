@@ -1,0 +1,1 @@
+"""Tests of the framework and container integrations (hivemind_jobs.contrib)."""
