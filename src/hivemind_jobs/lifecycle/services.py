@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from hivemind_jobs.core.clock import Clock
 from hivemind_jobs.core.codec import Codec
@@ -201,6 +201,24 @@ class EnvironmentServices:
         closing.result()
 
 
+def application_connection(connection: object | None) -> object | None:
+    """The driver connection to write in: ``connection`` itself, or the DB-API connection under a
+    web framework's connection object (Django's ``django.db.connection`` / ``connections[alias]``,
+    which must be inside ``transaction.atomic()``). Called on the application's thread: Django
+    checks which thread uses its connection objects."""
+    if connection is None or not type(connection).__module__.startswith("django."):
+        return connection
+    django_connection: Any = connection
+    if not django_connection.in_atomic_block:
+        raise TransactionError(
+            "Django's connection is in autocommit mode here: the jobs would commit on their own. Create them "
+            "inside `with transaction.atomic():` (or a view under ATOMIC_REQUESTS)"
+        )
+    django_connection.ensure_connection()
+    raw: object = django_connection.connection
+    return raw
+
+
 class TransactionBase:
     """A transaction spanning any number of client calls of one environment.
 
@@ -211,7 +229,7 @@ class TransactionBase:
 
     def __init__(self, environment: EnvironmentServices, *, connection: object | None = None) -> None:
         self.environment = environment
-        self.connection = connection
+        self.connection = application_connection(connection)
         self._context: AbstractAsyncContextManager[StorageTransaction] | None = None
         self._storage_tx: StorageTransaction | None = None
         self._done = False

@@ -26,7 +26,7 @@ import sys
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from hivemind_jobs.core.limits import Limits, utf8_size
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
@@ -113,11 +113,81 @@ def _render(sql: str, params: Mapping[str, Any] | None, conn: Any) -> str:
     return sql % {key: _escape(value, conn) for key, value in params.items()}
 
 
+class _BlockingMySQLCursor:
+    """A sync DB-API cursor with the awaitable calls :class:`_MySQLConnection` makes."""
+
+    __slots__ = ("cursor",)
+
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    async def __aenter__(self) -> _BlockingMySQLCursor:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.cursor.close()
+
+    @property
+    def lastrowid(self) -> Any:
+        return self.cursor.lastrowid
+
+    @property
+    def description(self) -> Any:
+        return self.cursor.description
+
+    async def execute(self, statement: str) -> int:
+        return int(self.cursor.execute(statement) or 0)
+
+    async def fetchall(self) -> list[Any]:
+        return list(self.cursor.fetchall())
+
+    async def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    async def nextset(self) -> bool:
+        return bool(self.cursor.nextset())
+
+
+class _BlockingMySQL:
+    """An application's sync MySQL connection (PyMySQL, or mysqlclient as a web framework such as
+    Django opens it) with the awaitable calls :class:`_MySQLConnection` makes: each runs at once,
+    on the calling thread."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def escape_string(self, value: str) -> str:
+        """Escaped as the session needs (PyMySQL and mysqlclient follow its NO_BACKSLASH_ESCAPES)."""
+        if isinstance(self.raw, pymysql.connections.Connection):
+            return str(self.raw.escape(value))[1:-1]  # PyMySQL answers the quoted literal
+        escaped = self.raw.escape_string(value)  # mysqlclient: bytes
+        return escaped.decode() if isinstance(escaped, bytes) else str(escaped)
+
+    def cursor(self, cursor_class: Any = None) -> _BlockingMySQLCursor:
+        del cursor_class  # the connection's default cursor: Django and PyMySQL keep it tuple-returning
+        return _BlockingMySQLCursor(self.raw.cursor())
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _is_blocking_mysql(connection: object) -> bool:
+    """A PyMySQL connection, or mysqlclient's (``MySQLdb``), when that is imported."""
+    if isinstance(connection, pymysql.connections.Connection):
+        return True
+    mysqldb = sys.modules.get("MySQLdb.connections")
+    return mysqldb is not None and isinstance(connection, mysqldb.Connection)
+
+
 def _cursor_class(raw: Any) -> Any:
     """The tuple-returning cursor of ``raw``'s driver (an application's aiomysql connection may
     default to another one)."""
     if isinstance(raw, asyncmy.Connection):
         return asyncmy.cursors.Cursor
+    if isinstance(raw, _BlockingMySQL):
+        return None
     import aiomysql  # not a dependency: only an application's aiomysql connection gets here
 
     return aiomysql.Cursor
@@ -704,6 +774,8 @@ class _MySQLDriver(Driver):
             await self._pool.release(raw)
 
     def wrap(self, raw: Any) -> Connection:
+        if _is_blocking_mysql(raw):  # an application's sync connection
+            return _MySQLConnection(_BlockingMySQL(raw), self)
         return _MySQLConnection(raw, self)
 
     async def _read_max_allowed_packet(self) -> None:
@@ -778,13 +850,16 @@ class _MySQLDriver(Driver):
 
     def check_external(self, connection: object) -> None:
         aiomysql = sys.modules.get("aiomysql")  # an aiomysql connection means aiomysql is imported
-        if not isinstance(connection, asyncmy.Connection) and (
-            aiomysql is None or not isinstance(connection, aiomysql.Connection)
+        if (
+            not isinstance(connection, asyncmy.Connection)
+            and (aiomysql is None or not isinstance(connection, aiomysql.Connection))
+            and not _is_blocking_mysql(connection)
         ):
             raise ConfigurationError(
-                f"a MySQL environment runs on an asyncmy or aiomysql connection, got {type(connection).__name__}"
+                "a MySQL environment runs on an asyncmy, aiomysql, PyMySQL or mysqlclient connection, "
+                f"got {type(connection).__name__}"
             )
-        if connection.get_autocommit():
+        if cast(Any, connection).get_autocommit():
             raise TransactionError(
                 "the connection is in autocommit mode: jobs would commit on their own; use a connection with "
                 "autocommit=False (and `await connection.begin()`)"

@@ -31,10 +31,10 @@ import logging
 import math
 import random
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
@@ -388,6 +388,58 @@ class _PgConnection(Connection):
         return value
 
 
+class _BlockingPgCursor:
+    """A sync psycopg cursor with the awaitable calls :class:`_PgConnection` makes."""
+
+    __slots__ = ("cursor",)
+
+    def __init__(self, cursor: psycopg.Cursor[Any]) -> None:
+        self.cursor = cursor
+
+    @property
+    def rowcount(self) -> int:
+        return self.cursor.rowcount
+
+    async def execute(self, sql: Any, params: Any = None) -> _BlockingPgCursor:
+        self.cursor.execute(sql, params)
+        return self
+
+    async def executemany(self, sql: Any, params: Any) -> None:
+        self.cursor.executemany(sql, params)
+
+    async def fetchall(self) -> list[Any]:
+        return self.cursor.fetchall()
+
+    async def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+
+class _BlockingPg:
+    """An application's sync ``psycopg.Connection`` (a web framework's, e.g. Django's) with the
+    awaitable calls :class:`_PgConnection` makes: each runs at once, on the calling thread.
+
+    Cursors are psycopg's own server-side-binding ones whatever cursor factory the application
+    set (a client-side-binding cursor cannot send the binary parameters of the job inserts)."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: psycopg.Connection[Any]) -> None:
+        self.raw = raw
+
+    def cursor(self, *, row_factory: Any = None) -> _BlockingPgCursor:
+        if row_factory is None:
+            return _BlockingPgCursor(psycopg.Cursor(self.raw))
+        return _BlockingPgCursor(psycopg.Cursor(self.raw, row_factory=row_factory))
+
+    async def execute(self, sql: Any, params: Any = None) -> _BlockingPgCursor:
+        return await self.cursor().execute(sql, params)
+
+    @contextlib.asynccontextmanager
+    async def pipeline(self) -> AsyncIterator[object]:
+        with self.raw.pipeline() as pipeline:
+            yield pipeline
+
+
 class _PgBlockingSession(BlockingSession):
     __slots__ = ("raw",)
 
@@ -533,6 +585,8 @@ class _PgDriver(Driver):
         await self._pool.putconn(raw)
 
     def wrap(self, raw: Any) -> Connection:
+        if isinstance(raw, psycopg.Connection):  # an application's sync connection
+            return _PgConnection(cast(Any, _BlockingPg(raw)), self.channel)
         return _PgConnection(raw, self.channel)
 
     async def commit(self, raw: Any) -> None:
@@ -554,9 +608,10 @@ class _PgDriver(Driver):
         return bool(raw.broken or raw.closed)
 
     def check_external(self, connection: object) -> None:
-        if not isinstance(connection, psycopg.AsyncConnection):
+        if not isinstance(connection, psycopg.AsyncConnection | psycopg.Connection):
             raise ConfigurationError(
-                f"a PostgreSQL environment runs on a psycopg.AsyncConnection, got {type(connection).__name__}"
+                "a PostgreSQL environment runs on a psycopg (3) connection, async or sync, "
+                f"got {type(connection).__name__}"
             )
         if connection.autocommit and connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
             raise TransactionError(
