@@ -134,8 +134,10 @@ def _print_without_secrets(kind: type[BaseException], error: BaseException, trac
     sys.stderr.write(redact_secrets("".join(traceback.format_exception(kind, error, trace))))
 
 
-def main() -> None:
+def main(args: list[str] | None = None, *, prog_name: str | None = None) -> None:
+    """Run ``hivemind`` on ``args`` (default: the process's arguments), exiting with its status;
+    ``prog_name`` names the command in help and usage (``manage.py hivemind``, ``flask hivemind``)."""
     # an error no command reports as one line (a bug, an application's own failure) still prints
     # its traceback, but a connection string in it shows no password
     sys.excepthook = _print_without_secrets
-    cli()
+    cli(args=args, prog_name=prog_name)

@@ -238,7 +238,10 @@ class SQLiteStorage:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         engine = _acquire_engine(self.path, self._synchronous, self._busy_timeout)
         try:
-            self._schema_version = await engine.writer.submit(TransactionToken(), self._migrate, commit_when=always)
+            current = await asyncio.to_thread(self._current_schema)
+            if current is None:
+                current = await engine.writer.submit(TransactionToken(), self._migrate, commit_when=always)
+            self._schema_version = current
         except BaseException:
             _release_engine(engine)
             raise
@@ -259,6 +262,23 @@ class SQLiteStorage:
             owner = connection.execute(self.queries["schema_owner_get"]).fetchone()
             check_owner(owner, self.environment, prefix, where=where)
         return current
+
+    def _current_schema(self) -> int | None:
+        """The schema version when the tables are current and this environment owns them (checked
+        without a write transaction, which another connection's open write would hold up: an
+        application's request writing jobs on its own connection), else None."""
+        if not self.path.exists():
+            return None
+        migrations = load_migrations(_PACKAGE)
+        connection = sqlite3.connect(f"{self.path.as_uri()}?mode=ro", uri=True, timeout=self._busy_timeout)
+        try:
+            current = self._check_names(connection, migrations)
+            if current != len(migrations):
+                return None
+            owned = connection.execute(self.queries["schema_owner_get"]).fetchone() is not None
+            return current if owned else None
+        finally:
+            connection.close()
 
     def _migrate(self, connection: sqlite3.Connection) -> int:
         # Runs in one BEGIN IMMEDIATE transaction: SQLite's DDL is transactional, so a migration
