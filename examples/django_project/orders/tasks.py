@@ -5,6 +5,7 @@ from django_tasks import TaskContext, task  # Django 6: from django.tasks import
 from orders.models import Order
 
 
+# --8<-- [start:tasks]
 @task(queue_name="mail", priority=50)
 def send_receipt(order_id: int, email: str) -> dict[str, object]:
     item = Order.objects.get(pk=order_id).item
@@ -19,3 +20,6 @@ def attempt_number(context: TaskContext) -> int:
 @task()
 def out_of_stock(item: str) -> None:
     raise LookupError(f"no {item} left")
+
+
+# --8<-- [end:tasks]

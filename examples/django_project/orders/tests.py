@@ -22,12 +22,14 @@ from orders.models import Order
 from orders.tasks import attempt_number, out_of_stock, send_receipt
 
 
+# --8<-- [start:worker]
 def run_worker() -> None:
     """A colony until nothing is due: ``manage.py hivemind worker --burst``."""
     call_command("hivemind", "worker", "--burst", "--swarm", "main:2:mail", "--log-level", "WARNING", "--quiet-jobs")
 
 
 class ShopTests(TransactionTestCase):
+    # --8<-- [end:worker]
     @classmethod
     def tearDownClass(cls) -> None:
         hivemind.close()  # its connections end before Django drops the test database

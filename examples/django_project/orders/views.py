@@ -9,6 +9,7 @@ from orders.models import Order
 from orders.tasks import send_receipt
 
 
+# --8<-- [start:place_order]
 @csrf_exempt
 def place_order(request: HttpRequest) -> HttpResponse:
     """POST {"item": ..., "email": ...}: the order, its confirmation job and its receipt task are
@@ -24,5 +25,6 @@ def place_order(request: HttpRequest) -> HttpResponse:
 
 
 def order_status(request: HttpRequest, order_id: int) -> HttpResponse:
+    # --8<-- [end:place_order]
     order = Order.objects.get(pk=order_id)
     return JsonResponse({"order": order.id, "item": order.item, "confirmed": order.confirmed})

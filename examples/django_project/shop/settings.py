@@ -16,6 +16,7 @@ ROOT_URLCONF = "shop.urls"
 USE_TZ = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --8<-- [start:apps]
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "hivemind_jobs.contrib.django",
@@ -55,3 +56,4 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = True  # a view's jobs commit or roll b
 HIVEMIND = {"ALLOW": ["orders"]}
 
 TASKS = {"default": {"BACKEND": "hivemind_jobs.contrib.django.TasksBackend", "QUEUES": ["default", "mail"]}}
+# --8<-- [end:apps]
