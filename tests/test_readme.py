@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import ast
 import inspect
+import os
 import re
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -31,8 +33,46 @@ SEED_SECTIONS = [
 ]
 
 
+def quick_start() -> str:
+    """The quick start's program (a file of its own, not part of the examples' program)."""
+    section = re.search(r"^## Quick start\n(.*?)(?=^## )", README.read_text("utf-8"), re.MULTILINE | re.DOTALL)
+    assert section, "README has no Quick start section"
+    blocks = BLOCK.findall(section.group(1))
+    assert len(blocks) == 1
+    return str(blocks[0])
+
+
 def readme_blocks() -> list[str]:
-    return BLOCK.findall(README.read_text("utf-8"))
+    return [block for block in BLOCK.findall(README.read_text("utf-8")) if block != quick_start()]
+
+
+def test_the_quick_start_runs_as_a_file_with_a_fresh_interpreter(tmp_path: Path) -> None:
+    """Pasted into quickstart.py in an empty directory and run as the README says."""
+    source = quick_start()
+    assert len(source.splitlines()) <= 20
+    (tmp_path / "quickstart.py").write_text(source, "utf-8")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HIVEMIND_")}
+    done = subprocess.run(
+        [sys.executable, "quickstart.py"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "Hello, Ada!\n"
+    assert "python quickstart.py" in README.read_text("utf-8")
+    assert (
+        sorted(path.name for path in tmp_path.iterdir() if path.suffix != ".py")
+        == [
+            "quickstart.db",
+            "quickstart.db-shm",
+            "quickstart.db-wal",
+        ]
+        or (tmp_path / "quickstart.db").exists()
+    )
 
 
 def test_every_seed_example_has_a_python_translation() -> None:
