@@ -18,6 +18,11 @@ def attempt_number(context: TaskContext) -> int:
 
 
 @task()
+async def stock_level(item: str) -> int:
+    return await Order.objects.filter(item=item).acount()
+
+
+@task()
 def out_of_stock(item: str) -> None:
     raise LookupError(f"no {item} left")
 

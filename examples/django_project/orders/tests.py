@@ -9,6 +9,7 @@ import io
 import json
 from datetime import UTC, datetime, timedelta
 
+from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from django.db import transaction
 from django.test import TransactionTestCase
@@ -19,7 +20,7 @@ import hivemind_jobs as hm
 import hivemind_jobs.contrib.django as hivemind
 from orders.jobs import confirm
 from orders.models import Order
-from orders.tasks import attempt_number, out_of_stock, send_receipt
+from orders.tasks import attempt_number, out_of_stock, send_receipt, stock_level
 
 
 # --8<-- [start:worker]
@@ -110,3 +111,11 @@ class ShopTests(TransactionTestCase):
         with contextlib.redirect_stdout(shown):
             call_command("hivemind", "jobs", "ls", "--queue", "mail", "--json")
         self.assertIn(f'"id": {result.id}', shown.getvalue())
+
+    async def test_the_async_api_and_async_tasks(self) -> None:
+        await Order.objects.acreate(item="mate")
+        result = await stock_level.aenqueue("mate")
+        self.assertEqual((await stock_level.aget_result(result.id)).status, TaskResultStatus.READY)
+        await sync_to_async(run_worker)()
+        await result.arefresh()
+        self.assertEqual((result.status, result.return_value), (TaskResultStatus.SUCCESSFUL, 1))
