@@ -23,7 +23,6 @@ the transaction that enqueued them (a ``TransactionTestCase`` in tests).
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import traceback as traceback_module
@@ -99,6 +98,7 @@ def run_task(ctx: JobContext, task: str, args: list[Any], kwargs: dict[str, Any]
     """The job a Django task runs as: call the task ``task`` (its import path) on a colony's
     thread, with Django's database connections checked before and closed after, as a request's
     are."""
+    from asgiref.sync import async_to_sync
     from django.db import close_old_connections
 
     django_task = _load_task(task)
@@ -109,7 +109,9 @@ def run_task(ctx: JobContext, task: str, args: list[Any], kwargs: dict[str, Any]
     try:
         call_args = [TaskContext(task_result=result), *args] if django_task.takes_context else list(args)
         if inspect.iscoroutinefunction(django_task.func):
-            value = _json(asyncio.run(django_task.func(*call_args, **kwargs)))
+            # asgiref's loop: the ORM calls of the task (thread-sensitive) run on this thread, whose
+            # connections are closed below
+            value = _json(async_to_sync(django_task.func)(*call_args, **kwargs))
         else:
             value = _json(django_task.func(*call_args, **kwargs))
     except BaseException as error:
