@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from types import MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -239,6 +240,27 @@ class HiveMind:
         for result in results:
             if isinstance(result, BaseException):
                 raise result
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: object) -> AsyncIterator[dict[str, Any]]:
+        """An ASGI lifespan (FastAPI, Starlette, Litestar) that opens this hive on startup and closes it
+        on shutdown: ``FastAPI(lifespan=hive.lifespan)``, ``Starlette(lifespan=hive.lifespan)``,
+        ``Litestar(lifespan=[hive.lifespan])``.
+
+        The lifespan state it yields is ``{"hive": hive}`` (``request.state.hive`` in a handler);
+        the hive is also set as ``app.state.hive`` when the application has such a ``state``.
+        :mod:`hivemind_jobs.contrib.fastapi` composes it with the application's own lifespan and an
+        in-process colony."""
+        state = getattr(app, "state", None)
+        async with self:
+            if state is not None:
+                setattr(state, "hive", self)  # noqa: B010 - the application's state object, whatever its type
+            try:
+                yield {"hive": self}
+            finally:
+                if state is not None and getattr(state, "hive", None) is self:
+                    with contextlib.suppress(AttributeError):
+                        delattr(state, "hive")
 
     async def __aenter__(self) -> HiveMind:
         await self.open()

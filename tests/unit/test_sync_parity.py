@@ -56,6 +56,7 @@ CONTEXT = {"__aenter__": "__enter__", "__aexit__": "__exit__"}
 #: async members without a blocking twin, and why
 NOT_MIRRORED: dict[tuple[type, str], str] = {
     (hm.HiveMind, "colony"): "a colony is a worker running on an event loop of its own (await colony.run())",
+    (hm.HiveMind, "lifespan"): "an ASGI lifespan, entered on the web server's event loop",
     (hm.Environment, "storage"): "the storage backend itself, an async object below the public API",
     (hm.Environment, "add_wake_listener"): "wakes drones on the environment's event loop; colonies use it",
     (hm.Environment, "wake"): "wakes this process's drones; the clients call it at commit",
