@@ -61,3 +61,9 @@ def mariadb_url(tmp_path: Path) -> Iterator[str]:
 async def hive(db_url: str) -> AsyncIterator[hm.HiveMind]:
     async with hm.HiveMind(db_url) as hive:
         yield hive
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "docs_build: builds the documentation site with mkdocs --strict (tests/test_docs.py)"
+    )
