@@ -108,7 +108,12 @@ def loaded_class_names() -> list[str]:
         except TypeError:
             continue
         for attribute, obj in members:
-            if isinstance(obj, type) and getattr(obj, "__module__", None) == module_name and attribute == obj.__name__:
+            # type(obj), not isinstance: a lazy object (Django's settings) would set itself up on __class__
+            if (
+                issubclass(type(obj), type)
+                and getattr(obj, "__module__", None) == module_name
+                and attribute == obj.__name__
+            ):
                 names.add(f"{module_name}:{obj.__qualname__}")
     return sorted(names)
 
