@@ -1,6 +1,6 @@
 """Client side: the background-job client, locked jobs, job contexts and the job events."""
 
-from hivemind_jobs.client.context import JobCancelled, JobContext, current_job
+from hivemind_jobs.client.context import JobCancelled, JobContext, ScopedActivator, current_job
 from hivemind_jobs.client.events import JobSaved, JobSaving, JobStateApplied, StateElection
 from hivemind_jobs.client.jobs import (
     BackgroundJobClient,
@@ -29,6 +29,7 @@ __all__ = [
     "JobStateApplied",
     "LockAttempt",
     "LockedJob",
+    "ScopedActivator",
     "StateElection",
     "call",
     "current_job",

@@ -11,14 +11,16 @@ import abc
 import contextvars
 import logging
 import threading
-from typing import TYPE_CHECKING
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Protocol
 
+from hivemind_jobs.core.invocation import Activator
 from hivemind_jobs.errors import HiveMindError
 
 if TYPE_CHECKING:
     from hivemind_jobs.client.locked import LockedJob
 
-__all__ = ["JobContext", "current_job"]
+__all__ = ["JobContext", "ScopedActivator", "current_job"]
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar("hivemind_current_job", default=None)
 
@@ -81,3 +83,17 @@ def current_job() -> JobContext:
     if context is None:
         raise LookupError("no HiveMind job is running in this context")
     return context
+
+
+class ScopedActivator(Activator, Protocol):
+    """An :class:`~hivemind_jobs.Activator` that opens a scope for each job execution (a DI
+    container's request scope, say).
+
+    The colony enters ``scope(context, cls)`` around each execution, middleware included, and
+    leaves it once the job has returned or raised; the activator it yields activates the job's
+    instance for that execution. ``cls`` is the class of an instance-method job, imported and
+    checked against the allow list (None for a function job). ``activate`` alone is still used
+    for middleware classes, outside any scope. See :class:`~hivemind_jobs.Activator` for the rest.
+    """
+
+    def scope(self, context: JobContext, cls: type | None) -> AbstractAsyncContextManager[Activator]: ...

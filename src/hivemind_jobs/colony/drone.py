@@ -5,6 +5,10 @@ Async jobs run on the event loop; sync jobs run in the colony's bounded pool of 
 (:class:`SyncJobThreads`), which a stop can leave behind (a thread cannot be cancelled, and one that
 ignores its cancel must not keep the process alive).
 
+An activator with a ``scope(context, cls)`` method (:class:`~hivemind_jobs.ScopedActivator`) gets
+a scope per execution: the drone enters it around the middleware and the job, and the job's
+instance is activated by the activator it yields. Without that method nothing of it is done.
+
 A run with a timeout (its job's, its swarm's or the environment's) has a timer: when it fires, an
 async job is cancelled and a sync job sees ``ctx.cancelled``. A run that has not ended
 ``ColonyOptions.timeout_grace`` later has its drone written off: the swarm gets a fresh drone (and
@@ -22,14 +26,15 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
-from typing import Any, ParamSpec, TypeVar
+from contextlib import AbstractAsyncContextManager
+from typing import Any, ParamSpec, TypeAlias, TypeVar
 
 from hivemind_jobs.client.context import JobContext
 from hivemind_jobs.colony.events import JobExecuted, JobExecuting
 from hivemind_jobs.colony.execution import DroneJobContext
 from hivemind_jobs.colony.processes import ProcessPool
 from hivemind_jobs.colony.runtime import ColonyRuntime, Outcome, Run, SwarmRunner
-from hivemind_jobs.core.invocation import PreparedCall, prepare_call
+from hivemind_jobs.core.invocation import Activator, PreparedCall, job_class, prepare_call
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.joblog import enter_job, leave_job
 from hivemind_jobs.core.timeouts import TIMEOUT_PROPERTY, effective_timeout, stored_timeout
@@ -42,6 +47,8 @@ _log = logging.getLogger("hivemind_jobs.colony")
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
+#: an activator's optional ``scope(context, cls)``, entered around each execution
+_Scope: TypeAlias = Callable[[JobContext, type | None], AbstractAsyncContextManager[Activator]]
 
 
 class SyncJobThreads(Executor):
@@ -134,6 +141,13 @@ class _RunExecutor(Executor):
         return future
 
 
+def _raising(error: Exception) -> Callable[[], PreparedCall]:
+    def prepare() -> PreparedCall:
+        raise error
+
+    return prepare
+
+
 class Drones:
     """Starts the runs the fetchers and the completer claimed, and executes each one."""
 
@@ -141,6 +155,9 @@ class Drones:
         self.runtime = runtime
         #: where sync jobs run (:class:`SyncJobThreads` in a colony)
         self.threads = threads
+        #: the environment's activator last seen, and its ``scope`` (None: it has none)
+        self._activator: Activator | None = None
+        self._activator_scope: _Scope | None = None
 
     def new_run(self, job: BackgroundJob, runner: SwarmRunner, drone: str, entry: ClaimedJob, now: float) -> Run:
         """The run of a job just claimed for ``drone`` (``now``: the monotonic time of the claim)."""
@@ -219,6 +236,7 @@ class Drones:
             injections: dict[type, object] = {JobContext: run.context}
 
             def prepare() -> Any:
+                # reads ``activator`` when it runs: inside an execution scope, the scope's activator
                 return prepare_call(invocation, codec=codec, activator=activator, allow=allow, injections=injections)
 
             mediator = env.mediator
@@ -233,8 +251,17 @@ class Drones:
                     return await processes.run(run, stored)
 
                 outcome.result = await run_pipeline(run.context, middleware, prepare, executor, in_process)
-            else:
+            elif (scope := self._scope_of(activator)) is None:
                 outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
+            else:
+                try:
+                    cls = job_class(invocation, allow)
+                except Exception as error:
+                    # raised where it is raised without a scope: by prepare(), inside the middleware
+                    outcome.result = await run_pipeline(run.context, middleware, _raising(error), executor)
+                else:
+                    async with scope(run.context, cls) as activator:
+                        outcome.result = await run_pipeline(run.context, middleware, prepare, executor)
         except asyncio.CancelledError as error:
             outcome.error = error
         except Exception as error:
@@ -263,6 +290,13 @@ class Drones:
                 except Exception:
                     _log.exception("a JobExecuted handler failed for job %s", run.job.id)
             leave_job(token)
+
+    def _scope_of(self, activator: Activator) -> _Scope | None:
+        """The activator's ``scope`` method, or None when it has none (looked up once per activator)."""
+        if activator is not self._activator:
+            self._activator_scope = getattr(activator, "scope", None)
+            self._activator = activator
+        return self._activator_scope
 
     def _time_out(self, run: Run) -> None:
         """The run reached its timeout: cancel it (a sync job in a thread sees ``ctx.cancelled``) and

@@ -43,6 +43,7 @@ __all__ = [
     "PreparedCall",
     "build_invocation",
     "instance",
+    "job_class",
     "prepare_call",
     "resolve_target",
 ]
@@ -52,7 +53,29 @@ _FORMAT_VERSION = 1
 
 
 class Activator(Protocol):
-    """Creates the instance an instance-method job runs on (plug in a DI container here)."""
+    """Creates the instance an instance-method job runs on (plug in a DI container here).
+
+    ``activate(cls)`` returns an instance of ``cls``. It is called on the colony's event loop for
+    each execution of an instance-method job, and for each middleware class a job runs through.
+
+    An activator may also provide a scope per job execution (the protocol
+    :class:`~hivemind_jobs.ScopedActivator`)::
+
+        def scope(self, context: JobContext, cls: type | None) -> AbstractAsyncContextManager[Activator]: ...
+
+    The drone then enters ``scope(context, cls)`` around each execution: around the job's
+    middleware and the job itself, so it ends once the job has returned or raised. ``context`` is
+    the execution's :class:`~hivemind_jobs.JobContext`; ``cls`` is the class of an instance-method
+    job, already imported and checked against the colony's allow list (None for a function job),
+    so that the scope can resolve it ahead, asynchronously if it must. The activator the scope
+    yields activates the job's instance for that execution. Middleware classes are activated
+    outside the scope, through ``activate`` of the activator given to ``HiveMind``. A job whose
+    class cannot be resolved (not allowed, gone) runs without a scope and fails as it would
+    without one; an exception raised by entering or leaving the scope fails the execution.
+
+    Sync jobs of a swarm that runs them in child processes (``processes=``) are activated in the
+    child by :class:`DefaultActivator`; no scope is entered for them.
+    """
 
     def activate(self, cls: type[T]) -> T: ...
 
@@ -784,6 +807,22 @@ def _check_runnable(target: str, method: str | None, allow: AllowList) -> _Runna
     return runnable
 
 
+def _cannot_run(problem: str) -> SerializationError:
+    return SerializationError(f"the stored job cannot run: {problem}")
+
+
+def job_class(invocation: Invocation, allow: AllowList) -> type | None:
+    """The class an instance-method invocation runs on, imported and checked against ``allow`` as
+    :func:`prepare_call` does it (through the same cache); None for a function. Raises what
+    :func:`prepare_call` would raise for a target that cannot run here."""
+    if invocation.problem is not None:
+        raise _cannot_run(invocation.problem)
+    if invocation.method is None:
+        return None
+    cls: type = _runnable(invocation.target, invocation.method, allow).obj
+    return cls
+
+
 def prepare_call(
     invocation: Invocation,
     *,
@@ -799,7 +838,7 @@ def prepare_call(
     both are fatal (retrying cannot help).
     """
     if invocation.problem is not None:
-        raise SerializationError(f"the stored job cannot run: {invocation.problem}")
+        raise _cannot_run(invocation.problem)
     resolved = _runnable(invocation.target, invocation.method, allow)
     instance_object: object | None = None
     signature = resolved.signature
