@@ -85,7 +85,7 @@ class DishkaActivator:
 
     def __init__(self, container: Container | AsyncContainer, *, scope: BaseScope | None = None) -> None:
         self.container = container
-        self.scope_entered = scope
+        self.job_scope = scope
 
     def activate(self, cls: type[T]) -> T:
         """An instance of ``cls`` outside a job's scope (a middleware class): from the root container
@@ -114,7 +114,7 @@ class DishkaActivator:
         container = self.container
         instance: object | None = None
         if isinstance(container, AsyncContainer):
-            async_scope = container(context=job_context, scope=self.scope_entered)
+            async_scope = container(context=job_context, scope=self.job_scope)
             try:
                 if cls is not None:
                     with _resolving(cls):
@@ -128,7 +128,7 @@ class DishkaActivator:
                 raise
             await async_scope.close()
         else:
-            sync_scope = container(context=job_context, scope=self.scope_entered)
+            sync_scope = container(context=job_context, scope=self.job_scope)
             try:
                 if cls is not None:
                     with _resolving(cls):
