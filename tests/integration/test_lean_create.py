@@ -318,3 +318,25 @@ async def test_a_batch_of_large_calls_is_written_whole(hive: hm.HiveMind) -> Non
     assert [message[:1] for message in stored] == ["0", "1", "2", "3", "4"]
     assert all(len(message) == 900_001 for message in stored)
     assert (await hive.jobs.count_by_state()) == {"Enqueued": 5}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+async def test_mariadb_compound_statement_stores_what_the_script_stores(mariadb_url: str, variant: str) -> None:
+    """On MariaDB a create is one compound statement (one result to read instead of one per
+    statement); the rows are those of the plain multi-statement script, on its own and inside a
+    larger transaction."""
+    async with hm.HiveMind(mariadb_url) as hive:
+        driver = hive.env().storage.driver  # type: ignore[attr-defined]
+        assert driver.compound_statements  # read when the pool opened: the server is MariaDB
+        client = hive.jobs.options(**VARIANTS[variant])
+        compound = await create_three(client)
+        async with hive.transaction() as tx:
+            inside = await create_three(tx.jobs.options(**VARIANTS[variant]))
+        driver.compound_statements = False
+        script = await create_three(client)
+    absolute = "delay_until" in VARIANTS[variant]
+    for one, other, plain in zip(compound, inside, script, strict=True):
+        expected = stored(mariadb_url, plain, absolute_due=absolute)
+        assert stored(mariadb_url, one, absolute_due=absolute) == expected
+        assert stored(mariadb_url, other, absolute_due=absolute) == expected
+    assert len({*compound, *inside, *script}) == 9

@@ -101,3 +101,19 @@ async def test_in_lists_render_for_both_drivers(connections: dict[str, Any]) -> 
     async with connections["asyncmy"].cursor() as cursor:
         await cursor.execute(rendered["asyncmy"])
         assert await cursor.fetchone() == (1, None)
+
+
+async def test_a_script_escapes_each_value_once_and_keeps_equal_values_of_other_types_apart(
+    connections: dict[str, Any],
+) -> None:
+    connection = connections["asyncmy"]
+    literal = _Literals(connection)
+    values = (1, True, 1.0, "1", 1, True, 1.0)
+    assert [literal(value) for value in values] == [_escape(value, connection) for value in values]
+    assert literal(1.0) != literal(1) == literal(True) == "1"  # 1.0 is not remembered as the literal of 1
+    moment = datetime(2024, 2, 29, 23, 59, 58, 123456)
+    assert literal(moment) == literal(moment.replace(tzinfo=UTC)) == "'2024-02-29 23:59:58.123456'"
+    assert literal([1, "a'b"]) == literal.fresh([1, "a'b"]) == _escape([1, "a'b"], connection)  # not hashable
+    quoted = _escape("it's", connection)
+    assert literal.render("(%(a)s, %(b)s, %(a)s)", {"a": "it's", "b": None}) == f"({quoted}, NULL, {quoted})"
+    assert await select(connection, literal("it's")) == "it's"

@@ -374,13 +374,13 @@ class _MySQLConnection(Connection):
         script itself) or for one job; otherwise None (table by table)."""
         if self.external or (len(params) > 1 and not self.driver.consecutive_ids):
             return None
-        script = _insert_script(q, params, self.raw, commit=self.sole)
+        script = _insert_script(q, params, self.raw, commit=self.sole, compound=self.driver.compound_statements)
         if script is None:
             return None
         async with self.raw.cursor(self.cursor_class) as cursor:
             try:
                 await cursor.execute(script)
-                row: Any = None
+                row: Any = await cursor.fetchone() if cursor.description else None
                 while await cursor.nextset():
                     if cursor.description:
                         row = await cursor.fetchone()
@@ -457,22 +457,45 @@ def _positions(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
     return positions
 
 
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s")
+
+
+@functools.lru_cache(maxsize=64)
+def _positional(template: str) -> tuple[str, tuple[str, ...]]:
+    """A ``%(name)s`` template as a positional one (``%s``) and its placeholder names in order."""
+    return _PLACEHOLDER.sub("%s", template), tuple(_PLACEHOLDER.findall(template))
+
+
 class _Literals:
     """Values as SQL literals (:func:`_escape`); aware datetimes as the naive UTC value a DATETIME
-    column holds."""
+    column holds. A value seen before in the same script is escaped once (the queue, the state
+    names and times, the middleware of jobs created alike)."""
 
-    __slots__ = ("_connection",)
+    __slots__ = ("_connection", "_memo")
 
     def __init__(self, connection: Any) -> None:
         self._connection = connection
+        self._memo: dict[tuple[type, Any], str] = {}
 
-    def __call__(self, value: Any) -> str:
+    def fresh(self, value: Any) -> str:
+        """The literal of a value not worth remembering (an invocation, an execution id)."""
         if type(value) is datetime:
             value = _naive_utc(value)
         return str(_escape(value, self._connection))
 
+    def __call__(self, value: Any) -> str:
+        key = (type(value), value)  # the type too: 1, 1.0 and True are equal keys
+        try:
+            return self._memo[key]
+        except KeyError:
+            text = self._memo[key] = self.fresh(value)
+            return text
+        except TypeError:  # not hashable
+            return self.fresh(value)
+
     def render(self, template: str, values: Mapping[str, Any]) -> str:
-        return template % {name: self(value) for name, value in values.items()}
+        positional, names = _positional(template)
+        return positional % tuple([self(values[name]) for name in names])
 
 
 def _around(template: str, name: str) -> tuple[str, str]:
@@ -481,12 +504,18 @@ def _around(template: str, name: str) -> tuple[str, str]:
     return before, after
 
 
-def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection: Any, *, commit: bool) -> str | None:
+def _insert_script(
+    q: Mapping[str, SQL], params: Sequence[JobInsert], connection: Any, *, commit: bool, compound: bool = False
+) -> str | None:
     """The statements of ``insert_new_jobs`` (every value escaped as the driver does); None when
     they would be longer than ``_INSERT_BYTES``. A row of a job's states, properties, queue entry
     or link names its job as the first id of its INSERT of job rows (``@hm_f<insert>``, or
     ``LAST_INSERT_ID()`` for the last one) plus its position; rows shared by several jobs (the
-    states and properties of jobs created alike) are escaped once."""
+    states and properties of jobs created alike) are escaped once.
+
+    ``compound``: the statements as one MariaDB compound statement (``BEGIN NOT ATOMIC ... END``),
+    which answers with the SELECT's rows and one OK instead of a result per statement: reading
+    them costs the client about half as much CPU (a create one by one: about 260 → 170 µs)."""
     literal = _Literals(connection)
     render = literal.render
     positions = _positions(params)
@@ -498,23 +527,25 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
     ]
     head, row, suffix = _values_template(q["job_insert"])
     row = row.replace("%(now)s", "@hm_now").replace("%(locked_at)s", "IF(%(lock_owner)s IS NULL, NULL, @hm_now)")
+    job_row, names = _positional(row)
     rendered: list[str] = []
     firsts: list[str] = []  # per INSERT of job rows: the SQL expression of its first id
+    fresh = literal.fresh
     for index, ((chunk, _), job) in enumerate(zip(positions, params, strict=True)):
         current = job.states[-1]
-        values = {
-            "queue": job.queue,
-            "priority": job.priority,
-            "execution_id": job.execution_id,
-            "state_name": current.name,
-            "state_sequence": current.sequence,
-            "state_elected_at": current.elected_at,
-            "invocation": job.invocation,
-            "middleware": job.middleware,
-            "function_name": job.function,
-            "lock_owner": job.lock_owner,
+        literals = {
+            "queue": literal(job.queue),
+            "priority": literal(job.priority),
+            "execution_id": fresh(job.execution_id),
+            "state_name": literal(current.name),
+            "state_sequence": literal(current.sequence),
+            "state_elected_at": literal(current.elected_at),
+            "invocation": fresh(job.invocation),
+            "middleware": literal(job.middleware),
+            "function_name": literal(job.function),
+            "lock_owner": literal(job.lock_owner),
         }
-        rendered.append(render(row, values))
+        rendered.append(job_row % tuple([literals[name] for name in names]))
         if index + 1 == len(params) or positions[index + 1][0] != chunk:
             multi = "" if len(rendered) == 1 else " * @hm_ok"
             statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
@@ -564,19 +595,25 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
             "%(execute_after)s", "COALESCE(%(execute_after)s, @hm_now + INTERVAL %(delay)s MICROSECOND)"
         )
         before, after = _around(row, "job_id")
+        (before, before_names), (after, after_names) = _positional(before), _positional(after)
         for (chunk, position), job in zip(positions, params, strict=True):
             pointer = job.enqueue
             if pointer is None:
                 continue
             delay = pointer.delay
-            values = {
-                "queue": pointer.queue,
-                "priority": pointer.priority,
-                "execution_id": pointer.execution_id,
-                "execute_after": pointer.execute_after,
-                "delay": 0 if delay is None else (delay.days * 86_400 + delay.seconds) * 1_000_000 + delay.microseconds,
+            entry = {
+                "queue": literal(pointer.queue),
+                "priority": literal(pointer.priority),
+                "execution_id": fresh(pointer.execution_id),
+                "execute_after": literal(pointer.execute_after),
+                "delay": literal(
+                    0 if delay is None else (delay.days * 86_400 + delay.seconds) * 1_000_000 + delay.microseconds
+                ),
             }
-            rendered.append(f"{render(before, values)}{firsts[chunk]} + {position}{render(after, values)}")
+            rendered.append(
+                f"{before % tuple([entry[name] for name in before_names])}{firsts[chunk]} + {position}"
+                f"{after % tuple([entry[name] for name in after_names])}"
+            )
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
         rendered = []
     if any(job.awaiting_parent is not None for job in params):
@@ -591,6 +628,8 @@ def _insert_script(q: Mapping[str, SQL], params: Sequence[JobInsert], connection
         statements.append("COMMIT")
     statements.append("SELECT CAST(@hm_now AS DATETIME(6)), " + ", ".join(firsts))
     script = ";\n".join(statements)
+    if compound:
+        script = f"BEGIN NOT ATOMIC\n{script};\nEND"
     if len(script) > _INSERT_BYTES:
         return None
     return script
@@ -661,6 +700,9 @@ class _MySQLDriver(Driver):
         #: whether a multi-row INSERT gets consecutive ids (innodb_autoinc_lock_mode 0 or 1 and an
         #: auto_increment_increment of 1), read when the pool opens
         self.consecutive_ids = False
+        #: whether the server runs compound statements outside stored programs (MariaDB), read
+        #: when the pool opens
+        self.compound_statements = False
 
     def _connect_args(self) -> dict[str, Any]:
         try:
@@ -787,9 +829,10 @@ class _MySQLDriver(Driver):
                 async with raw.cursor() as cursor:
                     await cursor.execute("SELECT @@max_allowed_packet")
                     row = await cursor.fetchone()
-                    await cursor.execute("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment")
-                    mode, increment = await cursor.fetchone()
+                    await cursor.execute("SELECT @@innodb_autoinc_lock_mode, @@auto_increment_increment, VERSION()")
+                    mode, increment, version = await cursor.fetchone()
                     self.consecutive_ids = int(mode) in (0, 1) and int(increment) == 1
+                    self.compound_statements = "mariadb" in str(version).lower()
                 await raw.rollback()
             finally:
                 await self._pool.release(raw)
