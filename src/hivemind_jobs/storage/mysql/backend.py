@@ -473,22 +473,33 @@ class _Literals:
 
     __slots__ = ("_connection", "_memo")
 
-    def __init__(self, connection: Any) -> None:
+    def __init__(self, connection: Any, *, remember: bool = True) -> None:
         self._connection = connection
-        self._memo: dict[tuple[type, Any], str] = {}
+        #: None: nothing is remembered (a script of one job, where no value comes twice)
+        self._memo: dict[tuple[type, Any], str] | None = {} if remember else None
 
     def fresh(self, value: Any) -> str:
         """The literal of a value not worth remembering (an invocation, an execution id)."""
-        if type(value) is datetime:
+        kind = type(value)
+        if kind is str:  # the common kinds first, as _escape writes them
+            return "'" + str(self._connection.escape_string(value)) + "'"
+        if kind is int:
+            return str(value)
+        if value is None:
+            return "NULL"
+        if kind is datetime:
             value = _naive_utc(value)
         return str(_escape(value, self._connection))
 
     def __call__(self, value: Any) -> str:
+        memo = self._memo
+        if memo is None:
+            return self.fresh(value)
         key = (type(value), value)  # the type too: 1, 1.0 and True are equal keys
         try:
-            return self._memo[key]
+            return memo[key]
         except KeyError:
-            text = self._memo[key] = self.fresh(value)
+            text = memo[key] = self.fresh(value)
             return text
         except TypeError:  # not hashable
             return self.fresh(value)
@@ -498,10 +509,40 @@ class _Literals:
         return positional % tuple([self(values[name]) for name in names])
 
 
+#: a row template in positional form (see :func:`_positional`)
+_Piece = tuple[str, tuple[str, ...]]
+
+
+@functools.lru_cache(maxsize=64)
+def _row_template(
+    sql: str, replace: tuple[tuple[str, str], ...] = (), around: str | None = None
+) -> tuple[str, str, tuple[_Piece, ...]]:
+    """An ``INSERT ... VALUES (row)`` query as its head, suffix and row: the row with
+    ``replace``'s substitutions, split at the placeholder ``around`` when given (where a script
+    puts the job's id), each piece in positional form."""
+    head, row, suffix = _values_template(sql)
+    for old, new in replace:
+        row = row.replace(old, new)
+    pieces = _around(row, around) if around is not None else (row,)
+    return head, suffix, tuple(_positional(piece) for piece in pieces)
+
+
+def _fill(piece: _Piece, literals: Mapping[str, str]) -> str:
+    """A positional row piece with its placeholders' literals."""
+    template, names = piece
+    return template % tuple([literals[name] for name in names])
+
+
 def _around(template: str, name: str) -> tuple[str, str]:
     """A row template split at the placeholder ``name`` (where the job's id goes)."""
     before, _, after = template.partition(f"%({name})s")
     return before, after
+
+
+#: the substitutions of the script's rows: the database clock of the whole script, read once
+_NOW = (("%(now)s", "@hm_now"),)
+_JOB_ROW = (*_NOW, ("%(locked_at)s", "IF(%(lock_owner)s IS NULL, NULL, @hm_now)"))
+_QUEUE_ROW = (*_NOW, ("%(execute_after)s", "COALESCE(%(execute_after)s, @hm_now + INTERVAL %(delay)s MICROSECOND)"))
 
 
 def _insert_script(
@@ -516,8 +557,8 @@ def _insert_script(
     ``compound``: the statements as one MariaDB compound statement (``BEGIN NOT ATOMIC ... END``),
     which answers with the SELECT's rows and one OK instead of a result per statement: reading
     them costs the client about half as much CPU (a create one by one: about 260 → 170 µs)."""
-    literal = _Literals(connection)
-    render = literal.render
+    literal = _Literals(connection, remember=len(params) > 1)
+    fresh = literal.fresh
     positions = _positions(params)
     chunks = positions[-1][0] + 1
     # consecutive ids of a multi-row insert: checked here too (an application's session may differ)
@@ -525,12 +566,9 @@ def _insert_script(
         "SET @hm_now = UTC_TIMESTAMP(6), "
         "@hm_ok = IF(@@session.auto_increment_increment = 1 AND @@innodb_autoinc_lock_mode IN (0, 1), 1, NULL)"
     ]
-    head, row, suffix = _values_template(q["job_insert"])
-    row = row.replace("%(now)s", "@hm_now").replace("%(locked_at)s", "IF(%(lock_owner)s IS NULL, NULL, @hm_now)")
-    job_row, names = _positional(row)
+    head, suffix, (job_row,) = _row_template(q["job_insert"], _JOB_ROW)
     rendered: list[str] = []
     firsts: list[str] = []  # per INSERT of job rows: the SQL expression of its first id
-    fresh = literal.fresh
     for index, ((chunk, _), job) in enumerate(zip(positions, params, strict=True)):
         current = job.states[-1]
         literals = {
@@ -545,7 +583,7 @@ def _insert_script(
             "function_name": literal(job.function),
             "lock_owner": literal(job.lock_owner),
         }
-        rendered.append(job_row % tuple([literals[name] for name in names]))
+        rendered.append(_fill(job_row, literals))
         if index + 1 == len(params) or positions[index + 1][0] != chunk:
             multi = "" if len(rendered) == 1 else " * @hm_ok"
             statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
@@ -558,50 +596,43 @@ def _insert_script(
                 firsts.append(f"@hm_f{chunk}")
             rendered = []
 
-    head, row, suffix = _values_template(q["job_state_insert"])
-    before, after = _around(row, "job_id")
+    head, suffix, (before, after) = _row_template(q["job_state_insert"], (), "job_id")
     states: dict[int, tuple[str, str]] = {}
     for (chunk, position), job in zip(positions, params, strict=True):
         for state in job.states:
             parts = states.get(id(state))
             if parts is None:
-                values = {
-                    "sequence": state.sequence,
-                    "name": state.name,
-                    "elected_at": state.elected_at,
-                    "reason": state.reason,
-                    "fields": state.fields,
+                literals = {
+                    "sequence": literal(state.sequence),
+                    "name": literal(state.name),
+                    "elected_at": literal(state.elected_at),
+                    "reason": literal(state.reason),
+                    "fields": literal(state.fields),
                 }
-                parts = states[id(state)] = (render(before, values), render(after, values))
+                parts = states[id(state)] = (_fill(before, literals), _fill(after, literals))
             rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
     statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
     rendered = []
     if any(job.properties for job in params):
-        head, row, suffix = _values_template(q["job_property_upsert"])
-        before, after = _around(row, "job_id")
+        head, suffix, (before, after) = _row_template(q["job_property_upsert"], (), "job_id")
         properties: dict[int, tuple[str, str]] = {}
         for (chunk, position), job in zip(positions, params, strict=True):
             for prop in job.properties:
                 parts = properties.get(id(prop))
                 if parts is None:
-                    values = property_params(0, prop, _naive_utc)
-                    parts = properties[id(prop)] = (render(before, values), render(after, values))
+                    literals = {name: literal(value) for name, value in property_params(0, prop, _naive_utc).items()}
+                    parts = properties[id(prop)] = (_fill(before, literals), _fill(after, literals))
                 rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
         rendered = []
     if any(job.enqueue is not None for job in params):
-        head, row, suffix = _values_template(q["queue_upsert"])
-        row = row.replace("%(now)s", "@hm_now").replace(
-            "%(execute_after)s", "COALESCE(%(execute_after)s, @hm_now + INTERVAL %(delay)s MICROSECOND)"
-        )
-        before, after = _around(row, "job_id")
-        (before, before_names), (after, after_names) = _positional(before), _positional(after)
+        head, suffix, (before, after) = _row_template(q["queue_upsert"], _QUEUE_ROW, "job_id")
         for (chunk, position), job in zip(positions, params, strict=True):
             pointer = job.enqueue
             if pointer is None:
                 continue
             delay = pointer.delay
-            entry = {
+            literals = {
                 "queue": literal(pointer.queue),
                 "priority": literal(pointer.priority),
                 "execution_id": fresh(pointer.execution_id),
@@ -610,19 +641,15 @@ def _insert_script(
                     0 if delay is None else (delay.days * 86_400 + delay.seconds) * 1_000_000 + delay.microseconds
                 ),
             }
-            rendered.append(
-                f"{before % tuple([entry[name] for name in before_names])}{firsts[chunk]} + {position}"
-                f"{after % tuple([entry[name] for name in after_names])}"
-            )
+            rendered.append(f"{_fill(before, literals)}{firsts[chunk]} + {position}{_fill(after, literals)}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
         rendered = []
     if any(job.awaiting_parent is not None for job in params):
-        head, row, suffix = _values_template(q["continuation_insert"])
-        before, after = _around(row.replace("%(now)s", "@hm_now"), "child_id")
+        head, suffix, (before, after) = _row_template(q["continuation_insert"], _NOW, "child_id")
         for (chunk, position), job in zip(positions, params, strict=True):
             if job.awaiting_parent is not None:
-                values = {"parent_id": job.awaiting_parent}
-                rendered.append(f"{render(before, values)}{firsts[chunk]} + {position}{render(after, values)}")
+                literals = {"parent_id": literal(job.awaiting_parent)}
+                rendered.append(f"{_fill(before, literals)}{firsts[chunk]} + {position}{_fill(after, literals)}")
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
     if commit:
         statements.append("COMMIT")
