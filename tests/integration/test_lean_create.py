@@ -340,3 +340,63 @@ async def test_mariadb_compound_statement_stores_what_the_script_stores(mariadb_
         assert stored(mariadb_url, one, absolute_due=absolute) == expected
         assert stored(mariadb_url, other, absolute_due=absolute) == expected
     assert len({*compound, *inside, *script}) == 9
+
+
+async def test_mariadb_large_batch_goes_as_pipelined_scripts(mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch of several parts is sent as several scripts, each rendered while the server runs the
+    one before: the jobs get their ids in order, one database clock, every row; inside a larger
+    transaction a rollback keeps none; a part that fails leaves nothing of the batch."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    parts = mysql._PIPELINE_PART
+    count = 2 * parts + 7
+    sent: list[str] = []
+    run_part = mysql._MySQLConnection._insert_part
+
+    async def recorded(self: Any, script: str) -> Any:
+        sent.append(script)
+        return await run_part(self, script)
+
+    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
+    async with hm.HiveMind(mariadb_url) as hive:
+        client = hive.jobs.options(queue="bulk", properties={"tenant": "acme"})
+        ids = await client.create_many([hm.call(jobs.add, n) for n in range(count)])
+        assert len(sent) == 3 and sum(script.count("UTC_TIMESTAMP(6)") for script in sent) == 1
+        assert "COMMIT" in sent[-1] and not any("COMMIT" in script for script in sent[:-1])
+        assert ids == list(range(ids[0], ids[0] + count))
+        [(jobs_written, clocks)] = backends.raw(
+            mariadb_url, "SELECT COUNT(*), COUNT(DISTINCT created_at) FROM {job} WHERE queue = 'bulk'"
+        )
+        assert (jobs_written, clocks) == (count, 1)
+        for table, per_job in (("job_state", 2), ("queue", 1), ("job_property", 1)):
+            [(rows, distinct)] = backends.raw(
+                mariadb_url,
+                f"SELECT COUNT(*), COUNT(DISTINCT job_id) FROM {{{table}}} WHERE job_id BETWEEN ? AND ?",
+                ids[0],
+                ids[-1],
+            )
+            assert (rows, distinct) == (per_job * count, count), table
+        loaded = await hive.jobs.get(ids[-1])
+        assert loaded.invocation.arguments == {"a": count - 1} and loaded.properties == {"tenant": "acme"}
+
+        sent.clear()
+        with pytest.raises(RuntimeError, match="rolled back"):
+            async with hive.transaction() as tx:
+                await tx.jobs.options(queue="kept-none").create_many([hm.call(jobs.add, n) for n in range(count)])
+                raise RuntimeError("rolled back")
+        assert len(sent) == 3 and not any("COMMIT" in script for script in sent)
+
+        async def second_fails(self: Any, script: str) -> Any:
+            sent.append(script)
+            if len(sent) == 2:
+                raise mysql.asyncmy.errors.ProgrammingError(1064, "You have an error (simulated)")
+            return await run_part(self, script)
+
+        sent.clear()
+        monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", second_fails)
+        with pytest.raises(hm.HiveMindError):
+            await hive.jobs.options(queue="failed").create_many([hm.call(jobs.add, n) for n in range(count)])
+        assert len(sent) == 2  # the third part is never sent
+        monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", run_part)
+        await hive.jobs.create(jobs.add, 1)  # the pool is usable after the failure
+    assert backends.raw(mariadb_url, "SELECT COUNT(*) FROM {job} WHERE queue IN ('kept-none', 'failed')") == [(0,)]

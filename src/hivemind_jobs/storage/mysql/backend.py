@@ -371,12 +371,49 @@ class _MySQLConnection(Connection):
         and links name their job as the first id of its INSERT plus its position, which needs the
         ids of a multi-row INSERT to be consecutive: so only where the server guarantees it
         (``innodb_autoinc_lock_mode`` 0 or 1, ``auto_increment_increment`` 1, checked again by the
-        script itself) or for one job; otherwise None (table by table)."""
+        script itself) or for one job; otherwise None (table by table).
+
+        A large batch goes as several scripts (:func:`_pipeline_parts`), each rendered while the
+        server runs the one before it; the first reads the database clock for all of them, the
+        last commits when the transaction ends with it."""
         if self.external or (len(params) > 1 and not self.driver.consecutive_ids):
             return None
-        script = _insert_script(q, params, self.raw, commit=self.sole, compound=self.driver.compound_statements)
-        if script is None:
-            return None
+        parts = _pipeline_parts(params)
+        compound = self.driver.compound_statements
+        rows: list[Any] = []
+        pending: asyncio.Future[Any] | None = None
+        try:
+            for index, (start, end) in enumerate(parts):
+                last = index + 1 == len(parts)
+                script = _insert_script(
+                    q, params[start:end], self.raw, commit=self.sole and last, compound=compound, clock=index == 0
+                )
+                if script is None:
+                    if index == 0:
+                        return None
+                    raise StorageError(f"MySQL: the script of jobs {start}-{end} of a batch is too long")
+                if pending is not None:
+                    rows.append(await pending)
+                pending = asyncio.ensure_future(self._insert_part(script))
+                if not last:
+                    await asyncio.sleep(0)  # it sends its script: the next one renders meanwhile
+            assert pending is not None
+            rows.append(await pending)
+        except BaseException:
+            if pending is not None and not pending.done():
+                pending.cancel()  # the session is closed by the transaction (its state is unknown)
+                await asyncio.wait([pending])
+            raise
+        if self.sole:
+            self.committed = True
+        ids: list[int] = []
+        for (start, end), row in zip(parts, rows, strict=True):
+            firsts = row[1:]
+            ids.extend(int(firsts[chunk]) + position for chunk, position in _positions(params[start:end]))
+        return ids, self.dt(rows[0][0])
+
+    async def _insert_part(self, script: str) -> Any:
+        """Run a script of :meth:`insert_new_jobs`; the row of its last SELECT."""
         async with self.raw.cursor(self.cursor_class) as cursor:
             try:
                 await cursor.execute(script)
@@ -387,12 +424,8 @@ class _MySQLConnection(Connection):
             except _DRIVER_ERRORS as error:
                 self._raise_if_refused(error, script)
                 raise
-        if self.sole:
-            self.committed = True
         assert row is not None
-        now, firsts = row[0], row[1:]
-        ids = [int(firsts[chunk]) + position for chunk, position in _positions(params)]
-        return ids, self.dt(now)
+        return row
 
     def dt(self, value: datetime) -> datetime:
         return value.replace(tzinfo=UTC)
@@ -445,6 +478,28 @@ def _chunks(params: Sequence[JobInsert]) -> list[int]:
         size += len(job.invocation) + len(job.middleware) + len(job.function) + 200
     ends.append(len(params))
     return ends
+
+
+#: jobs per script when a batch is pipelined (see :func:`_pipeline_parts`)
+_PIPELINE_PART = 250
+
+
+def _pipeline_parts(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
+    """Where a batch is cut into the scripts of ``insert_new_jobs``: parts of ``_PIPELINE_PART``
+    jobs for a batch of at least two parts whose rows add up to well under ``_INSERT_BYTES`` (so
+    no part's script can be refused for its length after the parts before it were sent);
+    otherwise one part."""
+    count = len(params)
+    if count < 2 * _PIPELINE_PART:
+        return [(0, count)]
+    size = 0
+    for job in params:
+        size += len(job.invocation) + len(job.middleware) + len(job.function) + 300
+        size += sum(300 + len(prop.name) + len(str(prop.value)) for prop in job.properties)
+        size += sum(300 + len(state.fields) + len(state.reason or "") for state in job.states)
+    if size > _INSERT_BYTES // 4:  # a literal is at most twice its text, escaped
+        return [(0, count)]
+    return [(start, min(count, start + _PIPELINE_PART)) for start in range(0, count, _PIPELINE_PART)]
 
 
 def _positions(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
@@ -546,7 +601,13 @@ _QUEUE_ROW = (*_NOW, ("%(execute_after)s", "COALESCE(%(execute_after)s, @hm_now 
 
 
 def _insert_script(
-    q: Mapping[str, SQL], params: Sequence[JobInsert], connection: Any, *, commit: bool, compound: bool = False
+    q: Mapping[str, SQL],
+    params: Sequence[JobInsert],
+    connection: Any,
+    *,
+    commit: bool,
+    compound: bool = False,
+    clock: bool = True,
 ) -> str | None:
     """The statements of ``insert_new_jobs`` (every value escaped as the driver does); None when
     they would be longer than ``_INSERT_BYTES``. A row of a job's states, properties, queue entry
@@ -556,16 +617,23 @@ def _insert_script(
 
     ``compound``: the statements as one MariaDB compound statement (``BEGIN NOT ATOMIC ... END``),
     which answers with the SELECT's rows and one OK instead of a result per statement: reading
-    them costs the client about half as much CPU (a create one by one: about 260 → 170 µs)."""
+    them costs the client about half as much CPU (a create one by one: about 260 → 170 µs).
+    ``clock``: the script reads the database clock (``@hm_now``) and checks that a multi-row
+    INSERT gets consecutive ids (``@hm_ok``); without it, it uses what the script before it on the
+    same session read (a pipelined batch: one clock for all its jobs)."""
     literal = _Literals(connection, remember=len(params) > 1)
     fresh = literal.fresh
     positions = _positions(params)
     chunks = positions[-1][0] + 1
     # consecutive ids of a multi-row insert: checked here too (an application's session may differ)
-    statements = [
-        "SET @hm_now = UTC_TIMESTAMP(6), "
-        "@hm_ok = IF(@@session.auto_increment_increment = 1 AND @@innodb_autoinc_lock_mode IN (0, 1), 1, NULL)"
-    ]
+    statements = (
+        [
+            "SET @hm_now = UTC_TIMESTAMP(6), "
+            "@hm_ok = IF(@@session.auto_increment_increment = 1 AND @@innodb_autoinc_lock_mode IN (0, 1), 1, NULL)"
+        ]
+        if clock
+        else []
+    )
     head, suffix, (job_row,) = _row_template(q["job_insert"], _JOB_ROW)
     rendered: list[str] = []
     firsts: list[str] = []  # per INSERT of job rows: the SQL expression of its first id
