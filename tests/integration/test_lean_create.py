@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -400,3 +401,15 @@ async def test_mariadb_large_batch_goes_as_pipelined_scripts(mariadb_url: str, m
         monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", run_part)
         await hive.jobs.create(jobs.add, 1)  # the pool is usable after the failure
     assert backends.raw(mariadb_url, "SELECT COUNT(*) FROM {job} WHERE queue IN ('kept-none', 'failed')") == [(0,)]
+
+
+async def test_a_created_jobs_history_keeps_its_text_exactly(hive: hm.HiveMind, db_url: str) -> None:
+    reason = 'he said "hi" \\ back\\slash, {braces}, ünïcode 😀, NULL'
+    job_id = await hive.jobs.options(state=hm.Idle(reason=reason)).create(jobs.add, 1)
+    [(name, stored_reason, fields)] = backends.raw(
+        db_url, "SELECT name, reason, fields FROM {job_state} WHERE job_id = ? AND sequence = 1", job_id
+    )
+    assert (name, stored_reason) == ("Idle", reason)
+    job = await hive.jobs.get(job_id)
+    assert job.state.reason == reason and [state.name for state in job.states] == ["Created", "Idle"]
+    assert json.loads(fields) == {}

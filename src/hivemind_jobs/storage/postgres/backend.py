@@ -36,6 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from hivemind_jobs.core.codec import compact_json
 from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
@@ -179,11 +180,20 @@ def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
         "middleware": job.middleware,
         "function_name": job.function,
         "lock_owner": job.lock_owner,
-        "s_sequence": [state.sequence for state in job.states],
-        "s_name": [state.name for state in job.states],
-        "s_elected_at": [state.elected_at for state in job.states],
-        "s_reason": [state.reason for state in job.states],
-        "s_fields": [state.fields for state in job.states],
+        # one JSON text for the history rows: psycopg dumps it at once, where five arrays cost it
+        # a dumper lookup each (a third of the client's work on a create)
+        "states": compact_json(
+            [
+                {
+                    "sequence": state.sequence,
+                    "name": state.name,
+                    "elected_at": state.elected_at.isoformat(),
+                    "reason": state.reason,
+                    "fields": state.fields,
+                }
+                for state in job.states
+            ]
+        ),
         "q_queue": pointer.queue if pointer is not None else None,
         "q_priority": pointer.priority if pointer is not None else None,
         "q_execute_after": pointer.execute_after if pointer is not None else None,

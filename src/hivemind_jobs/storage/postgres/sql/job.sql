@@ -18,10 +18,8 @@ WITH j AS (
 ), s AS (
     INSERT INTO "{p}job_state" (job_id, sequence, name, elected_at, reason, fields)
     SELECT j.id, s.sequence, s.name, s.elected_at, s.reason, s.fields
-    FROM j, unnest(
-        CAST(:s_sequence AS INTEGER[]), CAST(:s_name AS TEXT[]), CAST(:s_elected_at AS TIMESTAMPTZ[]),
-        CAST(:s_reason AS TEXT[]), CAST(:s_fields AS TEXT[])
-    ) AS s (sequence, name, elected_at, reason, fields)
+    FROM j, json_to_recordset(CAST(:states AS JSON))
+        AS s (sequence INTEGER, name TEXT, elected_at TIMESTAMPTZ, reason TEXT, fields TEXT)
 ), pr AS (
     INSERT INTO "{p}job_property" (job_id, name, type, text_value, int_value, float_value, bool_value, datetime_value)
     SELECT j.id, x.name, x.type, x.text_value, x.int_value, x.float_value, x.bool_value, x.datetime_value
