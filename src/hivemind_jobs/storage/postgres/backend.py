@@ -31,7 +31,7 @@ import logging
 import math
 import random
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -354,6 +354,11 @@ class _PgConnection(Connection):
         await self.raw.commit()  # in pipeline mode: sent after the statements before it, one sync for all
         self.committed = True
         return True
+
+    async def fetch_later(self, sql: SQL, params: dict[str, Any]) -> Callable[[], Awaitable[list[tuple[Any, ...]]]]:
+        cursor = self.raw.cursor(row_factory=tuple_row)
+        await cursor.execute(sql, params)  # in pipeline mode: queued with the statements before it
+        return cursor.fetchall
 
     async def fetch_each(
         self, queries: Sequence[tuple[SQL, dict[str, Any]]], *, writes: Sequence[tuple[SQL, dict[str, Any]]] = ()

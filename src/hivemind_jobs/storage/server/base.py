@@ -218,6 +218,16 @@ class Connection(abc.ABC):
         committing, where the driver does not pipeline (the transaction then commits as usual)."""
         return False
 
+    async def fetch_later(self, sql: SQL, params: dict[str, Any]) -> Callable[[], Awaitable[list[tuple[Any, ...]]]]:
+        """Inside :meth:`pipeline`: send a SELECT with the statements around it; its rows are read
+        by awaiting the returned call once the pipeline block has ended. Default: run it now."""
+        rows = await self.fetchall(sql, params)
+
+        async def read() -> list[tuple[Any, ...]]:
+            return rows
+
+        return read
+
     async def fetch_each(
         self, queries: Sequence[tuple[SQL, dict[str, Any]]], *, writes: Sequence[tuple[SQL, dict[str, Any]]] = ()
     ) -> list[list[tuple[Any, ...]]]:

@@ -213,15 +213,15 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
             await c.executemany(q["continuation_insert"], writes.links)
         if saved:
             await c.notify_finished(q, saved)
-    found: tuple[p.ContinuationLink, ...] = ()
-    if writes.changed or writes.released:
-        # one query for both: children waiting on changed jobs, fired parents of released ones
-        found = continuation_links(
-            await c.fetchall(
+        links = None
+        if writes.changed or writes.released:
+            # one query for both: children waiting on changed jobs, fired parents of released ones
+            # (after the writes above, in the same round trip where the driver pipelines)
+            links = await c.fetch_later(
                 q["continuation_links_many"],
                 {"changed_ids": writes.changed or [0], "released_ids": writes.released or [0]},
             )
-        )
+    found = continuation_links(await links()) if links is not None else ()
     return save_results(params, outcomes, found, now)
 
 
