@@ -21,6 +21,8 @@ tables there on open (``auto_migrate=true`` is always set).
 - ``enqueue_one_per_s``: --n-one ``await hive.jobs.create(noop, i)`` calls, one after the other (one
   job and one transaction per call), from start to the last call's return.
 - ``bulk_enqueue_per_s``: --n-bulk jobs by ``await hive.jobs.create_many(...)`` in calls of 1000 jobs.
+- ``enqueue_one_cpu_us``, ``bulk_cpu_us``: CPU time of this process (as ``cpu_us_per_job``) per job
+  created over those two windows: the client's share of a create, steadier than the rates.
 - ``p50_ms``, ``p90_ms``, ``p99_ms``, ``max_ms``: latency with the colony running and idle while a
   separate producer process (this script with the hidden --produce option, its own HiveMind on the
   same storage) calls ``hive.jobs.create(latency_job, time.time())`` at a steady --rate for
@@ -530,14 +532,14 @@ async def enqueue_one(url: str, args: argparse.Namespace) -> dict[str, float]:
     noop, _ = job_functions(args.sync_jobs)
     async with hm.HiveMind(url) as hive:
         jobs = hive.jobs
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for i in range(args.n_one):
             await jobs.create(noop, i)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         states = await jobs.count_by_state()
     if states != {"Enqueued": args.n_one}:
         print(f"warning: after enqueueing one by one the jobs are {states}", file=sys.stderr, flush=True)
-    return {"enqueue_one_per_s": args.n_one / elapsed}
+    return {"enqueue_one_per_s": args.n_one / elapsed, "enqueue_one_cpu_us": cpu / args.n_one * 1e6}
 
 
 async def bulk_enqueue(url: str, args: argparse.Namespace) -> dict[str, float]:
@@ -545,14 +547,14 @@ async def bulk_enqueue(url: str, args: argparse.Namespace) -> dict[str, float]:
     noop, _ = job_functions(args.sync_jobs)
     async with hm.HiveMind(url) as hive:
         jobs = hive.jobs
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         for start in range(0, args.n_bulk, CHUNK):
             await jobs.create_many(hm.call(noop, i) for i in range(start, min(args.n_bulk, start + CHUNK)))
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         states = await jobs.count_by_state()
     if states != {"Enqueued": args.n_bulk}:
         print(f"warning: after the bulk enqueue the jobs are {states}", file=sys.stderr, flush=True)
-    return {"bulk_enqueue_per_s": args.n_bulk / elapsed}
+    return {"bulk_enqueue_per_s": args.n_bulk / elapsed, "bulk_cpu_us": cpu / args.n_bulk * 1e6}
 
 
 async def on_fresh_store(
@@ -730,7 +732,7 @@ def check_targets(backend: str, figures: dict[str, Any]) -> dict[str, dict[str, 
 def unit_of(name: str) -> str:
     if name.endswith("_per_s") or name == "producer_rate":
         return "/s"
-    return "us" if name.endswith("_us_per_job") else name.rpartition("_")[2]
+    return "us" if name.endswith(("_us_per_job", "_cpu_us")) else name.rpartition("_")[2]
 
 
 def main() -> None:
@@ -825,6 +827,7 @@ def main() -> None:
     ]
     described += [f"jobs_per_s / {peer}_per_s = {ratios[f'jobs_vs_{peer}']}" for peer in PEERS[args.backend]]
     names = ["jobs_per_s", "cpu_us_per_job", "startup_s", "stop_s", "enqueue_one_per_s", "bulk_enqueue_per_s"]
+    names += ["enqueue_one_cpu_us", "bulk_cpu_us"]
     names += ["p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate", "raw_limit_per_s", "raw_limit_b1_per_s"]
     names += ["schema_limit_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"]
     names += [f"{peer}_per_s" for peer in PEERS[args.backend]]

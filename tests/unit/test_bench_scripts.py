@@ -36,6 +36,7 @@ def test_throughput_reports_cpu_per_job_and_its_targets() -> None:
     assert 0 < figures["cpu_us_per_job"] < 1_000_000
     assert figures["enqueue_one_per_s"] > 0
     assert figures["bulk_enqueue_per_s"] > 0
+    assert 0 < figures["enqueue_one_cpu_us"] < 1_000_000 and 0 < figures["bulk_cpu_us"] < 1_000_000
     assert figures["huey_per_s"] is None  # skipped
     targets = figures["targets"]
     assert targets["cpu_us_per_job <= 150"]["value"] == figures["cpu_us_per_job"]
