@@ -1,4 +1,5 @@
-"""The benchmark scripts run end to end with tiny figures on SQLite and print the keys they document."""
+"""The benchmark scripts run end to end with tiny figures (on SQLite, or MariaDB for the MySQL-only one)
+and print the keys they document."""
 
 from __future__ import annotations
 
@@ -78,3 +79,12 @@ def test_scale_reports_backlog_and_process_figures() -> None:
     assert figures["backlog_1m_vs_10k"] == round(figures["backlog_1m_per_s"] / figures["backlog_10k_per_s"], 3)
     assert figures["targets"]["backlog_1m_vs_10k >= 0.8"]["pass"] is (figures["backlog_1m_vs_10k"] >= 0.8)
     assert "processes_2_per_s > processes_1_per_s" not in figures["targets"]  # a PostgreSQL target
+
+
+def test_mysql_scripts_replays_the_create_scripts(mariadb_url: str) -> None:
+    status, figures, errors = run("mysql_scripts.py", "--mysql-url", mariadb_url, "--n-one", "20", "--n-bulk", "1200")
+    assert status == 0, errors[-3000:]
+    for form in ("compound", "plain"):
+        assert figures[f"one_{form}_per_s"] > 0 and figures[f"one_{form}_client_us"] > 0
+    assert figures["batch_per_s"] > 0 and figures["batch_client_us"] > 0
+    assert figures["n_bulk"] == 1200 and figures["engine"].startswith("MariaDB")
