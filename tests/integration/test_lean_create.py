@@ -413,3 +413,37 @@ async def test_a_created_jobs_history_keeps_its_text_exactly(hive: hm.HiveMind, 
     job = await hive.jobs.get(job_id)
     assert job.state.reason == reason and [state.name for state in job.states] == ["Created", "Idle"]
     assert json.loads(fields) == {}
+
+
+async def test_mariadb_pipelined_batch_cancelled_midway_writes_nothing(
+    mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A create_many cancelled while a later part is at the server: no job of it is written, and
+    the pool goes on working (the interrupted session is closed, not reused)."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    run_part = mysql._MySQLConnection._insert_part
+    second_sent = asyncio.Event()
+    parts = 0
+
+    async def slow_second(self: Any, script: str) -> Any:
+        nonlocal parts
+        parts += 1
+        if parts == 2:
+            second_sent.set()
+            await asyncio.sleep(30)  # the server would still be working on it
+        return await run_part(self, script)
+
+    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", slow_second)
+    async with hm.HiveMind(mariadb_url) as hive:
+        client = hive.jobs.options(queue="cancelled")
+        task = asyncio.create_task(client.create_many([hm.call(jobs.add, n) for n in range(3 * mysql._PIPELINE_PART)]))
+        await asyncio.wait_for(second_sent.wait(), 10)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", run_part)
+        ids = await hive.jobs.options(queue="after").create_many([hm.call(jobs.add, n) for n in range(600)])
+        assert len(ids) == 600
+    assert backends.raw(mariadb_url, "SELECT COUNT(*) FROM {job} WHERE queue = 'cancelled'") == [(0,)]
+    assert backends.raw(mariadb_url, "SELECT COUNT(*) FROM {job} WHERE queue = 'after'") == [(600,)]
