@@ -3,98 +3,38 @@
 from __future__ import annotations
 
 import asyncio
-import itertools
-import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 import svcs
 
 import hivemind_jobs as hm
 from hivemind_jobs.contrib.svcs import SvcsActivator
+from tests.contrib import activation
+from tests.contrib.activation import (
+    EVENTS,
+    NO_RETRIES,
+    Connection,
+    Greeting,
+    NeedsArgument,
+    Watch,
+    clear_events,  # noqa: F401  (autouse)
+    plain,
+    position,
+    record,
+)
 from tests.worker import jobs as worker_jobs
 
-FAST = hm.ColonyOptions(poll_interval=timedelta(milliseconds=50), graceful_stop=timedelta(seconds=2))
-NO_RETRIES = hm.Options(retry=hm.RetryPolicy(max_retries=0))
 
-#: what happened, in order: ("open" | "ran" | "close", connection serial), middleware steps
-EVENTS: list[tuple[Any, ...]] = []
-_serials = itertools.count(1)
-_guard = threading.Lock()
-
-
-def record(*event: Any) -> None:
-    with _guard:
-        EVENTS.append(event)
-
-
-@pytest.fixture(autouse=True)
-def clear_events() -> Iterator[None]:
-    EVENTS.clear()
-    yield
-    EVENTS.clear()
-
-
-class Connection:
-    """A resource of one job execution: opened by its factory, closed with the job's container."""
-
-    def __init__(self, job_id: int) -> None:
-        self.serial = next(_serials)
-        self.job_id = job_id
-        self.closed = False
-
-
-class Greeter:
+class Greeter(Greeting):
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
-
-    def _report(self, name: str) -> dict[str, Any]:
-        record("ran", self.connection.serial)
-        return {
-            "text": f"hello {name}",
-            "connection": self.connection.serial,
-            "job": self.connection.job_id,
-            "closed": self.connection.closed,
-            "thread": threading.current_thread() is threading.main_thread(),
-        }
-
-    def greet(self, name: str) -> dict[str, Any]:
-        return self._report(name)
-
-    async def agreet(self, name: str) -> dict[str, Any]:
-        await asyncio.sleep(0)
-        return self._report(name)
-
-    def fail(self) -> None:
-        record("ran", self.connection.serial)
-        raise ValueError(f"failed on connection {self.connection.serial}")
 
 
 class Unregistered:
     def run(self) -> None:
         record("ran", "unregistered")
-
-
-def plain(label: str) -> str:
-    record("plain", label)
-    return label
-
-
-class Watch:
-    """Middleware (activated outside a job's container: constructed without arguments)."""
-
-    async def __call__(self, context: hm.JobContext, input: Any, call_next: hm.CallNext) -> Any:
-        record("middleware:before", context.job.id)
-        try:
-            return await call_next()
-        except Exception as error:
-            record("middleware:saw", type(error).__name__, str(error))
-            raise
-        finally:
-            record("middleware:after", context.job.id)
 
 
 def connection(svcs_container: svcs.Container) -> Iterator[Connection]:
@@ -136,14 +76,7 @@ async def registry(request: pytest.FixtureRequest) -> AsyncIterator[svcs.Registr
 
 
 async def run_colony(hive: hm.HiveMind, *, middleware: bool = False) -> hm.Colony:
-    colony = hive.colony(name="di", allow=hm.AllowList(modules=[__name__]), options=FAST)
-    colony.swarm("main", drones=4, middleware=[hm.Middleware(Watch)] if middleware else [])
-    await colony.run(burst=True)
-    return colony
-
-
-def position(event: tuple[Any, ...]) -> int:
-    return EVENTS.index(event)
+    return await activation.run_colony(hive, __name__, middleware=middleware)
 
 
 async def test_each_execution_gets_its_own_container_closed_after_the_job(
@@ -230,11 +163,6 @@ async def test_a_target_outside_the_allow_list_fails_as_it_does_without_a_scope(
         EVENTS.clear()
     assert failures[0] == failures[1]
     assert "not allowed" in (failures[1][1] or "")
-
-
-class NeedsArgument:
-    def __init__(self, value: int) -> None:
-        self.value = value
 
 
 def test_activate_outside_a_job_constructs_the_class_or_says_why_it_cannot() -> None:
