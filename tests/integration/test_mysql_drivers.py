@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from hivemind_jobs.storage.mysql.backend import _escape, _Literals, _render
+from hivemind_jobs.storage.mysql.backend import _escape, _fill, _Literals, _positional, _render
 from tests import backends
 
 TEXTS = ["", "plain", "it's", 'a "quote"', "back\\slash", "nul\x00byte", "new\nline\r\ttab\x1a", "zażółć 😀 日本"]
@@ -115,5 +115,6 @@ async def test_a_script_escapes_each_value_once_and_keeps_equal_values_of_other_
     assert literal(moment) == literal(moment.replace(tzinfo=UTC)) == "'2024-02-29 23:59:58.123456'"
     assert literal([1, "a'b"]) == literal.fresh([1, "a'b"]) == _escape([1, "a'b"], connection)  # not hashable
     quoted = _escape("it's", connection)
-    assert literal.render("(%(a)s, %(b)s, %(a)s)", {"a": "it's", "b": None}) == f"({quoted}, NULL, {quoted})"
+    row = _fill(_positional("(%(a)s, %(b)s, %(a)s)"), {"a": literal("it's"), "b": literal(None)})
+    assert row == f"({quoted}, NULL, {quoted})"
     assert await select(connection, literal("it's")) == "it's"
