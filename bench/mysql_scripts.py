@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # job targets are stored as _jobs:<name>
 
 import _jobs
+import drivers
 import hivemind_jobs as hm
 import throughput
 from hivemind_jobs.storage.mysql import backend as mysql
@@ -56,11 +56,8 @@ def server_pid() -> int | None:
 
 
 def ticks(pid: int | None) -> float | None:
-    """CPU seconds (user + system) of process ``pid`` so far; None without one."""
-    if pid is None:
-        return None
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds of process ``pid`` so far (:func:`drivers.ticks`); None without one."""
+    return None if pid is None else drivers.ticks(pid)
 
 
 async def replay(cursor: Any, scripts: list[str], pid: int | None, jobs: int) -> dict[str, float | None]:
