@@ -56,6 +56,14 @@ DIALECT_ONLY: dict[str, tuple[frozenset[str], str]] = {
         "a batch of saves as one UPDATE (unnest on PostgreSQL, a derived table on MySQL); SQLite runs the "
         "statement per row in-process",
     ),
+    "queue_claim_start_lean": (
+        frozenset({"postgres"}),
+        "claim and start in one data-modifying WITH statement (MySQL has none; SQLite's claim runs in-process)",
+    ),
+    "queue_start_revert": (
+        frozenset({"postgres"}),
+        "undoes, within its transaction, a start queue_claim_start_lean wrote for a job that cannot run",
+    ),
 }
 
 
@@ -90,7 +98,8 @@ def test_dialect_only_queries_are_few_exist_and_say_why() -> None:
     batch_forms = [name for name in DIALECT_ONLY if name.endswith("_set")]
     for name in batch_forms:
         assert all(name[: -len("_set")] in _queries(dialect) for dialect in DIALECTS), name
-    assert len(DIALECT_ONLY) - len(batch_forms) <= 7  # the servers' limit key locks are two of them
+    # the servers' limit key locks are two of them, PostgreSQL's one-statement claim and its undo two more
+    assert len(DIALECT_ONLY) - len(batch_forms) <= 9
 
 
 _USED_NAME = re.compile(r'(?:\bq|queries)\["([a-z_0-9]+)"\]|write_rows\(q, "([a-z_0-9]+)"')
@@ -135,7 +144,7 @@ def test_migrations_are_numbered_without_gaps(dialect: str) -> None:
 
 def test_query_file_parser() -> None:
     text = "-- name: first\nSELECT 1;\n-- a comment\n-- name: second\nSELECT\n  2\n"
-    assert parse_named_queries(text, "t") == {"first": "SELECT 1", "second": "SELECT\n  2"}
+    assert parse_named_queries(text, "t") == {"first": "SELECT 1", "second": "SELECT\n2"}  # no indentation
     with pytest.raises(hivemind_jobs.SchemaError, match="twice"):
         parse_named_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;", "t")
     with pytest.raises(hivemind_jobs.SchemaError, match="empty"):
@@ -144,3 +153,19 @@ def test_query_file_parser() -> None:
         "CREATE TABLE a (x INT)",
         "CREATE INDEX i ON a (x)",
     ]
+
+
+def test_the_postgresql_hot_path_statements_fit_the_drivers_statement_cache() -> None:
+    """psycopg parses a statement's placeholders once and keeps the result only for statements up
+    to a length; the claim, creation and completion statements stay under it with the longest
+    schema name PostgreSQL allows and the default table prefix."""
+    from psycopg import _queries
+
+    from hivemind_jobs.storage.postgres.backend import PostgresStorage
+
+    storage = PostgresStorage(
+        "postgresql://127.0.0.1/test?schema=" + "s" * 63, environment="default", table_prefix="hm_default_"
+    )
+    for name in ("queue_claim_start_lean", "queue_claim_select", "job_insert_set", "job_insert", "job_update_set"):
+        length = len(str(storage.queries[name]).encode())
+        assert length <= _queries.MAX_CACHED_STATEMENT_LENGTH, (name, length)

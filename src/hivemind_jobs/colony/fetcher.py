@@ -15,22 +15,33 @@ import asyncio
 import logging
 import random
 import time
+from datetime import UTC, datetime
 
 from hivemind_jobs.colony.drone import Drones
 from hivemind_jobs.colony.runtime import ColonyRuntime, Run, SwarmRunner
+from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.joblog import log_job_event
 from hivemind_jobs.core.states import Enqueued, Executing, Failed
 from hivemind_jobs.errors import HiveMindError, SerializationError
-from hivemind_jobs.lifecycle.machine import elect, save_locked_many, start_claimed, transitions_observed
-from hivemind_jobs.lifecycle.records import job_from_record
+from hivemind_jobs.lifecycle.machine import (
+    elect,
+    save_locked_many,
+    start_claimed,
+    started_by_claim,
+    transitions_observed,
+)
+from hivemind_jobs.lifecycle.records import encode_state_fields, job_from_record
 from hivemind_jobs.lifecycle.unit import UnitOfWork
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ClaimStart,
+    ClaimStarted,
     JobRecord,
     QueueClaim,
     QueueClaimStart,
+    StartTemplates,
     UpdateOutcome,
 )
 
@@ -40,6 +51,10 @@ _log = logging.getLogger("hivemind_jobs.colony")
 
 #: the least time between two change probes: each is a query (at most 100 per second per colony)
 PROBE_FLOOR = 0.01
+
+#: a due time no claim gives: where it appears in a drone's encoded Executing fields, the claim
+#: statement writes its job's due time (see :meth:`Fetcher._fields`)
+_DUE_MARK = datetime(1999, 12, 31, 23, 59, 58, 987654, tzinfo=UTC)
 
 
 async def wait_either(first: asyncio.Event, second: asyncio.Event, timeout: float | None) -> None:
@@ -75,6 +90,8 @@ class Fetcher:
         self.runtime = runtime
         self.runner = runner
         self.drones = drones
+        #: drone -> its Executing fields around the due time (see :meth:`_fields`)
+        self._field_templates: dict[str, tuple[str, str]] = {}
 
     async def run(self) -> None:
         runtime = self.runtime
@@ -213,7 +230,9 @@ class Fetcher:
     ) -> int:
         """:meth:`claim_in` when no handler sees transitions: the claim writes each claimed job's
         Executing state itself (the same history row, a new execution id, the lock kept), in the
-        same operation, so the batch needs no save of its own."""
+        same operation, so the batch needs no save of its own. Where the storage writes the starts
+        in its claim statement (PostgreSQL), the drones' Executing fields are given as templates
+        (:meth:`_templates`) and the jobs are built as that statement started them."""
         runtime = self.runtime
         runner = self.runner
         env = runtime.environment
@@ -221,23 +240,47 @@ class Fetcher:
         colony, swarm, holder = runtime.name, runner.path, runtime.id
         drones = [runner.take_drone() for _ in range(limit)]
         elected_at = env.clock.now()
-        started: list[tuple[BackgroundJob, ClaimedJob]] = []
+        started: list[tuple[BackgroundJob, ClaimedJob, str]] = []
         undecodable: list[BackgroundJob] = []
+        following = [0]  # the index of the drone the next start takes (claim order)
 
         def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
             job = job_from_record(record, env.name, codec)
             if job.invocation.problem is not None:
                 undecodable.append(job)  # fails below, in this transaction, without running
                 return None
-            drone = drones[len(started)]
-            started.append((job, entry))
+            drone = drones[following[0]]
+            following[0] += 1
+            started.append((job, entry, drone))
             executing = Executing(colony=colony, swarm=swarm, drone=drone, due_at=entry.execute_after)
             return start_claimed(job, executing, holder, elected_at, codec)
+
+        def adopt(entry: ClaimedJob, record: JobRecord, begun: ClaimStarted) -> bool:
+            following[0] = begun.index + 1
+            job = job_from_record(record, env.name, codec)
+            if job.invocation.problem is not None:
+                undecodable.append(job)  # put back as it was by the claim; fails below
+                return False
+            drone = drones[begun.index]
+            started.append((job, entry, drone))
+            executing = Executing(colony=colony, swarm=swarm, drone=drone, due_at=entry.execute_after)
+            started_by_claim(job, executing, holder, begun)
+            return True
+
+        def templates(count: int) -> StartTemplates:
+            fields = [self._fields(colony, swarm, drone) for drone in drones[:count]]
+            return StartTemplates(
+                [new_execution_key() for _ in fields], [before for before, _ in fields], [after for _, after in fields]
+            )
 
         try:
             if last:  # nothing else to write when every claimed job starts: the claim may commit
                 scope.last_operation()
-            await scope.tx.queue_claim_start(QueueClaimStart(runner.groups, limit, holder, start))
+            if type(codec) is Codec:  # a codec of its own may write the due time its own way
+                claim = QueueClaimStart(runner.groups, limit, holder, start, templates, adopt)
+            else:
+                claim = QueueClaimStart(runner.groups, limit, holder, start)
+            await scope.tx.queue_claim_start(claim)
             outcomes: list[UpdateOutcome] = []
             for job in undecodable:
                 assert job.invocation.problem is not None
@@ -248,15 +291,28 @@ class Fetcher:
             for drone in drones:
                 runner.return_drone(drone)
             raise
-        for drone in drones[len(started) :]:
-            runner.return_drone(drone)
+        busy = {drone for _, _, drone in started}
+        for drone in drones:
+            if drone not in busy:
+                runner.return_drone(drone)
         now_mono = time.monotonic()
         new_run = self.drones.new_run
-        for (job, entry), drone in zip(started, drones, strict=False):
+        for job, entry, drone in started:
             claimed.append((new_run(job, runner, drone, entry, now_mono), UpdateOutcome.SAVED))
         for job in undecodable:
             log_job_event(logging.ERROR, job, runtime.name, f"cannot run and failed: {job.invocation.problem}")
         return sum(1 for outcome in outcomes if outcome is UpdateOutcome.SAVED)
+
+    def _fields(self, colony: str, swarm: str, drone: str) -> tuple[str, str]:
+        """A drone's Executing fields as JSON text, split where its due time goes (one encoding
+        per drone, kept)."""
+        fields = self._field_templates.get(drone)
+        if fields is None:
+            state = Executing(colony=colony, swarm=swarm, drone=drone, due_at=_DUE_MARK)
+            text = encode_state_fields(state, self.runtime.environment.codec)
+            before, _, after = text.partition(_DUE_MARK.isoformat())
+            fields = self._field_templates[drone] = (before, after)
+        return fields
 
 
 class ChangeWatch:

@@ -308,14 +308,15 @@ class BackgroundJob:
         )
 
     # ------------------------------------------------------------------ engine API
-    def _apply_state(self, state: State, now: datetime) -> State | None:
-        """Push ``state`` on the history and renew the execution id; returns the previous state."""
+    def _apply_state(self, state: State, now: datetime, execution_key: str | None = None) -> State | None:
+        """Push ``state`` on the history and renew the execution id (to ``execution_key`` when
+        given: one storage has already written); returns the previous state."""
         previous = self._states[-1] if self._states else None
         check_transition(previous, state)
         state.sequence = previous.sequence + 1 if previous is not None else 0
         state.elected_at = now
         self._states.append(state)
-        self._execution_key = new_execution_key()
+        self._execution_key = execution_key if execution_key is not None else new_execution_key()
         return previous
 
     def _set_property(self, name: str, value: PropertyValue | None) -> None:

@@ -28,6 +28,7 @@ from hivemind_jobs.lifecycle.records import NewJobs, job_from_record, job_to_ins
 from hivemind_jobs.lifecycle.unit import ElectionScope, LifecycleEvent, LifecycleEvents, UnitOfWork
 from hivemind_jobs.storage.protocol import (
     ClaimStart,
+    ClaimStarted,
     ContinuationLink,
     ContinuationMark,
     JobGet,
@@ -50,6 +51,7 @@ __all__ = [
     "save_locked_many",
     "save_new",
     "start_claimed",
+    "started_by_claim",
     "transitions_observed",
 ]
 
@@ -258,6 +260,15 @@ def start_claimed(job: BackgroundJob, state: State, holder: str, now: datetime, 
     lock = job.lock
     job._mark_saved(job.id, now, None, LockInfo(holder, lock.locked_at if lock is not None else now, now))
     return ClaimStart(job.execution_key, state_to_row(state, codec))
+
+
+def started_by_claim(job: BackgroundJob, state: Executing, holder: str, started: ClaimStarted) -> None:
+    """Apply ``state`` to a job a claim statement has just started itself for ``holder`` (nobody
+    observes transitions), as that statement wrote it: the execution id it gave the job, elected
+    and locked at the database clock's time of the claim (see ``QueueClaimStart.templates``)."""
+    at = started.elected_at
+    job._apply_state(state, at, started.execution_id)
+    job._mark_saved(job.id, at, None, LockInfo(holder, at, at))
 
 
 async def continue_after_save(job_id: int, state_name: str, result: JobUpdated, unit: UnitOfWork) -> None:

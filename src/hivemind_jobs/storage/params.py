@@ -9,7 +9,7 @@ are timezone-aware UTC ``datetime`` values; JSON travels as ``str``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ClaimStart",
+    "ClaimStarted",
     "ClaimedJob",
     "ColonyRecord",
     "ColonyUpsert",
@@ -77,6 +78,7 @@ __all__ = [
     "RecurringList",
     "RecurringRecord",
     "RecurringWrite",
+    "StartTemplates",
     "StateRow",
     "UpdateOutcome",
 ]
@@ -397,6 +399,36 @@ class QueueClaimStart:
     limit: int
     owner: str
     start: Callable[[ClaimedJob, JobRecord], ClaimStart | None]
+    #: for a backend that starts the jobs in its claim statement itself (PostgreSQL) instead of
+    #: calling ``start`` (it may still call ``start`` for a claim that needs its general path):
+    #: the execution ids and Executing fields of the first ``limit`` starts in claim order
+    #: (:class:`StartTemplates`), and ``adopt(entry, record, started)``, called once per job so
+    #: started, in claim order, with its record as read before the start (locked by ``owner``);
+    #: False means the job cannot run: the backend puts it back as it was, still locked, leaving
+    #: it to the caller as ``start`` returning None does
+    templates: Callable[[int], StartTemplates] | None = None
+    adopt: Callable[[ClaimedJob, JobRecord, ClaimStarted], bool] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StartTemplates:
+    """How a claim statement writes the starts of :class:`QueueClaimStart`: the i-th job it starts
+    (in claim order) gets execution id ``execution_ids[i]`` and an Executing state whose fields are
+    the JSON text ``fields_before[i]`` + its entry's due time (ISO 8601, UTC) + ``fields_after[i]``."""
+
+    execution_ids: Sequence[str]
+    fields_before: Sequence[str]
+    fields_after: Sequence[str]
+
+
+@dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
+class ClaimStarted:
+    """A job a claim statement started: which of the :class:`StartTemplates` it took (``index``),
+    its new execution id and when its Executing state was elected (the database clock)."""
+
+    index: int
+    execution_id: str
+    elected_at: datetime
 
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation

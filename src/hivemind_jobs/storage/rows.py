@@ -19,9 +19,10 @@ import operator
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from hivemind_jobs.core.codec import load_json
 from hivemind_jobs.core.job import PropertyType, PropertyValue
 from hivemind_jobs.core.throttle import JobLimits
 from hivemind_jobs.storage.params import (
@@ -62,6 +63,8 @@ __all__ = [
     "job_records",
     "job_rows",
     "kept_due_ids",
+    "lean_claimed_record",
+    "lean_revert_params",
     "occurrence_params",
     "property_from_row",
     "property_params",
@@ -439,6 +442,14 @@ class ClaimWalk:
                 return queues
         return None
 
+    def rest(self, current: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+        """The groups still to walk, starting with the current one (whose queues are ``current``,
+        as :meth:`next_queues` gave them): a new walk over them claims what this one would from
+        here on."""
+        seen = self._seen
+        later = (tuple(queue for queue in group if queue not in seen) for group in self._groups)
+        return (tuple(current), *(group for group in later if group))
+
     def add(self, rows: list[tuple[Any, ...]]) -> None:
         """Take the entries read for the current group, best first, until the limit is reached."""
         rows.sort(key=_CLAIM_ORDER)
@@ -550,6 +561,55 @@ def claim_starts(
             )
         )
     return updates
+
+
+#: the times of ``queue_claim_start_lean``'s JSON columns are microseconds since this instant
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _from_micros(value: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=value)
+
+
+def lean_claimed_record(row: Row, owner: str, now: datetime, decode: Callable[[Any], datetime]) -> JobRecord:
+    """The record of a job ``queue_claim_start_lean`` started, as it was before the statement (its
+    history without the Executing state), locked by ``owner`` since ``now``."""
+    history = row[18]
+    properties = row[19]
+    return JobRecord(
+        id=row[0],
+        queue=row[9],
+        priority=row[10],
+        execution_id=row[3],
+        invocation=row[11],
+        middleware=row[12],
+        created_at=decode(row[13]),
+        modified_at=decode(row[14]),
+        locked_by=owner,
+        locked_at=now,
+        lock_heartbeat=now,
+        states=tuple(
+            StateRow(sequence, name, _from_micros(at), reason, fields)
+            for sequence, name, at, reason, fields in (load_json(history) if history is not None else ())
+        ),
+        properties=tuple(
+            property_from_row(values, _from_micros) for values in (load_json(properties) if properties else ())
+        ),
+        lock_acquired=True,
+    )
+
+
+def lean_revert_params(row: Row) -> dict[str, Any]:
+    """The parameters of ``queue_start_revert`` for a job ``queue_claim_start_lean`` started: its
+    execution and state as they were before."""
+    return {
+        "job_id": row[0],
+        "execution_id": row[3],
+        "modified_at": row[14],
+        "state_name": row[15],
+        "state_sequence": row[16],
+        "state_elected_at": row[17],
+    }
 
 
 def start_writes(

@@ -115,9 +115,10 @@ _PLACEHOLDER = re.compile(r"%\(([a-z_0-9]+)\)s")
 
 
 @functools.lru_cache(maxsize=64)
-def _binary(sql: str) -> str:
+@functools.lru_cache(maxsize=1024)
+def _binary(sql: str) -> SQL:
     """Parameters sent in binary format: arrays then need no text quoting and escaping."""
-    return _PLACEHOLDER.sub(r"%(\1)b", sql)
+    return SQL(_PLACEHOLDER.sub(r"%(\1)b", sql))
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -260,6 +261,7 @@ class _PgConnection(Connection):
     __slots__ = ("channel", "finished_channel", "raw")
     dialect = POSTGRES
     times = Times(point=same, span=same, bind=same, encode=same)
+    starts_in_claim = True
 
     def __init__(self, raw: psycopg.AsyncConnection[Any], channel: str) -> None:
         self.raw = raw
@@ -379,6 +381,15 @@ class _PgConnection(Connection):
         index costs milliseconds per claim."""
         rows = await self.fetch_each([(q["queue_claim_prepare"], {}), (q["queue_claim_select"], params)])
         return rows[1]
+
+    async def claim_start_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``queue_claim_start_lean`` after ``queue_claim_prepare`` (as
+        :meth:`claim_rows`), its arrays of JSON text sent in binary (no quoting to escape)."""
+        rows = await self.fetch_each([(q["queue_claim_prepare"], {}), (_binary(q["queue_claim_start_lean"]), params)])
+        return rows[1]
+
+    async def revert_starts(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> None:
+        await self.executemany(q["queue_start_revert"], params)
 
     async def notify(self, q: Mapping[str, SQL], job_ids: Sequence[int]) -> None:
         payload = _id_payload(job_ids, whole=False)

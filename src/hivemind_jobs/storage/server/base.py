@@ -196,6 +196,9 @@ class Connection(abc.ABC):
     external = False
     #: set by the transaction when it runs its first operation again on a fresh connection
     retried = False
+    #: the claim writes the starts of the jobs it claims in its own statement where the caller
+    #: says how (``queue_claim_start_lean``; see ``QueueClaimStart.templates``)
+    starts_in_claim: ClassVar[bool] = False
 
     async def insert_new_jobs(
         self, q: Mapping[str, SQL], params: Sequence[JobInsert]
@@ -240,6 +243,15 @@ class Connection(abc.ABC):
     async def claim_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of ``queue_claim_select`` (a backend may prepare the session for it first)."""
         return await self.fetchall(q["queue_claim_select"], params)
+
+    async def claim_start_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        """The rows of ``queue_claim_start_lean``, where :attr:`starts_in_claim`."""
+        raise NotImplementedError(f"{self.dialect} claims and starts jobs in separate statements")
+
+    async def revert_starts(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> None:
+        """Put jobs ``queue_claim_start_lean`` started back as they were (``queue_start_revert``),
+        where :attr:`starts_in_claim`."""
+        raise NotImplementedError(f"{self.dialect} claims and starts jobs in separate statements")
 
     async def notify(self, q: Mapping[str, SQL], job_ids: Sequence[int]) -> None:
         """Tell listening colonies that these jobs were enqueued (at commit); no-op by default."""

@@ -12,7 +12,8 @@ serialize on them without deadlocking, and the claim skips rows other transactio
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,8 @@ from hivemind_jobs.storage.rows import (
     job_records,
     job_rows,
     kept_due_ids,
+    lean_claimed_record,
+    lean_revert_params,
     limit_set_params,
     occurrence_params,
     purge_query,
@@ -534,6 +537,64 @@ async def _claim_limited(c: Connection, q: Queries, walk: ClaimWalk) -> None:
 
 
 async def queue_claim_start(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
+    if c.starts_in_claim and params.templates is not None and params.adopt is not None:
+        return await _claim_start_lean(c, q, params, params.templates(params.limit), params.adopt)
+    return await _claim_start_general(c, q, params)
+
+
+async def _claim_start_lean(
+    c: Connection,
+    q: Queries,
+    params: p.QueueClaimStart,
+    templates: p.StartTemplates,
+    adopt: Callable[[p.ClaimedJob, p.JobRecord, p.ClaimStarted], bool],
+) -> list[p.ClaimedJob]:
+    """The claim and the starts of its jobs in one statement per queue group
+    (``queue_claim_start_lean``, one round trip with the planner settings before it), the starts
+    written as ``templates`` says; ``adopt`` builds each started job from its record. A job it
+    cannot run is put back as it was before the statement, still locked (``queue_start_revert``).
+    A group whose claim needs more (limits, a job not Enqueued) is left, with the groups after it,
+    to the general path (:func:`_claim_start_general`), which ``params.start`` serves."""
+    walk = ClaimWalk(params, c.dt)
+    owner = params.owner
+    values: dict[str, Any] = {
+        "owner": owner,
+        "execution_ids": templates.execution_ids,
+        "fields_before": templates.fields_before,
+        "fields_after": templates.fields_after,
+        "offset": 0,
+    }
+    reverts: list[dict[str, Any]] = []
+    while (queues := walk.next_queues()) is not None:
+        statement = {**values, "queues": queues, "limit": walk.remaining}
+        rows = await c.claim_start_rows(q, statement)
+        if not rows:
+            continue
+        if rows[0][8]:  # nothing written: the general path claims from this group on
+            if reverts:
+                await c.revert_starts(q, reverts)
+                reverts = []
+            rest = dataclasses.replace(params, groups=walk.rest(queues), limit=walk.remaining)
+            walk.claimed.extend(await _claim_start_general(c, q, rest))
+            break
+        now = c.dt(rows[0][7])
+        for row in rows:
+            walk.taken.append(row[0])
+            number = row[6]
+            if number is None:  # a stale entry: deleted, not claimed
+                continue
+            values["offset"] = number
+            entry = p.ClaimedJob(row[0], row[1], row[2], row[3], c.dt(row[4]), c.dt(row[5]))
+            entry.record = lean_claimed_record(row, owner, now, c.dt)
+            walk.claimed.append(entry)
+            if not adopt(entry, entry.record, p.ClaimStarted(number - 1, templates.execution_ids[number - 1], now)):
+                reverts.append(lean_revert_params(row))
+    if reverts:
+        await c.revert_starts(q, reverts)
+    return walk.claimed
+
+
+async def _claim_start_general(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
     """The claim; deleting its entries and reading their jobs' records in one round trip where the
     driver pipelines; then each job ``params.start`` starts saved with its new state and the lock
     (the claim read its row unlocked and holds it: no fence to read), in one more, which also

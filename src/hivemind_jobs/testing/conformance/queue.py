@@ -7,18 +7,23 @@ import contextlib
 import json
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+from hivemind_jobs.core.job import PropertyType
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ClaimStart,
+    ClaimStarted,
     JobLimitSet,
     JobLockRelease,
     JobRecord,
+    PropertyRow,
     QueueClaim,
     QueueClaimStart,
     QueuePause,
     QueuePointer,
+    StartTemplates,
+    StateRow,
     Storage,
     Transaction,
     UpdateOutcome,
@@ -187,6 +192,158 @@ class QueueConformance(ConformanceBase):
             record = await self.get(storage, job_id)
             assert isinstance(record, JobRecord) and record.states[-1].name == state, (job_id, record)
         assert await self.claim(storage, (("global",),), 10) == []  # the declined job is unlocked, dequeued
+
+    @staticmethod
+    def templated(count: int) -> StartTemplates:
+        """Start templates whose fields are ``{"drone": "d-<i>", "due": <due time>}``."""
+        return StartTemplates(
+            [str(uuid.uuid4()) for _ in range(count)],
+            [f'{{"drone":"d-{index}","due":"' for index in range(count)],
+            ['"}'] * count,
+        )
+
+    async def templated_claim(
+        self,
+        tx: Transaction,
+        groups: tuple[tuple[str, ...], ...],
+        limit: int,
+        *,
+        declined: frozenset[int] = frozenset(),
+    ) -> tuple[list[ClaimedJob], StartTemplates, dict[int, tuple[str, int, JobRecord]]]:
+        """A claim that gives start templates; whichever way the backend starts a job (its claim
+        statement, ``adopt``, or ``start``), it gets the same execution id and fields. Returns the
+        claimed entries, the templates and, per started or declined job, how it was started
+        ("adopt" or "start"), the template it took and its record as given."""
+        templates = self.templated(limit)
+        seen: dict[int, tuple[str, int, JobRecord]] = {}
+        following = [0]
+
+        def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
+            index = following[0]
+            following[0] += 1
+            seen[entry.job_id] = ("start", index, record)
+            if entry.job_id in declined:
+                return None
+            due = entry.execute_after.astimezone(UTC).isoformat()
+            fields = templates.fields_before[index] + due + templates.fields_after[index]
+            state = StateRow(record.states[-1].sequence + 1, "Executing", utc_now(), None, fields)
+            return ClaimStart(templates.execution_ids[index], state)
+
+        def adopt(entry: ClaimedJob, record: JobRecord, started: ClaimStarted) -> bool:
+            following[0] = started.index + 1
+            seen[entry.job_id] = ("adopt", started.index, record)
+            assert started.execution_id == templates.execution_ids[started.index]
+            return entry.job_id not in declined
+
+        claim = QueueClaimStart(groups, limit, "colony-1", start, lambda count: templates, adopt)
+        return await tx.queue_claim_start(claim), templates, seen
+
+    async def test_claim_start_with_templates_writes_what_they_say(self, storage: Storage) -> None:
+        moment = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+        properties = (
+            PropertyRow("text", PropertyType.TEXT, 'h\u00e9llo "quoted"'),
+            PropertyRow("int", PropertyType.INT, -(2**62)),
+            PropertyRow("float", PropertyType.FLOAT, 0.1),
+            PropertyRow("bool", PropertyType.BOOL, False),
+            PropertyRow("when", PropertyType.DATETIME, moment),
+            PropertyRow("tenant", PropertyType.UUID, uuid.UUID(int=7)),
+        )
+        due = (utc_now() - timedelta(minutes=5)).replace(microsecond=0)  # isoformat without a fraction
+        ids = await self.insert(
+            storage,
+            new_job(priority=1, properties=properties),
+            new_job(priority=0, execute_after=due),
+            new_job(priority=2),  # its entry goes stale: taken, not claimed
+            new_job(priority=3),  # beyond the limit
+        )
+        record = await self.get(storage, ids[2], "user")
+        async with storage.transaction() as tx:  # a new execution id, the old queue entry kept
+            await tx.job_update(self._update(record, "user", execution_id=str(uuid.uuid4()), release_lock=True))
+        async with storage.transaction() as tx:
+            claimed, templates, seen = await self.templated_claim(tx, (("global",),), 3)
+        assert [entry.job_id for entry in claimed] == [ids[1], ids[0]]
+        way = "adopt" if storage.capabilities.dialect == "postgresql" else "start"
+        assert {job_id: (how, index) for job_id, (how, index, _) in seen.items()} == {
+            ids[1]: (way, 0),
+            ids[0]: (way, 1),
+        }
+        given = seen[ids[0]][2]  # the record as claimed: before the start, locked by the claimer
+        assert [state.name for state in given.states] == ["Created", "Enqueued"]
+        assert given.locked_by == "colony-1" and given.lock_acquired
+        assert {row.name: row.value for row in given.properties} == {row.name: row.value for row in properties}
+        assert given.invocation == json.dumps({"v": 1, "target": "tests.sample:work", "async": False, "args": {"n": 1}})
+        for index, (job_id, entry) in enumerate(zip((ids[1], ids[0]), claimed, strict=True)):
+            record = await self.get(storage, job_id)
+            assert isinstance(record, JobRecord)
+            assert record.execution_id == templates.execution_ids[index]
+            history = [(row.sequence, row.name) for row in record.states]
+            assert history == [(0, "Created"), (1, "Enqueued"), (2, "Executing")]
+            fields = json.loads(record.states[-1].fields)
+            assert fields["drone"] == f"d-{index}"
+            assert datetime.fromisoformat(fields["due"]) == entry.execute_after
+            assert record.locked_by == "colony-1" and record.lock_heartbeat is not None
+            assert abs(record.states[-1].elected_at - utc_now()) < timedelta(minutes=1)
+        assert claimed[0].execute_after == due
+        # the started jobs are fenced by their new execution ids
+        async with storage.transaction() as tx:
+            update = self._update(await self.get(storage, ids[1]), "colony-1", release_lock=True)
+            assert (await tx.job_update(update)).outcome is UpdateOutcome.SAVED
+        assert await self.claim(storage, (("global",),), 10) == [ids[3]]  # the stale entry is gone
+        stale = await self.get(storage, ids[2])
+        assert isinstance(stale, JobRecord) and stale.locked_by is None and stale.states[-1].name == "Enqueued"
+
+    async def test_claim_start_puts_back_a_job_its_caller_cannot_run(self, storage: Storage) -> None:
+        ids = await self.insert(storage, new_job(priority=0), new_job(priority=1), new_job(priority=2))
+        before = await self.get(storage, ids[1])
+        assert isinstance(before, JobRecord)
+        async with storage.transaction() as tx:
+            claimed, templates, _ = await self.templated_claim(tx, (("global",),), 3, declined=frozenset({ids[1]}))
+            assert [entry.job_id for entry in claimed] == ids
+            # within the transaction the declined job is as it was, locked by the claimer
+            update = self._update(
+                claimed[1].record, "colony-1", release_lock=True, new_states=(state_row(2, "Failed", {}),)
+            )
+            assert (await tx.job_update(update)).outcome is UpdateOutcome.SAVED
+        failed = await self.get(storage, ids[1])
+        assert isinstance(failed, JobRecord)
+        assert [row.name for row in failed.states] == ["Created", "Enqueued", "Failed"]  # never Executing
+        assert failed.locked_by is None
+        for index, job_id in ((0, ids[0]), (2, ids[2])):
+            started = await self.get(storage, job_id)
+            assert isinstance(started, JobRecord)
+            assert started.execution_id == templates.execution_ids[index]
+            assert [row.name for row in started.states][-1] == "Executing"
+        assert await self.claim(storage, (("global",),), 10) == []
+
+    async def test_claim_start_with_templates_keeps_limits_in_a_later_group(self, storage: Storage) -> None:
+        plain = await self.insert(storage, new_job(queue="a"), new_job(queue="a"))
+        limited = await self.insert(storage, new_job(queue="b"), new_job(queue="b"))
+        # an entry of a job that is not Enqueued any more: taken, neither started nor locked
+        [executing] = await self.insert(storage, new_job(queue="c", state="Executing"))
+        async with storage.transaction() as tx:
+            assert await tx.job_limit_set([JobLimitSet(job_id, "k", 1, None, None, None) for job_id in limited]) == 2
+        async with storage.transaction() as tx:
+            claimed, templates, seen = await self.templated_claim(tx, (("a",), ("a", "b"), ("c",)), 5)
+        # one of key k at a time; the job not Enqueued is returned without a record
+        assert [(entry.job_id, entry.record is not None) for entry in claimed] == [
+            (plain[0], True),
+            (plain[1], True),
+            (limited[0], True),
+            (executing, False),
+        ]
+        assert executing not in seen
+        if storage.capabilities.dialect == "postgresql":  # the claim statement started the plain jobs
+            assert [seen[job_id][:2] for job_id in [*plain, limited[0]]] == [("adopt", 0), ("adopt", 1), ("start", 2)]
+        for index, job_id in enumerate([*plain, limited[0]]):
+            record = await self.get(storage, job_id)
+            assert isinstance(record, JobRecord)
+            assert record.execution_id == templates.execution_ids[index]
+            assert json.loads(record.states[-1].fields)["drone"] == f"d-{index}"
+        record = await self.get(storage, limited[1])
+        assert isinstance(record, JobRecord) and record.states[-1].name == "Enqueued" and record.locked_by is None
+        record = await self.get(storage, executing)
+        assert isinstance(record, JobRecord) and record.states[-1].name == "Executing" and record.locked_by is None
+        assert await self.claim(storage, (("c",),), 5) == []
 
     # ------------------------------------------------------------------ limits
     @staticmethod
