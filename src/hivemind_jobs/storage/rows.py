@@ -59,6 +59,7 @@ __all__ = [
     "event_params",
     "fence_outcome",
     "fence_saves",
+    "finish_params",
     "insert_writes",
     "job_records",
     "job_rows",
@@ -66,6 +67,7 @@ __all__ = [
     "lean_claimed_record",
     "lean_revert_params",
     "occurrence_params",
+    "plain_finishes",
     "property_from_row",
     "property_params",
     "purge_query",
@@ -354,6 +356,40 @@ def save_writes(saved: Sequence[JobUpdate], now: Any, times: Times) -> SaveWrite
     )
 
 
+def plain_finishes(params: Sequence[JobUpdate]) -> bool:
+    """Whether every save only ends a run: one new state, the lock released (all by one holder),
+    nothing else changed (what ``job_finish_fenced`` writes)."""
+    holder = params[0].holder if params else None
+    return all(
+        update.release_lock
+        and update.holder == holder
+        and len(update.new_states) == 1
+        and not update.set_properties
+        and not update.removed_properties
+        and update.enqueue is None
+        and not update.dequeue
+        and update.awaiting_parent is None
+        for update in params
+    )
+
+
+def finish_params(params: Sequence[JobUpdate], encode: Callable[[datetime], Any]) -> dict[str, Any]:
+    """The parameters of ``job_finish_fenced`` for :func:`plain_finishes` saves."""
+    states = [update.new_states[0] for update in params]
+    return {
+        "job_id": [update.job_id for update in params],
+        "expected": [update.expected_execution_id for update in params],
+        "lock_us": [update.lock_timeout // _MICROSECOND for update in params],
+        "holder": params[0].holder,
+        "execution_id": [update.execution_id for update in params],
+        "state_name": [state.name for state in states],
+        "state_sequence": [state.sequence for state in states],
+        "state_elected_at": [encode(state.elected_at) for state in states],
+        "reason": [state.reason for state in states],
+        "fields": [state.fields for state in states],
+    }
+
+
 def save_results(
     params: Sequence[JobUpdate],
     outcomes: Sequence[UpdateOutcome],
@@ -389,6 +425,8 @@ def save_results(
 
 # ----------------------------------------------------------------------------- claiming
 
+
+_MICROSECOND = timedelta(microseconds=1)
 
 #: the lock timeout of a start's save (unused: the claim has just taken the lock)
 _NO_TIMEOUT = timedelta(0)

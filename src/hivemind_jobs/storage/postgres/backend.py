@@ -262,6 +262,7 @@ class _PgConnection(Connection):
     dialect = POSTGRES
     times = Times(point=same, span=same, bind=same, encode=same)
     starts_in_claim = True
+    finishes_in_update = True
 
     def __init__(self, raw: psycopg.AsyncConnection[Any], channel: str) -> None:
         self.raw = raw
@@ -387,6 +388,17 @@ class _PgConnection(Connection):
         :meth:`claim_rows`), its arrays of JSON text sent in binary (no quoting to escape)."""
         rows = await self.fetch_each([(q["queue_claim_prepare"], {}), (_binary(q["queue_claim_start_lean"]), params)])
         return rows[1]
+
+    async def finish_rows(
+        self, q: Mapping[str, SQL], params: dict[str, Any], links: dict[str, Any]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """``job_finish_fenced`` (arrays in binary: the states' JSON needs no escaping) and the
+        continuation links after it, in one round trip."""
+        values = {**params, "finished_channel": self.finished_channel, "final_states": final_state_names()}
+        rows, link_rows = await self.fetch_each(
+            [(_binary(q["job_finish_fenced"]), values), (q["continuation_links_many"], links)]
+        )
+        return rows, link_rows
 
     async def revert_starts(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> None:
         await self.executemany(q["queue_start_revert"], params)

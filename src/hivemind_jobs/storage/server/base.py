@@ -199,6 +199,8 @@ class Connection(abc.ABC):
     #: the claim writes the starts of the jobs it claims in its own statement where the caller
     #: says how (``queue_claim_start_lean``; see ``QueueClaimStart.templates``)
     starts_in_claim: ClassVar[bool] = False
+    #: saves that only end runs are fenced and written by one statement (``job_finish_fenced``)
+    finishes_in_update: ClassVar[bool] = False
 
     async def insert_new_jobs(
         self, q: Mapping[str, SQL], params: Sequence[JobInsert]
@@ -247,6 +249,13 @@ class Connection(abc.ABC):
     async def claim_start_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The rows of ``queue_claim_start_lean``, where :attr:`starts_in_claim`."""
         raise NotImplementedError(f"{self.dialect} claims and starts jobs in separate statements")
+
+    async def finish_rows(
+        self, q: Mapping[str, SQL], params: dict[str, Any], links: dict[str, Any]
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The rows of ``job_finish_fenced`` and then of ``continuation_links_many``, where
+        :attr:`finishes_in_update`."""
+        raise NotImplementedError(f"{self.dialect} reads the fences of its saves first")
 
     async def revert_starts(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> None:
         """Put jobs ``queue_claim_start_lean`` started back as they were (``queue_start_revert``),

@@ -4,6 +4,8 @@ data, logs and actions."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -202,6 +204,54 @@ class JobConformance(ConformanceBase):
             *(record.execution_id for record in records[:3]),  # type: ignore[attr-defined]
             moved,
         ]
+
+    async def test_saves_that_end_runs_are_fenced_each_on_its_own(self, storage: Storage) -> None:
+        """A batch of saves that each write one state and release the lock (what a colony writes
+        for its outcomes, one statement on some backends): each passes or fails its own fence."""
+        ids = await self.insert(storage, *(new_job() for _ in range(5)))
+        [child] = await self.insert(storage, new_job(state="Awaiting", enqueue=False, awaiting_parent=ids[4]))
+        records = [await self.get(storage, job_id, "owner") for job_id in ids[:3]]
+        await self.get(storage, ids[3], "someone")
+        records.append(await self.get(storage, ids[3]))
+        records.append(await self.get(storage, ids[4], "owner"))
+        await asyncio.sleep(0.15)
+        async with storage.transaction() as tx:  # the first and the last stay fresh
+            assert await tx.job_heartbeat(JobHeartbeat((ids[0], ids[4]), "owner", LONG)) == {ids[0], ids[4]}
+        succeeded = (state_row(2, "Succeeded", {"result": 5}),)
+        ends = [
+            self._update(records[0], "owner", execution_id=str(uuid.uuid4()), new_states=succeeded, release_lock=True),
+            self._update(records[1], "owner", expected_execution_id=str(uuid.uuid4()), new_states=succeeded),
+            self._update(records[2], "owner", new_states=succeeded, lock_timeout=timedelta(milliseconds=50)),
+            self._update(records[3], "owner", new_states=succeeded),  # locked by someone else
+            self._update(records[4], "owner", execution_id=str(uuid.uuid4()), new_states=succeeded),
+            self._update(records[0], "owner", job_id=ids[4] + 1000, new_states=succeeded),  # no such job
+        ]
+        ends = [dataclasses.replace(update, release_lock=True) for update in ends]
+        async with storage.transaction() as tx:
+            results = await tx.job_update_many(ends)
+        assert [result.outcome for result in results] == [
+            UpdateOutcome.SAVED,
+            UpdateOutcome.EXECUTION_CHANGED,
+            UpdateOutcome.LOCK_EXPIRED,
+            UpdateOutcome.LOCK_LOST,
+            UpdateOutcome.SAVED,
+            UpdateOutcome.NOT_FOUND,
+        ]
+        assert results[0].modified_at is not None and results[0].lock_heartbeat is None
+        assert results[4].children == (child,) and results[0].children == ()
+        async with storage.transaction(readonly=True) as tx:
+            after = {record.id: record for record in await tx.job_get_many(ids)}
+        for index in (0, 4):
+            record = after[ids[index]]
+            assert [state.name for state in record.states] == ["Created", "Enqueued", "Succeeded"]
+            assert json.loads(record.states[-1].fields) == {"result": 5}
+            assert record.execution_id == ends[index].execution_id and record.locked_by is None
+            assert record.modified_at == results[index].modified_at
+        for index in (1, 2, 3):
+            record = after[ids[index]]
+            assert [state.name for state in record.states] == ["Created", "Enqueued"]
+            assert record.execution_id == records[index].execution_id  # type: ignore[attr-defined]
+            assert record.locked_by == ("someone" if index == 3 else "owner")
 
     async def test_expired_lock_cannot_save_or_heartbeat(self, storage: Storage) -> None:
         [job_id] = await self.insert(storage, new_job())

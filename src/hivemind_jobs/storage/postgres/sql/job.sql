@@ -173,6 +173,48 @@ SELECT pg_notify(:finished_channel, CASE WHEN length(ids) > 7900 THEN '' ELSE id
 FROM finished
 WHERE ids IS NOT NULL;
 
+-- Saves that each write one new state and release the lock (a worker's outcomes), fenced and
+-- written in one statement: the jobs whose execution id, holder and lock freshness (on the
+-- database clock) still match are locked in id order and saved, their history rows inserted, and
+-- the ones now in a final state notified as job_update_set does. One row per job saved, with the
+-- database clock; a job missing from them did not pass its fence and was not written.
+-- name: job_finish_fenced
+WITH fenced AS (
+    SELECT f.*
+    FROM unnest(
+        CAST(:job_id AS BIGINT[]), CAST(:expected AS TEXT[]), CAST(:lock_us AS BIGINT[]),
+        CAST(:execution_id AS TEXT[]), CAST(:state_name AS TEXT[]), CAST(:state_sequence AS INTEGER[]),
+        CAST(:state_elected_at AS TIMESTAMPTZ[]), CAST(:reason AS TEXT[]), CAST(:fields AS TEXT[])
+    ) AS f (id, expected, lock_us, execution_id, state_name, state_sequence, state_elected_at, reason, fields)
+    JOIN "{p}job" AS j ON j.id = f.id
+    WHERE j.execution_id = f.expected AND j.locked_by = :holder
+      AND j.lock_heartbeat >= statement_timestamp() - f.lock_us * interval '1 microsecond'
+    ORDER BY j.id
+    FOR UPDATE OF j
+), updated AS (
+    UPDATE "{p}job" AS j
+    SET execution_id = u.execution_id,
+        state_name = u.state_name,
+        state_sequence = u.state_sequence,
+        state_elected_at = u.state_elected_at,
+        locked_by = NULL,
+        locked_at = NULL,
+        lock_heartbeat = NULL,
+        modified_at = statement_timestamp()
+    FROM fenced AS u
+    WHERE j.id = u.id
+    RETURNING j.id, j.state_name, j.state_sequence, j.state_elected_at, u.reason, u.fields
+), history AS (
+    INSERT INTO "{p}job_state" (job_id, sequence, name, elected_at, reason, fields)
+    SELECT id, state_sequence, state_name, state_elected_at, reason, fields FROM updated
+), finished AS (
+    SELECT string_agg(CAST(id AS TEXT), ',') AS ids FROM updated WHERE state_name = ANY(CAST(:final_states AS TEXT[]))
+)
+SELECT u.id, statement_timestamp(),
+       (SELECT pg_notify(:finished_channel, CASE WHEN length(ids) > 7900 THEN '' ELSE ids END)
+        FROM finished WHERE ids IS NOT NULL)
+FROM updated AS u;
+
 -- name: job_fence_check_many
 SELECT id, execution_id, locked_by, lock_heartbeat, statement_timestamp() FROM "{p}job"
 WHERE id = ANY(:job_ids)
