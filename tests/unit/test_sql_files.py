@@ -176,3 +176,19 @@ def test_the_postgresql_hot_path_statements_fit_the_drivers_statement_cache() ->
     for name in hot:
         length = len(str(storage.queries[name]).encode())
         assert length <= _queries.MAX_CACHED_STATEMENT_LENGTH, (name, length)
+
+
+def test_the_postgresql_claims_walk_the_queue_alike() -> None:
+    """The one-statement claim (queue_claim_start_lean) repeats the general claim's walk
+    (queue_claim_select): which entries are due, which jobs are skipped for their limits, the order
+    and the row locks must stay the same in both."""
+    queries = _queries("postgres")
+
+    def walk(name: str) -> str:
+        text = queries[name]
+        start = text.index('FROM "{p}queue" AS q')
+        end = text.index("SKIP LOCKED", start)
+        return text[start:end]
+
+    assert walk("queue_claim_start_lean") == walk("queue_claim_select")
+    assert "FOR UPDATE OF q, j" in walk("queue_claim_select")

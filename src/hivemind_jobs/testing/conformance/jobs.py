@@ -41,6 +41,7 @@ from hivemind_jobs.storage.protocol import (
 from hivemind_jobs.testing.conformance.support import (
     LONG,
     ConformanceBase,
+    every_property_type,
     new_job,
     state_row,
     utc_now,
@@ -54,16 +55,7 @@ class JobConformance(ConformanceBase):
 
     # ------------------------------------------------------------------ jobs
     async def test_insert_and_read_back_everything(self, storage: Storage) -> None:
-        moment = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-        tenant = uuid.UUID("12345678-1234-5678-1234-567812345678")
-        properties = (
-            PropertyRow("text", PropertyType.TEXT, "héllo"),
-            PropertyRow("int", PropertyType.INT, -(2**62)),
-            PropertyRow("float", PropertyType.FLOAT, 2.5),
-            PropertyRow("bool", PropertyType.BOOL, True),
-            PropertyRow("when", PropertyType.DATETIME, moment),
-            PropertyRow("tenant", PropertyType.UUID, tenant),
-        )
+        properties = every_property_type("héllo", 2.5, True)
         job = new_job(queue="finalize", priority=1, properties=properties)
         [job_id] = await self.insert(storage, job)
         async with storage.transaction(readonly=True) as tx:

@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from hivemind_jobs.core.job import PropertyType
 from hivemind_jobs.storage.protocol import (
     ClaimedJob,
     ClaimStart,
@@ -17,7 +16,6 @@ from hivemind_jobs.storage.protocol import (
     JobLimitSet,
     JobLockRelease,
     JobRecord,
-    PropertyRow,
     QueueClaim,
     QueueClaimStart,
     QueuePause,
@@ -30,6 +28,7 @@ from hivemind_jobs.storage.protocol import (
 )
 from hivemind_jobs.testing.conformance.support import (
     ConformanceBase,
+    every_property_type,
     new_job,
     state_row,
     utc_now,
@@ -239,15 +238,7 @@ class QueueConformance(ConformanceBase):
         return await tx.queue_claim_start(claim), templates, seen
 
     async def test_claim_start_with_templates_writes_what_they_say(self, storage: Storage) -> None:
-        moment = datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
-        properties = (
-            PropertyRow("text", PropertyType.TEXT, 'h\u00e9llo "quoted"'),
-            PropertyRow("int", PropertyType.INT, -(2**62)),
-            PropertyRow("float", PropertyType.FLOAT, 0.1),
-            PropertyRow("bool", PropertyType.BOOL, False),
-            PropertyRow("when", PropertyType.DATETIME, moment),
-            PropertyRow("tenant", PropertyType.UUID, uuid.UUID(int=7)),
-        )
+        properties = every_property_type('h\u00e9llo "quoted"', 0.1, False)
         due = (utc_now() - timedelta(minutes=5)).replace(microsecond=0)  # isoformat without a fraction
         ids = await self.insert(
             storage,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
+from hivemind_jobs.core.job import PropertyType
 from hivemind_jobs.storage.protocol import (
     ColonyUpsert,
     JobGet,
@@ -24,7 +25,16 @@ from hivemind_jobs.storage.protocol import (
     Storage,
 )
 
-__all__ = ["LONG", "ConformanceBase", "StorageFactory", "colony_row", "new_job", "state_row", "utc_now"]
+__all__ = [
+    "LONG",
+    "ConformanceBase",
+    "StorageFactory",
+    "colony_row",
+    "every_property_type",
+    "new_job",
+    "state_row",
+    "utc_now",
+]
 
 StorageFactory = Callable[[str], Storage]
 LONG = timedelta(minutes=5)
@@ -42,6 +52,18 @@ def state_row(
     elected_at: datetime | None = None,
 ) -> StateRow:
     return StateRow(sequence, name, elected_at or utc_now(), reason, json.dumps(fields or {}))
+
+
+def every_property_type(text: str, number: float, flag: bool) -> tuple[PropertyRow, ...]:
+    """A property of each type, with the given text, float and bool values (the others fixed)."""
+    return (
+        PropertyRow("text", PropertyType.TEXT, text),
+        PropertyRow("int", PropertyType.INT, -(2**62)),
+        PropertyRow("float", PropertyType.FLOAT, number),
+        PropertyRow("bool", PropertyType.BOOL, flag),
+        PropertyRow("when", PropertyType.DATETIME, datetime(2031, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)),
+        PropertyRow("tenant", PropertyType.UUID, uuid.UUID("12345678-1234-5678-1234-567812345678")),
+    )
 
 
 def new_job(
