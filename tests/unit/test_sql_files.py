@@ -150,7 +150,7 @@ def test_migrations_are_numbered_without_gaps(dialect: str) -> None:
 
 def test_query_file_parser() -> None:
     text = "-- name: first\nSELECT 1;\n-- a comment\n-- name: second\nSELECT\n  2\n"
-    assert parse_named_queries(text, "t") == {"first": "SELECT 1", "second": "SELECT\n2"}  # no indentation
+    assert parse_named_queries(text, "t") == {"first": "SELECT 1", "second": "SELECT\n  2"}
     with pytest.raises(hivemind_jobs.SchemaError, match="twice"):
         parse_named_queries("-- name: a\nSELECT 1;\n-- name: a\nSELECT 2;", "t")
     with pytest.raises(hivemind_jobs.SchemaError, match="empty"):
@@ -167,15 +167,19 @@ def test_the_postgresql_hot_path_statements_fit_the_drivers_statement_cache() ->
     schema name PostgreSQL allows and the default table prefix."""
     from psycopg import _queries
 
-    from hivemind_jobs.storage.postgres.backend import PostgresStorage
+    from hivemind_jobs.storage.postgres.backend import PostgresStorage, _binary
 
     storage = PostgresStorage(
         "postgresql://127.0.0.1/test?schema=" + "s" * 63, environment="default", table_prefix="hm_default_"
     )
-    hot = ("queue_claim_start_lean", "queue_claim_select", "job_finish_fenced", "job_insert_set", "job_insert")
-    for name in hot:
-        length = len(str(storage.queries[name]).encode())
+    sent = {name: _binary(storage.queries[name]) for name in ("queue_claim_start_lean", "job_finish_fenced")}
+    sent |= {name: storage.queries[name] for name in ("queue_claim_select", "continuation_links_many")}
+    for name, sql in sent.items():
+        length = len(sql.encode())
         assert length <= _queries.MAX_CACHED_STATEMENT_LENGTH, (name, length)
+    # as written: indented, for people reading the printed schema and the query files
+    assert "\n    " in storage.queries["queue_claim_start_lean"]
+    assert "\n    " not in sent["queue_claim_start_lean"]
 
 
 def test_the_postgresql_claims_walk_the_queue_alike() -> None:
@@ -188,7 +192,7 @@ def test_the_postgresql_claims_walk_the_queue_alike() -> None:
         text = queries[name]
         start = text.index('FROM "{p}queue" AS q')
         end = text.index("SKIP LOCKED", start)
-        return text[start:end]
+        return "\n".join(line.strip() for line in text[start:end].splitlines())
 
     assert walk("queue_claim_start_lean") == walk("queue_claim_select")
     assert "FOR UPDATE OF q, j" in walk("queue_claim_select")

@@ -232,7 +232,7 @@ class Fetcher:
         Executing state itself (the same history row, a new execution id, the lock kept), in the
         same operation, so the batch needs no save of its own. Where the storage writes the starts
         in its claim statement (PostgreSQL), the drones' Executing fields are given as templates
-        (:meth:`_templates`) and the jobs are built as that statement started them."""
+        (:meth:`_fields`) and the jobs are built as that statement started them."""
         runtime = self.runtime
         runner = self.runner
         env = runtime.environment

@@ -90,12 +90,8 @@ def parse_named_queries(text: str, source: str) -> dict[str, str]:
         raise SchemaError(f"{source}: no '-- name: ...' blocks found")
     for index, match in enumerate(matches):
         end = matches[index + 1].start() if index + 1 < len(matches) else len(text)
-        # without comment lines and indentation: shorter text to send, and a driver that caches a
-        # statement's parsing only up to some length (psycopg: 4 KB) keeps caching the long ones
         body = "\n".join(
-            stripped
-            for line in text[match.end() : end].strip().splitlines()
-            if not (stripped := line.strip()).startswith("--")
+            line for line in text[match.end() : end].strip().splitlines() if not line.lstrip().startswith("--")
         ).strip()
         body = body.removesuffix(";").strip()
         name = match.group(1)

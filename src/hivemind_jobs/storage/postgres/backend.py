@@ -117,8 +117,11 @@ _PLACEHOLDER = re.compile(r"%\(([a-z_0-9]+)\)s")
 @functools.lru_cache(maxsize=64)
 @functools.lru_cache(maxsize=1024)
 def _binary(sql: str) -> SQL:
-    """Parameters sent in binary format: arrays then need no text quoting and escaping."""
-    return SQL(_PLACEHOLDER.sub(r"%(\1)b", sql))
+    """Parameters sent in binary format: arrays then need no text quoting and escaping. Sent
+    without the lines' indentation: psycopg keeps a statement's parsed placeholders only for
+    statements up to 4 KB, which the longest ones (the one-statement claim) then stay under."""
+    unindented = "\n".join(line.strip() for line in sql.splitlines())
+    return SQL(_PLACEHOLDER.sub(r"%(\1)b", unindented))
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
