@@ -5,6 +5,7 @@ Django's task API reads the results back."""
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,9 @@ class ShopTests(TransactionTestCase):
     @classmethod
     def tearDownClass(cls) -> None:
         hivemind.close()  # its connections end before Django drops the test database
+        # so do the ORM connections the worker's job threads opened: those threads have ended, and
+        # Django's connection objects (reference cycles) are freed by the cycle collector
+        gc.collect()
         super().tearDownClass()
 
     def test_an_order_and_its_jobs_commit_together_and_a_worker_runs_them(self) -> None:
