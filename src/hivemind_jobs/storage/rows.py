@@ -19,9 +19,10 @@ import operator
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from hivemind_jobs.core.clock import from_microseconds
 from hivemind_jobs.core.codec import load_json
 from hivemind_jobs.core.job import PropertyType, PropertyValue
 from hivemind_jobs.core.throttle import JobLimits
@@ -601,17 +602,10 @@ def claim_starts(
     return updates
 
 
-#: the times of ``queue_claim_start_lean``'s JSON columns are microseconds since this instant
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _from_micros(value: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=value)
-
-
 def lean_claimed_record(row: Row, owner: str, now: datetime, decode: Callable[[Any], datetime]) -> JobRecord:
     """The record of a job ``queue_claim_start_lean`` started, as it was before the statement (its
-    history without the Executing state), locked by ``owner`` since ``now``."""
+    history without the Executing state), locked by ``owner`` since ``now``. The times in its
+    JSON columns are microseconds since 1970."""
     history = row[18]
     properties = row[19]
     return JobRecord(
@@ -627,11 +621,11 @@ def lean_claimed_record(row: Row, owner: str, now: datetime, decode: Callable[[A
         locked_at=now,
         lock_heartbeat=now,
         states=tuple(
-            StateRow(sequence, name, _from_micros(at), reason, fields)
+            StateRow(sequence, name, from_microseconds(at), reason, fields)
             for sequence, name, at, reason, fields in (load_json(history) if history is not None else ())
         ),
         properties=tuple(
-            property_from_row(values, _from_micros) for values in (load_json(properties) if properties else ())
+            property_from_row(values, from_microseconds) for values in (load_json(properties) if properties else ())
         ),
         lock_acquired=True,
     )

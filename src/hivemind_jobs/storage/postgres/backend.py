@@ -115,7 +115,6 @@ _PLACEHOLDER = re.compile(r"%\(([a-z_0-9]+)\)s")
 
 
 @functools.lru_cache(maxsize=64)
-@functools.lru_cache(maxsize=1024)
 def _binary(sql: str) -> SQL:
     """Parameters sent in binary format: arrays then need no text quoting and escaping. Sent
     without the lines' indentation: psycopg keeps a statement's parsed placeholders only for

@@ -34,7 +34,6 @@ from hivemind_jobs.storage.rows import (
     continuation_links,
     event_list_params,
     event_params,
-    fence_outcome,
     fence_saves,
     finish_params,
     insert_writes,
@@ -198,8 +197,7 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
     if not fence_rows:
         return [p.JobUpdated(p.UpdateOutcome.NOT_FOUND) for _ in params]
     now = c.dt(fence_rows[0][4])
-    fence = {job_id: (execution, holder, _opt(c, heartbeat)) for job_id, execution, holder, heartbeat, _ in fence_rows}
-    outcomes, saved = fence_saves(params, fence, now, same)
+    outcomes, saved = fence_saves(params, _fences(c, fence_rows), now, same)
     times = c.times
     writes = save_writes(saved, now, times)
     pointers = queue_rows(writes.enqueue, now, await _kept_due(c, q, writes.enqueue), times)
@@ -247,18 +245,18 @@ async def _finish_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
     outcomes = [p.UpdateOutcome.SAVED] * len(params)
     if len(saved) < len(params):
         missing = sorted(set(ids) - saved)
-        fence = {
-            job_id: (execution, holder, _opt(c, heartbeat))
-            for job_id, execution, holder, heartbeat, _ in await c.fetchall(
-                q["job_fence_check_many"], {"job_ids": missing}
-            )
-        }
-        for index, update in enumerate(params):
-            if update.job_id not in saved:
-                found = fence_outcome(fence.get(update.job_id), update, now - update.lock_timeout)
-                # read after the statement: whatever it shows now, this save was not written
-                outcomes[index] = found if found is not p.UpdateOutcome.SAVED else p.UpdateOutcome.LOCK_LOST
+        fence = _fences(c, await c.fetchall(q["job_fence_check_many"], {"job_ids": missing}))
+        unsaved = [index for index, update in enumerate(params) if update.job_id not in saved]
+        why, _ = fence_saves([params[index] for index in unsaved], fence, now, same)
+        for index, found in zip(unsaved, why, strict=True):
+            # read after the statement: whatever it shows now, this save was not written
+            outcomes[index] = found if found is not p.UpdateOutcome.SAVED else p.UpdateOutcome.LOCK_LOST
     return save_results(params, outcomes, continuation_links(link_rows), now)
+
+
+def _fences(c: Connection, rows: Sequence[Sequence[Any]]) -> dict[int, tuple[Any, Any, Any]]:
+    """``job_fence_check_many`` rows as :func:`~hivemind_jobs.storage.rows.fence_saves` reads them."""
+    return {job_id: (execution, holder, _opt(c, heartbeat)) for job_id, execution, holder, heartbeat, _ in rows}
 
 
 async def job_lock_takeover(c: Connection, q: Queries, params: p.JobLockTakeover) -> list[int]:
