@@ -273,7 +273,9 @@ class Completer:
                     written = await self._write_direct(direct, scope, last=not refill)
                 for fetcher in refill:
                     # ack and fetch: the drones these jobs freed get new jobs in the same transaction
-                    await fetcher.claim_in(scope, len(fetcher.runner.free_drones), claimed, last=False)
+                    # (the last claim may commit it with its own statement)
+                    last = fetcher is refill[-1]
+                    await fetcher.claim_in(scope, len(fetcher.runner.free_drones), claimed, last=last)
         except BaseException:
             for run, _ in claimed:
                 run.runner.return_drone(run.drone)

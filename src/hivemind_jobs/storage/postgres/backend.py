@@ -385,11 +385,23 @@ class _PgConnection(Connection):
         rows = await self.fetch_each([(q["queue_claim_prepare"], {}), (q["queue_claim_select"], params)])
         return rows[1]
 
-    async def claim_start_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    async def claim_start_rows(
+        self, q: Mapping[str, SQL], params: dict[str, Any], *, commit: bool = False
+    ) -> list[tuple[Any, ...]]:
         """The rows of ``queue_claim_start_lean`` after ``queue_claim_prepare`` (as
-        :meth:`claim_rows`), its arrays of JSON text sent in binary (no quoting to escape)."""
-        rows = await self.fetch_each([(q["queue_claim_prepare"], {}), (_binary(q["queue_claim_start_lean"]), params)])
-        return rows[1]
+        :meth:`claim_rows`), its arrays of JSON text sent in binary (no quoting to escape); with
+        ``commit``, the COMMIT in the same round trip."""
+        raw = self.raw
+        async with raw.pipeline():
+            await raw.execute(q["queue_claim_prepare"])
+            cursor = raw.cursor(row_factory=tuple_row)
+            await cursor.execute(_binary(q["queue_claim_start_lean"]), params)
+            if commit:
+                await raw.commit()  # sent after the statements before it, one sync for all
+        rows = await cursor.fetchall()
+        if commit:
+            self.committed = True
+        return rows
 
     async def finish_rows(
         self, q: Mapping[str, SQL], params: dict[str, Any], links: dict[str, Any]
@@ -398,7 +410,7 @@ class _PgConnection(Connection):
         continuation links after it, in one round trip."""
         values = {**params, "finished_channel": self.finished_channel, "final_states": final_state_names()}
         rows, link_rows = await self.fetch_each(
-            [(_binary(q["job_finish_fenced"]), values), (q["continuation_links_many"], links)]
+            [(_binary(q["job_finish_fenced"]), values), (_binary(q["continuation_links_many"]), links)]
         )
         return rows, link_rows
 

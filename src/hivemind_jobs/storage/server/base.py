@@ -188,7 +188,11 @@ class Connection(abc.ABC):
     #: set by the transaction while the operation it runs is its only one: that operation may commit
     #: the transaction with its own statement(s) (see :meth:`insert_new_jobs`)
     sole = False
-    #: set by an operation that committed the transaction while it was :attr:`sole`
+    #: set by the transaction while the operation it runs is its last one (first or not): that
+    #: operation may send the COMMIT with its own statements where it can (see
+    #: :meth:`claim_start_rows`)
+    last = False
+    #: set by an operation that committed the transaction (while :attr:`sole` or :attr:`last`)
     committed = False
     #: the limit keys whose locks this transaction holds (see ``operations._claim_limited``)
     limit_keys_held: frozenset[str] = frozenset()
@@ -246,8 +250,12 @@ class Connection(abc.ABC):
         """The rows of ``queue_claim_select`` (a backend may prepare the session for it first)."""
         return await self.fetchall(q["queue_claim_select"], params)
 
-    async def claim_start_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """The rows of ``queue_claim_start_lean``, where :attr:`starts_in_claim`."""
+    async def claim_start_rows(
+        self, q: Mapping[str, SQL], params: dict[str, Any], *, commit: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``queue_claim_start_lean``, where :attr:`starts_in_claim`; with ``commit``
+        the transaction's COMMIT goes with the statement (:attr:`committed` is then set; statements
+        run after it run in a new transaction)."""
         raise NotImplementedError(f"{self.dialect} claims and starts jobs in separate statements")
 
     async def finish_rows(
@@ -780,18 +788,20 @@ class ServerTransaction(ops.ServerOperations):
             raise TransactionError("the transaction has already been committed or rolled back")
         first = not self._used
         self._used = True
-        sole = first and self._commit_next and not self._external
+        last = self._commit_next and not self._external
+        sole = first and last
         self._commit_next = False
         attempt = 0
         while True:
             try:
                 connection = await self._connect()
                 connection.sole = sole
+                connection.last = last
                 connection.retried = attempt > 0
                 try:
                     result = await function(connection, self._queries, params)
                 finally:
-                    connection.sole = False
+                    connection.sole = connection.last = False
                 if connection.committed:  # committed with the operation's own statement
                     self._finished = True
                     await self._drop_connection(discard=self._driver.connection_lost(self._raw))

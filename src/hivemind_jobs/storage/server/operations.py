@@ -596,12 +596,17 @@ async def _claim_start_lean(
         "offset": 0,
     }
     reverts: list[dict[str, Any]] = []
+    # The claim's last operation of one queue group commits with its statement: the commit is sent
+    # before its rows are read, so what it turns out to need (a job to put back, the general path)
+    # is written in a new transaction on the same connection, which the caller commits.
+    commit = c.last and len(params.groups) == 1
     while (queues := walk.next_queues()) is not None:
         statement = {**values, "queues": queues, "limit": walk.remaining}
-        rows = await c.claim_start_rows(q, statement)
+        rows = await c.claim_start_rows(q, statement, commit=commit)
         if not rows:
             continue
         if rows[0][8]:  # nothing written: the general path claims from this group on
+            c.committed = False
             if reverts:
                 await c.revert_starts(q, reverts)
                 reverts = []
@@ -621,6 +626,7 @@ async def _claim_start_lean(
             if not adopt(entry, entry.record, p.ClaimStarted(number - 1, templates.execution_ids[number - 1], now)):
                 reverts.append(lean_revert_params(row))
     if reverts:
+        c.committed = False  # the caller fails them after the revert, in the transaction it commits
         await c.revert_starts(q, reverts)
     return walk.claimed
 

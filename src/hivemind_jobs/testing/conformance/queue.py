@@ -15,6 +15,8 @@ from hivemind_jobs.storage.protocol import (
     ClaimStarted,
     JobLimitSet,
     JobLockRelease,
+    JobLogList,
+    JobLogRow,
     JobRecord,
     QueueClaim,
     QueueClaimStart,
@@ -304,6 +306,41 @@ class QueueConformance(ConformanceBase):
             assert isinstance(started, JobRecord)
             assert started.execution_id == templates.execution_ids[index]
             assert [row.name for row in started.states][-1] == "Executing"
+        assert await self.claim(storage, (("global",),), 10) == []
+
+    async def test_claim_start_as_the_last_operation_commits_with_it(self, storage: Storage) -> None:
+        ids = await self.insert(storage, *(new_job(priority=priority) for priority in range(4)))
+        pipelines = storage.capabilities.dialect == "postgresql"
+        # after another write: every claimed job started, so the claim may commit the transaction
+        # with its own statement (where the driver pipelines), the earlier write with it
+        async with storage.transaction() as tx:
+            await tx.job_log_insert([JobLogRow(ids[3], 20, "written before the claim")])
+            tx.commit_after_next()
+            claimed, _, _ = await self.templated_claim(tx, (("global",),), 2)
+            assert [entry.job_id for entry in claimed] == ids[:2]
+            assert tx.finished is pipelines
+        for job_id in ids[:2]:
+            record = await self.get(storage, job_id)
+            assert isinstance(record, JobRecord) and record.states[-1].name == "Executing"
+        async with storage.transaction() as tx:
+            [log] = await tx.job_log_list(JobLogList(ids[3]))
+        assert log.message == "written before the claim"
+        # a job its caller cannot run: put back in a transaction that stays open for the caller's
+        # writes, which commit with the put-back
+        async with storage.transaction() as tx:
+            tx.commit_after_next()
+            claimed, _, _ = await self.templated_claim(tx, (("global",),), 2, declined=frozenset({ids[2]}))
+            assert [entry.job_id for entry in claimed] == ids[2:]
+            assert not tx.finished
+            update = self._update(
+                claimed[0].record, "colony-1", release_lock=True, new_states=(state_row(2, "Failed", {}),)
+            )
+            assert (await tx.job_update(update)).outcome is UpdateOutcome.SAVED
+        failed = await self.get(storage, ids[2])
+        assert isinstance(failed, JobRecord) and failed.locked_by is None
+        assert [row.name for row in failed.states] == ["Created", "Enqueued", "Failed"]  # never Executing
+        started = await self.get(storage, ids[3])
+        assert isinstance(started, JobRecord) and started.states[-1].name == "Executing"
         assert await self.claim(storage, (("global",),), 10) == []
 
     async def test_claim_start_with_templates_keeps_limits_in_a_later_group(self, storage: Storage) -> None:
