@@ -70,7 +70,14 @@ ORDER BY state_elected_at, id
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
+-- The jobs, with their history and queue rows (which have no foreign key to cascade through; the
+-- jobs are locked by job_purge_select, so nothing writes rows of theirs meanwhile).
 -- name: job_purge
+WITH history AS (
+    DELETE FROM "{p}job_state" WHERE job_id = ANY(:ids)
+), entries AS (
+    DELETE FROM "{p}queue" WHERE job_id = ANY(:ids)
+)
 DELETE FROM "{p}job" WHERE id = ANY(:ids);
 
 -- name: job_unique_release_purged
