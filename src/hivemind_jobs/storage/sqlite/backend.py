@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from hivemind_jobs.errors import ConfigurationError, SchemaError, StorageError, TransactionError
@@ -43,7 +43,7 @@ from hivemind_jobs.storage.sql import (
     owner_version,
 )
 from hivemind_jobs.storage.sqlite import operations as ops
-from hivemind_jobs.storage.sqlite.worker import ConnectionWorker, TransactionToken
+from hivemind_jobs.storage.sqlite.worker import ConnectionWorker, InlineWriter, TransactionToken
 
 __all__ = ["SQLiteStorage"]
 
@@ -63,6 +63,9 @@ class _Engine:
         #: open write transactions and the task that opened each: a task that opens a second one
         #: would wait for its own first one forever, so that is refused with a clear error instead.
         self.open_writes: set[TransactionToken] = set()
+        #: one-operation write transactions on the caller's thread while the write lock is free;
+        #: not with synchronous=FULL, whose commit waits for the disk
+        self.inline: InlineWriter | None = None
         name = path.name
         self.writer = ConnectionWorker(f"hivemind-sqlite-writer:{name}", self._connect_writer, "BEGIN IMMEDIATE")
         try:
@@ -70,6 +73,12 @@ class _Engine:
         except BaseException:
             self.writer.close()
             raise
+        if synchronous != "FULL":
+            try:
+                self.inline = InlineWriter(self._connect_inline(), self.writer)
+            except BaseException:
+                self.close()
+                raise
 
     def _configure(self, connection: sqlite3.Connection) -> sqlite3.Connection:
         connection.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
@@ -87,6 +96,13 @@ class _Engine:
             raise ConfigurationError(f"SQLite file {self.path} cannot use WAL journaling (got {mode})")
         return self._configure(connection)
 
+    def _connect_inline(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        self._configure(connection)
+        connection.execute("PRAGMA busy_timeout = 0")  # never waits for the write lock
+        connection.execute("PRAGMA wal_autocheckpoint = 0")  # the writer thread checkpoints
+        return connection
+
     def _connect_reader(self) -> sqlite3.Connection:
         uri = f"{self.path.as_uri()}?mode=ro"
         connection = sqlite3.connect(
@@ -95,6 +111,8 @@ class _Engine:
         return self._configure(connection)
 
     def close(self) -> None:
+        if self.inline is not None:
+            self.inline.close()
         self.writer.close()
         self.reader.close()
 
@@ -410,7 +428,10 @@ class SQLiteStorage:
                 )
             token.owner = owner
             engine.open_writes.add(token)
-        transaction = SQLiteTransaction(self, engine.reader if readonly else engine.writer, token)
+        if readonly:
+            transaction = SQLiteTransaction(self, engine.reader, token)
+        else:
+            transaction = SQLiteTransaction(self, engine.writer, token, engine.inline)
         try:
             yield transaction
         except BaseException:
@@ -511,9 +532,16 @@ class SQLiteTransaction(ops.SQLiteOperations):
     unit of work on the connection's thread (the operations are bound in
     :mod:`~hivemind_jobs.storage.sqlite.operations`)."""
 
-    def __init__(self, storage: SQLiteStorage, worker: ConnectionWorker, token: TransactionToken) -> None:
+    def __init__(
+        self,
+        storage: SQLiteStorage,
+        worker: ConnectionWorker,
+        token: TransactionToken,
+        inline: InlineWriter | None = None,
+    ) -> None:
         self._queries = storage.queries
         self._worker = worker
+        self._inline = inline
         self._token = token
         self._used = False
         self._finished = False
@@ -529,10 +557,17 @@ class SQLiteTransaction(ops.SQLiteOperations):
     async def _run(self, function: Callable[..., R], params: Any, final: IsFinal) -> R:
         if self._finished:
             raise TransactionError("the transaction has already been committed or rolled back")
+        first = not self._used
         self._used = True
         queries = self._queries
         commit_when = final if self._commit_next else None
         self._commit_next = False
+        if first and commit_when is always and self._inline is not None:
+            # the whole transaction is this operation: here, if the write lock is free right now
+            ran, value = self._inline.run(lambda connection: function(connection, queries, params))
+            if ran:
+                self._finished = True
+                return cast(R, value)
         # On failure or cancellation the caller's context manager rolls back; the worker treats that
         # rollback as a no-op when it already ended the transaction, so it is always safe to send.
         result: R = await self._worker.submit(

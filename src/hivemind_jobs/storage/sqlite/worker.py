@@ -12,6 +12,11 @@ fails, that transaction is rolled back.
 Results go back to the submitting event loop with ``call_soon_threadsafe``, so one worker serves
 any number of loops (the blocking facade runs its own).
 
+:class:`InlineWriter` runs a transaction of one operation on the caller's own thread instead, on a
+connection of its own, when the file's write lock is free at that moment (it never waits for it):
+the two thread wake-ups of the hop cost more than such a transaction's own work. It leaves the
+WAL's checkpoints to the worker thread (:meth:`ConnectionWorker.checkpoint`).
+
 A caller cancelled while its items wait can leave them in the backlog in any interleaving: an
 operation of its transaction, then its rollback. The worker therefore never begins a transaction
 for an operation whose caller is gone, takes the items of the open transaction from the backlog
@@ -37,12 +42,13 @@ from typing import Any, Final
 
 from hivemind_jobs.errors import StorageClosedError, StorageError
 
-__all__ = ["ConnectionWorker", "TransactionToken"]
+__all__ = ["ConnectionWorker", "InlineWriter", "TransactionToken"]
 
 _OP: Final = "op"
 _COMMIT: Final = "commit"
 _ROLLBACK: Final = "rollback"
 _STOP: Final = "stop"
+_CHECKPOINT: Final = "checkpoint"
 
 _log = logging.getLogger("hivemind_jobs.storage.sqlite")
 
@@ -125,6 +131,20 @@ class ConnectionWorker:
             self._inbox.put(_Item(kind, token, function, future, loop, commit_when))
         return future
 
+    def checkpoint(self, hold: threading.Lock) -> None:
+        """Ask the thread for a passive WAL checkpoint, run once no transaction of its own is open
+        and while it holds ``hold`` (an :class:`InlineWriter`'s: nothing is appended to the WAL here
+        meanwhile, so the checkpoint reaches its end and the next write starts the WAL over). No
+        answer; one that cannot finish is left to the next."""
+
+        def run(connection: sqlite3.Connection) -> None:
+            with hold:
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+        with self._lock:
+            if not self._closed:
+                self._inbox.put(_Item(_CHECKPOINT, None, run, None, None))
+
     def close(self, timeout: float = 10.0) -> None:
         with self._lock:
             if self._closed:
@@ -161,8 +181,13 @@ class ConnectionWorker:
                         except queue.Empty:
                             break
                     return
+                if item.kind == _CHECKPOINT and current is None:
+                    assert item.function is not None
+                    with contextlib.suppress(sqlite3.Error):
+                        item.function(connection)
+                    continue
                 if current is not None and item.token is not current:
-                    backlog.append(item)
+                    backlog.append(item)  # a checkpoint too: it runs once the transaction ended
                     continue
                 if current is None and self._skip_before_begin(item, backlog):
                     continue
@@ -283,6 +308,68 @@ class ConnectionWorker:
             return
         with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
             item.loop.call_soon_threadsafe(_deliver, item.future, result, error)
+
+
+class InlineWriter:
+    """Whole one-operation write transactions on the calling thread, on a connection of its own
+    that never waits for the file's write lock (``busy_timeout`` 0): :meth:`run` returns
+    ``(False, None)`` without running anything when another caller uses the connection or another
+    connection (the worker thread's, another process's) holds the write lock, and the caller then
+    hands the operation to the worker thread, which waits its turn. The connection does not
+    checkpoint the WAL itself (that can take milliseconds): every ``checkpoint_every`` commits it
+    asks the worker thread to (:meth:`ConnectionWorker.checkpoint`), which holds this writer's lock
+    meanwhile."""
+
+    def __init__(
+        self, connection: sqlite3.Connection, worker: ConnectionWorker, *, checkpoint_every: int = 128
+    ) -> None:
+        self._connection: sqlite3.Connection | None = connection
+        self._worker = worker
+        self._every = checkpoint_every
+        self._commits = 0
+        self._lock = threading.Lock()
+
+    @property
+    def commits(self) -> int:
+        """The transactions committed here."""
+        return self._commits
+
+    def run(self, function: Callable[[sqlite3.Connection], Any]) -> tuple[bool, Any]:
+        """``(True, result)`` once ``function`` ran in a transaction of its own here and it
+        committed; ``(False, None)`` when it was not run. A failure of the function or of the commit
+        rolls the transaction back and is raised (an SQLite error as a ``StorageError``), as the
+        worker thread would."""
+        if not self._lock.acquire(blocking=False):
+            return False, None
+        try:
+            connection = self._connection
+            if connection is None:
+                return False, None
+            try:
+                connection.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error:  # the write lock is taken (or the file refuses): the worker's turn
+                return False, None
+            try:
+                result = function(connection)
+                connection.execute("COMMIT")
+            except BaseException as failure:
+                ConnectionWorker._abort(connection)
+                if isinstance(failure, sqlite3.Error):
+                    raise _storage_error(failure) from failure
+                raise
+            self._commits += 1
+            if self._commits % self._every == 0:
+                self._worker.checkpoint(self._lock)
+            return True, result
+        finally:
+            self._lock.release()
+
+    def close(self) -> None:
+        with self._lock:
+            connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(sqlite3.Error):
+                connection.close()
 
 
 def _storage_error(failure: sqlite3.Error) -> StorageError:
