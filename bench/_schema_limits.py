@@ -16,8 +16,10 @@ this schema can beat. HiveMind only creates the tables (and, for the processing 
   ``workers`` connections. SQLite: one transaction per step, each in one hop to a writer thread.
 - ``schema_create_one``: one job per transaction, one after the other: the job row, its Created and
   Enqueued history rows, its queue entry (and the NOTIFY on PostgreSQL): one statement (PostgreSQL),
-  one multi-statement script (MariaDB), one hop to a writer thread (SQLite).
-- ``schema_create_bulk``: the same rows for batches of 1,000 jobs, one statement per table.
+  one multi-statement script (MariaDB), on the calling thread (SQLite: as HiveMind runs a
+  one-operation transaction while the file's write lock is free).
+- ``schema_create_bulk``: the same rows for batches of 1,000 jobs, one statement per table (SQLite:
+  one hop to a writer thread each, as HiveMind sends batches of more than a few jobs).
 
 Every function checks the tables afterwards (jobs, history rows, queue entries) and raises if the
 work was not done in full.
@@ -186,12 +188,17 @@ def _sqlite_insert(connection: sqlite3.Connection, numbers: range) -> list[int]:
 
 
 async def sqlite_schema_create(path: str, hop: Any, n: int, chunk: int) -> float:
-    """Create ``n`` jobs, ``chunk`` per transaction (1: one by one), each transaction one hop."""
+    """Create ``n`` jobs, ``chunk`` per transaction: one by one on this thread, batches each in one
+    hop to the writer thread."""
     connection = sqlite_connect(path)
     started = time.perf_counter()
     for start in range(0, n, chunk):
         numbers = range(start, min(n, start + chunk))
-        await hop.run(lambda numbers=numbers: _sqlite_insert(connection, numbers))
+        if chunk == 1:
+            _sqlite_insert(connection, numbers)
+            await asyncio.sleep(0)  # as an awaited create gives the event loop a turn
+        else:
+            await hop.run(lambda numbers=numbers: _sqlite_insert(connection, numbers))
     elapsed = time.perf_counter() - started
     counts = sqlite_counts(connection)
     connection.close()

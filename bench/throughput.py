@@ -59,7 +59,8 @@ tables there on open (``auto_migrate=true`` is always set).
   kinds of work **on HiveMind's own tables, writing the rows HiveMind must write** (every state change
   a history row, finishes fenced on lock holder, execution id and lock freshness), in hand-written
   driver-level SQL with the fewest round trips (one data-modifying statement per step on PostgreSQL,
-  multi-statement scripts on MySQL, one hop per transaction on SQLite): processing --n jobs created by
+  multi-statement scripts on MySQL, one hop to a writer thread per transaction on SQLite, except
+  one-job creates, run on the calling thread): processing --n jobs created by
   HiveMind, claimed --raw-batch at a time by --raw-workers loops; creating --n-one jobs one per
   transaction; creating --n-bulk jobs in batches of 1000. What no library can beat on this schema;
   ``bench/_schema_limits.py`` has the statements. Each checks the tables afterwards. Skipped with

@@ -13,7 +13,7 @@ import pytest
 
 import hivemind_jobs as hm
 from hivemind_jobs.errors import StorageError
-from hivemind_jobs.storage.sqlite.backend import SQLiteStorage
+from hivemind_jobs.storage.sqlite.backend import INLINE_ROWS, SQLiteStorage
 from hivemind_jobs.storage.sqlite.worker import InlineWriter
 from tests.sample_jobs import add
 
@@ -38,7 +38,12 @@ async def test_a_create_commits_on_the_callers_thread_while_the_write_lock_is_fr
             await tx.jobs.create(add, 1, 1)
             await tx.jobs.create(add, 2, 2)
         assert inline.commits == before + 5
-        assert await hive.jobs.count() == 7
+        # so does a large batch (it would hold up the event loop); a small one runs here
+        await hive.jobs.create_many([hm.call(add, n, 1) for n in range(INLINE_ROWS + 1)])
+        assert inline.commits == before + 5
+        await hive.jobs.create_many([hm.call(add, n, 1) for n in range(INLINE_ROWS)])
+        assert inline.commits == before + 6
+        assert await hive.jobs.count() == 7 + 2 * INLINE_ROWS + 1
 
 
 async def test_a_create_waits_for_a_write_lock_held_elsewhere_on_the_writer_thread(sqlite_url: str) -> None:

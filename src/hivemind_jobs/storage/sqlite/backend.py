@@ -562,8 +562,9 @@ class SQLiteTransaction(ops.SQLiteOperations):
         queries = self._queries
         commit_when = final if self._commit_next else None
         self._commit_next = False
-        if first and commit_when is always and self._inline is not None:
+        if first and commit_when is always and self._inline is not None and _small(params):
             # the whole transaction is this operation: here, if the write lock is free right now
+            # (a large one goes to the writer thread: it would hold up this thread's event loop)
             ran, value = self._inline.run(lambda connection: function(connection, queries, params))
             if ran:
                 self._finished = True
@@ -590,6 +591,15 @@ class SQLiteTransaction(ops.SQLiteOperations):
         self._finished = True
         if self._used:
             await self._worker.finish(self._token, commit=False)
+
+
+#: most rows an operation run on the caller's thread writes (a create_many of more goes to the writer)
+INLINE_ROWS = 16
+
+
+def _small(params: object) -> bool:
+    """Whether an operation's parameters are few rows (or one)."""
+    return not isinstance(params, list | tuple) or len(params) <= INLINE_ROWS
 
 
 class SQLiteExternalTransaction(SQLiteTransaction):
