@@ -36,7 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from hivemind_jobs.core.codec import compact_json
+from hivemind_jobs.core.codec import compact_json, load_json
 from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
@@ -404,15 +404,17 @@ class _PgConnection(Connection):
         return rows
 
     async def finish_rows(
-        self, q: Mapping[str, SQL], params: dict[str, Any], links: dict[str, Any]
+        self, q: Mapping[str, SQL], params: dict[str, Any]
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """``job_finish_fenced`` (arrays in binary: the states' JSON needs no escaping) and the
-        continuation links after it, in one round trip."""
+        """``job_finish_fenced`` (arrays in binary: the states' JSON needs no escaping), which
+        also returns the continuation links of its batch (as ``continuation_links_many`` would,
+        JSON text in the first row's last column): one statement."""
         values = {**params, "finished_channel": self.finished_channel, "final_states": final_state_names()}
-        rows, link_rows = await self.fetch_each(
-            [(_binary(q["job_finish_fenced"]), values), (_binary(q["continuation_links_many"]), links)]
-        )
-        return rows, link_rows
+        cursor = self.raw.cursor(row_factory=tuple_row)
+        await cursor.execute(_binary(q["job_finish_fenced"]), values)
+        rows = await cursor.fetchall()
+        found = rows[0][3] if rows else None
+        return rows, [tuple(link) for link in load_json(found)] if found is not None else []
 
     async def revert_starts(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> None:
         await self.executemany(q["queue_start_revert"], params)

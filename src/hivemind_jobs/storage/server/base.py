@@ -259,10 +259,10 @@ class Connection(abc.ABC):
         raise NotImplementedError(f"{self.dialect} claims and starts jobs in separate statements")
 
     async def finish_rows(
-        self, q: Mapping[str, SQL], params: dict[str, Any], links: dict[str, Any]
+        self, q: Mapping[str, SQL], params: dict[str, Any]
     ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-        """The rows of ``job_finish_fenced`` and then of ``continuation_links_many``, where
-        :attr:`finishes_in_update`."""
+        """The rows of ``job_finish_fenced`` and the continuation links of its batch (as the
+        rows of ``continuation_links_many``), where :attr:`finishes_in_update`."""
         raise NotImplementedError(f"{self.dialect} reads the fences of its saves first")
 
     async def revert_starts(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> None:

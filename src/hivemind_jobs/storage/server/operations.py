@@ -237,9 +237,7 @@ async def _finish_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
     (``job_finish_fenced``), with the continuation links of the jobs in the same round trip; why a
     save did not pass its fence is read afterwards, only when one did not."""
     ids = [update.job_id for update in params]
-    rows, link_rows = await c.finish_rows(
-        q, finish_params(params, c.times.encode), {"changed_ids": ids, "released_ids": ids}
-    )
+    rows, link_rows = await c.finish_rows(q, finish_params(params, c.times.encode))
     saved = {row[0] for row in rows}
     now = c.dt(rows[0][1]) if rows else await clock_now(c, q)
     outcomes = [p.UpdateOutcome.SAVED] * len(params)

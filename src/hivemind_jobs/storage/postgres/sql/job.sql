@@ -209,10 +209,19 @@ WITH fenced AS (
     SELECT id, state_sequence, state_name, state_elected_at, reason, fields FROM updated
 ), finished AS (
     SELECT string_agg(CAST(id AS TEXT), ',') AS ids FROM updated WHERE state_name = ANY(CAST(:final_states AS TEXT[]))
+), links AS (
+    -- as continuation_links_many for the batch's jobs (its changed and its released ids)
+    SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
+    WHERE parent_id = ANY(CAST(:job_id AS BIGINT[])) AND fired_state IS NULL
+    UNION ALL
+    SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
+    WHERE child_id = ANY(CAST(:job_id AS BIGINT[])) AND fired_state IS NOT NULL
 )
 SELECT u.id, statement_timestamp(),
        (SELECT pg_notify(:finished_channel, CASE WHEN length(ids) > 7900 THEN '' ELSE ids END)
-        FROM finished WHERE ids IS NOT NULL)
+        FROM finished WHERE ids IS NOT NULL),
+       (SELECT CAST(json_agg(json_build_array(parent_id, child_id, fired_state) ORDER BY parent_id, child_id) AS TEXT)
+        FROM links)
 FROM updated AS u;
 
 -- name: job_fence_check_many
