@@ -312,23 +312,14 @@ def compact_json(value: Any) -> str:
     return _COMPACT.encode(value)
 
 
-#: the types of values that hold no float (looked up by exact type: the common case, quickly)
-_NO_FLOAT: Final = frozenset({str, int, bool, type(None)})
-
-
 def _has_non_finite(value: Any) -> bool:
     """Whether a JSON value (as msgspec wrote it) holds a float that is NaN or infinite."""
     if isinstance(value, float):
         return not math.isfinite(value)
     if isinstance(value, dict):
-        for key, item in value.items():
-            if type(key) is not str and _has_non_finite(key):
-                return True
-            if type(item) not in _NO_FLOAT and _has_non_finite(item):
-                return True
-        return False
+        return any(_has_non_finite(key) or _has_non_finite(item) for key, item in value.items())
     if isinstance(value, list | tuple):
-        return any(type(item) not in _NO_FLOAT and _has_non_finite(item) for item in value)
+        return any(_has_non_finite(item) for item in value)
     return False
 
 
