@@ -297,8 +297,6 @@ def compact_json(value: Any) -> str:
     library (which refuses NaN as before). Floats are written as their shortest round-tripping form in
     both; msgspec leaves out an exponent's ``+`` and leading zero (``1e16``, ``1e-7`` where the
     standard library writes ``1e+16``, ``1e-07``), which every JSON reader reads as the same number.
-    Text with ``null`` in it is msgspec's when the value holds no float that is NaN or infinite
-    (looked for only then): its ``null`` is a None.
     """
     encode = _fast_encode
     if encode is not None:
@@ -307,20 +305,9 @@ def compact_json(value: Any) -> str:
         except Exception:  # noqa: S110 - whatever msgspec refuses, the standard library decides below
             pass
         else:
-            if b"null" not in text or not _has_non_finite(value):
+            if b"null" not in text:
                 return text.decode()
     return _COMPACT.encode(value)
-
-
-def _has_non_finite(value: Any) -> bool:
-    """Whether a JSON value (as msgspec wrote it) holds a float that is NaN or infinite."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_non_finite(key) or _has_non_finite(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_non_finite(item) for item in value)
-    return False
 
 
 def load_json(text: str) -> Any:
