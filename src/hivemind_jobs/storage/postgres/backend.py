@@ -366,8 +366,14 @@ class _PgConnection(Connection):
         return cursor.fetchall
 
     async def fetch_each(
-        self, queries: Sequence[tuple[SQL, dict[str, Any]]], *, writes: Sequence[tuple[SQL, dict[str, Any]]] = ()
+        self,
+        queries: Sequence[tuple[SQL, dict[str, Any]]],
+        *,
+        writes: Sequence[tuple[SQL, dict[str, Any]]] = (),
+        commit: bool = False,
     ) -> list[list[tuple[Any, ...]]]:
+        """The rows of each query, sent in one pipeline after ``writes``; with ``commit`` the
+        transaction's COMMIT goes after them in the same round trip (and :attr:`committed` is set)."""
         async with self.raw.pipeline():
             for sql, params in writes:
                 await self.raw.execute(sql, params)
@@ -376,7 +382,12 @@ class _PgConnection(Connection):
                 cursor = self.raw.cursor(row_factory=tuple_row)
                 await cursor.execute(sql, params)
                 cursors.append(cursor)
-        return [await cursor.fetchall() for cursor in cursors]
+            if commit:
+                await self.raw.commit()  # sent after the statements before it, one sync for all
+        rows = [await cursor.fetchall() for cursor in cursors]
+        if commit:
+            self.committed = True
+        return rows
 
     async def claim_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The claim after ``queue_claim_prepare`` (same round trip): a queue table changes too fast
@@ -391,17 +402,8 @@ class _PgConnection(Connection):
         """The rows of ``queue_claim_start_lean`` after ``queue_claim_prepare`` (as
         :meth:`claim_rows`), its arrays of JSON text sent in binary (no quoting to escape); with
         ``commit``, the COMMIT in the same round trip."""
-        raw = self.raw
-        async with raw.pipeline():
-            await raw.execute(q["queue_claim_prepare"])
-            cursor = raw.cursor(row_factory=tuple_row)
-            await cursor.execute(_binary(q["queue_claim_start_lean"]), params)
-            if commit:
-                await raw.commit()  # sent after the statements before it, one sync for all
-        rows = await cursor.fetchall()
-        if commit:
-            self.committed = True
-        return rows
+        claim = (_binary(q["queue_claim_start_lean"]), params)
+        return (await self.fetch_each([claim], writes=[(q["queue_claim_prepare"], {})], commit=commit))[0]
 
     async def finish_rows(
         self, q: Mapping[str, SQL], params: dict[str, Any]

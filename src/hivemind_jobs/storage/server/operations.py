@@ -234,7 +234,7 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
 async def _finish_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]) -> list[p.JobUpdated]:
     """Saves that only end runs (:func:`~hivemind_jobs.storage.rows.plain_finishes`) in one
     statement that checks the fences itself, locking the rows in id order as the fence read does
-    (``job_finish_fenced``), with the continuation links of the jobs in the same round trip; why a
+    (``job_finish_fenced``), which also returns the continuation links of the jobs; why a
     save did not pass its fence is read afterwards, only when one did not."""
     ids = [update.job_id for update in params]
     rows, link_rows = await c.finish_rows(q, finish_params(params, c.times.encode))
