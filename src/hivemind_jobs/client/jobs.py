@@ -96,6 +96,7 @@ from hivemind_jobs.lifecycle.machine import (
 from hivemind_jobs.lifecycle.records import NewJobs, encode_state_fields, job_from_record, state_from_row
 from hivemind_jobs.lifecycle.services import EnvironmentServices, TransactionBase
 from hivemind_jobs.lifecycle.unit import Outside, UnitOfWork
+from hivemind_jobs.mediator.mediator import handlers_epoch
 from hivemind_jobs.query.conditions import Condition, TargetKind, check_text, target_kinds
 from hivemind_jobs.query.conditions import job as job_target
 from hivemind_jobs.query.conditions import where as all_of
@@ -361,6 +362,8 @@ class BackgroundJobClient:
         self._options = options or CreateOptions()
         self._events: MediatorEvents | None = None
         self._new: NewJobs | None = None
+        #: whether a handler observes creations, as of the handlers epoch next to it
+        self._observed: tuple[int, bool] = (-1, True)
 
     def __repr__(self) -> str:
         bound = " (in a transaction)" if self._binding is not None else ""
@@ -567,7 +570,12 @@ class BackgroundJobClient:
     def _new_jobs(self) -> NewJobs | None:
         """How jobs are created without electing each one, or None when the full path must run: a
         handler observes creations (elections, applied states, saves), or the jobs wait for a parent."""
-        if creation_observed(self._lifecycle_events()):
+        epoch, observed = self._observed
+        if epoch != handlers_epoch():
+            epoch = handlers_epoch()
+            observed = creation_observed(self._lifecycle_events())
+            self._observed = (epoch, observed)
+        if observed:
             return None
         new = self._new
         if new is None:

@@ -19,11 +19,11 @@ from datetime import UTC, datetime
 
 from hivemind_jobs.colony.drone import Drones
 from hivemind_jobs.colony.runtime import ColonyRuntime, Run, SwarmRunner
-from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.codec import Codec, datetime_text
 from hivemind_jobs.core.ids import new_execution_key
 from hivemind_jobs.core.job import BackgroundJob
 from hivemind_jobs.core.joblog import log_job_event
-from hivemind_jobs.core.states import Enqueued, Executing, Failed
+from hivemind_jobs.core.states import Enqueued, Executing, Failed, check_state_text
 from hivemind_jobs.errors import HiveMindError, SerializationError
 from hivemind_jobs.lifecycle.machine import (
     elect,
@@ -244,6 +244,8 @@ class Fetcher:
         undecodable: list[BackgroundJob] = []
         following = [0]  # the index of the drone the next start takes (claim order)
 
+        templated = type(codec) is Codec  # a codec of its own may write the due time its own way
+
         def start(entry: ClaimedJob, record: JobRecord) -> ClaimStart | None:
             job = job_from_record(record, env.name, codec)
             if job.invocation.problem is not None:
@@ -252,8 +254,12 @@ class Fetcher:
             drone = drones[following[0]]
             following[0] += 1
             started.append((job, entry, drone))
-            executing = Executing(colony=colony, swarm=swarm, drone=drone, due_at=entry.execute_after)
-            return start_claimed(job, executing, holder, elected_at, codec)
+            due = entry.execute_after
+            executing = Executing(colony=colony, swarm=swarm, drone=drone, due_at=due)
+            if not templated:
+                return start_claimed(job, executing, holder, elected_at, codec)
+            before, after = self._fields(colony, swarm, drone)
+            return start_claimed(job, executing, holder, elected_at, codec, fields=before + datetime_text(due) + after)
 
         def adopt(entry: ClaimedJob, record: JobRecord, begun: ClaimStarted) -> bool:
             following[0] = begun.index + 1
@@ -264,7 +270,7 @@ class Fetcher:
             drone = drones[begun.index]
             started.append((job, entry, drone))
             executing = Executing(colony=colony, swarm=swarm, drone=drone, due_at=entry.execute_after)
-            started_by_claim(job, executing, holder, begun)
+            started_by_claim(job, executing, holder, begun, text_checked=True)
             return True
 
         def templates(count: int) -> StartTemplates:
@@ -276,7 +282,7 @@ class Fetcher:
         try:
             if last:  # nothing else to write when every claimed job starts: the claim may commit
                 scope.last_operation()
-            if type(codec) is Codec:  # a codec of its own may write the due time its own way
+            if templated:
                 claim = QueueClaimStart(runner.groups, limit, holder, start, templates, adopt)
             else:
                 claim = QueueClaimStart(runner.groups, limit, holder, start)
@@ -305,10 +311,11 @@ class Fetcher:
 
     def _fields(self, colony: str, swarm: str, drone: str) -> tuple[str, str]:
         """A drone's Executing fields as JSON text, split where its due time goes (one encoding
-        per drone, kept)."""
+        and one check of their text per drone, kept)."""
         fields = self._field_templates.get(drone)
         if fields is None:
             state = Executing(colony=colony, swarm=swarm, drone=drone, due_at=_DUE_MARK)
+            check_state_text(state)  # so each start of the drone's jobs need not check it again
             text = encode_state_fields(state, self.runtime.environment.codec)
             before, _, after = text.partition(_DUE_MARK.isoformat())
             fields = self._field_templates[drone] = (before, after)

@@ -61,6 +61,7 @@ __all__ = [
     "JSONValue",
     "UndecodedValue",
     "compact_json",
+    "datetime_text",
     "exact_encoders",
     "json_library",
     "json_native_types",
@@ -238,10 +239,15 @@ def _same(value: Any) -> Any:
     return value
 
 
-def _datetime_json(value: datetime) -> JSONValue:
+def datetime_text(value: datetime) -> str:
+    """The text of a datetime in the codec's JSON (ISO 8601; an aware one in UTC)."""
     if value.tzinfo is not None and value.tzinfo is not UTC and value.utcoffset() is not None:
         value = value.astimezone(UTC)
-    return {TAG: "datetime", "v": value.isoformat()}
+    return value.isoformat()
+
+
+def _datetime_json(value: datetime) -> JSONValue:
+    return {TAG: "datetime", "v": datetime_text(value)}
 
 
 #: encoders for exact types on the hot path (subclasses take the general path; str is checked first)

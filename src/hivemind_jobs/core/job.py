@@ -308,11 +308,14 @@ class BackgroundJob:
         )
 
     # ------------------------------------------------------------------ engine API
-    def _apply_state(self, state: State, now: datetime, execution_key: str | None = None) -> State | None:
+    def _apply_state(
+        self, state: State, now: datetime, execution_key: str | None = None, *, text_checked: bool = False
+    ) -> State | None:
         """Push ``state`` on the history and renew the execution id (to ``execution_key`` when
-        given: one storage has already written); returns the previous state."""
+        given: one storage has already written); returns the previous state. ``text_checked``: see
+        :func:`~hivemind_jobs.core.states.check_transition`."""
         previous = self._states[-1] if self._states else None
-        check_transition(previous, state)
+        check_transition(previous, state, text_checked=text_checked)
         state.sequence = previous.sequence + 1 if previous is not None else 0
         state.elected_at = now
         self._states.append(state)

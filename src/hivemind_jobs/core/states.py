@@ -48,6 +48,7 @@ __all__ = [
     "SystemDeleted",
     "SystemDeleting",
     "UnknownState",
+    "check_state_text",
     "check_transition",
     "final_state_names",
     "is_final_state",
@@ -287,8 +288,10 @@ class UnknownState(State, register=False):
         return f"UnknownState({self.stored_name!r}, {self.raw_fields!r})"
 
 
-def check_transition(current: State | None, new: State) -> None:
-    """The transition rules: what the state machine refuses whatever handlers say."""
+def check_transition(current: State | None, new: State, *, text_checked: bool = False) -> None:
+    """The transition rules: what the state machine refuses whatever handlers say.
+    ``text_checked``: the caller has checked the new state's text already (:func:`check_state_text`
+    on a state with the same text fields, as a colony does once per drone for its Executing states)."""
     if new.is_applied:
         raise InvalidTransitionError(f"{new!r} was already applied to a job; create a new state object")
     if isinstance(new, UnknownState):
@@ -296,7 +299,8 @@ def check_transition(current: State | None, new: State) -> None:
             f"state {new.name!r} is not registered in this process, so it cannot be elected; import the "
             "module that defines it"
         )
-    _check_text(new)
+    if not text_checked:
+        check_state_text(new)
     if current is None:
         if not isinstance(new, Created):
             raise InvalidTransitionError("a new job starts in Created")
@@ -313,7 +317,7 @@ def check_transition(current: State | None, new: State) -> None:
 _STATE_TEXT_MAX: Final = 10_000_000
 
 
-def _check_text(state: State) -> None:
+def check_state_text(state: State) -> None:
     """A state's reason and string fields must be storable text on every backend."""
     texts = [("reason", state.reason)] if state.reason is not None else []
     texts.extend(state.persisted_fields().items())

@@ -35,6 +35,7 @@ from hivemind_jobs.storage.protocol import (
     JobInsert,
     JobLockRelease,
     JobUpdated,
+    StateRow,
     UpdateOutcome,
 )
 
@@ -252,22 +253,32 @@ def election_time(state: State, now: datetime) -> datetime:
     return due if due is not None and due > now else now
 
 
-def start_claimed(job: BackgroundJob, state: State, holder: str, now: datetime, codec: Codec) -> ClaimStart:
+def start_claimed(
+    job: BackgroundJob, state: State, holder: str, now: datetime, codec: Codec, *, fields: str | None = None
+) -> ClaimStart:
     """Apply ``state`` to a job a claim has just locked for ``holder``, with no election (nobody
     observes transitions: :func:`transitions_observed`), and take it as saved the way the claim
-    writes it; returns what the claim writes (:class:`~hivemind_jobs.storage.protocol.QueueClaimStart`)."""
-    job._apply_state(state, election_time(state, now))
+    writes it; returns what the claim writes (:class:`~hivemind_jobs.storage.protocol.QueueClaimStart`).
+    ``fields``: the state's fields as the JSON text ``codec`` writes for them, given by a caller that
+    has checked that text (a colony's template per drone): not encoded nor checked again here."""
+    job._apply_state(state, election_time(state, now), text_checked=fields is not None)
     lock = job.lock
     job._mark_saved(job.id, now, None, LockInfo(holder, lock.locked_at if lock is not None else now, now))
-    return ClaimStart(job.execution_key, state_to_row(state, codec))
+    if fields is None:
+        return ClaimStart(job.execution_key, state_to_row(state, codec))
+    assert state.elected_at is not None
+    return ClaimStart(job.execution_key, StateRow(state.sequence, state.name, state.elected_at, state.reason, fields))
 
 
-def started_by_claim(job: BackgroundJob, state: Executing, holder: str, started: ClaimStarted) -> None:
+def started_by_claim(
+    job: BackgroundJob, state: Executing, holder: str, started: ClaimStarted, *, text_checked: bool = False
+) -> None:
     """Apply ``state`` to a job a claim statement has just started itself for ``holder`` (nobody
     observes transitions), as that statement wrote it: the execution id it gave the job, elected
-    and locked at the database clock's time of the claim (see ``QueueClaimStart.templates``)."""
+    and locked at the database clock's time of the claim (see ``QueueClaimStart.templates``).
+    ``text_checked``: the caller has checked the text of the fields the statement wrote."""
     at = started.elected_at
-    job._apply_state(state, at, started.execution_id)
+    job._apply_state(state, at, started.execution_id, text_checked=text_checked)
     job._mark_saved(job.id, at, None, LockInfo(holder, at, at))
 
 

@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 
 from hivemind_jobs.errors import ConfigurationError
 
-__all__ = ["EventHandler", "Mediator", "Request", "RequestHandler"]
+__all__ = ["EventHandler", "Mediator", "Request", "RequestHandler", "handlers_epoch"]
 
 R = TypeVar("R")
 E = TypeVar("E")
@@ -71,6 +71,12 @@ def _bump_epoch() -> None:
     global _epoch
     with _epoch_lock:
         _epoch += 1
+
+
+def handlers_epoch() -> int:
+    """A number that changes whenever a handler is registered or removed on any mediator: an
+    answer of :meth:`Mediator.has_handlers` kept with it holds while it stays the same."""
+    return _epoch
 
 
 class Mediator:

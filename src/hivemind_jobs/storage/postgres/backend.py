@@ -36,11 +36,13 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import msgspec
+
 from hivemind_jobs.core.codec import compact_json, load_json
 from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
-from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow
+from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow, StateRow
 from hivemind_jobs.storage.rows import Times, property_params, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
@@ -168,6 +170,30 @@ def _empty_as_null(values: dict[str, Any]) -> dict[str, Any]:
     return {key: None if value == [] else value for key, value in values.items()}
 
 
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _history_json(states: Sequence[StateRow]) -> str:
+    """New history rows as the JSON ``job_insert`` reads with ``json_to_recordset``. The values are
+    integers, text and None (no floats), which msgspec writes as the standard library would read
+    them; text msgspec refuses (a lone surrogate) goes to :func:`compact_json`, which refuses it
+    or writes it the standard library's way."""
+    rows = [
+        {
+            "sequence": state.sequence,
+            "name": state.name,
+            "elected_at": state.elected_at.isoformat(),
+            "reason": state.reason,
+            "fields": state.fields,
+        }
+        for state in states
+    ]
+    try:
+        return _encode_json(rows).decode()
+    except (msgspec.EncodeError, UnicodeError):
+        return compact_json(rows)
+
+
 def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
     """The parameters of ``job_insert``."""
     current = job.states[-1]
@@ -185,18 +211,7 @@ def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
         "lock_owner": job.lock_owner,
         # one JSON text for the history rows: psycopg dumps it at once, where five arrays cost it
         # a dumper lookup each (a third of the client's work on a create)
-        "states": compact_json(
-            [
-                {
-                    "sequence": state.sequence,
-                    "name": state.name,
-                    "elected_at": state.elected_at.isoformat(),
-                    "reason": state.reason,
-                    "fields": state.fields,
-                }
-                for state in job.states
-            ]
-        ),
+        "states": _history_json(job.states),
         "q_queue": pointer.queue if pointer is not None else None,
         "q_priority": pointer.priority if pointer is not None else None,
         "q_execute_after": pointer.execute_after if pointer is not None else None,

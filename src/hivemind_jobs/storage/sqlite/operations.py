@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import itertools
-import json
 import operator
 import re
 import sqlite3
@@ -24,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hivemind_jobs.core.clock import from_microseconds, to_microseconds
+from hivemind_jobs.core.codec import compact_json
 from hivemind_jobs.errors import StorageError
 from hivemind_jobs.query.conditions import Condition
 from hivemind_jobs.storage import params as p
@@ -83,7 +83,7 @@ def _opt_dt(value: int | None) -> Any:
 
 def _ids(ids: Sequence[Any]) -> str:
     """Ids bound as one JSON array (``IN (SELECT value FROM json_each(:ids))``)."""
-    return json.dumps(list(ids))
+    return compact_json(list(ids))
 
 
 #: times are integer microseconds, bound as they are
