@@ -380,6 +380,29 @@ class _MySQLConnection(Connection):
             return None
         parts = _pipeline_parts(params)
         compound = self.driver.compound_statements
+        if len(parts) == 1:  # nothing renders meanwhile: the script runs here, with no task of its own
+            script = _insert_script(q, params, self.raw, commit=self.sole, compound=compound, clock=True)
+            if script is None:
+                return None
+            rows = [await self._insert_part(script)]
+        else:
+            found = await self._insert_parts(q, params, parts, compound)
+            if found is None:
+                return None
+            rows = found
+        if self.sole:
+            self.committed = True
+        ids: list[int] = []
+        for (start, end), row in zip(parts, rows, strict=True):
+            firsts = row[1:]
+            ids.extend(int(firsts[chunk]) + position for chunk, position in _positions(params[start:end]))
+        return ids, self.dt(rows[0][0])
+
+    async def _insert_parts(
+        self, q: Mapping[str, SQL], params: Sequence[JobInsert], parts: list[tuple[int, int]], compound: bool
+    ) -> list[Any] | None:
+        """The scripts of a batch in several parts, each rendered while the server runs the one
+        before it; the row of each (None: the first part's script is too long for one statement)."""
         rows: list[Any] = []
         pending: asyncio.Future[Any] | None = None
         try:
@@ -404,13 +427,7 @@ class _MySQLConnection(Connection):
                 pending.cancel()  # the session is closed by the transaction (its state is unknown)
                 await asyncio.wait([pending])
             raise
-        if self.sole:
-            self.committed = True
-        ids: list[int] = []
-        for (start, end), row in zip(parts, rows, strict=True):
-            firsts = row[1:]
-            ids.extend(int(firsts[chunk]) + position for chunk, position in _positions(params[start:end]))
-        return ids, self.dt(rows[0][0])
+        return rows
 
     async def _insert_part(self, script: str) -> Any:
         """Run a script of :meth:`insert_new_jobs`; the row of its last SELECT."""
