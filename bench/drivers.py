@@ -6,13 +6,21 @@ and asyncmy. Each runs on tables HiveMind created (a fresh schema / database, dr
 the statements of the project's ``storage/<backend>/sql/*.sql``, one connection, one transaction
 after the other:
 
-- ``insert``: ``job_insert`` (RETURNING id on PostgreSQL), ``job_state_insert``, ``queue_upsert``;
-  one job per transaction, --n transactions (what ``jobs.create`` writes).
+- ``insert``: one job per transaction, --n transactions (what ``jobs.create`` writes). PostgreSQL:
+  the one statement ``job_insert`` (the job, its Created and Enqueued history rows, its queue entry
+  and the NOTIFY) in autocommit, with the parameters HiveMind's backend builds for a create of
+  ``_jobs.noop(i)``, as ``hive.jobs.create`` sends it; MySQL: ``job_insert`` (RETURNING id on
+  PostgreSQL), ``job_state_insert``, ``queue_upsert`` and the COMMIT (the table-by-table path).
 - ``claim``: (``queue_claim_prepare``), ``queue_claim_select`` of --batch entries, ``queue_take``,
   ``queue_lock_claimed``; until the queue is empty.
 - ``complete``: ``job_fence_check_many``, then the batch's job updates and state rows
   (``job_update_set`` + ``job_state_insert_set`` over arrays on PostgreSQL, ``executemany`` of
   ``job_update`` + ``job_state_insert`` on MySQL); one transaction per claimed batch.
+
+On PostgreSQL the same round also measures PgQueuer's ``enqueue_one`` (one ``Queries.enqueue`` call per
+job on asyncpg, through ``../shared/bench/run_peer.py``; ``--skip-peer`` leaves it out): ``insert``'s
+``per_s`` (1 / wall) of each variant next to it is what the driver allows a ``create`` one by one
+against that peer, before anything HiveMind does around the statement.
 
 Figures per transaction: ``client_us`` CPU of this process, ``server_us`` CPU of the server process
 serving the connection (PostgreSQL only: from /proc/<pid>/stat, so the server must run on this
@@ -32,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -48,6 +57,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import hivemind_jobs as hm
 import throughput
+from _runs import Runs
+from _stores import Stores, mysql_admin, mysql_connect_args, pg_admin, pg_conninfo, server_prepare, url_with
+from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.invocation import build_invocation
+from hivemind_jobs.core.states import Enqueued, final_state_names
+from hivemind_jobs.lifecycle.records import NewJobs
+from hivemind_jobs.storage.postgres.backend import _binary, _one_job
 from hivemind_jobs.storage.sql import QueryBook, read_named_queries, to_pyformat
 
 INVOCATION = '{"v":1,"target":"_jobs:noop","async":true,"args":{"number":12345}}'
@@ -92,6 +108,7 @@ class Flows:
             "state_elected_at": self.now,
             "invocation": INVOCATION,
             "middleware": "[]",
+            "function_name": "_jobs:noop",
             "lock_owner": None,
             "locked_at": None,
             "now": self.now,
@@ -139,6 +156,25 @@ class Flows:
 # ---------------------------------------------------------------- PostgreSQL
 
 
+def pg_create_params() -> Callable[[], dict[str, Any]]:
+    """A new call each time: the parameters of ``job_insert`` for a create of ``_jobs.noop(i)``, built
+    by HiveMind's own code (the invocation, the rows of a job nobody observes, the backend's values)."""
+    import _jobs
+
+    codec = Codec()
+    new = NewJobs(
+        queue="global", priority=hm.Priority.NORMAL, state=Enqueued(), properties={}, middleware=[], codec=codec
+    )
+    numbers = itertools.count()
+
+    def params() -> dict[str, Any]:
+        invocation = build_invocation(_jobs.noop, (next(numbers),), {}, codec, ())
+        (row,) = new.inserts((invocation,), datetime.now(UTC))
+        return _one_job(row, "hivemind_bench")
+
+    return params
+
+
 def pg_book(schema: str, prefix: str) -> tuple[dict[str, str], dict[str, tuple[str, list[str]]]]:
     raw = read_named_queries("hivemind_jobs.storage.postgres")
     book = QueryBook(raw, prefix, namespace=schema)
@@ -155,6 +191,12 @@ def columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {key: rows[0][key] if key == "now" else [row[key] for row in rows] for key in rows[0]}
 
 
+def update_columns(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """``job_update_set``'s parameters: the rows' columns, and what it notifies the finished on (as
+    the backend's ``write_rows``)."""
+    return {**columns(rows), "finished_channel": "hivemind_bench_finished", "final_states": final_state_names()}
+
+
 async def psycopg_variant(
     conninfo: dict[str, Any], q: dict[str, str], batch: int, n: int, *, prepare: Any, pipeline_all: bool
 ) -> dict[str, dict[str, float]]:
@@ -167,18 +209,18 @@ async def psycopg_variant(
     flows = Flows(q, batch)
     owner = "bench"
 
-    async def insert() -> None:
-        job, state, queue = flows.insert_params()
-        async with connection.transaction():
-            cursor = await connection.execute(q["job_insert"], job)
-            job_id = (await cursor.fetchone())[0]  # type: ignore[index]
-            if pipeline_all:  # the id is needed first: the two writes after it go in one round trip
-                async with connection.pipeline():
-                    await connection.execute(q["job_state_insert"], {**state, "job_id": job_id})
-                    await connection.execute(q["queue_upsert"], {**queue, "job_id": job_id})
-                return
-            await connection.execute(q["job_state_insert"], {**state, "job_id": job_id})
-            await connection.execute(q["queue_upsert"], {**queue, "job_id": job_id})
+    create_params = pg_create_params()
+    create = _binary(q["job_insert"])
+
+    async def insert() -> None:  # as the backend runs a create: the one statement in autocommit
+        params = create_params()
+        await connection.set_autocommit(True)
+        try:
+            cursor = connection.cursor()
+            await cursor.execute(create, params)
+            await cursor.fetchall()
+        finally:
+            await connection.set_autocommit(False)
 
     async def claim() -> list[tuple[Any, ...]]:
         async with connection.transaction():
@@ -208,10 +250,10 @@ async def psycopg_variant(
             await cursor.fetchall()
             if pipeline_all:
                 async with connection.pipeline():
-                    await connection.execute(binary(q["job_update_set"]), columns(updates))
+                    await connection.execute(binary(q["job_update_set"]), update_columns(updates))
                     await connection.execute(binary(q["job_state_insert_set"]), columns(states))
             else:
-                await connection.execute(binary(q["job_update_set"]), columns(updates))
+                await connection.execute(binary(q["job_update_set"]), update_columns(updates))
                 await connection.execute(binary(q["job_state_insert_set"]), columns(states))
 
     try:
@@ -239,12 +281,10 @@ async def asyncpg_variant(
     def args(name: str, params: dict[str, Any]) -> list[Any]:
         return [params[key] for key in d[name][1]]
 
-    async def insert() -> None:
-        job, state, queue = flows.insert_params()
-        async with connection.transaction():
-            job_id = await connection.fetchval(d["job_insert"][0], *args("job_insert", job))
-            await connection.execute(d["job_state_insert"][0], *args("job_state_insert", {**state, "job_id": job_id}))
-            await connection.execute(d["queue_upsert"][0], *args("queue_upsert", {**queue, "job_id": job_id}))
+    create_params = pg_create_params()
+
+    async def insert() -> None:  # the one statement in autocommit (outside a transaction)
+        await connection.fetch(d["job_insert"][0], *args("job_insert", create_params()))
 
     async def claim() -> list[tuple[Any, ...]]:
         async with connection.transaction():
@@ -266,7 +306,7 @@ async def asyncpg_variant(
         updates, states = Flows.update_rows(rows, flows.now)
         async with connection.transaction():
             await connection.fetch(d["job_fence_check_many"][0], [row[0] for row in rows])
-            await connection.execute(d["job_update_set"][0], *args("job_update_set", columns(updates)))
+            await connection.execute(d["job_update_set"][0], *args("job_update_set", update_columns(updates)))
             await connection.execute(d["job_state_insert_set"][0], *args("job_state_insert_set", columns(states)))
 
     try:
@@ -382,14 +422,14 @@ async def table_prefix(args: argparse.Namespace, url: str, namespace: str) -> st
     async with hm.HiveMind(url):
         pass  # creates the tables
     if args.backend == "postgres":
-        async with await throughput.pg_admin(args.pg_url) as connection:
+        async with await pg_admin(args.pg_url) as connection:
             cursor = await connection.execute(
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = %s AND table_name LIKE %s",
                 (namespace, "%\\_job"),
             )
             names = [row[0] for row in await cursor.fetchall()]
     else:
-        connection = await throughput.mysql_admin(args.mysql_url)
+        connection = await mysql_admin(args.mysql_url)
         try:
             async with connection.cursor() as cursor:
                 await cursor.execute(
@@ -403,11 +443,11 @@ async def table_prefix(args: argparse.Namespace, url: str, namespace: str) -> st
     return str(min(names, key=len)).removesuffix("job")
 
 
-async def one_round(args: argparse.Namespace, stores: throughput.Stores, rep: int) -> dict[str, Any]:
+async def one_round(args: argparse.Namespace, stores: Stores, rep: int) -> dict[str, Any]:
     results: dict[str, Any] = {}
     async with stores.namespace() as namespace:
         if args.backend == "postgres":
-            url = throughput.url_with(args.pg_url, schema=namespace, auto_migrate="true")
+            url = url_with(args.pg_url, schema=namespace, auto_migrate="true")
             prefix = await table_prefix(args, url, namespace)
             q, d = pg_book(namespace, prefix)
             conninfo = dict(psycopg_conninfo(args.pg_url))
@@ -427,12 +467,12 @@ async def one_round(args: argparse.Namespace, stores: throughput.Stores, rep: in
                 "asyncpg": lambda: asyncpg_variant(conninfo, d, args.batch, args.n),
             }
         else:
-            url = throughput.url_with(args.mysql_url, database=namespace, auto_migrate="true")
+            url = url_with(args.mysql_url, database=namespace, auto_migrate="true")
             prefix = await table_prefix(args, url, namespace)
             raw = read_named_queries("hivemind_jobs.storage.mysql")
             book = QueryBook(raw, prefix, quote="`")
             q = {name: to_pyformat(book[name]) for name in book}
-            settings = throughput.mysql_connect_args(args.mysql_url)
+            settings = mysql_connect_args(args.mysql_url)
             settings.pop("db", None)
             settings.pop("database", None)
             variants = {
@@ -442,11 +482,30 @@ async def one_round(args: argparse.Namespace, stores: throughput.Stores, rep: in
         names = list(variants) if rep % 2 == 0 else list(reversed(variants))
         for name in names:
             results[name] = await variants[name]()
+    for flows in results.values():
+        flows["insert"]["per_s"] = 1e6 / flows["insert"]["wall_us"]
+    if args.backend == "postgres" and not args.skip_peer:
+        missing = throughput.peer_missing("pgqueuer")
+        if missing is not None:
+            raise SystemExit(f"pgqueuer: {missing} (or --skip-peer)")
+        # one statement per enqueue on asyncpg, the create's peer in throughput.py, in this round
+        figures = await asyncio.to_thread(
+            throughput.peer_run,
+            "pgqueuer",
+            stores.runs.directory,
+            throughput.peer_environment("pgqueuer", stores.runs.directory, args),
+            {"enqueue_one": "per_s"},
+            1,
+            args.n,
+        )
+        if figures["per_s"] is None:
+            raise SystemExit("pgqueuer: no enqueue_one figure (see above)")
+        results["pgqueuer"] = {"insert": {"per_s": figures["per_s"], "wall_us": 1e6 / figures["per_s"]}}
     return results
 
 
 def psycopg_conninfo(url: str) -> dict[str, Any]:
-    info = throughput.pg_conninfo(url)
+    info = pg_conninfo(url)
     if isinstance(info, dict):
         return info
     import psycopg.conninfo
@@ -459,15 +518,19 @@ def psycopg_conninfo(url: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=10, help="entries per claim and complete transaction")
+    parser.add_argument(
+        "--skip-peer", action="store_true", help="PostgreSQL: leave out PgQueuer's enqueue_one (measured by default)"
+    )
     known, rest = parser.parse_known_args()
     sys.argv = [sys.argv[0], *rest]
     args = throughput.parse_args()  # --backend, --n, --reps, --pg-url, --mysql-url as throughput.py
     args.batch = known.batch
+    args.skip_peer = known.skip_peer
     if args.backend == "sqlite":
         parser.error("--backend postgres or mysql")
-    engine = asyncio.run(throughput.server_prepare(args))
-    runs = throughput.Runs()
-    stores = throughput.Stores(args, runs)
+    engine = asyncio.run(server_prepare(args))
+    runs = Runs()
+    stores = Stores(args, runs)
     rounds = []
     try:
         for rep in range(args.reps):
@@ -484,6 +547,15 @@ def main() -> None:
             }
             for flow in rounds[0][variant]
         }
+    for variant, flows in medians.items():
+        shown = ", ".join(
+            f"{flow} {' / '.join(f'{v:,.1f} {k}' for k, v in figures.items())}" for flow, figures in flows.items()
+        )
+        print(f"  {variant:<18} {shown}")
+    if "pgqueuer" in medians:
+        peer = medians["pgqueuer"]["insert"]["per_s"]
+        ratios = ", ".join(f"{v} {medians[v]['insert']['per_s'] / peer:.2f}" for v in medians if v != "pgqueuer")
+        print(f"insert per_s / pgqueuer enqueue_one: {ratios}")
     print(
         json.dumps(
             {"backend": args.backend, "engine": engine, "n": args.n, "batch": args.batch, "reps": args.reps, **medians}
