@@ -147,7 +147,7 @@ async def create_one_by_one(url: str, args: argparse.Namespace) -> dict[str, flo
 
 async def colony_drain(url: str, args: argparse.Namespace) -> dict[str, float]:
     hive = hm.HiveMind(url)
-    colony = throughput.make_colony(hive, args)
+    colony = throughput.make_colony(hive, args.drones, args.poll_ms)
     tracker = _jobs.TRACKER
     async with hive:
         for start in range(0, args.n, throughput.CHUNK):
