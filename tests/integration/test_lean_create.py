@@ -149,6 +149,25 @@ async def test_a_bad_call_in_a_batch_writes_nothing(hive: hm.HiveMind, db_url: s
     assert backends.count(db_url, "queue") == 0
 
 
+async def test_a_bad_call_late_in_a_large_batch_writes_nothing(hive: hm.HiveMind, db_url: str) -> None:
+    """Every call of a batch is checked before its first row is written, whatever its size (a
+    MariaDB batch this large goes as several scripts), in a transaction of its own or in one that
+    goes on after the error."""
+    calls = [hm.call(jobs.add, n) for n in range(750)]
+    calls[600] = hm.call(jobs.add)  # type: ignore[call-arg]
+    with pytest.raises(ArgumentBindingError):
+        await hive.jobs.create_many(calls)
+    assert backends.count(db_url, "job") == 0
+    assert backends.count(db_url, "job_state") == 0
+    assert backends.count(db_url, "queue") == 0
+    async with hive.transaction() as tx:  # in an open transaction: it stays usable, the batch is not in it
+        first = await tx.jobs.create(jobs.add, 1)
+        with pytest.raises(ArgumentBindingError):
+            await tx.jobs.create_many(calls)
+    assert backends.count(db_url, "job") == 1
+    assert (await hive.jobs.get(first)).invocation.arguments == {"a": 1}
+
+
 async def test_a_rolled_back_transaction_keeps_none_of_its_jobs(hive: hm.HiveMind, db_url: str) -> None:
     with pytest.raises(RuntimeError):
         async with hive.transaction() as tx:
