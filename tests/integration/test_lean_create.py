@@ -137,6 +137,25 @@ async def test_a_handler_sees_every_created_job(hive: hm.HiveMind, setup: Handle
     assert await hive.jobs.count() == 5
 
 
+@pytest.mark.parametrize("setup", [_on_election, _on_saved], ids=lambda f: f.__name__[4:])
+async def test_a_client_sees_a_handler_registered_after_its_lean_creates(
+    hive: hm.HiveMind, setup: HandlerSetup
+) -> None:
+    """A client remembers that nobody observes creations only until a handler is registered or
+    removed, on the environment's mediator or any other."""
+    client = hive.jobs.options(queue="kept")
+    await client.create(jobs.add, 1)  # nobody observes: the lean path, remembered
+    seen: list[str] = []
+    unsubscribe = setup(hive, seen)
+    await client.create(jobs.add, 2)
+    await client.create_many([hm.call(jobs.hello_world, "a")])
+    assert seen == ["tests.sample_jobs:add", "tests.sample_jobs:hello_world"]
+    unsubscribe()
+    await client.create(jobs.add, 3)
+    assert len(seen) == 2
+    assert await hive.jobs.count() == 4
+
+
 async def test_a_bad_call_in_a_batch_writes_nothing(hive: hm.HiveMind, db_url: str) -> None:
     with pytest.raises(ArgumentBindingError):
         await hive.jobs.create_many([hm.call(jobs.add, 1), hm.call(jobs.add)])  # type: ignore[call-arg]

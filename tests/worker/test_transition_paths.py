@@ -132,3 +132,30 @@ async def test_direct_writes_store_what_elections_store(db_url: str, monkeypatch
     assert names[4] == ["Created", "Enqueued", "Executing", "Failed", "Enqueued", "Executing", "Failed"]
     assert (4, "hm.retries", "int", None, 1) in properties
     assert all(locked_by is None for *_, locked_by in rows)
+
+
+async def test_a_started_jobs_executing_fields_are_the_codecs_own_text(whive: hm.HiveMind, db_url: str) -> None:
+    """The claim writes a drone's Executing fields from a template joined around the job's due
+    time: the stored text is the text the codec writes for that state, whether the due time has
+    microseconds or not, and reads back as the due time it was."""
+    from datetime import UTC, datetime
+
+    from hivemind_jobs.core.codec import Codec
+    from hivemind_jobs.lifecycle.records import encode_state_fields, state_from_row
+    from hivemind_jobs.storage.protocol import StateRow
+
+    whole = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=5)
+    fraction = whole.replace(microsecond=250_001)
+    ids = [
+        await whive.jobs.options(delay_until=whole).create(jobs.add, 1, 2),
+        await whive.jobs.options(delay_until=fraction).create(jobs.add, 3, 4),
+    ]
+    await colony_of(whive).run(burst=True)
+    codec = Codec()
+    for job_id, due in zip(ids, (whole, fraction), strict=True):
+        [(fields,)] = raw(
+            db_url, f"SELECT fields FROM {table(db_url, 'job_state')} WHERE job_id = ? AND name = 'Executing'", job_id
+        )
+        state = state_from_row(StateRow(2, "Executing", datetime.now(UTC), None, fields), codec)
+        assert isinstance(state, hm.Executing) and state.due_at == due
+        assert encode_state_fields(state, codec) == fields

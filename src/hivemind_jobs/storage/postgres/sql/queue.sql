@@ -125,7 +125,12 @@ WITH picked AS (
     INSERT INTO "{p}job_state" (job_id, sequence, name, elected_at, reason, fields)
     SELECT id, state_sequence, 'Executing', statement_timestamp(), NULL,
            (CAST(:fields_before AS TEXT[]))[n]
-           || to_char(execute_after AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"')
+           || to_char(
+               execute_after AT TIME ZONE 'UTC',
+               -- as Python's isoformat (the codec's text): no fraction on a whole second
+               CASE WHEN CAST(extract(microseconds FROM execute_after) AS BIGINT) % 1000000 = 0
+                    THEN 'YYYY-MM-DD"T"HH24:MI:SS"+00:00"' ELSE 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"' END
+           )
            || (CAST(:fields_after AS TEXT[]))[n]
     FROM started
 )
