@@ -18,13 +18,14 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hivemind_jobs.core import codec as codec_module
 from hivemind_jobs.core import loop
-from hivemind_jobs.core.codec import Codec, compact_json, json_library, load_json
+from hivemind_jobs.core.codec import Codec, compact_json, floatless_json, json_library, load_json
 from hivemind_jobs.errors import SerializationError
 
 STDLIB: json.JSONEncoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -181,3 +182,14 @@ def test_asking_for_uvloop_without_it(monkeypatch: pytest.MonkeyPatch) -> None:
     assert loop.run(answer()) == 42
     with pytest.raises(ImportError, match="uvloop is not installed"):
         loop.run(answer(), use_uvloop=True)
+
+
+@pytest.mark.parametrize("value", [[{"reason": None, "n": 3, "ok": True, "text": "é"}], [1, 2, 3], ["a-b", None]])
+def test_floatless_json_keeps_msgspecs_text_with_its_nulls(value: Any) -> None:
+    # no float, so a null is a None: msgspec's text stands (compact_json would write it again)
+    assert floatless_json(value) == msgspec.json.encode(value).decode()
+    assert json.loads(floatless_json(value)) == json.loads(STDLIB.encode(value)) == value
+
+
+def test_floatless_json_leaves_what_msgspec_refuses_to_the_standard_library() -> None:
+    assert floatless_json(["a\ud800b"]) == STDLIB.encode(["a\ud800b"])

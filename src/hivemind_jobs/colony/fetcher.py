@@ -317,7 +317,7 @@ class Fetcher:
             state = Executing(colony=colony, swarm=swarm, drone=drone, due_at=_DUE_MARK)
             check_state_text(state)  # so each start of the drone's jobs need not check it again
             text = encode_state_fields(state, self.runtime.environment.codec)
-            before, _, after = text.partition(_DUE_MARK.isoformat())
+            before, _, after = text.partition(datetime_text(_DUE_MARK))  # as each start joins it
             fields = self._field_templates[drone] = (before, after)
         return fields
 

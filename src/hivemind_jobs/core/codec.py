@@ -63,6 +63,7 @@ __all__ = [
     "compact_json",
     "datetime_text",
     "exact_encoders",
+    "floatless_json",
     "json_library",
     "json_native_types",
     "load_json",
@@ -313,6 +314,20 @@ def compact_json(value: Any) -> str:
         else:
             if b"null" not in text:
                 return text.decode()
+    return _COMPACT.encode(value)
+
+
+def floatless_json(value: Any) -> str:
+    """JSON text of a value that holds no float (integers, text, booleans, None), for a database to
+    read as JSON: nothing stores or compares this text. msgspec's when it writes it, its ``null``
+    kept (with no float it can only be a None); what msgspec refuses (a lone surrogate) goes to the
+    standard library, which refuses it or writes it."""
+    encode = _fast_encode
+    if encode is not None:
+        try:
+            return encode(value).decode()
+        except Exception:  # noqa: S110 - whatever msgspec refuses, the standard library decides below
+            pass
     return _COMPACT.encode(value)
 
 

@@ -35,7 +35,6 @@ from hivemind_jobs.storage.protocol import (
     JobInsert,
     JobLockRelease,
     JobUpdated,
-    StateRow,
     UpdateOutcome,
 )
 
@@ -264,10 +263,7 @@ def start_claimed(
     job._apply_state(state, election_time(state, now), text_checked=fields is not None)
     lock = job.lock
     job._mark_saved(job.id, now, None, LockInfo(holder, lock.locked_at if lock is not None else now, now))
-    if fields is None:
-        return ClaimStart(job.execution_key, state_to_row(state, codec))
-    assert state.elected_at is not None
-    return ClaimStart(job.execution_key, StateRow(state.sequence, state.name, state.elected_at, state.reason, fields))
+    return ClaimStart(job.execution_key, state_to_row(state, codec, fields=fields))
 
 
 def started_by_claim(

@@ -106,9 +106,18 @@ def encode_state_fields(state: State, codec: Codec, encoded_values: typing.Mappi
     return compact_json(encoded) if encoded else "{}"
 
 
-def state_to_row(state: State, codec: Codec, encoded_values: typing.Mapping[str, Any] | None = None) -> StateRow:
+def state_to_row(
+    state: State,
+    codec: Codec,
+    encoded_values: typing.Mapping[str, Any] | None = None,
+    *,
+    fields: str | None = None,
+) -> StateRow:
+    """The history row of an applied state; ``fields``: its fields' JSON text when the caller
+    already has it (as :func:`encode_state_fields` writes it)."""
     assert state.elected_at is not None, "only applied states are stored"
-    fields = encode_state_fields(state, codec, encoded_values)
+    if fields is None:
+        fields = encode_state_fields(state, codec, encoded_values)
     return StateRow(state.sequence, state.name, state.elected_at, state.reason, fields)
 
 

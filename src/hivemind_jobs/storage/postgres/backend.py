@@ -36,9 +36,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-import msgspec
-
-from hivemind_jobs.core.codec import compact_json, load_json
+from hivemind_jobs.core.codec import floatless_json, load_json
 from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
@@ -170,28 +168,21 @@ def _empty_as_null(values: dict[str, Any]) -> dict[str, Any]:
     return {key: None if value == [] else value for key, value in values.items()}
 
 
-_encode_json = msgspec.json.Encoder().encode
-
-
 def _history_json(states: Sequence[StateRow]) -> str:
-    """New history rows as the JSON ``job_insert`` reads with ``json_to_recordset``. The values are
-    integers, text and None (no floats), which msgspec writes as the standard library would read
-    them; text msgspec refuses (a lone surrogate) goes to :func:`compact_json`, which refuses it
-    or writes it the standard library's way."""
-    rows = [
-        {
-            "sequence": state.sequence,
-            "name": state.name,
-            "elected_at": state.elected_at.isoformat(),
-            "reason": state.reason,
-            "fields": state.fields,
-        }
-        for state in states
-    ]
-    try:
-        return _encode_json(rows).decode()
-    except (msgspec.EncodeError, UnicodeError):
-        return compact_json(rows)
+    """New history rows as the JSON ``job_insert`` reads with ``json_to_recordset`` (integers, text
+    and None: :func:`floatless_json`)."""
+    return floatless_json(
+        [
+            {
+                "sequence": state.sequence,
+                "name": state.name,
+                "elected_at": state.elected_at.isoformat(),
+                "reason": state.reason,
+                "fields": state.fields,
+            }
+            for state in states
+        ]
+    )
 
 
 def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
