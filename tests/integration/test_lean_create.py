@@ -169,9 +169,9 @@ async def test_a_bad_call_in_a_batch_writes_nothing(hive: hm.HiveMind, db_url: s
 
 
 async def test_a_bad_call_late_in_a_large_batch_writes_nothing(hive: hm.HiveMind, db_url: str) -> None:
-    """Every call of a batch is checked before its first row is written, whatever its size (a
-    MariaDB batch this large goes as several scripts), in a transaction of its own or in one that
-    goes on after the error."""
+    """A bad call late in a batch writes nothing of it, whatever its size (a MariaDB batch this
+    large goes as several scripts, in a transaction of its own built part by part), in a
+    transaction of its own or in one that goes on after the error."""
     calls = [hm.call(jobs.add, n) for n in range(750)]
     calls[600] = hm.call(jobs.add)  # type: ignore[call-arg]
     with pytest.raises(ArgumentBindingError):
@@ -439,6 +439,87 @@ async def test_mariadb_large_batch_goes_as_pipelined_scripts(mariadb_url: str, m
         monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", run_part)
         await hive.jobs.create(jobs.add, 1)  # the pool is usable after the failure
     assert backends.raw(mariadb_url, "SELECT COUNT(*) FROM {job} WHERE queue IN ('kept-none', 'failed')") == [(0,)]
+
+
+async def test_mariadb_batch_parts_are_checked_while_the_part_before_is_written(
+    mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a transaction of its own a large batch's calls are checked part by part, each part while
+    the script of the one before it is at the server; a bad call in a later part rolls back the
+    parts sent before it. In an application's transaction every call is checked first."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    parts = mysql._PIPELINE_PART
+    events: list[str] = []
+    run_part = mysql._MySQLConnection._insert_part
+    check = hm.BackgroundJobClient._invocation
+
+    async def recorded(self: Any, script: str) -> Any:
+        events.append("sent")
+        return await run_part(self, script)
+
+    def checked(self: Any, function: Any, args: Any, kwargs: Any) -> Any:
+        events.append("checked")
+        return check(self, function, args, kwargs)
+
+    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
+    monkeypatch.setattr(hm.BackgroundJobClient, "_invocation", checked)
+    async with hm.HiveMind(mariadb_url) as hive:
+        client = hive.jobs.options(queue="parts")
+        count = 2 * parts + 7
+        ids = await client.create_many(hm.call(jobs.add, n) for n in range(count))
+        assert ids == list(range(ids[0], ids[0] + count))
+        sent = [index for index, event in enumerate(events) if event == "sent"]
+        assert sent == [parts, 2 * parts + 1, count + 2]  # each script sent before the next part is checked
+        [(written, clocks)] = backends.raw(
+            mariadb_url, "SELECT COUNT(*), COUNT(DISTINCT created_at) FROM {job} WHERE queue = 'parts'"
+        )
+        assert (written, clocks) == (count, 1)
+        assert (await hive.jobs.get(ids[-1])).invocation.arguments == {"a": count - 1}
+
+        calls = [hm.call(jobs.add, n) for n in range(count)]
+        calls[2 * parts + 3] = hm.call(jobs.add)  # type: ignore[call-arg]
+        events.clear()
+        with pytest.raises(ArgumentBindingError):
+            await hive.jobs.options(queue="bad").create_many(calls)
+        assert events.count("sent") == 2 and events.count("checked") == 2 * parts + 4
+        events.clear()
+        async with hive.transaction() as tx:
+            with pytest.raises(ArgumentBindingError):
+                await tx.jobs.options(queue="bad").create_many(calls)
+            assert "sent" not in events and events.count("checked") == 2 * parts + 4
+            await tx.jobs.options(queue="kept").create(jobs.add, 1)
+        assert await hive.jobs.create(jobs.add, 2) > ids[-1]  # the pool is usable after the failures
+    assert backends.raw(
+        mariadb_url, "SELECT queue, COUNT(*) FROM {job} WHERE queue IN ('bad', 'kept') GROUP BY queue"
+    ) == [("kept", 1)]
+
+
+async def test_mariadb_built_parts_with_large_calls_are_cut_to_fit(
+    mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part built while the one before is written, whose calls are too large for one script
+    together, goes as several scripts: every job is written whole, in order."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    scripts: list[int] = []
+    run_part = mysql._MySQLConnection._insert_part
+
+    async def recorded(self: Any, script: str) -> Any:
+        scripts.append(len(script))
+        return await run_part(self, script)
+
+    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
+    big = "x" * 900_000
+    calls = [hm.call(jobs.hello_world, f"{n}{big if n % 100 == 7 else ''}") for n in range(600)]
+    async with hm.HiveMind(mariadb_url) as hive:
+        ids = await hive.jobs.create_many(calls)
+        assert ids == list(range(ids[0], ids[0] + 600))
+        assert len(scripts) > 3 and max(scripts) < mysql._INSERT_BYTES
+        for n in (6, 7, 8, 507, 599):
+            message = (await hive.jobs.get(ids[n])).invocation.arguments["message"]
+            assert message == f"{n}{big if n % 100 == 7 else ''}"
+    assert backends.count(mariadb_url, "job") == 600 and backends.count(mariadb_url, "queue") == 600
 
 
 async def test_a_created_jobs_history_keeps_its_text_exactly(hive: hm.HiveMind, db_url: str) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 from datetime import UTC, datetime, timedelta
@@ -55,6 +56,18 @@ def test_module_function() -> None:
     assert invocation.arguments == {"a": 1, "b": 5}
     call = prepare(invocation)
     assert call.function(*call.args, **call.kwargs) == 6
+
+
+def test_a_built_invocation_is_the_dataclass_it_names() -> None:
+    """Built without the dataclass's __init__ (on the hot path): every field set, as __init__ sets them."""
+    for built in (build(jobs.add, 1, b=5), build(jobs.async_job, "e-1")):
+        made = Invocation(built.target, built.method, built.is_async, dict(built.arguments))
+        assert built == made and repr(built) == repr(made)
+        assert {name: getattr(built, name) for name in vars(made)} == vars(made)
+        assert built.problem is None and built.raw is None
+        assert Invocation.from_json(built.to_json()) == made
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            built.target = "other:function"  # type: ignore[misc]
 
 
 def test_defaults_are_not_stored() -> None:

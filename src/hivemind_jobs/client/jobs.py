@@ -119,6 +119,7 @@ from hivemind_jobs.storage.protocol import (
     JobStateSince,
     JobUniqueRecord,
     JobUniqueSet,
+    PendingInserts,
     QueueStat,
     StateRow,
     UpdateOutcome,
@@ -689,12 +690,29 @@ class BackgroundJobClient:
                 return []
             return await self._create(jobs)
         invocation = self._invocation
+        env = self._env
+        if self._binding is None and env.storage.capabilities.inserts_in_parts:
+            # a transaction of its own: the storage builds the rows as it writes them, so the
+            # calls of a part are checked while the part before it is at the database; a bad
+            # call rolls back the transaction and writes nothing
+            listed = list(calls)  # the caller may change its own list while the parts are written
+            if not listed:
+                return []
+            now = env.clock.now()
+
+            def build(start: int, end: int) -> list[JobInsert]:
+                return new.inserts(
+                    [invocation(item.function, item.args, item.kwargs) for item in listed[start:end]], now
+                )
+
+            most = new.most_bytes(env.options.limits.max_argument_bytes)
+            return await self._insert_new(new, PendingInserts(len(listed), build, most))
         stored = [invocation(item.function, item.args, item.kwargs) for item in calls]
         if not stored:
             return []
-        return await self._insert_new(new, new.inserts(stored, self._env.clock.now()))
+        return await self._insert_new(new, new.inserts(stored, env.clock.now()))
 
-    async def _insert_new(self, new: NewJobs, rows: list[JobInsert]) -> list[int]:
+    async def _insert_new(self, new: NewJobs, rows: Sequence[JobInsert]) -> list[int]:
         """Insert rows built by ``new`` in this client's transaction or in one of their own. Nobody
         observes these creations, so the unit raises no event: it needs no client bound to it."""
         env = self._env

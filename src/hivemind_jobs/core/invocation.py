@@ -608,6 +608,17 @@ def _encode_plain(bound: list[tuple[str, Any, Any, str]], codec: Codec, display:
     return arguments
 
 
+def _new_invocation(target: str, method: str | None, is_async: bool, arguments: Mapping[str, JSONValue]) -> Invocation:
+    """``Invocation(target, method, is_async, arguments)`` without the frozen dataclass's
+    ``__init__``, which sets each of its six fields through ``object.__setattr__`` (a fifth of
+    building a call's invocation)."""
+    invocation = object.__new__(Invocation)
+    invocation.__dict__.update(
+        target=target, method=method, is_async=is_async, arguments=arguments, problem=None, raw=None
+    )
+    return invocation
+
+
 def build_invocation(
     func: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any], codec: Codec, injected: tuple[type, ...]
 ) -> Invocation:
@@ -617,11 +628,11 @@ def build_invocation(
     if plain is not None:
         fast = _bind_plain(plain, args, kwargs)
         if fast is not None:
-            invocation = Invocation(
-                target=job_target.target,
-                method=job_target.method,
-                is_async=job_target.is_async,
-                arguments=_encode_plain(fast, codec, job_target.display),
+            invocation = _new_invocation(
+                job_target.target,
+                job_target.method,
+                job_target.is_async,
+                _encode_plain(fast, codec, job_target.display),
             )
             _check_storable(invocation, job_target.display)
             return invocation

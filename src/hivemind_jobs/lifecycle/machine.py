@@ -160,7 +160,7 @@ def creation_observed(events: LifecycleEvents) -> bool:
     return any(events.observes(event) for event in _ALL_EVENTS)
 
 
-async def insert_new(new: NewJobs, rows: list[JobInsert], unit: UnitOfWork) -> list[int]:
+async def insert_new(new: NewJobs, rows: Sequence[JobInsert], unit: UnitOfWork) -> list[int]:
     """Insert the rows of new jobs built by ``new`` (nobody observes their creation, see
     :func:`creation_observed`); the unit's last operation. Their ids, in order."""
     unit.last_operation()

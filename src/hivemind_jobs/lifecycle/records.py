@@ -263,6 +263,10 @@ def job_to_update(
     )
 
 
+#: room for a job's function name (module and qualified name) in :meth:`NewJobs.most_bytes`
+_NAME_ROOM = 4096
+
+
 class NewJobs:
     """The rows of new jobs that share their options, built without a :class:`BackgroundJob` each.
 
@@ -333,6 +337,13 @@ class NewJobs:
     def enqueued(self) -> bool:
         """Whether the jobs are created Enqueued (their queue is woken after the commit)."""
         return self._enqueued
+
+    def most_bytes(self, argument_bytes: int) -> int:
+        """The most text one of these jobs stores when its call's JSON takes at most
+        ``argument_bytes`` (see :class:`~hivemind_jobs.storage.params.PendingInserts`)."""
+        shared = len(self._middleware) + len(self._created_fields) + len(self._fields) + len(self._reason or "")
+        shared += sum(len(row.name) + len(str(row.value)) for row in self._properties)
+        return argument_bytes + shared + _NAME_ROOM
 
     def inserts(self, invocations: typing.Iterable[Invocation], now: datetime) -> list[JobInsert]:
         """One insert per call, its states elected at ``now``."""

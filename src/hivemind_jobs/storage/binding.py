@@ -31,7 +31,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from typing import Any, Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
-from hivemind_jobs.storage.params import JobLockReleased, JobUpdated, UpdateOutcome
+from hivemind_jobs.storage.params import JobLockReleased, JobUpdated, PendingInserts, UpdateOutcome
 from hivemind_jobs.storage.sql import SQL
 
 __all__ = [
@@ -132,7 +132,9 @@ class BoundOperation(Generic[P, R]):
         elif self.copy:  # the caller's sequence is copied: it may change it once the call returns
 
             async def with_copied_params(transaction: BoundOperations, params: Any) -> Any:
-                return await transaction._run(function, list(params), final)
+                # rows still to be built are built by the operation, as it asks for them
+                copied = params if type(params) is PendingInserts else list(params)
+                return await transaction._run(function, copied, final)
 
             method = with_copied_params
         else:

@@ -9,7 +9,7 @@ are timezone-aware UTC ``datetime`` values; JSON travels as ``str``.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -63,6 +63,7 @@ __all__ = [
     "LeaseAcquire",
     "LogPurge",
     "OccurrenceInsert",
+    "PendingInserts",
     "PropertyRow",
     "QueueClaim",
     "QueueClaimStart",
@@ -150,6 +151,42 @@ class ContinuationLink:
 
 
 # ----------------------------------------------------------------------------- parameters
+
+
+class PendingInserts(Sequence["JobInsert"]):
+    """The rows of a batch of new jobs, built in order as a backend asks for them: the first part
+    can be at the database while the next one is built (its calls checked and encoded). Building
+    raises what checking a call raises; a backend that gets this sequence is in a transaction of
+    its own, which that error rolls back (see ``Capabilities.inserts_in_parts``). Indexing,
+    iterating or :meth:`rows` past what was built builds the rows up to there.
+
+    ``most_bytes``: the most text one job of the batch can store (its call's JSON under the
+    argument limit, and what all the batch's jobs share), so a backend knows a part of any single
+    job fits whatever the calls still to be built hold."""
+
+    __slots__ = ("_build", "_built", "_count", "most_bytes")
+
+    def __init__(self, count: int, build: Callable[[int, int], list[JobInsert]], most_bytes: int) -> None:
+        self._count = count
+        self._build = build
+        self._built: list[JobInsert] = []
+        self.most_bytes = most_bytes
+
+    def __len__(self) -> int:
+        return self._count
+
+    def rows(self, start: int, end: int) -> list[JobInsert]:
+        """Rows ``start`` to ``end`` (exclusive), built now if they were not."""
+        built = self._built
+        if end > len(built):
+            built.extend(self._build(len(built), min(end, self._count)))
+        return built[start:end]
+
+    def __getitem__(self, index: Any) -> Any:
+        return self.rows(0, self._count)[index]
+
+    def __iter__(self) -> Iterator[JobInsert]:
+        return iter(self.rows(0, self._count))
 
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation

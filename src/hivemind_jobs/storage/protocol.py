@@ -114,6 +114,9 @@ class Capabilities:
     listen_notify: bool
     returning_on_update: bool
     transactional_ddl: bool
+    #: ``job_insert`` in a transaction of its own takes :class:`PendingInserts` and builds them
+    #: part by part while the parts before are written (MySQL/MariaDB)
+    inserts_in_parts: bool = False
 
 
 # ----------------------------------------------------------------------------- operations by noun

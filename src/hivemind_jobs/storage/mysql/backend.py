@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import itertools
 import logging
 import math
 import re
@@ -31,7 +32,7 @@ from typing import Any, cast
 from hivemind_jobs.core.limits import Limits, utf8_size
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import MYSQL
-from hivemind_jobs.storage.protocol import Capabilities, JobInsert
+from hivemind_jobs.storage.protocol import Capabilities, JobInsert, PendingInserts, QueuePointer
 from hivemind_jobs.storage.rows import Times, property_params, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
@@ -375,59 +376,67 @@ class _MySQLConnection(Connection):
 
         A large batch goes as several scripts (:func:`_pipeline_parts`), each rendered while the
         server runs the one before it; the first reads the database clock for all of them, the
-        last commits when the transaction ends with it."""
+        last commits when the transaction ends with it. :class:`PendingInserts` (a batch in a
+        transaction of its own) are built part by part the same way (:func:`_built_parts`)."""
         if self.external or (len(params) > 1 and not self.driver.consecutive_ids):
             return None
-        parts = _pipeline_parts(params)
         compound = self.driver.compound_statements
-        if len(parts) == 1:  # nothing renders meanwhile: the script runs here, with no task of its own
-            script = _insert_script(q, params, self.raw, commit=self.sole, compound=compound, clock=True)
-            if script is None:
-                return None
-            rows = [await self._insert_part(script)]
+        parts: Iterator[tuple[Sequence[JobInsert], bool]]
+        if isinstance(params, PendingInserts):
+            if len(params) >= 2 * _PIPELINE_PART and 2 * params.most_bytes + _SCRIPT_SLACK <= _INSERT_BYTES:
+                parts = _built_parts(params)
+            else:
+                params = params.rows(0, len(params))
+                parts = _whole_parts(params)
         else:
-            found = await self._insert_parts(q, params, parts, compound)
-            if found is None:
-                return None
-            rows = found
+            parts = _whole_parts(params)
+        found = await self._insert_parts(q, parts, compound)
+        if found is None:
+            return None
         if self.sole:
             self.committed = True
         ids: list[int] = []
-        for (start, end), row in zip(parts, rows, strict=True):
+        for rows, row in found:
             firsts = row[1:]
-            ids.extend(int(firsts[chunk]) + position for chunk, position in _positions(params[start:end]))
-        return ids, self.dt(rows[0][0])
+            ids.extend(int(firsts[chunk]) + position for chunk, position in _positions(rows))
+        return ids, self.dt(found[0][1][0])
 
     async def _insert_parts(
-        self, q: Mapping[str, SQL], params: Sequence[JobInsert], parts: list[tuple[int, int]], compound: bool
-    ) -> list[Any] | None:
-        """The scripts of a batch in several parts, each rendered while the server runs the one
-        before it; the row of each (None: the first part's script is too long for one statement)."""
-        rows: list[Any] = []
+        self, q: Mapping[str, SQL], parts: Iterator[tuple[Sequence[JobInsert], bool]], compound: bool
+    ) -> list[tuple[Sequence[JobInsert], Any]] | None:
+        """The scripts of a batch, each rendered (and, from :func:`_built_parts`, built) while the
+        server runs the one before it: per script, its jobs and the row it answered (None: the
+        first script is too long for one statement). ``parts``: the jobs of each script and
+        whether it is the last."""
+        written: list[tuple[Sequence[JobInsert], Any]] = []
         pending: asyncio.Future[Any] | None = None
+        sent: Sequence[JobInsert] = ()
+        done = 0
         try:
-            for index, (start, end) in enumerate(parts):
-                last = index + 1 == len(parts)
+            for index, (rows, last) in enumerate(parts):
                 script = _insert_script(
-                    q, params[start:end], self.raw, commit=self.sole and last, compound=compound, clock=index == 0
+                    q, rows, self.raw, commit=self.sole and last, compound=compound, clock=index == 0
                 )
                 if script is None:
                     if index == 0:
                         return None
-                    raise StorageError(f"MySQL: the script of jobs {start}-{end} of a batch is too long")
+                    raise StorageError(f"MySQL: the script of jobs {done}-{done + len(rows)} of a batch is too long")
+                done += len(rows)
+                if pending is None and last:  # the only script: it runs here, with no task of its own
+                    return [(rows, await self._insert_part(script))]
                 if pending is not None:
-                    rows.append(await pending)
-                pending = asyncio.ensure_future(self._insert_part(script))
+                    written.append((sent, await pending))
+                sent, pending = rows, asyncio.ensure_future(self._insert_part(script))
                 if not last:
-                    await asyncio.sleep(0)  # it sends its script: the next one renders meanwhile
+                    await asyncio.sleep(0)  # it sends its script: the next one is built and rendered meanwhile
             assert pending is not None
-            rows.append(await pending)
+            written.append((sent, await pending))
         except BaseException:
             if pending is not None and not pending.done():
                 pending.cancel()  # the session is closed by the transaction (its state is unknown)
                 await asyncio.wait([pending])
             raise
-        return rows
+        return written
 
     async def _insert_part(self, script: str) -> Any:
         """Run a script of :meth:`insert_new_jobs`; the row of its last SELECT."""
@@ -509,14 +518,50 @@ def _pipeline_parts(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
     count = len(params)
     if count < 2 * _PIPELINE_PART:
         return [(0, count)]
-    size = 0
-    for job in params:
-        size += len(job.invocation) + len(job.middleware) + len(job.function) + 300
-        size += sum(300 + len(prop.name) + len(str(prop.value)) for prop in job.properties)
-        size += sum(300 + len(state.fields) + len(state.reason or "") for state in job.states)
+    size = sum(_text_size(job) for job in params)
     if size > _INSERT_BYTES // 4:  # a literal is at most twice its text, escaped
         return [(0, count)]
     return [(start, min(count, start + _PIPELINE_PART)) for start in range(0, count, _PIPELINE_PART)]
+
+
+def _whole_parts(params: Sequence[JobInsert]) -> Iterator[tuple[Sequence[JobInsert], bool]]:
+    """The scripts of a batch whose rows are all built (:func:`_pipeline_parts`)."""
+    parts = _pipeline_parts(params)
+    for index, (start, end) in enumerate(parts):
+        yield params[start:end], index + 1 == len(parts)
+
+
+#: room in a script for what is not a job's own text (SQL, a row's other values)
+_SCRIPT_SLACK = 100_000
+
+
+def _built_parts(params: PendingInserts) -> Iterator[tuple[Sequence[JobInsert], bool]]:
+    """The scripts of a batch built part by part: ``_PIPELINE_PART`` jobs at a time, each built
+    when the script before it is at the server, cut where its text passes ``_INSERT_BYTES // 4``
+    (a literal is at most twice its text, escaped; one job alone fits, see ``most_bytes``)."""
+    count = len(params)
+    for start in range(0, count, _PIPELINE_PART):
+        end = min(count, start + _PIPELINE_PART)
+        rows = params.rows(start, end)
+        cuts = [0]
+        size = 0
+        for index, job in enumerate(rows):
+            job_size = _text_size(job)
+            if size and size + job_size > _INSERT_BYTES // 4:
+                cuts.append(index)
+                size = 0
+            size += job_size
+        cuts.append(len(rows))
+        for left, right in itertools.pairwise(cuts):
+            yield rows[left:right], end == count and right == len(rows)
+
+
+def _text_size(job: JobInsert) -> int:
+    """About how much text a job puts in a script before escaping (its values, some SQL per row)."""
+    size = len(job.invocation) + len(job.middleware) + len(job.function) + 300
+    size += sum(300 + len(prop.name) + len(str(prop.value)) for prop in job.properties)
+    size += sum(300 + len(state.fields) + len(state.reason or "") for state in job.states)
+    return size
 
 
 def _positions(params: Sequence[JobInsert]) -> list[tuple[int, int]]:
@@ -584,6 +629,7 @@ def _row_template(
     head, row, suffix = _values_template(sql)
     for old, new in replace:
         row = row.replace(old, new)
+    row = _COMPACT_CLOSE.sub(")", _COMPACT_OPEN.sub("(", " ".join(row.split())))  # less text to parse per row
     pieces = _around(row, around) if around is not None else (row,)
     return head, suffix, tuple(_positional(piece) for piece in pieces)
 
@@ -600,10 +646,26 @@ def _around(template: str, name: str) -> tuple[str, str]:
     return before, after
 
 
+_COMPACT_OPEN = re.compile(r"\(\s+")
+_COMPACT_CLOSE = re.compile(r"\s+\)")
+
 #: the substitutions of the script's rows: the database clock of the whole script, read once
 _NOW = (("%(now)s", "@hm_now"),)
-_JOB_ROW = (*_NOW, ("%(locked_at)s", "IF(%(lock_owner)s IS NULL, NULL, @hm_now)"))
-_QUEUE_ROW = (*_NOW, ("%(execute_after)s", "COALESCE(%(execute_after)s, @hm_now + INTERVAL %(delay)s MICROSECOND)"))
+#: a job row locked at its creation, and one that is not (no expression per row for the server)
+_LOCKED_JOB_ROW = (*_NOW, ("%(locked_at)s", "@hm_now"))
+_FREE_JOB_ROW = (*_NOW, ("%(locked_at)s", "NULL"))
+#: a queue entry's due time: an SQL expression of its own (see :func:`_due`)
+_QUEUE_ROW = (*_NOW, ("%(execute_after)s", "%(due)s"))
+
+
+def _due(literal: _Literals, pointer: QueuePointer) -> str:
+    """A new queue entry's due time as SQL: its time, or the database clock plus its delay."""
+    if pointer.execute_after is not None:
+        return literal(pointer.execute_after)
+    delay = pointer.delay
+    if delay is None or not delay:
+        return "@hm_now"
+    return f"@hm_now + INTERVAL {(delay.days * 86_400 + delay.seconds) * 1_000_000 + delay.microseconds} MICROSECOND"
 
 
 def _insert_script(
@@ -630,7 +692,6 @@ def _insert_script(
     literal = _Literals(connection, remember=len(params) > 1)
     fresh = literal.fresh
     positions = _positions(params)
-    chunks = positions[-1][0] + 1
     # consecutive ids of a multi-row insert: checked here too (an application's session may differ)
     statements = (
         [
@@ -640,11 +701,12 @@ def _insert_script(
         if clock
         else []
     )
-    head, suffix, (job_row,) = _row_template(q["job_insert"], _JOB_ROW)
+    head, suffix, (free_row,) = _row_template(q["job_insert"], _FREE_JOB_ROW)
     rendered: list[str] = []
     firsts: list[str] = []  # per INSERT of job rows: the SQL expression of its first id
     for index, ((chunk, _), job) in enumerate(zip(positions, params, strict=True)):
         current = job.states[-1]
+        job_row = free_row if job.lock_owner is None else _row_template(q["job_insert"], _LOCKED_JOB_ROW)[2][0]
         literals = {
             "queue": literal(job.queue),
             "priority": literal(job.priority),
@@ -659,14 +721,13 @@ def _insert_script(
         }
         rendered.append(_fill(job_row, literals))
         if index + 1 == len(params) or positions[index + 1][0] != chunk:
-            multi = "" if len(rendered) == 1 else " * @hm_ok"
             statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
-            if chunk + 1 == chunks:
+            if len(params) == 1:
                 # no later INSERT of the script generates an AUTO_INCREMENT value: LAST_INSERT_ID()
-                # stays the last chunk's first id, one statement (and result) fewer than a variable
-                firsts.append(f"LAST_INSERT_ID(){multi}")
-            else:
-                statements.append(f"SET @hm_f{chunk} = LAST_INSERT_ID(){multi}")
+                # stays the job's id, one statement fewer than a variable
+                firsts.append("LAST_INSERT_ID()")
+            else:  # read once, not a function call per row of the tables below
+                statements.append(f"SET @hm_f{chunk} = LAST_INSERT_ID(){'' if len(rendered) == 1 else ' * @hm_ok'}")
                 firsts.append(f"@hm_f{chunk}")
             rendered = []
 
@@ -700,23 +761,20 @@ def _insert_script(
         statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
         rendered = []
     if any(job.enqueue is not None for job in params):
-        head, suffix, (before, after) = _row_template(q["queue_upsert"], _QUEUE_ROW, "job_id")
+        # a new job has no entry yet: a plain INSERT, without the upsert's ON DUPLICATE KEY clause
+        head, _, (before, after) = _row_template(q["queue_upsert"], _QUEUE_ROW, "job_id")
         for (chunk, position), job in zip(positions, params, strict=True):
             pointer = job.enqueue
             if pointer is None:
                 continue
-            delay = pointer.delay
             literals = {
                 "queue": literal(pointer.queue),
                 "priority": literal(pointer.priority),
                 "execution_id": fresh(pointer.execution_id),
-                "execute_after": literal(pointer.execute_after),
-                "delay": literal(
-                    0 if delay is None else (delay.days * 86_400 + delay.seconds) * 1_000_000 + delay.microseconds
-                ),
+                "due": _due(literal, pointer),
             }
             rendered.append(f"{_fill(before, literals)}{firsts[chunk]} + {position}{_fill(after, literals)}")
-        statements.append(f"{head}{','.join(rendered)} {suffix}".rstrip())
+        statements.append(f"{head}{','.join(rendered)}")
         rendered = []
     if any(job.awaiting_parent is not None for job in params):
         head, suffix, (before, after) = _row_template(q["continuation_insert"], _NOW, "child_id")
@@ -785,6 +843,7 @@ class _MySQLDriver(Driver):
         listen_notify=False,
         returning_on_update=False,
         transactional_ddl=False,
+        inserts_in_parts=True,
     )
 
     def __init__(self, url: ServerURL, prefix: str) -> None:

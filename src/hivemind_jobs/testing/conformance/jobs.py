@@ -79,6 +79,19 @@ class JobConformance(ConformanceBase):
             queues = [(await tx.job_get(JobGet(job_id))).queue for job_id in ids]  # type: ignore[union-attr]
         assert queues == [f"q{i}" for i in range(5)]
 
+    async def test_a_job_inserted_locked_is_locked_from_its_creation(self, storage: Storage) -> None:
+        for batch in ([new_job(lock_owner="holder")], [new_job(), new_job(lock_owner="holder"), new_job()]):
+            ids = await self.insert(storage, *batch)
+            async with storage.transaction(readonly=True) as tx:
+                records = [await tx.job_get(JobGet(job_id)) for job_id in ids]
+            for job, record in zip(batch, records, strict=True):
+                assert record is not None
+                if job.lock_owner is None:
+                    assert (record.locked_by, record.locked_at, record.lock_heartbeat) == (None, None, None)
+                else:  # locked on the database clock the insert read
+                    assert record.locked_by == "holder"
+                    assert record.locked_at == record.lock_heartbeat == record.created_at
+
     async def test_missing_job_is_none(self, storage: Storage) -> None:
         async with storage.transaction() as tx:
             assert await tx.job_get(JobGet(987654)) is None
