@@ -4,7 +4,9 @@ job, and must be exactly the rows the full path (election, BackgroundJob, save) 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
+import itertools
 import json
 import uuid
 from collections.abc import Callable
@@ -15,8 +17,11 @@ import pytest
 
 import hivemind_jobs as hm
 from hivemind_jobs.core.invocation import Invocation, build_invocation
+from hivemind_jobs.core.job import PropertyType
 from hivemind_jobs.errors import ArgumentBindingError
 from hivemind_jobs.lifecycle.records import NewJobs
+from hivemind_jobs.storage.protocol import JobInsert, PropertyRow
+from hivemind_jobs.testing.conformance.support import every_property_type, new_job
 from tests import backends
 from tests import sample_jobs as jobs
 
@@ -520,6 +525,49 @@ async def test_mariadb_built_parts_with_large_calls_are_cut_to_fit(
             message = (await hive.jobs.get(ids[n])).invocation.arguments["message"]
             assert message == f"{n}{big if n % 100 == 7 else ''}"
     assert backends.count(mariadb_url, "job") == 600 and backends.count(mariadb_url, "queue") == 600
+
+
+def _one_job_variants() -> list[Callable[[], JobInsert]]:
+    """Jobs of every shape a one-job script takes, each made anew (execution id, times) per call."""
+    odd = 'he said "hi" \\ back\\slash, ünïcode 😀, \x01E\x01'
+
+    def with_reason() -> JobInsert:
+        job = new_job(state="Idle", enqueue=False)
+        reason = dataclasses.replace(job.states[1], reason=odd, fields=json.dumps({"note": odd}))
+        return dataclasses.replace(job, states=(job.states[0], reason), invocation=json.dumps({"v": 1, "args": odd}))
+
+    return [
+        new_job,
+        lambda: new_job(lock_owner="holder"),
+        lambda: new_job(queue="billing", priority=0, delay=timedelta(seconds=5)),
+        lambda: new_job(execute_after=WHEN, properties=every_property_type(odd, 1.5, True)),
+        lambda: new_job(state="Awaiting", enqueue=False, awaiting_parent=7),
+        lambda: new_job(properties=(PropertyRow("mark", PropertyType.TEXT, "\x01E\x01"),)),  # looks like a mark
+        with_reason,
+    ]
+
+
+async def test_mariadb_one_job_scripts_are_the_scripts_rendered_whole(mariadb_url: str) -> None:
+    """A create's script is filled in from the one kept for a job created alike: it is exactly the
+    script rendered whole, for every shape of job, the first time and the next."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    async with hm.HiveMind(mariadb_url) as hive:
+        storage = hive.env().storage
+        driver = storage.driver  # type: ignore[attr-defined]
+        raw = await driver.acquire()
+        try:
+            q = storage.queries  # type: ignore[attr-defined]
+            for make in _one_job_variants():
+                for commit, compound, clock in itertools.product((True, False), repeat=3):
+                    options = {"commit": commit, "compound": compound, "clock": clock}
+                    for _ in range(3):  # rendered whole and kept, then filled in
+                        job = make()
+                        whole = mysql._script_of(q, [job], raw, **options)
+                        assert whole is not None and job.execution_id in whole
+                        assert mysql._insert_script(q, [job], raw, **options) == whole
+        finally:
+            await driver.release(raw, discard=False)
 
 
 async def test_a_created_jobs_history_keeps_its_text_exactly(hive: hm.HiveMind, db_url: str) -> None:

@@ -17,6 +17,7 @@ process.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -680,8 +681,9 @@ def _insert_script(
     """The statements of ``insert_new_jobs`` (every value escaped as the driver does); None when
     they would be longer than ``_INSERT_BYTES``. A row of a job's states, properties, queue entry
     or link names its job as the first id of its INSERT of job rows (``@hm_f<insert>``, or
-    ``LAST_INSERT_ID()`` for the last one) plus its position; rows shared by several jobs (the
-    states and properties of jobs created alike) are escaped once.
+    ``LAST_INSERT_ID()`` in the script of one job) plus its position; rows shared by several jobs
+    (the states and properties of jobs created alike) are escaped once. The script of one job is
+    filled in from one made before for a job created alike (:func:`_one_job_script`).
 
     ``compound``: the statements as one MariaDB compound statement (``BEGIN NOT ATOMIC ... END``),
     which answers with the SELECT's rows and one OK instead of a result per statement: reading
@@ -689,6 +691,94 @@ def _insert_script(
     ``clock``: the script reads the database clock (``@hm_now``) and checks that a multi-row
     INSERT gets consecutive ids (``@hm_ok``); without it, it uses what the script before it on the
     same session read (a pipelined batch: one clock for all its jobs)."""
+    if len(params) == 1:
+        return _one_job_script(q, params[0], connection, commit=commit, compound=compound, clock=clock)
+    return _script_of(q, params, connection, commit=commit, compound=compound, clock=clock)
+
+
+#: scripts of one job, as pieces around the values each create changes (see :func:`_one_job_script`)
+_ONE_JOB_SCRIPTS: dict[tuple[Any, ...], tuple[str, ...]] = {}
+_ONE_JOB_SCRIPTS_KEPT = 256
+#: what a piece of a one-job script is filled with: where each value goes is marked in the text
+#: rendered once, as an SQL literal of its own (``'\x01E\x01'``, say)
+_MARK = "\x01"
+_MARKED = re.compile("'\x01(E|Q|I|T\\d+)\x01'")
+
+
+def _one_job_script(
+    q: Mapping[str, SQL], job: JobInsert, connection: Any, *, commit: bool, compound: bool, clock: bool
+) -> str | None:
+    """:func:`_insert_script` of one job: the script made for a job created alike (same queue,
+    function, states but their times, properties, queue entry but its execution id...), its
+    execution id, call and state times filled in; the whole script rendered (and kept) the first
+    time. About a sixth of rendering it."""
+    pointer = job.enqueue
+    states = job.states
+    key = (
+        q["job_insert"],
+        connection.escape_string("\\"),  # the session's escaping (NO_BACKSLASH_ESCAPES or not)
+        commit,
+        compound,
+        clock,
+        job.queue,
+        job.priority,
+        job.middleware,
+        job.function,
+        job.lock_owner,
+        job.awaiting_parent,
+        tuple([(state.sequence, state.name, state.reason, state.fields) for state in states]),
+        tuple([(prop.name, prop.type, prop.value) for prop in job.properties]),
+        None if pointer is None else (pointer.queue, pointer.priority, pointer.execute_after, pointer.delay),
+    )
+    try:
+        pieces = _ONE_JOB_SCRIPTS.get(key)
+    except TypeError:  # a value that is not hashable: rendered whole
+        return _script_of(q, [job], connection, commit=commit, compound=compound, clock=clock)
+    if pieces is None:
+        marked = dataclasses.replace(
+            job,
+            execution_id=f"{_MARK}E{_MARK}",
+            invocation=f"{_MARK}I{_MARK}",
+            states=tuple(
+                dataclasses.replace(state, elected_at=f"{_MARK}T{index}{_MARK}")  # type: ignore[arg-type]
+                for index, state in enumerate(states)
+            ),
+            enqueue=None if pointer is None else dataclasses.replace(pointer, execution_id=f"{_MARK}Q{_MARK}"),
+        )
+        script = _script_of(q, [marked], connection, commit=commit, compound=compound, clock=clock)
+        if script is None:
+            return None
+        pieces = tuple(_MARKED.split(script))
+        # each mark once, the states' times once more for the job row: another one is in a value of
+        # the job's own (a property, say) that looks like a mark, so this job is rendered whole
+        if len(pieces) // 2 != 3 + len(states) + (pointer is not None):
+            return _script_of(q, [job], connection, commit=commit, compound=compound, clock=clock)
+        if len(_ONE_JOB_SCRIPTS) >= _ONE_JOB_SCRIPTS_KEPT:
+            _ONE_JOB_SCRIPTS.clear()
+        _ONE_JOB_SCRIPTS[key] = pieces
+    escape = connection.escape_string
+    values = {
+        "E": f"'{escape(job.execution_id)}'",
+        "I": f"'{escape(job.invocation)}'",
+    }
+    if pointer is not None:
+        values["Q"] = f"'{escape(pointer.execution_id)}'"
+    for index, state in enumerate(states):
+        values[f"T{index}"] = f"'{_naive_utc(state.elected_at).isoformat(' ')}'"
+    script = "".join([piece if position % 2 == 0 else values[piece] for position, piece in enumerate(pieces)])
+    return script if len(script) <= _INSERT_BYTES else None
+
+
+def _script_of(
+    q: Mapping[str, SQL],
+    params: Sequence[JobInsert],
+    connection: Any,
+    *,
+    commit: bool,
+    compound: bool,
+    clock: bool,
+) -> str | None:
+    """:func:`_insert_script`, every value rendered."""
     literal = _Literals(connection, remember=len(params) > 1)
     fresh = literal.fresh
     positions = _positions(params)
