@@ -182,11 +182,15 @@ class PendingInserts(Sequence["JobInsert"]):
             built.extend(self._build(len(built), min(end, self._count)))
         return built[start:end]
 
+    def _all(self) -> list[JobInsert]:
+        self.rows(self._count, self._count)
+        return self._built
+
     def __getitem__(self, index: Any) -> Any:
-        return self.rows(0, self._count)[index]
+        return self._all()[index]
 
     def __iter__(self) -> Iterator[JobInsert]:
-        return iter(self.rows(0, self._count))
+        return iter(self._all())
 
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
