@@ -543,6 +543,8 @@ def _one_job_variants() -> list[Callable[[], JobInsert]]:
         lambda: new_job(execute_after=WHEN, properties=every_property_type(odd, 1.5, True)),
         lambda: new_job(state="Awaiting", enqueue=False, awaiting_parent=7),
         lambda: new_job(properties=(PropertyRow("mark", PropertyType.TEXT, "\x01E\x01"),)),  # looks like a mark
+        lambda: new_job(properties=(PropertyRow("zero", PropertyType.FLOAT, 0.0),)),
+        lambda: new_job(properties=(PropertyRow("zero", PropertyType.FLOAT, -0.0),)),  # an equal key, another literal
         with_reason,
     ]
 

@@ -727,7 +727,13 @@ def _one_job_script(
         job.lock_owner,
         job.awaiting_parent,
         tuple([(state.sequence, state.name, state.reason, state.fields) for state in states]),
-        tuple([(prop.name, prop.type, prop.value) for prop in job.properties]),
+        # a float by its text: 0.0 and -0.0 are equal keys but not the same literal
+        tuple(
+            [
+                (prop.name, prop.type, repr(prop.value) if type(prop.value) is float else prop.value)
+                for prop in job.properties
+            ]
+        ),
         None if pointer is None else (pointer.queue, pointer.priority, pointer.execute_after, pointer.delay),
     )
     try:
