@@ -14,6 +14,7 @@ from hivemind_jobs.client.jobs import BackgroundJobClient
 from hivemind_jobs.config import find_config, settings_from_env
 from hivemind_jobs.core.clock import Clock, SystemClock
 from hivemind_jobs.core.codec import Codec
+from hivemind_jobs.core.collector import freeze_startup_objects
 from hivemind_jobs.core.invocation import Activator, DefaultActivator
 from hivemind_jobs.core.names import DEFAULT_ENVIRONMENT, validate_environment_name, validate_table_prefix
 from hivemind_jobs.core.options import Options
@@ -45,6 +46,13 @@ class HiveMind:
         async with hive:
             await hive.jobs.create(send_report, "weekly")
             await hive.env("tenant_a").jobs.create(send_report, "daily")
+
+    ``gc_freeze`` (default True): the first open in a process collects garbage once and freezes
+    every object alive then (imported modules, the application's setup) out of the cyclic
+    garbage collector's full passes (:func:`gc.freeze`), which otherwise walk them again and
+    again while jobs are created and run (see :mod:`hivemind_jobs.core.collector`). Nothing
+    happens when the collector is disabled or objects are frozen already; pass False to leave
+    the collector as it is.
     """
 
     def __init__(
@@ -57,8 +65,10 @@ class HiveMind:
         activator: Activator | None = None,
         clock: Clock | None = None,
         codec: Codec | None = None,
+        gc_freeze: bool = True,
     ) -> None:
         self.mediator = Mediator()
+        self.gc_freeze = gc_freeze
         self.activator: Activator = activator or DefaultActivator()
         self.clock: Clock = clock or SystemClock()
         self.codec = codec or Codec()
@@ -217,6 +227,8 @@ class HiveMind:
     # ------------------------------------------------------------------ lifecycle
     async def open(self) -> None:
         """Open every environment's storage (creating or migrating SQLite schemas)."""
+        if self.gc_freeze:
+            freeze_startup_objects()
         opened: list[Environment] = []
         try:
             for environment in self._environments.values():

@@ -625,6 +625,7 @@ class SyncHiveMind:
         activator: Activator | None = None,
         clock: Clock | None = None,
         codec: Codec | None = None,
+        gc_freeze: bool = True,
     ) -> None:
         self.hive = HiveMind(
             url,
@@ -634,6 +635,7 @@ class SyncHiveMind:
             activator=activator,
             clock=clock,
             codec=codec,
+            gc_freeze=gc_freeze,
         )
         self._runner: _LoopThread | None = None
 
@@ -660,6 +662,10 @@ class SyncHiveMind:
     @property
     def mediator(self) -> Mediator:
         return self.hive.mediator
+
+    @property
+    def gc_freeze(self) -> bool:
+        return self.hive.gc_freeze
 
     @property
     def activator(self) -> Activator:
