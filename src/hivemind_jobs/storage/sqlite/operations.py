@@ -29,7 +29,6 @@ from hivemind_jobs.query.conditions import Condition
 from hivemind_jobs.storage import params as p
 from hivemind_jobs.storage.binding import (
     BoundOperations,
-    never,
     operation,
     release_is_final,
     update_is_final,
@@ -569,17 +568,31 @@ def _claim_limited(con: sqlite3.Connection, q: Queries, walk: ClaimWalk, now: in
         con.executemany(q["limit_start_insert"], [{"rate_key": key, "started_at": now} for key in recorded])
 
 
+class _Claimed(list[p.ClaimedJob]):
+    """The entries a claim took; ``settled``: it started every job it claimed, so it leaves its
+    caller nothing to write (a job that could not start is failed after it, in the transaction)."""
+
+    settled = True
+
+
+def _claim_settled(result: list[p.ClaimedJob]) -> bool:
+    """Whether a claim asked to commit may: it started every job it claimed."""
+    return getattr(result, "settled", False) is True
+
+
 def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
     """The claim, the claimed records, then each job ``params.start`` starts saved with its new
     state (the claim has just locked it inside this write transaction: no fence to read)."""
+    claimed = _Claimed()
     now = now_us()
     walk = _claim_walk(con, q, params, now)
     if not walk.taken:
-        return []
+        return claimed
     entries = walk.enqueued()
     con.execute(q["queue_take"], {"job_ids": _ids(walk.taken)})
+    claimed.extend(walk.claimed)
     if not entries:
-        return walk.claimed
+        return claimed
     ids = [entry.job_id for entry in entries]
     # the walk read these jobs unlocked, and nothing else writes before this transaction ends:
     # each started job is locked by the row write that starts it, the others by one UPDATE
@@ -593,7 +606,8 @@ def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimS
         started = {update.job_id for update in updates}
         waiting = [job_id for job_id in ids if job_id not in started]
         con.execute(q["queue_lock_claimed"], {"job_ids": _ids(waiting), **claim})
-    return walk.claimed
+        claimed.settled = False
+    return claimed
 
 
 def queue_stats(con: sqlite3.Connection, q: Queries) -> list[p.QueueStat]:
@@ -870,9 +884,9 @@ class SQLiteOperations(BoundOperations):
     job_unique_set = operation(job_unique_set)
     job_limit_set = operation(job_limit_set)
     queue_claim = operation(queue_claim)
-    # the fetcher may ask the claim to commit; whether it may cannot be told from the claimed
-    # entries (a job that could not start is failed after it), so SQLite commits as usual
-    queue_claim_start = operation(queue_claim_start, final=never)
+    # asked to commit (the fetcher's last operation), the claim commits on the writer thread in
+    # the same hop when it started every job it claimed: one hand-off per claim fewer
+    queue_claim_start = operation(queue_claim_start, final=_claim_settled)
     queue_stats = operation(queue_stats)
     queue_pause = operation(queue_pause)
     queue_resume = operation(queue_resume)
