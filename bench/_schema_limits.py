@@ -39,6 +39,8 @@ PREFIX = "hm_main_"
 QUEUE = "global"
 PRIORITY = 2
 INVOCATION = '{{"v":1,"target":"_jobs:noop","async":true,"args":{{"number":{i}}}}}'
+#: the called function, as HiveMind writes it with each job (searchable: an index of its own)
+FUNCTION = "_jobs:noop"
 EXECUTING_FIELDS = json.dumps(
     {"colony": "bench", "swarm": "main", "drone": "main.drone-1", "due_at": {"$hm": "datetime", "v": "x" * 32}},
     separators=(",", ":"),
@@ -158,8 +160,8 @@ async def sqlite_schema_limit(path: str, hop: Any, n: int, batch: int) -> float:
 def _sqlite_insert(connection: sqlite3.Connection, numbers: range) -> list[int]:
     j, s, q = f"{PREFIX}job", f"{PREFIX}job_state", f"{PREFIX}queue"
     now = _micros()
-    executions = [uuid.uuid4().hex for _ in numbers]
-    marks = ",".join("(?, ?, ?, 'Enqueued', 1, ?, ?, '[]', ?, ?)" for _ in numbers)
+    executions = [str(uuid.uuid4()) for _ in numbers]
+    marks = ",".join(f"(?, ?, ?, 'Enqueued', 1, ?, ?, '[]', '{FUNCTION}', ?, ?)" for _ in numbers)
     values = [
         value
         for i, execution in zip(numbers, executions, strict=True)
@@ -170,7 +172,7 @@ def _sqlite_insert(connection: sqlite3.Connection, numbers: range) -> list[int]:
         row[0]
         for row in connection.execute(
             f"INSERT INTO {j} (queue, priority, execution_id, state_name, state_sequence, state_elected_at, "
-            f"invocation, middleware, created_at, modified_at) VALUES {marks} RETURNING id",
+            f"invocation, middleware, function_name, created_at, modified_at) VALUES {marks} RETURNING id",
             values,
         )
     ]
@@ -303,9 +305,9 @@ async def pg_schema_create(conninfo: str, schema: str, channel: str, n: int, chu
     insert = f"""
         WITH job AS (
             INSERT INTO {j} (queue, priority, execution_id, state_name, state_sequence, state_elected_at,
-                             invocation, middleware, created_at, modified_at)
+                             invocation, middleware, function_name, created_at, modified_at)
             SELECT %(queue)s, %(priority)s, r.execution_id, 'Enqueued', 1, statement_timestamp(), r.invocation, '[]',
-                   statement_timestamp(), statement_timestamp()
+                   '{FUNCTION}', statement_timestamp(), statement_timestamp()
             FROM unnest(CAST(%(executions)s AS TEXT[]), CAST(%(invocations)s AS TEXT[])) AS r (execution_id, invocation)
             RETURNING id, execution_id
         ), history AS (
@@ -325,7 +327,7 @@ async def pg_schema_create(conninfo: str, schema: str, channel: str, n: int, chu
                 "queue": QUEUE,
                 "priority": PRIORITY,
                 "channel": channel,
-                "executions": [uuid.uuid4().hex for _ in numbers],
+                "executions": [str(uuid.uuid4()) for _ in numbers],
                 "invocations": [INVOCATION.format(i=i) for i in numbers],
             }
             row = await (await connection.execute(insert, params)).fetchone()
@@ -476,17 +478,17 @@ async def mysql_schema_create(connect_args: dict[str, Any], database: str, n: in
     connection = await _my_connect(connect_args, database)
     columns = (
         f"INSERT INTO {j} (queue, priority, execution_id, state_name, state_sequence, state_elected_at, "
-        f"invocation, middleware, created_at, modified_at) VALUES "
+        f"invocation, middleware, function_name, created_at, modified_at) VALUES "
     )
     try:
         async with connection.cursor() as cursor:
             started = time.perf_counter()
             for start in range(0, n, chunk):
                 numbers = range(start, min(n, start + chunk))
-                executions = [connection.escape(uuid.uuid4().hex) for _ in numbers]
+                executions = [connection.escape(str(uuid.uuid4())) for _ in numbers]
                 rows = ",".join(
                     f"('{QUEUE}', {PRIORITY}, {execution}, 'Enqueued', 1, @now, "
-                    f"{connection.escape(INVOCATION.format(i=i))}, '[]', @now, @now)"
+                    f"{connection.escape(INVOCATION.format(i=i))}, '[]', '{FUNCTION}', @now, @now)"
                     for i, execution in zip(numbers, executions, strict=True)
                 )
                 if chunk == 1:
