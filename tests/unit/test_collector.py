@@ -14,7 +14,7 @@ import pytest
 
 _SCRIPT = """
 import asyncio, gc, json, sys
-from hivemind_jobs import HiveMind, SyncHiveMind
+from hivemind_jobs import HiveMind
 
 def noop(i: int) -> None:
     pass

@@ -577,7 +577,7 @@ class _Claimed(list[p.ClaimedJob]):
 
 def _claim_settled(result: list[p.ClaimedJob]) -> bool:
     """Whether a claim asked to commit may: it started every job it claimed."""
-    return getattr(result, "settled", False) is True
+    return isinstance(result, _Claimed) and result.settled
 
 
 def queue_claim_start(con: sqlite3.Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
