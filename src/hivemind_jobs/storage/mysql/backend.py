@@ -17,6 +17,7 @@ process.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -26,7 +27,8 @@ import math
 import re
 import sys
 import weakref
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -251,7 +253,7 @@ class _MySQLConnection(Connection):
     statement over the server's ``max_allowed_packet`` otherwise surfaces as a lost connection or
     a "Packet sequence number wrong", retried as if the server had gone away."""
 
-    __slots__ = ("cursor_class", "driver", "raw")
+    __slots__ = ("cursor_class", "driver", "pending", "raw")
     dialect = MYSQL
     times = Times(point=same, span=same, bind=_naive_utc, encode=_naive_utc)
 
@@ -259,14 +261,119 @@ class _MySQLConnection(Connection):
         self.raw = raw
         self.driver = driver
         self.cursor_class = _cursor_class(raw)
+        #: inside :meth:`pipeline`: the statements waiting to be sent as one script, each with the
+        #: list its rows go to (None: not read); None outside
+        self.pending: list[tuple[str, list[list[tuple[Any, ...]]] | None]] | None = None
 
-    async def _run(self, cursor: Any, statement: str) -> int:
-        """Send one rendered statement; a refused oversized one raises a worded StorageError."""
+    async def _run(self, cursor: Any, statement: str, *, queue: bool = True) -> int:
+        """Send one rendered statement; a refused oversized one raises a worded StorageError.
+        Inside :meth:`pipeline` (and ``queue``) it waits for the script instead: 0 rows reported."""
+        if self.pending is not None:
+            if queue:
+                self._queue(statement, None)
+                return 0
+            await self._flush()  # what was queued before it runs first
         try:
             return int(await cursor.execute(statement) or 0)
         except _DRIVER_ERRORS as error:
             self._raise_if_refused(error, statement)
             raise
+
+    def pipeline(self) -> AbstractAsyncContextManager[object]:
+        """The statements run inside are sent together as one multi-statement script when the
+        block ends (one round trip), on HiveMind's own sessions; statement by statement on an
+        application's connection, whose client flags are its own. Their row counts are not
+        reported (0), as with PostgreSQL's pipeline mode; a statement that must report them
+        (:meth:`insert_if_absent`, a SELECT) sends what is queued first."""
+        if self.external or self.pending is not None:
+            return contextlib.nullcontext()
+        return self._pipelined()
+
+    @contextlib.asynccontextmanager
+    async def _pipelined(self) -> AsyncIterator[None]:
+        self.pending = []
+        try:
+            yield None
+            await self._flush()
+        finally:
+            self.pending = None
+
+    def _queue(self, statement: str, rows: list[list[tuple[Any, ...]]] | None) -> None:
+        assert self.pending is not None
+        self.pending.append((statement.strip().rstrip(";"), rows))
+
+    async def _flush(self) -> None:
+        """Send the queued statements, in scripts of at most ``_INSERT_BYTES`` (a longer statement
+        alone), each one round trip; the rows of each read statement go to its list."""
+        pending = self.pending
+        if not pending:
+            return
+        self.pending = []
+        start = size = 0
+        for end, (statement, _) in enumerate(pending):
+            if end > start and size + len(statement) > _INSERT_BYTES:
+                await self._script(pending[start:end])
+                start, size = end, 0
+            size += len(statement) + 3
+        await self._script(pending[start:])
+
+    async def _script(self, part: Sequence[tuple[str, list[list[tuple[Any, ...]]] | None]]) -> None:
+        # each ";" on a line of its own: a statement's last line may end in a "--" comment
+        script = "\n;\n".join(statement for statement, _ in part)
+        async with self.raw.cursor(self.cursor_class) as cursor:
+            try:
+                await cursor.execute(script)
+                for index, (statement, rows) in enumerate(part):
+                    if index:
+                        await cursor.nextset()
+                    if rows is not None:
+                        rows.append(list(await cursor.fetchall()))
+                    elif statement == "COMMIT":
+                        self.committed = True
+            except _DRIVER_ERRORS as error:
+                self._raise_if_refused(error, script)
+                raise
+
+    async def commit_in_pipeline(self) -> bool:
+        """The COMMIT at the end of the pipeline's script, while the operation is the
+        transaction's last (whether or not its only one: the caller has nothing left to write)."""
+        if self.pending is None or not (self.sole or self.last):
+            return False
+        self._queue("COMMIT", None)
+        return True
+
+    async def fetch_later(self, sql: SQL, params: dict[str, Any]) -> Callable[[], Awaitable[list[tuple[Any, ...]]]]:
+        if self.pending is None:
+            return await super().fetch_later(sql, params)
+        found: list[list[tuple[Any, ...]]] = []
+        self._queue(_render(sql, params, self.raw), found)
+
+        async def read() -> list[tuple[Any, ...]]:
+            return found[0]  # the pipeline's script has run
+
+        return read
+
+    async def fetch_each(
+        self, queries: Sequence[tuple[SQL, dict[str, Any]]], *, writes: Sequence[tuple[SQL, dict[str, Any]]] = ()
+    ) -> list[list[tuple[Any, ...]]]:
+        """The writes and the queries as one script where :meth:`pipeline` sends scripts."""
+        if self.external:
+            return await super().fetch_each(queries, writes=writes)
+        opened = self.pending is None
+        if opened:
+            self.pending = []
+        try:
+            for sql, params in writes:
+                await self.execute(sql, params)
+            found: list[list[list[tuple[Any, ...]]]] = []
+            for sql, params in queries:
+                found.append([])
+                self._queue(_render(sql, params, self.raw), found[-1])
+            await self._flush()
+        finally:
+            if opened:
+                self.pending = None
+        return [rows[0] for rows in found]
 
     def _raise_if_refused(self, error: Exception, statement: str) -> None:
         """Raise the worded refusal of an oversized ``statement``, closing the session first: after
@@ -279,7 +386,7 @@ class _MySQLConnection(Connection):
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         async with self.raw.cursor(self.cursor_class) as cursor:
-            await self._run(cursor, _render(sql, params, self.raw))
+            await self._run(cursor, _render(sql, params, self.raw), queue=False)
             return list(await cursor.fetchall())
 
     async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
@@ -323,7 +430,8 @@ class _MySQLConnection(Connection):
         # INSERT IGNORE would warn and ON DUPLICATE KEY counts a found row (CLIENT.FOUND_ROWS) as
         # changed; a duplicate key only fails the statement, not the transaction.
         try:
-            return await self.execute(sql, params) == 1
+            async with self.raw.cursor(self.cursor_class) as cursor:
+                return await self._run(cursor, _render(sql, params, self.raw), queue=False) == 1
         except _INTEGRITY_ERRORS as error:
             if error.args and error.args[0] == _DUPLICATE_KEY:
                 return False
@@ -331,7 +439,7 @@ class _MySQLConnection(Connection):
 
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
         async with self.raw.cursor(self.cursor_class) as cursor:
-            await self._run(cursor, _render(sql, params, self.raw))
+            await self._run(cursor, _render(sql, params, self.raw), queue=False)
             return int(cursor.lastrowid)
 
     async def insert_jobs(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> list[int]:
@@ -343,7 +451,7 @@ class _MySQLConnection(Connection):
         start = 0
         async with self.raw.cursor(self.cursor_class) as cursor:
             for statement, end in _multi_row(head, row, suffix, params, self.raw):
-                await self._run(cursor, statement)
+                await self._run(cursor, statement, queue=False)
                 first = int(cursor.lastrowid)
                 chunk = params[start:end]
                 start = end
@@ -381,6 +489,7 @@ class _MySQLConnection(Connection):
         transaction of its own) are built part by part the same way (:func:`_built_parts`)."""
         if self.external or (len(params) > 1 and not self.driver.consecutive_ids):
             return None
+        await self._flush()  # inside a pipeline: what was queued runs first
         compound = self.driver.compound_statements
         parts: Iterator[tuple[Sequence[JobInsert], bool]]
         if isinstance(params, PendingInserts):
