@@ -18,6 +18,10 @@ tables there on open (``auto_migrate=true`` is always set).
   window, from just before the colony starts to the n-th job body, divided by --n; microseconds. The
   colony runs in this process and the jobs were enqueued before the window opened, so this is the
   worker side alone; the database server's own CPU (PostgreSQL, MySQL) is not in it.
+- ``server_cpu_us_per_job``: the database server's CPU time over the same window (until the n-th job
+  body) / --n: every process named ``postgres`` (PostgreSQL) or ``mariadbd`` / ``mysqld`` (MySQL) on
+  this machine, read from /proc (its background workers included); null for SQLite and for a server
+  on another host. With ``cpu_us_per_job`` it tells whether the client or the server limits a run.
 - ``enqueue_one_per_s``: --n-one ``await hive.jobs.create(noop, i)`` calls, one after the other (one
   job and one transaction per call), from start to the last call's return.
 - ``bulk_enqueue_per_s``: --n-bulk jobs by ``await hive.jobs.create_many(...)`` in calls of 1000 jobs.
@@ -63,6 +67,8 @@ tables there on open (``auto_migrate=true`` is always set).
   one-job creates, run on the calling thread): processing --n jobs created by
   HiveMind, claimed --raw-batch at a time by --raw-workers loops; creating --n-one jobs one per
   transaction; creating --n-bulk jobs in batches of 1000. What no library can beat on this schema;
+  ``schema_limit_colony_per_s``: the same processing on one connection claiming --drones jobs at a
+  time, as one colony claims for its drones: the limit of one colony process with no client work;
   ``bench/_schema_limits.py`` has the statements. Each checks the tables afterwards. Skipped with
   ``rawschema`` (``raw`` skips the one-table limits above).
 - Peers, each measured by the shared peer harness (../shared/bench/run_peer.py, phase ``process``,
@@ -83,13 +89,13 @@ tables there on open (``auto_migrate=true`` is always set).
     harness's --chunk, set to ours), the counterpart of ``bulk_enqueue_per_s``. Both on fresh
     PgQueuer tables, in a process of their own; skipped with ``enqueue``.
 
-Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s; ``jobs_vs_schema``, ``enqueue_one_vs_schema``
-and ``bulk_vs_schema``: jobs_per_s, enqueue_one_per_s and bulk_enqueue_per_s over their schema
-limits; ``jobs_vs_<peer>`` = jobs_per_s / <peer>_per_s for the backend's peers; on PostgreSQL also
-``enqueue_one_vs_pgqueuer`` = enqueue_one_per_s / pgqueuer_enqueue_one_per_s and
-``bulk_vs_pgqueuer`` = bulk_enqueue_per_s / pgqueuer_bulk_per_s. Skip parts with --skip
-process,latency,enqueue,raw,rawschema,peers (or a single peer by
-name: huey, pgqueuer, procrastinate); their figures are null.
+Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s; ``jobs_vs_schema``, ``jobs_vs_schema_colony``,
+``enqueue_one_vs_schema`` and ``bulk_vs_schema``: jobs_per_s, enqueue_one_per_s and
+bulk_enqueue_per_s over their schema limits; ``jobs_vs_<peer>`` = jobs_per_s / <peer>_per_s for the
+backend's peers; on PostgreSQL also ``enqueue_one_vs_pgqueuer`` = enqueue_one_per_s /
+pgqueuer_enqueue_one_per_s and ``bulk_vs_pgqueuer`` = bulk_enqueue_per_s / pgqueuer_bulk_per_s. Skip
+parts with --skip process,latency,enqueue,raw,rawschema,peers (or a single peer by name: huey,
+pgqueuer, procrastinate); their figures are null.
 
 Targets: every run ends with one line per target of its backend (the figure, the bound, PASS or FAIL;
 ``n/a`` when the figure or the peer figure it is compared with was not measured), and the JSON has
@@ -393,39 +399,41 @@ async def schema_limits(stores: Stores, args: argparse.Namespace) -> dict[str, f
     ``_schema_limits``), each on a fresh store whose tables HiveMind created."""
     noop, _ = job_functions(args.sync_jobs)
     figures: dict[str, float] = {}
-    for name in ("schema_limit_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"):
+    #: the processing limits: their batch and connections
+    processing = {
+        "schema_limit_per_s": (args.raw_batch, args.raw_workers),
+        "schema_limit_colony_per_s": (args.drones, 1),
+    }
+    for name in (*processing, "schema_create_one_per_s", "schema_create_bulk_per_s"):
         async with stores.hive_url() as url:
             async with hm.HiveMind(url) as hive:  # the tables, and the jobs the processing limit works off
-                if name == "schema_limit_per_s":
+                if name in processing:
                     for start in range(0, args.n, CHUNK):
                         await hive.jobs.create_many(hm.call(noop, i) for i in range(start, min(args.n, start + CHUNK)))
             n, chunk = (args.n_one, 1) if name == "schema_create_one_per_s" else (args.n_bulk, CHUNK)
+            batch, workers = processing.get(name, (0, 0))
             query = dict(parse_qsl(urlsplit(url).query))
             if args.backend == "sqlite":
                 hop = HopThread()
                 try:
                     path = url.removeprefix("sqlite:///")
-                    if name == "schema_limit_per_s":
-                        figures[name] = await own_schema.sqlite_schema_limit(path, hop, args.n, args.raw_batch)
+                    if name in processing:
+                        figures[name] = await own_schema.sqlite_schema_limit(path, hop, args.n, batch)
                     else:
                         figures[name] = await own_schema.sqlite_schema_create(path, hop, n, chunk)
                 finally:
                     hop.close()
             elif args.backend == "postgres":
                 conninfo, namespace = pg_conninfo(args.pg_url), query["schema"]
-                if name == "schema_limit_per_s":
-                    figures[name] = await own_schema.pg_schema_limit(
-                        conninfo, namespace, args.n, args.raw_batch, args.raw_workers
-                    )
+                if name in processing:
+                    figures[name] = await own_schema.pg_schema_limit(conninfo, namespace, args.n, batch, workers)
                 else:
                     channel = pg_channel(namespace, own_schema.PREFIX)
                     figures[name] = await own_schema.pg_schema_create(conninfo, namespace, channel, n, chunk)
             else:
                 connect, database = mysql_connect_args(args.mysql_url), url_database(url)
-                if name == "schema_limit_per_s":
-                    figures[name] = await own_schema.mysql_schema_limit(
-                        connect, database, args.n, args.raw_batch, args.raw_workers
-                    )
+                if name in processing:
+                    figures[name] = await own_schema.mysql_schema_limit(connect, database, args.n, batch, workers)
                 else:
                     figures[name] = await own_schema.mysql_schema_create(connect, database, n, chunk)
     return figures
@@ -440,7 +448,34 @@ def job_functions(sync_jobs: bool) -> tuple[Callable[[int], Any], Callable[[floa
     return _jobs.noop, _jobs.latency_job
 
 
-async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float]:
+#: the database server's processes, by backend (every process of the name on this machine)
+SERVER_PROCESSES = {"postgres": ("postgres",), "mysql": ("mariadbd", "mysqld")}
+
+
+def server_cpu(backend: str) -> float | None:
+    """CPU seconds (user + system) that the database server's processes on this machine have used, or
+    None where there are none to read (SQLite, which runs in this process; a server on another host)."""
+    names = SERVER_PROCESSES.get(backend)
+    if not names:
+        return None
+    ticks, found = 0, False
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile, or not ours to read
+            continue
+        command, _, rest = stat.partition(" (")[2].rpartition(") ")
+        if command not in names:
+            continue
+        fields = rest.split()
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+        found = True
+    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+
+
+async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float | None]:
     noop, _ = job_functions(args.sync_jobs)
     hive = hm.HiveMind(url)
     colony = make_colony(hive, args.drones, args.poll_ms)
@@ -450,10 +485,12 @@ async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float]
             await hive.jobs.create_many(hm.call(noop, i) for i in range(start, min(args.n, start + CHUNK)))
         await asyncio.sleep(0.5)  # as the peer harness does between enqueueing and starting the worker
         tracker.arm(args.n, asyncio.get_running_loop())
+        server_started = server_cpu(args.backend)
         cpu_started = time.process_time()  # the enqueueing is done: from here on the process is the colony
         started = time.perf_counter()
         async with bounded("the colony run (start, all jobs, stop)"), colony:
             await tracker.wait(WAIT_TIMEOUT)
+            server_ended = server_cpu(args.backend)
         stopped = time.perf_counter()
         assert tracker.first_at is not None
         assert tracker.last_at is not None
@@ -461,9 +498,13 @@ async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float]
         states = await hive.jobs.count_by_state()
     if states != {"Succeeded": args.n}:
         print(f"warning: after the colony stopped the jobs are {states}", file=sys.stderr, flush=True)
+    server = None
+    if server_started is not None and server_ended is not None:
+        server = (server_ended - server_started) / args.n * 1e6
     return {
         "jobs_per_s": args.n / (tracker.last_at - started),
         "cpu_us_per_job": (tracker.last_cpu - cpu_started) / args.n * 1e6,
+        "server_cpu_us_per_job": server,
         "startup_s": tracker.first_at - started,
         "stop_s": stopped - tracker.last_at,
     }
@@ -817,20 +858,23 @@ def main() -> None:
 
     ratios = {"jobs_vs_raw": ratio("jobs_per_s", "raw_limit_per_s")}
     ratios["jobs_vs_schema"] = ratio("jobs_per_s", "schema_limit_per_s")
+    ratios["jobs_vs_schema_colony"] = ratio("jobs_per_s", "schema_limit_colony_per_s")
     ratios["enqueue_one_vs_schema"] = ratio("enqueue_one_per_s", "schema_create_one_per_s")
     ratios["bulk_vs_schema"] = ratio("bulk_enqueue_per_s", "schema_create_bulk_per_s")
     ratios.update({f"jobs_vs_{peer}": ratio("jobs_per_s", f"{peer}_per_s") for peer in PEERS[args.backend]})
     described = [f"jobs_per_s / raw_limit_per_s (batch {args.raw_batch}) = {ratios['jobs_vs_raw']}"]
     described += [
         f"jobs_per_s / schema_limit_per_s = {ratios['jobs_vs_schema']}",
+        f"jobs_per_s / schema_limit_colony_per_s = {ratios['jobs_vs_schema_colony']}",
         f"enqueue_one_per_s / schema_create_one_per_s = {ratios['enqueue_one_vs_schema']}",
         f"bulk_enqueue_per_s / schema_create_bulk_per_s = {ratios['bulk_vs_schema']}",
     ]
     described += [f"jobs_per_s / {peer}_per_s = {ratios[f'jobs_vs_{peer}']}" for peer in PEERS[args.backend]]
-    names = ["jobs_per_s", "cpu_us_per_job", "startup_s", "stop_s", "enqueue_one_per_s", "bulk_enqueue_per_s"]
+    names = ["jobs_per_s", "cpu_us_per_job", "server_cpu_us_per_job", "startup_s", "stop_s"]
+    names += ["enqueue_one_per_s", "bulk_enqueue_per_s"]
     names += ["enqueue_one_cpu_us", "bulk_cpu_us"]
     names += ["p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate", "raw_limit_per_s", "raw_limit_b1_per_s"]
-    names += ["schema_limit_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"]
+    names += ["schema_limit_per_s", "schema_limit_colony_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"]
     names += [f"{peer}_per_s" for peer in PEERS[args.backend]]
     if args.backend == "postgres":
         names += ["pgqueuer_enqueue_one_per_s", "pgqueuer_bulk_per_s"]

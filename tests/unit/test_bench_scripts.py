@@ -35,6 +35,7 @@ def test_throughput_reports_cpu_per_job_and_its_targets() -> None:
     assert status == 0, errors[-3000:]
     assert figures["jobs_per_s"] > 0
     assert 0 < figures["cpu_us_per_job"] < 1_000_000
+    assert figures["server_cpu_us_per_job"] is None  # SQLite runs in this process
     assert figures["enqueue_one_per_s"] > 0
     assert figures["bulk_enqueue_per_s"] > 0
     assert 0 < figures["enqueue_one_cpu_us"] < 1_000_000 and 0 < figures["bulk_cpu_us"] < 1_000_000
@@ -62,10 +63,28 @@ def test_throughput_reports_the_limits_of_its_own_schema() -> None:
     sizes = ["--n", "300", "--n-one", "50", "--n-bulk", "1500"]
     status, figures, errors = run("throughput.py", *sizes, "--skip", "process,latency,enqueue,raw,peers")
     assert status == 0, errors[-3000:]
-    for name in ("schema_limit_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"):
+    for name in (
+        "schema_limit_per_s",
+        "schema_limit_colony_per_s",
+        "schema_create_one_per_s",
+        "schema_create_bulk_per_s",
+    ):
         assert figures[name] > 0, name
     assert figures["raw_limit_per_s"] is None  # skipped
     assert figures["jobs_vs_schema"] is None  # jobs_per_s was not measured
+    assert figures["jobs_vs_schema_colony"] is None
+
+
+def test_throughput_reads_the_servers_cpu_over_the_colony_window(mariadb_url: str) -> None:
+    """On a server on this machine, the server's CPU per job is read next to the colony's; the
+    schema limit of one colony (one connection, batches of --drones) is measured on it too."""
+    sizes = ["--n", "300", "--n-one", "20", "--n-bulk", "1000", "--drones", "8"]
+    skip = ["--skip", "latency,enqueue,raw"]
+    status, figures, errors = run("throughput.py", "--backend", "mysql", "--mysql-url", mariadb_url, *sizes, *skip)
+    assert status == 0, errors[-3000:]
+    assert figures["jobs_per_s"] > 0 and 0 < figures["server_cpu_us_per_job"] < 1_000_000
+    assert figures["schema_limit_colony_per_s"] > 0
+    assert figures["jobs_vs_schema_colony"] == round(figures["jobs_per_s"] / figures["schema_limit_colony_per_s"], 3)
 
 
 def test_scale_reports_backlog_and_process_figures() -> None:
