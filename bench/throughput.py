@@ -21,7 +21,8 @@ tables there on open (``auto_migrate=true`` is always set).
 - ``server_cpu_us_per_job``: the database server's CPU time over the same window (until the n-th job
   body) / --n: every process named ``postgres`` (PostgreSQL) or ``mariadbd`` / ``mysqld`` (MySQL) on
   this machine, read from /proc (its background workers included); null for SQLite and for a server
-  on another host. With ``cpu_us_per_job`` it tells whether the client or the server limits a run.
+  on another host (one not named localhost, 127.0.0.1 or ::1 in its URL). With ``cpu_us_per_job`` it
+  tells whether the client or the server limits a run.
 - ``enqueue_one_per_s``: --n-one ``await hive.jobs.create(noop, i)`` calls, one after the other (one
   job and one transaction per call), from start to the last call's return.
 - ``bulk_enqueue_per_s``: --n-bulk jobs by ``await hive.jobs.create_many(...)`` in calls of 1000 jobs.
@@ -452,11 +453,16 @@ def job_functions(sync_jobs: bool) -> tuple[Callable[[int], Any], Callable[[floa
 SERVER_PROCESSES = {"postgres": ("postgres",), "mysql": ("mariadbd", "mysqld")}
 
 
-def server_cpu(backend: str) -> float | None:
+#: the host names of a server on this machine (an empty host: a Unix socket)
+LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
+
+
+def server_cpu(args: argparse.Namespace) -> float | None:
     """CPU seconds (user + system) that the database server's processes on this machine have used, or
     None where there are none to read (SQLite, which runs in this process; a server on another host)."""
-    names = SERVER_PROCESSES.get(backend)
-    if not names:
+    names = SERVER_PROCESSES.get(args.backend)
+    url = args.pg_url if args.backend == "postgres" else args.mysql_url
+    if not names or (urlsplit(url).hostname or "") not in LOCAL_HOSTS:
         return None
     ticks, found = 0, False
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
@@ -485,12 +491,12 @@ async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float 
             await hive.jobs.create_many(hm.call(noop, i) for i in range(start, min(args.n, start + CHUNK)))
         await asyncio.sleep(0.5)  # as the peer harness does between enqueueing and starting the worker
         tracker.arm(args.n, asyncio.get_running_loop())
-        server_started = server_cpu(args.backend)
+        server_started = server_cpu(args)
         cpu_started = time.process_time()  # the enqueueing is done: from here on the process is the colony
         started = time.perf_counter()
         async with bounded("the colony run (start, all jobs, stop)"), colony:
             await tracker.wait(WAIT_TIMEOUT)
-            server_ended = server_cpu(args.backend)
+            server_ended = server_cpu(args)
         stopped = time.perf_counter()
         assert tracker.first_at is not None
         assert tracker.last_at is not None
