@@ -183,6 +183,18 @@ async def test_a_long_pipeline_goes_as_several_scripts_in_order(
     assert await read() == [("label 0",), ("last",)]
 
 
+async def test_scripts_stay_within_a_quarter_of_the_servers_packet(
+    session: Any, table: str, scripts: Scripts, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(session.driver, "max_allowed_packet", 1200)  # as a server with a small packet says
+    async with session.pipeline():
+        for number in range(10):
+            await session.execute(insert(table), {"id": number, "label": "x" * 30})
+    assert len(scripts) > 2 and sum(len(script) for script in scripts) == 10
+    assert all(sum(len(statement) + 3 for statement in script) <= 300 for script in scripts if len(script) > 1)
+    assert await session.fetchall(SQL(f"SELECT COUNT(*) FROM {table}")) == [(10,)]
+
+
 async def test_an_applications_connection_runs_statement_by_statement(
     storage: ServerStorage, mariadb_url: str, table: str, scripts: Scripts
 ) -> None:

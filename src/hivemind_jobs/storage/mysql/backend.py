@@ -303,15 +303,19 @@ class _MySQLConnection(Connection):
         self.pending.append((statement.strip().rstrip(";"), rows))
 
     async def _flush(self) -> None:
-        """Send the queued statements, in scripts of at most ``_INSERT_BYTES`` (a longer statement
-        alone), each one round trip; the rows of each read statement go to its list."""
+        """Send the queued statements, in scripts of at most ``_INSERT_BYTES`` characters and a
+        quarter of the server's ``max_allowed_packet`` (a character is at most four bytes), a longer
+        statement alone, each one round trip; the rows of each read statement go to its list.
+        Statements that each fit the server's packet never make a script it refuses."""
         pending = self.pending
         if not pending:
             return
         self.pending = []
+        packet = self.driver.max_allowed_packet
+        budget = _INSERT_BYTES if packet is None else min(_INSERT_BYTES, packet // 4)
         start = size = 0
         for end, (statement, _) in enumerate(pending):
-            if end > start and size + len(statement) > _INSERT_BYTES:
+            if end > start and size + len(statement) > budget:
                 await self._script(pending[start:end])
                 start, size = end, 0
             size += len(statement) + 3
