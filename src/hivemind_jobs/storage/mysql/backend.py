@@ -339,8 +339,7 @@ class _MySQLConnection(Connection):
                 raise
 
     async def commit_in_pipeline(self) -> bool:
-        """The COMMIT at the end of the pipeline's script, while the operation is the
-        transaction's last (whether or not its only one: the caller has nothing left to write)."""
+        """The COMMIT at the end of the pipeline's script (see :meth:`Connection.commit_in_pipeline`)."""
         if self.pending is None or not (self.sole or self.last):
             return False
         self._queue("COMMIT", None)

@@ -360,7 +360,7 @@ class _PgConnection(Connection):
         return self.raw.pipeline()
 
     async def commit_in_pipeline(self) -> bool:
-        if not self.sole:
+        if not (self.sole or self.last):
             return False
         await self.raw.commit()  # in pipeline mode: sent after the statements before it, one sync for all
         self.committed = True

@@ -222,9 +222,11 @@ class Connection(abc.ABC):
         return contextlib.nullcontext()
 
     async def commit_in_pipeline(self) -> bool:
-        """Inside :meth:`pipeline`, while :attr:`sole`: commit the transaction with the statements
-        sent before it (no round trip of its own), and set :attr:`committed`. False, without
-        committing, where the driver does not pipeline (the transaction then commits as usual)."""
+        """Inside :meth:`pipeline`, while :attr:`sole` or :attr:`last` (the caller has nothing left
+        to write in its operation, and no operation follows it): commit the transaction with the
+        statements sent before it (no round trip of its own), and set :attr:`committed`. False,
+        without committing, where the driver does not pipeline (the transaction then commits as
+        usual)."""
         return False
 
     async def fetch_later(self, sql: SQL, params: dict[str, Any]) -> Callable[[], Awaitable[list[tuple[Any, ...]]]]:

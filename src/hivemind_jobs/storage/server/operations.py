@@ -594,6 +594,7 @@ async def _claim_start_lean(
         "offset": 0,
     }
     reverts: list[dict[str, Any]] = []
+    declined = False  # a job was put back: the caller fails it in this transaction, which stays open
     # The claim's last operation of one queue group commits with its statement: the commit is sent
     # before its rows are read, so what it turns out to need (a job to put back, the general path)
     # is written in a new transaction on the same connection, which the caller commits.
@@ -609,7 +610,7 @@ async def _claim_start_lean(
                 await c.revert_starts(q, reverts)
                 reverts = []
             rest = dataclasses.replace(params, groups=walk.rest(queues), limit=walk.remaining)
-            walk.claimed.extend(await _claim_start_general(c, q, rest))
+            walk.claimed.extend(await _claim_start_general(c, q, rest, may_commit=not declined))
             break
         now = c.dt(rows[0][7])
         for row in rows:
@@ -623,18 +624,22 @@ async def _claim_start_lean(
             walk.claimed.append(entry)
             if not adopt(entry, entry.record, p.ClaimStarted(number - 1, templates.execution_ids[number - 1], now)):
                 reverts.append(lean_revert_params(row))
+                declined = True
     if reverts:
         c.committed = False  # the caller fails them after the revert, in the transaction it commits
         await c.revert_starts(q, reverts)
     return walk.claimed
 
 
-async def _claim_start_general(c: Connection, q: Queries, params: p.QueueClaimStart) -> list[p.ClaimedJob]:
+async def _claim_start_general(
+    c: Connection, q: Queries, params: p.QueueClaimStart, *, may_commit: bool = True
+) -> list[p.ClaimedJob]:
     """The claim; deleting its entries and reading their jobs' records in one round trip where the
     driver pipelines; then each job ``params.start`` starts saved with its new state and the lock
     (the claim read its row unlocked and holds it: no fence to read), in one more, which also
-    commits when the claim is the transaction's only operation and started every job it claimed
-    (nothing is left for the caller to write)."""
+    commits when the claim is the transaction's last operation and started every job it claimed
+    (nothing is left for the caller to write; ``may_commit`` False: the lean path before it left
+    the caller a job to fail)."""
     walk, now = await _claim_walk(c, q, params)
     if not walk.taken:
         return []
@@ -655,7 +660,7 @@ async def _claim_start_general(c: Connection, q: Queries, params: p.QueueClaimSt
             started = {update.job_id for update in updates}
             waiting = [job_id for job_id in ids if job_id not in started]
             await c.execute(q["queue_lock_claimed"], {"job_ids": waiting, **claim})
-        else:
+        elif may_commit:
             await c.commit_in_pipeline()
     return walk.claimed
 

@@ -308,6 +308,35 @@ class QueueConformance(ConformanceBase):
             assert [row.name for row in started.states][-1] == "Executing"
         assert await self.claim(storage, (("global",),), 10) == []
 
+    async def test_claim_start_leaves_the_transaction_open_for_a_job_put_back_in_an_earlier_group(
+        self, storage: Storage
+    ) -> None:
+        # the first group's job cannot run (its caller fails it next); the second group holds an
+        # entry of a job that is not Enqueued besides a job that starts: however the backend claims
+        # the second group, the claim must not commit before the caller's write
+        [declined] = await self.insert(storage, new_job(queue="first"))
+        started_id, other_id = await self.insert(
+            storage, new_job(queue="second"), new_job(queue="second", state="Scheduled")
+        )
+        async with storage.transaction() as tx:
+            tx.commit_after_next()
+            claimed, _, _ = await self.templated_claim(tx, (("first",), ("second",)), 5, declined=frozenset({declined}))
+            assert {declined, started_id} <= {entry.job_id for entry in claimed}
+            assert not tx.finished
+            [entry] = [entry for entry in claimed if entry.job_id == declined]
+            update = self._update(entry.record, "colony-1", release_lock=True, new_states=(state_row(2, "Failed", {}),))
+            assert (await tx.job_update(update)).outcome is UpdateOutcome.SAVED
+        failed = await self.get(storage, declined)
+        assert isinstance(failed, JobRecord) and [row.name for row in failed.states] == [
+            "Created",
+            "Enqueued",
+            "Failed",
+        ]
+        started = await self.get(storage, started_id)
+        assert isinstance(started, JobRecord) and started.states[-1].name == "Executing"
+        other = await self.get(storage, other_id)
+        assert isinstance(other, JobRecord) and other.states[-1].name == "Scheduled" and other.locked_by is None
+
     async def test_claim_start_as_the_last_operation_commits_with_it(self, storage: Storage) -> None:
         ids = await self.insert(storage, *(new_job(priority=priority) for priority in range(4)))
         # after another write: every claimed job started, so the claim commits the transaction
