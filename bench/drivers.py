@@ -42,7 +42,6 @@ import argparse
 import asyncio
 import itertools
 import json
-import os
 import re
 import statistics
 import sys
@@ -69,12 +68,6 @@ from hivemind_jobs.storage.sql import QueryBook, read_named_queries, to_pyformat
 INVOCATION = '{"v":1,"target":"_jobs:noop","async":true,"args":{"number":12345}}'
 EXECUTING = '{"colony":"bench","swarm":"main","drone":"main.drone-1"}'
 _PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
-
-
-def ticks(pid: int) -> float:
-    """CPU seconds (user + system) of process ``pid`` so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def to_dollar(sql: str) -> tuple[str, list[str]]:
@@ -257,7 +250,7 @@ async def psycopg_variant(
                 await connection.execute(binary(q["job_state_insert_set"]), columns(states))
 
     try:
-        return await drive(insert, claim, complete, n, lambda: ticks(pid))
+        return await drive(insert, claim, complete, n, lambda: throughput.ticks(pid))
     finally:
         await connection.close()
 
@@ -310,7 +303,7 @@ async def asyncpg_variant(
             await connection.execute(d["job_state_insert_set"][0], *args("job_state_insert_set", columns(states)))
 
     try:
-        return await drive(insert, claim, complete, n, lambda: ticks(pid))
+        return await drive(insert, claim, complete, n, lambda: throughput.ticks(pid))
     finally:
         await connection.close()
 

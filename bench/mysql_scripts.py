@@ -38,7 +38,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # job targets are stored as _jobs:<name>
 
 import _jobs
-import drivers
 import hivemind_jobs as hm
 import throughput
 from hivemind_jobs.storage.mysql import backend as mysql
@@ -56,8 +55,8 @@ def server_pid() -> int | None:
 
 
 def ticks(pid: int | None) -> float | None:
-    """CPU seconds of process ``pid`` so far (:func:`drivers.ticks`); None without one."""
-    return None if pid is None else drivers.ticks(pid)
+    """CPU seconds of process ``pid`` so far (:func:`throughput.ticks`); None without one."""
+    return None if pid is None else throughput.ticks(pid)
 
 
 async def replay(cursor: Any, scripts: list[str], pid: int | None, jobs: int) -> dict[str, float | None]:

@@ -457,6 +457,12 @@ SERVER_PROCESSES = {"postgres": ("postgres",), "mysql": ("mariadbd", "mysqld")}
 LOCAL_HOSTS = ("", "localhost", "127.0.0.1", "::1")
 
 
+def ticks(pid: int) -> float:
+    """CPU seconds (user + system) of process ``pid`` so far, from /proc/<pid>/stat."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def server_cpu(args: argparse.Namespace) -> float | None:
     """CPU seconds (user + system) that the database server's processes on this machine have used, or
     None where there are none to read (SQLite, which runs in this process; a server on another host)."""
@@ -464,21 +470,18 @@ def server_cpu(args: argparse.Namespace) -> float | None:
     url = args.pg_url if args.backend == "postgres" else args.mysql_url
     if not names or (urlsplit(url).hostname or "") not in LOCAL_HOSTS:
         return None
-    ticks, found = 0, False
+    total, found = 0.0, False
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
         if not entry.name.isdigit():
             continue
         try:
-            stat = (entry / "stat").read_text()
+            if (entry / "comm").read_text().strip() not in names:
+                continue
+            total += ticks(int(entry.name))
         except OSError:  # ended meanwhile, or not ours to read
             continue
-        command, _, rest = stat.partition(" (")[2].rpartition(") ")
-        if command not in names:
-            continue
-        fields = rest.split()
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
         found = True
-    return ticks / os.sysconf("SC_CLK_TCK") if found else None
+    return total if found else None
 
 
 async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float | None]:

@@ -362,21 +362,12 @@ class _MySQLConnection(Connection):
         """The writes and the queries as one script where :meth:`pipeline` sends scripts."""
         if self.external:
             return await super().fetch_each(queries, writes=writes)
-        opened = self.pending is None
-        if opened:
-            self.pending = []
-        try:
+        async with self.pipeline():
             for sql, params in writes:
                 await self.execute(sql, params)
-            found: list[list[list[tuple[Any, ...]]]] = []
-            for sql, params in queries:
-                found.append([])
-                self._queue(_render(sql, params, self.raw), found[-1])
-            await self._flush()
-        finally:
-            if opened:
-                self.pending = None
-        return [rows[0] for rows in found]
+            reads = [await self.fetch_later(sql, params) for sql, params in queries]
+            await self._flush()  # inside an enclosing pipeline too: the rows are wanted now
+        return [await read() for read in reads]
 
     def _raise_if_refused(self, error: Exception, statement: str) -> None:
         """Raise the worded refusal of an oversized ``statement``, closing the session first: after

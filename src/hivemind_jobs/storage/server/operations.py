@@ -594,7 +594,6 @@ async def _claim_start_lean(
         "offset": 0,
     }
     reverts: list[dict[str, Any]] = []
-    declined = False  # a job was put back: the caller fails it in this transaction, which stays open
     # The claim's last operation of one queue group commits with its statement: the commit is sent
     # before its rows are read, so what it turns out to need (a job to put back, the general path)
     # is written in a new transaction on the same connection, which the caller commits.
@@ -606,11 +605,13 @@ async def _claim_start_lean(
             continue
         if rows[0][8]:  # nothing written: the general path claims from this group on
             c.committed = False
+            # a job put back is failed by the caller in this transaction, which must stay open
+            put_back = bool(reverts)
             if reverts:
                 await c.revert_starts(q, reverts)
                 reverts = []
             rest = dataclasses.replace(params, groups=walk.rest(queues), limit=walk.remaining)
-            walk.claimed.extend(await _claim_start_general(c, q, rest, may_commit=not declined))
+            walk.claimed.extend(await _claim_start_general(c, q, rest, may_commit=not put_back))
             break
         now = c.dt(rows[0][7])
         for row in rows:
@@ -624,7 +625,6 @@ async def _claim_start_lean(
             walk.claimed.append(entry)
             if not adopt(entry, entry.record, p.ClaimStarted(number - 1, templates.execution_ids[number - 1], now)):
                 reverts.append(lean_revert_params(row))
-                declined = True
     if reverts:
         c.committed = False  # the caller fails them after the revert, in the transaction it commits
         await c.revert_starts(q, reverts)
