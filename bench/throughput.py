@@ -70,7 +70,10 @@ tables there on open (``auto_migrate=true`` is always set).
   transaction; creating --n-bulk jobs in batches of 1000. What no library can beat on this schema;
   ``schema_limit_colony_per_s``: the same processing on one connection claiming --drones jobs at a
   time, as one colony claims for its drones: the limit of one colony process with no client work;
-  ``bench/_schema_limits.py`` has the statements. Each checks the tables afterwards. Skipped with
+  ``bench/_schema_limits.py`` has the statements. ``schema_colony_server_cpu_us``: the database
+  server's CPU per job over that one-connection run (as ``server_cpu_us_per_job``; null where that
+  is), the server's share of the limit next to what the colony costs it. Each checks the tables
+  afterwards. Skipped with
   ``rawschema`` (``raw`` skips the one-table limits above).
 - Peers, each measured by the shared peer harness (../shared/bench/run_peer.py, phase ``process``,
   config ``default``, --n jobs, timed the same way as ``jobs_per_s``) in a subprocess with this
@@ -424,7 +427,9 @@ async def schema_limits(stores: Stores, args: argparse.Namespace) -> dict[str, f
                         figures[name] = await own_schema.sqlite_schema_create(path, hop, n, chunk)
                 finally:
                     hop.close()
-            elif args.backend == "postgres":
+                continue
+            server_started = server_cpu(args) if name == "schema_limit_colony_per_s" else None
+            if args.backend == "postgres":
                 conninfo, namespace = pg_conninfo(args.pg_url), query["schema"]
                 if name in processing:
                     figures[name] = await own_schema.pg_schema_limit(conninfo, namespace, args.n, batch, workers)
@@ -437,6 +442,9 @@ async def schema_limits(stores: Stores, args: argparse.Namespace) -> dict[str, f
                     figures[name] = await own_schema.mysql_schema_limit(connect, database, args.n, batch, workers)
                 else:
                     figures[name] = await own_schema.mysql_schema_create(connect, database, n, chunk)
+            server_ended = server_cpu(args) if server_started is not None else None
+            if server_started is not None and server_ended is not None:
+                figures["schema_colony_server_cpu_us"] = (server_ended - server_started) / args.n * 1e6
     return figures
 
 
@@ -879,7 +887,8 @@ def main() -> None:
         f"bulk_enqueue_per_s / schema_create_bulk_per_s = {ratios['bulk_vs_schema']}",
     ]
     described += [f"jobs_per_s / {peer}_per_s = {ratios[f'jobs_vs_{peer}']}" for peer in PEERS[args.backend]]
-    names = ["jobs_per_s", "cpu_us_per_job", "server_cpu_us_per_job", "startup_s", "stop_s"]
+    names = ["jobs_per_s", "cpu_us_per_job", "server_cpu_us_per_job", "schema_colony_server_cpu_us"]
+    names += ["startup_s", "stop_s"]
     names += ["enqueue_one_per_s", "bulk_enqueue_per_s"]
     names += ["enqueue_one_cpu_us", "bulk_cpu_us"]
     names += ["p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate", "raw_limit_per_s", "raw_limit_b1_per_s"]

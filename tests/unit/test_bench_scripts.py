@@ -70,6 +70,7 @@ def test_throughput_reports_the_limits_of_its_own_schema() -> None:
         "schema_create_bulk_per_s",
     ):
         assert figures[name] > 0, name
+    assert figures["schema_colony_server_cpu_us"] is None  # SQLite runs in this process
     assert figures["raw_limit_per_s"] is None  # skipped
     assert figures["jobs_vs_schema"] is None  # jobs_per_s was not measured
     assert figures["jobs_vs_schema_colony"] is None
@@ -84,6 +85,7 @@ def test_throughput_reads_the_servers_cpu_over_the_colony_window(mariadb_url: st
     assert status == 0, errors[-3000:]
     assert figures["jobs_per_s"] > 0 and 0 < figures["server_cpu_us_per_job"] < 1_000_000
     assert figures["schema_limit_colony_per_s"] > 0
+    assert 0 < figures["schema_colony_server_cpu_us"] < 1_000_000  # the server's share of that limit
     assert figures["jobs_vs_schema_colony"] == round(figures["jobs_per_s"] / figures["schema_limit_colony_per_s"], 3)
 
 
