@@ -227,8 +227,12 @@ async def pg_counts(connection: Any, schema: str) -> dict[str, int]:
     return dict(zip(("succeeded", "enqueued", "history", "queue"), map(int, row), strict=True))
 
 
-async def pg_schema_limit(conninfo: str, schema: str, n: int, batch: int, workers: int) -> float:
-    """One statement claims and starts ``batch`` jobs, one finishes them, each in autocommit."""
+async def pg_schema_limit(
+    conninfo: str, schema: str, n: int, batch: int, workers: int, done: Callable[[], Any] | None = None
+) -> float:
+    """One statement claims and starts ``batch`` jobs, one finishes them, each in autocommit.
+    ``done`` is called when the work is done, while the connections are still open (a server
+    process's CPU is read while it lives)."""
     import psycopg
 
     j, s, q = _pg_tables(schema)
@@ -289,6 +293,8 @@ async def pg_schema_limit(conninfo: str, schema: str, n: int, batch: int, worker
 
     try:
         count, elapsed = await workers_until_empty(work, workers)
+        if done is not None:
+            done()
         counts = await pg_counts(connections[0], schema)
     finally:
         for connection in connections:
@@ -399,9 +405,11 @@ async def my_counts(cursor: Any, database: str) -> dict[str, int]:
     return dict(zip(("succeeded", "enqueued", "history", "queue"), map(int, row), strict=True))
 
 
-async def mysql_schema_limit(connect_args: dict[str, Any], database: str, n: int, batch: int, workers: int) -> float:
+async def mysql_schema_limit(
+    connect_args: dict[str, Any], database: str, n: int, batch: int, workers: int, done: Callable[[], Any] | None = None
+) -> float:
     """Claim (a SKIP LOCKED read, then one script that starts the jobs and commits); finish in one script.
-    A transaction InnoDB rolls back (deadlock) runs again."""
+    A transaction InnoDB rolls back (deadlock) runs again. ``done``: as in :func:`pg_schema_limit`."""
     import pymysql
 
     j, s, q = _my_tables(database)
@@ -462,6 +470,8 @@ async def mysql_schema_limit(connect_args: dict[str, Any], database: str, n: int
 
     try:
         count, elapsed = await workers_until_empty(work, workers)
+        if done is not None:
+            done()
         async with connections[0].cursor() as cursor:
             counts = await my_counts(cursor, database)
     finally:

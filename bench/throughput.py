@@ -20,7 +20,8 @@ tables there on open (``auto_migrate=true`` is always set).
   worker side alone; the database server's own CPU (PostgreSQL, MySQL) is not in it.
 - ``server_cpu_us_per_job``: the database server's CPU time over the same window (until the n-th job
   body) / --n: every process named ``postgres`` (PostgreSQL) or ``mariadbd`` / ``mysqld`` (MySQL) on
-  this machine, read from /proc (its background workers included); null for SQLite and for a server
+  this machine, read from /proc (its background workers included) and summed process by process
+  (one that ended within the window is not counted at all); null for SQLite and for a server
   on another host (one not named localhost, 127.0.0.1 or ::1 in its URL). With ``cpu_us_per_job`` it
   tells whether the client or the server limits a run.
 - ``enqueue_one_per_s``: --n-one ``await hive.jobs.create(noop, i)`` calls, one after the other (one
@@ -428,23 +429,29 @@ async def schema_limits(stores: Stores, args: argparse.Namespace) -> dict[str, f
                 finally:
                     hop.close()
                 continue
+            # the server's CPU over the one-connection run, read before its connection closes (a
+            # PostgreSQL backend's CPU leaves /proc with it)
             server_started = server_cpu(args) if name == "schema_limit_colony_per_s" else None
+            used: list[float | None] = []
+
+            def done(used: list[float | None] = used, started: dict[int, float] | None = server_started) -> None:
+                used.append(server_cpu_since(args, started))
+
             if args.backend == "postgres":
                 conninfo, namespace = pg_conninfo(args.pg_url), query["schema"]
                 if name in processing:
-                    figures[name] = await own_schema.pg_schema_limit(conninfo, namespace, args.n, batch, workers)
+                    figures[name] = await own_schema.pg_schema_limit(conninfo, namespace, args.n, batch, workers, done)
                 else:
                     channel = pg_channel(namespace, own_schema.PREFIX)
                     figures[name] = await own_schema.pg_schema_create(conninfo, namespace, channel, n, chunk)
             else:
                 connect, database = mysql_connect_args(args.mysql_url), url_database(url)
                 if name in processing:
-                    figures[name] = await own_schema.mysql_schema_limit(connect, database, args.n, batch, workers)
+                    figures[name] = await own_schema.mysql_schema_limit(connect, database, args.n, batch, workers, done)
                 else:
                     figures[name] = await own_schema.mysql_schema_create(connect, database, n, chunk)
-            server_ended = server_cpu(args) if server_started is not None else None
-            if server_started is not None and server_ended is not None:
-                figures["schema_colony_server_cpu_us"] = (server_ended - server_started) / args.n * 1e6
+            if used and used[0] is not None:
+                figures["schema_colony_server_cpu_us"] = used[0] / args.n * 1e6
     return figures
 
 
@@ -471,25 +478,35 @@ def ticks(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu(args: argparse.Namespace) -> float | None:
-    """CPU seconds (user + system) that the database server's processes on this machine have used, or
-    None where there are none to read (SQLite, which runs in this process; a server on another host)."""
+def server_cpu(args: argparse.Namespace) -> dict[int, float] | None:
+    """CPU seconds (user + system) that each of the database server's processes on this machine has
+    used so far, by pid, or None where there are none to read (SQLite, which runs in this process;
+    a server on another host). Give it to :func:`server_cpu_since` at the end of a window."""
     names = SERVER_PROCESSES.get(args.backend)
     url = args.pg_url if args.backend == "postgres" else args.mysql_url
     if not names or (urlsplit(url).hostname or "") not in LOCAL_HOSTS:
         return None
-    total, found = 0.0, False
+    used: dict[int, float] = {}
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
         if not entry.name.isdigit():
             continue
         try:
-            if (entry / "comm").read_text().strip() not in names:
-                continue
-            total += ticks(int(entry.name))
+            if (entry / "comm").read_text().strip() in names:
+                used[int(entry.name)] = ticks(int(entry.name))
         except OSError:  # ended meanwhile, or not ours to read
             continue
-        found = True
-    return total if found else None
+    return used or None
+
+
+def server_cpu_since(args: argparse.Namespace, before: dict[int, float] | None) -> float | None:
+    """The CPU seconds the server's processes used since :func:`server_cpu` gave ``before``: per
+    process, so a PostgreSQL backend that ended meanwhile (its CPU leaves /proc with it) takes
+    nothing away, and one started meanwhile counts from its start. A process that both started
+    and ended within the window is missed: read before the measured connections close."""
+    after = server_cpu(args)
+    if before is None or after is None:
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float | None]:
@@ -507,7 +524,7 @@ async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float 
         started = time.perf_counter()
         async with bounded("the colony run (start, all jobs, stop)"), colony:
             await tracker.wait(WAIT_TIMEOUT)
-            server_ended = server_cpu(args)
+            server_used = server_cpu_since(args, server_started)
         stopped = time.perf_counter()
         assert tracker.first_at is not None
         assert tracker.last_at is not None
@@ -515,9 +532,7 @@ async def colony_process(url: str, args: argparse.Namespace) -> dict[str, float 
         states = await hive.jobs.count_by_state()
     if states != {"Succeeded": args.n}:
         print(f"warning: after the colony stopped the jobs are {states}", file=sys.stderr, flush=True)
-    server = None
-    if server_started is not None and server_ended is not None:
-        server = (server_ended - server_started) / args.n * 1e6
+    server = None if server_used is None else server_used / args.n * 1e6
     return {
         "jobs_per_s": args.n / (tracker.last_at - started),
         "cpu_us_per_job": (tracker.last_cpu - cpu_started) / args.n * 1e6,
