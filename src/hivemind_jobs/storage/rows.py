@@ -206,12 +206,7 @@ def queue_rows(
     for job_id, pointer in pointers:
         due = kept.get(job_id)
         if due is None:
-            if pointer.execute_after is not None:
-                due = times.point(pointer.execute_after)
-            elif pointer.delay is not None:
-                due = now + times.span(pointer.delay)
-            else:
-                due = now
+            due = pointer_due(pointer, now, times)
         rows.append(
             {
                 "job_id": job_id,
@@ -223,6 +218,15 @@ def queue_rows(
             }
         )
     return rows
+
+
+def pointer_due(pointer: QueuePointer, now: Any, times: Times) -> Any:
+    """When a new entry is due (a clock value): at its ``execute_after``, else ``delay`` after ``now``."""
+    if pointer.execute_after is not None:
+        return times.point(pointer.execute_after)
+    if pointer.delay is not None:
+        return now + times.span(pointer.delay)
+    return now
 
 
 def kept_due_ids(pointers: Iterable[tuple[int, QueuePointer]]) -> list[int]:

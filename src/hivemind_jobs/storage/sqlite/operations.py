@@ -50,6 +50,8 @@ from hivemind_jobs.storage.rows import (
     kept_due_ids,
     limit_set_params,
     occurrence_params,
+    pointer_due,
+    property_params,
     purge_query,
     queue_rows,
     recurring_write_params,
@@ -117,6 +119,8 @@ class _RowInsert:
             raise ValueError("_RowInsert is for statements without string literals")
         head, values, tail = _values_row(sql)
         row, names = to_numbered(values)
+        #: the parameters of a row, in the order a row's values are bound
+        self.names = tuple(names)
         self._head, self._row, self._tail = head, row, tail
         self._width = len(names)
         self.values: Callable[[Mapping[str, Any]], tuple[Any, ...]] = (
@@ -138,6 +142,14 @@ class _RowInsert:
         for start in range(0, len(rows), _ROWS_PER_INSERT):
             chunk = rows[start : start + _ROWS_PER_INSERT]
             con.execute(self.text(len(chunk)), list(itertools.chain.from_iterable(map(values, chunk))))
+
+    def run_flat(self, con: sqlite3.Connection, values: list[Any]) -> None:
+        """Rows given as one list of all their values, each row's in the order of :attr:`names`."""
+        width = self._width
+        step = _ROWS_PER_INSERT * width
+        for start in range(0, len(values), step):
+            chunk = values[start : start + step]
+            con.execute(self.text(len(chunk) // width), chunk)
 
 
 def _values_row(sql: str) -> tuple[str, str, str]:
@@ -188,26 +200,117 @@ def _memo_microseconds() -> Callable[[datetime], int]:
     return encode
 
 
-def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert]) -> list[p.JobInserted]:
-    if not params:
-        return []
-    now = now_us()
+#: the parameters of job_insert, job_state_insert and queue_upsert in their order, as
+#: :func:`_insert_batch` binds them
+_JOB_NAMES = (
+    "queue",
+    "priority",
+    "execution_id",
+    "state_name",
+    "state_sequence",
+    "state_elected_at",
+    "invocation",
+    "middleware",
+    "function_name",
+    "lock_owner",
+    "now",
+)
+_STATE_NAMES = ("job_id", "sequence", "name", "elected_at", "reason", "fields")
+_QUEUE_NAMES = ("job_id", "queue", "priority", "execute_after", "now", "execution_id")
+
+
+def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert], now: int) -> range | None:
+    """A batch of jobs, their states and queue entries written from the inserts' own values,
+    without a parameter dict per row (four rows per job); their ids. None when a statement's
+    parameters are not the ones this binds (the general path then writes the batch)."""
+    jobs, states, pointers = (_row_insert(q[name]) for name in ("job_insert", "job_state_insert", "queue_upsert"))
+    if (jobs.names, states.names, pointers.names) != (_JOB_NAMES, _STATE_NAMES, _QUEUE_NAMES):
+        return None
     encode = _memo_microseconds()
-    rows = job_rows(params, now, encode)
-    if len(rows) == 1:
-        last = con.execute(q["job_insert"], rows[0]).lastrowid
-        assert last is not None
-    else:
-        _insert_rows(con, q["job_insert"], rows)
-        # The transaction holds the only write lock and ids are AUTOINCREMENT: the rows just inserted
-        # got consecutive ids ending at the last one. Checked on the first row of a batch, to be sure.
-        last = int(con.execute(q["job_last_id"]).fetchone()[0])
+    values: list[Any] = []
+    add = values.extend
+    for job in params:
+        current = job.states[-1]
+        add(
+            (
+                job.queue,
+                job.priority,
+                job.execution_id,
+                current.name,
+                current.sequence,
+                encode(current.elected_at),
+                job.invocation,
+                job.middleware,
+                job.function,
+                job.lock_owner,
+                now,
+            )
+        )
+    jobs.run_flat(con, values)
+    ids = _batch_ids(con, q, params)
+    times = Times(point=encode, span=_us, bind=same, encode=encode)
+    values = []
+    add = values.extend
+    entries: list[Any] = []
+    enter = entries.extend
+    for job_id, job in zip(ids, params, strict=True):
+        for state in job.states:
+            add((job_id, state.sequence, state.name, encode(state.elected_at), state.reason, state.fields))
+        pointer = job.enqueue
+        if pointer is not None:
+            enter(
+                (job_id, pointer.queue, pointer.priority, pointer_due(pointer, now, times), now, pointer.execution_id)
+            )
+    states.run_flat(con, values)
+    if entries:
+        pointers.run_flat(con, entries)
+    properties = [
+        property_params(job_id, row, encode) for job_id, job in zip(ids, params, strict=True) for row in job.properties
+    ]
+    if properties:
+        _insert_rows(con, q["job_property_upsert"], properties)
+    links = [
+        {"parent_id": job.awaiting_parent, "child_id": job_id, "now": now}
+        for job_id, job in zip(ids, params, strict=True)
+        if job.awaiting_parent is not None
+    ]
+    if links:
+        con.executemany(q["continuation_insert"], links)
+    return ids
+
+
+def _batch_ids(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert]) -> range:
+    """The ids of a batch of jobs just inserted. The transaction holds the only write lock and ids
+    are AUTOINCREMENT: the rows got consecutive ids ending at the last one. Checked on the first
+    row of a batch, to be sure."""
+    last = int(con.execute(q["job_last_id"]).fetchone()[0])
     ids = range(last - len(params) + 1, last + 1)
     if len(ids) > 1:
         first = (ids[0], params[0].execution_id)
         values = {"first_id": ids[0], "execution_ids": _ids(first[1:])}
         if first not in con.execute(q["job_ids_by_execution"], values).fetchall():
             raise StorageError("SQLite did not assign consecutive ids to a batch insert; nothing was written")
+    return ids
+
+
+def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert]) -> list[p.JobInserted]:
+    if not params:
+        return []
+    now = now_us()
+    created = from_microseconds(now)
+    if len(params) >= _FEW_ROWS:
+        batch = _insert_batch(con, q, params, now)
+        if batch is not None:
+            return [p.JobInserted(job_id, created) for job_id in batch]
+    encode = _memo_microseconds()
+    rows = job_rows(params, now, encode)
+    if len(rows) == 1:
+        last = con.execute(q["job_insert"], rows[0]).lastrowid
+        assert last is not None
+        ids = range(last, last + 1)
+    else:
+        _insert_rows(con, q["job_insert"], rows)
+        ids = _batch_ids(con, q, params)
     writes = insert_writes(ids, params, now, Times(point=encode, span=_us, bind=same, encode=encode))
     _insert_rows(con, q["job_state_insert"], writes.states)
     if writes.properties:
@@ -216,7 +319,6 @@ def job_insert(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert
         _insert_rows(con, q["queue_upsert"], writes.pointers)
     if writes.links:
         con.executemany(q["continuation_insert"], writes.links)
-    created = from_microseconds(now)
     return [p.JobInserted(job_id, created) for job_id in ids]
 
 

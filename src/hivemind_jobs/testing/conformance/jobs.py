@@ -92,6 +92,41 @@ class JobConformance(ConformanceBase):
                     assert record.locked_by == "holder"
                     assert record.locked_at == record.lock_heartbeat == record.created_at
 
+    async def test_a_large_batch_stores_every_job_whole(self, storage: Storage) -> None:
+        """A batch past the size at which a backend writes many rows per statement: each job with
+        its own values, states, properties, lock, queue entry and parent link."""
+        [parent] = await self.insert(storage, new_job(state="Idle", enqueue=False))
+        later = utc_now() + timedelta(hours=2)
+        batch = []
+        for i in range(40):
+            if i % 4 == 0:
+                properties = every_property_type(f"text {i}", i + 0.5, i % 8 == 0)
+                batch.append(new_job(queue=f"q{i}", priority=i % 5, properties=properties))
+            elif i % 4 == 1:
+                batch.append(new_job(queue="later", execute_after=later, function=f"tests.sample:work{i}"))
+            elif i % 4 == 2:
+                batch.append(new_job(queue="delayed", delay=timedelta(hours=1), lock_owner="holder"))
+            else:
+                batch.append(new_job(state="Awaiting", enqueue=False, awaiting_parent=parent))
+        ids = await self.insert(storage, *batch)
+        assert len(set(ids)) == 40 and ids == sorted(ids)
+        async with storage.transaction(readonly=True) as tx:
+            records = await tx.job_get_many(ids)
+            stats = {s.queue: (s.ready, s.delayed) for s in await tx.queue_stats()}
+            links = await tx.continuation_list(parent)
+        for job, record in zip(batch, records, strict=True):
+            assert (record.queue, record.priority, record.execution_id) == (job.queue, job.priority, job.execution_id)
+            assert record.invocation == job.invocation
+            assert [(state.sequence, state.name) for state in record.states] == [
+                (state.sequence, state.name) for state in job.states
+            ]
+            assert {row.name: row.value for row in record.properties} == {row.name: row.value for row in job.properties}
+            assert record.locked_by == job.lock_owner
+        assert stats == {**{f"q{i}": (1, 0) for i in range(0, 40, 4)}, "later": (0, 10), "delayed": (0, 10)}
+        assert sorted(links, key=lambda link: link.child_id) == [
+            ContinuationLink(parent, child, None) for child in ids[3::4]
+        ]
+
     async def test_missing_job_is_none(self, storage: Storage) -> None:
         async with storage.transaction() as tx:
             assert await tx.job_get(JobGet(987654)) is None
