@@ -21,7 +21,7 @@ from hivemind_jobs.core.job import PropertyType
 from hivemind_jobs.errors import ArgumentBindingError
 from hivemind_jobs.lifecycle.records import NewJobs
 from hivemind_jobs.storage.protocol import JobInsert, PropertyRow
-from hivemind_jobs.testing.conformance.support import every_property_type, new_job
+from hivemind_jobs.testing.conformance.support import every_property_type, new_job, state_row
 from tests import backends
 from tests import sample_jobs as jobs
 
@@ -547,6 +547,107 @@ def _one_job_variants() -> list[Callable[[], JobInsert]]:
         lambda: new_job(properties=(PropertyRow("zero", PropertyType.FLOAT, -0.0),)),  # an equal key, another literal
         with_reason,
     ]
+
+
+#: creation options whose one-job create goes as PostgreSQL's plain statement (see job_insert_plain)
+PLAIN_ON_POSTGRES = {
+    "plain": {},
+    "delay_until": {"delay_until": WHEN},
+    "placed": {"queue": "billing", "priority": hm.Priority.HIGH},
+    "reason": {"state": hm.Enqueued(reason="by hand")},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(PLAIN_ON_POSTGRES))
+async def test_postgres_plain_create_stores_what_job_insert_stores(
+    postgres_url: str, variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A common create goes as ``job_insert_plain``, about half of ``job_insert``'s parameters; its
+    rows, queue entry and wake-up are exactly those of ``job_insert``, alone and in a transaction."""
+    from hivemind_jobs.storage.postgres import backend as postgres
+
+    plain_job = postgres._plain_job
+    chosen: list[bool] = []
+
+    def choose(job: JobInsert, channel: str) -> dict[str, Any] | None:
+        values = plain_job(job, channel)
+        chosen.append(values is not None)
+        return values
+
+    monkeypatch.setattr(postgres, "_plain_job", choose)
+    async with hm.HiveMind(postgres_url) as producer, hm.HiveMind(postgres_url) as listener:
+        changes = Seen()
+        listener.env().storage.subscribe_changes(changes.add)
+        await changes.until(1)
+        client = producer.jobs.options(**PLAIN_ON_POSTGRES[variant])
+        plain = await client.create(jobs.add, 1, b=3)
+        async with producer.transaction() as tx:
+            inside = await tx.jobs.options(**PLAIN_ON_POSTGRES[variant]).create(jobs.add, 1, b=3)
+        assert chosen == [True, True]
+        await changes.until(3)  # each woke the listener at its commit
+        monkeypatch.setattr(postgres, "_plain_job", lambda job, channel: None)
+        whole = await client.create(jobs.add, 1, b=3)
+        await changes.until(4)
+    absolute = variant == "delay_until"
+    expected = stored(postgres_url, whole, absolute_due=absolute)
+    assert stored(postgres_url, plain, absolute_due=absolute) == expected
+    assert stored(postgres_url, inside, absolute_due=absolute) == expected
+    assert expected["queue"] is not None
+
+
+async def test_postgres_keeps_a_cursor_per_connection_for_statements_read_at_once(postgres_url: str) -> None:
+    """HiveMind's own connections keep one cursor for statements whose rows are read at once; in
+    pipeline mode and on an application's connection each statement gets a cursor of its own."""
+    import psycopg
+
+    from hivemind_jobs.storage.postgres import backend as postgres
+
+    async with hm.HiveMind(postgres_url) as hive:
+        driver = hive.env().storage.driver  # type: ignore[attr-defined]
+        raw = await driver.acquire()
+        try:
+            first, again = driver.wrap(raw), driver.wrap(raw)
+            kept = first._cursor()
+            assert again._cursor() is kept  # the next transaction on this connection
+            assert await first.fetchall("SELECT 1, 'a'") == [(1, "a")]
+            assert await again.fetchall("SELECT 2, 'b'") == [(2, "b")]
+            async with raw.pipeline():
+                assert first._cursor() is not kept
+            await raw.rollback()
+            other = await driver.acquire()  # another connection: a cursor of its own
+            try:
+                assert other is not raw and driver.wrap(other)._cursor() is not kept
+            finally:
+                await driver.release(other, discard=False)
+        finally:
+            await driver.release(raw, discard=False)
+        conninfo = driver.conninfo()
+    async with await psycopg.AsyncConnection.connect(**conninfo) as application:
+        wrapped = postgres._PgConnection(application, "channel")
+        wrapped.external = True
+        assert wrapped._cursor() is not wrapped._cursor()
+
+
+def test_postgres_plain_create_is_only_for_the_jobs_it_writes() -> None:
+    """Anything ``job_insert_plain`` has no place for sends the job through ``job_insert``."""
+    from hivemind_jobs.storage.postgres import backend as postgres
+
+    at = datetime(2030, 1, 1, tzinfo=UTC)
+    assert postgres._plain_job(new_job(elected_at=at), "c") is not None
+    assert postgres._plain_job(new_job(elected_at=at, execute_after=WHEN), "c") is not None
+    for job in (
+        dataclasses.replace(  # its two states elected at two moments
+            new_job(elected_at=at),
+            states=(state_row(0, "Created", elected_at=at), state_row(1, "Enqueued", elected_at=WHEN)),
+        ),
+        new_job(elected_at=at, delay=timedelta(seconds=5)),
+        new_job(elected_at=at, enqueue=False),
+        new_job(elected_at=at, lock_owner="holder"),
+        new_job(elected_at=at, awaiting_parent=7),
+        new_job(elected_at=at, properties=every_property_type("x", 1.5, True)),
+        dataclasses.replace(new_job(elected_at=at), states=new_job(elected_at=at).states[:1]),
+    ):
+        assert postgres._plain_job(job, "c") is None
 
 
 async def test_mariadb_one_job_scripts_are_the_scripts_rendered_whole(mariadb_url: str) -> None:
