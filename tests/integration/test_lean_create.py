@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import inspect
 import itertools
 import json
 import uuid
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -626,6 +628,14 @@ async def test_postgres_keeps_a_cursor_per_connection_for_statements_read_at_onc
         wrapped = postgres._PgConnection(application, "channel")
         wrapped.external = True
         assert wrapped._cursor() is not wrapped._cursor()
+    # a closed connection leaves with its cursor (the cursor refers to it; nothing else keeps them)
+    closing = await postgres._OwnConnection.connect(**conninfo)
+    reference = weakref.ref(closing)
+    assert postgres._PgConnection(closing, "channel")._cursor() is closing.kept_cursor is not None
+    await closing.close()
+    del closing
+    gc.collect()
+    assert reference() is None
 
 
 def test_postgres_plain_create_is_only_for_the_jobs_it_writes() -> None:

@@ -31,7 +31,6 @@ import logging
 import math
 import random
 import re
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
@@ -301,22 +300,18 @@ def _unreachable(error: BaseException) -> bool:
     return "FATAL:" not in text or any(words in text for words in _NOT_YET)
 
 
-#: one cursor per connection of HiveMind's own, for the statements whose rows are read at once
-_cursors: weakref.WeakKeyDictionary[psycopg.AsyncConnection[Any], psycopg.AsyncCursor[Any]] = (
-    weakref.WeakKeyDictionary()
-)
+class _OwnConnection(psycopg.AsyncConnection[Any]):
+    """A connection of HiveMind's own pool. It keeps a cursor for the statements whose rows are
+    read before its next one (see :meth:`_PgConnection._cursor`): a new cursor looks up the dumpers
+    of its parameters and the loaders of its columns again, about a sixth of a create's client CPU."""
 
+    kept_cursor: psycopg.AsyncCursor[Any] | None = None
 
-def _kept_cursor(raw: psycopg.AsyncConnection[Any]) -> psycopg.AsyncCursor[Any]:
-    """A cursor of ``raw`` kept for its next statements: a new cursor looks up the dumpers of its
-    parameters and the loaders of its columns again (about a sixth of a create's client CPU). Only
-    for a statement whose rows are read before the connection's next one, never in pipeline mode
-    (there each statement's results come later, on its own cursor), never on an application's
-    connection (its tasks may share it)."""
-    cursor = _cursors.get(raw)
-    if cursor is None or cursor.closed:
-        cursor = _cursors[raw] = raw.cursor(row_factory=tuple_row)
-    return cursor
+    def kept(self) -> psycopg.AsyncCursor[Any]:
+        cursor = self.kept_cursor
+        if cursor is None or cursor.closed:
+            cursor = self.kept_cursor = self.cursor(row_factory=tuple_row)
+        return cursor
 
 
 class _PgConnection(Connection):
@@ -332,11 +327,14 @@ class _PgConnection(Connection):
         self.finished_channel = _finished_channel(channel)
 
     def _cursor(self) -> psycopg.AsyncCursor[Any]:
-        """A cursor for a statement whose rows are read at once (kept where :func:`_kept_cursor` may)."""
+        """A cursor for a statement whose rows are read at once: the connection's kept one on a
+        connection of HiveMind's pool, except in pipeline mode (there each statement's results come
+        later, on a cursor of its own); a new one on an application's connection (its tasks may
+        share it)."""
         raw = self.raw
-        if self.external or raw.pgconn.pipeline_status:
-            return raw.cursor(row_factory=tuple_row)  # whatever row factory the connection has
-        return _kept_cursor(raw)
+        if isinstance(raw, _OwnConnection) and not self.external and not raw.pgconn.pipeline_status:
+            return raw.kept()
+        return raw.cursor(row_factory=tuple_row)  # whatever row factory the connection has
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
         cursor = self._cursor()
@@ -668,6 +666,7 @@ class _PgDriver(Driver):
             ) from error
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
             kwargs=self.conninfo(),
+            connection_class=_OwnConnection,
             min_size=1,
             max_size=self.url.pool_size,
             open=False,
