@@ -67,8 +67,11 @@ __all__ = [
     "kept_due_ids",
     "lean_claimed_record",
     "lean_revert_params",
+    "new_link_rows",
+    "new_property_rows",
     "occurrence_params",
     "plain_finishes",
+    "pointer_due",
     "property_from_row",
     "property_params",
     "purge_query",
@@ -263,14 +266,26 @@ def insert_writes(ids: Sequence[int], params: Sequence[JobInsert], now: Any, tim
     enqueue = [(job_id, job.enqueue) for job_id, job in pairs if job.enqueue is not None]
     return InsertWrites(
         states=[state_params(job_id, state, encode) for job_id, job in pairs for state in job.states],
-        properties=[property_params(job_id, prop, encode) for job_id, job in pairs for prop in job.properties],
+        properties=new_property_rows(pairs, encode),
         pointers=queue_rows(enqueue, now, {}, times),
-        links=[
-            {"parent_id": job.awaiting_parent, "child_id": job_id, "now": bound_now}
-            for job_id, job in pairs
-            if job.awaiting_parent is not None
-        ],
+        links=new_link_rows(pairs, bound_now),
     )
+
+
+def new_property_rows(
+    pairs: Iterable[tuple[int, JobInsert]], encode_datetime: Callable[[datetime], Any]
+) -> list[dict[str, Any]]:
+    """The bound parameters of ``job_property_upsert`` for jobs just inserted, as ``(id, insert)``."""
+    return [property_params(job_id, prop, encode_datetime) for job_id, job in pairs for prop in job.properties]
+
+
+def new_link_rows(pairs: Iterable[tuple[int, JobInsert]], bound_now: Any) -> list[dict[str, Any]]:
+    """The bound parameters of ``continuation_insert`` for jobs just inserted that wait for a parent."""
+    return [
+        {"parent_id": job.awaiting_parent, "child_id": job_id, "now": bound_now}
+        for job_id, job in pairs
+        if job.awaiting_parent is not None
+    ]
 
 
 # ----------------------------------------------------------------------------- saving locked jobs

@@ -329,10 +329,10 @@ class _PgConnection(Connection):
     def _cursor(self) -> psycopg.AsyncCursor[Any]:
         """A cursor for a statement whose rows are read at once: the connection's kept one on a
         connection of HiveMind's pool, except in pipeline mode (there each statement's results come
-        later, on a cursor of its own); a new one on an application's connection (its tasks may
-        share it)."""
+        later, on a cursor of its own); a new one on an application's connection, never one of the
+        pool's (its tasks may share it)."""
         raw = self.raw
-        if isinstance(raw, _OwnConnection) and not self.external and not raw.pgconn.pipeline_status:
+        if isinstance(raw, _OwnConnection) and not raw.pgconn.pipeline_status:
             return raw.kept()
         return raw.cursor(row_factory=tuple_row)  # whatever row factory the connection has
 

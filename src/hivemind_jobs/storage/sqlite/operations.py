@@ -49,9 +49,10 @@ from hivemind_jobs.storage.rows import (
     job_rows,
     kept_due_ids,
     limit_set_params,
+    new_link_rows,
+    new_property_rows,
     occurrence_params,
     pointer_due,
-    property_params,
     purge_query,
     queue_rows,
     recurring_write_params,
@@ -138,10 +139,7 @@ class _RowInsert:
         return f"{self._head}VALUES {','.join(row(k) for k in range(rows))}{self._tail}"
 
     def run(self, con: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-        values = self.values
-        for start in range(0, len(rows), _ROWS_PER_INSERT):
-            chunk = rows[start : start + _ROWS_PER_INSERT]
-            con.execute(self.text(len(chunk)), list(itertools.chain.from_iterable(map(values, chunk))))
+        self.run_flat(con, list(itertools.chain.from_iterable(map(self.values, rows))))
 
     def run_flat(self, con: sqlite3.Connection, values: list[Any]) -> None:
         """Rows given as one list of all their values, each row's in the order of :attr:`names`."""
@@ -253,7 +251,8 @@ def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobIns
     add = values.extend
     entries: list[Any] = []
     enter = entries.extend
-    for job_id, job in zip(ids, params, strict=True):
+    pairs = list(zip(ids, params, strict=True))
+    for job_id, job in pairs:
         for state in job.states:
             add((job_id, state.sequence, state.name, encode(state.elected_at), state.reason, state.fields))
         pointer = job.enqueue
@@ -264,16 +263,10 @@ def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobIns
     states.run_flat(con, values)
     if entries:
         pointers.run_flat(con, entries)
-    properties = [
-        property_params(job_id, row, encode) for job_id, job in zip(ids, params, strict=True) for row in job.properties
-    ]
+    properties = new_property_rows(pairs, encode)
     if properties:
         _insert_rows(con, q["job_property_upsert"], properties)
-    links = [
-        {"parent_id": job.awaiting_parent, "child_id": job_id, "now": now}
-        for job_id, job in zip(ids, params, strict=True)
-        if job.awaiting_parent is not None
-    ]
+    links = new_link_rows(pairs, now)
     if links:
         con.executemany(q["continuation_insert"], links)
     return ids
