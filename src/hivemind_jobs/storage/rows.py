@@ -50,10 +50,12 @@ from hivemind_jobs.storage.params import (
 
 __all__ = [
     "PURGE_QUERIES",
+    "AlikeRows",
     "ClaimWalk",
     "InsertWrites",
     "SaveWrites",
     "Times",
+    "alike_rows",
     "claim_starts",
     "continuation_links",
     "event_list_params",
@@ -286,6 +288,39 @@ def new_link_rows(pairs: Iterable[tuple[int, JobInsert]], bound_now: Any) -> lis
         for job_id, job in pairs
         if job.awaiting_parent is not None
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class AlikeRows:
+    """What every job of a batch of new jobs has alike (:func:`alike_rows`): its states, and its
+    queue entry but for the execution id (each job's own); ``pointer`` None: no job has an entry."""
+
+    states: tuple[StateRow, ...]
+    pointer: QueuePointer | None
+
+
+def alike_rows(params: Sequence[JobInsert]) -> AlikeRows | None:
+    """The history rows and queue entry shared by every job of a batch, as ``create_many`` builds
+    its jobs (one tuple of states; entries alike but for the job's own execution id), which a
+    backend writes for the whole batch at once instead of row by row; None when the jobs differ."""
+    first = params[0]
+    states, pointer = first.states, first.enqueue
+    for job in params:
+        other = job.enqueue
+        if job.states is not states:
+            return None
+        if other is None or pointer is None:
+            if other is not pointer:
+                return None
+        elif (
+            other.execution_id != job.execution_id
+            or other.queue != pointer.queue
+            or other.priority != pointer.priority
+            or other.execute_after != pointer.execute_after
+            or other.delay != pointer.delay
+        ):
+            return None
+    return AlikeRows(states, pointer)
 
 
 # ----------------------------------------------------------------------------- saving locked jobs

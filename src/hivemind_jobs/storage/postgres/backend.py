@@ -40,8 +40,8 @@ from hivemind_jobs.core.codec import floatless_json, load_json
 from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
-from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow, StateRow
-from hivemind_jobs.storage.rows import Times, property_params, same
+from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow, QueuePointer, StateRow
+from hivemind_jobs.storage.rows import Times, alike_rows, property_params, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -252,9 +252,16 @@ def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
 
 def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
     """The parameters of ``job_insert_set``: one array per column, each row keyed by its job's
-    execution id."""
-    states = [(job.execution_id, state) for job in params for state in job.states]
-    pointers = [(job.execution_id, job.enqueue) for job in params if job.enqueue is not None]
+    execution id; the rows every job has alike (:func:`alike_rows`) given once."""
+    alike = alike_rows(params)
+    if alike is None:
+        states = [(job.execution_id, state) for job in params for state in job.states]
+        pointers = [(job.execution_id, job.enqueue) for job in params if job.enqueue is not None]
+        shared: Sequence[StateRow] = ()
+        entry: list[QueuePointer] = []
+    else:
+        states, pointers, shared = [], [], alike.states
+        entry = [] if alike.pointer is None else [alike.pointer]
     links = [(job.execution_id, job.awaiting_parent) for job in params if job.awaiting_parent is not None]
     properties = [(job.execution_id, row) for job in params for row in job.properties]
     values: dict[str, Any] = {
@@ -281,6 +288,15 @@ def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
         "q_execute_after": [pointer.execute_after for _, pointer in pointers],
         "q_delay": [pointer.delay for _, pointer in pointers],
         "q_execution_id": [pointer.execution_id for _, pointer in pointers],
+        "a_sequence": [state.sequence for state in shared],
+        "a_name": [state.name for state in shared],
+        "a_elected_at": [state.elected_at for state in shared],
+        "a_reason": [state.reason for state in shared],
+        "a_fields": [state.fields for state in shared],
+        "qa_queue": [pointer.queue for pointer in entry],
+        "qa_priority": [pointer.priority for pointer in entry],
+        "qa_execute_after": [pointer.execute_after for pointer in entry],
+        "qa_delay": [pointer.delay for pointer in entry],
         "l_job": [key for key, _ in links],
         "l_parent_id": [parent for _, parent in links],
         "channel": channel,

@@ -37,8 +37,10 @@ from hivemind_jobs.storage.binding import (
 from hivemind_jobs.storage.compiler import Tables, compile_count, compile_job_search, compile_lock, compile_queues
 from hivemind_jobs.storage.dialect import SQLITE
 from hivemind_jobs.storage.rows import (
+    AlikeRows,
     ClaimWalk,
     Times,
+    alike_rows,
     claim_starts,
     continuation_links,
     event_list_params,
@@ -247,11 +249,63 @@ def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobIns
     jobs.run_flat(con, values)
     ids = _batch_ids(con, q, params)
     times = Times(point=encode, span=_us, bind=same, encode=encode)
-    values = []
+    pairs = list(zip(ids, params, strict=True))
+    alike = alike_rows(params)
+    if alike is not None:
+        _alike_rows(con, q, ids, alike, now, times)
+    else:
+        _own_rows(con, pairs, states, pointers, now, times)
+    properties = new_property_rows(pairs, encode)
+    if properties:
+        _insert_rows(con, q["job_property_upsert"], properties)
+    links = new_link_rows(pairs, now)
+    if links:
+        con.executemany(q["continuation_insert"], links)
+    return ids
+
+
+def _alike_rows(con: sqlite3.Connection, q: Queries, ids: range, alike: AlikeRows, now: int, times: Times) -> None:
+    """The history rows and queue entries of a batch of alike jobs (:func:`alike_rows`), each
+    written by one ``INSERT ... SELECT`` over the batch's ids."""
+    span = {"first_id": ids[0], "last_id": ids[-1]}
+    encode = times.encode
+    con.executemany(
+        q["job_state_insert_range"],
+        [
+            {
+                **span,
+                "sequence": state.sequence,
+                "name": state.name,
+                "elected_at": encode(state.elected_at),
+                "reason": state.reason,
+                "fields": state.fields,
+            }
+            for state in alike.states
+        ],
+    )
+    pointer = alike.pointer
+    if pointer is not None:
+        due = pointer_due(pointer, now, times)
+        con.execute(
+            q["queue_insert_range"],
+            {**span, "queue": pointer.queue, "priority": pointer.priority, "execute_after": due, "now": now},
+        )
+
+
+def _own_rows(
+    con: sqlite3.Connection,
+    pairs: list[tuple[int, p.JobInsert]],
+    states: _RowInsert,
+    pointers: _RowInsert,
+    now: int,
+    times: Times,
+) -> None:
+    """The history rows and queue entries of a batch, each job's bound from its insert."""
+    encode = times.encode
+    values: list[Any] = []
     add = values.extend
     entries: list[Any] = []
     enter = entries.extend
-    pairs = list(zip(ids, params, strict=True))
     for job_id, job in pairs:
         for state in job.states:
             add((job_id, state.sequence, state.name, encode(state.elected_at), state.reason, state.fields))
@@ -263,13 +317,6 @@ def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobIns
     states.run_flat(con, values)
     if entries:
         pointers.run_flat(con, entries)
-    properties = new_property_rows(pairs, encode)
-    if properties:
-        _insert_rows(con, q["job_property_upsert"], properties)
-    links = new_link_rows(pairs, now)
-    if links:
-        con.executemany(q["continuation_insert"], links)
-    return ids
 
 
 def _batch_ids(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert]) -> range:

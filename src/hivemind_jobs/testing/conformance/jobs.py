@@ -25,6 +25,7 @@ from hivemind_jobs.storage.protocol import (
     JobDataSet,
     JobGet,
     JobHeartbeat,
+    JobInsert,
     JobLockRelease,
     JobLockTakeover,
     JobLogList,
@@ -35,6 +36,7 @@ from hivemind_jobs.storage.protocol import (
     JobUniqueRecord,
     JobUniqueSet,
     PropertyRow,
+    QueueClaim,
     Storage,
     UpdateOutcome,
 )
@@ -126,6 +128,45 @@ class JobConformance(ConformanceBase):
         assert sorted(links, key=lambda link: link.child_id) == [
             ContinuationLink(parent, child, None) for child in ids[3::4]
         ]
+
+    async def test_a_batch_of_alike_jobs_gets_each_job_its_own_entry(self, storage: Storage) -> None:
+        """A batch as ``create_many`` writes it: one tuple of states shared by every job and queue
+        entries that differ only by the job's execution id (a backend may write those rows for the
+        whole batch at once). Each job gets the history and an entry carrying its own execution id;
+        a batch where one entry differs still gets every entry as given."""
+        elected = utc_now() - timedelta(seconds=5)
+        shared = (
+            state_row(0, "Created", elected_at=elected),
+            state_row(1, "Enqueued", {"queue": "alike"}, reason="batch", elected_at=elected),
+        )
+
+        def alike(queue: str = "alike", priority: int = 1, delay: timedelta | None = None) -> JobInsert:
+            job = new_job(queue=queue, priority=priority, delay=delay)
+            return dataclasses.replace(job, states=shared)
+
+        batch = [alike() for _ in range(30)]
+        ids = await self.insert(storage, *batch)
+        async with storage.transaction(readonly=True) as tx:
+            records = await tx.job_get_many(ids)
+        for job, record in zip(batch, records, strict=True):
+            assert record.execution_id == job.execution_id
+            assert [(s.sequence, s.name, s.reason, json.loads(s.fields)) for s in record.states] == [
+                (0, "Created", None, {}),
+                (1, "Enqueued", "batch", {"queue": "alike"}),
+            ]
+            assert [abs(s.elected_at - elected) < timedelta(milliseconds=1) for s in record.states] == [True, True]
+        async with storage.transaction() as tx:
+            claimed = await tx.queue_claim(QueueClaim((("alike",),), 50, "drone"))
+        assert sorted((entry.job_id, entry.execution_id, entry.priority) for entry in claimed) == [
+            (job_id, job.execution_id, 1) for job_id, job in zip(ids, batch, strict=True)
+        ]
+        # the same states, one entry of another queue: every job still gets its own entry
+        mixed = [alike("mixed") for _ in range(19)] + [alike("odd", priority=4)] + [alike("mixed")]
+        mixed[5] = alike("mixed", delay=timedelta(hours=1))
+        await self.insert(storage, *mixed)
+        async with storage.transaction(readonly=True) as tx:
+            stats = {(s.queue, s.priority): (s.ready, s.delayed) for s in await tx.queue_stats()}
+        assert stats == {("mixed", 1): (19, 1), ("odd", 4): (1, 0)}
 
     async def test_missing_job_is_none(self, storage: Storage) -> None:
         async with storage.transaction() as tx:

@@ -79,7 +79,9 @@ WITH j AS (
 SELECT j.id, statement_timestamp(), (SELECT count(*) FROM n) FROM j;
 
 -- A batch of new jobs in one statement, as job_insert for one (rows as arrays, matched to their
--- job by its execution id). The NOTIFY payload holds the enqueued ids that fit in 7,900 bytes.
+-- job by its execution id). History rows and a queue entry every job of the batch has alike are
+-- given once (a_*, qa_*: each job's entry takes the job's execution id). The NOTIFY payload holds
+-- the enqueued ids that fit in 7,900 bytes.
 -- name: job_insert_set
 WITH j AS (
     INSERT INTO "{p}job" (
@@ -110,6 +112,13 @@ WITH j AS (
         CAST(:s_elected_at AS TIMESTAMPTZ[]), CAST(:s_reason AS TEXT[]), CAST(:s_fields AS TEXT[])
     ) AS s (job, sequence, name, elected_at, reason, fields)
     JOIN j ON j.execution_id = s.job
+    UNION ALL
+    SELECT j.id, a.sequence, a.name, a.elected_at, a.reason, a.fields
+    FROM unnest(
+        CAST(:a_sequence AS INTEGER[]), CAST(:a_name AS TEXT[]), CAST(:a_elected_at AS TIMESTAMPTZ[]),
+        CAST(:a_reason AS TEXT[]), CAST(:a_fields AS TEXT[])
+    ) AS a (sequence, name, elected_at, reason, fields)
+    CROSS JOIN j
 ), pr AS (
     INSERT INTO "{p}job_property" (job_id, name, type, text_value, int_value, float_value, bool_value, datetime_value)
     SELECT j.id, x.name, x.type, x.text_value, x.int_value, x.float_value, x.bool_value, x.datetime_value
@@ -129,6 +138,15 @@ WITH j AS (
         CAST(:q_execute_after AS TIMESTAMPTZ[]), CAST(:q_delay AS INTERVAL[]), CAST(:q_execution_id AS TEXT[])
     ) AS x (job, queue, priority, execute_after, delay, execution_id)
     JOIN j ON j.execution_id = x.job
+    UNION ALL
+    SELECT j.id, a.queue, a.priority,
+           COALESCE(a.execute_after, statement_timestamp() + COALESCE(a.delay, INTERVAL '0 seconds')),
+           j.execution_id, statement_timestamp()
+    FROM unnest(
+        CAST(:qa_queue AS TEXT[]), CAST(:qa_priority AS INTEGER[]), CAST(:qa_execute_after AS TIMESTAMPTZ[]),
+        CAST(:qa_delay AS INTERVAL[])
+    ) AS a (queue, priority, execute_after, delay)
+    CROSS JOIN j
     RETURNING job_id
 ), li AS (
     INSERT INTO "{p}job_continuation" (parent_id, child_id, fired_state, created_at)

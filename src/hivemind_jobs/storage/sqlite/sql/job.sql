@@ -118,3 +118,9 @@ ORDER BY job_id, name;
 -- name: job_fence_check_many
 SELECT id, execution_id, locked_by, lock_heartbeat FROM "{p}job"
 WHERE id IN (SELECT value FROM json_each(:job_ids));
+
+-- The same history row for every job of a batch just inserted (ids first_id..last_id).
+-- name: job_state_insert_range
+INSERT INTO "{p}job_state" (job_id, sequence, name, elected_at, reason, fields)
+SELECT id, :sequence, :name, :elected_at, :reason, :fields FROM "{p}job"
+WHERE id BETWEEN :first_id AND :last_id ORDER BY id;

@@ -91,3 +91,10 @@ DELETE FROM "{p}queue_pause" WHERE queue = :queue;
 
 -- name: queue_pause_select_all
 SELECT queue, paused_at, reason FROM "{p}queue_pause" ORDER BY queue;
+
+-- The same queue entry for every job of a batch just inserted (ids first_id..last_id), each with
+-- the job's execution id. New ids have no entry yet.
+-- name: queue_insert_range
+INSERT INTO "{p}queue" (job_id, queue, priority, execute_after, execution_id, enqueued_at)
+SELECT id, :queue, :priority, :execute_after, execution_id, :now FROM "{p}job"
+WHERE id BETWEEN :first_id AND :last_id ORDER BY id;
