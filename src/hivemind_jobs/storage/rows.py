@@ -293,10 +293,13 @@ def new_link_rows(pairs: Iterable[tuple[int, JobInsert]], bound_now: Any) -> lis
 @dataclass(frozen=True, slots=True)
 class AlikeRows:
     """What every job of a batch of new jobs has alike (:func:`alike_rows`): its states, and its
-    queue entry but for the execution id (each job's own); ``pointer`` None: no job has an entry."""
+    queue entry but for the execution id (each job's own); ``pointer`` None: no job has an entry.
+    ``columns``: the jobs' rows differ only by their execution id and call (the same queue,
+    priority, middleware, function and lock owner as the first job's)."""
 
     states: tuple[StateRow, ...]
     pointer: QueuePointer | None
+    columns: bool
 
 
 def alike_rows(params: Sequence[JobInsert]) -> AlikeRows | None:
@@ -305,10 +308,14 @@ def alike_rows(params: Sequence[JobInsert]) -> AlikeRows | None:
     backend writes for the whole batch at once instead of row by row; None when the jobs differ."""
     first = params[0]
     states, pointer = first.states, first.enqueue
+    columns = (first.queue, first.priority, first.middleware, first.function, first.lock_owner)
+    same_columns = True
     for job in params:
         other = job.enqueue
         if job.states is not states:
             return None
+        if same_columns and (job.queue, job.priority, job.middleware, job.function, job.lock_owner) != columns:
+            same_columns = False
         if other is None or pointer is None:
             if other is not pointer:
                 return None
@@ -320,7 +327,7 @@ def alike_rows(params: Sequence[JobInsert]) -> AlikeRows | None:
             or other.delay != pointer.delay
         ):
             return None
-    return AlikeRows(states, pointer)
+    return AlikeRows(states, pointer, same_columns)
 
 
 # ----------------------------------------------------------------------------- saving locked jobs

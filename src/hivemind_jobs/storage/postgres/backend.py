@@ -250,6 +250,51 @@ def _one_job(job: JobInsert, channel: str) -> dict[str, Any]:
     return _empty_as_null(values)
 
 
+#: the columns of ``job_insert_set``'s job rows but the execution id and the call
+_JOB_COLUMNS = (
+    "queue",
+    "priority",
+    "state_name",
+    "state_sequence",
+    "state_elected_at",
+    "middleware",
+    "function_name",
+    "lock_owner",
+)
+_NO_COLUMNS = dict.fromkeys(_JOB_COLUMNS)
+_NO_SHARED_COLUMNS = {f"all_{name}": None for name in _JOB_COLUMNS}
+
+
+def _job_columns(params: Sequence[JobInsert], alike: bool) -> dict[str, Any]:
+    """The columns of ``job_insert_set``'s job rows but the execution id and the call: an array
+    each, or, for jobs alike in all of them (``alike``), one value each (``all_<column>``)."""
+    if alike:
+        first = params[0]
+        current = first.states[-1]
+        shared = {
+            "all_queue": first.queue,
+            "all_priority": first.priority,
+            "all_state_name": current.name,
+            "all_state_sequence": current.sequence,
+            "all_state_elected_at": current.elected_at,
+            "all_middleware": first.middleware,
+            "all_function_name": first.function,
+            "all_lock_owner": first.lock_owner,
+        }
+        return {**_NO_COLUMNS, **shared}
+    return {
+        **_NO_SHARED_COLUMNS,
+        "queue": [job.queue for job in params],
+        "priority": [job.priority for job in params],
+        "state_name": [job.states[-1].name for job in params],
+        "state_sequence": [job.states[-1].sequence for job in params],
+        "state_elected_at": [job.states[-1].elected_at for job in params],
+        "middleware": [job.middleware for job in params],
+        "function_name": [job.function for job in params],
+        "lock_owner": [job.lock_owner for job in params],
+    }
+
+
 def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
     """The parameters of ``job_insert_set``: one array per column, each row keyed by its job's
     execution id; the rows every job has alike (:func:`alike_rows`) given once."""
@@ -265,16 +310,9 @@ def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
     links = [(job.execution_id, job.awaiting_parent) for job in params if job.awaiting_parent is not None]
     properties = [(job.execution_id, row) for job in params for row in job.properties]
     values: dict[str, Any] = {
-        "queue": [job.queue for job in params],
-        "priority": [job.priority for job in params],
         "execution_id": [job.execution_id for job in params],
-        "state_name": [job.states[-1].name for job in params],
-        "state_sequence": [job.states[-1].sequence for job in params],
-        "state_elected_at": [job.states[-1].elected_at for job in params],
         "invocation": [job.invocation for job in params],
-        "middleware": [job.middleware for job in params],
-        "function_name": [job.function for job in params],
-        "lock_owner": [job.lock_owner for job in params],
+        **_job_columns(params, alike is not None and alike.columns),
         "s_job": [key for key, _ in states],
         "s_sequence": [state.sequence for _, state in states],
         "s_name": [state.name for _, state in states],

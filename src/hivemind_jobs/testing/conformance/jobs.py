@@ -14,6 +14,7 @@ import pytest
 
 from hivemind_jobs.core.job import PropertyType
 from hivemind_jobs.errors import StorageError
+from hivemind_jobs.query.conditions import job as job_field
 from hivemind_jobs.storage.protocol import (
     ContinuationLink,
     ContinuationMark,
@@ -31,6 +32,7 @@ from hivemind_jobs.storage.protocol import (
     JobLogList,
     JobLogRow,
     JobRecord,
+    JobSearch,
     JobStateHistogram,
     JobStateSince,
     JobUniqueRecord,
@@ -167,6 +169,21 @@ class JobConformance(ConformanceBase):
         async with storage.transaction(readonly=True) as tx:
             stats = {(s.queue, s.priority): (s.ready, s.delayed) for s in await tx.queue_stats()}
         assert stats == {("mixed", 1): (19, 1), ("odd", 4): (1, 0)}
+        # the same states and entries, jobs of other priorities, functions and lock owners
+        varied = [alike("varied") for _ in range(20)]
+        varied[2] = dataclasses.replace(varied[2], priority=0, function="tests.sample:other")
+        varied[7] = dataclasses.replace(varied[7], lock_owner="holder", middleware='[{"type": "m"}]')
+        ids = await self.insert(storage, *varied)
+        async with storage.transaction(readonly=True) as tx:
+            records = await tx.job_get_many(ids)
+        assert [(r.queue, r.priority, r.execution_id, r.locked_by, r.middleware) for r in records] == [
+            (job.queue, job.priority, job.execution_id, job.lock_owner, job.middleware) for job in varied
+        ]
+        assert [record.invocation for record in records] == [job.invocation for job in varied]
+        async with storage.transaction(readonly=True) as tx:
+            other = await tx.job_search(JobSearch(job_field.function == "tests.sample:other", None, 10, 0, None))
+            assert [record.id for record in other] == [ids[2]]
+            assert await tx.job_count(job_field.function == "tests.sample:work") == 19 + 21 + 30
 
     async def test_missing_job_is_none(self, storage: Storage) -> None:
         async with storage.transaction() as tx:

@@ -80,8 +80,9 @@ SELECT j.id, statement_timestamp(), (SELECT count(*) FROM n) FROM j;
 
 -- A batch of new jobs in one statement, as job_insert for one (rows as arrays, matched to their
 -- job by its execution id). History rows and a queue entry every job of the batch has alike are
--- given once (a_*, qa_*: each job's entry takes the job's execution id). The NOTIFY payload holds
--- the enqueued ids that fit in 7,900 bytes.
+-- given once (a_*, qa_*: each job's entry takes the job's execution id), and so are the columns of
+-- job rows that differ only by their execution id and call (all_*, the per-job arrays then NULL).
+-- The NOTIFY payload holds the enqueued ids that fit in 7,900 bytes.
 -- name: job_insert_set
 WITH j AS (
     INSERT INTO "{p}job" (
@@ -93,15 +94,28 @@ WITH j AS (
            CASE WHEN r.lock_owner IS NULL THEN NULL ELSE statement_timestamp() END,
            CASE WHEN r.lock_owner IS NULL THEN NULL ELSE statement_timestamp() END,
            statement_timestamp(), statement_timestamp()
-    FROM unnest(
-        CAST(:queue AS TEXT[]), CAST(:priority AS INTEGER[]), CAST(:execution_id AS TEXT[]),
-        CAST(:state_name AS TEXT[]), CAST(:state_sequence AS INTEGER[]), CAST(:state_elected_at AS TIMESTAMPTZ[]),
-        CAST(:invocation AS TEXT[]), CAST(:middleware AS TEXT[]), CAST(:function_name AS TEXT[]),
-        CAST(:lock_owner AS TEXT[])
-    ) WITH ORDINALITY AS r (
-        queue, priority, execution_id, state_name, state_sequence, state_elected_at, invocation, middleware,
-        function_name, lock_owner, position
-    )
+    FROM (
+        SELECT COALESCE(u.queue, CAST(:all_queue AS TEXT)) AS queue,
+               COALESCE(u.priority, CAST(:all_priority AS INTEGER)) AS priority,
+               u.execution_id,
+               COALESCE(u.state_name, CAST(:all_state_name AS TEXT)) AS state_name,
+               COALESCE(u.state_sequence, CAST(:all_state_sequence AS INTEGER)) AS state_sequence,
+               COALESCE(u.state_elected_at, CAST(:all_state_elected_at AS TIMESTAMPTZ)) AS state_elected_at,
+               u.invocation,
+               COALESCE(u.middleware, CAST(:all_middleware AS TEXT)) AS middleware,
+               COALESCE(u.function_name, CAST(:all_function_name AS TEXT)) AS function_name,
+               COALESCE(u.lock_owner, CAST(:all_lock_owner AS TEXT)) AS lock_owner,
+               u.position
+        FROM unnest(
+            CAST(:queue AS TEXT[]), CAST(:priority AS INTEGER[]), CAST(:execution_id AS TEXT[]),
+            CAST(:state_name AS TEXT[]), CAST(:state_sequence AS INTEGER[]), CAST(:state_elected_at AS TIMESTAMPTZ[]),
+            CAST(:invocation AS TEXT[]), CAST(:middleware AS TEXT[]), CAST(:function_name AS TEXT[]),
+            CAST(:lock_owner AS TEXT[])
+        ) WITH ORDINALITY AS u (
+            queue, priority, execution_id, state_name, state_sequence, state_elected_at, invocation, middleware,
+            function_name, lock_owner, position
+        )
+    ) AS r
     ORDER BY r.position
     RETURNING id, execution_id
 ), s AS (
