@@ -64,6 +64,30 @@ def test_each_row_binds_its_own_numbered_parameters() -> None:
     assert insert.values(rows(2)[1]) == (1, "n1", 7, 1001, None)
 
 
+@pytest.mark.parametrize("count", [2, 250, 251, 600])
+def test_rows_sharing_parameters_bind_them_once_and_write_what_each_row_would(tmp_path: Path, count: int) -> None:
+    shared = {"size": 5, "now": 77, "until": None}
+    own = ("id", "name")
+    each = [{"id": i, "name": f"n{i}", **shared} for i in range(count)]
+    expected, actual = table(tmp_path / "expected.db"), table(tmp_path / "actual.db")
+    expected.executemany(UPSERT, each)
+    _RowInsert(UPSERT).run_shared(actual, shared, own, [value for row in each for value in (row["id"], row["name"])])
+    assert (
+        actual.execute("SELECT * FROM t ORDER BY id").fetchall()
+        == expected.execute("SELECT * FROM t ORDER BY id").fetchall()
+    )
+    assert actual.execute("SELECT COUNT(*), MIN(note), MAX(until) FROM t").fetchone() == (count, "n0", 77)
+
+
+def test_shared_parameters_are_numbered_once_for_every_row() -> None:
+    text = _RowInsert(UPSERT).shared_text(2, ("id", "name"))
+    # size, now, until shared (?1-?3); each row's id and name after them
+    assert "(?4, ?5, ?1, ?2, COALESCE(?3, ?2), CASE WHEN ?1 IS NULL THEN NULL ELSE ?5 END)" in text
+    assert "(?6, ?7, ?1, ?2, COALESCE(?3, ?2), CASE WHEN ?1 IS NULL THEN NULL ELSE ?7 END)" in text
+    with pytest.raises(ValueError, match="not the parameters"):
+        _RowInsert(UPSERT).run_shared(sqlite3.connect(":memory:"), {"size": 1}, ("id", "name"), [1, "a"])
+
+
 def test_statements_it_cannot_rewrite_are_refused() -> None:
     with pytest.raises(ValueError, match="string literals"):
         _RowInsert(SQL("INSERT INTO t (id, name) VALUES (:id, 'x:y')"))

@@ -140,6 +140,38 @@ class _RowInsert:
 
         return f"{self._head}VALUES {','.join(row(k) for k in range(rows))}{self._tail}"
 
+    @functools.lru_cache(maxsize=8)  # noqa: B019 (one instance per statement, kept for the process)
+    def shared_text(self, rows: int, own: tuple[str, ...]) -> str:
+        """The statement for ``rows`` rows that share every parameter but ``own``: the shared ones
+        are bound once, first, in the order of :attr:`names`; then each row's ``own`` ones."""
+        shared = [name for name in self.names if name not in own]
+        width = len(own)
+
+        def row(k: int) -> str:
+            def number(match: re.Match[str]) -> str:
+                name = self.names[int(match.group(1)) - 1]
+                if name in own:
+                    return f"?{len(shared) + k * width + own.index(name) + 1}"
+                return f"?{shared.index(name) + 1}"
+
+            return _NUMBERED.sub(number, self._row)
+
+        return f"{self._head}VALUES {','.join(row(k) for k in range(rows))}{self._tail}"
+
+    def run_shared(
+        self, con: sqlite3.Connection, shared: Mapping[str, Any], own: tuple[str, ...], values: list[Any]
+    ) -> None:
+        """Rows that differ only by their ``own`` parameters: ``shared`` holds every other one's
+        value, ``values`` the rows' own values one row after the other (each in ``own``'s order)."""
+        if set(own) - set(self.names) or set(shared) != set(self.names) - set(own):
+            raise ValueError(f"run_shared: {sorted(shared)} and {own} are not the parameters {self.names}")
+        first = [shared[name] for name in self.names if name not in own]
+        width = len(own)
+        step = _ROWS_PER_INSERT * width
+        for start in range(0, len(values), step):
+            chunk = values[start : start + step]
+            con.execute(self.shared_text(len(chunk) // width, own), first + chunk)
+
     def run(self, con: sqlite3.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
         self.run_flat(con, list(itertools.chain.from_iterable(map(self.values, rows))))
 
@@ -227,30 +259,33 @@ def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobIns
     if (jobs.names, states.names, pointers.names) != (_JOB_NAMES, _STATE_NAMES, _QUEUE_NAMES):
         return None
     encode = _memo_microseconds()
-    values: list[Any] = []
-    add = values.extend
-    for job in params:
-        current = job.states[-1]
-        add(
-            (
-                job.queue,
-                job.priority,
-                job.execution_id,
-                current.name,
-                current.sequence,
-                encode(current.elected_at),
-                job.invocation,
-                job.middleware,
-                job.function,
-                job.lock_owner,
-                now,
+    alike = alike_rows(params)
+    if alike is not None and alike.columns:
+        _alike_job_rows(con, jobs, params, now, encode)
+    else:
+        values: list[Any] = []
+        add = values.extend
+        for job in params:
+            current = job.states[-1]
+            add(
+                (
+                    job.queue,
+                    job.priority,
+                    job.execution_id,
+                    current.name,
+                    current.sequence,
+                    encode(current.elected_at),
+                    job.invocation,
+                    job.middleware,
+                    job.function,
+                    job.lock_owner,
+                    now,
+                )
             )
-        )
-    jobs.run_flat(con, values)
+        jobs.run_flat(con, values)
     ids = _batch_ids(con, q, params)
     times = Times(point=encode, span=_us, bind=same, encode=encode)
     pairs = list(zip(ids, params, strict=True))
-    alike = alike_rows(params)
     if alike is not None:
         _alike_rows(con, q, ids, alike, now, times)
     else:
@@ -262,6 +297,39 @@ def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobIns
     if links:
         con.executemany(q["continuation_insert"], links)
     return ids
+
+
+#: what the job rows of an alike batch (:func:`alike_rows`) do not share
+_OWN_JOB_NAMES = ("execution_id", "invocation")
+
+
+def _alike_job_rows(
+    con: sqlite3.Connection,
+    jobs: _RowInsert,
+    params: Sequence[p.JobInsert],
+    now: int,
+    encode: Callable[[datetime], int],
+) -> None:
+    """The job rows of a batch alike but for their execution ids and calls: the shared values
+    bound once per statement."""
+    first = params[0]
+    current = first.states[-1]
+    shared = {
+        "queue": first.queue,
+        "priority": first.priority,
+        "state_name": current.name,
+        "state_sequence": current.sequence,
+        "state_elected_at": encode(current.elected_at),
+        "middleware": first.middleware,
+        "function_name": first.function,
+        "lock_owner": first.lock_owner,
+        "now": now,
+    }
+    values: list[Any] = []
+    add = values.extend
+    for job in params:
+        add((job.execution_id, job.invocation))
+    jobs.run_shared(con, shared, _OWN_JOB_NAMES, values)
 
 
 def _alike_rows(con: sqlite3.Connection, q: Queries, ids: range, alike: AlikeRows, now: int, times: Times) -> None:
