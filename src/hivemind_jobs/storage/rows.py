@@ -300,6 +300,24 @@ class AlikeRows:
     states: tuple[StateRow, ...]
     pointer: QueuePointer | None
     columns: bool
+    #: the batch's first job (whose columns every job has when ``columns``)
+    first: JobInsert
+
+    def job_columns(self, encode_datetime: Callable[[datetime], Any]) -> dict[str, Any]:
+        """The job-row parameters (``job_insert``'s names) every job of a batch alike in its
+        ``columns`` shares: all but the execution id, the call and the clock (``now``)."""
+        first = self.first
+        current = self.states[-1]
+        return {
+            "queue": first.queue,
+            "priority": first.priority,
+            "state_name": current.name,
+            "state_sequence": current.sequence,
+            "state_elected_at": encode_datetime(current.elected_at),
+            "middleware": first.middleware,
+            "function_name": first.function,
+            "lock_owner": first.lock_owner,
+        }
 
 
 def alike_rows(params: Sequence[JobInsert]) -> AlikeRows | None:
@@ -327,7 +345,7 @@ def alike_rows(params: Sequence[JobInsert]) -> AlikeRows | None:
             or other.delay != pointer.delay
         ):
             return None
-    return AlikeRows(states, pointer, same_columns)
+    return AlikeRows(states, pointer, same_columns, first)
 
 
 # ----------------------------------------------------------------------------- saving locked jobs

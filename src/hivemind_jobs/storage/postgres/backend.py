@@ -41,7 +41,7 @@ from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
 from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow, QueuePointer, StateRow
-from hivemind_jobs.storage.rows import Times, alike_rows, property_params, same
+from hivemind_jobs.storage.rows import AlikeRows, Times, alike_rows, property_params, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -265,23 +265,12 @@ _NO_COLUMNS = dict.fromkeys(_JOB_COLUMNS)
 _NO_SHARED_COLUMNS = {f"all_{name}": None for name in _JOB_COLUMNS}
 
 
-def _job_columns(params: Sequence[JobInsert], alike: bool) -> dict[str, Any]:
+def _job_columns(params: Sequence[JobInsert], alike: AlikeRows | None) -> dict[str, Any]:
     """The columns of ``job_insert_set``'s job rows but the execution id and the call: an array
-    each, or, for jobs alike in all of them (``alike``), one value each (``all_<column>``)."""
-    if alike:
-        first = params[0]
-        current = first.states[-1]
-        shared = {
-            "all_queue": first.queue,
-            "all_priority": first.priority,
-            "all_state_name": current.name,
-            "all_state_sequence": current.sequence,
-            "all_state_elected_at": current.elected_at,
-            "all_middleware": first.middleware,
-            "all_function_name": first.function,
-            "all_lock_owner": first.lock_owner,
-        }
-        return {**_NO_COLUMNS, **shared}
+    each, or, for jobs alike in all of them, one value each (``all_<column>``)."""
+    if alike is not None and alike.columns:
+        shared = alike.job_columns(same)
+        return {**_NO_COLUMNS, **{f"all_{name}": shared[name] for name in _JOB_COLUMNS}}
     return {
         **_NO_SHARED_COLUMNS,
         "queue": [job.queue for job in params],
@@ -312,7 +301,7 @@ def _job_batch(params: Sequence[JobInsert], channel: str) -> dict[str, Any]:
     values: dict[str, Any] = {
         "execution_id": [job.execution_id for job in params],
         "invocation": [job.invocation for job in params],
-        **_job_columns(params, alike is not None and alike.columns),
+        **_job_columns(params, alike),
         "s_job": [key for key, _ in states],
         "s_sequence": [state.sequence for _, state in states],
         "s_name": [state.name for _, state in states],

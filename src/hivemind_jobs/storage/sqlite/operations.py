@@ -261,7 +261,7 @@ def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobIns
     encode = _memo_microseconds()
     alike = alike_rows(params)
     if alike is not None and alike.columns:
-        _alike_job_rows(con, jobs, params, now, encode)
+        _alike_job_rows(con, jobs, params, alike, now, encode)
     else:
         values: list[Any] = []
         add = values.extend
@@ -307,29 +307,17 @@ def _alike_job_rows(
     con: sqlite3.Connection,
     jobs: _RowInsert,
     params: Sequence[p.JobInsert],
+    alike: AlikeRows,
     now: int,
     encode: Callable[[datetime], int],
 ) -> None:
     """The job rows of a batch alike but for their execution ids and calls: the shared values
     bound once per statement."""
-    first = params[0]
-    current = first.states[-1]
-    shared = {
-        "queue": first.queue,
-        "priority": first.priority,
-        "state_name": current.name,
-        "state_sequence": current.sequence,
-        "state_elected_at": encode(current.elected_at),
-        "middleware": first.middleware,
-        "function_name": first.function,
-        "lock_owner": first.lock_owner,
-        "now": now,
-    }
     values: list[Any] = []
     add = values.extend
     for job in params:
         add((job.execution_id, job.invocation))
-    jobs.run_shared(con, shared, _OWN_JOB_NAMES, values)
+    jobs.run_shared(con, {**alike.job_columns(encode), "now": now}, _OWN_JOB_NAMES, values)
 
 
 def _alike_rows(con: sqlite3.Connection, q: Queries, ids: range, alike: AlikeRows, now: int, times: Times) -> None:
