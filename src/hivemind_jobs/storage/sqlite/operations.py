@@ -253,8 +253,9 @@ _QUEUE_NAMES = ("job_id", "queue", "priority", "execute_after", "now", "executio
 
 def _insert_batch(con: sqlite3.Connection, q: Queries, params: Sequence[p.JobInsert], now: int) -> range | None:
     """A batch of jobs, their states and queue entries written from the inserts' own values,
-    without a parameter dict per row (four rows per job); their ids. None when a statement's
-    parameters are not the ones this binds (the general path then writes the batch)."""
+    without a parameter dict per row (four rows per job); what the jobs of an alike batch share
+    (:func:`alike_rows`) is bound once. Their ids; None when a statement's parameters are not the
+    ones this binds (the general path then writes the batch)."""
     jobs, states, pointers = (_row_insert(q[name]) for name in ("job_insert", "job_state_insert", "queue_upsert"))
     if (jobs.names, states.names, pointers.names) != (_JOB_NAMES, _STATE_NAMES, _QUEUE_NAMES):
         return None
