@@ -105,13 +105,36 @@ async def test_a_fetch_with_nothing_due_launches_nothing(whive: hm.HiveMind, ste
     assert not stepper.runtime.running and len(stepper.runner.free_drones) == 2
 
 
+@pytest_asyncio.fixture
+async def acking(whive: hm.HiveMind) -> AsyncIterator[Stepper]:
+    parts = Stepper(whive, ack_and_fetch=True)
+    yield parts
+    parts.close()
+
+
+@pytest_asyncio.fixture
+async def apart(whive: hm.HiveMind) -> AsyncIterator[Stepper]:
+    parts = Stepper(whive, ack_and_fetch=False)
+    yield parts
+    parts.close()
+
+
+def test_ack_and_fetch_is_chosen_by_the_storage_unless_set(whive: hm.HiveMind, stepper: Stepper) -> None:
+    # two transactions at a time pay only where the storage has more than one writer
+    assert stepper.runtime.ack_and_fetch is whive.env().storage.capabilities.single_writer
+    with pytest.raises(hm.ConfigurationError, match="ack_and_fetch must be True, False or None"):
+        _options(ack_and_fetch="yes")
+
+
 async def test_a_completion_writes_the_outcomes_and_refills_the_freed_drones(
-    whive: hm.HiveMind, stepper: Stepper
+    whive: hm.HiveMind, acking: Stepper
 ) -> None:
+    stepper = acking
     ids = await whive.jobs.create_many([hm.call(jobs.add, n, 1) for n in range(3)])
     assert await stepper.fetcher.run_once() == 2
     await stepper.drones_done()
     assert len(stepper.runtime.outcomes) == 2
+    assert not stepper.runner.slot_free.is_set()  # the completer refills them: the fetcher sleeps on
     # one batch: both outcomes, and (ack and fetch) the third job claimed for a freed drone
     assert await stepper.completer.run_once() == 2
     assert stepper.runtime.processed == 2 and stepper.runtime.succeeded == 2
@@ -123,6 +146,41 @@ async def test_a_completion_writes_the_outcomes_and_refills_the_freed_drones(
     results = [(await whive.jobs.get(job_id)).state for job_id in ids]
     assert [state.result for state in results if isinstance(state, hm.Succeeded)] == [1, 2, 3]
     assert stepper.runtime.processed == 3 and not stepper.runtime.running
+
+
+async def test_without_ack_and_fetch_the_fetcher_claims_for_freed_drones_while_outcomes_wait(
+    whive: hm.HiveMind, apart: Stepper
+) -> None:
+    stepper = apart
+    ids = await whive.jobs.create_many([hm.call(jobs.add, n, 1) for n in range(3)])
+    assert await stepper.fetcher.run_once() == 2
+    await stepper.drones_done()
+    assert len(stepper.runtime.outcomes) == 2 and stepper.runtime.completing
+    # the freed drones wake the fetcher, which claims in its own transaction before the outcomes
+    # are written: the database works on both while the new job runs
+    assert stepper.runner.slot_free.is_set()
+    assert await stepper.fetcher.run_once() == 1
+    assert [run.job.id for run in stepper.runner.busy.values()] == [ids[2]]
+    assert sorted(stepper.runtime.running_jobs) == ids  # two of them until their outcomes are written
+    # the completer writes the outcomes only (nothing more is due)
+    assert await stepper.completer.run_once() == 2
+    assert stepper.runtime.processed == 2 and list(stepper.runtime.running_jobs) == [ids[2]]
+    await stepper.drones_done()
+    assert await stepper.completer.run_once() == 1
+    assert len(stepper.runner.free_drones) == 2 and not stepper.runtime.running
+    results = [(await whive.jobs.get(job_id)).state for job_id in ids]
+    assert [state.result for state in results if isinstance(state, hm.Succeeded)] == [1, 2, 3]
+
+
+async def test_without_ack_and_fetch_a_completion_claims_nothing(whive: hm.HiveMind, apart: Stepper) -> None:
+    stepper = apart
+    ids = await whive.jobs.create_many([hm.call(jobs.add, n, 1) for n in range(3)])
+    assert await stepper.fetcher.run_once() == 2
+    await stepper.drones_done()
+    assert await stepper.completer.run_once() == 2
+    assert not stepper.runtime.running and len(stepper.runner.free_drones) == 2
+    assert isinstance(await _state(whive, ids[2]), hm.Enqueued)
+    assert stepper.runner.slot_free.is_set()  # the fetcher is woken for the free drones
 
 
 async def test_a_failed_run_is_enqueued_again_when_the_retry_decision_says_so(

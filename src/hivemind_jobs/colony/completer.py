@@ -1,4 +1,4 @@
-"""The completer: writes the outcomes of finished runs in batches, and refills the drones they freed.
+"""The completer: writes the outcomes of finished runs in batches, and (ack and fetch) refills the drones they freed.
 
 An outcome becomes states once (:meth:`Completer.decide`): Succeeded; Failed (with a
 ``TimeoutError`` when the run reached its timeout, whatever it returned), then Enqueued again
@@ -6,6 +6,8 @@ when the retry decision (:func:`~hivemind_jobs.core.retry.decide_retry`) says so
 asked for when it stopped the job; or Enqueued after a shutdown. A batch is one transaction: the
 job logs, the fenced saves (job id, execution id, lock holder: a drone that lost its lock never
 overwrites the outcome of a re-run) and a claim for every swarm with free drones (ack and fetch).
+Without ack and fetch (``ColonyOptions.ack_and_fetch``; by default on storages with several writers)
+the fetchers claim for the freed drones in transactions of their own, while the batch is written.
 Nothing is written for a run whose lock went unconfirmed too long: the write fails closed too, not
 only the heartbeat thread.
 """
@@ -258,8 +260,9 @@ class Completer:
             async with env.jobs.unit_of_work() as scope:
                 if logs:
                     await scope.tx.job_log_insert(logs)
-                stopping = runtime.stopping.is_set()
-                refill = [fetcher for fetcher in self.fetchers if fetcher.runner.free_drones and not stopping]
+                refill: list[Fetcher] = []
+                if runtime.ack_and_fetch and not runtime.stopping.is_set():
+                    refill = [fetcher for fetcher in self.fetchers if fetcher.runner.free_drones]
                 if not reload and not transitions_observed(scope):
                     rest: list[Outcome] = []
                     for outcome in writable:

@@ -275,7 +275,9 @@ class Drones:
                 if run.extra_thread and isinstance(self.threads, SyncJobThreads):
                     self.threads.remove_thread()
             else:
-                run.runner.return_drone(run.drone, wake=False)
+                # with ack and fetch the completer refills it when it writes the outcome; otherwise
+                # the fetcher claims for it at once, while the outcome is being written
+                run.runner.return_drone(run.drone, wake=not runtime.ack_and_fetch)
             if run.lingering:
                 # the stop ended before this run did: nothing is written, its lock expires and the
                 # lock monitor re-enqueues the job (its result may have come too late to be written)

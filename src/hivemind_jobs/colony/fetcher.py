@@ -104,10 +104,11 @@ class Fetcher:
                 runner.slot_free.clear()
                 await wait_either(runner.slot_free, stopping, options.poll_interval.total_seconds())
                 continue
-            if runtime.completing and not runner.wake.is_set():
+            if runtime.completing and runtime.ack_and_fetch and not runner.wake.is_set():
                 # drones freed by finished jobs are refilled by the completer, in the same transaction
                 # that writes their outcomes; it wakes this fetcher when drones stay free. A wake-up
                 # (an enqueue here, a notification) claims at once instead of waiting behind it.
+                # Without ack and fetch this fetcher claims for them at once, in its own transaction.
                 runner.slot_free.clear()
                 await wait_any((runner.slot_free, runner.wake, stopping), options.poll_interval.total_seconds())
                 continue

@@ -66,6 +66,12 @@ class ColonyOptions:
       for ``stale_colony_after`` are removed by ``colony_cleanup_interval``.
     - ``sync_threads``: threads for synchronous jobs (None: one per drone).
     - ``completion_batch``: most finished jobs written in one transaction.
+    - ``ack_and_fetch``: whether the completer claims new jobs for the drones a batch freed in the
+      transaction that writes the batch's outcomes (one transaction instead of two). When False,
+      a swarm's fetcher claims for them at once, in a transaction of its own, while the outcomes
+      are being written: the database works on both at the same time and the drones run the new
+      jobs meanwhile. None (default): True where the storage has one writer at a time (SQLite,
+      where two transactions cannot overlap), False where it has several (PostgreSQL, MySQL/MariaDB).
     - ``scheduler_interval``: how often the colony enqueues due recurring-job occurrences and
       notices finished ones (every colony runs the scheduler; the database keeps it exactly once).
     - ``maintenance_interval``: how often retention cleanup runs (completed jobs, job logs, daemon
@@ -93,6 +99,7 @@ class ColonyOptions:
     colony_cleanup_interval: timedelta = timedelta(minutes=1)
     sync_threads: int | None = None
     completion_batch: int = 200
+    ack_and_fetch: bool | None = None
     scheduler_interval: timedelta = timedelta(seconds=1)
     maintenance_interval: timedelta = timedelta(minutes=1)
     maintenance_batch: int = 1000
@@ -135,6 +142,10 @@ class ColonyOptions:
         if self.process_start_method not in ("spawn", "forkserver"):
             raise ConfigurationError(
                 f"ColonyOptions.process_start_method must be 'spawn' or 'forkserver', got {self.process_start_method!r}"
+            )
+        if self.ack_and_fetch is not None and not isinstance(self.ack_and_fetch, bool):
+            raise ConfigurationError(
+                f"ColonyOptions.ack_and_fetch must be True, False or None, got {self.ack_and_fetch!r}"
             )
         if self.completion_batch < 1:
             raise ConfigurationError("ColonyOptions.completion_batch must be >= 1")

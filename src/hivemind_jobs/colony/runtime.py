@@ -250,8 +250,19 @@ class ColonyRuntime:
 
     @property
     def completing(self) -> bool:
-        """Outcomes are waiting to be written (the completer will refill the drones they freed)."""
+        """Outcomes are waiting to be written (with :attr:`ack_and_fetch`, the completer will
+        refill the drones they freed)."""
         return bool(self.outcomes) or self.writing
+
+    @property
+    def ack_and_fetch(self) -> bool:
+        """Whether the completer claims for the drones a batch freed in that batch's transaction
+        (``ColonyOptions.ack_and_fetch``; by default where the storage has one writer at a time),
+        or the fetchers claim for them at once in transactions of their own."""
+        chosen = self.options.ack_and_fetch
+        if chosen is None:
+            return self.environment.storage.capabilities.single_writer
+        return chosen
 
     @property
     def running_jobs(self) -> dict[int, str]:
