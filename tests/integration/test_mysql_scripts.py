@@ -169,6 +169,28 @@ async def test_the_commit_goes_in_the_script_only_for_the_transactions_last_oper
     assert labels(mariadb_url, table) == [(2, "two")]  # seen from another session: committed
 
 
+async def test_a_connection_whose_script_committed_goes_back_to_the_pool(storage: ServerStorage, table: str) -> None:
+    # the driver keeps the status of the script's last answer that had status bits: without
+    # correcting it the session would look in a transaction and its pool would close it
+    raw = await storage.driver.acquire()
+    try:
+        session = storage.driver.wrap(raw)
+        session.last = True
+        async with session.pipeline():
+            await session.fetchall(SQL(f"SELECT id FROM {table} FOR UPDATE"))  # the transaction begins
+            await session.execute(insert(table), {"id": 1, "label": "one"})
+            assert await session.commit_in_pipeline() is True
+        assert session.committed
+        assert not raw.get_transaction_status()
+    finally:
+        await storage.driver.release(raw, discard=False)
+    again = await storage.driver.acquire()
+    try:
+        assert again is raw and again.connected  # kept, not closed and replaced
+    finally:
+        await storage.driver.release(again, discard=False)
+
+
 async def test_a_long_pipeline_goes_as_several_scripts_in_order(
     session: Any, table: str, scripts: Scripts, monkeypatch: pytest.MonkeyPatch
 ) -> None:

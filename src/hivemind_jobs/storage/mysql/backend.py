@@ -75,6 +75,8 @@ _INSERT_VALUES = re.compile(
 )
 #: how long one change probe may take before its connection is given up
 _PROBE_TIMEOUT = 5.0
+#: the session status bit of an open transaction (the protocol's SERVER_STATUS_IN_TRANS)
+_SERVER_STATUS_IN_TRANS = 1
 
 
 #: what the drivers raise: asyncmy (HiveMind's own pool) and pymysql (aiomysql, for an
@@ -279,6 +281,18 @@ class _MySQLConnection(Connection):
             self._raise_if_refused(error, statement)
             raise
 
+    def _committed_in_script(self) -> None:
+        """The COMMIT at the end of a script ran: the transaction is over. asyncmy keeps the
+        session's status of the script's last result that had status bits; a COMMIT's answer has
+        none (autocommit is off), so the session still looks in a transaction, and its pool would
+        close the connection when it is given back instead of keeping it (a new connection, with
+        its handshake and session settings, for the next transaction). Its status is set to what
+        the server said."""
+        self.committed = True
+        if isinstance(self.raw, asyncmy.Connection):
+            session: Any = self.raw  # its typing does not show the status
+            session.server_status &= ~_SERVER_STATUS_IN_TRANS
+
     def pipeline(self) -> AbstractAsyncContextManager[object]:
         """The statements run inside are sent together as one multi-statement script when the
         block ends (one round trip), on HiveMind's own sessions; statement by statement on an
@@ -333,7 +347,7 @@ class _MySQLConnection(Connection):
                     if rows is not None:
                         rows.append(list(await cursor.fetchall()))
                     elif statement == "COMMIT":
-                        self.committed = True
+                        self._committed_in_script()
             except _DRIVER_ERRORS as error:
                 self._raise_if_refused(error, script)
                 raise
@@ -498,7 +512,7 @@ class _MySQLConnection(Connection):
         if found is None:
             return None
         if self.sole:
-            self.committed = True
+            self._committed_in_script()
         ids: list[int] = []
         for rows, row in found:
             firsts = row[1:]
