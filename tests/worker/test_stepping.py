@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
@@ -106,17 +106,17 @@ async def test_a_fetch_with_nothing_due_launches_nothing(whive: hm.HiveMind, ste
 
 
 @pytest_asyncio.fixture
-async def acking(whive: hm.HiveMind) -> AsyncIterator[Stepper]:
-    parts = Stepper(whive, ack_and_fetch=True)
-    yield parts
-    parts.close()
+async def steppers(whive: hm.HiveMind) -> AsyncIterator[Callable[..., Stepper]]:
+    """Makes steppers with options of their own (closed afterwards)."""
+    made: list[Stepper] = []
 
+    def make(*, ack_and_fetch: bool) -> Stepper:
+        made.append(Stepper(whive, ack_and_fetch=ack_and_fetch))
+        return made[-1]
 
-@pytest_asyncio.fixture
-async def apart(whive: hm.HiveMind) -> AsyncIterator[Stepper]:
-    parts = Stepper(whive, ack_and_fetch=False)
-    yield parts
-    parts.close()
+    yield make
+    for parts in made:
+        parts.close()
 
 
 def test_ack_and_fetch_is_chosen_by_the_storage_unless_set(whive: hm.HiveMind, stepper: Stepper) -> None:
@@ -126,14 +126,20 @@ def test_ack_and_fetch_is_chosen_by_the_storage_unless_set(whive: hm.HiveMind, s
         _options(ack_and_fetch="yes")
 
 
-async def test_a_completion_writes_the_outcomes_and_refills_the_freed_drones(
-    whive: hm.HiveMind, acking: Stepper
-) -> None:
-    stepper = acking
-    ids = await whive.jobs.create_many([hm.call(jobs.add, n, 1) for n in range(3)])
+async def _two_of_three_ran(hive: hm.HiveMind, stepper: Stepper) -> list[int]:
+    """Three jobs created, two claimed for the stepper's two drones and run; their outcomes wait."""
+    ids = await hive.jobs.create_many([hm.call(jobs.add, n, 1) for n in range(3)])
     assert await stepper.fetcher.run_once() == 2
     await stepper.drones_done()
-    assert len(stepper.runtime.outcomes) == 2
+    assert len(stepper.runtime.outcomes) == 2 and stepper.runtime.completing
+    return ids
+
+
+async def test_a_completion_writes_the_outcomes_and_refills_the_freed_drones(
+    whive: hm.HiveMind, steppers: Callable[..., Stepper]
+) -> None:
+    stepper = steppers(ack_and_fetch=True)
+    ids = await _two_of_three_ran(whive, stepper)
     assert not stepper.runner.slot_free.is_set()  # the completer refills them: the fetcher sleeps on
     # one batch: both outcomes, and (ack and fetch) the third job claimed for a freed drone
     assert await stepper.completer.run_once() == 2
@@ -149,13 +155,10 @@ async def test_a_completion_writes_the_outcomes_and_refills_the_freed_drones(
 
 
 async def test_without_ack_and_fetch_the_fetcher_claims_for_freed_drones_while_outcomes_wait(
-    whive: hm.HiveMind, apart: Stepper
+    whive: hm.HiveMind, steppers: Callable[..., Stepper]
 ) -> None:
-    stepper = apart
-    ids = await whive.jobs.create_many([hm.call(jobs.add, n, 1) for n in range(3)])
-    assert await stepper.fetcher.run_once() == 2
-    await stepper.drones_done()
-    assert len(stepper.runtime.outcomes) == 2 and stepper.runtime.completing
+    stepper = steppers(ack_and_fetch=False)
+    ids = await _two_of_three_ran(whive, stepper)
     # the freed drones wake the fetcher, which claims in its own transaction before the outcomes
     # are written: the database works on both while the new job runs
     assert stepper.runner.slot_free.is_set()
@@ -172,11 +175,11 @@ async def test_without_ack_and_fetch_the_fetcher_claims_for_freed_drones_while_o
     assert [state.result for state in results if isinstance(state, hm.Succeeded)] == [1, 2, 3]
 
 
-async def test_without_ack_and_fetch_a_completion_claims_nothing(whive: hm.HiveMind, apart: Stepper) -> None:
-    stepper = apart
-    ids = await whive.jobs.create_many([hm.call(jobs.add, n, 1) for n in range(3)])
-    assert await stepper.fetcher.run_once() == 2
-    await stepper.drones_done()
+async def test_without_ack_and_fetch_a_completion_claims_nothing(
+    whive: hm.HiveMind, steppers: Callable[..., Stepper]
+) -> None:
+    stepper = steppers(ack_and_fetch=False)
+    ids = await _two_of_three_ran(whive, stepper)
     assert await stepper.completer.run_once() == 2
     assert not stepper.runtime.running and len(stepper.runner.free_drones) == 2
     assert isinstance(await _state(whive, ids[2]), hm.Enqueued)
