@@ -113,6 +113,10 @@ def _finished_ids(payload: str) -> frozenset[int] | None:
 _SCALARS = frozenset({"now", "owner"})
 _PLACEHOLDER = re.compile(r"%\(([a-z_0-9]+)\)s")
 
+_BEGIN = b"BEGIN"
+_COMMIT = b"COMMIT"
+_NOTHING = contextlib.nullcontext()
+
 
 @functools.lru_cache(maxsize=64)
 def _binary(sql: str) -> SQL:
@@ -346,7 +350,11 @@ def _unreachable(error: BaseException) -> bool:
 class _OwnConnection(psycopg.AsyncConnection[Any]):
     """A connection of HiveMind's own pool. It keeps a cursor for the statements whose rows are
     read before its next one (see :meth:`_PgConnection._cursor`): a new cursor looks up the dumpers
-    of its parameters and the loaders of its columns again, about a sixth of a create's client CPU."""
+    of its parameters and the loaders of its columns again, about a sixth of a create's client CPU.
+
+    It is in autocommit mode: :class:`_PgConnection` sends each transaction's ``BEGIN`` itself, in
+    the round trip of the transaction's first statement(s). (Outside autocommit psycopg sends the
+    ``BEGIN`` in a round trip of its own, even in pipeline mode.)"""
 
     kept_cursor: psycopg.AsyncCursor[Any] | None = None
 
@@ -358,7 +366,7 @@ class _OwnConnection(psycopg.AsyncConnection[Any]):
 
 
 class _PgConnection(Connection):
-    __slots__ = ("channel", "finished_channel", "raw")
+    __slots__ = ("begin_pending", "channel", "finished_channel", "raw")
     dialect = POSTGRES
     times = Times(point=same, span=same, bind=same, encode=same)
     starts_in_claim = True
@@ -368,6 +376,38 @@ class _PgConnection(Connection):
         self.raw = raw
         self.channel = channel
         self.finished_channel = _finished_channel(channel)
+        #: HiveMind's own connection (autocommit) whose transaction has sent no statement yet: the
+        #: first one goes after a ``BEGIN`` in the same round trip (see :meth:`_first`)
+        self.begin_pending = isinstance(raw, _OwnConnection)
+
+    def _first(self) -> AbstractAsyncContextManager[object]:
+        """Around the sending of a statement (its rows read after it): while the transaction's
+        ``BEGIN`` is still to be sent, a pipeline that sends it first, in the same round trip (or the
+        pipeline the statement is sent in already); otherwise nothing."""
+        if not self.begin_pending:
+            return _NOTHING
+        self.begin_pending = False
+        return self._begun()
+
+    @contextlib.asynccontextmanager
+    async def _begun(self) -> AsyncIterator[None]:
+        raw = self.raw
+        if raw.pgconn.pipeline_status:
+            await raw.execute(_BEGIN)
+            yield
+            return
+        async with raw.pipeline():
+            await raw.execute(_BEGIN)
+            yield
+
+    def _alone(self) -> bool:
+        """Whether the operation's one statement is the whole transaction (the operation is the
+        transaction's only one and nothing has been sent): it runs on its own, in autocommit, and
+        the transaction is committed with it."""
+        if self.sole and self.begin_pending:
+            self.begin_pending = False
+            return True
+        return False
 
     def _cursor(self) -> psycopg.AsyncCursor[Any]:
         """A cursor for a statement whose rows are read at once: the connection's kept one on a
@@ -380,12 +420,14 @@ class _PgConnection(Connection):
         return raw.cursor(row_factory=tuple_row)  # whatever row factory the connection has
 
     async def fetchall(self, sql: SQL, params: dict[str, Any] | None = None) -> list[tuple[Any, ...]]:
-        cursor = self._cursor()
-        await cursor.execute(sql, params)
+        async with self._first():
+            cursor = self._cursor()
+            await cursor.execute(sql, params)
         return await cursor.fetchall()
 
     async def execute(self, sql: SQL, params: dict[str, Any] | None = None) -> int:
-        cursor = await self._cursor().execute(sql, params)
+        async with self._first():
+            cursor = await self._cursor().execute(sql, params)
         return cursor.rowcount
 
     async def executemany(self, sql: SQL, params: Sequence[dict[str, Any]]) -> int:
@@ -393,8 +435,9 @@ class _PgConnection(Connection):
             return 0
         if len(params) == 1:  # executemany runs a pipeline: not worth it for one row
             return await self.execute(sql, params[0])
-        cursor = self.raw.cursor()
-        await cursor.executemany(sql, params)
+        async with self._first():
+            cursor = self.raw.cursor()
+            await cursor.executemany(sql, params)
         return cursor.rowcount
 
     async def write_rows(self, q: Mapping[str, SQL], name: str, rows: Sequence[dict[str, Any]]) -> None:
@@ -408,14 +451,16 @@ class _PgConnection(Connection):
         if name == "job_update":
             values["finished_channel"] = self.finished_channel
             values["final_states"] = final_state_names()
-        await self.raw.execute(_binary(q[f"{name}_set"]), values)
+        async with self._first():
+            await self.raw.execute(_binary(q[f"{name}_set"]), values)
 
     async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
         return await self.execute(sql, params) == 1  # the statement says ON CONFLICT DO NOTHING
 
     async def insert_id(self, sql: SQL, params: dict[str, Any]) -> int:
-        cursor = self._cursor()
-        await cursor.execute(sql, params)
+        async with self._first():
+            cursor = self._cursor()
+            await cursor.execute(sql, params)
         row = await cursor.fetchone()
         assert row is not None
         return int(row[0])
@@ -439,22 +484,16 @@ class _PgConnection(Connection):
                 sql, values = _binary(q["job_insert"]), _one_job(params[0], self.channel)
         else:
             sql, values = _binary(q["job_insert_set"]), _job_batch(params, self.channel)
-        cursor = self._cursor()
-        if not self.sole:
+        if self._alone():
+            cursor = self._cursor()
             await cursor.execute(sql, values)
             rows = await cursor.fetchall()
+            self.committed = True
         else:
-            raw = self.raw
-            await raw.set_autocommit(True)
-            try:
+            async with self._first():
+                cursor = self._cursor()
                 await cursor.execute(sql, values)
-                rows = await cursor.fetchall()
-                self.committed = True
-            finally:
-                try:
-                    await raw.set_autocommit(False)
-                except psycopg.Error:
-                    await raw.close()  # never back to the pool in autocommit: it is discarded as lost
+            rows = await cursor.fetchall()
         if len(params) == 1:
             return [int(rows[0][0])], self.dt(rows[0][1])
         by_execution = {execution_id: int(job_id) for job_id, execution_id, _, _ in rows}
@@ -468,13 +507,26 @@ class _PgConnection(Connection):
     async def commit_in_pipeline(self) -> bool:
         if not (self.sole or self.last):
             return False
-        await self.raw.commit()  # in pipeline mode: sent after the statements before it, one sync for all
-        self.committed = True
+        await self._commit_queued()
         return True
 
+    async def _commit_queued(self) -> None:
+        """The transaction's COMMIT, in pipeline mode: sent after the statements before it, with
+        them. As a statement on HiveMind's own (autocommit) connection: ``commit()`` would wait for
+        its own sync, one round trip more."""
+        if isinstance(self.raw, _OwnConnection):
+            await self.raw.execute(_COMMIT)
+            # what the operation turns out to need after it (see the lean claim) goes in a new
+            # transaction on the same connection, which the caller commits
+            self.begin_pending = True
+        else:
+            await self.raw.commit()
+        self.committed = True
+
     async def fetch_later(self, sql: SQL, params: dict[str, Any]) -> Callable[[], Awaitable[list[tuple[Any, ...]]]]:
-        cursor = self.raw.cursor(row_factory=tuple_row)
-        await cursor.execute(sql, params)  # in pipeline mode: queued with the statements before it
+        async with self._first():
+            cursor = self.raw.cursor(row_factory=tuple_row)
+            await cursor.execute(sql, params)  # in pipeline mode: queued with the statements before it
         return cursor.fetchall
 
     async def fetch_each(
@@ -486,20 +538,26 @@ class _PgConnection(Connection):
     ) -> list[list[tuple[Any, ...]]]:
         """The rows of each query, sent in one pipeline after ``writes``; with ``commit`` the
         transaction's COMMIT goes after them in the same round trip (and :attr:`committed` is set)."""
-        async with self.raw.pipeline():
+        raw = self.raw
+        # The whole transaction (nothing sent before, the COMMIT with it): no BEGIN and COMMIT, the
+        # statements up to the pipeline's one Sync are one transaction, committed at the Sync
+        implicit = commit and self.begin_pending
+        async with raw.pipeline():
+            if self.begin_pending and not implicit:
+                self.begin_pending = False
+                await raw.execute(_BEGIN)
             for sql, params in writes:
-                await self.raw.execute(sql, params)
+                await raw.execute(sql, params)
             cursors = []
             for sql, params in queries:
-                cursor = self.raw.cursor(row_factory=tuple_row)
+                cursor = raw.cursor(row_factory=tuple_row)
                 await cursor.execute(sql, params)
                 cursors.append(cursor)
-            if commit:
-                await self.raw.commit()  # sent after the statements before it, one sync for all
-        rows = [await cursor.fetchall() for cursor in cursors]
-        if commit:
-            self.committed = True
-        return rows
+            if implicit:
+                self.committed = True  # what follows goes in a new transaction (begin_pending stays)
+            elif commit:
+                await self._commit_queued()
+        return [await cursor.fetchall() for cursor in cursors]
 
     async def claim_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """The claim after ``queue_claim_prepare`` (same round trip): a queue table changes too fast
@@ -524,9 +582,21 @@ class _PgConnection(Connection):
         also returns the continuation links of its batch (as ``continuation_links_many`` would,
         JSON text in the first row's last column): one statement."""
         values = {**params, "finished_channel": self.finished_channel, "final_states": final_state_names()}
-        cursor = self.raw.cursor(row_factory=tuple_row)
-        await cursor.execute(_binary(q["job_finish_fenced"]), values)
-        rows = await cursor.fetchall()
+        sql = _binary(q["job_finish_fenced"])
+        rows: list[tuple[Any, ...]] = []
+        if self._alone():
+            cursor = self._cursor()
+            await cursor.execute(sql, {**values, "alone": True})
+            rows = await cursor.fetchall()
+            if rows:  # written and committed: the batch has no continuation links
+                self.committed = True
+            else:  # nothing written (continuation links, or no fence passed): in a transaction
+                self.begin_pending = True
+        if not self.committed:
+            async with self._first():
+                cursor = self.raw.cursor(row_factory=tuple_row)
+                await cursor.execute(sql, {**values, "alone": False})
+            rows = await cursor.fetchall()
         found = rows[0][3] if rows else None
         return rows, [tuple(link) for link in load_json(found)] if found is not None else []
 
@@ -535,7 +605,8 @@ class _PgConnection(Connection):
 
     async def notify(self, q: Mapping[str, SQL], job_ids: Sequence[int]) -> None:
         payload = _id_payload(job_ids, whole=False)
-        await self.raw.execute(q["queue_notify"], {"channel": self.channel, "payload": payload})
+        async with self._first():
+            await self.raw.execute(q["queue_notify"], {"channel": self.channel, "payload": payload})
 
     async def notify_finished(self, q: Mapping[str, SQL], saved: Sequence[JobUpdate]) -> None:
         """The ``NOTIFY`` of a single save that ends its job; several saves are written by
@@ -547,7 +618,8 @@ class _PgConnection(Connection):
         ]
         if finished:
             payload = _id_payload(finished, whole=True)
-            await self.raw.execute(q["queue_notify"], {"channel": self.finished_channel, "payload": payload})
+            async with self._first():
+                await self.raw.execute(q["queue_notify"], {"channel": self.finished_channel, "payload": payload})
 
     def dt(self, value: datetime) -> datetime:
         return value if value.tzinfo is UTC else value.astimezone(UTC)
@@ -708,7 +780,7 @@ class _PgDriver(Driver):
                 f"{self.url.redact(error).strip()}"
             ) from error
         pool: psycopg_pool.AsyncConnectionPool[Any] = psycopg_pool.AsyncConnectionPool(
-            kwargs=self.conninfo(),
+            kwargs={**self.conninfo(), "autocommit": True},  # see _OwnConnection
             connection_class=_OwnConnection,
             min_size=1,
             max_size=self.url.pool_size,

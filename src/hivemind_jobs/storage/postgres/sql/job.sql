@@ -239,7 +239,14 @@ WHERE ids IS NOT NULL;
 -- the ones now in a final state notified as job_update_set does. One row per job saved, with the
 -- database clock; a job missing from them did not pass its fence and was not written.
 -- name: job_finish_fenced
-WITH fenced AS (
+WITH links AS (
+    -- as continuation_links_many for the batch's jobs (its changed and its released ids)
+    SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
+    WHERE parent_id = ANY(CAST(:job_id AS BIGINT[])) AND fired_state IS NULL
+    UNION ALL
+    SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
+    WHERE child_id = ANY(CAST(:job_id AS BIGINT[])) AND fired_state IS NOT NULL
+), fenced AS (
     SELECT f.*
     FROM unnest(
         CAST(:job_id AS BIGINT[]), CAST(:expected AS TEXT[]), CAST(:lock_us AS BIGINT[]),
@@ -249,6 +256,10 @@ WITH fenced AS (
     JOIN "{p}job" AS j ON j.id = f.id
     WHERE j.execution_id = f.expected AND j.locked_by = :holder
       AND j.lock_heartbeat >= statement_timestamp() - f.lock_us * interval '1 microsecond'
+      -- alone (the whole transaction, in autocommit): nothing is written when the batch has
+      -- continuation links, whose work must go in the same transaction (the caller then runs the
+      -- statement again in a transaction of its own)
+      AND NOT (CAST(:alone AS BOOLEAN) AND EXISTS (SELECT 1 FROM links))
     ORDER BY j.id
     FOR UPDATE OF j
 ), updated AS (
@@ -269,13 +280,6 @@ WITH fenced AS (
     SELECT id, state_sequence, state_name, state_elected_at, reason, fields FROM updated
 ), finished AS (
     SELECT string_agg(CAST(id AS TEXT), ',') AS ids FROM updated WHERE state_name = ANY(CAST(:final_states AS TEXT[]))
-), links AS (
-    -- as continuation_links_many for the batch's jobs (its changed and its released ids)
-    SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
-    WHERE parent_id = ANY(CAST(:job_id AS BIGINT[])) AND fired_state IS NULL
-    UNION ALL
-    SELECT parent_id, child_id, fired_state FROM "{p}job_continuation"
-    WHERE child_id = ANY(CAST(:job_id AS BIGINT[])) AND fired_state IS NOT NULL
 )
 SELECT u.id, statement_timestamp(),
        (SELECT pg_notify(:finished_channel, CASE WHEN length(ids) > 7900 THEN '' ELSE ids END)

@@ -1,0 +1,258 @@
+"""PostgreSQL round trips: HiveMind's own connections are in autocommit mode and send each
+transaction's ``BEGIN`` with its first statement, so a create is one round trip, a transaction of
+several statements one per statement plus its ``COMMIT``, and a claim (planner settings, claim,
+``COMMIT``) one; what a transaction writes is still kept or lost as a whole.
+
+Round trips are counted from libpq's protocol trace of the connections the storage hands out:
+every round trip ends with the server's ``ReadyForQuery``."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, BinaryIO
+
+import psycopg
+import pytest
+import pytest_asyncio
+
+import hivemind_jobs as hm
+from hivemind_jobs.storage import open_storage
+from hivemind_jobs.storage.postgres import backend as pg
+from hivemind_jobs.storage.server.base import ServerStorage
+from hivemind_jobs.storage.sql import SQL
+from tests import backends
+from tests.sample_jobs import add
+from tests.worker import jobs as worker_jobs
+from tests.worker.test_stepping import Stepper
+
+#: a Parse message as traced: the statement's name, its text, the number and types of its parameters
+_PARSED = re.compile(r' "[^"]*" "(.*)"(?: (?:\d+|NNNN))+$')
+
+
+class Traces:
+    """The protocol trace of every connection the storage acquired, in order, read once the
+    connection is handed back (libpq writes a trace out when tracing ends)."""
+
+    def __init__(self) -> None:
+        self.files: list[BinaryIO] = []
+
+    def start(self, raw: Any) -> None:
+        trace = tempfile.TemporaryFile()  # noqa: SIM115 (closed by the fixture, after the test)
+        self.files.append(trace)
+        raw.pgconn.trace(trace.fileno())
+        raw.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+
+    def lines(self) -> list[str]:
+        found: list[str] = []
+        for trace in self.files:
+            trace.seek(0)
+            found += trace.read().decode().splitlines()
+        return found
+
+    def trips(self) -> list[list[str]]:
+        """Each round trip's statements, in the order sent: the (first line of the) text of those
+        parsed (``Parse``) or run (``Query``); a round trip ends with the server's
+        ``ReadyForQuery``."""
+        trips: list[list[str]] = [[]]
+        for line in self.lines():
+            parts = line.split("\t")
+            if len(parts) < 4:
+                continue
+            if parts[0] == "B" and parts[2] == "ReadyForQuery":
+                trips.append([])
+            elif parts[0] == "F" and parts[2] in ("Parse", "Query"):
+                parsed = _PARSED.match(parts[3])
+                trips[-1].append(parsed.group(1) if parsed and parts[2] == "Parse" else parts[3].strip(' "'))
+        return trips[:-1]
+
+    def forget(self) -> None:
+        """Start afresh (every traced connection has been handed back)."""
+        for trace in self.files:
+            trace.close()
+        self.files.clear()
+
+    def statements(self) -> list[str]:
+        return [statement for trip in self.trips() for statement in trip]
+
+
+@pytest.fixture
+def traces(monkeypatch: pytest.MonkeyPatch) -> Iterator[Traces]:
+    """Every connection the PostgreSQL storage acquires is traced until it is released."""
+    found = Traces()
+    acquire, release = pg._PgDriver.acquire, pg._PgDriver.release
+
+    async def traced_acquire(self: Any) -> Any:
+        raw = await acquire(self)
+        found.start(raw)
+        return raw
+
+    async def untraced_release(self: Any, raw: Any, *, discard: bool) -> None:
+        if not raw.closed:
+            raw.pgconn.untrace()
+        await release(self, raw, discard=discard)
+
+    monkeypatch.setattr(pg._PgDriver, "acquire", traced_acquire)
+    monkeypatch.setattr(pg._PgDriver, "release", untraced_release)
+    yield found
+    for trace in found.files:
+        trace.close()
+
+
+@pytest_asyncio.fixture
+async def pg_hive(postgres_url: str) -> AsyncIterator[hm.HiveMind]:
+    async with hm.HiveMind(postgres_url) as hive:
+        await hive.jobs.create(add, 0, 0)  # the statements are known to the connection from here on
+        yield hive
+
+
+async def test_a_create_is_one_round_trip_that_commits_itself(pg_hive: hm.HiveMind, traces: Traces) -> None:
+    job_id = await pg_hive.jobs.create(add, 1, 2)
+    trips = traces.trips()
+    assert len(trips) == 1
+    assert "BEGIN" not in trips[0] and "COMMIT" not in trips[0]
+    job = await pg_hive.jobs.get(job_id)
+    assert job is not None and job.state.name == "Enqueued"
+
+
+async def test_a_transaction_sends_its_begin_with_its_first_statement(pg_hive: hm.HiveMind, traces: Traces) -> None:
+    async with pg_hive.transaction() as tx:
+        first = await tx.jobs.create(add, 1, 2)
+        second = await tx.jobs.create(add, 3, 4)
+    trips = traces.trips()
+    assert len(trips) == 3, trips  # BEGIN with the first create, the second create, the COMMIT
+    assert trips[0][0] == "BEGIN" and trips[1] == trips[0][1:]  # the same create statement
+    assert trips[2] == ["COMMIT"]
+    assert traces.statements().count("BEGIN") == 1
+    for job_id in (first, second):
+        job = await pg_hive.jobs.get(job_id)
+        assert job is not None and job.state.name == "Enqueued"
+
+
+async def test_a_failed_transaction_keeps_none_of_its_statements(pg_hive: hm.HiveMind, postgres_url: str) -> None:
+    before = backends.count(postgres_url, "job")
+    with pytest.raises(RuntimeError, match="changed my mind"):
+        async with pg_hive.transaction() as tx:
+            await tx.jobs.create(add, 1, 2)
+            await tx.jobs.create(add, 3, 4)
+            raise RuntimeError("changed my mind")
+    assert backends.count(postgres_url, "job") == before
+    # the connection went back to the pool outside any transaction: the next create commits on its own
+    await pg_hive.jobs.create(add, 5, 6)
+    assert backends.count(postgres_url, "job") == before + 1
+
+
+@pytest_asyncio.fixture
+async def storage(postgres_url: str) -> AsyncIterator[ServerStorage]:
+    store = open_storage(postgres_url, environment="main", table_prefix="hm_trips_")
+    assert isinstance(store, ServerStorage)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@contextlib.asynccontextmanager
+async def pooled(storage: ServerStorage) -> AsyncIterator[Any]:
+    """A connection of the storage's pool as the operations see it; whatever it left open is
+    rolled back when it is handed back."""
+    driver = storage.driver
+    raw = await driver.acquire()
+    try:
+        yield driver.wrap(raw)
+    finally:
+        await driver.rollback(raw)
+        await driver.release(raw, discard=False)
+
+
+async def test_a_claim_that_is_the_whole_transaction_is_one_round_trip(storage: ServerStorage, traces: Traces) -> None:
+    setting = SQL("SELECT set_config('enable_sort', 'off', true)")
+    async with pooled(storage) as connection:
+        connection.last = True
+        rows = await connection.fetch_each(
+            [(SQL("SELECT current_setting('enable_sort'), %(n)s * 2"), {"n": 21})], writes=[(setting, {})], commit=True
+        )
+        # the planner setting holds for the statement after it: one transaction up to the Sync
+        assert rows == [[("off", 42)]]
+        assert connection.committed
+        assert connection.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        # and no longer: committed with it
+        assert await connection.fetchall(SQL("SELECT current_setting('enable_sort')")) == [("on",)]
+    trips = traces.trips()
+    assert trips[0] == [str(setting), "SELECT current_setting('enable_sort'), $1 * 2"]  # no BEGIN, no COMMIT
+    assert trips[1] == ["BEGIN", "SELECT current_setting('enable_sort')"]  # what follows: a new transaction
+
+
+async def test_a_claim_after_other_statements_commits_in_their_transaction(
+    storage: ServerStorage, traces: Traces
+) -> None:
+    async with pooled(storage) as connection:
+        first = await connection.fetchall(SQL("SELECT txid_current()"))
+        connection.last = True
+        rows = await connection.fetch_each([(SQL("SELECT txid_current()"), {})], commit=True)
+        assert rows == [first] and connection.committed
+        assert connection.raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    assert traces.trips()[:2] == [["BEGIN", "SELECT txid_current()"], ["SELECT txid_current()", "COMMIT"]]
+
+
+async def test_statements_before_the_commit_are_one_transaction(storage: ServerStorage, traces: Traces) -> None:
+    async with pooled(storage) as connection:
+        first = await connection.fetchall(SQL("SELECT txid_current()"))
+        assert connection.raw.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        assert await connection.fetchall(SQL("SELECT txid_current()")) == first
+    assert traces.trips() == [["BEGIN", "SELECT txid_current()"], ["SELECT txid_current()"], ["ROLLBACK"]]
+
+
+@pytest_asyncio.fixture
+async def empty_hive(postgres_url: str) -> AsyncIterator[hm.HiveMind]:
+    async with hm.HiveMind(postgres_url) as hive:
+        yield hive
+
+
+async def test_a_colony_claims_in_one_round_trip_and_writes_outcomes_in_one(
+    empty_hive: hm.HiveMind, traces: Traces
+) -> None:
+    pg_hive = empty_hive
+    ids = await pg_hive.jobs.create_many([hm.call(worker_jobs.add, n, 1) for n in range(2)])
+    stepper = Stepper(pg_hive, ack_and_fetch=False)
+    try:
+        traces.forget()
+        assert await stepper.fetcher.run_once() == 2
+        claim = traces.trips()
+        assert len(claim) == 1 and "BEGIN" not in claim[0] and "COMMIT" not in claim[0], claim
+        await stepper.drones_done()
+        traces.forget()
+        assert await stepper.completer.run_once() == 2
+        finish = traces.trips()
+        assert len(finish) == 1 and "BEGIN" not in finish[0], finish  # the finish is the whole transaction
+    finally:
+        stepper.close()
+    for job_id in ids:
+        job = await pg_hive.jobs.get(job_id)
+        assert job is not None and isinstance(job.state, hm.Succeeded)
+
+
+async def test_outcomes_with_continuations_are_written_with_them_in_one_transaction(
+    empty_hive: hm.HiveMind, traces: Traces
+) -> None:
+    pg_hive = empty_hive
+    parent = await pg_hive.jobs.create(worker_jobs.add, 1, 2)
+    child = await pg_hive.jobs.options(after=hm.After(parent)).create(worker_jobs.add, 3, 4)
+    stepper = Stepper(pg_hive, ack_and_fetch=False)
+    try:
+        assert await stepper.fetcher.run_once() == 1
+        await stepper.drones_done()
+        traces.forget()
+        assert await stepper.completer.run_once() == 1
+        statements = traces.statements()
+        # alone first, which writes nothing when the batch has continuation links; then in a
+        # transaction with the continuation's work, committed at the end
+        assert statements[1] == "BEGIN" and statements[-1] == "COMMIT", statements
+    finally:
+        stepper.close()
+    parent_job, child_job = await pg_hive.jobs.get(parent), await pg_hive.jobs.get(child)
+    assert parent_job is not None and isinstance(parent_job.state, hm.Succeeded)
+    assert child_job is not None and isinstance(child_job.state, hm.Enqueued)
