@@ -15,8 +15,8 @@ import re
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -209,3 +209,32 @@ def raw(url: str, sql: str, *params: object) -> list[tuple[Any, ...]]:
 
 def count(url: str, table_name: str) -> int:
     return int(raw(url, f"SELECT COUNT(*) FROM {{{table_name}}}")[0][0])
+
+
+@asynccontextmanager
+async def server_storage(url: str, table_prefix: str) -> AsyncIterator[Any]:
+    """A PostgreSQL or MariaDB storage (environment ``main``) opened on ``url``, closed afterwards
+    (its pool's connections too)."""
+    from hivemind_jobs.storage import open_storage
+    from hivemind_jobs.storage.server.base import ServerStorage
+
+    store = open_storage(url, environment="main", table_prefix=table_prefix)
+    assert isinstance(store, ServerStorage)
+    await store.open()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@asynccontextmanager
+async def pooled(storage: Any) -> AsyncIterator[Any]:
+    """A connection of a server storage's pool as the operations see it; whatever it left open is
+    rolled back when it is handed back."""
+    driver = storage.driver
+    raw = await driver.acquire()
+    try:
+        yield driver.wrap(raw)
+    finally:
+        await driver.rollback(raw)
+        await driver.release(raw, discard=False)

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from hivemind_jobs.storage import open_storage
 from hivemind_jobs.storage.mysql import backend as mysql
 from hivemind_jobs.storage.server.base import ServerStorage
 from hivemind_jobs.storage.sql import SQL
@@ -25,13 +24,8 @@ Scripts = list[list[str]]
 @pytest_asyncio.fixture
 async def storage(mariadb_url: str, table: str) -> AsyncIterator[ServerStorage]:
     """The storage, closed (its sessions too) before the table is dropped."""
-    store = open_storage(mariadb_url, environment="main", table_prefix="hm_scripts_")
-    assert isinstance(store, ServerStorage)
-    await store.open()
-    try:
+    async with backends.server_storage(mariadb_url, "hm_scripts_") as store:
         yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture
@@ -59,13 +53,8 @@ def scripts(monkeypatch: pytest.MonkeyPatch) -> Scripts:
 @pytest_asyncio.fixture
 async def session(storage: ServerStorage) -> AsyncIterator[Any]:
     """A pooled connection as the operations see it, rolled back and handed back afterwards."""
-    driver = storage.driver
-    raw = await driver.acquire()
-    try:
-        yield driver.wrap(raw)
-    finally:
-        await driver.rollback(raw)
-        await driver.release(raw, discard=False)
+    async with backends.pooled(storage) as connection:
+        yield connection
 
 
 def insert(table: str) -> SQL:

@@ -8,7 +8,6 @@ every round trip ends with the server's ``ReadyForQuery``."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -19,7 +18,6 @@ import pytest
 import pytest_asyncio
 
 import hivemind_jobs as hm
-from hivemind_jobs.storage import open_storage
 from hivemind_jobs.storage.postgres import backend as pg
 from hivemind_jobs.storage.server.base import ServerStorage
 from hivemind_jobs.storage.sql import SQL
@@ -146,31 +144,13 @@ async def test_a_failed_transaction_keeps_none_of_its_statements(pg_hive: hm.Hiv
 
 @pytest_asyncio.fixture
 async def storage(postgres_url: str) -> AsyncIterator[ServerStorage]:
-    store = open_storage(postgres_url, environment="main", table_prefix="hm_trips_")
-    assert isinstance(store, ServerStorage)
-    await store.open()
-    try:
+    async with backends.server_storage(postgres_url, "hm_trips_") as store:
         yield store
-    finally:
-        await store.close()
-
-
-@contextlib.asynccontextmanager
-async def pooled(storage: ServerStorage) -> AsyncIterator[Any]:
-    """A connection of the storage's pool as the operations see it; whatever it left open is
-    rolled back when it is handed back."""
-    driver = storage.driver
-    raw = await driver.acquire()
-    try:
-        yield driver.wrap(raw)
-    finally:
-        await driver.rollback(raw)
-        await driver.release(raw, discard=False)
 
 
 async def test_a_claim_that_is_the_whole_transaction_is_one_round_trip(storage: ServerStorage, traces: Traces) -> None:
     setting = SQL("SELECT set_config('enable_sort', 'off', true)")
-    async with pooled(storage) as connection:
+    async with backends.pooled(storage) as connection:
         connection.last = True
         rows = await connection.fetch_each(
             [(SQL("SELECT current_setting('enable_sort'), %(n)s * 2"), {"n": 21})], writes=[(setting, {})], commit=True
@@ -189,7 +169,7 @@ async def test_a_claim_that_is_the_whole_transaction_is_one_round_trip(storage: 
 async def test_a_claim_after_other_statements_commits_in_their_transaction(
     storage: ServerStorage, traces: Traces
 ) -> None:
-    async with pooled(storage) as connection:
+    async with backends.pooled(storage) as connection:
         first = await connection.fetchall(SQL("SELECT txid_current()"))
         connection.last = True
         rows = await connection.fetch_each([(SQL("SELECT txid_current()"), {})], commit=True)
@@ -199,7 +179,7 @@ async def test_a_claim_after_other_statements_commits_in_their_transaction(
 
 
 async def test_statements_before_the_commit_are_one_transaction(storage: ServerStorage, traces: Traces) -> None:
-    async with pooled(storage) as connection:
+    async with backends.pooled(storage) as connection:
         first = await connection.fetchall(SQL("SELECT txid_current()"))
         assert connection.raw.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
         assert await connection.fetchall(SQL("SELECT txid_current()")) == first
