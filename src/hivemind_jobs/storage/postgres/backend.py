@@ -553,10 +553,10 @@ class _PgConnection(Connection):
                 cursor = raw.cursor(row_factory=tuple_row)
                 await cursor.execute(sql, params)
                 cursors.append(cursor)
-            if implicit:
-                self.committed = True  # what follows goes in a new transaction (begin_pending stays)
-            elif commit:
+            if commit and not implicit:
                 await self._commit_queued()
+        if implicit:
+            self.committed = True  # what follows goes in a new transaction (begin_pending stays)
         return [await cursor.fetchall() for cursor in cursors]
 
     async def claim_rows(self, q: Mapping[str, SQL], params: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -592,7 +592,7 @@ class _PgConnection(Connection):
                 self.committed = True
             else:  # nothing written (continuation links, or no fence passed): in a transaction
                 self.begin_pending = True
-        if not self.committed:
+        if not rows:
             async with self._first():
                 cursor = self.raw.cursor(row_factory=tuple_row)
                 await cursor.execute(sql, {**values, "alone": False})
