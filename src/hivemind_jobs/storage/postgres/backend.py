@@ -392,11 +392,7 @@ class _PgConnection(Connection):
     @contextlib.asynccontextmanager
     async def _begun(self) -> AsyncIterator[None]:
         raw = self.raw
-        if raw.pgconn.pipeline_status:
-            await raw.execute(_BEGIN)
-            yield
-            return
-        async with raw.pipeline():
+        async with _NOTHING if raw.pgconn.pipeline_status else raw.pipeline():
             await raw.execute(_BEGIN)
             yield
 
@@ -484,16 +480,10 @@ class _PgConnection(Connection):
                 sql, values = _binary(q["job_insert"]), _one_job(params[0], self.channel)
         else:
             sql, values = _binary(q["job_insert_set"]), _job_batch(params, self.channel)
-        if self._alone():
-            cursor = self._cursor()
-            await cursor.execute(sql, values)
-            rows = await cursor.fetchall()
+        alone = self._alone()
+        rows = await self.fetchall(sql, values)
+        if alone:
             self.committed = True
-        else:
-            async with self._first():
-                cursor = self._cursor()
-                await cursor.execute(sql, values)
-            rows = await cursor.fetchall()
         if len(params) == 1:
             return [int(rows[0][0])], self.dt(rows[0][1])
         by_execution = {execution_id: int(job_id) for job_id, execution_id, _, _ in rows}
@@ -583,20 +573,13 @@ class _PgConnection(Connection):
         JSON text in the first row's last column): one statement."""
         values = {**params, "finished_channel": self.finished_channel, "final_states": final_state_names()}
         sql = _binary(q["job_finish_fenced"])
-        rows: list[tuple[Any, ...]] = []
-        if self._alone():
-            cursor = self._cursor()
-            await cursor.execute(sql, {**values, "alone": True})
-            rows = await cursor.fetchall()
-            if rows:  # written and committed: the batch has no continuation links
-                self.committed = True
-            else:  # nothing written (continuation links, or no fence passed): in a transaction
-                self.begin_pending = True
-        if not rows:
-            async with self._first():
-                cursor = self.raw.cursor(row_factory=tuple_row)
-                await cursor.execute(sql, {**values, "alone": False})
-            rows = await cursor.fetchall()
+        alone = self._alone()
+        rows = await self.fetchall(sql, {**values, "alone": alone})
+        if alone and rows:  # written and committed: the batch has no continuation links
+            self.committed = True
+        elif alone:  # nothing written (continuation links, or no fence passed): in a transaction
+            self.begin_pending = True
+            rows = await self.fetchall(sql, {**values, "alone": False})
         found = rows[0][3] if rows else None
         return rows, [tuple(link) for link in load_json(found)] if found is not None else []
 
