@@ -80,6 +80,18 @@ async def test_text_and_bytes_read_back_as_written(connections: dict[str, Any], 
         assert (read.encode() if isinstance(value, bytes) and isinstance(read, str) else read) == value
 
 
+PLAIN_TEXTS = ["plain", 'a "quote"', "new\nline\r\ttab\x1a", '{"a": [1, "b"]}', "zażółć 😀"]
+
+
+@pytest.mark.parametrize("value", PLAIN_TEXTS, ids=repr)
+async def test_text_without_quote_backslash_or_nul_goes_as_it_is(connections: dict[str, Any], value: Any) -> None:
+    """MySQL needs only quotes and backslashes escaped in a literal: other text is not rewritten
+    character by character, and reads back the same under either SQL mode."""
+    for connection in connections.values():
+        assert _escape(value, connection) == f"'{value}'"
+        assert await select(connection, _escape(value, connection)) == value
+
+
 async def test_numbers_and_times_read_back_as_written(connections: dict[str, Any]) -> None:
     connection = connections["asyncmy"]
     assert await select(connection, _escape(Decimal("-12345678901234567890.000001"), connection)) == Decimal(

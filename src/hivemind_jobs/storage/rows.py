@@ -82,6 +82,7 @@ __all__ = [
     "same",
     "save_results",
     "save_writes",
+    "started_record",
     "state_params",
     "unique_set_params",
     "unique_states",
@@ -687,6 +688,29 @@ def lean_claimed_record(row: Row, owner: str, now: datetime, decode: Callable[[A
     JSON columns are microseconds since 1970."""
     history = row[18]
     properties = row[19]
+    return started_record(
+        row,
+        owner,
+        now,
+        decode,
+        tuple(
+            StateRow(sequence, name, from_microseconds(at), reason, fields)
+            for sequence, name, at, reason, fields in (load_json(history) if history is not None else ())
+        ),
+        tuple(property_from_row(values, from_microseconds) for values in (load_json(properties) if properties else ())),
+    )
+
+
+def started_record(
+    row: Row,
+    owner: str,
+    now: datetime,
+    decode: Callable[[Any], datetime],
+    states: tuple[StateRow, ...],
+    properties: tuple[PropertyRow, ...],
+) -> JobRecord:
+    """The record of a job a claim started in its own statements (a row shaped as
+    ``queue_claim_start_lean``'s), with its history before the start and its properties."""
     return JobRecord(
         id=row[0],
         queue=row[9],
@@ -699,13 +723,8 @@ def lean_claimed_record(row: Row, owner: str, now: datetime, decode: Callable[[A
         locked_by=owner,
         locked_at=now,
         lock_heartbeat=now,
-        states=tuple(
-            StateRow(sequence, name, from_microseconds(at), reason, fields)
-            for sequence, name, at, reason, fields in (load_json(history) if history is not None else ())
-        ),
-        properties=tuple(
-            property_from_row(values, from_microseconds) for values in (load_json(properties) if properties else ())
-        ),
+        states=states,
+        properties=properties,
         lock_acquired=True,
     )
 

@@ -32,11 +32,13 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime
 from typing import Any, cast
 
+from hivemind_jobs.core.codec import datetime_text
 from hivemind_jobs.core.limits import Limits, utf8_size
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import MYSQL
+from hivemind_jobs.storage.params import JobRecord, PropertyRow, StateRow
 from hivemind_jobs.storage.protocol import Capabilities, JobInsert, PendingInserts, QueuePointer
-from hivemind_jobs.storage.rows import Times, property_params, same
+from hivemind_jobs.storage.rows import Times, property_from_row, property_params, same, started_record
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -45,7 +47,14 @@ from hivemind_jobs.storage.server.base import (
     ServerStorage,
     ServerURL,
 )
-from hivemind_jobs.storage.sql import SQL, Migration, QueryBook, check_owner, check_table_names, owner_version
+from hivemind_jobs.storage.sql import (
+    SQL,
+    Migration,
+    QueryBook,
+    check_owner,
+    check_table_names,
+    owner_version,
+)
 
 try:
     import asyncmy
@@ -86,6 +95,17 @@ _INTERFACE_ERRORS = (asyncmy.errors.InterfaceError, pymysql.err.InterfaceError)
 _INTEGRITY_ERRORS = (asyncmy.errors.IntegrityError, pymysql.err.IntegrityError)
 
 
+def _quote(value: str, conn: Any) -> str:
+    """``value`` as a quoted string literal. MySQL needs only the quote and the backslash escaped
+    inside one (the drivers escape newlines, double quotes and more for readable logs); a value
+    with none of them, nor a NUL, is sent as it is, the same literal under every SQL mode (most
+    values: JSON text, names, ids), which spares the drivers' character-by-character escaping;
+    any other is escaped by ``conn`` as the session's NO_BACKSLASH_ESCAPES says."""
+    if "'" in value or "\\" in value or "\0" in value:
+        return "'" + str(conn.escape_string(value)) + "'"
+    return "'" + value + "'"
+
+
 def _escape(value: Any, conn: Any) -> Any:
     """``value`` as an SQL literal, escaped by ``conn`` (an asyncmy or aiomysql connection, whose
     ``escape_string`` follows the session's NO_BACKSLASH_ESCAPES); a list or tuple as ``(a, b, c)``
@@ -97,7 +117,7 @@ def _escape(value: Any, conn: Any) -> Any:
     if value is None:
         return "NULL"
     if kind is str:
-        return "'" + conn.escape_string(value) + "'"
+        return _quote(value, conn)
     if kind is datetime and value.tzinfo is None:
         return "'" + value.isoformat(" ") + "'"
     if kind is bool:
@@ -233,6 +253,46 @@ async def _run_migration_statement(cursor: Any, statement: str) -> None:
         _log.debug("MySQL migration note: %s (applied before)", error)
 
 
+def _started_row(
+    row: Sequence[Any],
+    number: int | None,
+    now: datetime,
+    *,
+    needed: bool = False,
+    states: tuple[StateRow, ...] = (),
+    properties: tuple[PropertyRow, ...] = (),
+) -> tuple[Any, ...]:
+    """A row of ``queue_claim_select_lean`` in the shape of PostgreSQL's
+    ``queue_claim_start_lean`` (see :meth:`_MySQLConnection.claim_start_rows`)."""
+    return (
+        *row[:6],
+        number,
+        now,
+        needed,
+        row[12],
+        row[13],
+        row[14],
+        row[15],
+        row[16],
+        row[10],
+        row[7],
+        row[8],
+        row[9],
+        states,
+        properties,
+    )
+
+
+def _derived(rows: Sequence[Mapping[str, Any]], conn: Any) -> str:
+    """A derived table of ``rows`` (dicts with the same keys): ``SELECT ... UNION ALL SELECT ...``,
+    the columns named by the first."""
+    keys = list(rows[0])
+    first = rows[0]
+    selects = ["SELECT " + ", ".join(f"{_escape(first[key], conn)} AS `{key}`" for key in keys)]
+    selects += ["SELECT " + ", ".join([_escape(row[key], conn) for key in keys]) for row in rows[1:]]
+    return " UNION ALL ".join(selects)
+
+
 def _naive_utc(value: datetime) -> datetime:
     """An aware datetime as the naive UTC value a DATETIME column holds (the session runs in UTC)."""
     if value.tzinfo is not None:
@@ -257,6 +317,7 @@ class _MySQLConnection(Connection):
 
     __slots__ = ("cursor_class", "driver", "pending", "raw")
     dialect = MYSQL
+    starts_in_claim = True
     times = Times(point=same, span=same, bind=_naive_utc, encode=_naive_utc)
 
     def __init__(self, raw: Any, driver: _MySQLDriver) -> None:
@@ -383,6 +444,90 @@ class _MySQLConnection(Connection):
             await self._flush()  # inside an enclosing pipeline too: the rows are wanted now
         return [await read() for read in reads]
 
+    async def claim_start_rows(
+        self, q: Mapping[str, SQL], params: dict[str, Any], *, commit: bool = False
+    ) -> list[tuple[Any, ...]]:
+        """Rows shaped as PostgreSQL's ``queue_claim_start_lean`` (its history and properties
+        built, not JSON), in two round trips: the walk (``queue_claim_select_lean``), then one
+        script that reads the started jobs' histories and properties, deletes the entries read,
+        writes each job's start (``queue_start_claimed``: its execution, state and lock) and its
+        Executing row, and commits with ``commit``. When the group needs the general path (a job
+        with limits, or one not Enqueued) nothing is written and its rows stay locked for it."""
+        picked = await self.fetchall(
+            q["queue_claim_select_lean"], {"queues": params["queues"], "limit": params["limit"]}
+        )
+        if not picked:
+            return []
+        now = picked[0][17]
+        if any(row[3] == row[6] and (row[11] or row[7] != "Enqueued") for row in picked):
+            return [_started_row(row, None, now, needed=True) for row in picked]
+        ready = [row for row in picked if row[3] == row[6]]  # the others: stale entries, deleted
+        ids = [row[0] for row in ready]
+        owner = params["owner"]
+        execution_ids, before, after = params["execution_ids"], params["fields_before"], params["fields_after"]
+        jobs: list[dict[str, Any]] = []
+        states: list[dict[str, Any]] = []
+        for index, row in enumerate(ready, params["offset"]):
+            sequence = row[8] + 1
+            jobs.append(
+                {
+                    "job_id": row[0],
+                    "execution_id": execution_ids[index],
+                    "state_name": "Executing",
+                    "state_sequence": sequence,
+                    "state_elected_at": now,
+                    "owner": owner,
+                    "now": now,
+                }
+            )
+            fields = before[index] + datetime_text(self.dt(row[4])) + after[index]
+            states.append(
+                {
+                    "job_id": row[0],
+                    "sequence": sequence,
+                    "name": "Executing",
+                    "elected_at": now,
+                    "reason": None,
+                    "fields": fields,
+                }
+            )
+        async with self.pipeline():
+            if ids:  # read before the writes: each history as it was before the start
+                history = await self.fetch_later(q["job_state_select_many"], {"job_ids": ids})
+                properties = await self.fetch_later(q["job_property_select_many"], {"job_ids": ids})
+            await self.execute(q["queue_take"], {"job_ids": sorted(row[0] for row in picked)})
+            if ids:
+                await self.write_rows(q, "queue_start_claimed", jobs)
+                await self.write_rows(q, "job_state_insert", states)
+            if commit:
+                await self.commit_in_pipeline()
+        if not ids:
+            return [_started_row(row, None, now) for row in picked]
+        dt = self.dt
+        histories: dict[int, list[StateRow]] = {}
+        for job_id, sequence, name, elected_at, reason, fields in await history():
+            histories.setdefault(job_id, []).append(StateRow(sequence, name, dt(elected_at), reason, fields))
+        found: dict[int, list[PropertyRow]] = {}
+        for prop in await properties():
+            found.setdefault(prop[0], []).append(property_from_row(prop[1:], dt))
+        rows = [
+            _started_row(
+                row, number, now, states=tuple(histories.get(row[0], ())), properties=tuple(found.get(row[0], ()))
+            )
+            for number, row in enumerate(ready, params["offset"] + 1)
+        ]
+        rows += [_started_row(row, None, now) for row in picked if row[3] != row[6]]
+        return rows
+
+    def started_record(self, row: tuple[Any, ...], owner: str, now: datetime) -> JobRecord:
+        return started_record(row, owner, now, self.dt, row[18], row[19])
+
+    async def revert_starts(self, q: Mapping[str, SQL], params: Sequence[dict[str, Any]]) -> None:
+        async with self.pipeline():
+            for values in params:
+                await self.execute(q["queue_start_revert"], values)
+                await self.execute(q["queue_start_revert_state"], values)
+
     def _raise_if_refused(self, error: Exception, statement: str) -> None:
         """Raise the worded refusal of an oversized ``statement``, closing the session first: after
         a refused packet its protocol state is unknown ("Packet sequence number wrong" on the next
@@ -425,14 +570,8 @@ class _MySQLConnection(Connection):
         if set_sql is None or len(rows) < 2:
             await self.executemany(q[name], rows)
             return
-        keys = list(rows[0])
-        conn = self.raw
-        first = rows[0]
-        selects = ["SELECT " + ", ".join(f"{_escape(first[key], conn)} AS `{key}`" for key in keys)]
-        selects += ["SELECT " + ", ".join([_escape(row[key], conn) for key in keys]) for row in rows[1:]]
-        derived = " UNION ALL ".join(selects)
-        async with conn.cursor(self.cursor_class) as cursor:
-            await self._run(cursor, set_sql.replace("%(rows)s", derived))
+        async with self.raw.cursor(self.cursor_class) as cursor:
+            await self._run(cursor, set_sql.replace("%(rows)s", _derived(rows, self.raw)))
 
     async def insert_if_absent(self, sql: SQL, params: dict[str, Any]) -> bool:
         # INSERT IGNORE would warn and ON DUPLICATE KEY counts a found row (CLIENT.FOUND_ROWS) as
@@ -879,13 +1018,12 @@ def _one_job_script(
         if len(_ONE_JOB_SCRIPTS) >= _ONE_JOB_SCRIPTS_KEPT:
             _ONE_JOB_SCRIPTS.clear()
         _ONE_JOB_SCRIPTS[key] = pieces
-    escape = connection.escape_string
     values = {
-        "E": f"'{escape(job.execution_id)}'",
-        "I": f"'{escape(job.invocation)}'",
+        "E": _quote(job.execution_id, connection),
+        "I": _quote(job.invocation, connection),
     }
     if pointer is not None:
-        values["Q"] = f"'{escape(pointer.execution_id)}'"
+        values["Q"] = _quote(pointer.execution_id, connection)
     for index, state in enumerate(states):
         values[f"T{index}"] = f"'{_naive_utc(state.elected_at).isoformat(' ')}'"
     script = "".join([piece if position % 2 == 0 else values[piece] for position, piece in enumerate(pieces)])

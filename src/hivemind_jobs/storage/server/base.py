@@ -40,13 +40,14 @@ from hivemind_jobs.storage.protocol import (
     Capabilities,
     JobHeartbeat,
     JobInsert,
+    JobRecord,
     JobUpdate,
     LockRenewer,
     SchemaStatus,
     StorageInfo,
     Transaction,
 )
-from hivemind_jobs.storage.rows import Times
+from hivemind_jobs.storage.rows import Times, lean_claimed_record
 from hivemind_jobs.storage.server import operations as ops
 from hivemind_jobs.storage.sql import (
     IDENTIFIER_LIMITS,
@@ -259,6 +260,11 @@ class Connection(abc.ABC):
         the transaction's COMMIT goes with the statement (:attr:`committed` is then set; statements
         run after it run in a new transaction)."""
         raise NotImplementedError(f"{self.dialect} claims and starts jobs in separate statements")
+
+    def started_record(self, row: tuple[Any, ...], owner: str, now: datetime) -> JobRecord:
+        """The record of a job :meth:`claim_start_rows` started, from its row (see
+        :func:`~hivemind_jobs.storage.rows.lean_claimed_record`)."""
+        return lean_claimed_record(row, owner, now, self.dt)
 
     async def finish_rows(
         self, q: Mapping[str, SQL], params: dict[str, Any]

@@ -40,7 +40,6 @@ from hivemind_jobs.storage.rows import (
     job_records,
     job_rows,
     kept_due_ids,
-    lean_claimed_record,
     lean_revert_params,
     limit_set_params,
     occurrence_params,
@@ -191,13 +190,30 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
     every save that passed its fence applies."""
     if not params:
         return []
-    if c.finishes_in_update and plain_finishes(params):
+    plain = plain_finishes(params)
+    if c.finishes_in_update and plain:
         return await _finish_batch(c, q, params)
-    fence_rows = await c.fetchall(q["job_fence_check_many"], {"job_ids": sorted(update.job_id for update in params)})
+    ids = sorted(update.job_id for update in params)
+    fence = (q["job_fence_check_many"], {"job_ids": ids})
+    early: tuple[p.ContinuationLink, ...] | None = None
+    if plain:
+        # saves that only end runs write no link: their links are read with the fences (the jobs
+        # locked by then), so that the writes can end the transaction when they have none
+        fence_rows, link_rows = await c.fetch_each(
+            [fence, (q["continuation_links_many"], {"changed_ids": ids, "released_ids": ids})]
+        )
+        early = continuation_links(link_rows)
+    else:
+        fence_rows = await c.fetchall(*fence)
     if not fence_rows:
         return [p.JobUpdated(p.UpdateOutcome.NOT_FOUND) for _ in params]
     now = c.dt(fence_rows[0][4])
     outcomes, saved = fence_saves(params, _fences(c, fence_rows), now, same)
+    if early is not None:
+        passed = {update.job_id for update in saved}
+        early = tuple(
+            link for link in early if (link.child_id if link.fired_state is not None else link.parent_id) in passed
+        )
     times = c.times
     writes = save_writes(saved, now, times)
     pointers = queue_rows(writes.enqueue, now, await _kept_due(c, q, writes.enqueue), times)
@@ -220,14 +236,17 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
         if saved:
             await c.notify_finished(q, saved)
         links = None
-        if writes.changed or writes.released:
+        if early is not None:
+            if not early:  # nothing follows for the caller: the transaction may end here
+                await c.commit_in_pipeline()
+        elif writes.changed or writes.released:
             # one query for both: children waiting on changed jobs, fired parents of released ones
             # (after the writes above, in the same round trip where the driver pipelines)
             links = await c.fetch_later(
                 q["continuation_links_many"],
                 {"changed_ids": writes.changed or [0], "released_ids": writes.released or [0]},
             )
-    found = continuation_links(await links()) if links is not None else ()
+    found = early if early is not None else continuation_links(await links()) if links is not None else ()
     return save_results(params, outcomes, found, now)
 
 
@@ -621,7 +640,7 @@ async def _claim_start_lean(
                 continue
             values["offset"] = number
             entry = p.ClaimedJob(row[0], row[1], row[2], row[3], c.dt(row[4]), c.dt(row[5]))
-            entry.record = lean_claimed_record(row, owner, now, c.dt)
+            entry.record = c.started_record(row, owner, now)
             walk.claimed.append(entry)
             if not adopt(entry, entry.record, p.ClaimStarted(number - 1, templates.execution_ids[number - 1], now)):
                 reverts.append(lean_revert_params(row))

@@ -42,6 +42,8 @@ __all__ = ["QueueConformance"]
 #: the dialects of HiveMind's backends, whose claim commits with its own statements when asked
 #: to (another backend may leave the commit to the transaction)
 COMMITS_IN_CLAIM = ("postgresql", "mysql", "sqlite")
+#: the dialects whose claim writes the starts itself when given templates (the jobs are adopted)
+STARTS_IN_CLAIM = ("postgresql", "mysql")
 
 
 class QueueConformance(ConformanceBase):
@@ -261,7 +263,7 @@ class QueueConformance(ConformanceBase):
         async with storage.transaction() as tx:
             claimed, templates, seen = await self.templated_claim(tx, (("global",),), 3)
         assert [entry.job_id for entry in claimed] == [ids[1], ids[0]]
-        way = "adopt" if storage.capabilities.dialect == "postgresql" else "start"
+        way = "adopt" if storage.capabilities.dialect in STARTS_IN_CLAIM else "start"
         assert {job_id: (how, index) for job_id, (how, index, _) in seen.items()} == {
             ids[1]: (way, 0),
             ids[0]: (way, 1),
@@ -395,7 +397,7 @@ class QueueConformance(ConformanceBase):
             (executing, False),
         ]
         assert executing not in seen
-        if storage.capabilities.dialect == "postgresql":  # the claim statement started the plain jobs
+        if storage.capabilities.dialect in STARTS_IN_CLAIM:  # the claim started the plain jobs
             assert [seen[job_id][:2] for job_id in [*plain, limited[0]]] == [("adopt", 0), ("adopt", 1), ("start", 2)]
         for index, job_id in enumerate([*plain, limited[0]]):
             record = await self.get(storage, job_id)

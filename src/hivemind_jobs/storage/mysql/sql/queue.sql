@@ -29,6 +29,43 @@ ORDER BY q.priority, q.execute_after, q.job_id
 LIMIT :limit
 FOR UPDATE SKIP LOCKED;
 
+-- The walk of queue_claim_select for a claim nobody observes (the colony starts the jobs it
+-- claims in the same transaction, see the connection's claim_start_rows): with each job's
+-- current execution and state, whether it has limits, and the columns of its record. The last
+-- column is the database clock.
+-- name: queue_claim_select_lean
+SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at,
+       j.execution_id, j.state_name, j.state_sequence, j.state_elected_at, j.modified_at,
+       j.limit_key IS NOT NULL OR j.rate_key IS NOT NULL,
+       j.queue, j.priority, j.invocation, j.middleware, j.created_at, UTC_TIMESTAMP(6)
+FROM `{p}queue` AS q
+JOIN `{p}job` AS j ON j.id = q.job_id AND j.locked_by IS NULL
+WHERE q.queue IN :queues AND q.execute_after <= UTC_TIMESTAMP(6)
+  AND (j.limit_key IS NULL OR j.limit_max > (
+      SELECT COUNT(*) FROM `{p}job` AS r WHERE r.limit_key = j.limit_key AND r.state_name = 'Executing'))
+  AND (j.rate_key IS NULL OR j.rate_max > (
+      SELECT COUNT(*) FROM `{p}limit_start` AS s
+      WHERE s.rate_key = j.rate_key
+        AND s.started_at > UTC_TIMESTAMP(6) - INTERVAL j.rate_period * 1000 MICROSECOND))
+ORDER BY q.priority, q.execute_after, q.job_id
+LIMIT :limit
+FOR UPDATE SKIP LOCKED;
+
+-- A job the claim started that cannot run (its stored call cannot be decoded): back as it was
+-- before the claim, still locked by the claimer (the job fails in the same transaction), with
+-- queue_start_revert_state.
+-- name: queue_start_revert
+UPDATE `{p}job`
+SET execution_id = :execution_id,
+    state_name = :state_name,
+    state_sequence = :state_sequence,
+    state_elected_at = :state_elected_at,
+    modified_at = :modified_at
+WHERE id = :job_id;
+
+-- name: queue_start_revert_state
+DELETE FROM `{p}job_state` WHERE job_id = :job_id AND sequence = :state_sequence + 1;
+
 -- name: queue_take
 DELETE FROM `{p}queue` WHERE job_id IN :job_ids;
 
