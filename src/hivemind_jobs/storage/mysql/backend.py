@@ -262,22 +262,22 @@ def _started_row(
     states: tuple[StateRow, ...] = (),
     properties: tuple[PropertyRow, ...] = (),
 ) -> tuple[Any, ...]:
-    """A row of ``queue_claim_select_lean`` in the shape of PostgreSQL's
-    ``queue_claim_start_lean`` (see :meth:`_MySQLConnection.claim_start_rows`)."""
+    """A row of ``queue_claim_select`` in the shape of PostgreSQL's ``queue_claim_start_lean``
+    (see :meth:`_MySQLConnection.claim_start_rows`)."""
     return (
         *row[:6],
         number,
         now,
         needed,
-        row[12],
-        row[13],
-        row[14],
-        row[15],
+        row[17],  # the job's queue, priority, call, middleware, creation and last change
+        row[18],
+        row[19],
+        row[20],
+        row[21],
         row[16],
-        row[10],
+        row[8],  # its state's name, sequence and time before the start
         row[7],
-        row[8],
-        row[9],
+        row[15],
         states,
         properties,
     )
@@ -448,18 +448,19 @@ class _MySQLConnection(Connection):
         self, q: Mapping[str, SQL], params: dict[str, Any], *, commit: bool = False
     ) -> list[tuple[Any, ...]]:
         """Rows shaped as PostgreSQL's ``queue_claim_start_lean`` (its history and properties
-        built, not JSON), in two round trips: the walk (``queue_claim_select_lean``), then one
+        built, not JSON), in two round trips: the walk (``queue_claim_select``), then one
         script that reads the started jobs' histories and properties, deletes the entries read,
         writes each job's start (``queue_start_claimed``: its execution, state and lock) and its
         Executing row, and commits with ``commit``. When the group needs the general path (a job
         with limits, or one not Enqueued) nothing is written and its rows stay locked for it."""
-        picked = await self.fetchall(
-            q["queue_claim_select_lean"], {"queues": params["queues"], "limit": params["limit"]}
-        )
+        picked = await self.claim_rows(q, {"queues": params["queues"], "limit": params["limit"]})
         if not picked:
             return []
-        now = picked[0][17]
-        if any(row[3] == row[6] and (row[11] or row[7] != "Enqueued") for row in picked):
+        now = picked[0][9]
+        # a claimed job with limits (a key or a rate), or one not Enqueued: the general path's
+        if any(
+            row[3] == row[6] and (row[10] is not None or row[12] is not None or row[8] != "Enqueued") for row in picked
+        ):
             return [_started_row(row, None, now, needed=True) for row in picked]
         ready = [row for row in picked if row[3] == row[6]]  # the others: stale entries, deleted
         ids = [row[0] for row in ready]
@@ -468,7 +469,7 @@ class _MySQLConnection(Connection):
         jobs: list[dict[str, Any]] = []
         states: list[dict[str, Any]] = []
         for index, row in enumerate(ready, params["offset"]):
-            sequence = row[8] + 1
+            sequence = row[7] + 1
             jobs.append(
                 {
                     "job_id": row[0],

@@ -10,34 +10,14 @@ ON DUPLICATE KEY UPDATE
 
 -- The best due entries of a queue group in claim order (the claim index sorts the same way),
 -- skipping rows other transactions hold and jobs locked by someone. Entries whose execution id
--- is stale (not the job's) are taken too, and dropped instead of claimed. The last column is
--- the database clock.
+-- is stale (not the job's) are taken too, and dropped instead of claimed. The tenth column is
+-- the database clock; the columns after the limits are the job's record, for a claim that starts
+-- its jobs itself (see the connection's claim_start_rows).
 -- name: queue_claim_select
 SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at, j.execution_id,
        j.state_sequence, j.state_name, UTC_TIMESTAMP(6),
-       j.limit_key, j.limit_max, j.rate_key, j.rate_max, j.rate_period
-FROM `{p}queue` AS q
-JOIN `{p}job` AS j ON j.id = q.job_id AND j.locked_by IS NULL
-WHERE q.queue IN :queues AND q.execute_after <= UTC_TIMESTAMP(6)
-  AND (j.limit_key IS NULL OR j.limit_max > (
-      SELECT COUNT(*) FROM `{p}job` AS r WHERE r.limit_key = j.limit_key AND r.state_name = 'Executing'))
-  AND (j.rate_key IS NULL OR j.rate_max > (
-      SELECT COUNT(*) FROM `{p}limit_start` AS s
-      WHERE s.rate_key = j.rate_key
-        AND s.started_at > UTC_TIMESTAMP(6) - INTERVAL j.rate_period * 1000 MICROSECOND))
-ORDER BY q.priority, q.execute_after, q.job_id
-LIMIT :limit
-FOR UPDATE SKIP LOCKED;
-
--- The walk of queue_claim_select for a claim nobody observes (the colony starts the jobs it
--- claims in the same transaction, see the connection's claim_start_rows): with each job's
--- current execution and state, whether it has limits, and the columns of its record. The last
--- column is the database clock.
--- name: queue_claim_select_lean
-SELECT q.job_id, q.queue, q.priority, q.execution_id, q.execute_after, q.enqueued_at,
-       j.execution_id, j.state_name, j.state_sequence, j.state_elected_at, j.modified_at,
-       j.limit_key IS NOT NULL OR j.rate_key IS NOT NULL,
-       j.queue, j.priority, j.invocation, j.middleware, j.created_at, UTC_TIMESTAMP(6)
+       j.limit_key, j.limit_max, j.rate_key, j.rate_max, j.rate_period,
+       j.state_elected_at, j.modified_at, j.queue, j.priority, j.invocation, j.middleware, j.created_at
 FROM `{p}queue` AS q
 JOIN `{p}job` AS j ON j.id = q.job_id AND j.locked_by IS NULL
 WHERE q.queue IN :queues AND q.execute_after <= UTC_TIMESTAMP(6)
