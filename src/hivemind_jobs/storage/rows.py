@@ -63,6 +63,7 @@ __all__ = [
     "fence_outcome",
     "fence_saves",
     "finish_params",
+    "histories_by_job",
     "insert_writes",
     "job_records",
     "job_rows",
@@ -770,6 +771,20 @@ def start_writes(
 # ----------------------------------------------------------------------------- records
 
 
+def histories_by_job(
+    state_rows: Iterable[Row], property_rows: Iterable[Row], decode: Callable[[Any], datetime]
+) -> tuple[dict[int, list[StateRow]], dict[int, list[PropertyRow]]]:
+    """``job_state_select_many`` and ``job_property_select_many`` rows as each job's history and
+    properties, in the rows' order."""
+    states: dict[int, list[StateRow]] = {}
+    for job_id, sequence, name, elected_at, reason, fields in state_rows:
+        states.setdefault(job_id, []).append(StateRow(sequence, name, decode(elected_at), reason, fields))
+    properties: dict[int, list[PropertyRow]] = {}
+    for row in property_rows:
+        properties.setdefault(row[0], []).append(property_from_row(row[1:], decode))
+    return states, properties
+
+
 def job_records(
     state_rows: Iterable[Row],
     property_rows: Iterable[Row],
@@ -779,12 +794,7 @@ def job_records(
 ) -> dict[int, JobRecord]:
     """Full records by id, from ``job_state_select_many``, ``job_property_select_many`` and
     ``job_select_many`` rows; ``acquired``: the jobs whose lock the reader has just taken."""
-    states: dict[int, list[StateRow]] = {}
-    for job_id, sequence, name, elected_at, reason, fields in state_rows:
-        states.setdefault(job_id, []).append(StateRow(sequence, name, decode(elected_at), reason, fields))
-    properties: dict[int, list[PropertyRow]] = {}
-    for row in property_rows:
-        properties.setdefault(row[0], []).append(property_from_row(row[1:], decode))
+    states, properties = histories_by_job(state_rows, property_rows, decode)
     records: dict[int, JobRecord] = {}
     for row in rows:
         (

@@ -38,7 +38,7 @@ from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, Stor
 from hivemind_jobs.storage.dialect import MYSQL
 from hivemind_jobs.storage.params import JobRecord, PropertyRow, StateRow
 from hivemind_jobs.storage.protocol import Capabilities, JobInsert, PendingInserts, QueuePointer
-from hivemind_jobs.storage.rows import Times, property_from_row, property_params, same, started_record
+from hivemind_jobs.storage.rows import Times, histories_by_job, property_params, same, started_record
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -493,24 +493,16 @@ class _MySQLConnection(Connection):
                 }
             )
         async with self.pipeline():
-            if ids:  # read before the writes: each history as it was before the start
-                history = await self.fetch_later(q["job_state_select_many"], {"job_ids": ids})
-                properties = await self.fetch_later(q["job_property_select_many"], {"job_ids": ids})
+            # read before the writes: each history as it was before the start (no job ready, as
+            # when every entry read was stale: the reads match nothing and nothing is written)
+            read_history = await self.fetch_later(q["job_state_select_many"], {"job_ids": ids})
+            read_properties = await self.fetch_later(q["job_property_select_many"], {"job_ids": ids})
             await self.execute(q["queue_take"], {"job_ids": sorted(row[0] for row in picked)})
-            if ids:
-                await self.write_rows(q, "queue_start_claimed", jobs)
-                await self.write_rows(q, "job_state_insert", states)
+            await self.write_rows(q, "queue_start_claimed", jobs)
+            await self.write_rows(q, "job_state_insert", states)
             if commit:
                 await self.commit_in_pipeline()
-        if not ids:
-            return [_started_row(row, None, now) for row in picked]
-        dt = self.dt
-        histories: dict[int, list[StateRow]] = {}
-        for job_id, sequence, name, elected_at, reason, fields in await history():
-            histories.setdefault(job_id, []).append(StateRow(sequence, name, dt(elected_at), reason, fields))
-        found: dict[int, list[PropertyRow]] = {}
-        for prop in await properties():
-            found.setdefault(prop[0], []).append(property_from_row(prop[1:], dt))
+        histories, found = histories_by_job(await read_history(), await read_properties(), self.dt)
         rows = [
             _started_row(
                 row, number, now, states=tuple(histories.get(row[0], ())), properties=tuple(found.get(row[0], ()))

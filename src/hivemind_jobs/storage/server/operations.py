@@ -246,7 +246,9 @@ async def _update_batch(c: Connection, q: Queries, params: Sequence[p.JobUpdate]
                 q["continuation_links_many"],
                 {"changed_ids": writes.changed or [0], "released_ids": writes.released or [0]},
             )
-    found = early if early is not None else continuation_links(await links()) if links is not None else ()
+    found = early
+    if found is None:
+        found = continuation_links(await links()) if links is not None else ()
     return save_results(params, outcomes, found, now)
 
 
