@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 import hivemind_jobs as hm
+from hivemind_jobs.errors import ArgumentBindingError
 from hivemind_jobs.storage.postgres import backend as pg
 from hivemind_jobs.storage.server.base import ServerStorage
 from hivemind_jobs.storage.sql import SQL
@@ -140,6 +141,56 @@ async def test_a_failed_transaction_keeps_none_of_its_statements(pg_hive: hm.Hiv
     # the connection went back to the pool outside any transaction: the next create commits on its own
     await pg_hive.jobs.create(add, 5, 6)
     assert backends.count(postgres_url, "job") == before + 1
+
+
+async def test_a_large_batch_of_its_own_is_one_round_trip_built_part_by_part(
+    pg_hive: hm.HiveMind, postgres_url: str, traces: Traces, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch in a transaction of its own goes as statements of ``_INSERT_PART`` jobs in one
+    pipeline: each part is sent before the calls of the next one are checked (the server writes
+    one part while the next is built), with the BEGIN and the COMMIT in the same round trip and one
+    creation time for all. A bad call in a later part rolls back the parts sent before it."""
+    parts = pg._INSERT_PART
+    events: list[str] = []
+    execute = psycopg.AsyncCursor.execute
+    check = hm.BackgroundJobClient._invocation
+
+    async def recorded(self: Any, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        done = await execute(self, query, params, **kwargs)
+        if 'INSERT INTO "' in str(query) and "unnest" in str(query):
+            events.append("sent")
+        return done
+
+    def checked(self: Any, function: Any, args: Any, kwargs: Any) -> Any:
+        events.append("checked")
+        return check(self, function, args, kwargs)
+
+    monkeypatch.setattr(psycopg.AsyncCursor, "execute", recorded)
+    monkeypatch.setattr(hm.BackgroundJobClient, "_invocation", checked)
+    count = 2 * parts + 7
+    ids = await pg_hive.jobs.options(queue="parts").create_many(hm.call(add, n, 1) for n in range(count))
+    trips = traces.trips()
+    assert len(trips) == 1, trips
+    assert trips[0][0] == "BEGIN" and trips[0][-1] == "COMMIT"
+    sent = [index for index, event in enumerate(events) if event == "sent"]
+    assert sent == [parts, 2 * parts + 1, count + 2]  # each part sent before the next one is checked
+    assert ids == sorted(ids) and len(set(ids)) == count
+    assert backends.raw(
+        postgres_url, "SELECT COUNT(*), COUNT(DISTINCT created_at) FROM {job} WHERE queue = 'parts'"
+    ) == [(count, 1)]
+    assert backends.raw(postgres_url, "SELECT COUNT(*) FROM {queue} WHERE queue = 'parts'") == [(count,)]
+    job = await pg_hive.jobs.get(ids[-1])
+    assert job is not None and job.invocation.arguments == {"a": count - 1, "b": 1}
+
+    calls = [hm.call(add, n, 1) for n in range(count)]
+    calls[2 * parts + 3] = hm.call(add)  # type: ignore[call-arg]
+    events.clear()
+    with pytest.raises(ArgumentBindingError):
+        await pg_hive.jobs.options(queue="bad").create_many(calls)
+    assert events.count("sent") == 2 and events.count("checked") == 2 * parts + 4
+    assert backends.raw(postgres_url, "SELECT COUNT(*) FROM {job} WHERE queue = 'bad'") == [(0,)]
+    assert backends.raw(postgres_url, "SELECT COUNT(*) FROM {job_state} WHERE job_id > ?", ids[-1]) == [(0,)]
+    assert await pg_hive.jobs.create(add, 2, 3) > ids[-1]  # the connection is usable after the failure
 
 
 @pytest_asyncio.fixture

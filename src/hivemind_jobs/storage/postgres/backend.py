@@ -40,7 +40,15 @@ from hivemind_jobs.core.codec import floatless_json, load_json
 from hivemind_jobs.core.states import final_state_names, is_final_state
 from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, StorageError, TransactionError
 from hivemind_jobs.storage.dialect import POSTGRES
-from hivemind_jobs.storage.protocol import Capabilities, JobInsert, JobUpdate, PropertyRow, QueuePointer, StateRow
+from hivemind_jobs.storage.protocol import (
+    Capabilities,
+    JobInsert,
+    JobUpdate,
+    PendingInserts,
+    PropertyRow,
+    QueuePointer,
+    StateRow,
+)
 from hivemind_jobs.storage.rows import AlikeRows, Times, alike_rows, property_params, same
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
@@ -125,6 +133,17 @@ def _binary(sql: str) -> SQL:
     statements up to 4 KB, which the longest ones (the one-statement claim) then stay under."""
     unindented = "\n".join(line.strip() for line in sql.splitlines())
     return SQL(_PLACEHOLDER.sub(r"%(\1)b", unindented))
+
+
+#: the jobs of one ``job_insert_set`` statement when a batch is written part by part
+_INSERT_PART = 250
+
+
+@functools.lru_cache(maxsize=8)
+def _transaction_clock(sql: str) -> SQL:
+    """``sql`` (sent in binary, :func:`_binary`) on the transaction's clock instead of the
+    statement's: the statements of one batch written in parts give its jobs one creation time."""
+    return _binary(sql.replace("statement_timestamp()", "transaction_timestamp()"))
 
 
 def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -471,7 +490,10 @@ class _PgConnection(Connection):
     ) -> tuple[list[int], datetime] | None:
         """One statement for the jobs and everything with them (``job_insert`` for one job,
         ``job_insert_set`` over arrays for more); when it is the transaction's only operation it
-        runs in autocommit: the statement is the whole transaction, one round trip."""
+        runs in autocommit: the statement is the whole transaction, one round trip.
+        :class:`PendingInserts` of two parts or more are written part by part (:meth:`_insert_parts`)."""
+        if isinstance(params, PendingInserts) and len(params) >= 2 * _INSERT_PART:
+            return await self._insert_parts(q, params)
         if len(params) == 1:
             plain = _plain_job(params[0], self.channel)
             if plain is not None:
@@ -488,6 +510,38 @@ class _PgConnection(Connection):
             return [int(rows[0][0])], self.dt(rows[0][1])
         by_execution = {execution_id: int(job_id) for job_id, execution_id, _, _ in rows}
         return [by_execution[job.execution_id] for job in params], self.dt(rows[0][2])
+
+    async def _insert_parts(self, q: Mapping[str, SQL], params: PendingInserts) -> tuple[list[int], datetime]:
+        """A batch in a transaction of its own as ``job_insert_set`` statements of
+        ``_INSERT_PART`` jobs in one pipeline, each part built (its calls checked and encoded) while
+        the server runs the one before it; the BEGIN before them and the COMMIT after them in the
+        same round trip. They share the transaction's clock (:func:`_transaction_clock`), read by
+        the BEGIN. A call that cannot be built raises with the parts before it sent and not
+        committed: the transaction rolls them back."""
+        raw = self.raw
+        sql = _transaction_clock(q["job_insert_set"])
+        parts: list[tuple[list[JobInsert], psycopg.AsyncCursor[Any]]] = []
+        async with raw.pipeline():
+            if self.begin_pending:
+                self.begin_pending = False
+                await raw.execute(_BEGIN)
+            for start in range(0, len(params), _INSERT_PART):
+                rows = params.rows(start, start + _INSERT_PART)
+                cursor = raw.cursor(row_factory=tuple_row)
+                await cursor.execute(sql, _job_batch(rows, self.channel))  # sent: the next part is built meanwhile
+                parts.append((rows, cursor))
+            if self.sole:
+                await self._commit_queued()
+        ids: list[int] = []
+        created: datetime | None = None
+        for rows, cursor in parts:
+            found = await cursor.fetchall()
+            by_execution = {execution_id: int(job_id) for job_id, execution_id, _, _ in found}
+            ids.extend(by_execution[job.execution_id] for job in rows)
+            if created is None:
+                created = self.dt(found[0][2])
+        assert created is not None
+        return ids, created
 
     def pipeline(self) -> AbstractAsyncContextManager[object]:
         # fewer round trips; on a loopback connection about even with psycopg's pipeline cost,
@@ -702,6 +756,7 @@ class _PgDriver(Driver):
         listen_notify=True,
         returning_on_update=True,
         transactional_ddl=True,
+        inserts_in_parts=True,
     )
 
     def __init__(self, url: ServerURL, schema: str, prefix: str) -> None:
