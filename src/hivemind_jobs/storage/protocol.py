@@ -115,7 +115,7 @@ class Capabilities:
     returning_on_update: bool
     transactional_ddl: bool
     #: ``job_insert`` in a transaction of its own takes :class:`PendingInserts` and builds them
-    #: part by part while the parts before are written (MySQL/MariaDB)
+    #: part by part while the parts before are written (PostgreSQL, MySQL/MariaDB)
     inserts_in_parts: bool = False
 
 

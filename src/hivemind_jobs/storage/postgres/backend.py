@@ -146,6 +146,12 @@ def _transaction_clock(sql: str) -> SQL:
     return _binary(sql.replace("statement_timestamp()", "transaction_timestamp()"))
 
 
+def _ids_in_order(params: Sequence[JobInsert], rows: Sequence[tuple[Any, ...]]) -> list[int]:
+    """The ids ``job_insert_set`` answered (id, execution id, clock, notified), in the order of its jobs."""
+    by_execution = {execution_id: int(job_id) for job_id, execution_id, _, _ in rows}
+    return [by_execution[job.execution_id] for job in params]
+
+
 def _columns(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Row dicts as one list per column (scalars once), for statements over ``unnest``."""
     first = rows[0]
@@ -508,8 +514,7 @@ class _PgConnection(Connection):
             self.committed = True
         if len(params) == 1:
             return [int(rows[0][0])], self.dt(rows[0][1])
-        by_execution = {execution_id: int(job_id) for job_id, execution_id, _, _ in rows}
-        return [by_execution[job.execution_id] for job in params], self.dt(rows[0][2])
+        return _ids_in_order(params, rows), self.dt(rows[0][2])
 
     async def _insert_parts(self, q: Mapping[str, SQL], params: PendingInserts) -> tuple[list[int], datetime]:
         """A batch in a transaction of its own as ``job_insert_set`` statements of
@@ -536,8 +541,7 @@ class _PgConnection(Connection):
         created: datetime | None = None
         for rows, cursor in parts:
             found = await cursor.fetchall()
-            by_execution = {execution_id: int(job_id) for job_id, execution_id, _, _ in found}
-            ids.extend(by_execution[job.execution_id] for job in rows)
+            ids += _ids_in_order(rows, found)
             if created is None:
                 created = self.dt(found[0][2])
         assert created is not None
