@@ -411,15 +411,20 @@ class _PgConnection(Connection):
         pipeline the statement is sent in already); otherwise nothing."""
         if not self.begin_pending:
             return _NOTHING
-        self.begin_pending = False
         return self._begun()
 
     @contextlib.asynccontextmanager
     async def _begun(self) -> AsyncIterator[None]:
         raw = self.raw
         async with _NOTHING if raw.pgconn.pipeline_status else raw.pipeline():
-            await raw.execute(_BEGIN)
+            await self._send_begin()
             yield
+
+    async def _send_begin(self) -> None:
+        """The transaction's ``BEGIN``, in the pipeline open, if it is still to be sent."""
+        if self.begin_pending:
+            self.begin_pending = False
+            await self.raw.execute(_BEGIN)
 
     def _alone(self) -> bool:
         """Whether the operation's one statement is the whole transaction (the operation is the
@@ -527,9 +532,7 @@ class _PgConnection(Connection):
         sql = _transaction_clock(q["job_insert_set"])
         parts: list[tuple[list[JobInsert], psycopg.AsyncCursor[Any]]] = []
         async with raw.pipeline():
-            if self.begin_pending:
-                self.begin_pending = False
-                await raw.execute(_BEGIN)
+            await self._send_begin()
             for start in range(0, len(params), _INSERT_PART):
                 rows = params.rows(start, start + _INSERT_PART)
                 cursor = raw.cursor(row_factory=tuple_row)
@@ -537,15 +540,9 @@ class _PgConnection(Connection):
                 parts.append((rows, cursor))
             if self.sole:
                 await self._commit_queued()
-        ids: list[int] = []
-        created: datetime | None = None
-        for rows, cursor in parts:
-            found = await cursor.fetchall()
-            ids += _ids_in_order(rows, found)
-            if created is None:
-                created = self.dt(found[0][2])
-        assert created is not None
-        return ids, created
+        answers = [await cursor.fetchall() for _, cursor in parts]
+        ids = [job_id for (rows, _), found in zip(parts, answers, strict=True) for job_id in _ids_in_order(rows, found)]
+        return ids, self.dt(answers[0][0][2])
 
     def pipeline(self) -> AbstractAsyncContextManager[object]:
         # fewer round trips; on a loopback connection about even with psycopg's pipeline cost,
@@ -591,9 +588,8 @@ class _PgConnection(Connection):
         # statements up to the pipeline's one Sync are one transaction, committed at the Sync
         implicit = commit and self.begin_pending
         async with raw.pipeline():
-            if self.begin_pending and not implicit:
-                self.begin_pending = False
-                await raw.execute(_BEGIN)
+            if not implicit:
+                await self._send_begin()
             for sql, params in writes:
                 await raw.execute(sql, params)
             cursors = []
