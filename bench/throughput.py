@@ -93,6 +93,17 @@ tables there on open (``auto_migrate=true`` is always set).
     --n-bulk jobs by ``await queries.enqueue([...], [...], [...])`` in calls of 1000 jobs (the
     harness's --chunk, set to ours), the counterpart of ``bulk_enqueue_per_s``. Both on fresh
     PgQueuer tables, in a process of their own; skipped with ``enqueue``.
+  - ``huey_cpu_us_per_job`` (SQLite), ``pgqueuer_cpu_us_per_job`` and
+    ``pgqueuer_server_cpu_us_per_job`` (PostgreSQL): the peer's processing run once more (its
+    adapter, --n jobs, in a process of this script's, started in the harness's folder), with the CPU
+    time of that process and of the database server's processes from the worker's start to the n-th
+    job, per job: the peer's counterparts of ``cpu_us_per_job`` and ``server_cpu_us_per_job``.
+    Skipped with ``peercpu``.
+
+``cpu_ceiling_per_s`` (and ``<peer>_cpu_ceiling_per_s``): os.cpu_count() * 1,000,000 / (cpu_us_per_job
++ server_cpu_us_per_job), the jobs per second this machine's cores would allow were every one of
+them always busy with this run's CPU per job (the client's alone on SQLite): how far a rate is from
+what its CPU per job permits here, whatever the overlap of client and server.
 
 Ratios: ``jobs_vs_raw`` = jobs_per_s / raw_limit_per_s; ``jobs_vs_schema``, ``jobs_vs_schema_colony``,
 ``enqueue_one_vs_schema`` and ``bulk_vs_schema``: jobs_per_s, enqueue_one_per_s and
@@ -169,7 +180,9 @@ SCRIPT = Path(__file__).resolve()
 PEERS = {"sqlite": ("huey",), "postgres": ("pgqueuer", "procrastinate"), "mysql": ()}
 #: what the shared harness's adapter of each peer imports
 PEER_MODULES = {"huey": ("huey",), "pgqueuer": ("pgqueuer", "asyncpg"), "procrastinate": ("procrastinate", "asyncpg")}
-PARTS = ("process", "latency", "enqueue", "raw", "rawschema", "peers", "huey", "pgqueuer", "procrastinate")
+PARTS = ("process", "latency", "enqueue", "raw", "rawschema", "peers", "huey", "pgqueuer", "procrastinate", "peercpu")
+#: the peers whose CPU per job is measured next to their rate (Procrastinate's runs last minutes)
+PEER_CPU = ("huey", "pgqueuer")
 CHUNK = 1000
 
 
@@ -717,6 +730,74 @@ def peer_environment(peer: str, directory: Path, args: argparse.Namespace) -> di
     return {"BENCH_PG_DSN": pg_conninfo(args.pg_url)}
 
 
+def peer_cpu(peer: str, environment: dict[str, str], args: argparse.Namespace) -> dict[str, float | None]:
+    """``<peer>_cpu_us_per_job`` and ``<peer>_server_cpu_us_per_job``: the peer's processing run
+    again (run_peer.py's ``process`` phase, --n jobs) in a process of this script's
+    (:func:`peer_cpu_child`), with the CPU time of that process and of the database server over the
+    window, as ``cpu_us_per_job`` and ``server_cpu_us_per_job`` are measured for the colony. None
+    (and the reason on stderr) if the run failed."""
+    names = (f"{peer}_cpu_us_per_job", f"{peer}_server_cpu_us_per_job")
+    command = [sys.executable, str(SCRIPT), "--peer-cpu", peer, "--backend", args.backend, "--n", str(args.n)]
+    command += ["--pg-url", args.pg_url]
+    try:
+        completed = subprocess.run(
+            command,
+            cwd=peer_bench_dir(),
+            env=dict(os.environ, **environment),
+            capture_output=True,
+            text=True,
+            timeout=WAIT_TIMEOUT + 300,
+        )
+    except subprocess.TimeoutExpired:
+        print(f"{peer}: the CPU run did not finish within {WAIT_TIMEOUT + 300:.0f} s", file=sys.stderr, flush=True)
+        return dict.fromkeys(names)
+    if completed.returncode != 0:
+        print(f"{peer}: the CPU run failed:\n{completed.stderr[-4000:]}", file=sys.stderr, flush=True)
+        return dict.fromkeys(names)
+    found = json.loads(completed.stdout.strip().splitlines()[-1])
+    return dict(zip(names, (found["cpu_us_per_job"], found["server_cpu_us_per_job"]), strict=True))
+
+
+async def peer_cpu_child(peer: str, args: argparse.Namespace) -> None:
+    """The run of :func:`peer_cpu` (in the peer harness's folder, with its settings in the
+    environment): the harness's adapter enqueues --n jobs as its ``process`` phase does, then its
+    worker runs until the n-th job ran; prints one JSON line."""
+    sys.path.insert(0, os.getcwd())
+    import run_peer  # type: ignore[import-not-found]  # the shared harness
+    from peers.base import TRACKER  # type: ignore[import-not-found]
+
+    adapter = run_peer.load(peer, "default")
+    await adapter.setup()
+    for start in range(0, args.n, CHUNK):
+        payloads = [{"i": i} for i in range(start, min(args.n, start + CHUNK))]
+        if adapter.has_batch:
+            await adapter.enqueue_many(payloads)
+        else:
+            for payload in payloads:
+                await adapter.enqueue_one(payload)
+    await asyncio.sleep(0.5)
+    armed_wait = TRACKER.wait
+    used: list[float | None] = []
+
+    async def wait(timeout: float) -> None:
+        await armed_wait(timeout)
+        used.append(time.process_time() - cpu_started)  # before the worker stops and closes its connection
+        used.append(server_cpu_since(args, server_started))
+
+    TRACKER.wait = wait
+    TRACKER.arm(args.n, asyncio.get_running_loop())
+    server_started = server_cpu(args)
+    cpu_started = time.process_time()
+    await adapter.run_worker_until(args.n, timeout=WAIT_TIMEOUT)
+    await adapter.close()
+    client, server = used
+    assert client is not None
+    figures = {"cpu_us_per_job": client / args.n * 1e6, "server_cpu_us_per_job": None}
+    if server is not None:
+        figures["server_cpu_us_per_job"] = server / args.n * 1e6
+    print(json.dumps(figures), flush=True)
+
+
 # ---------------------------------------------------------------- main
 
 
@@ -743,6 +824,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sync-jobs", action="store_true", help="run synchronous job bodies (on the thread pool)")
     parser.add_argument("--skip", default="", help=f"comma list of parts not to measure: {','.join(PARTS)}")
     parser.add_argument("--produce", metavar="URL", help=argparse.SUPPRESS)  # the latency producer
+    parser.add_argument("--peer-cpu", metavar="PEER", help=argparse.SUPPRESS)  # a peer's CPU run
     args = parser.parse_args()
     args.skip = set(filter(None, args.skip.split(",")))
     if unknown := args.skip - set(PARTS):
@@ -803,6 +885,16 @@ def check_targets(backend: str, figures: dict[str, Any]) -> dict[str, dict[str, 
     return checked
 
 
+def cpu_ceiling(medians: dict[str, float], prefix: str) -> float | None:
+    """The jobs per second this machine's cores would run were each one always busy with
+    ``<prefix>cpu_us_per_job`` (plus ``<prefix>server_cpu_us_per_job`` where the server's CPU was
+    measured): os.cpu_count() seconds of CPU per second over the CPU of one job. None if not measured."""
+    client = medians.get(f"{prefix}cpu_us_per_job")
+    if not client:
+        return None
+    return round((os.cpu_count() or 1) * 1e6 / (client + (medians.get(f"{prefix}server_cpu_us_per_job") or 0.0)), 1)
+
+
 def unit_of(name: str) -> str:
     if name.endswith("_per_s") or name == "producer_rate":
         return "/s"
@@ -813,6 +905,9 @@ def main() -> None:
     args = parse_args()
     if args.produce is not None:
         asyncio.run(produce(args.produce, args))
+        return
+    if args.peer_cpu is not None:
+        asyncio.run(peer_cpu_child(args.peer_cpu, args))
         return
 
     peers = [] if "peers" in args.skip else [peer for peer in PEERS[args.backend] if peer not in args.skip]
@@ -864,6 +959,8 @@ def main() -> None:
                 peer_directory.mkdir()
                 environment = peer_environment(peer, peer_directory, args)
                 record(peer_run(peer, peer_directory, environment, {"process": f"{peer}_per_s"}, args.n))
+                if peer in PEER_CPU and "peercpu" not in args.skip:
+                    record(peer_cpu(peer, environment, args))
                 if peer == "pgqueuer" and "enqueue" not in args.skip:
                     phases = {"enqueue_one": "pgqueuer_enqueue_one_per_s", "enqueue_many": "pgqueuer_bulk_per_s"}
                     record(peer_run(peer, peer_directory, environment, phases, args.n_bulk, args.n_one))
@@ -909,6 +1006,8 @@ def main() -> None:
     names += ["p50_ms", "p90_ms", "p99_ms", "max_ms", "producer_rate", "raw_limit_per_s", "raw_limit_b1_per_s"]
     names += ["schema_limit_per_s", "schema_limit_colony_per_s", "schema_create_one_per_s", "schema_create_bulk_per_s"]
     names += [f"{peer}_per_s" for peer in PEERS[args.backend]]
+    cpu_peers = [peer for peer in PEERS[args.backend] if peer in PEER_CPU]
+    names += [f"{peer}_{figure}" for peer in cpu_peers for figure in ("cpu_us_per_job", "server_cpu_us_per_job")]
     if args.backend == "postgres":
         names += ["pgqueuer_enqueue_one_per_s", "pgqueuer_bulk_per_s"]
         ratios["enqueue_one_vs_pgqueuer"] = ratio("enqueue_one_per_s", "pgqueuer_enqueue_one_per_s")
@@ -917,6 +1016,10 @@ def main() -> None:
             f"enqueue_one_per_s / pgqueuer_enqueue_one_per_s = {ratios['enqueue_one_vs_pgqueuer']}",
             f"bulk_enqueue_per_s / pgqueuer_bulk_per_s = {ratios['bulk_vs_pgqueuer']}",
         ]
+    # the rate this machine's cores allow for a job's CPU (client and server), were they always busy
+    ceilings = {"cpu_ceiling_per_s": cpu_ceiling(medians, "")}
+    ceilings.update({f"{peer}_cpu_ceiling_per_s": cpu_ceiling(medians, f"{peer}_") for peer in cpu_peers})
+    described += [f"{name} = {value:,.0f}" for name, value in ceilings.items() if value is not None]
     print("ratios: " + ", ".join(described))
     summary: dict[str, Any] = {name: round(medians[name], 3) if name in medians else None for name in names}
     targets = check_targets(args.backend, summary)
@@ -928,6 +1031,7 @@ def main() -> None:
         bound = "-" if outcome["bound"] is None else f"{outcome['bound']:,.1f}"
         print(f"  {label:<{label_width}}  {value:>12} vs {bound:>12}  {verdict}")
     summary.update(ratios)
+    summary.update(ceilings)
     summary.update(
         backend=args.backend,
         engine=engine,

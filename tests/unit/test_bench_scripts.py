@@ -59,6 +59,22 @@ def test_a_peer_that_cannot_be_measured_fails_the_run_unless_skipped(tmp_path: P
     assert figures["huey_per_s"] is None
 
 
+def test_a_peers_cpu_per_job_is_measured_next_to_ours_with_the_rate_the_cores_allow() -> None:
+    status, figures, errors = run("throughput.py", "--n", "300", "--skip", "latency,enqueue,raw,rawschema")
+    assert status == 0, errors[-3000:]
+    assert figures["huey_per_s"] > 0
+    assert 0 < figures["huey_cpu_us_per_job"] < 1_000_000
+    assert figures["huey_server_cpu_us_per_job"] is None  # Huey's SQLite runs in its process
+    cores = os.cpu_count() or 1
+    for prefix in ("", "huey_"):
+        ceiling = cores * 1e6 / figures[f"{prefix}cpu_us_per_job"]  # no server CPU on SQLite
+        assert abs(figures[f"{prefix}cpu_ceiling_per_s"] - ceiling) <= 0.001 * ceiling, prefix
+    status, figures, errors = run("throughput.py", "--n", "300", "--skip", "latency,enqueue,raw,rawschema,peercpu")
+    assert status == 0, errors[-3000:]
+    assert figures["huey_per_s"] > 0
+    assert figures["huey_cpu_us_per_job"] is None and figures["huey_cpu_ceiling_per_s"] is None
+
+
 def test_throughput_reports_the_limits_of_its_own_schema() -> None:
     sizes = ["--n", "300", "--n-one", "50", "--n-bulk", "1500"]
     status, figures, errors = run("throughput.py", *sizes, "--skip", "process,latency,enqueue,raw,peers")
