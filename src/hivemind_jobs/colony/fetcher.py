@@ -27,9 +27,9 @@ from hivemind_jobs.core.states import Enqueued, Executing, Failed, check_state_t
 from hivemind_jobs.errors import HiveMindError, SerializationError
 from hivemind_jobs.lifecycle.machine import (
     elect,
+    job_started_by_claim,
     save_locked_many,
     start_claimed,
-    started_by_claim,
     transitions_observed,
 )
 from hivemind_jobs.lifecycle.records import encode_state_fields, job_from_record
@@ -264,14 +264,13 @@ class Fetcher:
 
         def adopt(entry: ClaimedJob, record: JobRecord, begun: ClaimStarted) -> bool:
             following[0] = begun.index + 1
-            job = job_from_record(record, env.name, codec)
-            if job.invocation.problem is not None:
-                undecodable.append(job)  # put back as it was by the claim; fails below
-                return False
             drone = drones[begun.index]
-            started.append((job, entry, drone))
             executing = Executing(colony=colony, swarm=swarm, drone=drone, due_at=entry.execute_after)
-            started_by_claim(job, executing, holder, begun, text_checked=True)
+            job = job_started_by_claim(record, env.name, codec, executing, holder, begun)
+            if job.invocation.problem is not None:
+                undecodable.append(job_from_record(record, env.name, codec))  # put back as it was; fails below
+                return False
+            started.append((job, entry, drone))
             return True
 
         def templates(count: int) -> StartTemplates:

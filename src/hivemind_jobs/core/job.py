@@ -265,7 +265,11 @@ class BackgroundJob:
         with _decoding:  # once, even when a job's thread and the loop read the history together
             older = self._older
             if older is not None:
-                self._states[:0] = older()
+                decoded = older()
+                self._states[:0] = decoded
+                # ``older_count`` may have been a count told before decoding (a history read as one
+                # text): the saved states are counted by what was decoded
+                self._saved_state_count += len(decoded) - self._older_count
                 self._older = None
                 self._older_count = 0
 
@@ -352,12 +356,11 @@ class BackgroundJob:
     @property
     def _last_saved_state(self) -> State | None:
         """The current state as last saved (None for a job never saved)."""
-        index = self._saved_state_count - 1
-        if index < 0:
+        if self._saved_state_count == 0:
             return None
-        if index < self._older_count:
+        if self._saved_state_count - 1 < self._older_count:
             self._decode_older()
-        return self._states[index - self._older_count]
+        return self._states[self._saved_state_count - 1 - self._older_count]
 
     @property
     def _has_changes(self) -> bool:

@@ -34,7 +34,9 @@ from hivemind_jobs.storage.protocol import (
     JobGet,
     JobInsert,
     JobLockRelease,
+    JobRecord,
     JobUpdated,
+    StoredHistory,
     UpdateOutcome,
 )
 
@@ -46,6 +48,7 @@ __all__ = [
     "elect",
     "ensure_locked",
     "insert_new",
+    "job_started_by_claim",
     "release_lock",
     "save_locked",
     "save_locked_many",
@@ -276,6 +279,33 @@ def started_by_claim(
     at = started.elected_at
     job._apply_state(state, at, started.execution_id, text_checked=text_checked)
     job._mark_saved(job.id, at, None, LockInfo(holder, at, at))
+
+
+def job_started_by_claim(
+    record: JobRecord, environment: str, codec: Codec, state: Executing, holder: str, started: ClaimStarted
+) -> BackgroundJob:
+    """The job of ``record`` in ``state``, as a claim statement has just started it for ``holder``
+    (:func:`started_by_claim` on :func:`job_from_record`'s job), with its stored history left
+    undecoded until someone reads it. The caller has checked the text of ``state``'s fields."""
+    rows = record.states
+    if isinstance(rows, StoredHistory):
+        name, sequence = rows.current_name, rows.current_sequence
+    else:
+        name, sequence = rows[-1].name, rows[-1].sequence
+    if name != "Enqueued" or state.is_applied:  # not the transition the statement makes: refused as usual
+        job = job_from_record(record, environment, codec)
+        started_by_claim(job, state, holder, started, text_checked=True)
+        return job
+    at = started.elected_at
+    state.sequence = sequence + 1
+    state.elected_at = at
+    # the history's length told by its current state's sequence (numbered from 0); when the history
+    # is decoded, its rows are counted as they come
+    job = job_from_record(
+        record, environment, codec, current=state, older_count=sequence + 1, execution_id=started.execution_id
+    )
+    job._mark_saved(job.id, at, None, LockInfo(holder, at, at))
+    return job
 
 
 async def continue_after_save(job_id: int, state_name: str, result: JobUpdated, unit: UnitOfWork) -> None:

@@ -160,10 +160,21 @@ def property_rows(job: BackgroundJob, names: typing.Iterable[str]) -> tuple[Prop
     return tuple(rows)
 
 
-def job_from_record(record: JobRecord, environment: str, codec: Codec) -> BackgroundJob:
+def job_from_record(
+    record: JobRecord,
+    environment: str,
+    codec: Codec,
+    *,
+    current: State | None = None,
+    older_count: int = 0,
+    execution_id: str | None = None,
+) -> BackgroundJob:
     """The job of a stored row; never raises for a call this build cannot decode (an invocation or
     middleware list that is not JSON, of an unknown format version or malformed): the job reads with
-    ``job.invocation.problem`` set, so it can be shown, deleted or requeued, and fails instead of running."""
+    ``job.invocation.problem`` set, so it can be shown, deleted or requeued, and fails instead of running.
+
+    ``current``: a state the job is in since the record was read (with its ``execution_id``), after
+    the whole stored history (``older_count`` states, decoded when read)."""
     lock = None
     if record.locked_by is not None and record.locked_at is not None and record.lock_heartbeat is not None:
         lock = LockInfo(record.locked_by, record.locked_at, record.lock_heartbeat)
@@ -182,26 +193,35 @@ def job_from_record(record: JobRecord, environment: str, codec: Codec) -> Backgr
             )
     rows = record.states
     older = None
-    if len(rows) > 1:  # the history before the current state is decoded when someone reads it
+    if current is not None:  # the whole stored history is older
 
         def older() -> list[State]:
-            return [state_from_row(row, codec) for row in rows[:-1]]
+            return [state_from_row(row, codec) for row in rows]
 
+        states = [current]
+    else:
+        older_count = len(rows) - 1
+        if older_count > 0:  # the history before the current state is decoded when someone reads it
+
+            def older() -> list[State]:
+                return [state_from_row(row, codec) for row in rows[:-1]]
+
+        states = [state_from_row(row, codec) for row in rows[-1:]]
     return BackgroundJob(
         environment=environment,
         job_id=record.id,
         queue=record.queue,
         priority=priority,
         invocation=invocation,
-        execution_id=record.execution_id,
-        states=[state_from_row(row, codec) for row in rows[-1:]],
+        execution_id=execution_id if execution_id is not None else record.execution_id,
+        states=states,
         properties={row.name: row.value for row in record.properties},
         middleware=middleware,
         created_at=record.created_at,
         modified_at=record.modified_at,
         lock=lock,
         older=older,
-        older_count=len(rows) - 1,
+        older_count=older_count,
     )
 
 

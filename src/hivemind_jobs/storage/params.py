@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from hivemind_jobs.core.job import PropertyType, PropertyValue
 from hivemind_jobs.core.throttle import JobLimits
@@ -81,6 +81,7 @@ __all__ = [
     "RecurringWrite",
     "StartTemplates",
     "StateRow",
+    "StoredHistory",
     "UpdateOutcome",
 ]
 
@@ -95,6 +96,53 @@ class StateRow:
     elected_at: datetime
     reason: str | None
     fields: str  # JSON object of the state's persisted fields
+
+
+class StoredHistory(Sequence[StateRow]):
+    """A job's history as one stored text, decoded into rows the first time they are read: a
+    claimed job that only runs never needs them. ``current_name`` and ``current_sequence`` are its
+    last state's, known without decoding (the job row has them)."""
+
+    __slots__ = ("_decode", "_rows", "_text", "current_name", "current_sequence")
+
+    def __init__(
+        self, text: str | None, decode: Callable[[str], tuple[StateRow, ...]], current_name: str, current_sequence: int
+    ) -> None:
+        self._text = text
+        self._decode = decode
+        self._rows: tuple[StateRow, ...] | None = None
+        self.current_name = current_name
+        self.current_sequence = current_sequence
+
+    @property
+    def rows(self) -> tuple[StateRow, ...]:
+        rows = self._rows
+        if rows is None:
+            rows = self._rows = self._decode(self._text) if self._text is not None else ()
+        return rows
+
+    @overload
+    def __getitem__(self, index: int) -> StateRow: ...
+    @overload
+    def __getitem__(self, index: slice) -> tuple[StateRow, ...]: ...
+    def __getitem__(self, index: int | slice) -> StateRow | tuple[StateRow, ...]:
+        return self.rows[index]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[StateRow]:
+        return iter(self.rows)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StoredHistory):
+            return self.rows == other.rows
+        return self.rows == other if isinstance(other, tuple) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # compared by its rows, as the tuple it stands for
+
+    def __repr__(self) -> str:
+        return repr(self.rows)
 
 
 @dataclass(slots=True)  # hot path: not frozen (frozen init is slow); never mutated after creation
@@ -135,7 +183,8 @@ class JobRecord:
     locked_by: str | None
     locked_at: datetime | None
     lock_heartbeat: datetime | None
-    states: tuple[StateRow, ...]
+    #: oldest first; a tuple, or a :class:`StoredHistory` still to decode
+    states: Sequence[StateRow]
     properties: tuple[PropertyRow, ...]
     #: with JobGet.lock_requester: whether the requester holds the lock now
     lock_acquired: bool = False

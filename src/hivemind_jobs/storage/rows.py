@@ -45,6 +45,7 @@ from hivemind_jobs.storage.params import (
     RecurringEventRow,
     RecurringWrite,
     StateRow,
+    StoredHistory,
     UpdateOutcome,
 )
 
@@ -685,20 +686,24 @@ def claim_starts(
 
 def lean_claimed_record(row: Row, owner: str, now: datetime, decode: Callable[[Any], datetime]) -> JobRecord:
     """The record of a job ``queue_claim_start_lean`` started, as it was before the statement (its
-    history without the Executing state), locked by ``owner`` since ``now``. The times in its
-    JSON columns are microseconds since 1970."""
-    history = row[18]
+    history without the Executing state, decoded when read), locked by ``owner`` since ``now``.
+    The times in its JSON columns are microseconds since 1970."""
     properties = row[19]
     return started_record(
         row,
         owner,
         now,
         decode,
-        tuple(
-            StateRow(sequence, name, from_microseconds(at), reason, fields)
-            for sequence, name, at, reason, fields in (load_json(history) if history is not None else ())
-        ),
+        StoredHistory(row[18], _history_rows, row[15], row[16]),
         tuple(property_from_row(values, from_microseconds) for values in (load_json(properties) if properties else ())),
+    )
+
+
+def _history_rows(text: str) -> tuple[StateRow, ...]:
+    """A history aggregated as JSON (``[[sequence, name, microseconds since 1970, reason, fields], ...]``)."""
+    return tuple(
+        StateRow(sequence, name, from_microseconds(at), reason, fields)
+        for sequence, name, at, reason, fields in load_json(text)
     )
 
 
@@ -707,7 +712,7 @@ def started_record(
     owner: str,
     now: datetime,
     decode: Callable[[Any], datetime],
-    states: tuple[StateRow, ...],
+    states: Sequence[StateRow],
     properties: tuple[PropertyRow, ...],
 ) -> JobRecord:
     """The record of a job a claim started in its own statements (a row shaped as
