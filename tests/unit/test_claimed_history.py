@@ -84,7 +84,7 @@ def test_a_later_state_is_the_only_unsaved_one_whatever_the_history_held() -> No
     assert job._last_saved_state.name == "Executing"
 
 
-def test_a_job_not_enqueued_is_refused_as_the_state_machine_refuses_it() -> None:
+def test_a_job_in_another_state_takes_the_state_machines_usual_check() -> None:
     record = lean_claimed_record(claim_row(HISTORY[:1], "Created", 0), "colony-1", NOW, lambda at: at)
     job = job_started_by_claim(record, "main", Codec(), executing(), "colony-1", ClaimStarted(0, "k", NOW))
     # the general rules apply: Created -> Executing is a transition the machine allows

@@ -289,20 +289,20 @@ def job_started_by_claim(
     undecoded until someone reads it. The caller has checked the text of ``state``'s fields."""
     rows = record.states
     if isinstance(rows, StoredHistory):
-        name, sequence = rows.current_name, rows.current_sequence
+        # its length told by its current state's sequence (numbered from 0); when the history is
+        # decoded, its rows are counted as they come
+        name, sequence, count = rows.current_name, rows.current_sequence, rows.current_sequence + 1
     else:
-        name, sequence = rows[-1].name, rows[-1].sequence
-    if name != "Enqueued" or state.is_applied:  # not the transition the statement makes: refused as usual
+        name, sequence, count = rows[-1].name, rows[-1].sequence, len(rows)
+    if name != "Enqueued" or state.is_applied:  # not the transition the statement makes: the usual check decides
         job = job_from_record(record, environment, codec)
         started_by_claim(job, state, holder, started, text_checked=True)
         return job
     at = started.elected_at
     state.sequence = sequence + 1
     state.elected_at = at
-    # the history's length told by its current state's sequence (numbered from 0); when the history
-    # is decoded, its rows are counted as they come
     job = job_from_record(
-        record, environment, codec, current=state, older_count=sequence + 1, execution_id=started.execution_id
+        record, environment, codec, current=state, older_count=count, execution_id=started.execution_id
     )
     job._mark_saved(job.id, at, None, LockInfo(holder, at, at))
     return job
