@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
@@ -60,6 +62,11 @@ def test_a_peer_that_cannot_be_measured_fails_the_run_unless_skipped(tmp_path: P
 
 
 def test_a_peers_cpu_per_job_is_measured_next_to_ours_with_the_rate_the_cores_allow() -> None:
+    # where bench/throughput.py looks for the shared peer harness
+    override = os.environ.get("HIVEMIND_PEER_BENCH")
+    places = [Path(override)] if override else [folder / "shared" / "bench" for folder in BENCH.parents]
+    if not any((place / "run_peer.py").is_file() for place in places):
+        pytest.skip("the shared peer harness (shared/bench/run_peer.py) is not in a folder above bench/")
     status, figures, errors = run("throughput.py", "--n", "300", "--skip", "latency,enqueue,raw,rawschema")
     assert status == 0, errors[-3000:]
     assert figures["huey_per_s"] > 0
