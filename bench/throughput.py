@@ -732,7 +732,7 @@ def peer_environment(peer: str, directory: Path, args: argparse.Namespace) -> di
 
 def peer_cpu(peer: str, environment: dict[str, str], args: argparse.Namespace) -> dict[str, float | None]:
     """``<peer>_cpu_us_per_job`` and ``<peer>_server_cpu_us_per_job``: the peer's processing run
-    again (run_peer.py's ``process`` phase, --n jobs) in a process of this script's
+    again (run_peer.py's ``process`` phase, --n jobs, in calls of CHUNK) in a process of this script's
     (:func:`peer_cpu_child`), with the CPU time of that process and of the database server over the
     window, as ``cpu_us_per_job`` and ``server_cpu_us_per_job`` are measured for the colony. None
     (and the reason on stderr) if the run failed."""
@@ -760,36 +760,28 @@ def peer_cpu(peer: str, environment: dict[str, str], args: argparse.Namespace) -
 
 async def peer_cpu_child(peer: str, args: argparse.Namespace) -> None:
     """The run of :func:`peer_cpu` (in the peer harness's folder, with its settings in the
-    environment): the harness's adapter enqueues --n jobs as its ``process`` phase does, then its
-    worker runs until the n-th job ran; prints one JSON line."""
+    environment): the harness's own ``process`` phase, its tracker's arming (just before the worker
+    starts) and its wait for the n-th job marking the window; prints one JSON line."""
     sys.path.insert(0, os.getcwd())
     import run_peer  # type: ignore[import-not-found]  # the shared harness
     from peers.base import TRACKER  # type: ignore[import-not-found]
 
-    adapter = run_peer.load(peer, "default")
-    await adapter.setup()
-    for start in range(0, args.n, CHUNK):
-        payloads = [{"i": i} for i in range(start, min(args.n, start + CHUNK))]
-        if adapter.has_batch:
-            await adapter.enqueue_many(payloads)
-        else:
-            for payload in payloads:
-                await adapter.enqueue_one(payload)
-    await asyncio.sleep(0.5)
-    armed_wait = TRACKER.wait
+    started: list[Any] = []
     used: list[float | None] = []
+    arm, wait = TRACKER.arm, TRACKER.wait
 
-    async def wait(timeout: float) -> None:
-        await armed_wait(timeout)
-        used.append(time.process_time() - cpu_started)  # before the worker stops and closes its connection
-        used.append(server_cpu_since(args, server_started))
+    def armed(target: int, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        arm(target, loop)
+        started[:] = [server_cpu(args), time.process_time()]  # the enqueueing is done
 
-    TRACKER.wait = wait
-    TRACKER.arm(args.n, asyncio.get_running_loop())
-    server_started = server_cpu(args)
-    cpu_started = time.process_time()
-    await adapter.run_worker_until(args.n, timeout=WAIT_TIMEOUT)
-    await adapter.close()
+    async def waited(timeout: float) -> None:
+        await wait(timeout)
+        used.append(time.process_time() - started[1])  # before the worker stops and closes its connection
+        used.append(server_cpu_since(args, started[0]))
+
+    TRACKER.arm, TRACKER.wait = armed, waited
+    phase = argparse.Namespace(n=args.n, chunk=CHUNK, timeout=WAIT_TIMEOUT)
+    await run_peer.phase_process(run_peer.load(peer, "default"), phase)
     client, server = used
     assert client is not None
     figures = {"cpu_us_per_job": client / args.n * 1e6, "server_cpu_us_per_job": None}
