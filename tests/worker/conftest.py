@@ -21,8 +21,10 @@ ALLOW = hm.AllowList(modules=["tests.worker"])
 @pytest.fixture(autouse=True)
 def clear_recorder() -> Iterator[None]:
     jobs.RAN.clear()
+    jobs.GATES.clear()
     yield
     jobs.RAN.clear()
+    jobs.GATES.clear()
 
 
 @pytest_asyncio.fixture

@@ -78,6 +78,21 @@ async def flaky(ctx: hm.JobContext, failures: int) -> int:
     return attempt
 
 
+#: label -> the gate a ``gated`` job of that label waits for (made on first use, in the test's loop)
+GATES: dict[str, asyncio.Event] = {}
+
+
+def gate(label: str) -> asyncio.Event:
+    return GATES.setdefault(label, asyncio.Event())
+
+
+async def gated(ctx: hm.JobContext, label: str) -> str:
+    """Records ("start", label, its drone), then waits until the test opens ``gate(label)``."""
+    record(("start", label, ctx.drone))
+    await gate(label).wait()
+    return label
+
+
 async def sleeper(seconds: float) -> str:
     await asyncio.sleep(seconds)
     record(("slept", seconds))

@@ -184,11 +184,19 @@ class Drones:
         runtime = self.runtime
         launched = 0
         for run, outcome in claimed:
+            runner = run.runner
             if outcome is not UpdateOutcome.SAVED:
-                run.runner.return_drone(run.drone)
+                runner.give_back(run.drone)
                 continue
-            run.runner.busy[run.drone] = run
-            run.runner.claiming.discard(run.drone)
+            fresh = runner.renamed.get(run.drone)
+            if fresh is not None:  # its drone was written off while the claim was in flight
+                run.move_to(fresh)
+            drone = run.drone
+            if drone not in runner.ahead:
+                runner.busy[drone] = run
+                runner.claiming.discard(drone)
+            else:  # claimed ahead: starts now if its drone is parked, else when the runs before it end
+                runner.adopt(run)
             older = runtime.latest.get(run.job.id)
             if older is not None and older in runtime.running and not older.lost:
                 # claimed again, so its execution changed: the earlier run here can never write
@@ -205,6 +213,12 @@ class Drones:
         """Run the job through its middleware; its outcome goes to the completer (unless a stop gave
         the run up meanwhile)."""
         runtime = self.runtime
+        if run.after is not None:
+            try:
+                await run.after
+            except asyncio.CancelledError as error:
+                self._cancelled_while_held(run, error)
+                return
         env = runtime.environment
         allow = runtime.allow
         outcome = Outcome(run)
@@ -277,7 +291,8 @@ class Drones:
             else:
                 # with ack and fetch the completer refills it when it writes the outcome; otherwise
                 # the fetcher claims for it at once, while the outcome is being written
-                run.runner.return_drone(run.drone, wake=not runtime.ack_and_fetch)
+                run.runner.note_run_time(outcome.duration)
+                run.runner.release(run.drone, wake=not runtime.ack_and_fetch)
             if run.lingering:
                 # the stop ended before this run did: nothing is written, its lock expires and the
                 # lock monitor re-enqueues the job (its result may have come too late to be written)
@@ -292,6 +307,24 @@ class Drones:
                 except Exception:
                     _log.exception("a JobExecuted handler failed for job %s", run.job.id)
             leave_job(token)
+
+    def _cancelled_while_held(self, run: Run, error: asyncio.CancelledError) -> None:
+        """A run claimed ahead was cancelled (a stop, a client's request) before it started: its
+        drone stays with the run it waited for, and its outcome is the cancel's."""
+        runtime = self.runtime
+        runner = run.runner
+        held = runner.held.get(run.drone, [])
+        if run in held:
+            held.remove(run)
+            if not held:
+                del runner.held[run.drone]
+        elif runner.busy.get(run.drone) is run:  # handed its drone just before the cancel
+            runner.release(run.drone, wake=not runtime.ack_and_fetch)
+        if run.lingering:
+            runtime.forget(run)
+            return
+        runtime.outcomes.append(Outcome(run, error=error))
+        runtime.outcome_ready.set()
 
     def _scope_of(self, activator: Activator) -> _Scope | None:
         """The activator's ``scope`` method, or None when it has none (looked up once per activator)."""

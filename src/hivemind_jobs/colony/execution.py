@@ -154,6 +154,10 @@ class DroneJobContext(JobContext):
     def drone(self) -> str:
         return self._drone
 
+    def move_to(self, drone: str) -> None:
+        """The run goes to ``drone`` (the one it was claimed for was written off before it started)."""
+        self._drone = drone
+
     @property
     def log(self) -> logging.Logger:
         logger = self._logger

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from hivemind_jobs.colony.drone import Drones
@@ -51,6 +52,11 @@ _log = logging.getLogger("hivemind_jobs.colony")
 
 #: the least time between two change probes: each is a query (at most 100 per second per colony)
 PROBE_FLOOR = 0.01
+
+#: how many jobs a busy drone may have claimed ahead for it (held or in claims in flight), and
+#: how many claims a swarm's fetcher keeps in flight while it claims ahead
+AHEAD_DEPTH = 2
+AHEAD_LANES = 2
 
 #: a due time no claim gives: where it appears in a drone's encoded Executing fields, the claim
 #: statement writes its job's due time (see :meth:`Fetcher._fields`)
@@ -94,13 +100,25 @@ class Fetcher:
         self._field_templates: dict[str, tuple[str, str]] = {}
 
     async def run(self) -> None:
+        options = self.runtime.options
+        if options.claim_ahead is None or self.runtime.ack_and_fetch:
+            await self._run_lane()
+            return
+        # claiming ahead: more claims go out while the first is in flight, each for the drones
+        # the others did not take (see SwarmRunner.ahead_candidates); only the first lane claims
+        # for free drones, so two claims never count on the same ones. A swarm of one drone keeps
+        # one lane: its claims return one after the other, so its jobs start in claim order.
+        lanes = AHEAD_LANES if self.runner.swarm.drones > 1 else 1
+        await asyncio.gather(self._run_lane(), *(self._run_lane(ahead_only=True) for _ in range(lanes - 1)))
+
+    async def _run_lane(self, *, ahead_only: bool = False) -> None:
         runtime = self.runtime
         runner = self.runner
         options = runtime.options
         stopping = runtime.stopping
         failures = 0
         while not stopping.is_set():
-            if not runner.free_drones:
+            if (ahead_only or not runner.free_drones) and not self._ahead_candidates(1):
                 runner.slot_free.clear()
                 await wait_either(runner.slot_free, stopping, options.poll_interval.total_seconds())
                 continue
@@ -114,7 +132,7 @@ class Fetcher:
                 continue
             generation = runtime.completion_generation
             try:
-                started = await self.run_once()
+                started = await self.run_once(ahead_only=ahead_only)
                 failures = 0
             except Exception as error:  # a fetcher never dies: it reports and retries with backoff
                 failures += 1
@@ -130,8 +148,10 @@ class Fetcher:
                 continue
             if started:
                 runner.idle_since = None
-                # the launched drones start their jobs before this fetcher builds its next claim
-                await asyncio.sleep(0)
+                if not self._ahead_candidates(1):
+                    # the launched drones start their jobs before this fetcher builds its next claim
+                    await asyncio.sleep(0)
+                # else the claim ahead for them goes out first, and they run while it is in flight
                 continue
             runner.idle_since = generation
             poll = options.poll_interval.total_seconds() * random.uniform(
@@ -139,10 +159,11 @@ class Fetcher:
             )
             await wait_either(runner.wake, stopping, poll)
 
-    async def run_once(self) -> int:
-        """One claim for the swarm's free drones (plus the prefetch), in its own transaction, and the
+    async def run_once(self, *, ahead_only: bool = False) -> int:
+        """One claim for the swarm's free drones (plus the prefetch; not with ``ahead_only``) and
+        ahead for its busy ones (see :meth:`_ahead_candidates`), in its own transaction, and the
         launch of what it claimed; returns how many jobs were launched or taken out of the queue as
-        unrunnable (0: nothing was due)."""
+        unrunnable (0: nothing was due, or no drone to claim for)."""
         runtime = self.runtime
         runner = self.runner
         runner.wake.clear()
@@ -150,32 +171,49 @@ class Fetcher:
         if not runner.groups:  # every queue of the swarm is paused, or the swarm is
             return 0
         claimed: list[tuple[Run, UpdateOutcome]] = []
+        limit = 0 if ahead_only else len(runner.free_drones) + runtime.options.prefetch
+        ahead = self._ahead_candidates(len(runner.busy) + len(runner.parked))
+        if not limit and not ahead:
+            return 0  # no drone to claim for
+        runner.reserve(ahead)
         try:
             async with runtime.environment.jobs.unit_of_work() as scope:
-                removed = await self.claim_in(
-                    scope, len(runner.free_drones) + runtime.options.prefetch, claimed, last=True
-                )
+                removed = await self.claim_in(scope, limit, claimed, last=True, ahead=ahead)
         except BaseException:
             for run, _ in claimed:
-                run.runner.return_drone(run.drone)
+                run.runner.give_back(run.drone)
             raise
         # jobs failed as undecodable count as progress, so the fetcher claims again at once
         return self.drones.launch(claimed) + removed
 
     async def claim_in(
-        self, scope: UnitOfWork, limit: int, claimed: list[tuple[Run, UpdateOutcome]], *, last: bool
+        self,
+        scope: UnitOfWork,
+        limit: int,
+        claimed: list[tuple[Run, UpdateOutcome]],
+        *,
+        last: bool,
+        ahead: list[str] | None = None,
     ) -> int:
-        """Claim up to ``limit`` jobs for the swarm in ``scope`` and move them to Executing.
+        """Claim up to ``limit`` jobs for the swarm in ``scope`` and move them to Executing; and
+        one more for each of the busy drones in ``ahead`` (reserved in ``runner.ahead``: see
+        :meth:`_ahead_candidates`), which starts when the drone's current run ends.
 
         The runs (with their drones taken) are appended to ``claimed``; the caller launches them
         once the transaction committed, or gives the drones back if it failed. A claimed job whose
         stored call cannot be decoded fails here, in the same transaction (retrying cannot help, and
         left in the queue it would come first again and again); returns how many did.
         """
-        if not self.runner.groups:
+        runner = self.runner
+        lean = limit <= len(runner.free_drones) and not transitions_observed(scope)
+        if ahead and (not lean or not runner.groups):  # claims ahead only take the lean path
+            for drone in ahead:
+                runner.give_back(drone)
+            ahead = None
+        if not runner.groups or (not limit and not ahead):
             return 0
-        if limit <= len(self.runner.free_drones) and not transitions_observed(scope):
-            return await self._claim_started(scope, limit, claimed, last=last)
+        if lean:
+            return await self._claim_started(scope, limit, claimed, last=last, ahead=ahead or ())
         runtime = self.runtime
         runner = self.runner
         env = runtime.environment
@@ -227,7 +265,13 @@ class Fetcher:
         return sum(1 for job in undecodable if by_id.get(job.id) is UpdateOutcome.SAVED)
 
     async def _claim_started(
-        self, scope: UnitOfWork, limit: int, claimed: list[tuple[Run, UpdateOutcome]], *, last: bool
+        self,
+        scope: UnitOfWork,
+        limit: int,
+        claimed: list[tuple[Run, UpdateOutcome]],
+        *,
+        last: bool,
+        ahead: Sequence[str] = (),
     ) -> int:
         """:meth:`claim_in` when no handler sees transitions: the claim writes each claimed job's
         Executing state itself (the same history row, a new execution id, the lock kept), in the
@@ -240,6 +284,8 @@ class Fetcher:
         codec = env.codec
         colony, swarm, holder = runtime.name, runner.path, runtime.id
         drones = [runner.take_drone() for _ in range(limit)]
+        drones += ahead  # after the free ones: the first jobs claimed start at once
+        limit = len(drones)
         elected_at = env.clock.now()
         started: list[tuple[BackgroundJob, ClaimedJob, str]] = []
         undecodable: list[BackgroundJob] = []
@@ -295,12 +341,12 @@ class Fetcher:
                 outcomes = await save_locked_many(undecodable, holder, scope, keep_lock=lambda job: False, last=last)
         except BaseException:
             for drone in drones:
-                runner.return_drone(drone)
+                runner.give_back(drone)
             raise
         busy = {drone for _, _, drone in started}
         for drone in drones:
             if drone not in busy:
-                runner.return_drone(drone)
+                runner.give_back(drone)
         now_mono = time.monotonic()
         new_run = self.drones.new_run
         for job, entry, drone in started:
@@ -308,6 +354,21 @@ class Fetcher:
         for job in undecodable:
             log_job_event(logging.ERROR, job, runtime.name, f"cannot run and failed: {job.invocation.problem}")
         return sum(1 for outcome in outcomes if outcome is UpdateOutcome.SAVED)
+
+    def _ahead_candidates(self, limit: int) -> list[str]:
+        """Busy drones to claim a job ahead for (at most ``limit``): only where this fetcher claims
+        for freed drones itself (no ack and fetch), while the swarm's runs have been short
+        (``ColonyOptions.claim_ahead``) and the colony is not stopping. The claim then goes out
+        while the current runs end, and the claimed jobs wait at most about that long."""
+        runtime = self.runtime
+        within = runtime.options.claim_ahead
+        run_time = self.runner.run_time
+        if within is None or run_time is None or runtime.stopping.is_set() or runtime.ack_and_fetch:
+            return []
+        seconds = within.total_seconds()
+        if run_time >= seconds:
+            return []
+        return self.runner.ahead_candidates(limit, seconds, time.monotonic(), AHEAD_DEPTH)
 
     def _fields(self, colony: str, swarm: str, drone: str) -> tuple[str, str]:
         """A drone's Executing fields as JSON text, split where its due time goes (one encoding

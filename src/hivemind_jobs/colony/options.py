@@ -72,6 +72,11 @@ class ColonyOptions:
       are being written: the database works on both at the same time and the drones run the new
       jobs meanwhile. None (default): True where the storage has one writer at a time (SQLite,
       where two transactions cannot overlap), False where it has several (PostgreSQL, MySQL/MariaDB).
+    - ``claim_ahead``: where the fetchers claim for freed drones themselves (no ack and fetch), a
+      swarm whose runs took less than this of late (a moving average) also claims one job ahead
+      for each busy drone whose run started less than this ago: the claim is at the database while
+      the current runs end, and each such job starts (its Executing state names that drone) as
+      soon as the drone's run ends, so it waits about as long as one short run. None: never.
     - ``scheduler_interval``: how often the colony enqueues due recurring-job occurrences and
       notices finished ones (every colony runs the scheduler; the database keeps it exactly once).
     - ``maintenance_interval``: how often retention cleanup runs (completed jobs, job logs, daemon
@@ -100,6 +105,7 @@ class ColonyOptions:
     sync_threads: int | None = None
     completion_batch: int = 200
     ack_and_fetch: bool | None = None
+    claim_ahead: timedelta | None = timedelta(milliseconds=20)
     scheduler_interval: timedelta = timedelta(seconds=1)
     maintenance_interval: timedelta = timedelta(minutes=1)
     maintenance_batch: int = 1000
@@ -125,6 +131,7 @@ class ColonyOptions:
             "change_check_interval",
             "loop_stall_warning",
             "shutdown_write_timeout",
+            "claim_ahead",
         ):
             value = getattr(self, name)
             if value is not None:

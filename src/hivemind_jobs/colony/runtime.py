@@ -70,6 +70,16 @@ class SwarmRunner:
         self.busy: dict[str, Run] = {}
         #: drones taken for a claim in flight (neither free nor running a job yet)
         self.claiming: set[str] = set()
+        #: busy drones -> how many claims in flight take a job ahead for them (see :meth:`release`),
+        #: and those of them whose run ended meanwhile (neither free nor running: a claim's job is theirs)
+        self.ahead: dict[str, int] = {}
+        self.parked: set[str] = set()
+        #: drone -> the runs claimed ahead for it, in order, waiting for the drone's current run to end
+        self.held: dict[str, list[Run]] = {}
+        #: a written-off drone whose claim ahead was in flight -> the fresh drone that takes it over
+        self.renamed: dict[str, str] = {}
+        #: how long its runs took of late (seconds, a moving average; None: none ended yet)
+        self.run_time: float | None = None
         #: set when jobs of its queues may have become due (an enqueue here or elsewhere)
         self.wake = asyncio.Event()
         #: set when drones became free and no completer refilled them
@@ -82,6 +92,7 @@ class SwarmRunner:
     def describe(self) -> dict[str, Any]:
         drones: list[dict[str, Any]] = [{"name": name, "job_id": None} for name in self.free_drones]
         drones += [{"name": name, "job_id": None} for name in self.claiming if name not in self.busy]
+        drones += [{"name": name, "job_id": None} for name in self.parked]
         drones += [{"name": name, "job_id": run.job.id} for name, run in self.busy.items()]
         drones.sort(key=lambda item: str(item["name"]))
         return {
@@ -118,14 +129,118 @@ class SwarmRunner:
         if wake:
             self.slot_free.set()
 
+    def ahead_candidates(self, limit: int, within: float, now: float, depth: int) -> list[str]:
+        """Up to ``limit`` busy drones a job may be claimed ahead for: those with fewer than
+        ``depth`` jobs held or being claimed for them whose current run started less than ``within``
+        seconds ago (or is about to), and parked ones with fewer than ``depth`` claims in flight."""
+        chosen: list[str] = []
+        held, ahead = self.held, self.ahead
+        for name, run in self.busy.items():
+            if len(chosen) >= limit:
+                break
+            if run.drone_lost or len(held.get(name, ())) + ahead.get(name, 0) >= depth:
+                continue
+            if run.started_at and now - run.started_at >= within:
+                continue
+            chosen.append(name)
+        for name in self.parked:  # waiting for the jobs claims in flight take for them
+            if len(chosen) >= limit:
+                break
+            if ahead.get(name, 0) < depth:
+                chosen.append(name)
+        return chosen
+
+    def reserve(self, names: list[str]) -> None:
+        """A claim in flight takes a job ahead for each of ``names`` (see :meth:`give_back`)."""
+        ahead = self.ahead
+        for name in names:
+            ahead[name] = ahead.get(name, 0) + 1
+
+    def _unreserve(self, name: str) -> bool:
+        """One claim ahead for ``name`` is over; returns whether another is still in flight."""
+        left = self.ahead[name] - 1
+        if left:
+            self.ahead[name] = left
+            return True
+        del self.ahead[name]
+        return False
+
+    def release(self, name: str, *, wake: bool = True) -> None:
+        """A run on drone ``name`` ended: the drone starts the next run held for it, waits for the
+        jobs claims in flight take ahead for it, or is free again."""
+        held = self.held.get(name)
+        while held:
+            run = held.pop(0)
+            if run.after is not None and not run.after.done():
+                if not held:
+                    del self.held[name]
+                self.busy[name] = run
+                run.after.set_result(None)
+                self.slot_free.set()  # fewer jobs held for it: the fetcher may claim ahead again
+                return
+        self.held.pop(name, None)
+        if name in self.ahead:
+            self.busy.pop(name, None)
+            self.parked.add(name)
+            self.slot_free.set()  # the fetcher may claim one more ahead for it
+            return
+        self.return_drone(name, wake=wake)
+
+    def adopt(self, run: Run) -> bool:
+        """Place a run claimed ahead: it runs at once where its drone is parked (returns True), or
+        is held until the drone's runs before it ended (returns False; ``run.after`` is set)."""
+        name = run.drone
+        self._unreserve(name)
+        if name in self.parked:
+            self.parked.discard(name)
+            self.busy[name] = run
+            return True
+        run.after = asyncio.get_running_loop().create_future()
+        self.held.setdefault(name, []).append(run)
+        return False
+
+    def note_run_time(self, seconds: float) -> None:
+        """Fold one run's duration into :attr:`run_time`."""
+        before = self.run_time
+        self.run_time = seconds if before is None else before + (seconds - before) / 8
+
+    def give_back(self, name: str) -> None:
+        """A drone taken for a claim got no job from it: free again, or (taken ahead) back to its
+        current run, or free if that run ended meanwhile and no other claim is in flight for it."""
+        name = self.renamed.get(name, name)
+        if name not in self.ahead:
+            self.return_drone(name)
+            return
+        if not self._unreserve(name) and name in self.parked:
+            self.parked.discard(name)
+            self.return_drone(name)
+
     def replace_drone(self, name: str) -> str:
         """Write drone ``name`` off (its job went on past its timeout) and give the swarm a fresh one
-        in its place; returns the fresh one's name."""
+        in its place; returns the fresh one's name. The runs held for the written-off drone go to
+        the fresh one (the first starts at once), and so do the jobs claims in flight take for it."""
         self.busy.pop(name, None)
         self.claiming.discard(name)
         self.drones_named += 1
         fresh = f"{self.swarm.name}.drone-{self.drones_named}"
-        self.free_drones.append(fresh)
+        waiting = [run for run in self.held.pop(name, ()) if run.after is not None and not run.after.done()]
+        for run in waiting:
+            run.move_to(fresh)
+        claims = self.ahead.pop(name, 0)
+        if claims:
+            self.ahead[fresh] = claims
+            self.renamed[name] = fresh
+        if waiting:
+            first = waiting.pop(0)
+            if waiting:
+                self.held[fresh] = waiting
+            self.busy[fresh] = first
+            assert first.after is not None
+            first.after.set_result(None)
+        elif claims:
+            self.parked.add(fresh)
+        else:
+            self.free_drones.append(fresh)
         self.slot_free.set()
         return fresh
 
@@ -170,6 +285,13 @@ class Run:
     timer: asyncio.TimerHandle | None = None
     #: the child process that runs its sync job (swarms with ``execution="process"``)
     process: object | None = None
+    #: claimed ahead: done when its drone's current run ended and it may start (None: at once)
+    after: asyncio.Future[None] | None = None
+
+    def move_to(self, drone: str) -> None:
+        """Run on ``drone`` instead (the one it was claimed for was written off)."""
+        self.drone = drone
+        self.context.move_to(drone)
 
     def in_thread(self) -> bool:
         """Whether a thread runs this job's code right now (cancelling the task would not stop it)."""
