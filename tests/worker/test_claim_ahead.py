@@ -17,6 +17,7 @@ import pytest_asyncio
 
 import hivemind_jobs as hm
 from hivemind_jobs.colony.fetcher import AHEAD_DEPTH
+from tests import backends
 from tests.worker import jobs
 from tests.worker.conftest import colony_of
 from tests.worker.test_stepping import Stepper
@@ -177,6 +178,54 @@ async def test_no_claim_ahead_for_long_runs_or_where_it_is_off(whive: hm.HiveMin
     assert fetcher._ahead_candidates(5) == []
     ahead.runtime.stopping.clear()
     assert await ahead.fetcher.run_once() == 1  # and back on: b is claimed ahead
+
+
+async def test_with_an_election_handler_nothing_is_claimed_ahead(whive: hm.HiveMind, ahead: Stepper) -> None:
+    elected: list[tuple[int, str]] = []
+
+    def watch(request: hm.StateElection) -> hm.State | None:
+        elected.append((request.job.id, request.elected.name))
+        return None
+
+    first, second = await whive.jobs.create_many([hm.call(jobs.gated, "a"), hm.call(jobs.gated, "b")])
+    remove = whive.mediator.add_request_handler(hm.StateElection, watch)
+    try:
+        assert await ahead.fetcher.run_once() == 1
+        await _until(lambda: _started("a"), "job a to start")
+        # a busy drone and short runs, but a handler sees transitions: every one is elected, so
+        # the claim takes the general path, which claims for free drones only
+        assert ahead.fetcher._ahead_candidates(5) == [DRONE]
+        assert await ahead.fetcher.run_once() == 0
+        assert not ahead.runner.ahead and not ahead.runner.held  # the reservation is given back
+        assert isinstance((await _history(whive, second))[-1], hm.Enqueued)
+        jobs.gate("a").set()
+        await ahead.drones_done()
+        assert list(ahead.runner.free_drones) == [DRONE]  # not parked: free again
+        await _write_all(ahead)
+        assert (first, "Executing") in elected and (first, "Succeeded") in elected
+    finally:
+        remove()
+
+
+async def test_a_failed_claim_gives_its_drones_back(whive: hm.HiveMind, db_url: str, ahead: Stepper) -> None:
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the claim is made to fail by renaming a table, which PostgreSQL's prepared statements outlive")
+    await whive.jobs.create_many([hm.call(jobs.gated, "a"), hm.call(jobs.gated, "b")])
+    assert await ahead.fetcher.run_once() == 1
+    await _until(lambda: _started("a"), "job a to start")
+    backends.raw(db_url, 'ALTER TABLE {queue} RENAME TO "hm_main_queue_away"')
+    try:
+        with pytest.raises(hm.HiveMindError):
+            await ahead.fetcher.run_once()  # it claimed ahead for the busy drone, and failed
+    finally:
+        backends.raw(db_url, 'ALTER TABLE "hm_main_queue_away" RENAME TO {queue}')
+    assert not ahead.runner.ahead and not ahead.runner.parked  # nothing stays reserved
+    jobs.gate("a").set()
+    await ahead.drones_done()
+    assert list(ahead.runner.free_drones) == [DRONE]  # free again, not parked for a claim that failed
+    assert await ahead.fetcher.run_once() == 1  # and b is claimed for it
+    jobs.gate("b").set()
+    await _write_all(ahead)
 
 
 def test_claim_ahead_must_be_positive_or_none() -> None:

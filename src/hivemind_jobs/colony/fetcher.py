@@ -183,6 +183,12 @@ class Fetcher:
             for run, _ in claimed:
                 run.runner.give_back(run.drone)
             raise
+        finally:
+            if ahead:  # the drones taken ahead that got no job from this claim (or none at all)
+                filled = {run.drone for run, _ in claimed}
+                for drone in ahead:
+                    if drone not in filled:
+                        runner.give_back(drone)
         # jobs failed as undecodable count as progress, so the fetcher claims again at once
         return self.drones.launch(claimed) + removed
 
@@ -200,16 +206,15 @@ class Fetcher:
         :meth:`_ahead_candidates`), which starts when the drone's current run ends.
 
         The runs (with their drones taken) are appended to ``claimed``; the caller launches them
-        once the transaction committed, or gives the drones back if it failed. A claimed job whose
+        once the transaction committed, or gives the drones back if it failed, and gives back the
+        drones of ``ahead`` that got no job. A claimed job whose
         stored call cannot be decoded fails here, in the same transaction (retrying cannot help, and
         left in the queue it would come first again and again); returns how many did.
         """
         runner = self.runner
         lean = limit <= len(runner.free_drones) and not transitions_observed(scope)
-        if ahead and (not lean or not runner.groups):  # claims ahead only take the lean path
-            for drone in ahead:
-                runner.give_back(drone)
-            ahead = None
+        if not lean:
+            ahead = None  # claims ahead only take the lean path
         if not runner.groups or (not limit and not ahead):
             return 0
         if lean:
@@ -283,8 +288,8 @@ class Fetcher:
         env = runtime.environment
         codec = env.codec
         colony, swarm, holder = runtime.name, runner.path, runtime.id
-        drones = [runner.take_drone() for _ in range(limit)]
-        drones += ahead  # after the free ones: the first jobs claimed start at once
+        taken = [runner.take_drone() for _ in range(limit)]
+        drones = taken + list(ahead)  # the free ones first: the first jobs claimed start at once
         limit = len(drones)
         elected_at = env.clock.now()
         started: list[tuple[BackgroundJob, ClaimedJob, str]] = []
@@ -340,13 +345,13 @@ class Fetcher:
             if undecodable:
                 outcomes = await save_locked_many(undecodable, holder, scope, keep_lock=lambda job: False, last=last)
         except BaseException:
-            for drone in drones:
-                runner.give_back(drone)
+            for drone in taken:  # (the caller gives back those taken ahead)
+                runner.return_drone(drone)
             raise
         busy = {drone for _, _, drone in started}
-        for drone in drones:
+        for drone in taken:
             if drone not in busy:
-                runner.give_back(drone)
+                runner.return_drone(drone)
         now_mono = time.monotonic()
         new_run = self.drones.new_run
         for job, entry, drone in started:
