@@ -207,9 +207,71 @@ async def test_with_an_election_handler_nothing_is_claimed_ahead(whive: hm.HiveM
         remove()
 
 
+async def test_jobs_with_limits_are_never_claimed_ahead(whive: hm.HiveMind, ahead: Stepper) -> None:
+    await whive.jobs.create(jobs.gated, "a")
+    assert await ahead.fetcher.run_once() == 1
+    await _until(lambda: _started("a"), "job a to start")
+    limited = await whive.jobs.options(concurrency=hm.Limit(key="k", max=5)).create(jobs.add, 1, 2)
+    rated = await whive.jobs.options(rate_limit=hm.RateLimit(max=5, per=timedelta(seconds=1), key="r")).create(
+        jobs.add, 2, 3
+    )
+    assert ahead.fetcher._ahead_candidates(5) == [DRONE]
+    # held, they would count against their limits before running, and start later than recorded
+    assert await ahead.fetcher.run_once() == 0
+    assert not ahead.runner.held and not ahead.runner.ahead
+    for job_id in (limited, rated):
+        assert isinstance((await _history(whive, job_id))[-1], hm.Enqueued)
+    # no claim ahead after one that found nothing, until jobs are enqueued (or one is found)
+    assert ahead.runner.ahead_dry and ahead.fetcher._ahead_candidates(5) == []
+    ahead.runner.wake.set()  # as an enqueue in this process, or a notification, does
+    assert ahead.fetcher._ahead_candidates(5) == [DRONE] and not ahead.runner.ahead_dry
+    jobs.gate("a").set()
+    await ahead.drones_done()
+    # the drone is free: a claim for it takes the first of them
+    assert await ahead.fetcher.run_once() == 1
+    await _write_all(ahead)
+    assert await ahead.fetcher.run_once() == 1
+    await _write_all(ahead)
+    for job_id in (limited, rated):
+        assert isinstance((await _history(whive, job_id))[-1], hm.Succeeded)
+
+
+async def test_a_claim_with_free_and_ahead_places_gives_limited_jobs_only_the_free_ones(whive: hm.HiveMind) -> None:
+    stepper = Stepper(whive, drones=2, ack_and_fetch=False, claim_ahead=timedelta(seconds=30))
+    stepper.runner.note_run_time(0.001)
+    try:
+        await whive.jobs.create(jobs.gated, "a")
+        assert await stepper.fetcher.run_once() == 1  # a on one drone, the other one free
+        await _until(lambda: _started("a"), "job a to start")
+        limit = hm.Limit(key="k", max=5)
+        first, second = await whive.jobs.options(concurrency=limit).create_many(
+            [hm.call(jobs.gated, "b"), hm.call(jobs.gated, "c")]
+        )
+        # one free place and one ahead (depth 2 on a's drone: the claim may take two for it, but
+        # its limit is one claim's reservation): the first limited job takes the free drone
+        assert len(stepper.runner.free_drones) == 1
+        assert await stepper.fetcher.run_once() == 1
+        await _until(lambda: _started("b"), "job b to start")
+        assert ("start", "b", "main.drone-2") in jobs.RAN and not stepper.runner.held
+        assert isinstance((await _history(whive, second))[-1], hm.Enqueued)
+        for label in "abc":
+            jobs.gate(label).set()
+        await _write_all(stepper)
+        assert await stepper.fetcher.run_once() == 1  # c, once a drone is free
+        await _write_all(stepper)
+        assert isinstance((await _history(whive, first))[-1], hm.Succeeded)
+        assert isinstance((await _history(whive, second))[-1], hm.Succeeded)
+    finally:
+        for gate in jobs.GATES.values():
+            gate.set()
+        stepper.close()
+
+
 async def test_a_failed_claim_gives_its_drones_back(whive: hm.HiveMind, db_url: str, ahead: Stepper) -> None:
     if not db_url.startswith("sqlite"):
-        pytest.skip("the claim is made to fail by renaming a table, which PostgreSQL's prepared statements outlive")
+        pytest.skip(
+            "the claim is made to fail by renaming a table under SQLite; a server may run statements it prepared"
+        )
     await whive.jobs.create_many([hm.call(jobs.gated, "a"), hm.call(jobs.gated, "b")])
     assert await ahead.fetcher.run_once() == 1
     await _until(lambda: _started("a"), "job a to start")

@@ -153,6 +153,10 @@ class Fetcher:
                     await asyncio.sleep(0)
                 # else the claim ahead for them goes out first, and they run while it is in flight
                 continue
+            if runner.ahead_dry and not runner.free_drones:
+                # a claim ahead only, which found nothing it may take ahead (none due, or only
+                # jobs with limits): the drones it was for get the next claim when they are free
+                continue
             runner.idle_since = generation
             poll = options.poll_interval.total_seconds() * random.uniform(
                 1 - options.poll_jitter, 1 + options.poll_jitter
@@ -189,6 +193,10 @@ class Fetcher:
                 for drone in ahead:
                     if drone not in filled:
                         runner.give_back(drone)
+        if ahead or limit:
+            # what was claimed says whether a claim ahead may find something: not after one that
+            # found nothing (until a claim for free drones finds jobs, or jobs are enqueued)
+            runner.ahead_dry = not claimed and not removed and (bool(ahead) or runner.ahead_dry)
         # jobs failed as undecodable count as progress, so the fetcher claims again at once
         return self.drones.launch(claimed) + removed
 
@@ -334,9 +342,9 @@ class Fetcher:
             if last:  # nothing else to write when every claimed job starts: the claim may commit
                 scope.last_operation()
             if templated:
-                claim = QueueClaimStart(runner.groups, limit, holder, start, templates, adopt)
+                claim = QueueClaimStart(runner.groups, limit, holder, start, templates, adopt, ahead=len(ahead))
             else:
-                claim = QueueClaimStart(runner.groups, limit, holder, start)
+                claim = QueueClaimStart(runner.groups, limit, holder, start, ahead=len(ahead))
             await scope.tx.queue_claim_start(claim)
             outcomes: list[UpdateOutcome] = []
             for job in undecodable:
@@ -366,14 +374,19 @@ class Fetcher:
         (``ColonyOptions.claim_ahead``) and the colony is not stopping. The claim then goes out
         while the current runs end, and the claimed jobs wait at most about that long."""
         runtime = self.runtime
+        runner = self.runner
         within = runtime.options.claim_ahead
-        run_time = self.runner.run_time
+        run_time = runner.run_time
         if within is None or run_time is None or runtime.stopping.is_set() or runtime.ack_and_fetch:
             return []
+        if runner.ahead_dry:
+            if not runner.wake.is_set():
+                return []
+            runner.ahead_dry = False  # jobs were enqueued since
         seconds = within.total_seconds()
         if run_time >= seconds:
             return []
-        return self.runner.ahead_candidates(limit, seconds, time.monotonic(), AHEAD_DEPTH)
+        return runner.ahead_candidates(limit, seconds, time.monotonic(), AHEAD_DEPTH)
 
     def _fields(self, colony: str, swarm: str, drone: str) -> tuple[str, str]:
         """A drone's Executing fields as JSON text, split where its due time goes (one encoding

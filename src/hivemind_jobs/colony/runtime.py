@@ -80,6 +80,9 @@ class SwarmRunner:
         self.renamed: dict[str, str] = {}
         #: how long its runs took of late (seconds, a moving average; None: none ended yet)
         self.run_time: float | None = None
+        #: its last claim ahead found nothing: none until jobs are enqueued (:attr:`wake`) or a
+        #: claim for free drones finds some
+        self.ahead_dry = False
         #: set when jobs of its queues may have become due (an enqueue here or elsewhere)
         self.wake = asyncio.Event()
         #: set when drones became free and no completer refilled them

@@ -498,6 +498,10 @@ class QueueClaimStart:
     #: it to the caller as ``start`` returning None does
     templates: Callable[[int], StartTemplates] | None = None
     adopt: Callable[[ClaimedJob, JobRecord, ClaimStarted], bool] | None = None
+    #: of the ``limit`` places, how many (the last ones) start jobs ahead of their drones (a
+    #: colony's claim ahead): a job with a concurrency or rate limit never takes one of them, it
+    #: stays in the queue (see :meth:`ClaimWalk.apply_limits`)
+    ahead: int = 0
 
 
 @dataclass(frozen=True, slots=True)

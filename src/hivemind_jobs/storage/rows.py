@@ -528,14 +528,16 @@ class ClaimWalk:
     execution_id, state_sequence, state_name, the clock, limit_key, limit_max, rate_key, rate_max,
     rate_period)``. They are taken best first (priority, due time, id); an entry whose execution id
     is stale (not the job's) is taken too, to be deleted, but not claimed. A claimed job with limits
-    is kept only if :meth:`apply_limits` finds room for it.
+    is kept only if :meth:`apply_limits` finds room for it, and only in one of the first ``limit``
+    less ``ahead`` places of a :class:`QueueClaimStart` (the others start jobs ahead of their drones).
     """
 
-    __slots__ = ("_decode", "_groups", "_limit", "_seen", "claimed", "current", "limits", "taken")
+    __slots__ = ("_decode", "_groups", "_limit", "_limited_places", "_seen", "claimed", "current", "limits", "taken")
 
     def __init__(self, params: QueueClaim | QueueClaimStart, decode: Callable[[Any], datetime]) -> None:
         self._groups: Iterator[tuple[str, ...]] = iter(params.groups)
         self._limit = params.limit
+        self._limited_places = params.limit - (params.ahead if isinstance(params, QueueClaimStart) else 0)
         self._seen: set[str] = set()
         self._decode = decode
         #: the entries claimed so far, best first per group
@@ -608,16 +610,24 @@ class ClaimWalk:
         than its ``limit_max`` jobs of its key run (with the ones kept before it) and fewer than its
         ``rate_max`` starts of its rate key were recorded after ``now`` minus its period. Returns the
         rate key of each kept job that has one: a start to record at ``now``. A job with a key in
-        ``unavailable`` (its lock could not be taken) is put back whatever the counts.
+        ``unavailable`` (its lock could not be taken) is put back whatever the counts, and so is
+        one that would take a place started ahead of its drone (a job held there would count
+        against its limits before it runs, and start later than its rate limit recorded).
         """
         used = dict(running)
         recorded: dict[str, int] = {}
         to_record: list[str] = []
         dropped: set[int] = set()
+        place = 0  # of the entry among the ones kept so far
         for entry in self.claimed:
             limits = self.limits.get(entry.job_id)
             if limits is None:
+                place += 1
                 continue
+            if place >= self._limited_places:
+                dropped.add(entry.job_id)
+                continue
+            place += 1
             key = limits.limit_key
             if unavailable and (key in unavailable or limits.rate_key in unavailable):
                 dropped.add(entry.job_id)

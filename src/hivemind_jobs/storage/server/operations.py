@@ -631,7 +631,10 @@ async def _claim_start_lean(
             if reverts:
                 await c.revert_starts(q, reverts)
                 reverts = []
-            rest = dataclasses.replace(params, groups=walk.rest(queues), limit=walk.remaining)
+            remaining = walk.remaining
+            rest = dataclasses.replace(
+                params, groups=walk.rest(queues), limit=remaining, ahead=min(remaining, params.ahead)
+            )
             walk.claimed.extend(await _claim_start_general(c, q, rest, may_commit=not put_back))
             break
         now = c.dt(rows[0][7])
