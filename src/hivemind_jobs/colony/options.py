@@ -76,7 +76,8 @@ class ColonyOptions:
       swarm whose runs took less than this of late (a moving average) also claims one job ahead
       for each busy drone whose run started less than this ago: the claim is at the database while
       the current runs end, and each such job starts (its Executing state names that drone) as
-      soon as the drone's run ends, so it waits about as long as one short run. None: never.
+      soon as the drone's run ends, so it waits about as long as one short run (at most two are
+      held per drone; jobs with concurrency or rate limits are left for free drones). None: never.
     - ``scheduler_interval``: how often the colony enqueues due recurring-job occurrences and
       notices finished ones (every colony runs the scheduler; the database keeps it exactly once).
     - ``maintenance_interval``: how often retention cleanup runs (completed jobs, job logs, daemon
