@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 
 import pytest
@@ -40,10 +40,10 @@ async def _history(hive: hm.HiveMind, job_id: int) -> list[hm.State]:
     return list((await hive.jobs.get(job_id)).states)
 
 
-async def _until(condition: object, what: str) -> None:
+async def _until(condition: Callable[[], object], what: str) -> None:
     """Let the loop run until ``condition()`` holds (the drones' tasks run meanwhile)."""
     deadline = time.monotonic() + 10
-    while not condition():  # type: ignore[operator]
+    while not condition():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.005)
 
