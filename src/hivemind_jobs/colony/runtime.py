@@ -189,18 +189,17 @@ class SwarmRunner:
             return
         self.return_drone(name, wake=wake)
 
-    def adopt(self, run: Run) -> bool:
-        """Place a run claimed ahead: it runs at once where its drone is parked (returns True), or
-        is held until the drone's runs before it ended (returns False; ``run.after`` is set)."""
+    def adopt(self, run: Run) -> None:
+        """Place a run claimed ahead: it runs at once where its drone is parked, or is held (with
+        ``run.after`` set) until the drone's runs before it ended."""
         name = run.drone
         self._unreserve(name)
         if name in self.parked:
             self.parked.discard(name)
             self.busy[name] = run
-            return True
+            return
         run.after = asyncio.get_running_loop().create_future()
         self.held.setdefault(name, []).append(run)
-        return False
 
     def note_run_time(self, seconds: float) -> None:
         """Fold one run's duration into :attr:`run_time`."""

@@ -618,7 +618,7 @@ class ClaimWalk:
         recorded: dict[str, int] = {}
         to_record: list[str] = []
         dropped: set[int] = set()
-        place = 0  # of the entry among the ones kept so far
+        place = 0  # of the entry: how many before it were kept or had limits (a conservative count)
         for entry in self.claimed:
             limits = self.limits.get(entry.job_id)
             if limits is None:
