@@ -21,6 +21,10 @@ this schema can beat. HiveMind only creates the tables (and, for the processing 
 - ``schema_create_bulk``: the same rows for batches of 1,000 jobs, one statement per table (SQLite:
   one hop to a writer thread each, as HiveMind sends batches of more than a few jobs).
 
+On MariaDB both creates write the history rows and the queue entries of the jobs just inserted
+without foreign-key checks (``SET STATEMENT foreign_key_checks = 0 FOR``), as HiveMind does: their
+job is a row of the same transaction, so the check could not fail.
+
 Every function checks the tables afterwards (jobs, history rows, queue entries) and raises if the
 work was not done in full.
 """
@@ -486,6 +490,7 @@ async def mysql_schema_create(connect_args: dict[str, Any], database: str, n: in
     jobs (InnoDB gives a multi-row INSERT consecutive ids), then one script for the other rows."""
     j, s, q = _my_tables(database)
     connection = await _my_connect(connect_args, database)
+    own = "SET STATEMENT foreign_key_checks = 0 FOR " if "mariadb" in connection.get_server_info().lower() else ""
     columns = (
         f"INSERT INTO {j} (queue, priority, execution_id, state_name, state_sequence, state_elected_at, "
         f"invocation, middleware, function_name, created_at, modified_at) VALUES "
@@ -506,9 +511,9 @@ async def mysql_schema_create(connect_args: dict[str, Any], database: str, n: in
                     await _script(
                         cursor,
                         f"SET @now = UTC_TIMESTAMP(6); BEGIN; {columns}{rows}; SET @id = LAST_INSERT_ID(); "
-                        f"INSERT INTO {s} (job_id, sequence, name, elected_at, reason, fields) "
+                        f"{own}INSERT INTO {s} (job_id, sequence, name, elected_at, reason, fields) "
                         f"VALUES (@id, 0, 'Created', @now, NULL, '{{}}'), (@id, 1, 'Enqueued', @now, NULL, '{{}}'); "
-                        f"INSERT INTO {q} (job_id, queue, priority, execute_after, execution_id, enqueued_at) "
+                        f"{own}INSERT INTO {q} (job_id, queue, priority, execute_after, execution_id, enqueued_at) "
                         f"VALUES (@id, '{QUEUE}', {PRIORITY}, @now, {execution}, @now); COMMIT",
                     )
                     continue
@@ -527,8 +532,8 @@ async def mysql_schema_create(connect_args: dict[str, Any], database: str, n: in
                 )
                 await _script(
                     cursor,
-                    f"INSERT INTO {s} (job_id, sequence, name, elected_at, reason, fields) VALUES {history}; "
-                    f"INSERT INTO {q} (job_id, queue, priority, execute_after, execution_id, enqueued_at) "
+                    f"{own}INSERT INTO {s} (job_id, sequence, name, elected_at, reason, fields) VALUES {history}; "
+                    f"{own}INSERT INTO {q} (job_id, queue, priority, execute_after, execution_id, enqueued_at) "
                     f"VALUES {entries}; COMMIT",
                 )
             elapsed = time.perf_counter() - started

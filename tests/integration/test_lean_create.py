@@ -388,6 +388,65 @@ async def test_mariadb_compound_statement_stores_what_the_script_stores(mariadb_
     assert len({*compound, *inside, *script}) == 9
 
 
+async def test_mariadb_scripts_check_only_the_links_to_jobs_of_the_application(mariadb_url: str) -> None:
+    """On MariaDB a create's rows naming its own new job skip the foreign-key check (that statement
+    alone: the session still checks afterwards); a link to a parent is checked; and a batch whose
+    ids turn out not consecutive still fails whole, in a strict session and in a lax one."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    async with hm.HiveMind(mariadb_url) as hive:
+        storage = hive.env().storage
+        driver = storage.driver  # type: ignore[attr-defined]
+        q = storage.queries  # type: ignore[attr-defined]
+        raw = await driver.acquire()
+        try:
+
+            async def run(script: str | None) -> None:
+                assert script is not None
+                async with raw.cursor() as cursor:
+                    await cursor.execute(script)
+                    while await cursor.nextset():
+                        pass
+
+            async def checks() -> int:
+                async with raw.cursor() as cursor:
+                    await cursor.execute("SELECT @@session.foreign_key_checks")
+                    [(value,)] = await cursor.fetchall()
+                    return int(value)
+
+            shaped = new_job(queue="fk-own", properties=every_property_type("x", 1.5, True))
+            script = mysql._insert_script(q, [shaped], raw, commit=True, compound=True)
+            assert script is not None and script.count("foreign_key_checks = 0") == 3  # states, properties, entry
+            await run(script)
+            assert await checks() == 1
+
+            orphan = new_job(queue="fk-orphan", state="Awaiting", enqueue=False, awaiting_parent=2**62)
+            script = mysql._insert_script(q, [orphan], raw, commit=True, compound=True)
+            with pytest.raises(mysql.asyncmy.errors.IntegrityError) as refused:
+                await run(script)
+            assert refused.value.args[0] == 1452  # ER_NO_REFERENCED_ROW_2: the parent is checked
+            await raw.rollback()
+            assert await checks() == 1
+
+            for mode in ("STRICT_TRANS_TABLES", ""):  # ids that are not consecutive: every part fails
+                async with raw.cursor() as cursor:
+                    await cursor.execute(f"SET SESSION sql_mode = '{mode}', SESSION auto_increment_increment = 2")
+                batch = [new_job(queue="fk-spread") for _ in range(3)]
+                with pytest.raises(mysql.asyncmy.errors.MySQLError):
+                    await run(mysql._insert_script(q, batch, raw, commit=True, compound=True))
+                await raw.rollback()
+        finally:
+            await driver.release(raw, discard=True)
+    counts = dict(backends.raw(mariadb_url, "SELECT queue, COUNT(*) FROM {job} GROUP BY queue"))
+    assert counts == {"fk-own": 1}
+    [(states, properties, entries)] = backends.raw(
+        mariadb_url,
+        "SELECT (SELECT COUNT(*) FROM {job_state}), (SELECT COUNT(*) FROM {job_property}), "
+        "(SELECT COUNT(*) FROM {queue})",
+    )
+    assert (states, properties, entries) == (2, len(shaped.properties), 1)
+
+
 async def test_mariadb_large_batch_goes_as_pipelined_scripts(mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch of several parts is sent as several scripts, each rendered while the server runs the
     one before: the jobs get their ids in order, one database clock, every row; inside a larger
