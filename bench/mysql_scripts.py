@@ -10,9 +10,11 @@ around them, so the figures are the floor any client of that schema and server p
 - ``one_<form>_per_s``, ``one_<form>_client_us``, ``one_<form>_server_us``: --n-one creates of one
   job, one after the other (the captured script again with a fresh execution id each time); creates
   per second, CPU µs per create of this process and of the server (``mariadbd``/``mysqld`` from
-  /proc/<pid>/stat: null unless the server runs on this machine). ``<form>``: ``compound``, the
-  script as MariaDB gets it (one ``BEGIN NOT ATOMIC ... END`` statement), and ``plain``, the same
-  statements as a multi-statement script (as MySQL gets it).
+  /proc/<pid>/stat: null unless the server runs on this machine). ``<form>``: ``prepared``, a
+  common create as MariaDB gets it (``EXECUTE`` of the compound statement prepared on the session,
+  ``_plain_statement``), ``compound``, the script of any other create on MariaDB (one ``BEGIN NOT
+  ATOMIC ... END`` statement), and ``plain``, the same statements as a multi-statement script (as
+  MySQL gets it).
 - ``batch_per_s``, ``batch_client_us``, ``batch_server_us``: the scripts of --n-bulk jobs created by
   ``create_many`` in calls of 1000 (pipelined parts of 250 included), replayed once on emptied
   tables; jobs per second and CPU µs per job. Next to ``bulk_enqueue_per_s`` of
@@ -93,26 +95,45 @@ async def one_round(args: argparse.Namespace, stores: throughput.Stores, pid: in
             captured.append(script)
         return script
 
+    sent: list[str] = []
+    run_part = mysql._MySQLConnection._insert_part
+
+    async def recorded(self: Any, script: str) -> Any:
+        sent.append(script)
+        return await run_part(self, script)
+
+    plain_values = mysql._plain_values
     mysql._insert_script = keep  # type: ignore[assignment]
+    mysql._MySQLConnection._insert_part = recorded  # type: ignore[method-assign]
     figures: dict[str, Any] = {}
     try:
         async with stores.hive_url() as url, hm.HiveMind(url) as hive:
             driver = hive.env().storage.driver  # type: ignore[attr-defined]
             if not driver.compound_statements:
                 raise SystemExit("the server runs no compound statements (not MariaDB): nothing to compare")
-            await hive.jobs.create(_jobs.noop, 0)
+            await hive.jobs.create(_jobs.noop, 0)  # the prepared statement's EXECUTE
+            [execute] = [statement for statement in sent if statement.startswith("EXECUTE ")]
+            mysql._plain_values = lambda job: None  # type: ignore[assignment]
+            await hive.jobs.create(_jobs.noop, 0)  # the same job's script
+            mysql._plain_values = plain_values
             one = captured[-1]
             captured.clear()
+            queries = hive.env().storage.queries  # type: ignore[attr-defined]
+            _, text, _ = mysql._plain_statement(
+                queries["job_insert"], queries["job_state_insert"], queries["queue_upsert"]
+            )
             for start in range(0, args.n_bulk, CHUNK):
                 numbers = range(start, min(args.n_bulk, start + CHUNK))
                 await hive.jobs.create_many(hm.call(_jobs.noop, i) for i in numbers)
             batches = list(captured)
-            execution = one.split("'global', 2, '")[1][:36]
             raw = await driver.acquire()
             try:
                 async with raw.cursor() as cursor:
-                    forms = {"compound": one, "plain": plain(one)}
+                    name = execute.split()[1]
+                    await cursor.execute(f"PREPARE {name} FROM {raw.escape(text)}")
+                    forms = {"prepared": execute, "compound": one, "plain": plain(one)}
                     for name in forms if args.rep % 2 == 0 else reversed(forms):
+                        execution = forms[name].split("'global', 2, '")[1][:36]
                         scripts = [forms[name].replace(execution, str(uuid.uuid4())) for _ in range(args.n_one)]
                         for key, value in (await replay(cursor, scripts, pid, args.n_one)).items():
                             figures[f"one_{name}_{key}"] = value
@@ -126,6 +147,8 @@ async def one_round(args: argparse.Namespace, stores: throughput.Stores, pid: in
                 await driver.release(raw, discard=False)
     finally:
         mysql._insert_script = render  # type: ignore[assignment]
+        mysql._MySQLConnection._insert_part = run_part  # type: ignore[method-assign]
+        mysql._plain_values = plain_values
     return figures
 
 

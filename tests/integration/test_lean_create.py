@@ -719,6 +719,101 @@ def test_postgres_plain_create_is_only_for_the_jobs_it_writes() -> None:
         assert postgres._plain_job(job, "c") is None
 
 
+#: creation options whose one-job create goes as MariaDB's prepared statement (see _plain_statement)
+PLAIN_ON_MARIADB = {**PLAIN_ON_POSTGRES, "middleware": {"middleware": VARIANTS["placed"]["middleware"]}}
+
+
+@pytest.mark.parametrize("variant", sorted(PLAIN_ON_MARIADB))
+async def test_mariadb_plain_create_stores_what_the_script_stores(
+    mariadb_url: str, variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A common create on MariaDB is the EXECUTE of a statement prepared once per session; its rows
+    are exactly those of the script, and a create inside a larger transaction is the script."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    plain_values = mysql._plain_values
+    chosen: list[bool] = []
+
+    def choose(job: JobInsert) -> Any:
+        values = plain_values(job)
+        chosen.append(values is not None)
+        return values
+
+    monkeypatch.setattr(mysql, "_plain_values", choose)
+    async with hm.HiveMind(mariadb_url) as hive:
+        client = hive.jobs.options(**PLAIN_ON_MARIADB[variant])
+        plain = [await client.create(jobs.add, 1, b=3) for _ in range(2)]  # prepared, then executed
+        async with hive.transaction() as tx:
+            inside = await tx.jobs.options(**PLAIN_ON_MARIADB[variant]).create(jobs.add, 1, b=3)
+            await tx.jobs.create(jobs.add, 2)
+        assert chosen == [True, True]
+        monkeypatch.setattr(mysql, "_plain_values", lambda job: None)
+        whole = await client.create(jobs.add, 1, b=3)
+    absolute = variant == "delay_until"
+    expected = stored(mariadb_url, whole, absolute_due=absolute)
+    for job_id in (*plain, inside):
+        assert stored(mariadb_url, job_id, absolute_due=absolute) == expected
+    assert expected["queue"] is not None
+
+
+async def test_mariadb_plain_create_prepares_its_statement_once_per_session(
+    mariadb_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first common create of a session prepares the statement in the same round trip as its
+    EXECUTE; the next ones only execute it; a session that lost it prepares it again, and the
+    failed EXECUTE wrote nothing."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    sent: list[str] = []
+    run_part = mysql._MySQLConnection._insert_part
+
+    async def recorded(self: Any, script: str) -> Any:
+        sent.append(script.split(" ", 1)[0])
+        return await run_part(self, script)
+
+    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
+    async with hm.HiveMind(mariadb_url) as hive:
+        first = await hive.jobs.create(jobs.add, 1)
+        second = await hive.jobs.create(jobs.add, 2)
+        assert sent == ["EXECUTE", "PREPARE", "EXECUTE"]  # unknown on the new session, then prepared
+        storage = hive.env().storage
+        driver = storage.driver  # type: ignore[attr-defined]
+        q = storage.queries  # type: ignore[attr-defined]
+        name, _, _ = mysql._plain_statement(q["job_insert"], q["job_state_insert"], q["queue_upsert"])
+        raw = await driver.acquire()  # the idle session the creates used
+        try:
+            async with raw.cursor() as cursor:
+                await cursor.execute(f"DEALLOCATE PREPARE {name}")
+        finally:
+            await driver.release(raw, discard=False)
+        sent.clear()
+        third = await hive.jobs.create(jobs.add, 3)
+        assert sent == ["EXECUTE", "PREPARE"]
+        loaded = [await hive.jobs.get(job_id) for job_id in (first, second, third)]
+    assert [job.invocation.arguments["a"] for job in loaded] == [1, 2, 3]
+    assert [job_id - first for job_id in (second, third)] == [1, 2]
+    assert backends.raw(mariadb_url, "SELECT COUNT(*) FROM {job}") == [(3,)]
+    assert backends.raw(mariadb_url, "SELECT COUNT(*) FROM {job_state}") == [(6,)]
+
+
+def test_mariadb_plain_create_is_only_for_the_jobs_it_writes() -> None:
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    at = datetime(2030, 1, 2, tzinfo=UTC)
+    assert mysql._plain_values(new_job(elected_at=at)) is not None
+    assert mysql._plain_values(new_job(elected_at=at, execute_after=WHEN)) is not None
+    assert mysql._plain_values(new_job(elected_at=at, delay=timedelta(0))) is not None  # due now
+    for job in (
+        new_job(elected_at=at, enqueue=False),
+        new_job(elected_at=at, delay=timedelta(seconds=5)),
+        new_job(elected_at=at, lock_owner="holder"),
+        new_job(elected_at=at, awaiting_parent=7),
+        new_job(elected_at=at, properties=every_property_type("x", 1.5, True)),
+        dataclasses.replace(new_job(elected_at=at), states=new_job(elected_at=at).states[:1]),
+    ):
+        assert mysql._plain_values(job) is None
+
+
 async def test_mariadb_one_job_scripts_are_the_scripts_rendered_whole(mariadb_url: str) -> None:
     """A create's script is filled in from the one kept for a job created alike: it is exactly the
     script rendered whole, for every shape of job, the first time and the next."""
