@@ -38,7 +38,15 @@ from hivemind_jobs.errors import ConfigurationError, RetryableStorageError, Stor
 from hivemind_jobs.storage.dialect import MYSQL
 from hivemind_jobs.storage.params import JobRecord, PropertyRow, StateRow
 from hivemind_jobs.storage.protocol import Capabilities, JobInsert, PendingInserts, QueuePointer
-from hivemind_jobs.storage.rows import Times, histories_by_job, property_params, same, started_record
+from hivemind_jobs.storage.rows import (
+    Times,
+    histories_by_job,
+    job_rows,
+    property_params,
+    same,
+    started_record,
+    state_params,
+)
 from hivemind_jobs.storage.server.base import (
     CLOSE_WAIT,
     BlockingSession,
@@ -999,29 +1007,10 @@ def _plain_values(job: JobInsert) -> tuple[Mapping[str, Any], ...] | None:
         or len(job.states) != 2
     ):
         return None
-    current = job.states[-1]
+    # the values of job_insert and job_state_insert (keys their statements do not use are left unread)
     return (
-        {
-            "queue": job.queue,
-            "priority": job.priority,
-            "execution_id": job.execution_id,
-            "state_name": current.name,
-            "state_sequence": current.sequence,
-            "state_elected_at": current.elected_at,
-            "invocation": job.invocation,
-            "middleware": job.middleware,
-            "function_name": job.function,
-        },
-        *[
-            {
-                "sequence": state.sequence,
-                "name": state.name,
-                "elected_at": state.elected_at,
-                "reason": state.reason,
-                "fields": state.fields,
-            }
-            for state in job.states
-        ],
+        job_rows([job], None, same)[0],
+        *[state_params(0, state, same) for state in job.states],
         {
             "queue": pointer.queue,
             "priority": pointer.priority,
