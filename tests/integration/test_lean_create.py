@@ -447,6 +447,73 @@ async def test_mariadb_scripts_check_only_the_links_to_jobs_of_the_application(m
     assert (states, properties, entries) == (2, len(shaped.properties), 1)
 
 
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+async def test_mariadb_batch_created_alike_reads_its_rows_back(
+    mariadb_url: str, variant: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On MariaDB the history rows and queue entries of a batch created alike are read back from
+    its job rows (``INSERT ... SELECT``, each INSERT of job rows its own id range); they are the
+    rows the batch gets written row by row."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    monkeypatch.setattr(mysql, "_INSERT_CHUNK", 3)  # seven jobs: three INSERTs of job rows
+    sent: list[str] = []
+    run_part = mysql._MySQLConnection._insert_part
+
+    async def recorded(self: Any, script: str) -> Any:
+        sent.append(script)
+        return await run_part(self, script)
+
+    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
+    calls = [hm.call(jobs.add, n, b=n) for n in range(7)]
+    async with hm.HiveMind(mariadb_url) as hive:
+        client = hive.jobs.options(**VARIANTS[variant])
+        read_back = await client.create_many(calls)
+        [script] = sent
+        assert script.count("SELECT j.id") == 3 * (2 + (variant != "idle"))  # per range: 2 states, the entry
+        monkeypatch.setattr(mysql, "_derived_rows", lambda *arguments: None)
+        sent.clear()
+        row_by_row = await client.create_many(calls)
+        assert "SELECT j.id" not in sent[0]
+    absolute = "delay_until" in VARIANTS[variant]
+    for one, other in zip(read_back, row_by_row, strict=True):
+        assert stored(mariadb_url, one, absolute_due=absolute) == stored(mariadb_url, other, absolute_due=absolute)
+
+
+def test_mariadb_batch_is_read_back_only_when_created_alike() -> None:
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    q = {
+        "job_insert": "INSERT INTO `d`.`p_job` (queue) VALUES (%(queue)s)",
+        "job_state_insert": "INSERT INTO `d`.`p_job_state` (job_id, sequence, name, elected_at, reason, fields) "
+        "VALUES (%(job_id)s, %(sequence)s, %(name)s, %(elected_at)s, %(reason)s, %(fields)s)",
+        "queue_upsert": "INSERT INTO `d`.`p_queue` (job_id, queue, priority, execute_after, execution_id, enqueued_at) "
+        "VALUES (%(job_id)s, %(queue)s, %(priority)s, %(execute_after)s, %(execution_id)s, %(now)s)",
+    }
+
+    class Escaping:
+        def escape_string(self, value: str) -> str:
+            return value.replace("'", "''")
+
+    at = datetime(2030, 1, 2, tzinfo=UTC)
+
+    def derived(batch: list[JobInsert]) -> list[str] | None:
+        positions = [(0, index) for index in range(len(batch))]
+        return mysql._derived_rows(q, batch, positions, ["@hm_f0"], mysql._Literals(Escaping()))
+
+    alike = derived([new_job(elected_at=at), new_job(elected_at=at)])
+    assert alike is not None and len(alike) == 4  # the states, their count, the entries, their count
+    assert derived([new_job(elected_at=at), new_job(elected_at=at, state="Idle", enqueue=False)]) is None
+    assert derived([new_job(elected_at=at), new_job(elected_at=at + timedelta(seconds=1))]) is None
+    assert derived([new_job(elected_at=at), new_job(elected_at=at, execute_after=WHEN)]) is None
+    assert derived([new_job(elected_at=at, delay=timedelta(seconds=5)), new_job(elected_at=at)]) is None
+    other_queue = new_job(elected_at=at)
+    other_queue = dataclasses.replace(other_queue, enqueue=dataclasses.replace(other_queue.enqueue, queue="elsewhere"))  # type: ignore[arg-type]
+    assert derived([new_job(elected_at=at), other_queue]) is None
+    no_entries = derived([new_job(elected_at=at, enqueue=False), new_job(elected_at=at, enqueue=False)])
+    assert no_entries is not None and len(no_entries) == 2
+
+
 async def test_mariadb_large_batch_goes_as_pipelined_scripts(mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A batch of several parts is sent as several scripts, each rendered while the server runs the
     one before: the jobs get their ids in order, one database clock, every row; inside a larger
