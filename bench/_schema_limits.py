@@ -23,7 +23,9 @@ this schema can beat. HiveMind only creates the tables (and, for the processing 
 
 On MariaDB both creates write the history rows and the queue entries of the jobs just inserted
 without foreign-key checks (``SET STATEMENT foreign_key_checks = 0 FOR``), as HiveMind does: their
-job is a row of the same transaction, so the check could not fail.
+job is a row of the same transaction, so the check could not fail. A batch's history rows and
+queue entries are ``INSERT ... SELECT`` from its job rows (their ids' range), as HiveMind writes a
+batch created alike.
 
 Every function checks the tables afterwards (jobs, history rows, queue entries) and raises if the
 work was not done in full.
@@ -520,21 +522,15 @@ async def mysql_schema_create(connect_args: dict[str, Any], database: str, n: in
                 *_, [(first,)] = await _script(
                     cursor, f"SET @now = UTC_TIMESTAMP(6); BEGIN; {columns}{rows}; SELECT LAST_INSERT_ID()"
                 )
-                ids = range(first, first + len(numbers))
-                history = ",".join(
-                    f"({job}, {seq}, '{name}', @now, NULL, '{{}}')"
-                    for job in ids
-                    for seq, name in ((0, "Created"), (1, "Enqueued"))
-                )
-                entries = ",".join(
-                    f"({job}, '{QUEUE}', {PRIORITY}, @now, {execution}, @now)"
-                    for job, execution in zip(ids, executions, strict=True)
-                )
+                # the history rows and queue entries read back from the job rows just inserted
+                where = f"FROM {j} AS j WHERE j.id BETWEEN {first} AND {first + len(numbers) - 1}"
                 await _script(
                     cursor,
-                    f"{own}INSERT INTO {s} (job_id, sequence, name, elected_at, reason, fields) VALUES {history}; "
+                    f"{own}INSERT INTO {s} (job_id, sequence, name, elected_at, reason, fields) "
+                    f"SELECT j.id, 0, 'Created', @now, NULL, '{{}}' {where} "
+                    f"UNION ALL SELECT j.id, 1, 'Enqueued', @now, NULL, '{{}}' {where}; "
                     f"{own}INSERT INTO {q} (job_id, queue, priority, execute_after, execution_id, enqueued_at) "
-                    f"VALUES {entries}; COMMIT",
+                    f"SELECT j.id, j.queue, j.priority, @now, j.execution_id, @now {where}; COMMIT",
                 )
             elapsed = time.perf_counter() - started
             counts = await my_counts(cursor, database)
