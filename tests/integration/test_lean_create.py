@@ -82,6 +82,21 @@ def stored(url: str, job_id: int, *, absolute_due: bool) -> dict[str, Any]:
     }
 
 
+def recorded_scripts(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every script MariaDB's inserts send from now on, in order (each still sent)."""
+    from hivemind_jobs.storage.mysql import backend as mysql
+
+    sent: list[str] = []
+    run_part = mysql._MySQLConnection._insert_part
+
+    async def recorded(self: Any, script: str) -> Any:
+        sent.append(script)
+        return await run_part(self, script)
+
+    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
+    return sent
+
+
 async def create_three(client: hm.BackgroundJobClient) -> list[int]:
     """One job with create, two with create_many: the same calls every time."""
     first = await client.create(jobs.add, 1, b=3)
@@ -457,14 +472,7 @@ async def test_mariadb_batch_created_alike_reads_its_rows_back(
     from hivemind_jobs.storage.mysql import backend as mysql
 
     monkeypatch.setattr(mysql, "_INSERT_CHUNK", 3)  # seven jobs: three INSERTs of job rows
-    sent: list[str] = []
-    run_part = mysql._MySQLConnection._insert_part
-
-    async def recorded(self: Any, script: str) -> Any:
-        sent.append(script)
-        return await run_part(self, script)
-
-    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
+    sent = recorded_scripts(monkeypatch)
     calls = [hm.call(jobs.add, n, b=n) for n in range(7)]
     async with hm.HiveMind(mariadb_url) as hive:
         client = hive.jobs.options(**VARIANTS[variant])
@@ -522,14 +530,8 @@ async def test_mariadb_large_batch_goes_as_pipelined_scripts(mariadb_url: str, m
 
     parts = mysql._PIPELINE_PART
     count = 2 * parts + 7
-    sent: list[str] = []
     run_part = mysql._MySQLConnection._insert_part
-
-    async def recorded(self: Any, script: str) -> Any:
-        sent.append(script)
-        return await run_part(self, script)
-
-    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
+    sent = recorded_scripts(monkeypatch)
     async with hm.HiveMind(mariadb_url) as hive:
         client = hive.jobs.options(queue="bulk", properties={"tenant": "acme"})
         ids = await client.create_many([hm.call(jobs.add, n) for n in range(count)])
@@ -831,18 +833,15 @@ async def test_mariadb_plain_create_prepares_its_statement_once_per_session(
     failed EXECUTE wrote nothing."""
     from hivemind_jobs.storage.mysql import backend as mysql
 
-    sent: list[str] = []
-    run_part = mysql._MySQLConnection._insert_part
+    scripts = recorded_scripts(monkeypatch)
 
-    async def recorded(self: Any, script: str) -> Any:
-        sent.append(script.split(" ", 1)[0])
-        return await run_part(self, script)
+    def sent() -> list[str]:
+        return [script.split(" ", 1)[0] for script in scripts]
 
-    monkeypatch.setattr(mysql._MySQLConnection, "_insert_part", recorded)
     async with hm.HiveMind(mariadb_url) as hive:
         first = await hive.jobs.create(jobs.add, 1)
         second = await hive.jobs.create(jobs.add, 2)
-        assert sent == ["EXECUTE", "PREPARE", "EXECUTE"]  # unknown on the new session, then prepared
+        assert sent() == ["EXECUTE", "PREPARE", "EXECUTE"]  # unknown on the new session, then prepared
         storage = hive.env().storage
         driver = storage.driver  # type: ignore[attr-defined]
         q = storage.queries  # type: ignore[attr-defined]
@@ -853,9 +852,9 @@ async def test_mariadb_plain_create_prepares_its_statement_once_per_session(
                 await cursor.execute(f"DEALLOCATE PREPARE {name}")
         finally:
             await driver.release(raw, discard=False)
-        sent.clear()
+        scripts.clear()
         third = await hive.jobs.create(jobs.add, 3)
-        assert sent == ["EXECUTE", "PREPARE"]
+        assert sent() == ["EXECUTE", "PREPARE"]
         loaded = [await hive.jobs.get(job_id) for job_id in (first, second, third)]
     assert [job.invocation.arguments["a"] for job in loaded] == [1, 2, 3]
     assert [job_id - first for job_id in (second, third)] == [1, 2]

@@ -1136,6 +1136,17 @@ def _one_job_script(
     return script if len(script) <= _INSERT_BYTES else None
 
 
+def _state_literals(state: StateRow, literal: _Literals) -> dict[str, str]:
+    """The SQL literals of a history row's values (its job's id aside)."""
+    return {
+        "sequence": literal(state.sequence),
+        "name": literal(state.name),
+        "elected_at": literal(state.elected_at),
+        "reason": literal(state.reason),
+        "fields": literal(state.fields),
+    }
+
+
 _TABLE = re.compile(r"INSERT\s+INTO\s+(\S+)")
 #: what a script raises when the rows it read back from its own job INSERTs are not all there
 _NOT_CONSECUTIVE = "SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'HiveMind: the new jobs did not get consecutive ids'"
@@ -1187,14 +1198,7 @@ def _derived_rows(
     ]
     selects: list[str] = []
     for state in states:
-        values = {
-            "sequence": literal(state.sequence),
-            "name": literal(state.name),
-            "elected_at": literal(state.elected_at),
-            "reason": literal(state.reason),
-            "fields": literal(state.fields),
-        }
-        tail = _fill(state_after, values).removesuffix(")")
+        tail = _fill(state_after, _state_literals(state, literal)).removesuffix(")")
         selects.extend(f"SELECT j.id{tail} {where}" for where in ranges)
     statements = [
         f"{state_head.removesuffix('VALUES ')}{' UNION ALL '.join(selects)}",
@@ -1272,13 +1276,7 @@ def _script_of(
         for state in job.states:
             parts = states.get(id(state))
             if parts is None:
-                literals = {
-                    "sequence": literal(state.sequence),
-                    "name": literal(state.name),
-                    "elected_at": literal(state.elected_at),
-                    "reason": literal(state.reason),
-                    "fields": literal(state.fields),
-                }
+                literals = _state_literals(state, literal)
                 parts = states[id(state)] = (_fill(before, literals), _fill(after, literals))
             rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
     if derived is not None:
