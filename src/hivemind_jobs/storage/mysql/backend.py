@@ -668,9 +668,9 @@ class _MySQLConnection(Connection):
         """MariaDB, a transaction of one common create (see :func:`_plain_values`): ``EXECUTE`` of
         the compound statement :func:`_plain_statement` prepared on this session, its values as
         literals: the server parses a line of values instead of the whole script (292 → 254 µs of
-        its CPU per create, ``bench/mysql_scripts.py``). Prepared the first time a session runs it (a new connection, or
-        one whose statements the server dropped), in the same round trip. None: not a common
-        create, or too long for one statement (the script then)."""
+        its CPU per create, ``bench/mysql_scripts.py``). Prepared the first time a session runs it
+        (a new connection, or one whose statements the server dropped), in the same round trip.
+        None: not a common create, or too long for one statement (the script then)."""
         values = _plain_values(job)
         if values is None:
             return None
@@ -990,6 +990,8 @@ def _insert_script(
     return _script_of(q, params, connection, commit=commit, compound=compound, clock=clock)
 
 
+#: MariaDB: the statement that follows writes rows naming a job of the same script (see _insert_script)
+_UNCHECKED = "SET STATEMENT foreign_key_checks = 0 FOR "
 _UNKNOWN_STATEMENT = 1243  # ER_UNKNOWN_STMT_HANDLER: no statement of that name prepared on the session
 
 
@@ -1043,13 +1045,12 @@ def _plain_statement(
     job_values = marked(0, job_row)
     states = ",".join(f"{marked(row, before)}LAST_INSERT_ID(){marked(row, after)}" for row in (1, 2))
     entry = f"{marked(3, entry_before)}LAST_INSERT_ID(){marked(3, entry_after)}"
-    ours = "SET STATEMENT foreign_key_checks = 0 FOR "  # its own rows (see _insert_script)
     text = (
         "BEGIN NOT ATOMIC\n"
         "SET @hm_now = UTC_TIMESTAMP(6);\n"
         f"{job_head}{job_values};\n"
-        f"{ours}{state_head}{states};\n"
-        f"{ours}{queue_head}{entry};\n"
+        f"{_UNCHECKED}{state_head}{states};\n"
+        f"{_UNCHECKED}{queue_head}{entry};\n"
         "COMMIT;\n"
         "SELECT CAST(@hm_now AS DATETIME(6)), LAST_INSERT_ID();\n"
         "END"
@@ -1137,14 +1138,8 @@ def _one_job_script(
 
 
 def _state_literals(state: StateRow, literal: _Literals) -> dict[str, str]:
-    """The SQL literals of a history row's values (its job's id aside)."""
-    return {
-        "sequence": literal(state.sequence),
-        "name": literal(state.name),
-        "elected_at": literal(state.elected_at),
-        "reason": literal(state.reason),
-        "fields": literal(state.fields),
-    }
+    """The SQL literals of a history row's values (its job's id left to the caller)."""
+    return {name: literal(value) for name, value in state_params(0, state, same).items()}
 
 
 _TABLE = re.compile(r"INSERT\s+INTO\s+(\S+)")
@@ -1162,10 +1157,10 @@ def _derived_rows(
     """MariaDB, a batch whose jobs were created alike (the same history rows, and each a queue
     entry of its own queue, priority and execution id, due alike, or none): their history rows
     and queue entries as ``INSERT ... SELECT`` from the job rows the script has just inserted (the
-    ids from each INSERT's first to its last), each followed by a check that it wrote a row per
-    job (the ids were consecutive) that raises otherwise. The server parses one row per history
-    row of the batch instead of one per job and state (about a third of a batch's statement
-    text); the rows are the same. None: the jobs differ, write them row by row."""
+    ids from each INSERT's first to its last; unchecked, ``_UNCHECKED``), each followed by a check
+    that it wrote a row per job (the ids were consecutive) that raises otherwise. The server parses
+    one row per history row of the batch instead of one per job and state (about a third of a
+    batch's statement text); the rows are the same. None: the jobs differ, write them row by row."""
     first = params[0]
     states, pointer = first.states, first.enqueue
     for job in params:
@@ -1201,14 +1196,14 @@ def _derived_rows(
         tail = _fill(state_after, _state_literals(state, literal)).removesuffix(")")
         selects.extend(f"SELECT j.id{tail} {where}" for where in ranges)
     statements = [
-        f"{state_head.removesuffix('VALUES ')}{' UNION ALL '.join(selects)}",
+        f"{_UNCHECKED}{state_head.removesuffix('VALUES ')}{' UNION ALL '.join(selects)}",
         f"IF ROW_COUNT() <> {len(params) * len(states)} THEN {_NOT_CONSECUTIVE}; END IF",
     ]
     if pointer is not None:
         values = {"queue": "j.queue", "priority": "j.priority", "execution_id": "j.execution_id"}
         tail = _fill(entry_after, {**values, "due": _due(literal, pointer)}).removesuffix(")")
         entries = " UNION ALL ".join(f"SELECT j.id{tail} {where}" for where in ranges)
-        statements.append(f"{queue_head.removesuffix('VALUES ')}{entries}")
+        statements.append(f"{_UNCHECKED}{queue_head.removesuffix('VALUES ')}{entries}")
         statements.append(f"IF ROW_COUNT() <> {len(params)} THEN {_NOT_CONSECUTIVE}; END IF")
     return statements
 
@@ -1266,24 +1261,20 @@ def _script_of(
             rendered = []
 
     # MariaDB: the rows naming a job of this script skip the foreign-key check (see _insert_script)
-    ours = "SET STATEMENT foreign_key_checks = 0 FOR " if compound else ""
+    ours = _UNCHECKED if compound else ""
     derived = _derived_rows(q, params, positions, firsts, literal) if compound and len(params) > 1 else None
-    head, suffix, (before, after) = _row_template(q["job_state_insert"], (), "job_id")
-    states: dict[int, tuple[str, str]] = {}
-    for (chunk, position), job in zip(positions, params, strict=True):
-        if derived is not None:
-            break
-        for state in job.states:
-            parts = states.get(id(state))
-            if parts is None:
-                literals = _state_literals(state, literal)
-                parts = states[id(state)] = (_fill(before, literals), _fill(after, literals))
-            rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
     if derived is not None:
-        statements.extend(
-            f"{ours}{statement}" if statement.startswith("INSERT") else statement for statement in derived
-        )
+        statements.extend(derived)
     else:
+        head, suffix, (before, after) = _row_template(q["job_state_insert"], (), "job_id")
+        states: dict[int, tuple[str, str]] = {}
+        for (chunk, position), job in zip(positions, params, strict=True):
+            for state in job.states:
+                parts = states.get(id(state))
+                if parts is None:
+                    literals = _state_literals(state, literal)
+                    parts = states[id(state)] = (_fill(before, literals), _fill(after, literals))
+                rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
         statements.append(f"{ours}{head}{','.join(rendered)} {suffix}".rstrip())
     rendered = []
     if any(job.properties for job in params):
