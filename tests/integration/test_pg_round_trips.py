@@ -146,11 +146,15 @@ async def test_a_failed_transaction_keeps_none_of_its_statements(pg_hive: hm.Hiv
 async def test_a_large_batch_of_its_own_is_one_round_trip_built_part_by_part(
     pg_hive: hm.HiveMind, postgres_url: str, traces: Traces, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch in a transaction of its own goes as statements of ``_INSERT_PART`` jobs in one
-    pipeline: each part is sent before the calls of the next one are checked (the server writes
-    one part while the next is built), with the BEGIN and the COMMIT in the same round trip and one
-    creation time for all. A bad call in a later part rolls back the parts sent before it."""
-    parts = pg._INSERT_PART
+    """A batch in a transaction of its own goes as statements of growing parts in one pipeline
+    (the first small, so the server starts at once): each part is sent before the calls of the
+    next one are checked (the server writes one part while the next is built), with the BEGIN and
+    the COMMIT in the same round trip and one creation time for all. A bad call in a later part
+    rolls back the parts sent before it."""
+    first, second = pg._FIRST_PART, 2 * pg._FIRST_PART
+    count = first + second + 7
+    assert pg._part_bounds(count) == [(0, first), (first, first + second), (first + second, count)]
+    assert count >= pg._PARTS_FROM
     events: list[str] = []
     execute = psycopg.AsyncCursor.execute
     check = hm.BackgroundJobClient._invocation
@@ -167,13 +171,12 @@ async def test_a_large_batch_of_its_own_is_one_round_trip_built_part_by_part(
 
     monkeypatch.setattr(psycopg.AsyncCursor, "execute", recorded)
     monkeypatch.setattr(hm.BackgroundJobClient, "_invocation", checked)
-    count = 2 * parts + 7
     ids = await pg_hive.jobs.options(queue="parts").create_many(hm.call(add, n, 1) for n in range(count))
     trips = traces.trips()
     assert len(trips) == 1, trips
     assert trips[0][0] == "BEGIN" and trips[0][-1] == "COMMIT"
     sent = [index for index, event in enumerate(events) if event == "sent"]
-    assert sent == [parts, 2 * parts + 1, count + 2]  # each part sent before the next one is checked
+    assert sent == [first, first + second + 1, count + 2]  # each part sent before the next one is checked
     assert ids == sorted(ids) and len(set(ids)) == count
     assert backends.raw(
         postgres_url, "SELECT COUNT(*), COUNT(DISTINCT created_at) FROM {job} WHERE queue = 'parts'"
@@ -183,11 +186,11 @@ async def test_a_large_batch_of_its_own_is_one_round_trip_built_part_by_part(
     assert job is not None and job.invocation.arguments == {"a": count - 1, "b": 1}
 
     calls = [hm.call(add, n, 1) for n in range(count)]
-    calls[2 * parts + 3] = hm.call(add)  # type: ignore[call-arg]
+    calls[first + second + 3] = hm.call(add)  # type: ignore[call-arg]
     events.clear()
     with pytest.raises(ArgumentBindingError):
         await pg_hive.jobs.options(queue="bad").create_many(calls)
-    assert events.count("sent") == 2 and events.count("checked") == 2 * parts + 4
+    assert events.count("sent") == 2 and events.count("checked") == first + second + 4
     assert backends.raw(postgres_url, "SELECT COUNT(*) FROM {job} WHERE queue = 'bad'") == [(0,)]
     assert backends.raw(postgres_url, "SELECT COUNT(*) FROM {job_state} WHERE job_id > ?", ids[-1]) == [(0,)]
     assert await pg_hive.jobs.create(add, 2, 3) > ids[-1]  # the connection is usable after the failure

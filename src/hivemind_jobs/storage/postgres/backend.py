@@ -135,8 +135,25 @@ def _binary(sql: str) -> SQL:
     return SQL(_PLACEHOLDER.sub(r"%(\1)b", unindented))
 
 
-#: the jobs of one ``job_insert_set`` statement when a batch is written part by part
-_INSERT_PART = 250
+#: A batch of this many jobs or more, in a transaction of its own, is written part by part
+#: (:meth:`_PostgresConnection._insert_parts`): a first part of ``_FIRST_PART`` jobs, so that the
+#: server starts writing as soon as it is built, each next part twice the one before, up to
+#: ``_LARGEST_PART`` (the client builds a part in about two thirds of the time the server takes to
+#: write one, so each part is ready before the server has written the one before it)
+_PARTS_FROM = 100
+_FIRST_PART = 40
+_LARGEST_PART = 400
+
+
+def _part_bounds(count: int) -> list[tuple[int, int]]:
+    """(start, end) of the parts of a batch of ``count`` jobs written part by part."""
+    bounds: list[tuple[int, int]] = []
+    start, size = 0, _FIRST_PART
+    while start < count:
+        end = min(count, start + size)
+        bounds.append((start, end))
+        start, size = end, min(2 * size, _LARGEST_PART)
+    return bounds
 
 
 @functools.lru_cache(maxsize=8)
@@ -502,8 +519,8 @@ class _PgConnection(Connection):
         """One statement for the jobs and everything with them (``job_insert`` for one job,
         ``job_insert_set`` over arrays for more); when it is the transaction's only operation it
         runs in autocommit: the statement is the whole transaction, one round trip.
-        :class:`PendingInserts` of two parts or more are written part by part (:meth:`_insert_parts`)."""
-        if isinstance(params, PendingInserts) and len(params) >= 2 * _INSERT_PART:
+        :class:`PendingInserts` of ``_PARTS_FROM`` jobs or more are written part by part (:meth:`_insert_parts`)."""
+        if isinstance(params, PendingInserts) and len(params) >= _PARTS_FROM:
             return await self._insert_parts(q, params)
         if len(params) == 1:
             plain = _plain_job(params[0], self.channel)
@@ -522,8 +539,8 @@ class _PgConnection(Connection):
         return _ids_in_order(params, rows), self.dt(rows[0][2])
 
     async def _insert_parts(self, q: Mapping[str, SQL], params: PendingInserts) -> tuple[list[int], datetime]:
-        """A batch in a transaction of its own as ``job_insert_set`` statements of
-        ``_INSERT_PART`` jobs in one pipeline, each part built (its calls checked and encoded) while
+        """A batch in a transaction of its own as ``job_insert_set`` statements of growing parts
+        (:func:`_part_bounds`) in one pipeline, each part built (its calls checked and encoded) while
         the server runs the one before it; the BEGIN before them and the COMMIT after them in the
         same round trip. They share the transaction's clock (:func:`_transaction_clock`), read by
         the BEGIN. A call that cannot be built raises with the parts before it sent and not
@@ -533,8 +550,8 @@ class _PgConnection(Connection):
         parts: list[tuple[list[JobInsert], psycopg.AsyncCursor[Any]]] = []
         async with raw.pipeline():
             await self._send_begin()
-            for start in range(0, len(params), _INSERT_PART):
-                rows = params.rows(start, start + _INSERT_PART)
+            for start, end in _part_bounds(len(params)):
+                rows = params.rows(start, end)
                 cursor = raw.cursor(row_factory=tuple_row)
                 await cursor.execute(sql, _job_batch(rows, self.channel))  # sent: the next part is built meanwhile
                 parts.append((rows, cursor))
