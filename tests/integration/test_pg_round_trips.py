@@ -8,6 +8,7 @@ every round trip ends with the server's ``ReadyForQuery``."""
 
 from __future__ import annotations
 
+import itertools
 import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -141,6 +142,20 @@ async def test_a_failed_transaction_keeps_none_of_its_statements(pg_hive: hm.Hiv
     # the connection went back to the pool outside any transaction: the next create commits on its own
     await pg_hive.jobs.create(add, 5, 6)
     assert backends.count(postgres_url, "job") == before + 1
+
+
+@pytest.mark.parametrize("count", [1, 39, 40, 100, 127, 1000, 1001, 30_000])
+def test_a_batch_s_parts_grow_from_a_small_first_one_to_a_cap(count: int) -> None:
+    """The parts cover the batch once, in order; the first is the small one, each next part twice
+    the one before until the cap (the last one may be shorter)."""
+    bounds = pg._part_bounds(count)
+    assert bounds[0][0] == 0 and bounds[-1][1] == count
+    assert all(end == start for (_, end), (start, _) in itertools.pairwise(bounds))
+    sizes = [end - start for start, end in bounds]
+    assert sizes[0] == min(count, pg._FIRST_PART)
+    whole = sizes[:-1]  # the last part is what is left
+    assert all(size == min(2 * before, pg._LARGEST_PART) for before, size in itertools.pairwise(whole))
+    assert max(sizes) <= pg._LARGEST_PART
 
 
 async def test_a_large_batch_of_its_own_is_one_round_trip_built_part_by_part(

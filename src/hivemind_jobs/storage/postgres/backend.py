@@ -136,7 +136,7 @@ def _binary(sql: str) -> SQL:
 
 
 #: A batch of this many jobs or more, in a transaction of its own, is written part by part
-#: (:meth:`_PostgresConnection._insert_parts`): a first part of ``_FIRST_PART`` jobs, so that the
+#: (:meth:`_PgConnection._insert_parts`): a first part of ``_FIRST_PART`` jobs, so that the
 #: server starts writing as soon as it is built, each next part twice the one before, up to
 #: ``_LARGEST_PART`` (the client builds a part in about two thirds of the time the server takes to
 #: write one, so each part is ready before the server has written the one before it)
