@@ -1208,6 +1208,29 @@ def _derived_rows(
     return statements
 
 
+def _rows_of_new_jobs(
+    sql: SQL,
+    positions: Sequence[tuple[int, int]],
+    firsts: Sequence[str],
+    rows_per_job: Sequence[Sequence[Any]],
+    literals_of: Callable[[Any], dict[str, str]],
+) -> str:
+    """One multi-row INSERT (``sql``'s row template) of the rows of the jobs a script has just
+    inserted, each naming its job as ``<first id of its INSERT> + <position>``. A row object
+    shared by several jobs (a batch's alike history rows) is rendered once."""
+    head, suffix, (before, after) = _row_template(sql, (), "job_id")
+    parts_of: dict[int, tuple[str, str]] = {}
+    rendered: list[str] = []
+    for (chunk, position), rows in zip(positions, rows_per_job, strict=True):
+        for row in rows:
+            parts = parts_of.get(id(row))
+            if parts is None:
+                literals = literals_of(row)
+                parts = parts_of[id(row)] = (_fill(before, literals), _fill(after, literals))
+            rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
+    return f"{head}{','.join(rendered)} {suffix}".rstrip()
+
+
 def _script_of(
     q: Mapping[str, SQL],
     params: Sequence[JobInsert],
@@ -1266,29 +1289,23 @@ def _script_of(
     if derived is not None:
         statements.extend(derived)
     else:
-        head, suffix, (before, after) = _row_template(q["job_state_insert"], (), "job_id")
-        states: dict[int, tuple[str, str]] = {}
-        for (chunk, position), job in zip(positions, params, strict=True):
-            for state in job.states:
-                parts = states.get(id(state))
-                if parts is None:
-                    literals = _state_literals(state, literal)
-                    parts = states[id(state)] = (_fill(before, literals), _fill(after, literals))
-                rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
-        statements.append(f"{ours}{head}{','.join(rendered)} {suffix}".rstrip())
-    rendered = []
+        rows = _rows_of_new_jobs(
+            q["job_state_insert"],
+            positions,
+            firsts,
+            [job.states for job in params],
+            lambda state: _state_literals(state, literal),
+        )
+        statements.append(f"{ours}{rows}")
     if any(job.properties for job in params):
-        head, suffix, (before, after) = _row_template(q["job_property_upsert"], (), "job_id")
-        properties: dict[int, tuple[str, str]] = {}
-        for (chunk, position), job in zip(positions, params, strict=True):
-            for prop in job.properties:
-                parts = properties.get(id(prop))
-                if parts is None:
-                    literals = {name: literal(value) for name, value in property_params(0, prop, _naive_utc).items()}
-                    parts = properties[id(prop)] = (_fill(before, literals), _fill(after, literals))
-                rendered.append(f"{parts[0]}{firsts[chunk]} + {position}{parts[1]}")
-        statements.append(f"{ours}{head}{','.join(rendered)} {suffix}".rstrip())
-        rendered = []
+        rows = _rows_of_new_jobs(
+            q["job_property_upsert"],
+            positions,
+            firsts,
+            [job.properties for job in params],
+            lambda prop: {name: literal(value) for name, value in property_params(0, prop, _naive_utc).items()},
+        )
+        statements.append(f"{ours}{rows}")
     if derived is None and any(job.enqueue is not None for job in params):
         # a new job has no entry yet: a plain INSERT, without the upsert's ON DUPLICATE KEY clause
         head, _, (before, after) = _row_template(q["queue_upsert"], _QUEUE_ROW, "job_id")
